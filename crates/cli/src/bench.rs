@@ -1,0 +1,163 @@
+//! `ferry bench`: plans a generated fleet and every example, and reports time, peak memory
+//! and plan quality (window against the lower bound and the one-at-a-time order).
+
+use crate::examples::EXAMPLES;
+use anyhow::Result;
+use ferry_model::{Cluster, Site};
+use ferry_plan::PlanOptions;
+use ferry_profiles::{load_site, ProfileSet};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Serialize)]
+struct ExampleFigures {
+    example: String,
+    nodes: usize,
+    steps: usize,
+    makespan_s: u64,
+    lower_bound_s: u64,
+    sequential_s: u64,
+    makespan_over_lower_bound: f64,
+    sequential_over_makespan: f64,
+}
+
+#[derive(Serialize)]
+struct FleetFigures {
+    clusters: usize,
+    nodes: usize,
+    steps: usize,
+    plan_ms: f64,
+    peak_rss_mb: Option<f64>,
+}
+
+/// Peak resident memory of this process, from the kernel's accounting.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// A fleet of `clusters` clusters built by replicating the example sites round-robin, with
+/// subscriber-like roles padded so clusters average about `nodes` nodes.
+fn fleet(examples: &[Site], clusters: usize, nodes: usize) -> Site {
+    let pool: Vec<&Cluster> = examples.iter().flat_map(|s| &s.clusters).collect();
+    let mut out = Vec::with_capacity(clusters);
+    for i in 0..clusters {
+        let mut c = pool[i % pool.len()].clone();
+        c.name = format!("{}-{i:05}", c.name);
+        c.facts.remove("h323_trunks");
+        // Pad with copies of the most common role until the cluster has `nodes` nodes.
+        if let Some(template) = most_common_role(&c) {
+            let mut k = 0;
+            while c.nodes.len() < nodes {
+                let mut n = template.clone();
+                n.name = format!("{}-x{k}", n.name);
+                c.nodes.push(n);
+                k += 1;
+            }
+        }
+        for n in &mut c.nodes {
+            n.facts.remove("h323_trunks");
+        }
+        out.push(c);
+    }
+    Site {
+        name: "generated-fleet".into(),
+        window: None,
+        clusters: out,
+    }
+}
+
+fn most_common_role(c: &Cluster) -> Option<ferry_model::Node> {
+    let mut best: Option<(usize, &ferry_model::Node)> = None;
+    for n in &c.nodes {
+        let count = c.nodes.iter().filter(|m| m.role == n.role).count();
+        if count > 1 && best.is_none_or(|(b, _)| count > b) {
+            best = Some((count, n));
+        }
+    }
+    best.map(|(_, n)| n.clone())
+}
+
+pub fn run(profiles: &ProfileSet, clusters: usize, nodes: usize, json: bool) -> Result<String> {
+    let mut sites = Vec::new();
+    let mut per_example = Vec::new();
+    for (name, text) in EXAMPLES {
+        let Ok(site) = load_site(name, text, profiles) else {
+            continue;
+        };
+        let plan = ferry_plan::plan(
+            &site,
+            |n| profiles.get(n).map(|p| &p.profile),
+            String::new(),
+            &PlanOptions::default(),
+        )?;
+        let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+        per_example.push(ExampleFigures {
+            example: name.to_string(),
+            nodes: site.clusters.iter().map(|c| c.nodes.len()).sum(),
+            steps: plan.steps.len(),
+            makespan_s: plan.makespan_s,
+            lower_bound_s: plan.lower_bound_s,
+            sequential_s: plan.sequential_s,
+            makespan_over_lower_bound: ratio(plan.makespan_s, plan.lower_bound_s),
+            sequential_over_makespan: ratio(plan.sequential_s, plan.makespan_s),
+        });
+        sites.push(site);
+    }
+    let fleet = fleet(&sites, clusters, nodes);
+    let node_count = fleet.clusters.iter().map(|c| c.nodes.len()).sum();
+    eprintln!(
+        "planning a fleet of {} clusters, {node_count} nodes ...",
+        fleet.clusters.len()
+    );
+    let t0 = Instant::now();
+    let plan = ferry_plan::plan(
+        &fleet,
+        |n| profiles.get(n).map(|p| &p.profile),
+        String::new(),
+        &PlanOptions::default(),
+    )?;
+    let plan_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let figures = FleetFigures {
+        clusters: fleet.clusters.len(),
+        nodes: node_count,
+        steps: plan.steps.len(),
+        plan_ms,
+        peak_rss_mb: peak_rss_mb(),
+    };
+    if json {
+        return Ok(serde_json::to_string_pretty(
+            &serde_json::json!({ "fleet": figures, "examples": per_example }),
+        )? + "\n");
+    }
+    let mut out = format!(
+        "fleet: {} clusters, {} nodes, {} steps planned in {:.0} ms, peak memory {} MB\n\n",
+        figures.clusters,
+        figures.nodes,
+        figures.steps,
+        figures.plan_ms,
+        figures
+            .peak_rss_mb
+            .map(|m| format!("{m:.0}"))
+            .unwrap_or_else(|| "?".into())
+    );
+    out.push_str(&format!(
+        "{:28} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10}\n",
+        "example", "nodes", "window_s", "bound_s", "serial_s", "win/bound", "serial/win"
+    ));
+    for e in &per_example {
+        out.push_str(&format!(
+            "{:28} {:>5} {:>9} {:>9} {:>9} {:>10.3} {:>10.2}\n",
+            e.example,
+            e.nodes,
+            e.makespan_s,
+            e.lower_bound_s,
+            e.sequential_s,
+            e.makespan_over_lower_bound,
+            e.sequential_over_makespan
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,410 @@
+//! `ferry`: the command line. Reads files, calls the pure core, writes output and exit codes.
+//!
+//! Exit codes: 0 success; 1 the preflight found inhibitors (`check`); 2 bad input (a site,
+//! profile or argument that cannot be used), with a diagnostic naming file, line and key.
+
+mod bench;
+mod examples;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use ferry_plan::{render, report, PlanOptions};
+use ferry_profiles::{load_site, ProfileSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Plan, check and rehearse upgrades of high-availability clusters",
+    long_about = "ferry checks a site before anything is touched, plans the order of every upgrade step under the \
+vendor's rules, and estimates the maintenance window.\n\n\
+A site file (TOML) lists clusters, their profile, target version and nodes. Built-in profiles: \
+cisco-ucm, cisco-callmanager4, genesys-framework, avaya-cms-ha, linux-ha.\n\n\
+Start with:  ferry demo            (check and plan a built-in example)\n\
+             ferry examples        (list built-in example sites)\n\
+             ferry check SITE      (preflight report; exit 1 on inhibitors)\n\
+             ferry plan SITE       (the plan; --format mop for a method of procedure)\n\n\
+SITE is a path, or `example:NAME` for a built-in example.",
+    after_help = "Exit codes: 0 ok, 1 inhibitors found (check), 2 bad input."
+)]
+struct Cli {
+    /// Load extra profiles from this directory (every *.toml file). Repeatable.
+    #[arg(long, global = true, value_name = "DIR")]
+    profiles: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+    Mop,
+    Svg,
+    Dot,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Preflight report: inhibitors, warnings and remedies (exit 1 when an inhibitor is found).
+    Check {
+        /// Site file, or `example:NAME`.
+        site: String,
+        /// Output format: text or json.
+        #[arg(long, short, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Plan the upgrade: version paths, step order with rule IDs, schedule, window estimate, rollback.
+    Plan {
+        /// Site file, or `example:NAME`.
+        site: String,
+        /// Output format: text, json, mop (Markdown method of procedure), svg (Gantt chart), dot.
+        #[arg(long, short, value_enum, default_value = "text")]
+        format: Format,
+        /// `fastest` (default: the shortest window the rules allow), `one-at-a-time`, or a profile's own strategy.
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Explain why one step is where it is (its ID, as `cluster/node/action`).
+        #[arg(long, value_name = "STEP")]
+        explain: Option<String>,
+        /// Write the output to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Check and plan a built-in example site, and print both.
+    Demo {
+        /// Example name (see `ferry examples`).
+        #[arg(default_value = "ucm-standard")]
+        name: String,
+    },
+    /// List the built-in example sites.
+    Examples,
+    /// List profiles, show one, or validate profile files.
+    Profiles {
+        #[command(subcommand)]
+        action: Option<ProfilesAction>,
+    },
+    /// Benchmark the planner on a generated fleet and on every example.
+    Bench {
+        /// Clusters in the generated fleet.
+        #[arg(long, default_value_t = 1000)]
+        clusters: usize,
+        /// Nodes per cluster (approximately; examples are replicated and padded).
+        #[arg(long, default_value_t = 10)]
+        nodes: usize,
+        #[arg(long, short, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfilesAction {
+    /// Names and titles of every loaded profile.
+    List,
+    /// Print a profile's TOML source.
+    Show { name: String },
+    /// Validate profile files without loading a site.
+    Check { files: Vec<PathBuf> },
+}
+
+/// Bad input: the message is already a rendered diagnostic. Exit code 2.
+#[derive(Debug)]
+struct BadInput(String);
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for BadInput {}
+
+fn bad(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(BadInput(msg.into()))
+}
+
+fn render_diag(err: impl miette::Diagnostic + Send + Sync + 'static) -> String {
+    format!("{:?}", miette::Report::new(err))
+}
+
+fn load_profiles(dirs: &[PathBuf]) -> Result<ProfileSet> {
+    let mut set = ProfileSet::builtin().map_err(|e| bad(render_diag(e)))?;
+    for dir in dirs {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            bad(format!(
+                "cannot read profile directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = read(&f)?;
+            set.add(&f.display().to_string(), &text)
+                .map_err(|e| bad(render_diag(e)))?;
+        }
+    }
+    Ok(set)
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))
+}
+
+/// The site's name for messages and its text.
+fn site_text(arg: &str) -> Result<(String, String)> {
+    if let Some(name) = arg.strip_prefix("example:") {
+        let text = examples::get(name).ok_or_else(|| {
+            bad(format!(
+                "no built-in example `{name}`; examples: {}",
+                examples::names().join(", ")
+            ))
+        })?;
+        return Ok((format!("example:{name}"), text.to_string()));
+    }
+    Ok((arg.to_string(), read(Path::new(arg))?))
+}
+
+struct Loaded {
+    profiles: ProfileSet,
+    site: ferry_model::Site,
+    hash: String,
+}
+
+fn load(profile_dirs: &[PathBuf], site_arg: &str) -> Result<Loaded> {
+    let profiles = load_profiles(profile_dirs)?;
+    let (name, text) = site_text(site_arg)?;
+    let site = load_site(&name, &text, &profiles).map_err(|e| bad(render_diag(e)))?;
+    let mut parts: Vec<(&str, &str)> = vec![("site", text.as_str())];
+    let used: std::collections::BTreeSet<&str> =
+        site.clusters.iter().map(|c| c.profile.as_str()).collect();
+    for p in used {
+        if let Some(lp) = profiles.get(p) {
+            parts.push((p, lp.text.as_str()));
+        }
+    }
+    let hash = ferry_plan::input_hash(&parts);
+    Ok(Loaded {
+        profiles,
+        site,
+        hash,
+    })
+}
+
+fn write_out(output: Option<&Path>, text: &str) -> Result<()> {
+    match output {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display())),
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
+            Ok(())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check { site, format } => {
+            let l = load(&cli.profiles, &site)?;
+            let findings = ferry_plan::check(
+                &l.site,
+                |n| l.profiles.get(n).map(|p| &p.profile),
+                &PlanOptions::default(),
+            )
+            .map_err(|e| bad(e.to_string()))?;
+            let text = match format {
+                Format::Json => report::check_json(&l.site.name, &findings),
+                Format::Text => report::check_text(&l.site.name, &findings),
+                _ => return Err(bad("check writes text or json")),
+            };
+            write_out(None, &text)?;
+            Ok(if report::inhibitors(&findings) > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Plan {
+            site,
+            format,
+            strategy,
+            explain,
+            output,
+        } => {
+            let l = load(&cli.profiles, &site)?;
+            if let Some(s) = &strategy {
+                let known = known_strategies(&l);
+                if !known.contains(s) {
+                    return Err(bad(format!(
+                        "unknown strategy `{s}`; known: {}",
+                        known.join(", ")
+                    )));
+                }
+            }
+            let opts = PlanOptions { strategy };
+            let plan = ferry_plan::plan(
+                &l.site,
+                |n| l.profiles.get(n).map(|p| &p.profile),
+                l.hash.clone(),
+                &opts,
+            )
+            .map_err(|e| bad(e.to_string()))?;
+            if let Some(id) = explain {
+                let text = ferry_plan::explain(&plan, &id).ok_or_else(|| {
+                    let near: Vec<&str> = plan
+                        .steps
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .filter(|s| {
+                            s.contains(id.as_str())
+                                || id.contains(s.rsplit('/').next().unwrap_or(""))
+                        })
+                        .take(8)
+                        .collect();
+                    bad(format!(
+                        "no step `{id}` in the plan{}",
+                        if near.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; did you mean: {}", near.join(", "))
+                        }
+                    ))
+                })?;
+                write_out(output.as_deref(), &text)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let text = match format {
+                Format::Text => render::text::render_text(&plan),
+                Format::Json => serde_json::to_string_pretty(&plan)? + "\n",
+                Format::Mop => render::mop::render_mop(&plan),
+                Format::Svg => render::svg::render_svg(&plan),
+                Format::Dot => render::dot::render_dot(&plan),
+            };
+            write_out(output.as_deref(), &text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { name } => {
+            let site = format!("example:{name}");
+            let l = load(&cli.profiles, &site)?;
+            let plan = ferry_plan::plan(
+                &l.site,
+                |n| l.profiles.get(n).map(|p| &p.profile),
+                l.hash.clone(),
+                &PlanOptions::default(),
+            )
+            .map_err(|e| bad(e.to_string()))?;
+            let mut text = report::check_text(&l.site.name, &plan.findings);
+            text.push('\n');
+            text.push_str(&render::text::render_text(&plan));
+            text.push_str(&format!(
+                "\nNext: `ferry plan {site} --format mop` for the method of procedure, `--format svg -o plan.svg` for the Gantt chart.\n"
+            ));
+            write_out(None, &text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Examples => {
+            let mut text = String::new();
+            for (name, body) in examples::EXAMPLES {
+                let title = body
+                    .lines()
+                    .find_map(|l| l.strip_prefix("# "))
+                    .unwrap_or("");
+                text.push_str(&format!("{name:28} {title}\n"));
+            }
+            write_out(None, &text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profiles { action } => {
+            let set = load_profiles(&cli.profiles)?;
+            match action.unwrap_or(ProfilesAction::List) {
+                ProfilesAction::List => {
+                    let mut text = String::new();
+                    for p in set.iter() {
+                        text.push_str(&format!(
+                            "{:20} {}  [{}]\n",
+                            p.profile.profile.name, p.profile.profile.title, p.origin
+                        ));
+                    }
+                    write_out(None, &text)?;
+                }
+                ProfilesAction::Show { name } => {
+                    let p = set.get(&name).ok_or_else(|| {
+                        bad(format!(
+                            "no profile `{name}`; profiles: {}",
+                            set.names().join(", ")
+                        ))
+                    })?;
+                    write_out(None, &p.text)?;
+                }
+                ProfilesAction::Check { files } => {
+                    for f in files {
+                        let text = read(&f)?;
+                        ferry_profiles::load_profile(&f.display().to_string(), &text)
+                            .map_err(|e| bad(render_diag(e)))?;
+                        println!("{}: ok", f.display());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            clusters,
+            nodes,
+            format,
+        } => {
+            let profiles = load_profiles(&cli.profiles)?;
+            let text = bench::run(&profiles, clusters, nodes, format == Format::Json)?;
+            write_out(None, &text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn known_strategies(l: &Loaded) -> Vec<String> {
+    let mut v: Vec<String> = ferry_profiles::site::BASE_STRATEGIES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for c in &l.site.clusters {
+        if let Some(p) = l.profiles.get(&c.profile) {
+            for s in &p.profile.profile.strategies {
+                if !v.contains(s) {
+                    v.push(s.clone());
+                }
+            }
+        }
+    }
+    v
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(b) = e.downcast_ref::<BadInput>() {
+                eprintln!("{b}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("ferry: {e:#}");
+                ExitCode::from(3)
+            }
+        }
+    }
+}

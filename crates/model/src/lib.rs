@@ -1,0 +1,18 @@
+//! Plain data shared by every part of ferry: sites, profiles, plans, findings and vendor versions.
+//!
+//! Nothing here does IO. Types serialise with serde so that they can cross every boundary
+//! (files, JSON output, the journal) unchanged.
+
+pub mod fact;
+pub mod finding;
+pub mod plan;
+pub mod profile;
+pub mod site;
+pub mod version;
+
+pub use fact::{FactValue, Facts};
+pub use finding::{Finding, Severity};
+pub use plan::{ClusterPlan, Impact, Measure, Phase, Plan, PlannedStep, StepKind};
+pub use profile::Profile;
+pub use site::{Cluster, Node, Site};
+pub use version::{VendorVersion, VersionError, VersionPattern};

@@ -1,0 +1,164 @@
+//! Plans: the product of a site and its profiles. A plan is a file a user reviews, keeps and
+//! applies later; its `input_hash` ties it to the inputs it was made from.
+
+use crate::finding::Finding;
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON layout of plans and reports. Fields may be added, never renamed.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What kind of work a step is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// Something an engineer or driver does.
+    #[default]
+    Action,
+    /// Wait until a condition holds (replication state 2, a log event).
+    Gate,
+    /// Stop for a person's approval.
+    Pause,
+}
+
+/// When a step runs relative to the maintenance window.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Before the window (e.g. 24 hours before): does not count towards its length.
+    Prepare,
+    /// Inside the window.
+    #[default]
+    Window,
+}
+
+/// What the node's service does while a step runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Impact {
+    /// No effect on service.
+    #[default]
+    None,
+    /// Serving, with reduced redundancy or capacity.
+    Degraded,
+    /// Not serving.
+    Down,
+}
+
+impl Impact {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Impact::None => "none",
+            Impact::Degraded => "degraded",
+            Impact::Down => "down",
+        }
+    }
+}
+
+/// Why one step waits for another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub rule: String,
+    pub note: String,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    /// Stable ID: `cluster/node/action` (or `cluster/action` for cluster-wide steps).
+    pub id: String,
+    pub cluster: String,
+    pub node: Option<String>,
+    pub role: Option<String>,
+    pub action: String,
+    pub title: String,
+    pub kind: StepKind,
+    pub phase: Phase,
+    /// Steps that must end before this one starts.
+    pub after: Vec<String>,
+    /// Rule IDs behind this step and behind the edges into it.
+    pub rules: Vec<String>,
+    pub start_s: u64,
+    pub duration_s: u64,
+    pub impact: Impact,
+    pub impact_note: String,
+    pub instructions: String,
+    pub verify: String,
+    pub warning: Option<String>,
+}
+
+impl PlannedStep {
+    pub fn end_s(&self) -> u64 {
+        self.start_s + self.duration_s
+    }
+}
+
+/// Per cluster: where it goes and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterPlan {
+    pub name: String,
+    pub profile: String,
+    pub from: String,
+    pub target: String,
+    /// Versions the cluster passes through, from the current to the target.
+    pub path: Vec<String>,
+    pub upgrade_type: String,
+    /// Rule behind the upgrade type.
+    pub upgrade_type_rule: String,
+    pub strategy: String,
+    /// Window-phase span of this cluster's steps.
+    pub makespan_s: u64,
+}
+
+/// A group of steps the rules limit (one at a time, a few at a time, or by capacity).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitGroup {
+    pub rule: String,
+    pub note: String,
+    pub steps: Vec<String>,
+    pub max_concurrent: Option<u32>,
+    pub capacity: Option<f64>,
+}
+
+/// A reported span of the plan (e.g. the time in which no server collects data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measure {
+    pub cluster: String,
+    pub name: String,
+    pub rule: String,
+    pub description: String,
+    pub start_s: u64,
+    pub duration_s: u64,
+}
+
+/// A whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub site: String,
+    pub strategy: String,
+    /// SHA-256 of the site file and every profile it uses.
+    pub input_hash: String,
+    pub clusters: Vec<ClusterPlan>,
+    pub steps: Vec<PlannedStep>,
+    pub edges: Vec<Edge>,
+    /// Length of the window phase as scheduled.
+    pub makespan_s: u64,
+    /// Length of the prepare phase as scheduled (work done before the window).
+    pub prepare_s: u64,
+    /// No schedule that keeps the rules can be shorter than this.
+    pub lower_bound_s: u64,
+    /// Every window step one at a time in the documented order.
+    pub sequential_s: u64,
+    /// Site window length in seconds, when the site books one.
+    pub window_s: Option<u64>,
+    pub measures: Vec<Measure>,
+    pub limits: Vec<LimitGroup>,
+    pub findings: Vec<Finding>,
+    pub rollback: Vec<PlannedStep>,
+    pub rollback_edges: Vec<Edge>,
+    pub rollback_makespan_s: u64,
+}

@@ -1,0 +1,522 @@
+//! Profiles: how one product must be upgraded, as data.
+//!
+//! A profile names the product's roles, its version graph, the per-node procedure, the ordering,
+//! concurrency and capacity rules between steps, preflight checks and the rollback procedure.
+//! Every rule carries the ID of the vendor rule it encodes. The engine knows no product; it only
+//! reads this. The on-disk format is documented in `docs/profiles.md`.
+
+use crate::fact::FactValue;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub profile: ProfileMeta,
+    #[serde(default, rename = "role")]
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub versions: VersionRules,
+    #[serde(default, rename = "upgrade_type")]
+    pub upgrade_types: Vec<UpgradeTypeRule>,
+    #[serde(default, rename = "fact")]
+    pub facts: Vec<FactSpec>,
+    #[serde(default)]
+    pub procedure: Procedure,
+    #[serde(default)]
+    pub rollback: Procedure,
+    #[serde(default, rename = "check")]
+    pub checks: Vec<Check>,
+    #[serde(default, rename = "measure")]
+    pub measures: Vec<MeasureRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileMeta {
+    pub name: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Strategies this profile's rules distinguish. `fastest` and `one-at-a-time` always exist.
+    #[serde(default)]
+    pub strategies: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    pub name: String,
+    #[serde(default)]
+    pub title: String,
+    /// Fewest nodes of this role a cluster may have.
+    #[serde(default)]
+    pub min: u32,
+    /// Most nodes of this role a cluster may have (`None`: no limit).
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// Rule ID behind `min`/`max`, if any.
+    #[serde(default)]
+    pub rule: Option<String>,
+}
+
+/// How versions are read and which upgrades are supported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionRules {
+    /// How many leading numbers make the "release" (CMS: 2, `R19.1`).
+    #[serde(default = "default_release_numbers")]
+    pub release_numbers: usize,
+    /// Rule ID for the supported-path check (a source outside every edge is an inhibitor).
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// Direct upgrades: `from` and `to` are version patterns (`3.2`, `3.3`, `12.x`, `*`).
+    #[serde(default, rename = "edge")]
+    pub edges: Vec<VersionEdge>,
+    /// Mandatory intermediate hops: a source matching `from` must first go to `via`.
+    #[serde(default, rename = "hop")]
+    pub hops: Vec<VersionHop>,
+    /// The embedded operating system's major version, by product version pattern.
+    #[serde(default, rename = "os")]
+    pub os: Vec<OsRelease>,
+}
+
+fn default_release_numbers() -> usize {
+    2
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionEdge {
+    pub from: Vec<String>,
+    pub to: String,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionHop {
+    pub from: Vec<String>,
+    pub to: String,
+    pub via: String,
+    pub rule: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OsRelease {
+    pub versions: String,
+    pub os_major: u32,
+}
+
+/// Picks the upgrade type. The first rule whose `when` holds wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeTypeRule {
+    pub name: String,
+    pub rule: String,
+    #[serde(default)]
+    pub when: Option<Condition>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The type a fact must have in a site file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FactType,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FactType {
+    Bool,
+    Integer,
+    Number,
+    String,
+    List,
+    Table,
+    /// An RFC 3339 date-time, written as a TOML datetime or a string.
+    Datetime,
+}
+
+impl FactType {
+    pub fn accepts(self, v: &FactValue) -> bool {
+        matches!(
+            (self, v),
+            (FactType::Bool, FactValue::Bool(_))
+                | (FactType::Integer, FactValue::Int(_))
+                | (FactType::Number, FactValue::Int(_) | FactValue::Float(_))
+                | (FactType::String, FactValue::String(_))
+                | (FactType::Datetime, FactValue::String(_))
+                | (FactType::List, FactValue::List(_))
+                | (FactType::Table, FactValue::Table(_))
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactType::Bool => "bool",
+            FactType::Integer => "integer",
+            FactType::Number => "number",
+            FactType::String => "string",
+            FactType::List => "list",
+            FactType::Table => "table",
+            FactType::Datetime => "datetime",
+        }
+    }
+}
+
+/// A set of steps and the rules that order them. Used for the upgrade and for the rollback.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Procedure {
+    #[serde(default, rename = "step")]
+    pub steps: Vec<StepTemplate>,
+    #[serde(default, rename = "order")]
+    pub orders: Vec<OrderRule>,
+    #[serde(default, rename = "sequence")]
+    pub sequences: Vec<SequenceRule>,
+    #[serde(default, rename = "limit")]
+    pub limits: Vec<LimitRule>,
+}
+
+/// Which nodes a node-scope step runs on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeFilter {
+    /// Only nodes whose version is below their target (the default).
+    #[default]
+    Upgrading,
+    /// Every node of the step's roles, including ones already on target.
+    All,
+    /// Only nodes already on their target (e.g. a reboot of nodes that are not upgraded).
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// One instance per matching node.
+    #[default]
+    Node,
+    /// One instance per cluster.
+    Cluster,
+}
+
+/// One step of the procedure, instantiated per node (or once per cluster).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepTemplate {
+    /// Action name, unique within the procedure (`install-inactive`, `switch-version`).
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub scope: Scope,
+    /// Roles whose nodes run this step (node scope). Empty: every role.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub nodes: NodeFilter,
+    #[serde(default)]
+    pub when: Option<Condition>,
+    #[serde(default)]
+    pub kind: crate::plan::StepKind,
+    #[serde(default)]
+    pub phase: crate::plan::Phase,
+    /// Default duration in minutes.
+    pub minutes: f64,
+    /// Extra duration that grows with a numeric fact of the node (or cluster).
+    #[serde(default)]
+    pub per_fact: Option<PerFact>,
+    /// Whether the node serves while this runs.
+    #[serde(default)]
+    pub impact: crate::plan::Impact,
+    /// What the service loses while this runs, in words (impact annotations of behaviour rules).
+    #[serde(default)]
+    pub impact_note: String,
+    /// Rule IDs this step carries out or is annotated with.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// What the engineer does.
+    #[serde(default)]
+    pub instructions: String,
+    /// How the engineer confirms it worked.
+    #[serde(default)]
+    pub verify: String,
+    /// A warning that travels with the step into the plan (e.g. "revert impossible afterwards").
+    #[serde(default)]
+    pub warning: Option<String>,
+    /// Whether this step starts after the node's previous step (default true). False for steps
+    /// that are placed only by order rules.
+    #[serde(default = "yes")]
+    pub follows_previous: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerFact {
+    pub fact: String,
+    /// Add `minutes` for every `per` units of the fact.
+    pub per: f64,
+    pub minutes: f64,
+}
+
+/// Selects step instances: a step id (or several) on nodes of some roles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSelector {
+    pub step: Vec<String>,
+    /// Roles the step's node must have. Empty: any (and cluster-scope steps).
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Every selected `before` instance ends before any selected `then` instance starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRule {
+    pub rule: String,
+    pub before: StepSelector,
+    pub then: StepSelector,
+    #[serde(default)]
+    pub when: Option<Condition>,
+    /// Why, in words, for `--explain`.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Nodes pass through a block of steps one node at a time, in role order then site order:
+/// the block of each node starts after the block of the node before it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceRule {
+    pub rule: String,
+    /// Role order. Nodes of one role go in the order the site lists them.
+    pub roles: Vec<String>,
+    /// The steps that make a node's block; the block runs from the first of these on the node
+    /// to the last.
+    pub steps: Vec<String>,
+    #[serde(default)]
+    pub when: Option<Condition>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// At most `max_concurrent` selected steps at once, and (with `capacity`) a weighted limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitRule {
+    pub rule: String,
+    pub steps: StepSelector,
+    #[serde(default)]
+    pub max_concurrent: Option<u32>,
+    #[serde(default)]
+    pub capacity: Option<Capacity>,
+    #[serde(default)]
+    pub when: Option<Condition>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A weighted limit: the running steps' nodes' `weight_fact` summed per value of `per_fact`
+/// (plus the weight of the node that value names, when `include_named_node`) stays at or under `max`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    pub weight_fact: String,
+    pub max: f64,
+    #[serde(default)]
+    pub per_fact: Option<String>,
+    #[serde(default)]
+    pub include_named_node: bool,
+}
+
+/// A span of the plan whose length the plan reports (e.g. the time no server collects data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureRule {
+    pub name: String,
+    pub rule: String,
+    /// From the start of the earliest instance of this step...
+    pub from_step: String,
+    /// ...to the end of the latest instance of this step.
+    pub to_step: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A condition over the cluster being planned (and, for node-scope uses, the node).
+///
+/// Written in TOML as an inline table with one key, e.g. `{ upgrade_type = ["refresh"] }` or
+/// `{ all = [ { fact = { name = "devices", gt = 5000 } }, { roles = ["primary"] } ] }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+    /// The cluster's upgrade type is one of these.
+    UpgradeType(Vec<String>),
+    /// The plan's strategy is one of these.
+    Strategy(Vec<String>),
+    /// At least one node of these roles is upgrading.
+    Upgrading(Vec<String>),
+    /// The node has one of these roles (node context only).
+    Roles(Vec<String>),
+    /// A test on a fact of the node (falling back to the cluster's facts).
+    Fact(FactTest),
+    /// A test on a fact of the cluster only.
+    ClusterFact(FactTest),
+    /// A version test on the nodes of some roles (all of them must pass).
+    Version(VersionTest),
+}
+
+/// Tests on one fact. Every test given must hold. A missing fact fails every test but `missing`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactTest {
+    pub name: String,
+    #[serde(default)]
+    pub eq: Option<FactValue>,
+    #[serde(default)]
+    pub ne: Option<FactValue>,
+    #[serde(default)]
+    pub gt: Option<f64>,
+    #[serde(default)]
+    pub ge: Option<f64>,
+    #[serde(default)]
+    pub lt: Option<f64>,
+    #[serde(default)]
+    pub le: Option<f64>,
+    /// The value is one of these.
+    #[serde(default, rename = "in")]
+    pub one_of: Option<Vec<FactValue>>,
+    /// The value is none of these.
+    #[serde(default)]
+    pub not_in: Option<Vec<FactValue>>,
+    /// A list fact has an item containing this text (or a string fact contains it).
+    #[serde(default)]
+    pub contains: Option<String>,
+    /// A list fact has no item containing this text (or a string fact does not contain it).
+    #[serde(default)]
+    pub not_contains: Option<String>,
+    /// The list has more than this many items.
+    #[serde(default)]
+    pub len_gt: Option<usize>,
+    /// The fact, read as a vendor version, is below this one.
+    #[serde(default)]
+    pub version_lt: Option<String>,
+    /// The fact, read as a vendor version, matches none of these patterns.
+    #[serde(default)]
+    pub version_not_in: Option<Vec<String>>,
+    /// The fact, read as a vendor version, matches one of these patterns.
+    #[serde(default)]
+    pub version_in: Option<Vec<String>>,
+    /// True: the fact is absent. False: the fact is present.
+    #[serde(default)]
+    pub missing: Option<bool>,
+}
+
+/// Which version of a node a test reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionSide {
+    /// The version the node runs now.
+    #[default]
+    Current,
+    /// The version the node must reach.
+    Target,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionTest {
+    /// Roles whose nodes are tested; empty means the node in context, else every node.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub side: VersionSide,
+    /// Matches one of these patterns.
+    #[serde(default, rename = "in")]
+    pub one_of: Option<Vec<String>>,
+    /// Below this version.
+    #[serde(default)]
+    pub lt: Option<String>,
+    /// At or above this version.
+    #[serde(default)]
+    pub ge: Option<String>,
+    /// Current and target share their first N numbers (an MR/ES update when N = 3).
+    #[serde(default)]
+    pub same_prefix: Option<usize>,
+    /// Current and target differ within their first N numbers.
+    #[serde(default)]
+    pub differs_within: Option<usize>,
+    /// The embedded OS major version changes between current and target.
+    #[serde(default)]
+    pub os_major_changes: Option<bool>,
+}
+
+/// A preflight check: `test` says what to look for; `severity`, `message` and `remedy` say what to report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// Stable name, part of every finding's key.
+    pub id: String,
+    pub rule: String,
+    pub severity: crate::finding::Severity,
+    pub test: CheckTest,
+    /// Only check clusters where this holds.
+    #[serde(default)]
+    pub when: Option<Condition>,
+    /// Text of the finding. `{node}`, `{cluster}`, `{role}`, `{version}`, `{target}`,
+    /// `{fact.NAME}`, `{next.NAME}` (the fact with its trailing number incremented) and the
+    /// test's own fields (`{detail}`) are filled in.
+    pub message: String,
+    #[serde(default)]
+    pub remedy: String,
+}
+
+/// What a check looks for. Written as `test.node = { ... }`, `test.max_age = { ... }`, and so on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum CheckTest {
+    /// A finding for every node where the condition holds.
+    Node(Condition),
+    /// One finding for the cluster when the condition holds.
+    Cluster(Condition),
+    /// Nodes of `roles` must end on versions whose first `numbers` numbers are equal
+    /// (`numbers` absent: the whole version). With `with_roles`, each end version of `roles`
+    /// must match the end version of every node of `with_roles` instead.
+    VersionsMatch {
+        roles: Vec<String>,
+        #[serde(default)]
+        numbers: Option<usize>,
+        #[serde(default)]
+        with_roles: Vec<String>,
+    },
+    /// The string items of a list fact must be unique across every cluster of the site.
+    UniqueAcrossSite { fact: String },
+    /// Service parameters the upgrade will change: the fact is a list of tables
+    /// `{ name, value, min, max, suggested, new_suggested }`; one finding per parameter that changes.
+    ClampedParameters { fact: String },
+    /// The estimate of `step` on a node must not exceed the node's (or cluster's) fact, in seconds.
+    StepWithinFact { step: String, fact: String },
+    /// A datetime fact must lie within `hours` before the site's window start.
+    MaxAge {
+        fact: String,
+        hours: f64,
+        #[serde(default)]
+        roles: Vec<String>,
+    },
+}

@@ -1,0 +1,296 @@
+//! Preflight checks: the profile's checks evaluated against the site, as findings.
+
+use crate::condition::{eval, fact, Scope};
+use crate::graph::Graph;
+use ferry_model::profile::{Check, CheckTest};
+use ferry_model::{Cluster, FactValue, Finding, Node, Profile, Site, VendorVersion};
+use std::collections::BTreeMap;
+
+/// Fills `{node}`, `{cluster}`, `{role}`, `{version}`, `{target}`, `{fact.X}`, `{next.X}` and `{detail}`.
+pub fn fill(template: &str, cluster: &Cluster, node: Option<&Node>, detail: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let key = &rest[open + 1..open + close];
+        let value = match key {
+            "node" => node.map(|n| n.name.clone()),
+            "cluster" => Some(cluster.name.clone()),
+            "role" => node.map(|n| n.role.clone()),
+            "version" => node.map(|n| n.version.to_string()),
+            "target" => Some(node.map_or(cluster.target.to_string(), |n| n.target.to_string())),
+            "detail" => Some(detail.to_string()),
+            k if k.starts_with("fact.") => fact(cluster, node, &k[5..]).map(|v| v.to_string()),
+            k if k.starts_with("next.") => {
+                fact(cluster, node, &k[5..]).map(|v| increment_trailing(&v.to_string()))
+            }
+            _ => None,
+        };
+        match value {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&rest[open..open + close + 1]),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `CCM0300` becomes `CCM0301`: the trailing number incremented, its width kept.
+pub fn increment_trailing(s: &str) -> String {
+    let digits = s.chars().rev().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return s.to_string();
+    }
+    let (head, num) = s.split_at(s.len() - digits);
+    match num.parse::<u128>() {
+        Ok(n) => format!("{head}{:0width$}", n + 1, width = digits),
+        Err(_) => s.to_string(),
+    }
+}
+
+fn finding(
+    check: &Check,
+    cluster: &Cluster,
+    node: Option<&Node>,
+    detail: &str,
+    key_extra: &str,
+) -> Finding {
+    let mut key = format!("{}/{}", check.id, cluster.name);
+    if let Some(n) = node {
+        key.push('/');
+        key.push_str(&n.name);
+    }
+    if !key_extra.is_empty() {
+        key.push('/');
+        key.push_str(key_extra);
+    }
+    Finding {
+        key,
+        rule: check.rule.clone(),
+        severity: check.severity,
+        cluster: Some(cluster.name.clone()),
+        node: node.map(|n| n.name.clone()),
+        message: fill(&check.message, cluster, node, detail),
+        remedy: fill(&check.remedy, cluster, node, detail),
+    }
+}
+
+/// Runs one cluster's checks. `graph` gives step estimates for `step_within_fact`.
+pub fn run(
+    site: &Site,
+    cluster: &Cluster,
+    profile: &Profile,
+    scope: &Scope<'_>,
+    graph: &Graph,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for check in &profile.checks {
+        if !check.when.as_ref().is_none_or(|c| eval(c, scope, None)) {
+            continue;
+        }
+        match &check.test {
+            CheckTest::Node(cond) => {
+                for n in &cluster.nodes {
+                    if eval(cond, scope, Some(n)) {
+                        out.push(finding(check, cluster, Some(n), "", ""));
+                    }
+                }
+            }
+            CheckTest::Cluster(cond) => {
+                if eval(cond, scope, None) {
+                    out.push(finding(check, cluster, None, "", ""));
+                }
+            }
+            CheckTest::VersionsMatch {
+                roles,
+                numbers,
+                with_roles,
+            } => {
+                let same = |a: &VendorVersion, b: &VendorVersion| match numbers {
+                    Some(k) => a.same_prefix(b, *k),
+                    None => a == b,
+                };
+                let nodes: Vec<&Node> = cluster
+                    .nodes
+                    .iter()
+                    .filter(|n| roles.contains(&n.role))
+                    .collect();
+                if with_roles.is_empty() {
+                    if let Some(first) = nodes.first() {
+                        if nodes.iter().any(|n| !same(&n.target, &first.target)) {
+                            let detail = nodes
+                                .iter()
+                                .map(|n| format!("{} ends on {}", n.name, n.target))
+                                .collect::<Vec<_>>()
+                                .join(", ");
+                            out.push(finding(check, cluster, None, &detail, ""));
+                        }
+                    }
+                } else {
+                    let others: Vec<&Node> = cluster
+                        .nodes
+                        .iter()
+                        .filter(|n| with_roles.contains(&n.role))
+                        .collect();
+                    for n in &nodes {
+                        if let Some(o) = others.iter().find(|o| !same(&n.target, &o.target)) {
+                            let detail = format!(
+                                "{} ends on {}, {} ends on {}",
+                                n.name, n.target, o.name, o.target
+                            );
+                            out.push(finding(check, cluster, Some(n), &detail, ""));
+                        }
+                    }
+                }
+            }
+            CheckTest::UniqueAcrossSite { fact: name } => {
+                let mut owners: BTreeMap<String, Vec<(String, Option<String>)>> = BTreeMap::new();
+                for c in &site.clusters {
+                    let mut add = |v: Option<&FactValue>, node: Option<&str>| {
+                        for item in v.and_then(|v| v.as_list()).unwrap_or(&[]) {
+                            owners
+                                .entry(item.to_string())
+                                .or_default()
+                                .push((c.name.clone(), node.map(str::to_string)));
+                        }
+                    };
+                    add(c.facts.get(name), None);
+                    for n in &c.nodes {
+                        add(n.facts.get(name), Some(&n.name));
+                    }
+                }
+                for (value, who) in owners {
+                    let clusters: std::collections::BTreeSet<&str> =
+                        who.iter().map(|(c, _)| c.as_str()).collect();
+                    if clusters.len() < 2 || !clusters.contains(cluster.name.as_str()) {
+                        continue;
+                    }
+                    let detail = format!(
+                        "`{value}` is used in clusters {}",
+                        clusters.iter().copied().collect::<Vec<_>>().join(", ")
+                    );
+                    out.push(finding(check, cluster, None, &detail, &value));
+                }
+            }
+            CheckTest::ClampedParameters { fact: name } => {
+                for n in std::iter::once(None).chain(cluster.nodes.iter().map(Some)) {
+                    let v = match n {
+                        Some(n) => n.facts.get(name),
+                        None => cluster.facts.get(name),
+                    };
+                    for p in v.and_then(|v| v.as_list()).unwrap_or(&[]) {
+                        if let Some((pname, detail)) = clamp_change(p) {
+                            out.push(finding(check, cluster, n, &detail, &pname));
+                        }
+                    }
+                }
+            }
+            CheckTest::StepWithinFact { step, fact: name } => {
+                for inst in graph.insts.iter().filter(|i| &i.step.action == step) {
+                    let node = inst.step.node.as_deref().and_then(|n| cluster.node(n));
+                    let Some(limit) = fact(cluster, node, name).and_then(|v| v.as_f64()) else {
+                        continue;
+                    };
+                    if inst.step.duration_s as f64 > limit {
+                        let detail = format!(
+                            "`{}` is estimated at {} s, longer than {name} = {limit} s",
+                            inst.step.title, inst.step.duration_s
+                        );
+                        out.push(finding(check, cluster, node, &detail, ""));
+                    }
+                }
+            }
+            CheckTest::MaxAge {
+                fact: name,
+                hours,
+                roles,
+            } => {
+                for n in cluster
+                    .nodes
+                    .iter()
+                    .filter(|n| roles.is_empty() || roles.contains(&n.role))
+                {
+                    let detail = match (fact(cluster, Some(n), name), &site.window) {
+                        (None, _) => format!("no `{name}` is recorded"),
+                        (Some(v), Some(w)) => {
+                            match v.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok()) {
+                                Some(ts) => {
+                                    let age_h = (w.start_epoch_s - ts.as_second()) as f64 / 3600.0;
+                                    if age_h <= *hours && age_h >= 0.0 {
+                                        continue;
+                                    }
+                                    format!("`{name}` = {v} is {age_h:.1} hours before the window start")
+                                }
+                                None => format!("`{name}` = {v} is not a date-time"),
+                            }
+                        }
+                        (Some(_), None) => {
+                            format!(
+                                "the site has no window, so the age of `{name}` cannot be checked"
+                            )
+                        }
+                    };
+                    out.push(finding(check, cluster, Some(n), &detail, ""));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// CCM-style service-parameter migration: what a parameter becomes after the upgrade, when it changes.
+/// Non-numeric or at the old suggested value: the new suggested value. Custom within
+/// [min, max]: kept. Outside: clamped to the nearest bound.
+pub fn clamp_change(p: &FactValue) -> Option<(String, String)> {
+    let t = p.as_table()?;
+    let name = t.get("name")?.to_string();
+    let value = t.get("value")?;
+    let min = t.get("min").and_then(|v| v.as_f64());
+    let max = t.get("max").and_then(|v| v.as_f64());
+    let suggested = t.get("suggested").and_then(|v| v.as_f64());
+    let new_suggested = t
+        .get("new_suggested")
+        .and_then(|v| v.as_f64())
+        .or(suggested);
+    let num = value
+        .as_f64()
+        .or_else(|| value.as_str().and_then(|s| s.trim().parse::<f64>().ok()));
+    let fmt = |x: f64| {
+        if x.fract() == 0.0 {
+            format!("{}", x as i64)
+        } else {
+            format!("{x}")
+        }
+    };
+    let (new, why) = match num {
+        None => (new_suggested?, "not numeric: takes the new suggested value"),
+        Some(x) if Some(x) == suggested => {
+            let ns = new_suggested?;
+            if ns == x {
+                return None;
+            }
+            (
+                ns,
+                "at the suggested value: follows the new suggested value",
+            )
+        }
+        Some(x) => {
+            if let Some(lo) = min.filter(|lo| x < *lo) {
+                (lo, "below the minimum: clamped")
+            } else if let Some(hi) = max.filter(|hi| x > *hi) {
+                (hi, "above the maximum: clamped")
+            } else {
+                return None;
+            }
+        }
+    };
+    Some((
+        name.clone(),
+        format!("{name}: {value} -> {} ({why})", fmt(new)),
+    ))
+}

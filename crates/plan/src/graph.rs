@@ -1,0 +1,336 @@
+//! The step graph of one cluster: profile step templates instantiated per node, and the edges
+//! that the procedure order, order rules and sequence rules put between them.
+
+use crate::condition::{eval, fact, Scope as EvalScope};
+use ferry_model::plan::Edge;
+use ferry_model::profile::{NodeFilter, Procedure, Scope, StepSelector, StepTemplate};
+use ferry_model::{Cluster, Node, PlannedStep, Profile};
+use std::collections::BTreeMap;
+
+/// One step instance with what the scheduler needs besides the plain step.
+#[derive(Debug, Clone)]
+pub struct Inst {
+    pub step: PlannedStep,
+    /// Index of the template in the procedure (its documented order).
+    pub template: usize,
+}
+
+/// A concurrency or capacity group over step instances.
+#[derive(Debug, Clone)]
+pub struct LimitGroup {
+    pub rule: String,
+    pub note: String,
+    pub members: Vec<usize>,
+    pub max_concurrent: Option<u32>,
+    /// Per member: (partition, weight); per partition: base weight; and the maximum.
+    pub capacity: Option<CapacityGroup>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CapacityGroup {
+    pub max: f64,
+    pub weight: BTreeMap<usize, (String, f64)>,
+    pub base: BTreeMap<String, f64>,
+}
+
+/// Steps, edges and limits of (part of) a plan.
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    pub insts: Vec<Inst>,
+    /// (from, to, rule, note)
+    pub edges: Vec<(usize, usize, String, String)>,
+    pub limits: Vec<LimitGroup>,
+}
+
+impl Graph {
+    pub fn plain_edges(&self) -> Vec<Edge> {
+        self.edges
+            .iter()
+            .map(|(f, t, rule, note)| Edge {
+                from: self.insts[*f].step.id.clone(),
+                to: self.insts[*t].step.id.clone(),
+                rule: rule.clone(),
+                note: note.clone(),
+            })
+            .collect()
+    }
+
+    /// Appends another graph, shifting its indices.
+    pub fn append(&mut self, other: Graph) -> usize {
+        let base = self.insts.len();
+        self.insts.extend(other.insts);
+        self.edges.extend(
+            other
+                .edges
+                .into_iter()
+                .map(|(f, t, r, n)| (f + base, t + base, r, n)),
+        );
+        for mut l in other.limits {
+            l.members.iter_mut().for_each(|m| *m += base);
+            if let Some(c) = &mut l.capacity {
+                c.weight = std::mem::take(&mut c.weight)
+                    .into_iter()
+                    .map(|(k, v)| (k + base, v))
+                    .collect();
+            }
+            self.limits.push(l);
+        }
+        base
+    }
+}
+
+fn node_selected(filter: NodeFilter, n: &Node) -> bool {
+    match filter {
+        NodeFilter::Upgrading => n.upgrading(),
+        NodeFilter::All => true,
+        NodeFilter::Unchanged => !n.upgrading(),
+    }
+}
+
+fn duration_s(t: &StepTemplate, cluster: &Cluster, node: Option<&Node>) -> u64 {
+    let mut minutes = t.minutes;
+    if let Some(pf) = &t.per_fact {
+        if let Some(x) = fact(cluster, node, &pf.fact).and_then(|v| v.as_f64()) {
+            minutes += (x.max(0.0) / pf.per).ceil() * pf.minutes;
+        }
+    }
+    (minutes * 60.0).round().max(0.0) as u64
+}
+
+/// What the graph of one cluster is built from.
+pub struct BuildInput<'a> {
+    pub cluster: &'a Cluster,
+    pub profile: &'a Profile,
+    pub procedure: &'a Procedure,
+    pub upgrade_type: &'a str,
+    pub strategy: &'a str,
+    /// Appended to every step ID (used when a cluster passes through intermediate versions).
+    pub id_suffix: &'a str,
+}
+
+fn selects(sel: &StepSelector, inst: &Inst, procedure: &Procedure) -> bool {
+    let t = &procedure.steps[inst.template];
+    sel.step.iter().any(|s| *s == t.id)
+        && (sel.roles.is_empty()
+            || inst
+                .step
+                .role
+                .as_ref()
+                .is_some_and(|r| sel.roles.contains(r)))
+}
+
+pub fn build(input: &BuildInput<'_>) -> Graph {
+    let BuildInput {
+        cluster,
+        profile,
+        procedure,
+        upgrade_type,
+        strategy,
+        id_suffix,
+    } = *input;
+    let scope = EvalScope {
+        cluster,
+        profile,
+        upgrade_type: Some(upgrade_type),
+        strategy,
+    };
+    let mut g = Graph::default();
+    // Instances per template, in template order.
+    let mut by_template: Vec<Vec<usize>> = Vec::with_capacity(procedure.steps.len());
+    for (ti, t) in procedure.steps.iter().enumerate() {
+        let mut here = Vec::new();
+        let push = |node: Option<&Node>, g: &mut Graph| {
+            let id = match node {
+                Some(n) => format!("{}/{}/{}{}", cluster.name, n.name, t.id, id_suffix),
+                None => format!("{}/{}{}", cluster.name, t.id, id_suffix),
+            };
+            g.insts.push(Inst {
+                step: PlannedStep {
+                    id,
+                    cluster: cluster.name.clone(),
+                    node: node.map(|n| n.name.clone()),
+                    role: node.map(|n| n.role.clone()),
+                    action: t.id.clone(),
+                    title: t.title.clone(),
+                    kind: t.kind,
+                    phase: t.phase,
+                    after: Vec::new(),
+                    rules: t.rules.clone(),
+                    start_s: 0,
+                    duration_s: duration_s(t, cluster, node),
+                    impact: t.impact,
+                    impact_note: t.impact_note.clone(),
+                    instructions: t.instructions.clone(),
+                    verify: t.verify.clone(),
+                    warning: t.warning.clone(),
+                },
+                template: ti,
+            });
+            g.insts.len() - 1
+        };
+        match t.scope {
+            Scope::Cluster => {
+                if t.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
+                    here.push(push(None, &mut g));
+                }
+            }
+            Scope::Node => {
+                for n in &cluster.nodes {
+                    if (t.roles.is_empty() || t.roles.contains(&n.role))
+                        && node_selected(t.nodes, n)
+                        && t.when.as_ref().is_none_or(|c| eval(c, &scope, Some(n)))
+                    {
+                        here.push(push(Some(n), &mut g));
+                    }
+                }
+            }
+        }
+        by_template.push(here);
+    }
+    procedure_edges(&mut g, procedure, &by_template);
+    for o in &procedure.orders {
+        if !o.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
+            continue;
+        }
+        let before: Vec<usize> = (0..g.insts.len())
+            .filter(|&i| selects(&o.before, &g.insts[i], procedure))
+            .collect();
+        let then: Vec<usize> = (0..g.insts.len())
+            .filter(|&i| selects(&o.then, &g.insts[i], procedure))
+            .collect();
+        for &b in &before {
+            for &t in &then {
+                if b != t {
+                    g.edges.push((b, t, o.rule.clone(), o.note.clone()));
+                }
+            }
+        }
+    }
+    for s in &procedure.sequences {
+        if !s.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
+            continue;
+        }
+        let mut blocks: Vec<(usize, usize)> = Vec::new();
+        for role in &s.roles {
+            for n in cluster.nodes.iter().filter(|n| &n.role == role) {
+                let block: Vec<usize> = (0..g.insts.len())
+                    .filter(|&i| {
+                        let inst = &g.insts[i];
+                        inst.step.node.as_deref() == Some(n.name.as_str())
+                            && s.steps.contains(&procedure.steps[inst.template].id)
+                    })
+                    .collect();
+                if let (Some(first), Some(last)) = (block.first(), block.last()) {
+                    blocks.push((*first, *last));
+                }
+            }
+        }
+        for w in blocks.windows(2) {
+            g.edges
+                .push((w[0].1, w[1].0, s.rule.clone(), s.note.clone()));
+        }
+    }
+    for l in &procedure.limits {
+        if !l.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
+            continue;
+        }
+        let members: Vec<usize> = (0..g.insts.len())
+            .filter(|&i| selects(&l.steps, &g.insts[i], procedure))
+            .collect();
+        let capacity = l.capacity.as_ref().map(|c| {
+            let mut weight = BTreeMap::new();
+            let mut base = BTreeMap::new();
+            for &m in &members {
+                let node = g.insts[m]
+                    .step
+                    .node
+                    .as_deref()
+                    .and_then(|n| cluster.node(n));
+                let w = fact(cluster, node, &c.weight_fact)
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0);
+                let part = match &c.per_fact {
+                    Some(f) => fact(cluster, node, f)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                if c.include_named_node {
+                    let b = cluster
+                        .node(&part)
+                        .and_then(|n| n.facts.get(&c.weight_fact))
+                        .and_then(|v| v.as_f64())
+                        .unwrap_or(0.0);
+                    base.insert(part.clone(), b);
+                }
+                weight.insert(m, (part, w));
+            }
+            CapacityGroup {
+                max: c.max,
+                weight,
+                base,
+            }
+        });
+        g.limits.push(LimitGroup {
+            rule: l.rule.clone(),
+            note: l.note.clone(),
+            members,
+            max_concurrent: l.max_concurrent,
+            capacity,
+        });
+    }
+    g
+}
+
+/// Procedure order: a node step follows the nearest earlier template that has an instance on
+/// the same node or a cluster-wide instance; a cluster step follows every instance of the
+/// nearest earlier template that has any.
+fn procedure_edges(g: &mut Graph, procedure: &Procedure, by_template: &[Vec<usize>]) {
+    let mut new_edges = Vec::new();
+    for (ti, insts) in by_template.iter().enumerate() {
+        let t = &procedure.steps[ti];
+        if !t.follows_previous {
+            continue;
+        }
+        for &i in insts {
+            let node = g.insts[i].step.node.clone();
+            for prev in (0..ti).rev() {
+                let candidates: Vec<usize> = by_template[prev]
+                    .iter()
+                    .copied()
+                    .filter(|&p| match &node {
+                        Some(n) => {
+                            g.insts[p].step.node.as_ref() == Some(n)
+                                || g.insts[p].step.node.is_none()
+                        }
+                        None => true,
+                    })
+                    .collect();
+                if candidates.is_empty() {
+                    continue;
+                }
+                let rule = t
+                    .rules
+                    .first()
+                    .cloned()
+                    .or_else(|| procedure.steps[prev].rules.first().cloned())
+                    .unwrap_or_default();
+                let note = match &node {
+                    Some(n) => format!(
+                        "procedure order on {n}: `{}` comes after `{}`",
+                        t.id, procedure.steps[prev].id
+                    ),
+                    None => format!(
+                        "procedure order: `{}` comes after `{}`",
+                        t.id, procedure.steps[prev].id
+                    ),
+                };
+                for p in candidates {
+                    new_edges.push((p, i, rule.clone(), note.clone()));
+                }
+                break;
+            }
+        }
+    }
+    g.edges.extend(new_edges);
+}

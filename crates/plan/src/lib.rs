@@ -1,0 +1,415 @@
+//! The planner: from a site and its profiles to a plan: version paths, upgrade types,
+//! preflight findings, the step graph, its schedule, estimates and the rollback plan.
+//!
+//! Pure and deterministic: no IO, no clock; the same inputs give the same plan, byte for byte.
+
+pub mod checks;
+pub mod condition;
+pub mod explain;
+pub mod graph;
+pub mod path;
+pub mod render;
+pub mod report;
+pub mod schedule;
+
+use condition::Scope;
+use ferry_model::plan::{Edge, LimitGroup as PlanLimit, SCHEMA_VERSION};
+use ferry_model::{
+    Cluster, ClusterPlan, Finding, Measure, Phase, Plan, PlannedStep, Profile, Severity, Site,
+};
+use graph::{build, BuildInput, Graph};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+
+pub use explain::explain;
+pub use schedule::ScheduleError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cluster `{cluster}` uses profile `{profile}`, which is not loaded")]
+    UnknownProfile { cluster: String, profile: String },
+    #[error("cannot schedule: {0}")]
+    Schedule(#[from] ScheduleError),
+}
+
+/// Choices the user makes when planning.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Overrides every cluster's strategy (`fastest`, `one-at-a-time`, or a profile's own).
+    pub strategy: Option<String>,
+}
+
+/// SHA-256 over named input texts, in the order given.
+pub fn input_hash(parts: &[(&str, &str)]) -> String {
+    let mut h = Sha256::new();
+    for (name, text) in parts {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(text.len().to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Everything planned for one cluster before the site-wide schedule.
+struct ClusterWork {
+    plan: ClusterPlan,
+    graph: Graph,
+    rollback: Graph,
+    findings: Vec<Finding>,
+}
+
+fn strategy_of(opts: &PlanOptions, cluster: &Cluster) -> String {
+    opts.strategy
+        .clone()
+        .or_else(|| cluster.strategy.clone())
+        .unwrap_or_else(|| "fastest".to_string())
+}
+
+/// The cluster as it is during leg `h` of `path`: nodes below the leg's end go to it.
+fn leg_cluster(cluster: &Cluster, path: &[ferry_model::VendorVersion], h: usize) -> Cluster {
+    let last = h + 2 == path.len();
+    let mut c = cluster.clone();
+    for n in &mut c.nodes {
+        let orig = n.version.clone();
+        if h > 0 && orig < path[h] {
+            n.version = path[h].clone();
+        }
+        if !last && n.target > path[h + 1] {
+            n.target = if n.version < path[h + 1] {
+                path[h + 1].clone()
+            } else {
+                n.version.clone()
+            };
+        }
+    }
+    c
+}
+
+fn plan_cluster<'a>(
+    site: &Site,
+    cluster: &Cluster,
+    profile: &'a Profile,
+    strategy: &str,
+) -> ClusterWork {
+    let mut findings = Vec::new();
+    let upgrading: Vec<_> = cluster.nodes.iter().filter(|n| n.upgrading()).collect();
+    let from = upgrading
+        .iter()
+        .map(|n| n.version.clone())
+        .min()
+        .unwrap_or_else(|| cluster.target.clone());
+    let path_rule = profile.versions.rule.clone().unwrap_or_default();
+    for n in &upgrading {
+        if path::version_path(&profile.versions, &n.version, &n.target).is_none() {
+            findings.push(Finding {
+                key: format!("unsupported-path/{}/{}", cluster.name, n.name),
+                rule: path_rule.clone(),
+                severity: Severity::Inhibitor,
+                cluster: Some(cluster.name.clone()),
+                node: Some(n.name.clone()),
+                message: format!(
+                    "no supported upgrade from {} to {} for {} ({})",
+                    n.version, n.target, n.name, profile.profile.name
+                ),
+                remedy: "Upgrade the node to a supported source version first; profile versions list the supported edges and hops.".into(),
+            });
+        }
+    }
+    let path = path::version_path(&profile.versions, &from, &cluster.target)
+        .unwrap_or_else(|| vec![from.clone(), cluster.target.clone()]);
+    let legs = if path.len() < 2 { 1 } else { path.len() - 1 };
+    let mut graph = Graph::default();
+    let mut types: Vec<(String, String)> = Vec::new();
+    let mut prev_sinks: Vec<usize> = Vec::new();
+    for h in 0..legs {
+        let leg = if path.len() < 2 {
+            cluster.clone()
+        } else {
+            leg_cluster(cluster, &path, h)
+        };
+        let (ut, ut_rule) = path::upgrade_type(profile, &leg, strategy);
+        let suffix = if legs > 1 && h + 1 < legs {
+            format!("@{}", path[h + 1])
+        } else {
+            String::new()
+        };
+        let g = build(&BuildInput {
+            cluster: &leg,
+            profile,
+            procedure: &profile.procedure,
+            upgrade_type: &ut,
+            strategy,
+            id_suffix: &suffix,
+        });
+        let base = graph.append(g);
+        let leg_range = base..graph.insts.len();
+        let has_pred: BTreeSet<usize> = graph
+            .edges
+            .iter()
+            .filter(|e| leg_range.contains(&e.1))
+            .map(|e| e.1)
+            .collect();
+        let has_succ: BTreeSet<usize> = graph
+            .edges
+            .iter()
+            .filter(|e| leg_range.contains(&e.0))
+            .map(|e| e.0)
+            .collect();
+        let rule = path::hop_rule(&profile.versions, &path[0], &cluster.target)
+            .unwrap_or_else(|| path_rule.clone());
+        for &s in &prev_sinks {
+            for t in leg_range.clone().filter(|t| !has_pred.contains(t)) {
+                graph.edges.push((
+                    s,
+                    t,
+                    rule.clone(),
+                    format!("the whole cluster reaches {} before going further", path[h]),
+                ));
+            }
+        }
+        prev_sinks = leg_range.filter(|i| !has_succ.contains(i)).collect();
+        if !types.iter().any(|(t, _)| *t == ut) {
+            types.push((ut, ut_rule));
+        }
+    }
+    let (first_type, first_rule) = types.first().cloned().unwrap_or_default();
+    let scope = Scope {
+        cluster,
+        profile,
+        upgrade_type: Some(&first_type),
+        strategy,
+    };
+    findings.extend(checks::run(site, cluster, profile, &scope, &graph));
+    for l in &graph.limits {
+        if let Some(c) = &l.capacity {
+            for (m, (part, w)) in &c.weight {
+                let base = c.base.get(part).copied().unwrap_or(0.0);
+                if w + base > c.max {
+                    let step = &graph.insts[*m].step;
+                    findings.push(Finding {
+                        key: format!("capacity/{}/{}", cluster.name, step.id),
+                        rule: l.rule.clone(),
+                        severity: Severity::Warning,
+                        cluster: Some(cluster.name.clone()),
+                        node: step.node.clone(),
+                        message: format!(
+                            "during `{}` on {} the load on {part} would be {} (limit {}): {}",
+                            step.action,
+                            step.node.as_deref().unwrap_or(&cluster.name),
+                            w + base,
+                            c.max,
+                            l.note
+                        ),
+                        remedy: "Re-home devices so that no server carries more than the limit during the upgrade, or plan the upgrade off-peak and short.".into(),
+                    });
+                }
+            }
+        }
+    }
+    let rollback = build(&BuildInput {
+        cluster,
+        profile,
+        procedure: &profile.rollback,
+        upgrade_type: &first_type,
+        strategy,
+        id_suffix: "",
+    });
+    ClusterWork {
+        plan: ClusterPlan {
+            name: cluster.name.clone(),
+            profile: profile.profile.name.clone(),
+            from: from.to_string(),
+            target: cluster.target.to_string(),
+            path: path.iter().map(|v| v.to_string()).collect(),
+            upgrade_type: types
+                .iter()
+                .map(|t| t.0.as_str())
+                .collect::<Vec<_>>()
+                .join(" then "),
+            upgrade_type_rule: first_rule,
+            strategy: strategy.to_string(),
+            makespan_s: 0,
+        },
+        graph,
+        rollback,
+        findings,
+    }
+}
+
+/// Runs the preflight checks only.
+pub fn check<'p>(
+    site: &Site,
+    profiles: impl Fn(&str) -> Option<&'p Profile>,
+    opts: &PlanOptions,
+) -> Result<Vec<Finding>, PlanError> {
+    let mut findings = Vec::new();
+    for cluster in &site.clusters {
+        let profile = profiles(&cluster.profile).ok_or_else(|| PlanError::UnknownProfile {
+            cluster: cluster.name.clone(),
+            profile: cluster.profile.clone(),
+        })?;
+        let strategy = strategy_of(opts, cluster);
+        findings.extend(plan_cluster(site, cluster, profile, &strategy).findings);
+    }
+    Ok(sort_findings(site, findings))
+}
+
+fn sort_findings(site: &Site, mut findings: Vec<Finding>) -> Vec<Finding> {
+    let pos = |c: &Option<String>| {
+        site.clusters
+            .iter()
+            .position(|x| Some(&x.name) == c.as_ref())
+            .unwrap_or(usize::MAX)
+    };
+    findings.sort_by(|a, b| {
+        (pos(&a.cluster), a.severity, &a.key).cmp(&(pos(&b.cluster), b.severity, &b.key))
+    });
+    findings.dedup_by(|a, b| a.key == b.key);
+    findings
+}
+
+/// Schedules a graph and returns its steps in schedule order with `after`, rules and times set.
+fn finish(graph: &Graph) -> Result<(Vec<PlannedStep>, Vec<Edge>), PlanError> {
+    let start = schedule::schedule(graph)?;
+    let adj = schedule::adjacency(graph);
+    let mut steps: Vec<(usize, PlannedStep)> = graph
+        .insts
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| {
+            let mut s = inst.step.clone();
+            s.start_s = start[i];
+            s.after = adj.preds[i]
+                .iter()
+                .map(|&p| graph.insts[p].step.id.clone())
+                .collect();
+            for (_, t, rule, _) in &graph.edges {
+                if *t == i && !s.rules.contains(rule) && !rule.is_empty() {
+                    s.rules.push(rule.clone());
+                }
+            }
+            (i, s)
+        })
+        .collect();
+    steps.sort_by_key(|(i, s)| (s.phase, s.start_s, *i));
+    Ok((
+        steps.into_iter().map(|(_, s)| s).collect(),
+        graph.plain_edges(),
+    ))
+}
+
+fn phase_end(steps: &[PlannedStep], phase: Phase) -> u64 {
+    steps
+        .iter()
+        .filter(|s| s.phase == phase)
+        .map(|s| s.end_s())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Plans the whole site.
+pub fn plan<'p>(
+    site: &Site,
+    profiles: impl Fn(&str) -> Option<&'p Profile>,
+    input_hash: String,
+    opts: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let mut works = Vec::new();
+    for cluster in &site.clusters {
+        let profile = profiles(&cluster.profile).ok_or_else(|| PlanError::UnknownProfile {
+            cluster: cluster.name.clone(),
+            profile: cluster.profile.clone(),
+        })?;
+        let strategy = strategy_of(opts, cluster);
+        works.push((plan_cluster(site, cluster, profile, &strategy), profile));
+    }
+    let mut graph = Graph::default();
+    let mut rollback = Graph::default();
+    let mut clusters = Vec::new();
+    let mut findings = Vec::new();
+    for (w, _) in works.iter_mut() {
+        graph.append(std::mem::take(&mut w.graph));
+        rollback.append(std::mem::take(&mut w.rollback));
+        findings.append(&mut w.findings);
+    }
+    let (steps, edges) = finish(&graph)?;
+    let (rollback_steps, rollback_edges) = finish(&rollback)?;
+    for (w, profile) in &works {
+        let mut cp = w.plan.clone();
+        let mine: Vec<PlannedStep> = steps
+            .iter()
+            .filter(|s| s.cluster == cp.name)
+            .cloned()
+            .collect();
+        cp.makespan_s = phase_end(&mine, Phase::Window);
+        clusters.push((cp, *profile));
+    }
+    let mut measures = Vec::new();
+    for (cp, profile) in &clusters {
+        for m in &profile.measures {
+            let mine = |s: &&PlannedStep| s.cluster == cp.name;
+            let from = steps
+                .iter()
+                .filter(mine)
+                .filter(|s| s.action == m.from_step)
+                .map(|s| s.start_s)
+                .min();
+            let to = steps
+                .iter()
+                .filter(mine)
+                .filter(|s| s.action == m.to_step)
+                .map(|s| s.end_s())
+                .max();
+            if let (Some(from), Some(to)) = (from, to) {
+                measures.push(Measure {
+                    cluster: cp.name.clone(),
+                    name: m.name.clone(),
+                    rule: m.rule.clone(),
+                    description: m.description.clone(),
+                    start_s: from,
+                    duration_s: to.saturating_sub(from),
+                });
+            }
+        }
+    }
+    let limits = graph
+        .limits
+        .iter()
+        .filter(|l| !l.members.is_empty())
+        .map(|l| PlanLimit {
+            rule: l.rule.clone(),
+            note: l.note.clone(),
+            steps: l
+                .members
+                .iter()
+                .map(|&m| graph.insts[m].step.id.clone())
+                .collect(),
+            max_concurrent: l.max_concurrent,
+            capacity: l.capacity.as_ref().map(|c| c.max),
+        })
+        .collect();
+    Ok(Plan {
+        schema_version: SCHEMA_VERSION,
+        site: site.name.clone(),
+        strategy: opts.strategy.clone().unwrap_or_else(|| "fastest".into()),
+        input_hash,
+        makespan_s: phase_end(&steps, Phase::Window),
+        prepare_s: phase_end(&steps, Phase::Prepare),
+        lower_bound_s: schedule::lower_bound(&graph, Phase::Window)?,
+        sequential_s: schedule::sequential(&graph, Phase::Window),
+        window_s: site
+            .window
+            .as_ref()
+            .map(|w| (w.hours * 3600.0).round() as u64),
+        clusters: clusters.into_iter().map(|(c, _)| c).collect(),
+        steps,
+        edges,
+        measures,
+        limits,
+        findings: sort_findings(site, findings),
+        rollback_makespan_s: phase_end(&rollback_steps, Phase::Window),
+        rollback: rollback_steps,
+        rollback_edges,
+    })
+}

@@ -1,0 +1,266 @@
+//! Renderers: pure functions from a [`ferry_model::Plan`] to text, Markdown, SVG and DOT.
+//!
+//! Every renderer is deterministic: the same plan gives byte-identical output.
+
+pub mod dot;
+pub mod mop;
+pub mod svg;
+pub mod text;
+
+use ferry_model::PlannedStep;
+
+/// Seconds as a clock offset `H:MM` (minutes truncated).
+pub(crate) fn clock(secs: u64) -> String {
+    format!("{}:{:02}", secs / 3600, secs % 3600 / 60)
+}
+
+/// Seconds as a short duration: `45s`, `12m`, `12m 30s`, `2h 05m`.
+pub(crate) fn duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    match (h, m, s) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m {s:02}s"),
+        (h, m, _) => format!("{h}h {m:02}m"),
+    }
+}
+
+/// The lane (or graph cluster) a step belongs to: its node, or its cluster for cluster-wide steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lane<'a> {
+    pub cluster: &'a str,
+    pub node: Option<&'a str>,
+}
+
+impl<'a> Lane<'a> {
+    /// What a person reads: the node name, or the cluster name for cluster-wide steps.
+    pub fn label(&self) -> &'a str {
+        self.node.unwrap_or(self.cluster)
+    }
+}
+
+pub(crate) fn lane_of(step: &PlannedStep) -> Lane<'_> {
+    Lane {
+        cluster: &step.cluster,
+        node: step.node.as_deref(),
+    }
+}
+
+/// Distinct lanes of `steps`, grouped by cluster in order of first appearance, and within a
+/// cluster the cluster-wide lane first, then nodes in order of first appearance.
+pub(crate) fn lanes<'a>(steps: &[&'a PlannedStep]) -> Vec<Lane<'a>> {
+    let mut seen: Vec<Lane<'a>> = Vec::new();
+    for step in steps {
+        let lane = lane_of(step);
+        if !seen.contains(&lane) {
+            seen.push(lane);
+        }
+    }
+    let clusters: Vec<&str> = seen.iter().fold(Vec::new(), |mut acc, l| {
+        if !acc.contains(&l.cluster) {
+            acc.push(l.cluster);
+        }
+        acc
+    });
+    let rank = |l: &Lane| {
+        let c = clusters.iter().position(|c| *c == l.cluster).unwrap_or(0);
+        (c, l.node.is_some())
+    };
+    seen.sort_by_key(|l| rank(l)); // stable: first appearance kept within a group
+    seen
+}
+
+#[cfg(test)]
+pub(crate) fn sample_plan() -> ferry_model::Plan {
+    use ferry_model::plan::{Edge, LimitGroup, SCHEMA_VERSION};
+    use ferry_model::{ClusterPlan, Finding, Impact, Measure, Phase, Plan, Severity, StepKind};
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        id: &str,
+        node: Option<&str>,
+        action: &str,
+        title: &str,
+        kind: StepKind,
+        phase: Phase,
+        after: &[&str],
+        rules: &[&str],
+        start_s: u64,
+        duration_s: u64,
+        impact: Impact,
+    ) -> PlannedStep {
+        PlannedStep {
+            id: id.to_string(),
+            cluster: "cucm".to_string(),
+            node: node.map(str::to_string),
+            role: node.map(|n| {
+                if n == "pub" {
+                    "publisher"
+                } else {
+                    "subscriber"
+                }
+                .to_string()
+            }),
+            action: action.to_string(),
+            title: title.to_string(),
+            kind,
+            phase,
+            after: after.iter().map(|s| s.to_string()).collect(),
+            rules: rules.iter().map(|s| s.to_string()).collect(),
+            start_s,
+            duration_s,
+            impact,
+            impact_note: String::new(),
+            instructions: format!("Run {action} on the node.\nWatch the console."),
+            verify: format!("{action} finished without errors"),
+            warning: None,
+        }
+    }
+    fn edge(from: &str, to: &str, rule: &str) -> Edge {
+        Edge {
+            from: from.to_string(),
+            to: to.to_string(),
+            rule: rule.to_string(),
+            note: String::new(),
+        }
+    }
+    use {
+        Impact::{Degraded, Down},
+        Phase::*,
+        StepKind::*,
+    };
+    let none = Impact::None;
+    #[rustfmt::skip]
+    let mut steps = vec![
+        step("cucm/backup", None, "backup", "Back up the cluster", Action, Prepare, &[], &["CUCM-PREP-1"], 0, 1800, none),
+        step("cucm/pub/install", Some("pub"), "install", "Install <new> version on pub", Action, Window, &[], &["CUCM-ORD-1"], 0, 3600, Degraded),
+        step("cucm/sub1/install", Some("sub1"), "install", "Install new version on sub1", Action, Window, &[], &["CUCM-ORD-2"], 0, 3000, Degraded),
+        step("cucm/pub/switch", Some("pub"), "switch", "Switch pub & reboot", Action, Window, &["cucm/pub/install", "cucm/sub1/install"], &["CUCM-ORD-3"], 3600, 1200, Down),
+        step("cucm/replication", None, "replication", "Wait for replication state 2", Gate, Window, &["cucm/pub/switch"], &["CUCM-GATE-1"], 4800, 600, none),
+        step("cucm/approve", None, "approve", "Approve subscriber switch", Pause, Window, &["cucm/replication"], &[], 5400, 0, none),
+        step("cucm/sub1/switch", Some("sub1"), "switch", "Switch sub1 & reboot", Action, Window, &["cucm/approve"], &["CUCM-ORD-4"], 5400, 900, Down),
+    ];
+    steps[3].impact_note = "phones fail over to sub1".to_string();
+    steps[3].warning = Some("Phones re-register \"during\" this step".to_string());
+    let edges = vec![
+        edge("cucm/pub/install", "cucm/pub/switch", "CUCM-ORD-3"),
+        edge("cucm/sub1/install", "cucm/pub/switch", "CUCM-ORD-3"),
+        edge("cucm/pub/switch", "cucm/replication", "CUCM-GATE-1"),
+        edge("cucm/replication", "cucm/approve", "CUCM-PAUSE-1"),
+        edge("cucm/approve", "cucm/sub1/switch", "CUCM-ORD-4"),
+    ];
+    #[rustfmt::skip]
+    let rollback = vec![
+        step("cucm/sub1/revert", Some("sub1"), "revert", "Revert sub1 to old version", Action, Window, &[], &["CUCM-RB-1"], 0, 900, Down),
+        step("cucm/pub/revert", Some("pub"), "revert", "Revert pub to old version", Action, Window, &["cucm/sub1/revert"], &["CUCM-RB-2"], 900, 900, Down),
+    ];
+    Plan {
+        schema_version: SCHEMA_VERSION,
+        site: "Lab & <Test>".to_string(),
+        strategy: "fast".to_string(),
+        input_hash: "abc123".to_string(),
+        clusters: vec![ClusterPlan {
+            name: "cucm".to_string(),
+            profile: "cucm-12".to_string(),
+            from: "11.5.1".to_string(),
+            target: "14.0.1".to_string(),
+            path: vec![
+                "11.5.1".to_string(),
+                "12.5.1".to_string(),
+                "14.0.1".to_string(),
+            ],
+            upgrade_type: "refresh".to_string(),
+            upgrade_type_rule: "CUCM-PATH-2".to_string(),
+            strategy: "fast".to_string(),
+            makespan_s: 6300,
+        }],
+        steps,
+        edges,
+        makespan_s: 6300,
+        prepare_s: 1800,
+        lower_bound_s: 6300,
+        sequential_s: 11100,
+        window_s: Some(4 * 3600),
+        measures: vec![Measure {
+            cluster: "cucm".to_string(),
+            name: "cdr-gap".to_string(),
+            rule: "CUCM-MEAS-1".to_string(),
+            description: "no server collects CDRs".to_string(),
+            start_s: 3600,
+            duration_s: 1200,
+        }],
+        limits: vec![LimitGroup {
+            rule: "CUCM-LIM-1".to_string(),
+            note: "one switch at a time".to_string(),
+            steps: vec![
+                "cucm/pub/switch".to_string(),
+                "cucm/sub1/switch".to_string(),
+            ],
+            max_concurrent: Some(1),
+            capacity: None,
+        }],
+        findings: vec![
+            Finding {
+                key: "cucm/pub/disk".to_string(),
+                rule: "CUCM-CHK-1".to_string(),
+                severity: Severity::Inhibitor,
+                cluster: Some("cucm".to_string()),
+                node: Some("pub".to_string()),
+                message: "not enough free disk".to_string(),
+                remedy: "free 20 GB on the common partition".to_string(),
+            },
+            Finding {
+                key: "cucm/ntp".to_string(),
+                rule: "CUCM-CHK-2".to_string(),
+                severity: Severity::Warning,
+                cluster: Some("cucm".to_string()),
+                node: None,
+                message: "NTP stratum is high".to_string(),
+                remedy: "use a closer NTP server".to_string(),
+            },
+        ],
+        rollback,
+        rollback_edges: vec![edge("cucm/sub1/revert", "cucm/pub/revert", "CUCM-RB-2")],
+        rollback_makespan_s: 1800,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_clocks_read_naturally() {
+        assert_eq!(clock(0), "0:00");
+        assert_eq!(clock(9000), "2:30");
+        assert_eq!(duration(45), "45s");
+        assert_eq!(duration(720), "12m");
+        assert_eq!(duration(750), "12m 30s");
+        assert_eq!(duration(7500), "2h 05m");
+    }
+
+    #[test]
+    fn lanes_put_the_cluster_lane_first_then_nodes_in_order() {
+        let plan = sample_plan();
+        let steps: Vec<&PlannedStep> = plan.steps.iter().collect();
+        let labels: Vec<&str> = lanes(&steps).iter().map(|l| l.label()).collect();
+        assert_eq!(labels, ["cucm", "pub", "sub1"]);
+    }
+}
+#[cfg(test)]
+#[test]
+fn zz_dump_tmp() {
+    let p = sample_plan();
+    std::fs::write("/tmp/ferry_render.txt", text::render_text(&p)).unwrap();
+    std::fs::write("/tmp/ferry_render.md", mop::render_mop(&p)).unwrap();
+    std::fs::write("/tmp/ferry_render.svg", svg::render_svg(&p)).unwrap();
+    std::fs::write("/tmp/ferry_render.dot", dot::render_dot(&p)).unwrap();
+    let mut q = p.clone();
+    for s in &mut q.steps {
+        s.start_s *= 6;
+        s.duration_s *= 6;
+    }
+    q.makespan_s *= 6;
+    q.window_s = Some(8 * 3600);
+    std::fs::write("/tmp/ferry_long.svg", svg::render_svg(&q)).unwrap();
+}

@@ -1,0 +1,335 @@
+//! The default, human-readable rendering of a plan: plain ASCII, no colours.
+
+use super::{clock, duration};
+use ferry_model::{Finding, Phase, Plan, PlannedStep, Severity, StepKind};
+use std::fmt::Write;
+
+/// Renders `plan` for a person reading a terminal.
+pub fn render_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Plan for site {} (strategy {})",
+        plan.site, plan.strategy
+    );
+    let _ = writeln!(out, "Input hash: {}", plan.input_hash);
+    out.push_str(&clusters(plan));
+    out.push_str(&findings(&plan.findings));
+    out.push_str(&steps_section(plan, Phase::Prepare, "Before the window"));
+    out.push_str(&steps_section(plan, Phase::Window, "Maintenance window"));
+    out.push_str(&step_warnings(&plan.steps));
+    out.push_str(&estimate(plan));
+    out.push_str(&measures(plan));
+    out.push_str(&limits(plan));
+    out.push_str(&rollback(plan));
+    out
+}
+
+fn clusters(plan: &Plan) -> String {
+    let mut out = String::from("\nClusters\n");
+    for c in &plan.clusters {
+        let _ = writeln!(
+            out,
+            "  {} (profile {}): {} -> {}",
+            c.name, c.profile, c.from, c.target
+        );
+        let _ = writeln!(out, "    path:     {}", c.path.join(" -> "));
+        let _ = writeln!(
+            out,
+            "    upgrade:  {} [{}]",
+            c.upgrade_type, c.upgrade_type_rule
+        );
+        let _ = writeln!(out, "    strategy: {}", c.strategy);
+        let _ = writeln!(out, "    window:   {}", duration(c.makespan_s));
+    }
+    out
+}
+
+fn count(findings: &[Finding], severity: Severity) -> usize {
+    findings.iter().filter(|f| f.severity == severity).count()
+}
+
+fn finding_line(f: &Finding) -> String {
+    let place = match (&f.cluster, &f.node) {
+        (Some(c), Some(n)) => format!(" {c}/{n}:"),
+        (Some(c), None) => format!(" {c}:"),
+        (None, Some(n)) => format!(" {n}:"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "    [{}]{place} {}\n      remedy: {}\n",
+        f.rule, f.message, f.remedy
+    )
+}
+
+fn findings(findings: &[Finding]) -> String {
+    let mut out = format!(
+        "\nFindings: {} inhibitor(s), {} warning(s), {} info\n",
+        count(findings, Severity::Inhibitor),
+        count(findings, Severity::Warning),
+        count(findings, Severity::Info)
+    );
+    for (severity, heading) in [
+        (Severity::Inhibitor, "Inhibitors (block the upgrade)"),
+        (Severity::Warning, "Warnings"),
+    ] {
+        if count(findings, severity) == 0 {
+            continue;
+        }
+        let _ = writeln!(out, "  {heading}:");
+        for f in findings.iter().filter(|f| f.severity == severity) {
+            out.push_str(&finding_line(f));
+        }
+    }
+    out
+}
+
+/// The step name shown in tables: the title, marked when the step waits rather than acts.
+pub(crate) fn step_name(step: &PlannedStep) -> String {
+    match step.kind {
+        StepKind::Action => step.title.clone(),
+        StepKind::Gate => format!("[gate] {}", step.title),
+        StepKind::Pause => format!("[pause] {}", step.title),
+    }
+}
+
+fn step_row(step: &PlannedStep) -> Vec<String> {
+    vec![
+        clock(step.start_s),
+        duration(step.duration_s),
+        step.node
+            .clone()
+            .unwrap_or_else(|| format!("({})", step.cluster)),
+        step_name(step),
+        step.impact.as_str().to_string(),
+        step.rules.join(","),
+    ]
+}
+
+fn steps_section(plan: &Plan, phase: Phase, heading: &str) -> String {
+    let rows: Vec<Vec<String>> = plan
+        .steps
+        .iter()
+        .filter(|s| s.phase == phase)
+        .map(step_row)
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let span = match phase {
+        Phase::Prepare => plan.prepare_s,
+        Phase::Window => plan.makespan_s,
+    };
+    let mut out = format!("\n{heading}: {} step(s), {}\n", rows.len(), duration(span));
+    out.push_str(&table(
+        &["START", "DUR", "NODE", "STEP", "IMPACT", "RULES"],
+        &rows,
+    ));
+    out
+}
+
+/// A left-aligned table with two spaces between columns and a dashed rule under the header.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header)
+        .chain(std::iter::once(&rule))
+        .chain(rows)
+    {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
+    }
+    out
+}
+
+fn step_warnings(steps: &[PlannedStep]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        if let Some(w) = &step.warning {
+            let _ = writeln!(out, "  {}: {w}", step.id);
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("\nStep warnings\n{out}")
+    }
+}
+
+/// `a / b` with two decimals, or `n/a` when `b` is zero.
+fn ratio(a: u64, b: u64) -> String {
+    if b == 0 {
+        "n/a".to_string()
+    } else {
+        format!("{:.2}", a as f64 / b as f64)
+    }
+}
+
+fn estimate(plan: &Plan) -> String {
+    let mut out = String::from("\nEstimate\n");
+    let _ = writeln!(
+        out,
+        "  window (makespan):   {} ({})",
+        duration(plan.makespan_s),
+        clock(plan.makespan_s)
+    );
+    let _ = writeln!(
+        out,
+        "  lower bound:         {} (plan is {}x the bound)",
+        duration(plan.lower_bound_s),
+        ratio(plan.makespan_s, plan.lower_bound_s)
+    );
+    let _ = writeln!(
+        out,
+        "  one at a time:       {} ({}x the plan)",
+        duration(plan.sequential_s),
+        ratio(plan.sequential_s, plan.makespan_s)
+    );
+    let _ = writeln!(out, "  before the window:   {}", duration(plan.prepare_s));
+    if let Some(w) = plan.window_s {
+        let verdict = if plan.makespan_s <= w {
+            format!("fits, {} spare", duration(w - plan.makespan_s))
+        } else {
+            format!("DOES NOT FIT, {} over", duration(plan.makespan_s - w))
+        };
+        let _ = writeln!(out, "  site window:         {} ({verdict})", duration(w));
+    }
+    out
+}
+
+fn measures(plan: &Plan) -> String {
+    if plan.measures.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nMeasures\n");
+    for m in &plan.measures {
+        let _ = writeln!(
+            out,
+            "  {}/{} [{}]: {} (from {} to {}) - {}",
+            m.cluster,
+            m.name,
+            m.rule,
+            duration(m.duration_s),
+            clock(m.start_s),
+            clock(m.start_s + m.duration_s),
+            m.description
+        );
+    }
+    out
+}
+
+fn limits(plan: &Plan) -> String {
+    if plan.limits.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nLimits\n");
+    for l in &plan.limits {
+        let kind = match (l.max_concurrent, l.capacity) {
+            (Some(1), _) => "one at a time".to_string(),
+            (Some(n), _) => format!("at most {n} at a time"),
+            (None, Some(c)) => format!("capacity {c:.2}"),
+            (None, None) => "limited".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  [{}] {kind}, {} step(s): {}",
+            l.rule,
+            l.steps.len(),
+            l.note
+        );
+    }
+    out
+}
+
+fn rollback(plan: &Plan) -> String {
+    if plan.rollback.is_empty() {
+        return "\nRollback: no steps\n".to_string();
+    }
+    let mut out = format!(
+        "\nRollback: {} step(s), {}\n",
+        plan.rollback.len(),
+        duration(plan.rollback_makespan_s)
+    );
+    let rows: Vec<Vec<String>> = plan.rollback.iter().map(step_row).collect();
+    out.push_str(&table(
+        &["START", "DUR", "NODE", "STEP", "IMPACT", "RULES"],
+        &rows,
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::sample_plan;
+
+    #[test]
+    fn shows_path_type_and_strategy_per_cluster() {
+        let text = render_text(&sample_plan());
+        assert!(text.contains("path:     11.5.1 -> 12.5.1 -> 14.0.1"));
+        assert!(text.contains("upgrade:  refresh [CUCM-PATH-2]"));
+        assert!(text.contains("strategy: fast"));
+    }
+
+    #[test]
+    fn summarises_findings_and_lists_inhibitors() {
+        let text = render_text(&sample_plan());
+        assert!(text.contains("Findings: 1 inhibitor(s), 1 warning(s), 0 info"));
+        assert!(text.contains("[CUCM-CHK-1] cucm/pub: not enough free disk"));
+    }
+
+    #[test]
+    fn lists_steps_in_schedule_order_with_start_and_rules() {
+        let plan = sample_plan();
+        let text = render_text(&plan);
+        let mut at = 0;
+        for step in &plan.steps {
+            let pos = text[at..].find(&step.title).map(|p| p + at);
+            assert!(pos.is_some(), "{} missing or out of order", step.title);
+            at = pos.unwrap();
+        }
+        let line = text
+            .lines()
+            .find(|l| l.contains("Switch pub & reboot"))
+            .unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[..3], ["1:00", "20m", "pub"], "{line}");
+        assert!(
+            line.contains("down") && line.contains("CUCM-ORD-3"),
+            "{line}"
+        );
+        assert!(text.contains("[gate] Wait for replication state 2"));
+    }
+
+    #[test]
+    fn gives_estimates_and_whether_the_window_fits() {
+        let text = render_text(&sample_plan());
+        assert!(text.contains("window (makespan):   1h 45m (1:45)"));
+        assert!(text.contains("one at a time:       3h 05m (1.76x the plan)"));
+        assert!(text.contains("site window:         4h 00m (fits, 2h 15m spare)"));
+        assert!(text.contains("cucm/cdr-gap [CUCM-MEAS-1]: 20m"));
+        assert!(text.contains("Rollback: 2 step(s), 30m"));
+        assert!(text.contains("[CUCM-LIM-1] one at a time, 2 step(s): one switch at a time"));
+    }
+
+    #[test]
+    fn is_plain_ascii_except_for_input_text_and_deterministic() {
+        let plan = sample_plan();
+        let text = render_text(&plan);
+        assert!(text.is_ascii());
+        assert!(!text.contains('\x1b'));
+        assert_eq!(text, render_text(&plan));
+        assert!(text.lines().all(|l| l == l.trim_end()));
+    }
+}

@@ -1,0 +1,282 @@
+//! The scheduler: list scheduling of the step graph under its edges, concurrency limits and
+//! capacity limits, longest remaining chain first. Also the two yardsticks a schedule is
+//! judged by: the lower bound no schedule can beat, and the one-at-a-time total.
+
+use crate::graph::{Graph, LimitGroup};
+use ferry_model::Phase;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+/// Errors the graph can have that make it unschedulable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScheduleError {
+    #[error("the rules form a cycle through steps {steps:?} (rules {rules:?}): no order can keep them all")]
+    Cycle {
+        steps: Vec<String>,
+        rules: Vec<String>,
+    },
+    #[error("step `{to}` is in the prepare phase but waits for window step `{from}` ({rule})")]
+    PhaseInversion {
+        from: String,
+        to: String,
+        rule: String,
+    },
+}
+
+/// Predecessor and successor lists without duplicate edges.
+pub struct Adjacency {
+    pub preds: Vec<Vec<usize>>,
+    pub succs: Vec<Vec<usize>>,
+}
+
+pub fn adjacency(g: &Graph) -> Adjacency {
+    let n = g.insts.len();
+    let mut preds: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    let mut succs: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    for (f, t, _, _) in &g.edges {
+        preds[*t].insert(*f);
+        succs[*f].insert(*t);
+    }
+    Adjacency {
+        preds: preds.into_iter().map(|s| s.into_iter().collect()).collect(),
+        succs: succs.into_iter().map(|s| s.into_iter().collect()).collect(),
+    }
+}
+
+/// A topological order (smallest index first among ready steps), or the cycle.
+pub fn topo_order(g: &Graph, adj: &Adjacency) -> Result<Vec<usize>, ScheduleError> {
+    let n = g.insts.len();
+    let mut indeg: Vec<usize> = adj.preds.iter().map(|p| p.len()).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &s in &adj.succs[i] {
+            indeg[s] -= 1;
+            if indeg[s] == 0 {
+                ready.push(Reverse(s));
+            }
+        }
+    }
+    if order.len() == n {
+        return Ok(order);
+    }
+    let stuck: BTreeSet<usize> = (0..n).filter(|&i| indeg[i] > 0).collect();
+    let mut rules: BTreeSet<String> = BTreeSet::new();
+    for (f, t, r, _) in &g.edges {
+        if stuck.contains(f) && stuck.contains(t) {
+            rules.insert(r.clone());
+        }
+    }
+    Err(ScheduleError::Cycle {
+        steps: stuck
+            .iter()
+            .take(8)
+            .map(|&i| g.insts[i].step.id.clone())
+            .collect(),
+        rules: rules.into_iter().collect(),
+    })
+}
+
+fn check_phases(g: &Graph) -> Result<(), ScheduleError> {
+    for (f, t, r, _) in &g.edges {
+        if g.insts[*f].step.phase == Phase::Window && g.insts[*t].step.phase == Phase::Prepare {
+            return Err(ScheduleError::PhaseInversion {
+                from: g.insts[*f].step.id.clone(),
+                to: g.insts[*t].step.id.clone(),
+                rule: r.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Longest chain of durations from each step to the end of its phase (the step included).
+fn tails(g: &Graph, adj: &Adjacency, order: &[usize]) -> Vec<u64> {
+    let mut tail = vec![0u64; g.insts.len()];
+    for &i in order.iter().rev() {
+        let phase = g.insts[i].step.phase;
+        let best = adj.succs[i]
+            .iter()
+            .filter(|&&s| g.insts[s].step.phase == phase)
+            .map(|&s| tail[s])
+            .max()
+            .unwrap_or(0);
+        tail[i] = best + g.insts[i].step.duration_s;
+    }
+    tail
+}
+
+struct LimitState<'a> {
+    limit: &'a LimitGroup,
+    running: usize,
+    load: BTreeMap<String, f64>,
+}
+
+impl LimitState<'_> {
+    fn admits(&self, i: usize) -> bool {
+        if let Some(m) = self.limit.max_concurrent {
+            if self.running >= m as usize {
+                return false;
+            }
+        }
+        if let Some(c) = &self.limit.capacity {
+            if let Some((part, w)) = c.weight.get(&i) {
+                let load = self.load.get(part).copied().unwrap_or(0.0);
+                let base = c.base.get(part).copied().unwrap_or(0.0);
+                // A step that exceeds the capacity alone still runs, alone in its partition.
+                if load > 0.0 && load + w + base > c.max {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn take(&mut self, i: usize, sign: f64) {
+        if sign > 0.0 {
+            self.running += 1;
+        } else {
+            self.running -= 1;
+        }
+        if let Some(c) = &self.limit.capacity {
+            if let Some((part, w)) = c.weight.get(&i) {
+                *self.load.entry(part.clone()).or_insert(0.0) += sign * w.max(f64::MIN_POSITIVE);
+            }
+        }
+    }
+}
+
+/// Start times for every step. Prepare-phase steps are timed from the start of preparation,
+/// window steps from the start of the window.
+pub fn schedule(g: &Graph) -> Result<Vec<u64>, ScheduleError> {
+    check_phases(g)?;
+    let adj = adjacency(g);
+    let order = topo_order(g, &adj)?;
+    let tail = tails(g, &adj, &order);
+    let n = g.insts.len();
+    let mut member_of: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (li, l) in g.limits.iter().enumerate() {
+        for &m in &l.members {
+            member_of[m].push(li);
+        }
+    }
+    let mut start = vec![0u64; n];
+    for phase in [Phase::Prepare, Phase::Window] {
+        let in_phase: Vec<usize> = (0..n).filter(|&i| g.insts[i].step.phase == phase).collect();
+        let mut waiting: Vec<usize> = vec![0; n];
+        for &i in &in_phase {
+            waiting[i] = adj.preds[i]
+                .iter()
+                .filter(|&&p| g.insts[p].step.phase == phase)
+                .count();
+        }
+        let mut states: Vec<LimitState> = g
+            .limits
+            .iter()
+            .map(|l| LimitState {
+                limit: l,
+                running: 0,
+                load: BTreeMap::new(),
+            })
+            .collect();
+        // Ready steps ordered by longest tail first, then by index.
+        let mut ready: BTreeSet<(Reverse<u64>, usize)> = in_phase
+            .iter()
+            .filter(|&&i| waiting[i] == 0)
+            .map(|&i| (Reverse(tail[i]), i))
+            .collect();
+        let mut running: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+        let mut now = 0u64;
+        let mut done = 0usize;
+        while done < in_phase.len() {
+            let mut started = Vec::new();
+            for &(key, i) in ready.iter() {
+                if member_of[i].iter().all(|&l| states[l].admits(i)) {
+                    for &l in &member_of[i] {
+                        states[l].take(i, 1.0);
+                    }
+                    start[i] = now;
+                    running.push(Reverse((now + g.insts[i].step.duration_s, i)));
+                    started.push((key, i));
+                }
+            }
+            for s in started {
+                ready.remove(&s);
+            }
+            let Some(Reverse((t, _))) = running.peek().copied() else {
+                // Nothing runs and nothing can start: only possible with an empty phase.
+                break;
+            };
+            now = t;
+            while let Some(Reverse((t, i))) = running.peek().copied() {
+                if t != now {
+                    break;
+                }
+                running.pop();
+                done += 1;
+                for &l in &member_of[i] {
+                    states[l].take(i, -1.0);
+                }
+                for &s in &adj.succs[i] {
+                    if g.insts[s].step.phase == phase {
+                        waiting[s] -= 1;
+                        if waiting[s] == 0 {
+                            ready.insert((Reverse(tail[s]), s));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(start)
+}
+
+/// No schedule keeping the rules is shorter than this, for the given phase: the longer of the
+/// longest chain of dependent steps and, for every concurrency group, its total work divided
+/// by its width. Computed from the graph alone, independently of `schedule`.
+pub fn lower_bound(g: &Graph, phase: Phase) -> Result<u64, ScheduleError> {
+    let adj = adjacency(g);
+    let order = topo_order(g, &adj)?;
+    let mut finish = vec![0u64; g.insts.len()];
+    let mut chain = 0;
+    for &i in &order {
+        if g.insts[i].step.phase != phase {
+            continue;
+        }
+        let ready = adj.preds[i]
+            .iter()
+            .filter(|&&p| g.insts[p].step.phase == phase)
+            .map(|&p| finish[p])
+            .max()
+            .unwrap_or(0);
+        finish[i] = ready + g.insts[i].step.duration_s;
+        chain = chain.max(finish[i]);
+    }
+    let groups = g
+        .limits
+        .iter()
+        .filter_map(|l| {
+            let width = l.max_concurrent? as u64;
+            let work: u64 = l
+                .members
+                .iter()
+                .filter(|&&m| g.insts[m].step.phase == phase)
+                .map(|&m| g.insts[m].step.duration_s)
+                .sum();
+            Some(work.div_ceil(width))
+        })
+        .max()
+        .unwrap_or(0);
+    Ok(chain.max(groups))
+}
+
+/// Every step of the phase one at a time: the sum of their durations.
+pub fn sequential(g: &Graph, phase: Phase) -> u64 {
+    g.insts
+        .iter()
+        .filter(|i| i.step.phase == phase)
+        .map(|i| i.step.duration_s)
+        .sum()
+}

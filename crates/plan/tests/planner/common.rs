@@ -1,0 +1,150 @@
+//! Helpers shared by the planner's tests: load sites with the built-in profiles, plan them,
+//! and ask questions of the plan the way an engineer would.
+#![allow(dead_code)]
+
+use ferry_model::{Finding, Plan, PlannedStep, Severity};
+use ferry_plan::PlanOptions;
+use ferry_profiles::{load_site, ProfileSet};
+
+pub fn profiles() -> ProfileSet {
+    ProfileSet::builtin().unwrap_or_else(|e| panic!("built-in profiles must load: {e:?}"))
+}
+
+/// The text of `examples/NAME.toml`.
+pub fn example(name: &str) -> String {
+    let path = format!("{}/../../examples/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Plans a site text with a strategy (`None`: each cluster's own, else fastest).
+pub fn plan_with(site: &str, strategy: Option<&str>) -> Plan {
+    let set = profiles();
+    let site = load_site("test.toml", site, &set)
+        .unwrap_or_else(|e| panic!("site must load: {:?}", miette::Report::new(e)));
+    ferry_plan::plan(
+        &site,
+        |n| set.get(n).map(|p| &p.profile),
+        "test".into(),
+        &PlanOptions {
+            strategy: strategy.map(str::to_string),
+        },
+    )
+    .unwrap_or_else(|e| panic!("plan: {e}"))
+}
+
+pub fn plan(site: &str) -> Plan {
+    plan_with(site, None)
+}
+
+pub fn findings(site: &str) -> Vec<Finding> {
+    let set = profiles();
+    let site = load_site("test.toml", site, &set)
+        .unwrap_or_else(|e| panic!("site must load: {:?}", miette::Report::new(e)));
+    ferry_plan::check(
+        &site,
+        |n| set.get(n).map(|p| &p.profile),
+        &PlanOptions::default(),
+    )
+    .expect("check")
+}
+
+/// Findings of one rule.
+pub fn findings_of<'a>(f: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
+    f.iter().filter(|x| x.rule == rule).collect()
+}
+
+pub fn inhibitors(f: &[Finding]) -> Vec<&Finding> {
+    f.iter()
+        .filter(|x| x.severity == Severity::Inhibitor)
+        .collect()
+}
+
+/// The step with this ID (`cluster/node/action`), or a panic listing the IDs there are.
+pub fn step<'a>(plan: &'a Plan, id: &str) -> &'a PlannedStep {
+    plan.steps.iter().find(|s| s.id == id).unwrap_or_else(|| {
+        panic!(
+            "no step {id}; steps: {}",
+            plan.steps
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// Steps of one action (on any node, or on nodes of `role` when given).
+pub fn steps_of<'a>(plan: &'a Plan, action: &str, role: Option<&str>) -> Vec<&'a PlannedStep> {
+    plan.steps
+        .iter()
+        .filter(|s| s.action == action && role.is_none_or(|r| s.role.as_deref() == Some(r)))
+        .collect()
+}
+
+/// Every step in `first` ends before every step in `then` starts (same phase assumed).
+pub fn assert_all_before(first: &[&PlannedStep], then: &[&PlannedStep]) {
+    assert!(!first.is_empty() && !then.is_empty(), "empty step set");
+    for a in first {
+        for b in then {
+            assert!(
+                a.phase < b.phase || (a.phase == b.phase && a.end_s() <= b.start_s),
+                "{} (ends {}) must end before {} starts ({})",
+                a.id,
+                a.end_s(),
+                b.id,
+                b.start_s
+            );
+        }
+    }
+}
+
+/// No two of these steps overlap in time.
+pub fn assert_one_at_a_time(steps: &[&PlannedStep]) {
+    for (i, a) in steps.iter().enumerate() {
+        for b in &steps[i + 1..] {
+            assert!(
+                a.end_s() <= b.start_s || b.end_s() <= a.start_s,
+                "{} [{}..{}] overlaps {} [{}..{}]",
+                a.id,
+                a.start_s,
+                a.end_s(),
+                b.id,
+                b.start_s,
+                b.end_s()
+            );
+        }
+    }
+}
+
+/// At least two of these steps run at the same time.
+pub fn assert_some_overlap(steps: &[&PlannedStep]) {
+    let any = steps.iter().enumerate().any(|(i, a)| {
+        steps[i + 1..]
+            .iter()
+            .any(|b| a.start_s < b.end_s() && b.start_s < a.end_s())
+    });
+    assert!(
+        any,
+        "expected some of {:?} to run in parallel",
+        steps.iter().map(|s| &s.id).collect::<Vec<_>>()
+    );
+}
+
+/// The actions of a node's steps, in start order.
+pub fn node_actions(plan: &Plan, node: &str) -> Vec<String> {
+    plan.steps
+        .iter()
+        .filter(|s| s.node.as_deref() == Some(node))
+        .map(|s| s.action.clone())
+        .collect()
+}
+
+/// The position of each action in the plan's overall start order (first instance).
+pub fn first_start(plan: &Plan, action: &str) -> u64 {
+    plan.steps
+        .iter()
+        .filter(|s| s.action == action)
+        .map(|s| s.start_s)
+        .min()
+        .unwrap_or_else(|| panic!("no {action} step"))
+}

@@ -1,0 +1,76 @@
+//! Rules of the `linux-ha` profile (LHA-*): ferry's own rules for agent-managed services.
+
+use super::common::*;
+
+#[test]
+fn stage_everywhere_before_any_switch_lha_03() {
+    let p = plan(&example("linux-ha-pubsub"));
+    assert_all_before(&steps_of(&p, "stage", None), &steps_of(&p, "switch", None));
+}
+
+#[test]
+fn backup_healthy_before_primary_switches_lha_04() {
+    let p = plan(&example("linux-ha-pair"));
+    assert_all_before(
+        &[step(&p, "kv/kv-b/health-gate")],
+        &[step(&p, "kv/kv-a/switch")],
+    );
+}
+
+#[test]
+fn publisher_before_subscribers_and_replication_gate_last_lha_04_lha_06() {
+    let p = plan(&example("linux-ha-pubsub"));
+    assert_all_before(
+        &[step(&p, "db/db-pub/health-gate")],
+        &steps_of(&p, "switch", Some("subscriber")),
+    );
+    assert_all_before(
+        &steps_of(&p, "health-gate", Some("subscriber")),
+        &[step(&p, "db/replication-gate")],
+    );
+}
+
+#[test]
+fn one_at_a_time_strategy_serialises_subscribers_lha_07() {
+    let fast = plan_with(&example("linux-ha-pubsub"), Some("fastest"));
+    assert_some_overlap(&steps_of(&fast, "switch", Some("subscriber")));
+    let slow = plan_with(&example("linux-ha-pubsub"), Some("one-at-a-time"));
+    assert_one_at_a_time(&steps_of(&slow, "switch", Some("subscriber")));
+    assert!(slow.makespan_s > fast.makespan_s);
+}
+
+#[test]
+fn unhealthy_node_is_an_inhibitor_lha_08() {
+    let site = example("linux-ha-pair").replace(
+        "facts = { package_mb = 40 }\n\n[[cluster.node]]",
+        "facts = { package_mb = 40, healthy = false }\n\n[[cluster.node]]",
+    );
+    let f = findings(&site);
+    let inh = inhibitors(&f);
+    assert_eq!(inh.len(), 1, "{f:?}");
+    assert_eq!(inh[0].rule, "LHA-08");
+    assert_eq!(inh[0].node.as_deref(), Some("kv-a"));
+}
+
+#[test]
+fn supported_path_lha_02() {
+    let p = plan(&example("linux-ha-pair"));
+    assert_eq!(p.clusters[0].path, vec!["2.0.3", "2.1.0"]);
+    assert_eq!(p.clusters[0].upgrade_type, "slot-switch");
+}
+
+#[test]
+fn rollback_reverts_backup_first_lha_04() {
+    let p = plan(&example("linux-ha-pair"));
+    let revert_b = p
+        .rollback
+        .iter()
+        .find(|s| s.id == "kv/kv-b/revert")
+        .expect("backup revert");
+    let revert_a = p
+        .rollback
+        .iter()
+        .find(|s| s.id == "kv/kv-a/revert")
+        .expect("primary revert");
+    assert!(revert_b.end_s() <= revert_a.start_s);
+}

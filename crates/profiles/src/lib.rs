@@ -1,0 +1,15 @@
+//! Loading of ferry's inputs: the built-in product profiles, user profiles and site files,
+//! each validated with diagnostics that name the file, line and key.
+//!
+//! Pure: callers pass text in; reading files is the CLI's job.
+
+pub mod diagnostic;
+pub mod facts;
+pub mod registry;
+pub mod site;
+pub mod validate;
+
+pub use diagnostic::{InputError, InputErrors};
+pub use registry::{LoadedProfile, ProfileSet};
+pub use site::load_site;
+pub use validate::load_profile;

@@ -1,0 +1,385 @@
+//! Site files: parsing and validation against the profiles, with errors that name file, line and key.
+
+use crate::diagnostic::{locate, parse_spans, InputError, InputErrors, PathSeg, SourceFile};
+use crate::facts::facts_from_toml;
+use crate::registry::ProfileSet;
+use ferry_model::site::Window;
+use ferry_model::{Cluster, Node, Site, VendorVersion};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    site: RawSiteMeta,
+    #[serde(default)]
+    cluster: Vec<RawCluster>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSiteMeta {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    window: Option<RawWindow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    start: toml::Value,
+    hours: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    name: String,
+    profile: String,
+    target: String,
+    #[serde(default)]
+    targets: BTreeMap<String, String>,
+    #[serde(default)]
+    strategy: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    facts: toml::Table,
+    #[serde(default)]
+    node: Vec<RawNode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: String,
+    role: String,
+    version: String,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    facts: toml::Table,
+}
+
+/// Strategies every profile understands.
+pub const BASE_STRATEGIES: [&str; 2] = ["fastest", "one-at-a-time"];
+
+/// Collects problems with their key paths; spans are resolved once at the end.
+struct Problems {
+    list: Vec<(Vec<PathSeg>, String, Option<String>)>,
+}
+
+impl Problems {
+    fn add(&mut self, path: Vec<PathSeg>, msg: impl Into<String>, help: Option<String>) {
+        self.list.push((path, msg.into(), help));
+    }
+}
+
+fn key(k: &str) -> PathSeg {
+    PathSeg::Key(k.to_string())
+}
+
+/// Parses and validates a site file. `name` is how errors name the file.
+pub fn load_site(name: &str, text: &str, profiles: &ProfileSet) -> Result<Site, InputErrors> {
+    let src = SourceFile { name, text };
+    let raw: RawSite = toml::from_str(text).map_err(|e| InputErrors {
+        file: name.to_string(),
+        errors: vec![src.from_toml(&e)],
+    })?;
+    let mut p = Problems { list: Vec::new() };
+    let site = validate(&raw, profiles, &mut p);
+    if p.list.is_empty() {
+        if let Some(site) = site {
+            return Ok(site);
+        }
+    }
+    let doc = parse_spans(text);
+    let mut errors: Vec<InputError> = p
+        .list
+        .into_iter()
+        .map(|(path, msg, help)| {
+            let span = doc.as_ref().and_then(|d| locate(d, &path));
+            src.error(span, &path, msg, help)
+        })
+        .collect();
+    errors.sort_by_key(|e| e.line);
+    Err(InputErrors {
+        file: name.to_string(),
+        errors,
+    })
+}
+
+fn parse_version(text: &str, path: Vec<PathSeg>, p: &mut Problems) -> Option<VendorVersion> {
+    match VendorVersion::parse(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            p.add(path, e.to_string(), None);
+            None
+        }
+    }
+}
+
+fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Site> {
+    let window = raw.site.window.as_ref().and_then(|w| {
+        let start = match &w.start {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Datetime(d) => d.to_string(),
+            other => {
+                p.add(
+                    vec![key("site"), key("window"), key("start")],
+                    format!(
+                        "window start must be a date-time, found {}",
+                        other.type_str()
+                    ),
+                    Some("write it as \"2026-12-05T22:00:00-05:00\"".into()),
+                );
+                return None;
+            }
+        };
+        let path = vec![key("site"), key("window")];
+        if !(w.hours.is_finite() && w.hours > 0.0 && w.hours <= 24.0 * 14.0) {
+            p.add(
+                [path.clone(), vec![key("hours")]].concat(),
+                format!("window hours must be between 0 and 336, found {}", w.hours),
+                None,
+            );
+        }
+        match start.parse::<jiff::Timestamp>() {
+            Ok(ts) => Some(Window {
+                start,
+                start_epoch_s: ts.as_second(),
+                hours: w.hours,
+            }),
+            Err(e) => {
+                p.add(
+                    [path, vec![key("start")]].concat(),
+                    format!("window start `{start}` is not an RFC 3339 date-time with offset: {e}"),
+                    Some("write it as \"2026-12-05T22:00:00-05:00\"".into()),
+                );
+                None
+            }
+        }
+    });
+    if raw.site.name.trim().is_empty() {
+        p.add(vec![key("site"), key("name")], "site name is empty", None);
+    }
+    let _ = &raw.site.description;
+    let mut clusters = Vec::new();
+    let mut cluster_names = BTreeSet::new();
+    for (ci, c) in raw.cluster.iter().enumerate() {
+        let cpath = vec![key("cluster"), PathSeg::Index(ci)];
+        let at = |k: &str| [cpath.clone(), vec![key(k)]].concat();
+        if !cluster_names.insert(c.name.as_str()) {
+            p.add(
+                at("name"),
+                format!("duplicate cluster name `{}`", c.name),
+                None,
+            );
+        }
+        if c.name.is_empty() || c.name.contains('/') {
+            p.add(
+                at("name"),
+                "cluster name must be non-empty and contain no `/`",
+                None,
+            );
+        }
+        let _ = &c.description;
+        let Some(prof) = profiles.get(&c.profile) else {
+            p.add(
+                at("profile"),
+                format!("unknown profile `{}`", c.profile),
+                Some(format!("known profiles: {}", profiles.names().join(", "))),
+            );
+            continue;
+        };
+        let profile = &prof.profile;
+        if let Some(s) = &c.strategy {
+            let known = BASE_STRATEGIES
+                .iter()
+                .map(|s| s.to_string())
+                .chain(profile.profile.strategies.iter().cloned())
+                .collect::<Vec<_>>();
+            if !known.contains(s) {
+                p.add(
+                    at("strategy"),
+                    format!("unknown strategy `{s}`"),
+                    Some(format!("known strategies: {}", known.join(", "))),
+                );
+            }
+        }
+        let target = parse_version(&c.target, at("target"), p);
+        let mut role_targets = BTreeMap::new();
+        for (role, v) in &c.targets {
+            let path = [cpath.clone(), vec![key("targets"), key(role)]].concat();
+            if !profile.roles.iter().any(|r| &r.name == role) {
+                p.add(
+                    path.clone(),
+                    format!("`{role}` is not a role of profile `{}`", c.profile),
+                    Some(role_help(profile)),
+                );
+            }
+            if let Some(v) = parse_version(v, path, p) {
+                role_targets.insert(role.clone(), v);
+            }
+        }
+        check_facts(profile, &c.facts, &at("facts"), p);
+        let mut nodes = Vec::new();
+        let mut node_names = BTreeSet::new();
+        for (ni, n) in c.node.iter().enumerate() {
+            let npath = [cpath.clone(), vec![key("node"), PathSeg::Index(ni)]].concat();
+            let nat = |k: &str| [npath.clone(), vec![key(k)]].concat();
+            if !node_names.insert(n.name.as_str()) {
+                p.add(
+                    nat("name"),
+                    format!("duplicate node name `{}` in cluster `{}`", n.name, c.name),
+                    None,
+                );
+            }
+            if n.name.is_empty() || n.name.contains('/') {
+                p.add(
+                    nat("name"),
+                    "node name must be non-empty and contain no `/`",
+                    None,
+                );
+            }
+            if !profile.roles.iter().any(|r| r.name == n.role) {
+                p.add(
+                    nat("role"),
+                    format!("unknown role `{}` for profile `{}`", n.role, c.profile),
+                    Some(role_help(profile)),
+                );
+            }
+            check_facts(profile, &n.facts, &nat("facts"), p);
+            let version = parse_version(&n.version, nat("version"), p);
+            let node_target = match &n.target {
+                Some(t) => parse_version(t, nat("target"), p),
+                None => role_targets.get(&n.role).cloned().or(target.clone()),
+            };
+            if let (Some(v), Some(t)) = (&version, &node_target) {
+                if t < v {
+                    p.add(
+                        nat("version"),
+                        format!(
+                            "node `{}` runs {v}, above its target {t}: ferry does not downgrade",
+                            n.name
+                        ),
+                        Some("use `ferry rollback` to go back, or correct the target".into()),
+                    );
+                }
+                nodes.push(Node {
+                    name: n.name.clone(),
+                    role: n.role.clone(),
+                    version: v.clone(),
+                    target: t.clone(),
+                    address: n.address.clone(),
+                    facts: facts_from_toml(&n.facts),
+                });
+            }
+        }
+        for role in &profile.roles {
+            let count = c.node.iter().filter(|n| n.role == role.name).count() as u32;
+            let rule = role
+                .rule
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            if count < role.min {
+                p.add(
+                    at("name"),
+                    format!(
+                        "cluster `{}` has {count} `{}` node(s); profile `{}` needs at least {}{rule}",
+                        c.name, role.name, c.profile, role.min
+                    ),
+                    None,
+                );
+            }
+            if let Some(max) = role.max {
+                if count > max {
+                    let last = c
+                        .node
+                        .iter()
+                        .rposition(|n| n.role == role.name)
+                        .unwrap_or(0);
+                    p.add(
+                        [cpath.clone(), vec![key("node"), PathSeg::Index(last), key("role")]]
+                            .concat(),
+                        format!(
+                            "cluster `{}` has {count} `{}` nodes; profile `{}` allows at most {max}{rule}",
+                            c.name, role.name, c.profile
+                        ),
+                        None,
+                    );
+                }
+            }
+        }
+        if let Some(target) = target {
+            clusters.push(Cluster {
+                name: c.name.clone(),
+                profile: c.profile.clone(),
+                target,
+                strategy: c.strategy.clone(),
+                facts: facts_from_toml(&c.facts),
+                nodes,
+            });
+        }
+    }
+    if raw.cluster.is_empty() {
+        p.add(vec![key("site")], "the site has no [[cluster]]", None);
+    }
+    Some(Site {
+        name: raw.site.name.clone(),
+        window,
+        clusters,
+    })
+}
+
+fn role_help(profile: &ferry_model::Profile) -> String {
+    format!(
+        "roles of `{}`: {}",
+        profile.profile.name,
+        profile
+            .roles
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn check_facts(
+    profile: &ferry_model::Profile,
+    facts: &toml::Table,
+    path: &[PathSeg],
+    p: &mut Problems,
+) {
+    for (name, value) in facts {
+        let Some(spec) = profile.facts.iter().find(|f| &f.name == name) else {
+            continue;
+        };
+        let fv = crate::facts::fact_from_toml(value);
+        let datetime_ok = !matches!(spec.kind, ferry_model::profile::FactType::Datetime)
+            || fv
+                .as_str()
+                .is_some_and(|s| s.parse::<jiff::Timestamp>().is_ok());
+        if !spec.kind.accepts(&fv) || !datetime_ok {
+            p.add(
+                [path.to_vec(), vec![key(name)]].concat(),
+                format!(
+                    "fact `{name}` must be {} ({}), found {} `{fv}`",
+                    spec.kind.as_str(),
+                    if spec.description.is_empty() {
+                        "see the profile"
+                    } else {
+                        &spec.description
+                    },
+                    fv.type_name()
+                ),
+                None,
+            );
+        }
+    }
+}
