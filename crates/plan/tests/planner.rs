@@ -7,3 +7,15 @@ mod common;
 
 #[path = "planner/linux_ha.rs"]
 mod linux_ha;
+
+#[path = "planner/cisco_ucm.rs"]
+mod cisco_ucm;
+
+#[path = "planner/callmanager4.rs"]
+mod callmanager4;
+
+#[path = "planner/genesys.rs"]
+mod genesys;
+
+#[path = "planner/avaya_cms.rs"]
+mod avaya_cms;

@@ -247,20 +247,3 @@ mod tests {
         assert_eq!(labels, ["cucm", "pub", "sub1"]);
     }
 }
-#[cfg(test)]
-#[test]
-fn zz_dump_tmp() {
-    let p = sample_plan();
-    std::fs::write("/tmp/ferry_render.txt", text::render_text(&p)).unwrap();
-    std::fs::write("/tmp/ferry_render.md", mop::render_mop(&p)).unwrap();
-    std::fs::write("/tmp/ferry_render.svg", svg::render_svg(&p)).unwrap();
-    std::fs::write("/tmp/ferry_render.dot", dot::render_dot(&p)).unwrap();
-    let mut q = p.clone();
-    for s in &mut q.steps {
-        s.start_s *= 6;
-        s.duration_s *= 6;
-    }
-    q.makespan_s *= 6;
-    q.window_s = Some(8 * 3600);
-    std::fs::write("/tmp/ferry_long.svg", svg::render_svg(&q)).unwrap();
-}

@@ -279,7 +279,7 @@ fn paragraphs(text: &str) -> String {
         .filter(|l| !l.is_empty())
     {
         let item = is_item(line);
-        if !out.is_empty() && !(item && prev_item) {
+        if !(out.is_empty() || (item && prev_item)) {
             out.push('\n');
         }
         let _ = writeln!(out, "{}", escape_tags(line));

@@ -466,7 +466,7 @@ fn legend(y: f64) -> String {
             x + 24.0,
             y + 16.0
         );
-        x += 24.0 + text.len() as f64 * CHAR_W + 18.0;
+        x += 24.0 + text.len() as f64 * CHAR_W + 6.0;
     }
     out.push_str(&diamond(x + 7.0, y + 12.0, "#8e44ad"));
     let _ = writeln!(

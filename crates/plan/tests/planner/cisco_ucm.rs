@@ -1,0 +1,1 @@
+//! Rules of the profile, checked on plans (being written).
