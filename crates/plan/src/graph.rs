@@ -110,7 +110,7 @@ pub struct BuildInput<'a> {
 
 fn selects(sel: &StepSelector, inst: &Inst, procedure: &Procedure) -> bool {
     let t = &procedure.steps[inst.template];
-    sel.step.iter().any(|s| *s == t.id)
+    sel.step.contains(&t.id)
         && (sel.roles.is_empty()
             || inst
                 .step

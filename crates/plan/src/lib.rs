@@ -86,10 +86,10 @@ fn leg_cluster(cluster: &Cluster, path: &[ferry_model::VendorVersion], h: usize)
     c
 }
 
-fn plan_cluster<'a>(
+fn plan_cluster(
     site: &Site,
     cluster: &Cluster,
-    profile: &'a Profile,
+    profile: &Profile,
     strategy: &str,
 ) -> ClusterWork {
     let mut findings = Vec::new();
