@@ -388,6 +388,10 @@ fn known_strategies(l: &Loaded) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
+    // Diagnostics keep file:line on one line, whatever the terminal width, so tools can read them.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -1,0 +1,315 @@
+//! The `ferry` binary as a user runs it: exit codes, output formats, determinism, `--explain`,
+//! diagnostics for bad input, and snapshots of every example's report and plan.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn ferry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run ferry")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 output")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn examples() -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("examples dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".toml").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+#[test]
+fn every_example_checks_with_the_expected_exit_code() {
+    for name in examples() {
+        let o = ferry(&["check", &format!("example:{name}")]);
+        let want = if name.contains("inhibitors") { 1 } else { 0 };
+        assert_eq!(
+            o.status.code(),
+            Some(want),
+            "{name}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let j = json(&ferry(&[
+            "check",
+            &format!("example:{name}"),
+            "--format",
+            "json",
+        ]));
+        assert_eq!(j["schema_version"], 1);
+        let inhibitors = j["inhibitors"].as_u64().expect("inhibitors count");
+        assert_eq!(inhibitors > 0, want == 1, "{name}");
+        for f in j["findings"].as_array().expect("findings") {
+            for key in [
+                "key", "rule", "severity", "cluster", "node", "message", "remedy",
+            ] {
+                assert!(f.get(key).is_some(), "{name}: finding lacks {key}: {f}");
+            }
+        }
+    }
+}
+
+#[test]
+fn inhibitor_examples_find_several_distinct_rules() {
+    for name in examples().into_iter().filter(|n| n.contains("inhibitors")) {
+        let j = json(&ferry(&[
+            "check",
+            &format!("example:{name}"),
+            "--format",
+            "json",
+        ]));
+        let rules: std::collections::BTreeSet<&str> = j["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["severity"] == "inhibitor")
+            .filter_map(|f| f["rule"].as_str())
+            .collect();
+        assert!(rules.len() >= 2, "{name}: inhibitor rules {rules:?}");
+    }
+}
+
+#[test]
+fn every_example_plans_in_every_format_byte_identically() {
+    for name in examples() {
+        let site = format!("example:{name}");
+        for format in ["text", "json", "mop", "svg", "dot"] {
+            let a = ferry(&["plan", &site, "--format", format]);
+            assert_eq!(a.status.code(), Some(0), "{name} {format}: {}", stderr(&a));
+            let b = ferry(&["plan", &site, "--format", format]);
+            assert_eq!(a.stdout, b.stdout, "{name} {format}: two runs differ");
+            assert!(!a.stdout.is_empty());
+        }
+    }
+}
+
+#[test]
+fn plan_json_keeps_its_contract() {
+    for name in examples() {
+        let j = json(&ferry(&[
+            "plan",
+            &format!("example:{name}"),
+            "--format",
+            "json",
+        ]));
+        for key in [
+            "schema_version",
+            "input_hash",
+            "clusters",
+            "steps",
+            "makespan_s",
+            "lower_bound_s",
+            "sequential_s",
+            "findings",
+        ] {
+            assert!(j.get(key).is_some(), "{name}: plan lacks {key}");
+        }
+        assert_eq!(j["input_hash"].as_str().map(str::len), Some(64));
+        for c in j["clusters"].as_array().expect("clusters") {
+            for key in ["name", "profile", "from", "target", "path", "upgrade_type"] {
+                assert!(c.get(key).is_some(), "{name}: cluster lacks {key}");
+            }
+        }
+        let steps = j["steps"].as_array().expect("steps");
+        assert!(!steps.is_empty(), "{name}: no steps");
+        let ids: std::collections::BTreeSet<&str> =
+            steps.iter().filter_map(|s| s["id"].as_str()).collect();
+        for s in steps {
+            for key in [
+                "id",
+                "cluster",
+                "node",
+                "action",
+                "after",
+                "rules",
+                "start_s",
+                "duration_s",
+                "impact",
+            ] {
+                assert!(s.get(key).is_some(), "{name}: step lacks {key}");
+            }
+            assert!(
+                !s["rules"].as_array().expect("rules").is_empty(),
+                "{name}: {} has no rule",
+                s["id"]
+            );
+            for a in s["after"].as_array().expect("after") {
+                assert!(
+                    ids.contains(a.as_str().expect("id")),
+                    "{name}: {} waits for unknown {a}",
+                    s["id"]
+                );
+            }
+        }
+        let (m, lb, seq) = (
+            j["makespan_s"].as_u64().unwrap(),
+            j["lower_bound_s"].as_u64().unwrap(),
+            j["sequential_s"].as_u64().unwrap(),
+        );
+        assert!(
+            lb <= m && m <= seq,
+            "{name}: lower bound {lb} <= window {m} <= sequential {seq}"
+        );
+    }
+}
+
+#[test]
+fn every_step_of_every_example_can_be_explained() {
+    for name in examples() {
+        let j = json(&ferry(&[
+            "plan",
+            &format!("example:{name}"),
+            "--format",
+            "json",
+        ]));
+        let steps = j["steps"].as_array().expect("steps");
+        // Through the binary for the first and last step; the library covers the rest quickly.
+        for s in [steps.first(), steps.last()].into_iter().flatten() {
+            let id = s["id"].as_str().expect("id");
+            let o = ferry(&["plan", &format!("example:{name}"), "--explain", id]);
+            assert_eq!(o.status.code(), Some(0), "{name} {id}: {}", stderr(&o));
+            assert!(stdout(&o).starts_with(id), "{}", stdout(&o));
+        }
+        let plan: ferry_model::Plan =
+            serde_json::from_value(j.clone()).expect("plan JSON reads back");
+        for s in &plan.steps {
+            let text = ferry_plan::explain(&plan, &s.id).expect("explained");
+            for e in plan.edges.iter().filter(|e| e.to == s.id) {
+                assert!(
+                    text.contains(&e.rule),
+                    "{name}: explanation of {} lacks {}",
+                    s.id,
+                    e.rule
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn explain_of_an_unknown_step_is_bad_input() {
+    let o = ferry(&[
+        "plan",
+        "example:linux-ha-pair",
+        "--explain",
+        "kv/kv-a/swich",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no step `kv/kv-a/swich`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn malformed_input_exits_2_naming_file_line_and_key() {
+    let dir = tempdir();
+    let site = dir.join("bad-site.toml");
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/linux-ha-pair.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        &site,
+        text.replacen("role = \"backup\"", "role = \"standby\"", 1),
+    )
+    .unwrap();
+    for cmd in ["check", "plan"] {
+        let o = ferry(&[cmd, site.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        let err = stderr(&o);
+        assert!(err.contains("bad-site.toml:20"), "{err}");
+        assert!(err.contains("cluster[0].node[1].role"), "{err}");
+        assert!(o.stdout.is_empty(), "nothing on stdout for bad input");
+    }
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("broken.toml"),
+        "[profile]\nname = \"broken\"\ntitle = \"x\"\n\n[[role]]\nname = \"a\"\nmax = \"one\"\n",
+    )
+    .unwrap();
+    let o = ferry(&[
+        "--profiles",
+        profiles.to_str().unwrap(),
+        "check",
+        "example:linux-ha-pair",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("broken.toml:7"), "{}", stderr(&o));
+    let o = ferry(&["check", dir.join("missing.toml").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing.toml"), "{}", stderr(&o));
+    let o = ferry(&["plan", "example:linux-ha-pair", "--strategy", "reckless"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = ferry(&["plan"]);
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn plan_writes_to_a_file_with_output() {
+    let dir = tempdir();
+    let out = dir.join("plan.svg");
+    let o = ferry(&[
+        "plan",
+        "example:linux-ha-pair",
+        "--format",
+        "svg",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        svg.starts_with("<svg") || svg.starts_with("<?xml"),
+        "{}",
+        &svg[..40.min(svg.len())]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn snapshots_of_every_example() {
+    for name in examples() {
+        let site = format!("example:{name}");
+        insta::assert_snapshot!(format!("{name}-check"), stdout(&ferry(&["check", &site])));
+        insta::assert_snapshot!(format!("{name}-plan"), stdout(&ferry(&["plan", &site])));
+        insta::assert_snapshot!(
+            format!("{name}-mop"),
+            stdout(&ferry(&["plan", &site, "--format", "mop"]))
+        );
+    }
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(
+        format!(
+            "ferry-cli-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        )
+        .replace(['(', ')'], ""),
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

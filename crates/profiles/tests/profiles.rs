@@ -1,0 +1,295 @@
+//! Loading of sites and profiles: every kind of bad input gets an error that names the file,
+//! the line and the key; no input makes the loader panic.
+
+use ferry_profiles::{load_profile, load_site, InputErrors, ProfileSet};
+use proptest::prelude::*;
+
+const PAIR: &str = r#"[site]
+name = "lab"
+window = { start = "2026-12-05T22:00:00-05:00", hours = 2 }
+
+[[cluster]]
+name = "kv"
+profile = "linux-ha"
+target = "2.1.0"
+
+[[cluster.node]]
+name = "kv-a"
+role = "primary"
+version = "2.0.3"
+facts = { package_mb = 40 }
+
+[[cluster.node]]
+name = "kv-b"
+role = "backup"
+version = "2.0.3"
+"#;
+
+fn builtin() -> ProfileSet {
+    ProfileSet::builtin().expect("built-in profiles load")
+}
+
+/// Loads `text` as a site and expects exactly one error at `line` whose key and message
+/// contain the given fragments.
+fn check_site_error(text: &str, line: usize, key: &str, message: &str) {
+    let err: InputErrors =
+        load_site("site.toml", text, &builtin()).expect_err("site must be rejected");
+    assert_eq!(err.file, "site.toml");
+    let e = err
+        .errors
+        .iter()
+        .find(|e| e.message.contains(message))
+        .unwrap_or_else(|| {
+            panic!(
+                "no error mentioning {message:?} in {:#?}",
+                err.errors
+                    .iter()
+                    .map(|e| (&e.line, &e.key, &e.message))
+                    .collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(e.line, line, "line of {:?}", e.message);
+    assert!(
+        e.key.contains(key),
+        "key {:?} should contain {key:?}",
+        e.key
+    );
+    assert!(
+        e.to_string().starts_with(&format!("site.toml:{line}: ")),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_valid_site_loads() {
+    let site = load_site("site.toml", PAIR, &builtin()).expect("loads");
+    assert_eq!(site.clusters[0].nodes.len(), 2);
+    assert_eq!(
+        site.window.as_ref().map(|w| w.start_epoch_s),
+        Some(1_796_526_000)
+    );
+}
+
+#[test]
+fn every_builtin_profile_loads() {
+    let set = builtin();
+    assert_eq!(
+        set.names(),
+        [
+            "avaya-cms-ha",
+            "cisco-callmanager4",
+            "cisco-ucm",
+            "genesys-framework",
+            "linux-ha"
+        ]
+    );
+}
+
+#[test]
+fn site_errors_name_line_and_key() {
+    let cases: &[(&str, &str, usize, &str, &str)] = &[
+        // (replace, with, line, key, message)
+        (
+            "profile = \"linux-ha\"",
+            "profile = \"linux-hq\"",
+            7,
+            "cluster[0].profile",
+            "unknown profile `linux-hq`",
+        ),
+        (
+            "role = \"backup\"",
+            "role = \"standby\"",
+            18,
+            "cluster[0].node[1].role",
+            "unknown role `standby`",
+        ),
+        (
+            "version = \"2.0.3\"\nfacts",
+            "version = \"two\"\nfacts",
+            13,
+            "cluster[0].node[0].version",
+            "`two` is not a version",
+        ),
+        (
+            "name = \"kv-b\"",
+            "name = \"kv-a\"",
+            17,
+            "cluster[0].node[1].name",
+            "duplicate node name `kv-a`",
+        ),
+        (
+            "target = \"2.1.0\"",
+            "target = \"2.0.1\"",
+            13,
+            "cluster[0].node[0].version",
+            "above its target",
+        ),
+        (
+            "role = \"backup\"",
+            "role = \"primary\"",
+            18,
+            "cluster[0].node[1].role",
+            "allows at most 1",
+        ),
+        (
+            "package_mb = 40",
+            "package_mb = \"big\"",
+            14,
+            "cluster[0].node[0].facts.package_mb",
+            "must be number",
+        ),
+        (
+            "hours = 2",
+            "hours = -1",
+            3,
+            "site.window.hours",
+            "between 0 and 336",
+        ),
+        (
+            "2026-12-05T22:00:00-05:00",
+            "tomorrow",
+            3,
+            "site.window.start",
+            "not an RFC 3339",
+        ),
+    ];
+    for (from, to, line, key, message) in cases {
+        assert!(PAIR.contains(from), "fixture lacks {from:?}");
+        check_site_error(&PAIR.replacen(from, to, 1), *line, key, message);
+    }
+}
+
+#[test]
+fn syntax_errors_and_unknown_keys_point_at_the_line() {
+    check_site_error(
+        &PAIR.replace("version = \"2.0.3\"\nfacts", "verison = \"2.0.3\"\nfacts"),
+        13,
+        "",
+        "verison",
+    );
+    check_site_error(&PAIR.replace("name = \"kv-b\"", "name = kv-b"), 17, "", "");
+}
+
+#[test]
+fn profile_errors_name_line_and_key() {
+    let base = ferry_profiles::registry::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "linux-ha")
+        .expect("linux-ha")
+        .1;
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "then = { step = [\"switch\"], roles = [\"primary\"] }",
+            "then = { step = [\"switch\"], roles = [\"primari\"] }",
+            "procedure.order[1].then.roles[0]",
+            "unknown role `primari`",
+        ),
+        (
+            "before = { step = [\"stage\"] }",
+            "before = { step = [\"stag\"] }",
+            "procedure.order[0].before.step[0]",
+            "no step `stag`",
+        ),
+        (
+            "rule = \"LHA-07\"",
+            "rule = \"lha7\"",
+            "procedure.sequence[0].rule",
+            "`lha7` is not a rule ID",
+        ),
+        (
+            "name = \"free_mb\", lt = 1",
+            "name = \"free_space\", lt = 1",
+            "check[1].test.node.fact.name",
+            "fact `free_space` is not declared",
+        ),
+        (
+            "rules = [\"LHA-06\"]\nwhen",
+            "rules = []\nwhen",
+            "procedure.step[4].rules",
+            "names no rule ID",
+        ),
+        (
+            "when = { strategy = [\"one-at-a-time\"] }",
+            "when = { strategy = [\"slowest\"] }",
+            "procedure.sequence[0].when.strategy[0]",
+            "unknown strategy `slowest`",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        assert!(base.contains(from), "fixture lacks {from:?}");
+        let text = base.replacen(from, to, 1);
+        let err = load_profile("mine.toml", &text).expect_err("profile must be rejected");
+        let e = err
+            .errors
+            .iter()
+            .find(|e| e.message.contains(message))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {message:?} in {:?}",
+                    err.errors.iter().map(|e| &e.message).collect::<Vec<_>>()
+                )
+            });
+        assert_eq!(e.key, *key);
+        let changed_line = text[..text.find(to).expect("replaced")].lines().count() + 1
+            - usize::from(to.starts_with('\n'));
+        assert!(
+            e.line.abs_diff(changed_line) <= 1,
+            "{message}: line {} vs {changed_line}",
+            e.line
+        );
+    }
+}
+
+#[test]
+fn a_user_profile_replaces_a_builtin_of_the_same_name() {
+    let mut set = builtin();
+    let text = ferry_profiles::registry::BUILTIN[4].1.replace(
+        "title = \"Generic HA Linux service (ferry agent)\"",
+        "title = \"Ours\"",
+    );
+    set.add("ours/linux-ha.toml", &text).expect("loads");
+    assert_eq!(
+        set.get("linux-ha")
+            .map(|p| p.profile.profile.title.as_str()),
+        Some("Ours")
+    );
+    assert_eq!(
+        set.get("linux-ha").map(|p| p.origin.as_str()),
+        Some("ours/linux-ha.toml")
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any text: an error or a site, never a panic.
+    #[test]
+    fn site_parser_never_panics_on_any_text(text in "\\PC*") {
+        let _ = load_site("fuzz.toml", &text, &builtin());
+    }
+
+    /// A valid site with a few bytes changed: an error or a site, never a panic.
+    #[test]
+    fn site_parser_never_panics_on_mutated_sites(edits in proptest::collection::vec((0usize..PAIR.len(), any::<char>()), 1..6)) {
+        let mut chars: Vec<char> = PAIR.chars().collect();
+        for (pos, c) in edits {
+            let i = pos % chars.len();
+            chars[i] = c;
+        }
+        let text: String = chars.into_iter().collect();
+        let _ = load_site("fuzz.toml", &text, &builtin());
+    }
+
+    /// Profiles too.
+    #[test]
+    fn profile_parser_never_panics_on_mutated_profiles(edits in proptest::collection::vec((0usize..8000, any::<char>()), 1..6)) {
+        let base = ferry_profiles::registry::BUILTIN[4].1;
+        let mut chars: Vec<char> = base.chars().collect();
+        for (pos, c) in edits {
+            let i = pos % chars.len();
+            chars[i] = c;
+        }
+        let text: String = chars.into_iter().collect();
+        let _ = load_profile("fuzz.toml", &text);
+    }
+}
