@@ -86,12 +86,7 @@ fn leg_cluster(cluster: &Cluster, path: &[ferry_model::VendorVersion], h: usize)
     c
 }
 
-fn plan_cluster(
-    site: &Site,
-    cluster: &Cluster,
-    profile: &Profile,
-    strategy: &str,
-) -> ClusterWork {
+fn plan_cluster(site: &Site, cluster: &Cluster, profile: &Profile, strategy: &str) -> ClusterWork {
     let mut findings = Vec::new();
     let upgrading: Vec<_> = cluster.nodes.iter().filter(|n| n.upgrading()).collect();
     let from = upgrading
