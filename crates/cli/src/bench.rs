@@ -39,28 +39,39 @@ fn peak_rss_mb() -> Option<f64> {
 }
 
 /// A fleet of `clusters` clusters built by replicating the example sites round-robin, with
-/// subscriber-like roles padded so clusters average about `nodes` nodes.
-fn fleet(examples: &[Site], clusters: usize, nodes: usize) -> Site {
+/// nodes of roles the profiles do not cap added until the fleet averages `nodes` nodes a cluster.
+fn fleet(examples: &[Site], profiles: &ProfileSet, clusters: usize, nodes: usize) -> Site {
     let pool: Vec<&Cluster> = examples.iter().flat_map(|s| &s.clusters).collect();
     let mut out = Vec::with_capacity(clusters);
     for i in 0..clusters {
         let mut c = pool[i % pool.len()].clone();
         c.name = format!("{}-{i:05}", c.name);
         c.facts.remove("h323_trunks");
-        // Pad with copies of the most common role until the cluster has `nodes` nodes.
-        if let Some(template) = most_common_role(&c) {
-            let mut k = 0;
-            while c.nodes.len() < nodes {
-                let mut n = template.clone();
-                n.name = format!("{}-x{k}", n.name);
-                c.nodes.push(n);
-                k += 1;
-            }
-        }
         for n in &mut c.nodes {
             n.facts.remove("h323_trunks");
         }
         out.push(c);
+    }
+    // Pad clusters that may grow, round-robin, until the fleet has `clusters * nodes` nodes.
+    let want = clusters * nodes;
+    let mut have: usize = out.iter().map(|c| c.nodes.len()).sum();
+    let growable: Vec<(usize, ferry_model::Node)> = out
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| growable_node(c, profiles).map(|n| (i, n)))
+        .collect();
+    let mut round = 0;
+    while have < want && !growable.is_empty() {
+        for (i, template) in &growable {
+            if have >= want {
+                break;
+            }
+            let mut n = template.clone();
+            n.name = format!("{}-x{round}", n.name);
+            out[*i].nodes.push(n);
+            have += 1;
+        }
+        round += 1;
     }
     Site {
         name: "generated-fleet".into(),
@@ -69,11 +80,19 @@ fn fleet(examples: &[Site], clusters: usize, nodes: usize) -> Site {
     }
 }
 
-fn most_common_role(c: &Cluster) -> Option<ferry_model::Node> {
+/// A node whose role the profile lets a cluster have any number of, preferring the most common.
+fn growable_node(c: &Cluster, profiles: &ProfileSet) -> Option<ferry_model::Node> {
+    let profile = &profiles.get(&c.profile)?.profile;
+    let unlimited = |role: &str| {
+        profile
+            .roles
+            .iter()
+            .any(|r| r.name == role && r.max.is_none())
+    };
     let mut best: Option<(usize, &ferry_model::Node)> = None;
-    for n in &c.nodes {
+    for n in c.nodes.iter().filter(|n| unlimited(&n.role)) {
         let count = c.nodes.iter().filter(|m| m.role == n.role).count();
-        if count > 1 && best.is_none_or(|(b, _)| count > b) {
+        if best.is_none_or(|(b, _)| count > b) {
             best = Some((count, n));
         }
     }
@@ -106,7 +125,7 @@ pub fn run(profiles: &ProfileSet, clusters: usize, nodes: usize, json: bool) -> 
         });
         sites.push(site);
     }
-    let fleet = fleet(&sites, clusters, nodes);
+    let fleet = fleet(&sites, profiles, clusters, nodes);
     let node_count = fleet.clusters.iter().map(|c| c.nodes.len()).sum();
     eprintln!(
         "planning a fleet of {} clusters, {node_count} nodes ...",

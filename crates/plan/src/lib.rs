@@ -19,7 +19,7 @@ use ferry_model::{
 };
 use graph::{build, BuildInput, Graph};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use explain::explain;
 pub use schedule::ScheduleError;
@@ -268,6 +268,12 @@ fn sort_findings(site: &Site, mut findings: Vec<Finding>) -> Vec<Finding> {
 fn finish(graph: &Graph) -> Result<(Vec<PlannedStep>, Vec<Edge>), PlanError> {
     let start = schedule::schedule(graph)?;
     let adj = schedule::adjacency(graph);
+    let mut incoming_rules: Vec<Vec<&str>> = vec![Vec::new(); graph.insts.len()];
+    for (_, t, rule, _) in &graph.edges {
+        if !rule.is_empty() && !incoming_rules[*t].contains(&rule.as_str()) {
+            incoming_rules[*t].push(rule);
+        }
+    }
     let mut steps: Vec<(usize, PlannedStep)> = graph
         .insts
         .iter()
@@ -279,9 +285,9 @@ fn finish(graph: &Graph) -> Result<(Vec<PlannedStep>, Vec<Edge>), PlanError> {
                 .iter()
                 .map(|&p| graph.insts[p].step.id.clone())
                 .collect();
-            for (_, t, rule, _) in &graph.edges {
-                if *t == i && !s.rules.contains(rule) && !rule.is_empty() {
-                    s.rules.push(rule.clone());
+            for rule in &incoming_rules[i] {
+                if !s.rules.iter().any(|r| r == rule) {
+                    s.rules.push(rule.to_string());
                 }
             }
             (i, s)
@@ -330,29 +336,31 @@ pub fn plan<'p>(
     }
     let (steps, edges) = finish(&graph)?;
     let (rollback_steps, rollback_edges) = finish(&rollback)?;
-    for (w, profile) in &works {
-        let mut cp = w.plan.clone();
-        let mine: Vec<PlannedStep> = steps
-            .iter()
-            .filter(|s| s.cluster == cp.name)
-            .cloned()
-            .collect();
-        cp.makespan_s = phase_end(&mine, Phase::Window);
-        clusters.push((cp, *profile));
+    let mut by_cluster: BTreeMap<&str, Vec<&PlannedStep>> = BTreeMap::new();
+    for s in &steps {
+        by_cluster.entry(s.cluster.as_str()).or_default().push(s);
     }
     let mut measures = Vec::new();
-    for (cp, profile) in &clusters {
+    for (w, profile) in &works {
+        let mut cp = w.plan.clone();
+        let mine = by_cluster
+            .get(cp.name.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        cp.makespan_s = mine
+            .iter()
+            .filter(|s| s.phase == Phase::Window)
+            .map(|s| s.end_s())
+            .max()
+            .unwrap_or(0);
         for m in &profile.measures {
-            let mine = |s: &&PlannedStep| s.cluster == cp.name;
-            let from = steps
+            let from = mine
                 .iter()
-                .filter(mine)
                 .filter(|s| s.action == m.from_step)
                 .map(|s| s.start_s)
                 .min();
-            let to = steps
+            let to = mine
                 .iter()
-                .filter(mine)
                 .filter(|s| s.action == m.to_step)
                 .map(|s| s.end_s())
                 .max();
@@ -367,6 +375,7 @@ pub fn plan<'p>(
                 });
             }
         }
+        clusters.push(cp);
     }
     let limits = graph
         .limits
@@ -397,7 +406,7 @@ pub fn plan<'p>(
             .window
             .as_ref()
             .map(|w| (w.hours * 3600.0).round() as u64),
-        clusters: clusters.into_iter().map(|(c, _)| c).collect(),
+        clusters,
         steps,
         edges,
         measures,
