@@ -512,6 +512,8 @@ pub enum CheckTest {
     ClampedParameters { fact: String },
     /// The estimate of `step` on a node must not exceed the node's (or cluster's) fact, in seconds.
     StepWithinFact { step: String, fact: String },
+    /// The cluster's scheduled window must fit in the site's maintenance window.
+    FitsWindow {},
     /// A datetime fact must lie within `hours` before the site's window start.
     MaxAge {
         fact: String,

@@ -205,6 +205,8 @@ pub fn run(
                     }
                 }
             }
+            // Needs the schedule: see `window_findings`.
+            CheckTest::FitsWindow {} => {}
             CheckTest::MaxAge {
                 fact: name,
                 hours,
@@ -293,4 +295,35 @@ pub fn clamp_change(p: &FactValue) -> Option<(String, String)> {
         name.clone(),
         format!("{name}: {value} -> {} ({why})", fmt(new)),
     ))
+}
+
+/// `fits_window` checks: the cluster's scheduled window against the site's booked window.
+pub fn window_findings(
+    site: &Site,
+    cluster: &Cluster,
+    profile: &Profile,
+    scope: &Scope<'_>,
+    makespan_s: u64,
+) -> Vec<Finding> {
+    let Some(w) = &site.window else {
+        return Vec::new();
+    };
+    let booked = (w.hours * 3600.0).round() as u64;
+    profile
+        .checks
+        .iter()
+        .filter(|c| matches!(c.test, CheckTest::FitsWindow {}))
+        .filter(|c| c.when.as_ref().is_none_or(|cond| eval(cond, scope, None)))
+        .filter(|_| makespan_s > booked)
+        .map(|c| {
+            let detail = format!(
+                "the plan needs {}h{:02}m, the site books {}h{:02}m",
+                makespan_s / 3600,
+                (makespan_s / 60) % 60,
+                booked / 3600,
+                (booked / 60) % 60
+            );
+            finding(c, cluster, None, &detail, "")
+        })
+        .collect()
 }

@@ -232,22 +232,13 @@ fn plan_cluster(site: &Site, cluster: &Cluster, profile: &Profile, strategy: &st
     }
 }
 
-/// Runs the preflight checks only.
+/// The preflight findings: the same findings the plan carries.
 pub fn check<'p>(
     site: &Site,
     profiles: impl Fn(&str) -> Option<&'p Profile>,
     opts: &PlanOptions,
 ) -> Result<Vec<Finding>, PlanError> {
-    let mut findings = Vec::new();
-    for cluster in &site.clusters {
-        let profile = profiles(&cluster.profile).ok_or_else(|| PlanError::UnknownProfile {
-            cluster: cluster.name.clone(),
-            profile: cluster.profile.clone(),
-        })?;
-        let strategy = strategy_of(opts, cluster);
-        findings.extend(plan_cluster(site, cluster, profile, &strategy).findings);
-    }
-    Ok(sort_findings(site, findings))
+    Ok(plan(site, profiles, String::new(), opts)?.findings)
 }
 
 fn sort_findings(site: &Site, mut findings: Vec<Finding>) -> Vec<Finding> {
@@ -374,6 +365,27 @@ pub fn plan<'p>(
                     duration_s: to.saturating_sub(from),
                 });
             }
+        }
+        if let Some(cluster) = site.clusters.iter().find(|c| c.name == cp.name) {
+            let ut = cp
+                .upgrade_type
+                .split(" then ")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let scope = Scope {
+                cluster,
+                profile,
+                upgrade_type: Some(&ut),
+                strategy: &cp.strategy,
+            };
+            findings.extend(checks::window_findings(
+                site,
+                cluster,
+                profile,
+                &scope,
+                cp.makespan_s,
+            ));
         }
         clusters.push(cp);
     }

@@ -487,6 +487,7 @@ fn validate_profile(profile: &Profile) -> Vec<(Path, String, Option<String>)> {
                 }
                 cx.fact(fact, tp.clone());
             }
+            CheckTest::FitsWindow {} => {}
             CheckTest::MaxAge { fact, roles, .. } => {
                 cx.fact(fact, tp.clone());
                 cx.roles(roles, &join(&tp, &[k("max_age"), k("roles")]));

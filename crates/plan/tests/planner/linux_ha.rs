@@ -74,3 +74,17 @@ fn rollback_reverts_backup_first_lha_04() {
         .expect("primary revert");
     assert!(revert_b.end_s() <= revert_a.start_s);
 }
+
+#[test]
+fn a_window_too_short_is_reported_lha_09() {
+    let short = example("linux-ha-pubsub").replace("hours = 2", "hours = 0.25");
+    let f = findings(&short);
+    let w = findings_of(&f, "LHA-09");
+    assert_eq!(w.len(), 1, "{f:?}");
+    assert!(
+        w[0].message.contains("0h17m") && w[0].message.contains("0h15m"),
+        "{}",
+        w[0].message
+    );
+    assert!(findings_of(&findings(&example("linux-ha-pubsub")), "LHA-09").is_empty());
+}
