@@ -111,7 +111,8 @@ fn tails(g: &Graph, adj: &Adjacency, order: &[usize]) -> Vec<u64> {
 struct LimitState<'a> {
     limit: &'a LimitGroup,
     running: usize,
-    load: BTreeMap<String, f64>,
+    /// Per partition: how many steps run and their summed weight.
+    load: BTreeMap<String, (usize, f64)>,
 }
 
 impl LimitState<'_> {
@@ -123,10 +124,10 @@ impl LimitState<'_> {
         }
         if let Some(c) = &self.limit.capacity {
             if let Some((part, w)) = c.weight.get(&i) {
-                let load = self.load.get(part).copied().unwrap_or(0.0);
+                let (count, load) = self.load.get(part).copied().unwrap_or((0, 0.0));
                 let base = c.base.get(part).copied().unwrap_or(0.0);
                 // A step that exceeds the capacity alone still runs, alone in its partition.
-                if load > 0.0 && load + w + base > c.max {
+                if count > 0 && load + w + base > c.max {
                     return false;
                 }
             }
@@ -142,7 +143,14 @@ impl LimitState<'_> {
         }
         if let Some(c) = &self.limit.capacity {
             if let Some((part, w)) = c.weight.get(&i) {
-                *self.load.entry(part.clone()).or_insert(0.0) += sign * w.max(f64::MIN_POSITIVE);
+                let entry = self.load.entry(part.clone()).or_insert((0, 0.0));
+                if sign > 0.0 {
+                    entry.0 += 1;
+                    entry.1 += w;
+                } else {
+                    entry.0 -= 1;
+                    entry.1 = if entry.0 == 0 { 0.0 } else { entry.1 - w };
+                }
             }
         }
     }

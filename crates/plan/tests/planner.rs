@@ -19,3 +19,6 @@ mod genesys;
 
 #[path = "planner/avaya_cms.rs"]
 mod avaya_cms;
+
+#[path = "planner/scheduler.rs"]
+mod scheduler;
