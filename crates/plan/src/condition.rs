@@ -127,7 +127,15 @@ fn version_test(t: &VersionTest, s: &Scope<'_>, node: Option<&Node>) -> bool {
     let nodes: Vec<&Node> = if t.roles.is_empty() {
         match node {
             Some(n) => vec![n],
-            None => s.cluster.nodes.iter().collect(),
+            // The nodes the upgrade touches (all nodes when none is upgrading).
+            None => {
+                let up: Vec<&Node> = s.cluster.nodes.iter().filter(|n| n.upgrading()).collect();
+                if up.is_empty() {
+                    s.cluster.nodes.iter().collect()
+                } else {
+                    up
+                }
+            }
         }
     } else {
         s.cluster
