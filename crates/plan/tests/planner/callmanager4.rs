@@ -1,1 +1,1082 @@
-//! Rules of the profile, checked on plans (being written).
+//! Rules of the `cisco-callmanager4` profile (CCM-*): CallManager clusters upgraded to 4.0(1).
+
+use super::common::*;
+use ferry_model::{Impact, Plan, PlannedStep, Severity, StepKind};
+
+/// The large example moved to 3.3(4) on OS 2000.2.4sr5: the in-place OS upgrade path.
+fn large_from_33() -> String {
+    example("ccm4-large")
+        .replace("version = \"3.2(3)\"", "version = \"3.3(4)\"")
+        .replace("os_version = \"2000.2.3\"", "os_version = \"2000.2.4sr5\"")
+}
+
+/// The large example without moving every device to the secondaries: primaries one at a time.
+fn large_primaries_in_turn() -> String {
+    example("ccm4-large").replace("devices_on_backups = true, ", "")
+}
+
+/// The two-server example on 3.2(3): both servers rebuilt by Same Server Recovery.
+fn two_server_from_32() -> String {
+    example("ccm4-two-server")
+        .replace("version = \"3.3(4)\"", "version = \"3.2(3)\"")
+        .replace("2000.2.4sr4", "2000.2.3")
+}
+
+/// Whether the plan has an ordering edge `from -> to` labelled with `rule`.
+fn has_edge(p: &Plan, from: &str, to: &str, rule: &str) -> bool {
+    p.edges
+        .iter()
+        .any(|e| e.from == from && e.to == to && e.rule == rule)
+}
+
+fn overlaps(a: &PlannedStep, b: &PlannedStep) -> bool {
+    a.start_s < b.end_s() && b.start_s < a.end_s()
+}
+
+/// Steps of a node during which its service is down.
+fn down_steps<'a>(p: &'a Plan, node: &str) -> Vec<&'a PlannedStep> {
+    p.steps
+        .iter()
+        .filter(|s| s.node.as_deref() == Some(node) && s.impact == Impact::Down)
+        .collect()
+}
+
+/// The one step of an action on a node.
+fn on<'a>(p: &'a Plan, node: &str, action: &str) -> &'a PlannedStep {
+    let cluster = &p
+        .steps
+        .iter()
+        .find(|s| s.node.as_deref() == Some(node))
+        .unwrap_or_else(|| panic!("no steps on {node}"))
+        .cluster;
+    step(p, &format!("{cluster}/{node}/{action}"))
+}
+
+/// Steps of any of these actions.
+fn steps_of_any<'a>(p: &'a Plan, actions: &[&str]) -> Vec<&'a PlannedStep> {
+    p.steps
+        .iter()
+        .filter(|s| actions.contains(&s.action.as_str()))
+        .collect()
+}
+
+const CALLMANAGER_PORTION: [&str; 4] = [
+    "install-publisher",
+    "install-subscriber",
+    "upgrade-application",
+    "upgrade-to-3.2",
+];
+
+// ---------------------------------------------------------------------------------------------
+// CCM-01, CCM-03: versions, hops and the OS path
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn direct_upgrade_from_32_and_33_ccm_01() {
+    let large = plan(&example("ccm4-large"));
+    assert_eq!(large.clusters[0].path, vec!["3.2(3)", "4.0(1)"]);
+    let two = plan(&example("ccm4-two-server"));
+    assert_eq!(two.clusters[0].path, vec!["3.3(4)", "4.0(1)"]);
+    for e in ["ccm4-large", "ccm4-two-server", "ccm4-from-30"] {
+        assert!(
+            findings_of(&findings(&example(e)), "CCM-01").is_empty(),
+            "{e}: a supported source must not be flagged (CCM-01)"
+        );
+    }
+}
+
+#[test]
+fn a_30_cluster_goes_through_32_first_ccm_01() {
+    let p = plan(&example("ccm4-from-30"));
+    let c = &p.clusters[0];
+    assert_eq!(c.path, vec!["3.0(9)", "3.2(3)", "4.0(1)"], "CCM-01 hop");
+    assert_eq!(c.upgrade_type, "to-3.2 then from-3.2");
+    // Every server reaches 3.2(3) before any server starts on 4.0(1).
+    let leg1: Vec<&PlannedStep> = p
+        .steps
+        .iter()
+        .filter(|s| s.id.ends_with("@3.2(3)"))
+        .collect();
+    let leg2: Vec<&PlannedStep> = p.steps.iter().filter(|s| !s.id.contains('@')).collect();
+    assert_eq!(
+        leg1.iter().filter(|s| s.action == "upgrade-to-3.2").count(),
+        4,
+        "every server upgrades to 3.2(3) (CCM-01)"
+    );
+    assert_all_before(&leg1, &leg2);
+    assert!(
+        step(&p, "ccm-region/freeze-configuration")
+            .rules
+            .contains(&"CCM-01".to_string()),
+        "the 4.0(1) leg waits for the 3.2(3) leg under CCM-01"
+    );
+}
+
+#[test]
+fn unsupported_source_version_is_an_inhibitor_ccm_01() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let path: Vec<_> = findings_of(&f, "CCM-01");
+    let nodes: Vec<_> = path.iter().filter_map(|x| x.node.as_deref()).collect();
+    assert_eq!(nodes, vec!["west-pub", "west-sub"], "{path:?}");
+    assert!(path.iter().all(|x| x.severity == Severity::Inhibitor));
+    assert!(path[0].message.contains("3.1(2)"));
+}
+
+#[test]
+fn from_32_same_server_recovery_then_os_upgrade_ccm_03() {
+    let p = plan(&example("ccm4-large"));
+    assert_eq!(p.clusters[0].upgrade_type, "from-3.2");
+    assert_eq!(p.clusters[0].upgrade_type_rule, "CCM-03");
+    for node in ["hq-pub", "hq-tftp", "hq-sec1", "hq-pri1"] {
+        let ssr = on(&p, node, "same-server-recovery");
+        let os = on(&p, node, "upgrade-os-after-recovery");
+        let install = p
+            .steps
+            .iter()
+            .find(|s| {
+                s.node.as_deref() == Some(node)
+                    && (s.action == "install-publisher" || s.action == "install-subscriber")
+            })
+            .unwrap();
+        assert!(ssr.rules.contains(&"CCM-03".to_string()));
+        assert!(ssr.instructions.contains("Hardware Detection Disk"));
+        assert!(
+            ssr.end_s() <= os.start_s && os.end_s() <= install.start_s,
+            "{node}: recovery, OS upgrade, CallManager (CCM-03)"
+        );
+        assert_eq!(ssr.impact, Impact::Down);
+    }
+    assert!(
+        steps_of(&p, "upgrade-os", None).is_empty(),
+        "no in-place OS upgrade from 3.2 (CCM-03)"
+    );
+    // Application servers follow their own documentation.
+    assert!(!node_actions(&p, "hq-cer").contains(&"same-server-recovery".to_string()));
+}
+
+#[test]
+fn from_33_in_place_os_upgrade_before_callmanager_ccm_03() {
+    let p = plan(&example("ccm4-two-server"));
+    assert_eq!(p.clusters[0].upgrade_type, "from-3.3");
+    assert!(steps_of(&p, "same-server-recovery", None).is_empty());
+    let os = on(&p, "ccm-pub", "upgrade-os");
+    assert!(os.rules.contains(&"CCM-03".to_string()));
+    assert!(os.instructions.contains("2000.2.5sr2"));
+    assert!(os.end_s() <= on(&p, "ccm-pub", "install-publisher").start_s);
+    assert!(
+        on(&p, "ccm-sub", "upgrade-os").end_s() <= on(&p, "ccm-sub", "install-subscriber").start_s
+    );
+    // A server already on 2000.2.5sr2 needs no OS step.
+    let done = example("ccm4-two-server").replacen(
+        "os_version = \"2000.2.4sr4\"",
+        "os_version = \"2000.2.5sr2\"",
+        1,
+    );
+    let p = plan(&done);
+    assert!(!node_actions(&p, "ccm-pub").contains(&"upgrade-os".to_string()));
+    assert!(node_actions(&p, "ccm-sub").contains(&"upgrade-os".to_string()));
+}
+
+#[test]
+fn os_too_old_for_the_upgrade_cd_is_an_inhibitor_ccm_03() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let os: Vec<_> = findings_of(&f, "CCM-03");
+    assert_eq!(os.len(), 1, "{os:?}");
+    assert_eq!(os[0].severity, Severity::Inhibitor);
+    assert_eq!(os[0].node.as_deref(), Some("east-tftp"));
+    assert!(os[0].message.contains("2000.2.2") && os[0].message.contains("2000.2.3"));
+    // An unknown OS version is a warning, and the plan then includes the OS steps.
+    let unknown = example("ccm4-two-server").replacen("os_version = \"2000.2.4sr4\", ", "", 1);
+    let f = findings(&unknown);
+    let w = findings_of(&f, "CCM-03");
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].severity, Severity::Warning);
+    assert!(node_actions(&plan(&unknown), "ccm-pub").contains(&"upgrade-os".to_string()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// CCM-02, CCM-04: preparation
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn missing_service_releases_are_a_warning_ccm_02() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let sr = findings_of(&f, "CCM-02");
+    assert_eq!(sr.len(), 1, "{sr:?}");
+    assert_eq!(sr[0].severity, Severity::Warning);
+    assert_eq!(sr[0].node.as_deref(), Some("east-pub"));
+    assert!(sr[0].remedy.contains("SQL service releases"));
+    assert!(findings_of(&findings(&example("ccm4-large")), "CCM-02").is_empty());
+}
+
+#[test]
+fn disks_are_laid_out_before_any_server_is_touched_ccm_04() {
+    let p = plan(&example("ccm4-large"));
+    let kit = step(&p, "ccm-hq/gather-kit-disks");
+    assert!(kit.rules.contains(&"CCM-04".to_string()));
+    for disk in [
+        "Hardware Detection Disk",
+        "Installation and Recovery Disk",
+        "server-specific operating system disk",
+        "OS/BIOS Upgrade Disk",
+        "Backup Utility Disk",
+        "Subscriber Preparation Disk",
+        "Disks 1 and 2",
+    ] {
+        assert!(
+            kit.instructions.contains(disk),
+            "kit list names {disk} (CCM-04)"
+        );
+    }
+    let node_steps: Vec<&PlannedStep> = p.steps.iter().filter(|s| s.node.is_some()).collect();
+    assert_all_before(&[kit], &node_steps);
+    // From 3.3 there are no kit OS disks to gather.
+    let p33 = plan(&example("ccm4-two-server"));
+    assert!(!step(&p33, "ccm-branch/gather-disks")
+        .instructions
+        .contains("Hardware Detection"));
+    // The Backup Utility disk starts the publisher's upgrade, ServPrep every subscriber's.
+    let backup = on(&p, "hq-pub", "backup-publisher");
+    assert!(backup.rules.contains(&"CCM-04".to_string()));
+    assert!(backup.end_s() <= on(&p, "hq-pub", "same-server-recovery").start_s);
+    for node in ["hq-tftp", "hq-moh", "hq-sec1", "hq-pri4"] {
+        let prep = on(&p, node, "prepare-subscriber");
+        assert!(prep.instructions.contains("Subscriber Preparation Disk"));
+        assert!(prep.end_s() <= on(&p, node, "same-server-recovery").start_s);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CCM-05, CCM-07, CCM-08: the server order
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn callmanager_portion_runs_on_one_server_at_a_time_ccm_05() {
+    for e in ["ccm4-large", "ccm4-two-server", "ccm4-from-30"] {
+        let p = plan(&example(e));
+        assert_one_at_a_time(&steps_of_any(&p, &CALLMANAGER_PORTION));
+        assert!(
+            p.limits
+                .iter()
+                .any(|l| l.rule == "CCM-05" && l.max_concurrent == Some(1)),
+            "{e}: the CallManager portion is limited to one server at a time (CCM-05)"
+        );
+    }
+    let p = plan(&example("ccm4-large"));
+    // The publisher is upgraded and rebooted before any subscriber starts; the edges say why.
+    let pub_reboot = on(&p, "hq-pub", "reboot-server");
+    let subs = steps_of(&p, "install-subscriber", None);
+    assert_eq!(subs.len(), 8);
+    assert_all_before(&[pub_reboot], &subs);
+    for s in &subs {
+        assert!(
+            has_edge(&p, &pub_reboot.id, &s.id, "CCM-05"),
+            "{} after the publisher (CCM-05)",
+            s.id
+        );
+    }
+    // Each server finishes and reboots before the next starts.
+    let order = [
+        "hq-pub", "hq-tftp", "hq-moh", "hq-sec1", "hq-sec2", "hq-pri1", "hq-pri2", "hq-pri3",
+        "hq-pri4", "hq-cer", "hq-ccc",
+    ];
+    for w in order.windows(2) {
+        let reboot = on(&p, w[0], "reboot-server");
+        let next = p
+            .steps
+            .iter()
+            .find(|s| {
+                s.node.as_deref() == Some(w[1]) && CALLMANAGER_PORTION.contains(&s.action.as_str())
+            })
+            .unwrap();
+        assert!(
+            reboot.end_s() <= next.start_s,
+            "{} rebooted before {} starts (CCM-05)",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+#[test]
+fn one_at_a_time_strategy_upgrades_whole_servers_in_turn_ccm_05() {
+    let fast = plan(&example("ccm4-large"));
+    let slow = plan_with(&example("ccm4-large"), Some("one-at-a-time"));
+    assert_some_overlap(&steps_of(&fast, "same-server-recovery", None));
+    assert_one_at_a_time(&steps_of(&slow, "same-server-recovery", None));
+    // Every server's whole upgrade ends before the next server's first step.
+    let pub_last = on(&slow, "hq-pub", "reboot-server");
+    let tftp_first = on(&slow, "hq-tftp", "disable-remote-access");
+    assert!(pub_last.end_s() <= tftp_first.start_s);
+    assert!(has_edge(&slow, &pub_last.id, &tftp_first.id, "CCM-05"));
+    assert!(slow.makespan_s > fast.makespan_s);
+}
+
+#[test]
+fn every_server_must_be_functional_ccm_06() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let bad = findings_of(&f, "CCM-06");
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].severity, Severity::Inhibitor);
+    assert_eq!(bad[0].node.as_deref(), Some("east-sec"));
+    assert!(bad[0].message.contains("failover will not occur"));
+    // And the window opens with the check that every server runs.
+    let p = plan(&example("ccm4-large"));
+    let gate = step(&p, "ccm-hq/verify-cluster");
+    assert_eq!(gate.kind, StepKind::Gate);
+    assert!(gate.rules.contains(&"CCM-06".to_string()));
+    let node_steps: Vec<&PlannedStep> = p.steps.iter().filter(|s| s.node.is_some()).collect();
+    assert_all_before(&[gate], &node_steps);
+}
+
+#[test]
+fn a_primary_is_never_down_while_its_secondary_is_down_ccm_06() {
+    for site in [
+        example("ccm4-large"),
+        large_from_33(),
+        large_primaries_in_turn(),
+    ] {
+        let p = plan(&site);
+        for (pri, sec) in [
+            ("hq-pri1", "hq-sec1"),
+            ("hq-pri2", "hq-sec2"),
+            ("hq-pri3", "hq-sec1"),
+            ("hq-pri4", "hq-sec2"),
+        ] {
+            for a in down_steps(&p, pri) {
+                for b in down_steps(&p, sec) {
+                    assert!(!overlaps(a, b), "{} overlaps {} (CCM-06)", a.id, b.id);
+                }
+            }
+        }
+    }
+    // From 3.3 the secondaries reboot and upgrade their OS first; the edge names CCM-06.
+    let p = plan(&large_from_33());
+    assert!(has_edge(
+        &p,
+        "ccm-hq/hq-sec1/upgrade-os",
+        "ccm-hq/hq-pri1/disable-remote-access",
+        "CCM-06"
+    ));
+    // From 3.2 the primaries reboot before the secondaries are rebuilt.
+    let p = plan(&example("ccm4-large"));
+    assert!(has_edge(
+        &p,
+        "ccm-hq/hq-pri1/disable-remote-access",
+        "ccm-hq/hq-sec1/disable-remote-access",
+        "CCM-06"
+    ));
+    // From 3.2 a primary is rebuilt only once every secondary runs 4.0(1) (CCM-08).
+    let p = plan(&large_primaries_in_turn());
+    assert_all_before(
+        &steps_of(&p, "reboot-server", Some("secondary")),
+        &steps_of(&p, "same-server-recovery", Some("primary")),
+    );
+    assert!(has_edge(
+        &p,
+        "ccm-hq/hq-sec2/reboot-server",
+        "ccm-hq/hq-pri1/same-server-recovery",
+        "CCM-08"
+    ));
+}
+
+#[test]
+fn two_server_cluster_publisher_then_subscriber_ccm_07() {
+    let p = plan(&example("ccm4-two-server"));
+    let pub_done = on(&p, "ccm-pub", "device-reregistration");
+    let sub_install = on(&p, "ccm-sub", "install-subscriber");
+    assert!(pub_done.end_s() <= sub_install.start_s);
+    assert!(has_edge(&p, &pub_done.id, &sub_install.id, "CCM-07"));
+    // The publisher's devices fail over to the subscriber: never both down at once, from 3.3
+    // (in-place OS upgrades) or from 3.2 (both servers rebuilt).
+    for q in [&p, &plan(&two_server_from_32())] {
+        for a in down_steps(q, "ccm-pub") {
+            for b in down_steps(q, "ccm-sub") {
+                assert!(!overlaps(a, b), "{} overlaps {} (CCM-07)", a.id, b.id);
+            }
+        }
+    }
+    let p32 = plan(&two_server_from_32());
+    assert!(has_edge(
+        &p32,
+        "ccm-branch/ccm-pub/device-reregistration",
+        "ccm-branch/ccm-sub/same-server-recovery",
+        "CCM-07"
+    ));
+    assert!(has_edge(
+        &p,
+        "ccm-branch/ccm-sub/upgrade-os",
+        "ccm-branch/ccm-pub/upgrade-os",
+        "CCM-07"
+    ));
+    let install = on(&p, "ccm-pub", "install-publisher");
+    assert!(install.rules.contains(&"CCM-07".to_string()));
+    assert!(install.impact_note.contains("fail over to the subscriber"));
+    // The publisher runs CallManager: its devices re-register too.
+    assert!(node_actions(&p, "ccm-pub").contains(&"device-reregistration".to_string()));
+    // The subscriber role belongs to the two-server layout only.
+    let mixed = example("ccm4-two-server").replace(
+        "[[cluster.node]]\nname = \"ccm-sub\"",
+        "[[cluster.node]]\nname = \"ccm-tftp\"\nrole = \"tftp\"\nversion = \"3.3(4)\"\nfacts = { os_version = \"2000.2.4sr4\" }\n\n[[cluster.node]]\nname = \"ccm-sub\"",
+    );
+    let f = findings(&mixed);
+    assert_eq!(findings_of(&f, "CCM-07").len(), 1, "{f:?}");
+}
+
+#[test]
+fn documented_server_order_ccm_08() {
+    let p = plan(&example("ccm4-large"));
+    let mut installs = steps_of_any(&p, &CALLMANAGER_PORTION);
+    installs.sort_by_key(|s| s.start_s);
+    let nodes: Vec<&str> = installs
+        .iter()
+        .map(|s| s.node.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        nodes,
+        vec![
+            "hq-pub", "hq-tftp", "hq-moh", "hq-sec1", "hq-sec2", "hq-pri1", "hq-pri2", "hq-pri3",
+            "hq-pri4", "hq-cer", "hq-ccc"
+        ],
+        "publisher, TFTP, service-only, secondaries, primaries, applications (CCM-08)"
+    );
+    assert!(has_edge(
+        &p,
+        "ccm-hq/hq-moh/verify-service-only",
+        "ccm-hq/hq-sec1/install-subscriber",
+        "CCM-08"
+    ));
+    assert!(has_edge(
+        &p,
+        "ccm-hq/hq-pri4/device-reregistration",
+        "ccm-hq/hq-cer/upgrade-application",
+        "CCM-08"
+    ));
+    // Service-only servers: the CallManager service must not run there.
+    assert!(on(&p, "hq-moh", "verify-service-only")
+        .rules
+        .contains(&"CCM-08".to_string()));
+    let misrole = example("ccm4-large").replacen(
+        "server_model = \"MCS-7835H-3.0\", terminal_services = true }\n\n[[cluster.node]]\nname = \"hq-sec1\"",
+        "server_model = \"MCS-7835H-3.0\", terminal_services = true, runs_callmanager = true }\n\n[[cluster.node]]\nname = \"hq-sec1\"",
+        1,
+    );
+    let f = findings(&misrole);
+    let w = findings_of(&f, "CCM-08");
+    assert_eq!(w.len(), 1, "{f:?}");
+    assert_eq!(w[0].node.as_deref(), Some("hq-moh"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// CCM-09, CCM-10, CCM-11: devices while servers are down
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn secondary_carries_at_most_5000_devices_ccm_09() {
+    // From 3.3 the primaries upgrade their OS in parallel: pri1 and pri3 share hq-sec1.
+    let p = plan(&large_from_33());
+    let os = |p: &Plan, n: &str| on(p, n, "upgrade-os").clone();
+    assert!(
+        overlaps(&os(&p, "hq-pri1"), &os(&p, "hq-pri3")),
+        "4,850 devices fit on hq-sec1"
+    );
+    let heavy = large_from_33().replace("devices = 2450", "devices = 2700");
+    let p = plan(&heavy);
+    assert!(
+        !overlaps(&os(&p, "hq-pri1"), &os(&p, "hq-pri3")),
+        "2,400 + 2,700 devices would exceed 5,000 on hq-sec1 (CCM-09)"
+    );
+    assert!(
+        overlaps(&os(&p, "hq-pri2"), &os(&p, "hq-pri4")),
+        "hq-sec2 still takes both"
+    );
+    assert!(p
+        .limits
+        .iter()
+        .any(|l| l.rule == "CCM-09" && l.capacity == Some(5000.0)));
+    // One primary alone over the limit: a warning.
+    let f = findings(&example("ccm4-large").replace("devices = 2400", "devices = 5200"));
+    let over = findings_of(&f, "CCM-09");
+    assert!(
+        !over.is_empty() && over.iter().all(|x| x.severity == Severity::Warning),
+        "{f:?}"
+    );
+    assert!(over.iter().all(|x| x.node.as_deref() == Some("hq-pri1")));
+    assert!(over[0].message.contains("5200"));
+    // A primary without a named secondary cannot be checked.
+    let f = findings(&example("ccm4-large").replace("backup = \"hq-sec1\", ", ""));
+    let unnamed: Vec<_> = findings_of(&f, "CCM-09");
+    assert_eq!(unnamed.len(), 2, "{unnamed:?}");
+    assert!(unnamed
+        .iter()
+        .all(|x| x.message.contains("names no secondary")));
+    // Off-peak: under 1,000 busy hour call attempts.
+    let busy = findings_of(&findings(&example("ccm4-inhibitors")), "CCM-09")
+        .into_iter()
+        .find(|x| x.key.starts_with("busy-hour"))
+        .cloned()
+        .expect("busy hour warning");
+    assert!(busy.message.contains("2500"));
+    // The plan reports how long the secondaries carry the primaries' devices.
+    let p = plan(&example("ccm4-large"));
+    let m = p
+        .measures
+        .iter()
+        .find(|m| m.rule == "CCM-09")
+        .expect("measure");
+    assert_eq!(m.start_s, first_start(&p, "fail-over-to-backup"));
+    assert_eq!(
+        m.start_s + m.duration_s,
+        on(&p, "hq-pri4", "device-reregistration").end_s()
+    );
+}
+
+#[test]
+fn every_device_on_servers_of_one_version_ccm_10() {
+    let p = plan(&example("ccm4-large"));
+    let failovers = steps_of(&p, "fail-over-to-backup", Some("primary"));
+    assert_eq!(failovers.len(), 4);
+    assert!(failovers[0].rules.contains(&"CCM-10".to_string()));
+    // Devices move only to upgraded secondaries, and all of them before any primary is rebuilt.
+    assert_all_before(
+        &steps_of(&p, "reboot-server", Some("secondary")),
+        &failovers,
+    );
+    assert_all_before(
+        &failovers,
+        &steps_of(&p, "same-server-recovery", Some("primary")),
+    );
+    assert!(has_edge(
+        &p,
+        "ccm-hq/hq-pri2/fail-over-to-backup",
+        "ccm-hq/hq-pri1/same-server-recovery",
+        "CCM-10"
+    ));
+    // From 3.3, primaries' OS upgrades end before any secondary runs 4.0(1).
+    let p33 = plan(&large_from_33());
+    assert_all_before(
+        &steps_of(&p33, "upgrade-os", Some("primary")),
+        &steps_of(&p33, "install-subscriber", Some("secondary")),
+    );
+    assert!(has_edge(
+        &p33,
+        "ccm-hq/hq-pri1/upgrade-os",
+        "ccm-hq/hq-sec1/install-subscriber",
+        "CCM-10"
+    ));
+    // The behaviour is annotated on the subscribers' upgrade.
+    let inst = on(&p, "hq-tftp", "install-subscriber");
+    assert!(inst.rules.contains(&"CCM-10".to_string()));
+    assert!(inst.impact_note.contains("different versions"));
+    // Without moving the devices, each primary goes alone and the mixed versions are reported.
+    let mixed = large_primaries_in_turn();
+    let f = findings(&mixed);
+    let w = findings_of(&f, "CCM-10");
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].severity, Severity::Warning);
+    let p = plan(&mixed);
+    assert!(steps_of(&p, "fail-over-to-backup", None).is_empty());
+    assert_one_at_a_time(&steps_of(&p, "same-server-recovery", Some("primary")));
+    assert!(findings_of(&findings(&example("ccm4-large")), "CCM-10").is_empty());
+}
+
+#[test]
+fn primary_reregistration_interrupts_up_to_30_minutes_ccm_11() {
+    let p = plan(&example("ccm4-large"));
+    let rereg = on(&p, "hq-pri1", "device-reregistration");
+    assert_eq!(rereg.kind, StepKind::Gate);
+    assert_eq!(rereg.impact, Impact::Degraded);
+    assert!(rereg.rules.contains(&"CCM-11".to_string()));
+    assert!(rereg.impact_note.contains("up to 30 minutes"));
+    // 2,400 devices: 10 min plus 3 x 4 min.
+    assert_eq!(rereg.duration_s, 22 * 60);
+    let full = plan(&example("ccm4-large").replace("devices = 2400", "devices = 5000"));
+    assert_eq!(
+        on(&full, "hq-pri1", "device-reregistration").duration_s,
+        30 * 60
+    );
+    // The next primary starts only when the devices are back.
+    assert!(rereg.end_s() <= on(&p, "hq-pri2", "install-subscriber").start_s);
+    // Servers without devices of their own have no such wait.
+    assert!(!node_actions(&p, "hq-tftp").contains(&"device-reregistration".to_string()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// CCM-12 to CCM-19: window, services, remote access, server checks
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn whole_cluster_in_one_window_ccm_12() {
+    for e in ["ccm4-large", "ccm4-two-server", "ccm4-from-30"] {
+        let p = plan(&example(e));
+        let m = p
+            .measures
+            .iter()
+            .find(|m| m.rule == "CCM-12")
+            .expect("window measure");
+        assert_eq!(
+            m.duration_s, p.clusters[0].makespan_s,
+            "{e}: the estimate covers the whole cluster"
+        );
+        assert!(p.makespan_s <= p.window_s.unwrap(), "{e} fits its window");
+        assert!(findings_of(&findings(&example(e)), "CCM-12").is_empty());
+    }
+    // Application servers are part of the same window.
+    let p = plan(&example("ccm4-large"));
+    assert!(
+        on(&p, "hq-ccc", "upgrade-application").end_s()
+            <= step(&p, "ccm-hq/post-upgrade-tasks").start_s
+    );
+    let short = example("ccm4-two-server").replace("hours = 8", "hours = 6");
+    let f = findings(&short);
+    let w = findings_of(&f, "CCM-12");
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].message.contains("7h28m") && w[0].message.contains("6h00m"),
+        "{}",
+        w[0].message
+    );
+}
+
+#[test]
+fn services_activated_by_hand_after_the_upgrade_ccm_13() {
+    let p = plan(&example("ccm4-large"));
+    let activate = steps_of(&p, "activate-services", None);
+    assert_eq!(activate.len(), 11, "on every server (CCM-13)");
+    assert!(activate[0].instructions.contains("Service Activation"));
+    assert!(activate
+        .iter()
+        .all(|s| s.rules.contains(&"CCM-13".to_string())));
+    assert_all_before(&steps_of(&p, "reboot-server", None), &activate);
+    let install = on(&p, "hq-pub", "install-publisher");
+    assert!(install.rules.contains(&"CCM-13".to_string()));
+    assert!(install.impact_note.contains("activated by hand"));
+    // Not between the legs of a hop: only once the cluster runs 4.0(1).
+    let hop = plan(&example("ccm4-from-30"));
+    assert!(hop
+        .steps
+        .iter()
+        .all(|s| !(s.action == "activate-services" && s.id.contains('@'))));
+}
+
+#[test]
+fn terminal_services_off_before_and_back_on_after_ccm_14() {
+    let f = findings(&example("ccm4-large"));
+    let ts = findings_of(&f, "CCM-14");
+    assert_eq!(ts.len(), 9, "every server with Terminal Services enabled");
+    assert!(ts.iter().all(|x| x.severity == Severity::Warning));
+    let p = plan(&example("ccm4-large"));
+    for node in ["hq-pub", "hq-sec1", "hq-pri3", "hq-cer"] {
+        let actions = node_actions(&p, node);
+        assert_eq!(
+            actions.first().map(String::as_str),
+            Some("disable-remote-access"),
+            "{node}"
+        );
+        assert_eq!(
+            actions.last().map(String::as_str),
+            Some("enable-terminal-services"),
+            "{node}"
+        );
+    }
+    let disable = on(&p, "hq-pub", "disable-remote-access");
+    assert!(disable.rules.contains(&"CCM-14".to_string()));
+    assert!(disable
+        .instructions
+        .contains("Reboot the server immediately"));
+    assert!(disable.instructions.contains("ILO"));
+    assert_all_before(
+        &steps_of(&p, "reboot-server", None),
+        &steps_of(&p, "enable-terminal-services", None),
+    );
+    // VNC not used for the upgrade, and ILO for upgrade tasks, are reported.
+    let f = findings(&example("ccm4-inhibitors"));
+    let keys: Vec<&str> = findings_of(&f, "CCM-14")
+        .iter()
+        .map(|x| x.key.as_str())
+        .collect();
+    assert!(
+        keys.contains(&"vnc-installed/ccm-east/east-tftp"),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&"ilo-for-upgrade/ccm-east/east-pri2"),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn domain_controller_is_an_inhibitor_ccm_15() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let dc = findings_of(&f, "CCM-15");
+    assert_eq!(dc.len(), 1);
+    assert_eq!(dc[0].severity, Severity::Inhibitor);
+    assert_eq!(dc[0].node.as_deref(), Some("east-pub"));
+    assert!(dc[0].message.contains("Domain Controller"));
+}
+
+#[test]
+fn configuration_freeze_and_user_notice_open_the_window_ccm_16() {
+    let p = plan(&example("ccm4-two-server"));
+    let freeze = step(&p, "ccm-branch/freeze-configuration");
+    assert_eq!(freeze.start_s, 0);
+    assert!(freeze.rules.contains(&"CCM-16".to_string()));
+    assert!(freeze.instructions.contains("Notify all users"));
+    assert!(freeze.instructions.contains("Stop all configuration tasks"));
+    assert_all_before(
+        &[freeze],
+        &p.steps
+            .iter()
+            .filter(|s| s.id != freeze.id)
+            .collect::<Vec<_>>(),
+    );
+    // Remote administration is disabled on every server.
+    assert!(on(&p, "ccm-sub", "disable-remote-access")
+        .rules
+        .contains(&"CCM-16".to_string()));
+}
+
+#[test]
+fn drive_removal_only_where_possible_ccm_17() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let drive = findings_of(&f, "CCM-17");
+    assert_eq!(drive.len(), 1);
+    assert_eq!(drive[0].severity, Severity::Inhibitor);
+    assert!(drive[0].message.contains("MCS-7825H-2.2"));
+    // On an MCS-7845 the drive comes out after the backup and before the OS procedures.
+    let site = example("ccm4-large").replacen(
+        "server_model = \"MCS-7845H-3.0\", terminal_services = true,",
+        "server_model = \"MCS-7845H-3.0\", drive_removal_planned = true, terminal_services = true,",
+        1,
+    );
+    assert!(findings_of(&findings(&site), "CCM-17").is_empty());
+    let p = plan(&site);
+    let remove = on(&p, "hq-pub", "remove-drive");
+    assert!(remove.rules.contains(&"CCM-17".to_string()));
+    assert!(on(&p, "hq-pub", "backup-publisher").end_s() <= remove.start_s);
+    assert!(remove.end_s() <= on(&p, "hq-pub", "same-server-recovery").start_s);
+}
+
+#[test]
+fn forbidden_and_unverified_applications_ccm_18() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let apps = findings_of(&f, "CCM-18");
+    let by_key = |k: &str| {
+        apps.iter()
+            .find(|x| x.key.starts_with(k))
+            .unwrap_or_else(|| panic!("{k}: {apps:?}"))
+    };
+    let unity = by_key("forbidden-coresident-application/ccm-east/east-pri1");
+    assert_eq!(unity.severity, Severity::Inhibitor);
+    assert!(unity.message.contains("Unity"));
+    assert_eq!(by_key("netscape-navigator").severity, Severity::Warning);
+    assert_eq!(
+        by_key("unverified-applications").severity,
+        Severity::Warning
+    );
+    assert_eq!(by_key("no-security-agent").severity, Severity::Info);
+    // Emergency Responder on its own application server is fine.
+    let f = findings(&example("ccm4-large"));
+    assert!(inhibitors(&f).is_empty());
+    assert!(findings_of(&f, "CCM-18").is_empty(), "{f:?}");
+    // But not on a CallManager server.
+    let coresident = example("ccm4-large").replacen(
+        "installed_apps = [\"Cisco Security Agent for Cisco CallManager\"]",
+        "installed_apps = [\"Cisco Security Agent for Cisco CallManager\", \"Cisco Emergency Responder\"]",
+        1,
+    );
+    let f = findings(&coresident);
+    assert_eq!(inhibitors(&f).len(), 1);
+    assert_eq!(inhibitors(&f)[0].rule, "CCM-18");
+    // A compatible CRS may share the server: the finding points at the CRS documentation.
+    let crs = example("ccm4-large").replacen(
+        "installed_apps = [\"Cisco Security Agent for Cisco CallManager\"]",
+        "installed_apps = [\"Cisco Security Agent for Cisco CallManager\", \"Cisco Customer Response Solutions 3.5\"]",
+        1,
+    );
+    let f = findings(&crs);
+    assert!(inhibitors(&f).is_empty());
+    let info = findings_of(&f, "CCM-18");
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].severity, Severity::Info);
+    assert!(info[0].remedy.contains("CRS documentation"));
+}
+
+#[test]
+fn changed_security_policies_are_a_warning_ccm_19() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let pol = findings_of(&f, "CCM-19");
+    assert_eq!(pol.len(), 1);
+    assert_eq!(pol[0].severity, Severity::Warning);
+    assert_eq!(pol[0].node.as_deref(), Some("east-pub"));
+    assert!(pol[0].message.contains("may fail"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// CCM-20 to CCM-24: configuration the upgrade changes
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn service_parameter_changes_are_reported_with_old_and_new_value_ccm_20() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let params = findings_of(&f, "CCM-20");
+    let messages: Vec<&str> = params.iter().map(|x| x.message.as_str()).collect();
+    assert_eq!(params.len(), 3, "{messages:?}");
+    assert!(messages
+        .iter()
+        .any(|m| m.contains("Max Cdr Records: 12 -> 10 (above the maximum: clamped)")));
+    assert!(messages
+        .iter()
+        .any(|m| m.contains("H225 TCP Timer: 30 -> 25")));
+    assert!(messages
+        .iter()
+        .any(|m| m.contains("Digit Analysis Complexity") && m.contains("not numeric")));
+    assert!(
+        !messages
+            .iter()
+            .any(|m| m.contains("Status Enquiry Poll Flag")),
+        "a custom value within [min, max] is kept"
+    );
+    let p = plan(&example("ccm4-large"));
+    let install = on(&p, "hq-pub", "install-publisher");
+    assert!(install.rules.contains(&"CCM-20".to_string()));
+    assert!(install.impact_note.contains("clamped"));
+}
+
+#[test]
+fn h323_trunk_names_unique_across_clusters_ccm_21() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let dup = findings_of(&f, "CCM-21");
+    assert_eq!(dup.len(), 2, "one per cluster sharing the name");
+    assert!(dup
+        .iter()
+        .all(|x| x.severity == Severity::Inhibitor && x.message.contains("ICT-CAMPUS")));
+    let clusters: Vec<_> = dup.iter().filter_map(|x| x.cluster.as_deref()).collect();
+    assert_eq!(clusters, vec!["ccm-east", "ccm-west"]);
+    assert!(findings_of(&findings(&example("ccm4-large")), "CCM-21").is_empty());
+}
+
+#[test]
+fn h323_gateway_session_targets_ccm_22() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let gw = findings_of(&f, "CCM-22");
+    assert_eq!(gw.len(), 2);
+    let dial = gw
+        .iter()
+        .find(|x| x.key.starts_with("dial-peer-session-targets"))
+        .unwrap();
+    assert_eq!(dial.severity, Severity::Inhibitor);
+    assert!(dial.message.contains("dial-peer voice 100"));
+    let h225 = gw
+        .iter()
+        .find(|x| x.key.starts_with("h225d-on-every-node"))
+        .unwrap();
+    assert_eq!(h225.severity, Severity::Warning);
+    assert!(h225.message.contains("Run H.225D On Every Node"));
+}
+
+#[test]
+fn database_rename_warning_names_old_and_new_ccm_23() {
+    let f = findings(&example("ccm4-inhibitors"));
+    let db = findings_of(&f, "CCM-23");
+    assert_eq!(db.len(), 1);
+    assert_eq!(db[0].severity, Severity::Warning);
+    assert!(
+        db[0].message.contains("from CCM0300 to CCM0301"),
+        "{}",
+        db[0].message
+    );
+    assert!(db[0].message.contains("BAD directory"));
+    // Without a recorded name, the warning still comes, with the documented example.
+    let f = findings(
+        &example("ccm4-two-server").replace("db_name = \"CCM0300\"", "third_party_cdr = true"),
+    );
+    let db = findings_of(&f, "CCM-23");
+    assert_eq!(db.len(), 1);
+    assert!(db[0].message.contains("CCM0300 to CCM0301"));
+    // No third-party CDR: nothing to say; the plan still annotates the rename.
+    assert!(findings_of(&findings(&example("ccm4-large")), "CCM-23").is_empty());
+    let p = plan(&example("ccm4-large"));
+    assert!(on(&p, "hq-pub", "install-publisher")
+        .impact_note
+        .contains("CCM0301"));
+    // With CDR triggers, the plan repoints them after every server.
+    let cdr = example("ccm4-large").replace(
+        "db_name = \"CCM0300\"",
+        "db_name = \"CCM0300\", third_party_cdr = true",
+    );
+    let p = plan(&cdr);
+    let repoint = step(&p, "ccm-hq/repoint-cdr-triggers");
+    assert!(repoint.rules.contains(&"CCM-23".to_string()));
+    assert_all_before(&steps_of(&p, "reboot-server", None), &[repoint]);
+}
+
+#[test]
+fn extension_mobility_from_32_needs_configuration_afterwards_ccm_24() {
+    let p = plan(&example("ccm4-large"));
+    let em = step(&p, "ccm-hq/configure-extension-mobility");
+    assert!(em.rules.contains(&"CCM-24".to_string()));
+    assert!(em.instructions.contains("Features and Services Guide"));
+    assert_all_before(&steps_of(&p, "device-reregistration", None), &[em]);
+    // Not from 3.3, and not without Extension Mobility.
+    let p33 = plan(&example("ccm4-two-server").replace(
+        "db_name = \"CCM0300\"",
+        "db_name = \"CCM0300\", extension_mobility = true",
+    ));
+    assert!(steps_of(&p33, "configure-extension-mobility", None).is_empty());
+    let none = plan(&example("ccm4-large").replace("extension_mobility = true, ", ""));
+    assert!(steps_of(&none, "configure-extension-mobility", None).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// CCM-25, CCM-26: after the upgrade, and when it goes wrong
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn post_upgrade_tasks_only_after_every_server_ccm_25() {
+    let p = plan(&example("ccm4-large"));
+    let last = steps_of_any(
+        &p,
+        &[
+            "reboot-server",
+            "verify-service-only",
+            "device-reregistration",
+        ],
+    );
+    let post = steps_of_any(
+        &p,
+        &[
+            "activate-services",
+            "enable-terminal-services",
+            "configure-extension-mobility",
+            "post-upgrade-tasks",
+        ],
+    );
+    assert_all_before(&last, &post);
+    let post_tasks = step(&p, "ccm-hq/post-upgrade-tasks");
+    assert!(post_tasks.rules.contains(&"CCM-25".to_string()));
+    assert!(has_edge(
+        &p,
+        "ccm-hq/hq-ccc/reboot-server",
+        "ccm-hq/hq-pub/activate-services",
+        "CCM-25"
+    ));
+    assert!(has_edge(
+        &p,
+        "ccm-hq/hq-pri4/device-reregistration",
+        "ccm-hq/post-upgrade-tasks",
+        "CCM-25"
+    ));
+    assert_eq!(
+        p.steps.last().map(|s| s.id.as_str()),
+        Some("ccm-hq/post-upgrade-tasks")
+    );
+}
+
+#[test]
+fn rollback_collects_logs_then_reverts_publisher_first_ccm_26() {
+    let p = plan(&example("ccm4-large"));
+    let logs = p
+        .rollback
+        .iter()
+        .find(|s| s.action == "collect-logs")
+        .expect("collect-logs");
+    assert_eq!(logs.start_s, 0);
+    assert!(logs.rules.contains(&"CCM-26".to_string()));
+    assert!(logs.instructions.contains("Error Messages"));
+    assert!(logs
+        .instructions
+        .contains("C:\\Program Files\\Common Files\\Cisco\\Logs"));
+    assert!(logs.instructions.find("Error Messages") < logs.instructions.find("log files"));
+    let revert_pub = p
+        .rollback
+        .iter()
+        .find(|s| s.id == "ccm-hq/hq-pub/revert-publisher")
+        .unwrap();
+    assert!(logs.end_s() <= revert_pub.start_s);
+    let subs: Vec<&PlannedStep> = p
+        .rollback
+        .iter()
+        .filter(|s| s.action == "revert-subscriber")
+        .collect();
+    assert_eq!(subs.len(), 10);
+    assert_all_before(&[revert_pub], &subs);
+    assert_one_at_a_time(&subs);
+    let ts: Vec<&PlannedStep> = p
+        .rollback
+        .iter()
+        .filter(|s| s.action == "enable-terminal-services")
+        .collect();
+    assert_all_before(&subs, &ts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every step can go into a method of procedure; the examples plan close to their bound
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_step_has_instructions_verification_and_rules_ccm_05() {
+    for e in [
+        "ccm4-large",
+        "ccm4-two-server",
+        "ccm4-from-30",
+        "ccm4-inhibitors",
+    ] {
+        let p = plan(&example(e));
+        for s in p.steps.iter().chain(&p.rollback) {
+            assert!(
+                !s.instructions.is_empty(),
+                "{e}: {} has no instructions",
+                s.id
+            );
+            assert!(!s.verify.is_empty(), "{e}: {} has no verification", s.id);
+            assert!(
+                s.rules.iter().any(|r| r.starts_with("CCM-")),
+                "{e}: {}",
+                s.id
+            );
+        }
+    }
+}
+
+#[test]
+fn examples_plan_within_5_percent_of_the_bound_ccm_05() {
+    for e in [
+        "ccm4-large",
+        "ccm4-two-server",
+        "ccm4-from-30",
+        "ccm4-inhibitors",
+    ] {
+        for strategy in [None, Some("one-at-a-time")] {
+            let p = plan_with(&example(e), strategy);
+            assert!(
+                p.makespan_s as f64 <= p.lower_bound_s as f64 * 1.05,
+                "{e} {strategy:?}: {} vs bound {}",
+                p.makespan_s,
+                p.lower_bound_s
+            );
+        }
+    }
+    // The OS portion runs in parallel where the rules allow it.
+    let p = plan(&example("ccm4-large"));
+    assert!(
+        p.sequential_s as f64 >= 1.8 * p.makespan_s as f64,
+        "{} vs {}",
+        p.sequential_s,
+        p.makespan_s
+    );
+}
+
+#[test]
+fn clean_examples_check_without_inhibitors_and_the_inhibitor_example_has_many() {
+    for e in ["ccm4-large", "ccm4-two-server", "ccm4-from-30"] {
+        assert!(inhibitors(&findings(&example(e))).is_empty(), "{e}");
+    }
+    let f = findings(&example("ccm4-inhibitors"));
+    let rules: std::collections::BTreeSet<&str> =
+        inhibitors(&f).iter().map(|x| x.rule.as_str()).collect();
+    assert_eq!(
+        rules.into_iter().collect::<Vec<_>>(),
+        vec!["CCM-01", "CCM-03", "CCM-06", "CCM-15", "CCM-17", "CCM-18", "CCM-21", "CCM-22"]
+    );
+}
