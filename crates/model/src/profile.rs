@@ -380,6 +380,11 @@ pub enum Condition {
     ClusterFact(FactTest),
     /// A version test on the nodes of some roles (all of them must pass).
     Version(VersionTest),
+    /// Whether this is (true) or is not (false) the first leg of a path through intermediate
+    /// versions; a direct upgrade has one leg, both first and last.
+    FirstLeg(bool),
+    /// Whether this is (true) or is not (false) the last leg.
+    LastLeg(bool),
 }
 
 /// Tests on one fact. Every test given must hold. A missing fact fails every test but `missing`.

@@ -10,6 +10,8 @@ pub struct Scope<'a> {
     /// `None` while the upgrade type itself is being chosen.
     pub upgrade_type: Option<&'a str>,
     pub strategy: &'a str,
+    /// Which leg of the version path is planned: (index, count).
+    pub leg: (usize, usize),
 }
 
 /// The embedded OS major version of a product version, from the profile's `[[versions.os]]` table.
@@ -46,6 +48,8 @@ pub fn eval(c: &Condition, s: &Scope<'_>, node: Option<&Node>) -> bool {
         Condition::Fact(t) => fact_test(t, fact(s.cluster, node, &t.name)),
         Condition::ClusterFact(t) => fact_test(t, s.cluster.facts.get(&t.name)),
         Condition::Version(t) => version_test(t, s, node),
+        Condition::FirstLeg(want) => (s.leg.0 == 0) == *want,
+        Condition::LastLeg(want) => (s.leg.0 + 1 >= s.leg.1) == *want,
     }
 }
 

@@ -106,6 +106,8 @@ pub struct BuildInput<'a> {
     pub strategy: &'a str,
     /// Appended to every step ID (used when a cluster passes through intermediate versions).
     pub id_suffix: &'a str,
+    /// Which leg of the version path this is: (index, count).
+    pub leg: (usize, usize),
 }
 
 fn selects(sel: &StepSelector, inst: &Inst, procedure: &Procedure) -> bool {
@@ -127,12 +129,14 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         upgrade_type,
         strategy,
         id_suffix,
+        leg,
     } = *input;
     let scope = EvalScope {
         cluster,
         profile,
         upgrade_type: Some(upgrade_type),
         strategy,
+        leg,
     };
     let mut g = Graph::default();
     // Instances per template, in template order.

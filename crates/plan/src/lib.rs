@@ -123,7 +123,7 @@ fn plan_cluster(site: &Site, cluster: &Cluster, profile: &Profile, strategy: &st
         } else {
             leg_cluster(cluster, &path, h)
         };
-        let (ut, ut_rule) = path::upgrade_type(profile, &leg, strategy);
+        let (ut, ut_rule) = path::upgrade_type(profile, &leg, strategy, (h, legs));
         let suffix = if legs > 1 && h + 1 < legs {
             format!("@{}", path[h + 1])
         } else {
@@ -136,34 +136,52 @@ fn plan_cluster(site: &Site, cluster: &Cluster, profile: &Profile, strategy: &st
             upgrade_type: &ut,
             strategy,
             id_suffix: &suffix,
+            leg: (h, legs),
         });
         let base = graph.append(g);
+        // Each phase of this leg starts after the same phase of the previous leg has ended.
         let leg_range = base..graph.insts.len();
-        let has_pred: BTreeSet<usize> = graph
-            .edges
-            .iter()
-            .filter(|e| leg_range.contains(&e.1))
-            .map(|e| e.1)
-            .collect();
-        let has_succ: BTreeSet<usize> = graph
-            .edges
-            .iter()
-            .filter(|e| leg_range.contains(&e.0))
-            .map(|e| e.0)
-            .collect();
         let rule = path::hop_rule(&profile.versions, &path[0], &cluster.target)
             .unwrap_or_else(|| path_rule.clone());
-        for &s in &prev_sinks {
-            for t in leg_range.clone().filter(|t| !has_pred.contains(t)) {
-                graph.edges.push((
-                    s,
-                    t,
-                    rule.clone(),
-                    format!("the whole cluster reaches {} before going further", path[h]),
-                ));
+        let mut sinks = Vec::new();
+        for phase in [Phase::Prepare, Phase::Window] {
+            let in_leg = |i: &usize| leg_range.contains(i) && graph.insts[*i].step.phase == phase;
+            let has_pred: BTreeSet<usize> = graph
+                .edges
+                .iter()
+                .filter(|e| in_leg(&e.0) && in_leg(&e.1))
+                .map(|e| e.1)
+                .collect();
+            let has_succ: BTreeSet<usize> = graph
+                .edges
+                .iter()
+                .filter(|e| in_leg(&e.0) && in_leg(&e.1))
+                .map(|e| e.0)
+                .collect();
+            let sources: Vec<usize> = leg_range
+                .clone()
+                .filter(|i| in_leg(i) && !has_pred.contains(i))
+                .collect();
+            for &s in prev_sinks
+                .iter()
+                .filter(|&&s| graph.insts[s].step.phase == phase)
+            {
+                for &t in &sources {
+                    graph.edges.push((
+                        s,
+                        t,
+                        rule.clone(),
+                        format!("the whole cluster reaches {} before going further", path[h]),
+                    ));
+                }
             }
+            sinks.extend(
+                leg_range
+                    .clone()
+                    .filter(|i| in_leg(i) && !has_succ.contains(i)),
+            );
         }
-        prev_sinks = leg_range.filter(|i| !has_succ.contains(i)).collect();
+        prev_sinks = sinks;
         if !types.iter().any(|(t, _)| *t == ut) {
             types.push((ut, ut_rule));
         }
@@ -174,6 +192,7 @@ fn plan_cluster(site: &Site, cluster: &Cluster, profile: &Profile, strategy: &st
         profile,
         upgrade_type: Some(&first_type),
         strategy,
+        leg: (0, legs),
     };
     findings.extend(checks::run(site, cluster, profile, &scope, &graph));
     for l in &graph.limits {
@@ -209,6 +228,7 @@ fn plan_cluster(site: &Site, cluster: &Cluster, profile: &Profile, strategy: &st
         upgrade_type: &first_type,
         strategy,
         id_suffix: "",
+        leg: (0, 1),
     });
     ClusterWork {
         plan: ClusterPlan {
@@ -378,6 +398,7 @@ pub fn plan<'p>(
                 profile,
                 upgrade_type: Some(&ut),
                 strategy: &cp.strategy,
+                leg: (0, 1),
             };
             findings.extend(checks::window_findings(
                 site,

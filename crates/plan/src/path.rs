@@ -61,12 +61,18 @@ pub fn hop_rule(rules: &VersionRules, from: &VendorVersion, to: &VendorVersion) 
 }
 
 /// The first upgrade type whose condition holds for this cluster, with its rule.
-pub fn upgrade_type(profile: &Profile, cluster: &Cluster, strategy: &str) -> (String, String) {
+pub fn upgrade_type(
+    profile: &Profile,
+    cluster: &Cluster,
+    strategy: &str,
+    leg: (usize, usize),
+) -> (String, String) {
     let scope = Scope {
         cluster,
         profile,
         upgrade_type: None,
         strategy,
+        leg,
     };
     profile
         .upgrade_types

@@ -22,3 +22,6 @@ mod avaya_cms;
 
 #[path = "planner/scheduler.rs"]
 mod scheduler;
+
+#[path = "planner/engine.rs"]
+mod engine;

@@ -135,6 +135,7 @@ impl Ctx<'_> {
             Condition::Fact(t) => self.fact_test(t, join(&path, &[k("fact")])),
             Condition::ClusterFact(t) => self.fact_test(t, join(&path, &[k("cluster_fact")])),
             Condition::Version(t) => self.version_test(t, join(&path, &[k("version")])),
+            Condition::FirstLeg(_) | Condition::LastLeg(_) => {}
         }
     }
 
