@@ -288,7 +288,8 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
 
 /// Procedure order: a node step follows the nearest earlier template that has an instance on
 /// the same node or a cluster-wide instance; a cluster step follows every instance of the
-/// nearest earlier template that has any.
+/// nearest earlier template that has any. Each phase is its own
+/// sequence: steps look back only at steps of their own phase.
 fn procedure_edges(g: &mut Graph, procedure: &Procedure, by_template: &[Vec<usize>]) {
     let mut new_edges = Vec::new();
     for (ti, insts) in by_template.iter().enumerate() {
@@ -298,7 +299,11 @@ fn procedure_edges(g: &mut Graph, procedure: &Procedure, by_template: &[Vec<usiz
         }
         for &i in insts {
             let node = g.insts[i].step.node.clone();
-            for prev in (0..ti).rev() {
+            // Each phase is its own sequence: the whole prepare phase comes before the window.
+            for prev in (0..ti)
+                .rev()
+                .filter(|&p| procedure.steps[p].phase == t.phase)
+            {
                 let candidates: Vec<usize> = by_template[prev]
                     .iter()
                     .copied()
