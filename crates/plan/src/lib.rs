@@ -262,53 +262,76 @@ pub fn check<'p>(
 }
 
 fn sort_findings(site: &Site, mut findings: Vec<Finding>) -> Vec<Finding> {
-    let pos = |c: &Option<String>| {
-        site.clusters
-            .iter()
-            .position(|x| Some(&x.name) == c.as_ref())
+    let pos: BTreeMap<&str, usize> = site
+        .clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    let at = |c: &Option<String>| {
+        c.as_deref()
+            .and_then(|c| pos.get(c).copied())
             .unwrap_or(usize::MAX)
     };
     findings.sort_by(|a, b| {
-        (pos(&a.cluster), a.severity, &a.key).cmp(&(pos(&b.cluster), b.severity, &b.key))
+        (at(&a.cluster), a.severity, &a.key).cmp(&(at(&b.cluster), b.severity, &b.key))
     });
     findings.dedup_by(|a, b| a.key == b.key);
     findings
 }
 
-/// Schedules a graph and returns its steps in schedule order with `after`, rules and times set.
-fn finish(graph: &Graph) -> Result<(Vec<PlannedStep>, Vec<Edge>), PlanError> {
-    let start = schedule::schedule(graph)?;
-    let adj = schedule::adjacency(graph);
-    let mut incoming_rules: Vec<Vec<&str>> = vec![Vec::new(); graph.insts.len()];
+/// A scheduled graph: steps in schedule order with `after`, rules and times set, the edges,
+/// and the lower bound of its window phase.
+struct Finished {
+    steps: Vec<PlannedStep>,
+    edges: Vec<Edge>,
+    lower_bound_s: u64,
+}
+
+/// Schedules a graph and turns it into plan steps, moving the steps out of the graph.
+fn finish(mut graph: Graph) -> Result<Finished, PlanError> {
+    let prep = schedule::prepare(&graph)?;
+    let start = schedule::schedule_prepared(&graph, &prep);
+    let lower_bound_s = schedule::lower_bound_prepared(&graph, &prep, Phase::Window);
+    let edges = graph.plain_edges();
+    let mut incoming_rules: Vec<Vec<String>> = vec![Vec::new(); graph.insts.len()];
     for (_, t, rule, _) in &graph.edges {
-        if !rule.is_empty() && !incoming_rules[*t].contains(&rule.as_str()) {
-            incoming_rules[*t].push(rule);
+        if !rule.is_empty() && !incoming_rules[*t].contains(rule) {
+            incoming_rules[*t].push(rule.clone());
         }
     }
-    let mut steps: Vec<(usize, PlannedStep)> = graph
-        .insts
-        .iter()
+    let ids: Vec<String> = graph.insts.iter().map(|i| i.step.id.clone()).collect();
+    let mut steps: Vec<Option<PlannedStep>> = std::mem::take(&mut graph.insts)
+        .into_iter()
+        .zip(incoming_rules)
         .enumerate()
-        .map(|(i, inst)| {
-            let mut s = inst.step.clone();
+        .map(|(i, (inst, rules))| {
+            let mut s = inst.step;
             s.start_s = start[i];
-            s.after = adj.preds[i]
-                .iter()
-                .map(|&p| graph.insts[p].step.id.clone())
-                .collect();
-            for rule in &incoming_rules[i] {
-                if !s.rules.iter().any(|r| r == rule) {
-                    s.rules.push(rule.to_string());
+            s.after = prep.adj.preds[i].iter().map(|&p| ids[p].clone()).collect();
+            for rule in rules {
+                if !s.rules.contains(&rule) {
+                    s.rules.push(rule);
                 }
             }
-            (i, s)
+            Some(s)
         })
         .collect();
-    steps.sort_by_key(|(i, s)| (s.phase, s.start_s, *i));
-    Ok((
-        steps.into_iter().map(|(_, s)| s).collect(),
-        graph.plain_edges(),
-    ))
+    // Sort small keys, then move each step once.
+    let mut order: Vec<(ferry_model::Phase, u64, usize)> = steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.as_ref().map(|s| (s.phase, s.start_s, i)))
+        .collect();
+    order.sort_unstable();
+    Ok(Finished {
+        steps: order
+            .into_iter()
+            .filter_map(|(_, _, i)| steps[i].take())
+            .collect(),
+        edges,
+        lower_bound_s,
+    })
 }
 
 fn phase_end(steps: &[PlannedStep], phase: Phase) -> u64 {
@@ -345,8 +368,33 @@ pub fn plan<'p>(
         rollback.append(std::mem::take(&mut w.rollback));
         findings.append(&mut w.findings);
     }
-    let (steps, edges) = finish(&graph)?;
-    let (rollback_steps, rollback_edges) = finish(&rollback)?;
+    let limits = graph
+        .limits
+        .iter()
+        .filter(|l| !l.members.is_empty())
+        .map(|l| PlanLimit {
+            rule: l.rule.clone(),
+            note: l.note.clone(),
+            steps: l
+                .members
+                .iter()
+                .map(|&m| graph.insts[m].step.id.clone())
+                .collect(),
+            max_concurrent: l.max_concurrent,
+            capacity: l.capacity.as_ref().map(|c| c.max),
+        })
+        .collect();
+    let sequential_s = schedule::sequential(&graph, Phase::Window);
+    let Finished {
+        steps,
+        edges,
+        lower_bound_s,
+    } = finish(graph)?;
+    let Finished {
+        steps: rollback_steps,
+        edges: rollback_edges,
+        ..
+    } = finish(rollback)?;
     let mut by_cluster: BTreeMap<&str, Vec<&PlannedStep>> = BTreeMap::new();
     for s in &steps {
         by_cluster.entry(s.cluster.as_str()).or_default().push(s);
@@ -410,22 +458,7 @@ pub fn plan<'p>(
         }
         clusters.push(cp);
     }
-    let limits = graph
-        .limits
-        .iter()
-        .filter(|l| !l.members.is_empty())
-        .map(|l| PlanLimit {
-            rule: l.rule.clone(),
-            note: l.note.clone(),
-            steps: l
-                .members
-                .iter()
-                .map(|&m| graph.insts[m].step.id.clone())
-                .collect(),
-            max_concurrent: l.max_concurrent,
-            capacity: l.capacity.as_ref().map(|c| c.max),
-        })
-        .collect();
+
     Ok(Plan {
         schema_version: SCHEMA_VERSION,
         site: site.name.clone(),
@@ -433,8 +466,8 @@ pub fn plan<'p>(
         input_hash,
         makespan_s: phase_end(&steps, Phase::Window),
         prepare_s: phase_end(&steps, Phase::Prepare),
-        lower_bound_s: schedule::lower_bound(&graph, Phase::Window)?,
-        sequential_s: schedule::sequential(&graph, Phase::Window),
+        lower_bound_s,
+        sequential_s,
         window_s: site
             .window
             .as_ref()

@@ -31,16 +31,31 @@ pub struct Adjacency {
 
 pub fn adjacency(g: &Graph) -> Adjacency {
     let n = g.insts.len();
-    let mut preds: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
-    let mut succs: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut succs: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (f, t, _, _) in &g.edges {
-        preds[*t].insert(*f);
-        succs[*f].insert(*t);
+        preds[*t].push(*f);
+        succs[*f].push(*t);
     }
-    Adjacency {
-        preds: preds.into_iter().map(|s| s.into_iter().collect()).collect(),
-        succs: succs.into_iter().map(|s| s.into_iter().collect()).collect(),
+    for list in preds.iter_mut().chain(succs.iter_mut()) {
+        list.sort_unstable();
+        list.dedup();
     }
+    Adjacency { preds, succs }
+}
+
+/// What scheduling and bounding share: the adjacency and a topological order.
+pub struct Prepared {
+    pub adj: Adjacency,
+    pub order: Vec<usize>,
+}
+
+/// Checks the graph (phases, cycles) and orders it once for `schedule_prepared` and `lower_bound_prepared`.
+pub fn prepare(g: &Graph) -> Result<Prepared, ScheduleError> {
+    check_phases(g)?;
+    let adj = adjacency(g);
+    let order = topo_order(g, &adj)?;
+    Ok(Prepared { adj, order })
 }
 
 /// A topological order (smallest index first among ready steps), or the cycle.
@@ -159,10 +174,13 @@ impl LimitState<'_> {
 /// Start times for every step. Prepare-phase steps are timed from the start of preparation,
 /// window steps from the start of the window.
 pub fn schedule(g: &Graph) -> Result<Vec<u64>, ScheduleError> {
-    check_phases(g)?;
-    let adj = adjacency(g);
-    let order = topo_order(g, &adj)?;
-    let tail = tails(g, &adj, &order);
+    Ok(schedule_prepared(g, &prepare(g)?))
+}
+
+/// `schedule` on a graph already prepared.
+pub fn schedule_prepared(g: &Graph, prep: &Prepared) -> Vec<u64> {
+    let (adj, order) = (&prep.adj, &prep.order);
+    let tail = tails(g, adj, order);
     let n = g.insts.len();
     let mut member_of: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (li, l) in g.limits.iter().enumerate() {
@@ -238,18 +256,22 @@ pub fn schedule(g: &Graph) -> Result<Vec<u64>, ScheduleError> {
             }
         }
     }
-    Ok(start)
+    start
 }
 
 /// No schedule keeping the rules is shorter than this, for the given phase: the longer of the
 /// longest chain of dependent steps and, for every concurrency group, its total work divided
 /// by its width. Computed from the graph alone, independently of `schedule`.
 pub fn lower_bound(g: &Graph, phase: Phase) -> Result<u64, ScheduleError> {
-    let adj = adjacency(g);
-    let order = topo_order(g, &adj)?;
+    Ok(lower_bound_prepared(g, &prepare(g)?, phase))
+}
+
+/// `lower_bound` on a graph already prepared.
+pub fn lower_bound_prepared(g: &Graph, prep: &Prepared, phase: Phase) -> u64 {
+    let (adj, order) = (&prep.adj, &prep.order);
     let mut finish = vec![0u64; g.insts.len()];
     let mut chain = 0;
-    for &i in &order {
+    for &i in order {
         if g.insts[i].step.phase != phase {
             continue;
         }
@@ -277,7 +299,7 @@ pub fn lower_bound(g: &Graph, phase: Phase) -> Result<u64, ScheduleError> {
         })
         .max()
         .unwrap_or(0);
-    Ok(chain.max(groups))
+    chain.max(groups)
 }
 
 /// Every step of the phase one at a time: the sum of their durations.
