@@ -321,6 +321,10 @@ pub struct LimitRule {
     pub steps: StepSelector,
     #[serde(default)]
     pub max_concurrent: Option<u32>,
+    /// With `max_concurrent`: the limit applies separately to each value of this fact
+    /// (e.g. `host`: at most N steps at a time on each host).
+    #[serde(default)]
+    pub per_fact: Option<String>,
     #[serde(default)]
     pub capacity: Option<Capacity>,
     #[serde(default)]
@@ -380,11 +384,22 @@ pub enum Condition {
     ClusterFact(FactTest),
     /// A version test on the nodes of some roles (all of them must pass).
     Version(VersionTest),
+    /// Some node of `roles` (any role when empty) satisfies `test` (evaluated in that node's context).
+    AnyNode(NodeTest),
     /// Whether this is (true) or is not (false) the first leg of a path through intermediate
     /// versions; a direct upgrade has one leg, both first and last.
     FirstLeg(bool),
     /// Whether this is (true) or is not (false) the last leg.
     LastLeg(bool),
+}
+
+/// A condition evaluated on the nodes of some roles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeTest {
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub test: Box<Condition>,
 }
 
 /// Tests on one fact. Every test given must hold. A missing fact fails every test but `missing`.
@@ -431,6 +446,10 @@ pub struct FactTest {
     /// True: the fact is absent. False: the fact is present.
     #[serde(default)]
     pub missing: Option<bool>,
+    /// A list fact has an item passing this test; `name` names the field of table items
+    /// (empty: the item itself).
+    #[serde(default)]
+    pub any_item: Option<Box<FactTest>>,
 }
 
 /// Which version of a node a test reads.
@@ -519,6 +538,8 @@ pub enum CheckTest {
     StepWithinFact { step: String, fact: String },
     /// The cluster's scheduled window must fit in the site's maintenance window.
     FitsWindow {},
+    /// Nodes of `roles` must have equal values of `fact` (a node without it counts as differing).
+    FactsMatch { fact: String, roles: Vec<String> },
     /// A datetime fact must lie within `hours` before the site's window start.
     MaxAge {
         fact: String,

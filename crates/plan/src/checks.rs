@@ -207,6 +207,27 @@ pub fn run(
             }
             // Needs the schedule: see `window_findings`.
             CheckTest::FitsWindow {} => {}
+            CheckTest::FactsMatch { fact: name, roles } => {
+                let nodes: Vec<&Node> = cluster
+                    .nodes
+                    .iter()
+                    .filter(|n| roles.contains(&n.role))
+                    .collect();
+                let values: Vec<Option<&FactValue>> =
+                    nodes.iter().map(|n| n.facts.get(name)).collect();
+                if nodes.len() > 1 && values.iter().any(|v| v.is_none() || *v != values[0]) {
+                    let detail = nodes
+                        .iter()
+                        .zip(&values)
+                        .map(|(n, v)| match v {
+                            Some(v) => format!("{} has {name} = {v}", n.name),
+                            None => format!("{} has no {name}", n.name),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    out.push(finding(check, cluster, None, &detail, ""));
+                }
+            }
             CheckTest::MaxAge {
                 fact: name,
                 hours,

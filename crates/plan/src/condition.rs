@@ -48,6 +48,12 @@ pub fn eval(c: &Condition, s: &Scope<'_>, node: Option<&Node>) -> bool {
         Condition::Fact(t) => fact_test(t, fact(s.cluster, node, &t.name)),
         Condition::ClusterFact(t) => fact_test(t, s.cluster.facts.get(&t.name)),
         Condition::Version(t) => version_test(t, s, node),
+        Condition::AnyNode(t) => s
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| t.roles.is_empty() || t.roles.contains(&n.role))
+            .any(|n| eval(&t.test, s, Some(n))),
         Condition::FirstLeg(want) => (s.leg.0 == 0) == *want,
         Condition::LastLeg(want) => (s.leg.0 + 1 >= s.leg.1) == *want,
     }
@@ -93,6 +99,19 @@ pub fn fact_test(t: &FactTest, v: Option<&FactValue>) -> bool {
     let Some(v) = v else {
         return t.missing == Some(true);
     };
+    if let Some(item) = &t.any_item {
+        let items = v.as_list().unwrap_or(&[]);
+        let field = |i: &'_ FactValue| -> Option<FactValue> {
+            if item.name.is_empty() {
+                Some(i.clone())
+            } else {
+                i.as_table().and_then(|t| t.get(&item.name)).cloned()
+            }
+        };
+        if !items.iter().any(|i| fact_test(item, field(i).as_ref())) {
+            return false;
+        }
+    }
     let num = v.as_f64();
     let ver = as_version(v);
     let cmp = |limit: Option<f64>, f: fn(f64, f64) -> bool| {

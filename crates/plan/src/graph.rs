@@ -79,6 +79,15 @@ impl Graph {
     }
 }
 
+/// A step text with `{node}`, `{fact.NAME}` and the like filled in for this instance.
+fn filled(text: &str, cluster: &Cluster, node: Option<&Node>) -> String {
+    if text.contains('{') {
+        crate::checks::fill(text, cluster, node, "")
+    } else {
+        text.to_string()
+    }
+}
+
 fn node_selected(filter: NodeFilter, n: &Node) -> bool {
     match filter {
         NodeFilter::Upgrading => n.upgrading(),
@@ -155,7 +164,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     node: node.map(|n| n.name.clone()),
                     role: node.map(|n| n.role.clone()),
                     action: t.id.clone(),
-                    title: t.title.clone(),
+                    title: filled(&t.title, cluster, node),
                     kind: t.kind,
                     phase: t.phase,
                     after: Vec::new(),
@@ -164,8 +173,8 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     duration_s: duration_s(t, cluster, node),
                     impact: t.impact,
                     impact_note: t.impact_note.clone(),
-                    instructions: t.instructions.clone(),
-                    verify: t.verify.clone(),
+                    instructions: filled(&t.instructions, cluster, node),
+                    verify: filled(&t.verify, cluster, node),
                     warning: t.warning.clone(),
                 },
                 template: ti,
@@ -275,13 +284,38 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                 base,
             }
         });
-        g.limits.push(LimitGroup {
-            rule: l.rule.clone(),
-            note: l.note.clone(),
-            members,
-            max_concurrent: l.max_concurrent,
-            capacity,
-        });
+        match &l.per_fact {
+            // One group per value of the fact (steps on nodes without it are not limited).
+            Some(f) => {
+                let mut parts: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+                for &m in &members {
+                    let node = g.insts[m]
+                        .step
+                        .node
+                        .as_deref()
+                        .and_then(|n| cluster.node(n));
+                    if let Some(v) = fact(cluster, node, f) {
+                        parts.entry(v.to_string()).or_default().push(m);
+                    }
+                }
+                for (value, members) in parts {
+                    g.limits.push(LimitGroup {
+                        rule: l.rule.clone(),
+                        note: format!("{} ({f} = {value})", l.note),
+                        members,
+                        max_concurrent: l.max_concurrent,
+                        capacity: None,
+                    });
+                }
+            }
+            None => g.limits.push(LimitGroup {
+                rule: l.rule.clone(),
+                note: l.note.clone(),
+                members,
+                max_concurrent: l.max_concurrent,
+                capacity,
+            }),
+        }
     }
     g
 }

@@ -136,11 +136,30 @@ impl Ctx<'_> {
             Condition::ClusterFact(t) => self.fact_test(t, join(&path, &[k("cluster_fact")])),
             Condition::Version(t) => self.version_test(t, join(&path, &[k("version")])),
             Condition::FirstLeg(_) | Condition::LastLeg(_) => {}
+            Condition::AnyNode(t) => {
+                self.roles(&t.roles, &join(&path, &[k("any_node"), k("roles")]));
+                self.condition(&t.test, join(&path, &[k("any_node"), k("test")]));
+            }
         }
     }
 
     fn fact_test(&mut self, t: &FactTest, path: Path) {
         self.fact(&t.name, join(&path, &[k("name")]));
+        if let Some(item) = &t.any_item {
+            self.item_test(item, join(&path, &[k("any_item")]));
+        }
+        self.fact_ops(t, path);
+    }
+
+    /// A test on list items: `name` is a field of the items, not a declared fact.
+    fn item_test(&mut self, t: &FactTest, path: Path) {
+        if let Some(item) = &t.any_item {
+            self.item_test(item, join(&path, &[k("any_item")]));
+        }
+        self.fact_ops(t, path);
+    }
+
+    fn fact_ops(&mut self, t: &FactTest, path: Path) {
         if let Some(v) = &t.version_lt {
             self.version(v, join(&path, &[k("version_lt")]));
         }
@@ -272,6 +291,16 @@ impl Ctx<'_> {
                     "max_concurrent must be at least 1",
                     None,
                 );
+            }
+            if let Some(f) = &l.per_fact {
+                self.fact(f, join(&path, &[k("per_fact")]));
+                if l.max_concurrent.is_none() {
+                    self.add(
+                        join(&path, &[k("per_fact")]),
+                        "per_fact goes with max_concurrent",
+                        None,
+                    );
+                }
             }
             if l.max_concurrent.is_none() && l.capacity.is_none() {
                 self.add(
@@ -489,6 +518,10 @@ fn validate_profile(profile: &Profile) -> Vec<(Path, String, Option<String>)> {
                 cx.fact(fact, tp.clone());
             }
             CheckTest::FitsWindow {} => {}
+            CheckTest::FactsMatch { fact, roles } => {
+                cx.fact(fact, join(&tp, &[k("facts_match"), k("fact")]));
+                cx.roles(roles, &join(&tp, &[k("facts_match"), k("roles")]));
+            }
             CheckTest::MaxAge { fact, roles, .. } => {
                 cx.fact(fact, tp.clone());
                 cx.roles(roles, &join(&tp, &[k("max_age"), k("roles")]));

@@ -143,3 +143,154 @@ fn an_unsupported_source_is_an_inhibitor_with_the_path_rule() {
         f[0].message
     );
 }
+
+const FEATURES_PROFILE: &str = r#"
+[profile]
+name = "features"
+title = "engine features"
+
+[[role]]
+name = "app"
+
+[[role]]
+name = "db"
+
+[[fact]]
+name = "host"
+type = "string"
+
+[[fact]]
+name = "links"
+type = "list"
+
+[[fact]]
+name = "storage"
+type = "table"
+
+[[fact]]
+name = "platform_ok"
+type = "bool"
+
+[[upgrade_type]]
+name = "platform"
+rule = "FEA-01"
+when = { any_node = { roles = ["db"], test = { fact = { name = "platform_ok", eq = false } } } }
+
+[[upgrade_type]]
+name = "software"
+rule = "FEA-01"
+
+[[procedure.step]]
+id = "upgrade"
+title = "Upgrade {node} on {fact.host}"
+minutes = 10
+rules = ["FEA-02"]
+instructions = "Log in to {fact.host} and upgrade {node}."
+
+[[procedure.limit]]
+rule = "FEA-03"
+steps = { step = ["upgrade"] }
+max_concurrent = 1
+per_fact = "host"
+note = "One upgrade at a time per host"
+
+[[check]]
+id = "old-link"
+rule = "FEA-04"
+severity = "inhibitor"
+test.cluster = { cluster_fact = { name = "links", any_item = { name = "release", version_lt = "7" } } }
+message = "a link runs a release below 7"
+
+[[check]]
+id = "storage-differs"
+rule = "FEA-05"
+severity = "inhibitor"
+test.facts_match = { fact = "storage", roles = ["db"] }
+message = "storage differs: {detail}"
+"#;
+
+fn features(site_body: &str) -> ferry_model::Plan {
+    let mut set = ProfileSet::builtin().expect("builtin");
+    set.add("features.toml", FEATURES_PROFILE)
+        .expect("test profile loads");
+    let site = format!(
+        "[site]\nname = \"s\"\n\n[[cluster]]\nname = \"c\"\nprofile = \"features\"\ntarget = \"2.0\"\n{site_body}"
+    );
+    let site =
+        load_site("s.toml", &site, &set).unwrap_or_else(|e| panic!("{:?}", miette::Report::new(e)));
+    ferry_plan::plan(
+        &site,
+        |n| set.get(n).map(|p| &p.profile),
+        String::new(),
+        &PlanOptions::default(),
+    )
+    .expect("plans")
+}
+
+const NODES: &str = r#"
+[[cluster.node]]
+name = "a1"
+role = "app"
+version = "1.0"
+facts = { host = "h1" }
+
+[[cluster.node]]
+name = "a2"
+role = "app"
+version = "1.0"
+facts = { host = "h1" }
+
+[[cluster.node]]
+name = "a3"
+role = "app"
+version = "1.0"
+facts = { host = "h2" }
+
+[[cluster.node]]
+name = "d1"
+role = "db"
+version = "1.0"
+facts = { host = "h3", storage = { days = 31, intervals = 15 } }
+
+[[cluster.node]]
+name = "d2"
+role = "db"
+version = "1.0"
+facts = { host = "h4", storage = { days = 31, intervals = 15 }, platform_ok = true }
+"#;
+
+#[test]
+fn limits_per_fact_value_and_facts_in_step_texts() {
+    let p = features(NODES);
+    let at = |id: &str| p.steps.iter().find(|s| s.id == id).expect(id);
+    // a1 and a2 share host h1: one after the other; a3 runs beside them.
+    let (a1, a2, a3) = (at("c/a1/upgrade"), at("c/a2/upgrade"), at("c/a3/upgrade"));
+    assert!(a1.end_s() <= a2.start_s || a2.end_s() <= a1.start_s);
+    assert_eq!(a3.start_s, 0);
+    assert_eq!(p.makespan_s, 20 * 60);
+    assert_eq!(a1.title, "Upgrade a1 on h1");
+    assert_eq!(a3.instructions, "Log in to h2 and upgrade a3.");
+    assert_eq!(p.clusters[0].upgrade_type, "software");
+    assert!(p.findings.is_empty(), "{:?}", p.findings);
+}
+
+#[test]
+fn any_node_any_item_and_facts_match() {
+    let body = NODES.replace("platform_ok = true", "platform_ok = false").replace("days = 31, intervals = 15 }, platform", "days = 62, intervals = 15 }, platform")
+        + "\n[cluster.facts]\nlinks = [{ name = \"cm1\", release = \"8.1\" }, { name = \"cm2\", release = \"6.3\" }]\n";
+    // [cluster.facts] after nodes belongs to the cluster table.
+    let p = features(&body);
+    assert_eq!(
+        p.clusters[0].upgrade_type, "platform",
+        "any_node saw d2's fact"
+    );
+    let rules: Vec<&str> = p.findings.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(rules, ["FEA-04", "FEA-05"], "{:?}", p.findings);
+    assert!(
+        p.findings[1]
+            .message
+            .contains("d2 has storage = {days = 62"),
+        "{}",
+        p.findings[1].message
+    );
+}
