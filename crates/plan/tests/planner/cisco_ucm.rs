@@ -1,1 +1,1204 @@
-//! Rules of the profile, checked on plans (being written).
+//! Rules of the `cisco-ucm` profile (UCM-*): CUCM with IM and Presence, checked on plans of the
+//! `ucm-*` example sites the way an engineer would read them.
+
+use super::common::*;
+use ferry_model::{Impact, Phase, Plan, PlannedStep, Severity, StepKind};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers of this module
+// ---------------------------------------------------------------------------------------------
+
+/// The site text with `from` replaced by `to` (which must be there).
+fn edit(site: &str, from: &str, to: &str) -> String {
+    assert!(site.contains(from), "the site has no `{from}`");
+    site.replacen(from, to, 1)
+}
+
+/// Whether the plan has an edge `from` -> `to` labelled with `rule`.
+fn has_edge(p: &Plan, from: &str, to: &str, rule: &str) -> bool {
+    p.edges
+        .iter()
+        .any(|e| e.from == from && e.to == to && e.rule == rule)
+}
+
+fn assert_edge(p: &Plan, from: &str, to: &str, rule: &str) {
+    assert!(
+        has_edge(p, from, to, rule),
+        "expected an edge {from} -> {to} labelled {rule}; edges into {to}: {:?}",
+        p.edges
+            .iter()
+            .filter(|e| e.to == to)
+            .map(|e| (&e.from, &e.rule))
+            .collect::<Vec<_>>()
+    );
+}
+
+fn ids(steps: &[&PlannedStep]) -> Vec<String> {
+    steps.iter().map(|s| s.id.clone()).collect()
+}
+
+fn cluster_step<'a>(p: &'a Plan, action: &str) -> &'a PlannedStep {
+    p.steps
+        .iter()
+        .find(|s| s.action == action && s.node.is_none())
+        .unwrap_or_else(|| panic!("no cluster step {action}"))
+}
+
+fn has_action(p: &Plan, action: &str) -> bool {
+    p.steps.iter().any(|s| s.action == action)
+}
+
+fn first_start_of(steps: &[&PlannedStep]) -> u64 {
+    steps.iter().map(|s| s.start_s).min().expect("steps")
+}
+
+fn last_end_of(steps: &[&PlannedStep]) -> u64 {
+    steps.iter().map(|s| s.end_s()).max().expect("steps")
+}
+
+/// A documented task list: groups of (role, action), `None` for cluster-wide steps. Every group
+/// must be in the plan, and every step of a group must end before any step of the next group
+/// starts (prepare-phase steps come before the window). Steps of one group may run together.
+fn assert_task_list(p: &Plan, list: &[&[(Option<&str>, &str)]]) {
+    let matches = |s: &PlannedStep, (role, action): &(Option<&str>, &str)| {
+        s.action == *action && s.role.as_deref() == *role
+    };
+    let groups: Vec<Vec<&PlannedStep>> = list
+        .iter()
+        .map(|g| {
+            let found: Vec<&PlannedStep> = p
+                .steps
+                .iter()
+                .filter(|s| g.iter().any(|k| matches(s, k)))
+                .collect();
+            assert!(!found.is_empty(), "task {g:?} is missing from the plan");
+            found
+        })
+        .collect();
+    for w in groups.windows(2) {
+        assert_all_before(&w[0], &w[1]);
+    }
+    // And in start order the plan reads like the list.
+    let mut seen: Vec<(Phase, u64, usize)> = Vec::new();
+    for (gi, g) in groups.iter().enumerate() {
+        for s in g {
+            seen.push((s.phase, s.start_s, gi));
+        }
+    }
+    seen.sort();
+    assert!(
+        seen.windows(2).all(|w| w[0].2 <= w[1].2),
+        "the plan's start order differs from the task list: {seen:?}"
+    );
+}
+
+const UCM_EXAMPLES: [&str; 7] = [
+    "ucm-standard",
+    "ucm-refresh",
+    "ucm-cucm-only-standard",
+    "ucm-cucm-only-refresh",
+    "ucm-imp-only-standard",
+    "ucm-imp-only-refresh",
+    "ucm-parallel",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Examples
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn examples_check_cleanly_and_plan_at_the_lower_bound() {
+    for name in UCM_EXAMPLES {
+        let f = findings(&example(name));
+        assert!(inhibitors(&f).is_empty(), "{name}: {f:?}");
+        let p = plan(&example(name));
+        assert!(
+            p.findings.iter().all(|f| f.severity != Severity::Inhibitor),
+            "{name}"
+        );
+        assert!(
+            p.makespan_s as f64 <= p.lower_bound_s as f64 * 1.05,
+            "{name}: makespan {} vs lower bound {}",
+            p.makespan_s,
+            p.lower_bound_s
+        );
+        let w = p.window_s.expect("examples book a window");
+        assert!(p.makespan_s <= w, "{name} does not fit its window");
+    }
+}
+
+#[test]
+fn inhibitor_example_has_several_distinct_inhibitors() {
+    let f = findings(&example("ucm-inhibitors"));
+    let mut rules: Vec<&str> = inhibitors(&f).iter().map(|x| x.rule.as_str()).collect();
+    rules.sort();
+    rules.dedup();
+    assert_eq!(rules, ["UCM-05", "UCM-10", "UCM-17", "UCM-18"], "{f:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// UCM-01: upgrade type
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn upgrade_type_follows_the_embedded_os_ucm_01() {
+    let cases = [
+        ("ucm-standard", "standard"),
+        ("ucm-cucm-only-standard", "standard"),
+        ("ucm-imp-only-standard", "standard"),
+        ("ucm-refresh", "refresh"),
+        ("ucm-cucm-only-refresh", "refresh"),
+        ("ucm-imp-only-refresh", "refresh"),
+    ];
+    for (name, ty) in cases {
+        let p = plan(&example(name));
+        assert_eq!(p.clusters[0].upgrade_type, ty, "{name}");
+        assert_eq!(p.clusters[0].upgrade_type_rule, "UCM-01", "{name}");
+    }
+    // 11.5 and 12.5 share RHEL 7: standard. 11.0 (RHEL 6) to 12.5: refresh.
+    let site = example("ucm-cucm-only-refresh");
+    let p = plan(&site.replace("10.5.2.21900-13", "11.5.1.23900-30"));
+    assert_eq!(p.clusters[0].upgrade_type, "standard");
+    assert_eq!(steps_of(&p, "install-inactive", None).len(), 6);
+    let p = plan(&site.replace("10.5.2.21900-13", "11.0.1.24900-8"));
+    assert_eq!(p.clusters[0].upgrade_type, "refresh");
+}
+
+#[test]
+fn each_node_installs_by_its_own_os_change_ucm_01() {
+    // IM&P-only refresh: the CUCM publisher's MR is a standard install, the IM&P nodes refresh.
+    let p = plan(&example("ucm-imp-only-refresh"));
+    assert_eq!(
+        ids(&steps_of(&p, "install-inactive", None)),
+        ["ucm-plant/cm-pub/install-inactive"]
+    );
+    assert!(steps_of(&p, "refresh-install", None).is_empty());
+    assert_eq!(steps_of(&p, "imp-refresh-install", None).len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Behaviour annotations: UCM-02, UCM-03, UCM-04, UCM-11, UCM-21
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn standard_installs_while_serving_and_switch_takes_the_node_down_ucm_02() {
+    let p = plan(&example("ucm-standard"));
+    for s in steps_of(&p, "install-inactive", None) {
+        assert_ne!(s.impact, Impact::Down, "{}", s.id);
+        assert!(s.rules.iter().any(|r| r == "UCM-02"), "{}", s.id);
+        assert!(s.impact_note.contains("keeps serving"), "{}", s.id);
+        let node = s.node.as_deref().unwrap();
+        let switch = step(&p, &format!("ucm-hq/{node}/switch-version"));
+        assert_all_before(&[s], &[switch]);
+    }
+    for s in steps_of(&p, "imp-install-inactive", None) {
+        assert_ne!(s.impact, Impact::Down, "{}", s.id);
+        assert!(s.rules.iter().any(|r| r == "UCM-02"), "{}", s.id);
+    }
+    for action in ["switch-version", "imp-switch-version"] {
+        for s in steps_of(&p, action, None) {
+            assert_eq!(s.impact, Impact::Down, "{}", s.id);
+            assert!(s.rules.iter().any(|r| r == "UCM-02"), "{}", s.id);
+        }
+    }
+    // A standard upgrade longer than the booked window is reported.
+    let short = edit(&example("ucm-standard"), "hours = 12", "hours = 8");
+    let f = findings(&short);
+    let w = findings_of(&f, "UCM-02");
+    assert_eq!(w.len(), 1, "{f:?}");
+    assert_eq!(w[0].severity, Severity::Warning);
+    // The old version stays: the rollback switches back to it.
+    assert!(p
+        .rollback
+        .iter()
+        .any(|s| s.action == "revert-version" && s.rules.iter().any(|r| r == "UCM-02")));
+}
+
+#[test]
+fn refresh_takes_the_node_down_for_the_whole_install_ucm_03() {
+    let p = plan(&example("ucm-refresh"));
+    assert!(steps_of(&p, "install-inactive", None).is_empty());
+    for action in [
+        "refresh-install",
+        "imp-refresh-install",
+        "refresh-switch",
+        "imp-refresh-switch",
+    ] {
+        let steps = steps_of(&p, action, None);
+        assert!(!steps.is_empty());
+        for s in steps {
+            assert_eq!(s.impact, Impact::Down, "{}", s.id);
+            assert!(s.rules.iter().any(|r| r == "UCM-03"), "{}", s.id);
+        }
+    }
+    // Must run in a maintenance window: a window too short for it is reported.
+    let short = edit(&example("ucm-refresh"), "hours = 16", "hours = 6");
+    let f = findings(&short);
+    let w = findings_of(&f, "UCM-03");
+    assert_eq!(w.len(), 1, "{f:?}");
+    assert_eq!(w[0].severity, Severity::Warning);
+}
+
+#[test]
+fn configuration_changes_are_frozen_because_they_would_be_lost_ucm_04() {
+    let p = plan(&example("ucm-standard"));
+    let freeze = cluster_step(&p, "freeze-configuration");
+    assert!(freeze.rules.iter().any(|r| r == "UCM-04"));
+    assert!(freeze.impact_note.contains("lost on switch"));
+    for s in steps_of(&p, "switch-version", None) {
+        assert!(s.rules.iter().any(|r| r == "UCM-04"), "{}", s.id);
+    }
+    let revert = p
+        .rollback
+        .iter()
+        .find(|s| s.action == "revert-version")
+        .unwrap();
+    assert!(revert.rules.iter().any(|r| r == "UCM-04"));
+    assert!(revert.warning.as_deref().unwrap_or("").contains("lost"));
+}
+
+#[test]
+fn replication_gate_waits_20_to_30_minutes_and_more_for_large_databases_ucm_11() {
+    let p = plan(&example("ucm-standard"));
+    let gate = cluster_step(&p, "cucm-replication-gate");
+    assert_eq!(gate.kind, StepKind::Gate);
+    assert_eq!(gate.impact, Impact::Degraded);
+    assert!(gate.rules.iter().any(|r| r == "UCM-11"));
+    assert!(
+        (20 * 60..=30 * 60).contains(&gate.duration_s),
+        "{}",
+        gate.duration_s
+    );
+    assert!(gate
+        .instructions
+        .contains("utils dbreplication runtimestate"));
+    let big = plan(&edit(
+        &example("ucm-standard"),
+        "configured_devices = 9400",
+        "configured_devices = 40000",
+    ));
+    assert!(cluster_step(&big, "cucm-replication-gate").duration_s > gate.duration_s);
+    let imp_gate = cluster_step(&p, "imp-replication-gate");
+    assert_eq!(imp_gate.kind, StepKind::Gate);
+    assert!(imp_gate.rules.iter().any(|r| r == "UCM-11"));
+    assert!((20 * 60..=30 * 60).contains(&imp_gate.duration_s));
+    assert!(imp_gate.instructions.contains("Notifications"));
+}
+
+#[test]
+fn phone_settings_may_be_lost_after_install_and_switch_ucm_21() {
+    let std = plan(&example("ucm-standard"));
+    let refresh = plan(&example("ucm-refresh"));
+    for (p, action) in [
+        (&std, "install-inactive"),
+        (&std, "switch-version"),
+        (&refresh, "refresh-install"),
+        (&refresh, "refresh-switch"),
+    ] {
+        let steps = steps_of(p, action, None);
+        assert!(!steps.is_empty(), "{action}");
+        for s in steps {
+            assert!(s.rules.iter().any(|r| r == "UCM-21"), "{}", s.id);
+            assert!(s.impact_note.contains("user settings"), "{}", s.id);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// COP files: UCM-05, UCM-06
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn missing_refresh_cop_is_an_inhibitor_on_each_node_ucm_05() {
+    let f = findings(&example("ucm-inhibitors"));
+    let cop = findings_of(&f, "UCM-05");
+    let mut nodes: Vec<&str> = cop.iter().map(|x| x.node.as_deref().unwrap()).collect();
+    nodes.sort();
+    // cm-pub and cm-sub3 plan it, cm-sub1 has it installed; cm-sub2 and cup-sub1 have nothing.
+    assert_eq!(nodes, ["cm-sub2", "cup-sub1"], "{cop:?}");
+    assert!(cop.iter().all(|x| x.severity == Severity::Inhibitor));
+    assert!(cop[0].message.contains("refresh_upgrade"));
+
+    assert!(findings_of(&findings(&example("ucm-refresh")), "UCM-05").is_empty());
+    let site = edit(
+        &example("ucm-refresh"),
+        "facts = { devices = 1600, replication_state = 2, planned_cops = [\"ciscocm.refresh_upgrade_v1.2.cop.sgn\"] }",
+        "facts = { devices = 1600, replication_state = 2 }",
+    );
+    let f = findings(&site);
+    let cop = findings_of(&f, "UCM-05");
+    assert_eq!(cop.len(), 1, "{f:?}");
+    assert_eq!(cop[0].node.as_deref(), Some("cm-sub1"));
+    assert_eq!(cop[0].severity, Severity::Inhibitor);
+}
+
+#[test]
+fn cop_files_go_on_every_node_with_a_restart_before_the_install_ucm_06() {
+    let p = plan(&example("ucm-refresh"));
+    let pub_install = step(&p, "ucm-plant/cm-pub/refresh-install");
+    for node in ["cm-pub", "cm-sub1", "cm-sub2", "cm-sub3"] {
+        let cop = step(&p, &format!("ucm-plant/{node}/install-cop"));
+        let restart = step(&p, &format!("ucm-plant/{node}/restart-after-cop"));
+        assert_eq!(restart.impact, Impact::Down);
+        assert!(restart.instructions.contains("utils system restart"));
+        assert!(cop.rules.iter().any(|r| r == "UCM-05"));
+        assert!(cop
+            .instructions
+            .contains("ciscocm.refresh_upgrade_v<latest_version>.cop.sgn"));
+        assert_all_before(&[cop], &[restart]);
+        assert_all_before(&[restart], &[pub_install]);
+        assert_edge(&p, &restart.id, &pub_install.id, "UCM-06");
+    }
+    let imp_install = step(&p, "ucm-plant/cup-pub/imp-refresh-install");
+    for node in ["cup-pub", "cup-sub1"] {
+        let cop = step(&p, &format!("ucm-plant/{node}/imp-install-cop"));
+        assert!(cop.rules.iter().any(|r| r == "UCM-05") && cop.rules.iter().any(|r| r == "UCM-06"));
+        assert!(cop
+            .instructions
+            .contains("ciscocm.cup.refresh_upgrade_v<latest_version>.cop"));
+        let restart = step(&p, &format!("ucm-plant/{node}/imp-restart-after-cop"));
+        assert_edge(&p, &restart.id, &imp_install.id, "UCM-06");
+    }
+    // Fastest: the COP restarts of all nodes run together; one at a time: node by node.
+    assert_some_overlap(&steps_of(&p, "restart-after-cop", None));
+    let slow = plan_with(&example("ucm-refresh"), Some("one-at-a-time"));
+    let restarts: Vec<&PlannedStep> = slow
+        .steps
+        .iter()
+        .filter(|s| s.action == "restart-after-cop" || s.action == "imp-restart-after-cop")
+        .collect();
+    assert_eq!(restarts.len(), 6);
+    assert_one_at_a_time(&restarts);
+    assert_edge(
+        &slow,
+        "ucm-plant/cm-pub/restart-after-cop",
+        "ucm-plant/cm-sub1/install-cop",
+        "UCM-06",
+    );
+    // No COP planned, no COP step.
+    assert!(!has_action(&plan(&example("ucm-standard")), "install-cop"));
+}
+
+#[test]
+fn free_common_space_cop_warns_that_revert_becomes_impossible_ucm_06() {
+    let f = findings(&example("ucm-inhibitors"));
+    let w = findings_of(&f, "UCM-06");
+    assert_eq!(w.len(), 1, "{f:?}");
+    assert_eq!(w[0].severity, Severity::Warning);
+    assert_eq!(w[0].node.as_deref(), Some("cup-pub"));
+    assert!(w[0].message.contains("revert"));
+
+    let site = edit(
+        &example("ucm-standard"),
+        "facts = { devices = 2600, replication_state = 2 }",
+        "facts = { devices = 2600, replication_state = 2, planned_cops = [\"ciscocm.free_common_space_v1.5.cop.sgn\"] }",
+    );
+    let p = plan(&site);
+    let cop = step(&p, "ucm-hq/cucm-sub1/install-free-common-space-cop");
+    let warning = cop.warning.as_deref().expect("the step carries a warning");
+    assert!(warning.contains("revert to the inactive version is impossible"));
+    assert!(cop.rules.iter().any(|r| r == "UCM-06"));
+    assert_all_before(&[cop], &[step(&p, "ucm-hq/cucm-pub/install-inactive")]);
+    assert_eq!(findings_of(&p.findings, "UCM-06").len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CUCM order: UCM-07, UCM-08, UCM-09, UCM-10
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn cucm_publisher_is_upgraded_first_ucm_07() {
+    for name in ["ucm-standard", "ucm-parallel"] {
+        let p = plan(&example(name));
+        let pub_install = steps_of(&p, "install-inactive", Some("publisher"))[0];
+        let others: Vec<&PlannedStep> = p
+            .steps
+            .iter()
+            .filter(|s| {
+                (s.action == "install-inactive" || s.action == "imp-install-inactive")
+                    && s.id != pub_install.id
+            })
+            .collect();
+        assert_all_before(&[pub_install], &others);
+        for s in steps_of(&p, "install-inactive", Some("subscriber"))
+            .into_iter()
+            .chain(steps_of(&p, "imp-install-inactive", Some("imp_publisher")))
+        {
+            assert_edge(&p, &pub_install.id, &s.id, "UCM-07");
+        }
+    }
+}
+
+#[test]
+fn subscribers_install_together_once_the_publisher_holds_the_new_version_ucm_08() {
+    let p = plan(&example("ucm-standard"));
+    let verified = step(&p, "ucm-hq/cucm-pub/verify-install-log");
+    let subs = steps_of(&p, "install-inactive", Some("subscriber"));
+    assert_eq!(subs.len(), 4);
+    assert_all_before(&[verified], &subs);
+    for s in &subs {
+        assert_edge(&p, &verified.id, &s.id, "UCM-08");
+        // Straight after the confirmation: nothing else holds them back.
+        assert_eq!(s.start_s, verified.end_s(), "{}", s.id);
+    }
+    assert_some_overlap(&subs);
+}
+
+#[test]
+fn publisher_switches_before_any_subscriber_ucm_09() {
+    let p = plan(&example("ucm-standard"));
+    let pub_switch = step(&p, "ucm-hq/cucm-pub/switch-version");
+    let subs = steps_of(&p, "switch-version", Some("subscriber"));
+    assert_all_before(&[pub_switch], &subs);
+    for s in &subs {
+        assert_edge(&p, &pub_switch.id, &s.id, "UCM-09");
+    }
+    // Refresh: the publisher's reboot into the new version comes before the subscribers'.
+    let p = plan(&example("ucm-cucm-only-refresh"));
+    let pub_switch = step(&p, "ucm-campus/cm1-pub/refresh-switch");
+    for s in steps_of(&p, "refresh-switch", Some("subscriber")) {
+        assert_edge(&p, &pub_switch.id, &s.id, "UCM-09");
+        assert_all_before(&[pub_switch], &[s]);
+    }
+}
+
+#[test]
+fn replication_gate_after_the_switches_and_before_the_imp_phase_ucm_10() {
+    let p = plan(&example("ucm-standard"));
+    let gate = cluster_step(&p, "cucm-replication-gate");
+    let switches: Vec<&PlannedStep> = p
+        .steps
+        .iter()
+        .filter(|s| s.action == "switch-version")
+        .collect();
+    assert_all_before(&switches, &[gate]);
+    for s in &switches {
+        assert_edge(&p, &s.id, &gate.id, "UCM-10");
+    }
+    let imp_pub = step(&p, "ucm-hq/imp-pub/imp-install-inactive");
+    assert_edge(&p, &gate.id, &imp_pub.id, "UCM-10");
+    // No COP install before replication is complete.
+    let p = plan(&example("ucm-refresh"));
+    let gate = cluster_step(&p, "cucm-replication-gate");
+    for s in steps_of(&p, "imp-install-cop", None) {
+        assert_edge(&p, &gate.id, &s.id, "UCM-10");
+        assert_all_before(&[gate], &[s]);
+    }
+    // Parallel option: the IM&P nodes install early but switch only after the gate.
+    let p = plan(&example("ucm-parallel"));
+    let gate = cluster_step(&p, "cucm-replication-gate");
+    for s in steps_of(&p, "imp-switch-version", None) {
+        assert_edge(&p, &gate.id, &s.id, "UCM-10");
+        assert_all_before(&[gate], &[s]);
+    }
+    // And the IM&P gate after the IM&P switches.
+    let imp_gate = cluster_step(&p, "imp-replication-gate");
+    let imp_switches = steps_of(&p, "imp-switch-version", None);
+    assert_all_before(&imp_switches, &[imp_gate]);
+    assert_edge(&p, &imp_switches[0].id, &imp_gate.id, "UCM-10");
+}
+
+#[test]
+fn broken_replication_blocks_the_upgrade_ucm_10() {
+    let f = findings(&example("ucm-inhibitors"));
+    let r = findings_of(&f, "UCM-10");
+    assert_eq!(r.len(), 1, "{f:?}");
+    assert_eq!(r[0].node.as_deref(), Some("cm-sub3"));
+    assert_eq!(r[0].severity, Severity::Inhibitor);
+    assert!(r[0].message.contains("state 3"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// IM&P order: UCM-12, UCM-13, UCM-14, UCM-15, UCM-16, UCM-18, UCM-19
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn imp_publisher_is_the_first_imp_node_upgraded_ucm_12() {
+    let p = plan(&example("ucm-standard"));
+    let verified = step(&p, "ucm-hq/imp-pub/imp-verify-install-log");
+    let subs = steps_of(&p, "imp-install-inactive", Some("imp_subscriber"));
+    assert_eq!(subs.len(), 2);
+    assert_all_before(&[step(&p, "ucm-hq/imp-pub/imp-install-inactive")], &subs);
+    for s in &subs {
+        assert_edge(&p, &verified.id, &s.id, "UCM-12");
+        assert_eq!(s.start_s, verified.end_s());
+    }
+    assert_some_overlap(&subs);
+}
+
+#[test]
+fn parallel_option_installs_the_imp_publisher_with_the_cucm_subscribers_ucm_13() {
+    let site = example("ucm-parallel");
+    let par = plan(&site);
+    assert_eq!(par.clusters[0].strategy, "parallel");
+    let imp_pub = step(&par, "ucm-dc/dc-imp-pub/imp-install-inactive");
+    let subs = steps_of(&par, "install-inactive", Some("subscriber"));
+    assert!(subs.iter().all(|s| s.start_s == imp_pub.start_s));
+    assert_edge(
+        &par,
+        "ucm-dc/dc-pub/verify-install-log",
+        &imp_pub.id,
+        "UCM-13",
+    );
+    // Without the option the IM&P publisher waits for every CUCM node and the CUCM phase.
+    let fast = plan_with(&site, Some("fastest"));
+    let imp_pub = step(&fast, "ucm-dc/dc-imp-pub/imp-install-inactive");
+    assert_all_before(
+        &steps_of(&fast, "verify-install-log", Some("subscriber")),
+        &[imp_pub],
+    );
+    assert_all_before(&[cluster_step(&fast, "cucm-post-upgrade")], &[imp_pub]);
+    assert!(par.makespan_s < fast.makespan_s);
+}
+
+#[test]
+fn cucm_switches_before_imp_and_imp_publisher_before_its_subscribers_ucm_14() {
+    // The parallel option leaves only UCM-14 (and the gate) between the two clusters' switches.
+    let p = plan(&example("ucm-parallel"));
+    let cucm: Vec<&PlannedStep> = steps_of(&p, "switch-version", None);
+    let imp_pub = step(&p, "ucm-dc/dc-imp-pub/imp-switch-version");
+    let imp_subs = steps_of(&p, "imp-switch-version", Some("imp_subscriber"));
+    assert_all_before(&cucm, &[imp_pub]);
+    assert_all_before(&[imp_pub], &imp_subs);
+    for s in &cucm {
+        assert_edge(&p, &s.id, &imp_pub.id, "UCM-14");
+    }
+    for s in &imp_subs {
+        assert_edge(&p, &imp_pub.id, &s.id, "UCM-14");
+    }
+    // IM&P-only: the CUCM publisher switches before the IM&P publisher.
+    let p = plan(&example("ucm-imp-only-standard"));
+    assert_edge(
+        &p,
+        "ucm-hq/cucm-pub/switch-version",
+        "ucm-hq/imp-pub/imp-switch-version",
+        "UCM-14",
+    );
+}
+
+#[test]
+fn imp_subscribers_switch_one_at_a_time_ucm_15() {
+    for name in ["ucm-standard", "ucm-parallel"] {
+        for strategy in ["fastest", "one-at-a-time"] {
+            let p = plan_with(&example(name), Some(strategy));
+            let subs = steps_of(&p, "imp-switch-version", Some("imp_subscriber"));
+            assert!(subs.len() >= 2, "{name}");
+            assert_one_at_a_time(&subs);
+            for w in subs.windows(2) {
+                assert_edge(&p, &w[0].id, &w[1].id, "UCM-15");
+            }
+        }
+    }
+    // Refresh: the next IM&P subscriber starts only once the previous one is on the new version.
+    let p = plan(&example("ucm-imp-only-refresh"));
+    let subs = steps_of(&p, "imp-refresh-switch", Some("imp_subscriber"));
+    assert_one_at_a_time(&subs);
+    assert_edge(
+        &p,
+        "ucm-plant/cup-sub1/imp-refresh-switch",
+        "ucm-plant/cup-sub2/imp-refresh-install",
+        "UCM-15",
+    );
+}
+
+#[test]
+fn cucm_subscriber_switching_is_a_site_choice_ucm_15() {
+    let site = example("ucm-standard");
+    let fast = plan_with(&site, Some("fastest"));
+    assert_some_overlap(&steps_of(&fast, "switch-version", Some("subscriber")));
+    let slow = plan_with(&site, Some("one-at-a-time"));
+    let subs = steps_of(&slow, "switch-version", Some("subscriber"));
+    assert_one_at_a_time(&subs);
+    assert_edge(&slow, &subs[0].id, &subs[1].id, "UCM-15");
+    assert!(slow.makespan_s > fast.makespan_s);
+    // The site may write its choice down.
+    let chosen = plan(&edit(
+        &site,
+        "profile = \"cisco-ucm\"",
+        "profile = \"cisco-ucm\"\nstrategy = \"one-at-a-time\"",
+    ));
+    assert_eq!(chosen.makespan_s, slow.makespan_s);
+}
+
+#[test]
+fn imp_nodes_reboot_after_a_cucm_mr_without_imp_ucm_16() {
+    let p = plan(&example("ucm-cucm-only-standard"));
+    let reboots = steps_of(&p, "reboot-imp-after-mr", None);
+    assert_eq!(
+        ids(&reboots),
+        [
+            "ucm-branch/imp-pub/reboot-imp-after-mr",
+            "ucm-branch/imp-sub1/reboot-imp-after-mr"
+        ]
+    );
+    for r in &reboots {
+        assert_eq!(r.impact, Impact::Down);
+        assert!(r.instructions.contains("Notifications"));
+    }
+    assert_all_before(&[cluster_step(&p, "cucm-post-upgrade")], &reboots);
+    assert_all_before(
+        &reboots,
+        &[cluster_step(&p, "release-configuration-freeze")],
+    );
+    assert_edge(&p, &reboots[0].id, &reboots[1].id, "UCM-16");
+    // Not when IM&P is upgraded too, nor after a CUCM upgrade that is not an MR/ES.
+    assert!(!has_action(
+        &plan(&example("ucm-standard")),
+        "reboot-imp-after-mr"
+    ));
+    let major = edit(
+        &example("ucm-cucm-only-standard"),
+        "target = \"14.0.1.13900-155\"",
+        "target = \"15.0.1.11900-23\"",
+    );
+    assert!(!has_action(&plan(&major), "reboot-imp-after-mr"));
+}
+
+#[test]
+fn imp_only_mr_upgrades_the_cucm_publisher_first_ucm_18() {
+    let p = plan(&example("ucm-imp-only-standard"));
+    let pub_ok = step(&p, "ucm-hq/cucm-pub/verify-install-log");
+    let imp_pub = step(&p, "ucm-hq/imp-pub/imp-install-inactive");
+    assert_edge(&p, &pub_ok.id, &imp_pub.id, "UCM-18");
+    assert_eq!(imp_pub.start_s, pub_ok.end_s());
+    // The CUCM subscribers are not touched.
+    assert!(steps_of(&p, "install-inactive", Some("subscriber")).is_empty());
+
+    // Leaving the publisher out is an inhibitor when the first three numbers differ...
+    let f = findings(&example("ucm-inhibitors"));
+    let r = findings_of(&f, "UCM-18");
+    let mut nodes: Vec<&str> = r.iter().map(|x| x.node.as_deref().unwrap()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["east-imp-pub", "east-imp-sub1"]);
+    assert!(r.iter().all(|x| x.severity == Severity::Inhibitor));
+    // ...and allowed when they match.
+    let site = example("ucm-inhibitors")
+        .replace("target = \"10.5.1.10000-7\"", "target = \"10.5.2.20000-5\"")
+        .replace(
+            "version = \"10.5.1.10000-7\"",
+            "version = \"10.5.2.20000-5\"",
+        );
+    assert!(findings_of(&findings(&site), "UCM-18").is_empty());
+}
+
+#[test]
+fn refresh_publisher_runs_the_new_version_before_subscribers_upgrade_ucm_19() {
+    for strategy in ["fastest", "one-at-a-time"] {
+        let p = plan_with(&example("ucm-refresh"), Some(strategy));
+        let pub_switch = step(&p, "ucm-plant/cm-pub/refresh-switch");
+        let subs = steps_of(&p, "refresh-install", Some("subscriber"));
+        assert_all_before(&[pub_switch], &subs);
+        for s in &subs {
+            assert_edge(&p, &pub_switch.id, &s.id, "UCM-19");
+        }
+        let imp_switch = step(&p, "ucm-plant/cup-pub/imp-refresh-switch");
+        let imp_sub = step(&p, "ucm-plant/cup-sub1/imp-refresh-install");
+        assert_edge(&p, &imp_switch.id, &imp_sub.id, "UCM-19");
+        assert_all_before(&[imp_switch], &[imp_sub]);
+    }
+    // IM&P-only refresh: the CUCM publisher runs its new version before the IM&P nodes upgrade.
+    let p = plan(&example("ucm-imp-only-refresh"));
+    let pub_switch = step(&p, "ucm-plant/cm-pub/switch-version");
+    let imp = steps_of(&p, "imp-refresh-install", None);
+    assert_all_before(&[pub_switch], &imp);
+    for s in &imp {
+        assert_edge(&p, &pub_switch.id, &s.id, "UCM-19");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks and steps: UCM-17, UCM-20, UCM-22, UCM-23, UCM-24, UCM-25, UCM-26
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn imp_version_must_match_the_cucm_release_ucm_17() {
+    let f = findings(&example("ucm-inhibitors"));
+    let r = findings_of(&f, "UCM-17");
+    assert!(r.iter().all(|x| x.severity == Severity::Inhibitor));
+    assert!(r
+        .iter()
+        .any(|x| x.node.as_deref() == Some("cup-pub") && x.message.contains("10.5.1.10000-9")));
+    // The IM&P nodes also disagree with each other.
+    assert!(r.iter().any(|x| x.key == "imp-versions-differ/ucm-legacy"));
+    assert!(findings_of(&findings(&example("ucm-standard")), "UCM-17").is_empty());
+    // IM&P-only to another release than the CUCM publisher's: every IM&P node is reported.
+    let site = example("ucm-imp-only-standard").replace("14.0.1.13900-8", "15.0.1.10000-11");
+    let f = findings(&site);
+    let r = findings_of(&f, "UCM-17");
+    assert_eq!(r.len(), 3, "{f:?}");
+}
+
+#[test]
+fn configuration_freeze_spans_the_whole_upgrade_ucm_20() {
+    let p = plan(&example("ucm-standard"));
+    let freeze = cluster_step(&p, "freeze-configuration");
+    let release = cluster_step(&p, "release-configuration-freeze");
+    assert!(freeze.instructions.contains("LDAP"));
+    assert!(freeze
+        .warning
+        .as_deref()
+        .unwrap_or("")
+        .contains("Application Server"));
+    let window: Vec<&PlannedStep> = p
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Window)
+        .collect();
+    assert_eq!(freeze.start_s, 0);
+    for s in &window {
+        if s.id != freeze.id {
+            assert!(s.start_s >= freeze.end_s(), "{} before the freeze", s.id);
+        }
+        if s.id != release.id {
+            assert!(s.end_s() <= release.start_s, "{} after the release", s.id);
+        }
+    }
+    assert!(freeze.rules.iter().any(|r| r == "UCM-20"));
+    // Both post-upgrade task lists end before the release, even when they run side by side.
+    let par = plan(&example("ucm-parallel"));
+    let release_par = cluster_step(&par, "release-configuration-freeze");
+    assert_edge(&par, "ucm-dc/cucm-post-upgrade", &release_par.id, "UCM-20");
+    assert_all_before(&[cluster_step(&par, "cucm-post-upgrade")], &[release_par]);
+    let m = p
+        .measures
+        .iter()
+        .find(|m| m.name == "configuration_freeze")
+        .unwrap();
+    assert_eq!(m.rule, "UCM-20");
+    assert_eq!(m.duration_s, p.makespan_s);
+}
+
+#[test]
+fn upgrade_source_is_staged_before_the_window_ucm_22() {
+    let p = plan(&example("ucm-standard"));
+    let stage = cluster_step(&p, "stage-upgrade-source");
+    assert_eq!(stage.phase, Phase::Prepare);
+    assert!(stage.rules.iter().any(|r| r == "UCM-22"));
+    for option in [
+        "sftp",
+        "esxi-dvd",
+        "local-datastore-iso",
+        "san-datastore-iso",
+    ] {
+        assert!(stage.instructions.contains(option), "{option}");
+    }
+    assert!(findings_of(&p.findings, "UCM-22").is_empty());
+    for bad in [
+        "facts = { configured_devices = 9400 }",
+        "facts = { configured_devices = 9400, upgrade_source = \"usb\" }",
+    ] {
+        let site = edit(
+            &example("ucm-standard"),
+            "facts = { configured_devices = 9400, upgrade_source = \"sftp\" }",
+            bad,
+        );
+        let f = findings(&site);
+        let w = findings_of(&f, "UCM-22");
+        assert_eq!(w.len(), 1, "{f:?}");
+        assert_eq!(w[0].severity, Severity::Warning);
+    }
+}
+
+#[test]
+fn install_log_is_checked_after_every_install_ucm_23() {
+    for name in ["ucm-standard", "ucm-refresh"] {
+        let p = plan(&example(name));
+        let installs: Vec<&PlannedStep> = p
+            .steps
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.action.as_str(),
+                    "install-inactive"
+                        | "refresh-install"
+                        | "imp-install-inactive"
+                        | "imp-refresh-install"
+                )
+            })
+            .collect();
+        assert!(!installs.is_empty());
+        for i in installs {
+            let node = i.node.as_deref().unwrap();
+            let verify = if i.action.starts_with("imp-") {
+                "imp-verify-install-log"
+            } else {
+                "verify-install-log"
+            };
+            let v = step(&p, &format!("{}/{node}/{verify}", i.cluster));
+            assert_eq!(v.start_s, i.end_s(), "{}", v.id);
+            assert!(v.rules.iter().any(|r| r == "UCM-23"));
+            assert!(v.instructions.contains("file list install install_*"));
+            assert!(v.instructions.contains("PRODUCT_VERSION"));
+            assert!(i.instructions.contains("PRODUCT_VERSION"), "{}", i.id);
+            assert!(i.rules.iter().any(|r| r == "UCM-23"), "{}", i.id);
+        }
+    }
+}
+
+#[test]
+fn imp_only_refresh_asks_users_to_sign_in_again_ucm_24() {
+    let p = plan(&example("ucm-imp-only-refresh"));
+    let ask = cluster_step(&p, "imp-users-sign-in");
+    assert!(ask.rules.iter().any(|r| r == "UCM-24"));
+    assert!(ask.instructions.contains("sign out"));
+    assert_all_before(&[cluster_step(&p, "imp-replication-gate")], &[ask]);
+    assert_all_before(&[ask], &[cluster_step(&p, "imp-post-upgrade")]);
+    for name in ["ucm-refresh", "ucm-imp-only-standard", "ucm-standard"] {
+        assert!(
+            !has_action(&plan(&example(name)), "imp-users-sign-in"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn imp_failure_after_cucm_success_has_a_recovery_path_ucm_25() {
+    let p = plan(&example("ucm-standard"));
+    let first = &p.rollback[0];
+    assert_eq!(first.action, "imp-failure-recovery");
+    assert!(first.rules.iter().any(|r| r == "UCM-25"));
+    assert!(first.instructions.contains("DRS restore"));
+    assert!(first.instructions.contains("upgrade both"));
+    for s in steps_of(&p, "imp-install-inactive", None) {
+        assert!(s.rules.iter().any(|r| r == "UCM-25"), "{}", s.id);
+    }
+    for s in steps_of(&plan(&example("ucm-refresh")), "imp-refresh-install", None) {
+        assert!(s.rules.iter().any(|r| r == "UCM-25"), "{}", s.id);
+    }
+    let pre = cluster_step(&p, "pre-upgrade-tasks");
+    assert!(pre.rules.iter().any(|r| r == "UCM-25"));
+    assert!(pre.instructions.contains("Disaster Recovery System"));
+    for name in ["ucm-cucm-only-standard", "ucm-cucm-only-refresh"] {
+        let p = plan(&example(name));
+        assert!(p
+            .rollback
+            .iter()
+            .all(|s| s.action != "imp-failure-recovery"));
+    }
+    // The restore needs a recent backup.
+    let f = findings(&example("ucm-inhibitors"));
+    let w = findings_of(&f, "UCM-25");
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].node.as_deref(), Some("cm-pub"));
+    assert_eq!(w[0].severity, Severity::Warning);
+}
+
+#[test]
+fn parallel_refresh_outage_lasts_until_every_subscriber_runs_the_new_version_ucm_26() {
+    let site = example("ucm-cucm-only-refresh");
+    let p = plan(&site);
+    let go = cluster_step(&p, "start-parallel-refresh");
+    assert!(go.warning.as_deref().unwrap_or("").contains("outage"));
+    let pub_switch = step(&p, "ucm-campus/cm1-pub/refresh-switch");
+    assert_edge(&p, &pub_switch.id, &go.id, "UCM-26");
+    assert_eq!(go.start_s, pub_switch.end_s());
+    let subs = steps_of(&p, "refresh-install", Some("subscriber"));
+    assert_eq!(subs.len(), 5);
+    for s in &subs {
+        assert_edge(&p, &go.id, &s.id, "UCM-26");
+    }
+    assert_some_overlap(&subs);
+    let last = last_end_of(&steps_of(&p, "refresh-switch", Some("subscriber")));
+    let m = p
+        .measures
+        .iter()
+        .find(|m| m.name == "refresh_outage")
+        .expect("the outage is measured");
+    assert_eq!(m.rule, "UCM-26");
+    assert_eq!(m.start_s, go.start_s);
+    assert_eq!(m.start_s + m.duration_s, last);
+    let w = findings_of(&p.findings, "UCM-26");
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].severity, Severity::Warning);
+
+    // One at a time: no outage, no warning, and a longer window.
+    let slow = plan_with(&site, Some("one-at-a-time"));
+    assert!(!has_action(&slow, "start-parallel-refresh"));
+    assert!(slow.measures.iter().all(|m| m.name != "refresh_outage"));
+    assert!(findings_of(&slow.findings, "UCM-26").is_empty());
+    assert_one_at_a_time(&steps_of(&slow, "refresh-install", Some("subscriber")));
+    assert!(slow.makespan_s > p.makespan_s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// UCM-27: the seven task lists
+// ---------------------------------------------------------------------------------------------
+
+const P: Option<&str> = Some("publisher");
+const S: Option<&str> = Some("subscriber");
+const IP: Option<&str> = Some("imp_publisher");
+const IS: Option<&str> = Some("imp_subscriber");
+const C: Option<&str> = None;
+
+#[test]
+fn task_list_standard_cucm_and_imp_ucm_27() {
+    let p = plan(&example("ucm-standard"));
+    assert_task_list(
+        &p,
+        &[
+            &[(C, "pre-upgrade-tasks")],
+            &[(C, "freeze-configuration")],
+            &[(P, "install-inactive")],
+            &[(S, "install-inactive")],
+            &[(P, "switch-version")],
+            &[(S, "switch-version")],
+            &[(C, "cucm-replication-gate")],
+            &[(C, "cucm-post-upgrade")],
+            &[(IP, "imp-install-inactive")],
+            &[(IS, "imp-install-inactive")],
+            &[(IP, "imp-switch-version")],
+            &[(IS, "imp-switch-version")],
+            &[(C, "imp-replication-gate")],
+            &[(C, "imp-post-upgrade")],
+            &[(C, "release-configuration-freeze")],
+        ],
+    );
+    // Step 5 of the list: the publisher switches when all subscribers are installed.
+    assert_edge(
+        &p,
+        "ucm-hq/cucm-sub1/verify-install-log",
+        "ucm-hq/cucm-pub/switch-version",
+        "UCM-27",
+    );
+    assert_edge(
+        &p,
+        "ucm-hq/cucm-post-upgrade",
+        "ucm-hq/imp-pub/imp-install-inactive",
+        "UCM-27",
+    );
+    assert_edge(
+        &p,
+        "ucm-hq/imp-sub1/imp-verify-install-log",
+        "ucm-hq/imp-pub/imp-switch-version",
+        "UCM-27",
+    );
+}
+
+#[test]
+fn task_list_refresh_cucm_and_imp_ucm_27() {
+    let p = plan(&example("ucm-refresh"));
+    assert_task_list(
+        &p,
+        &[
+            &[(C, "pre-upgrade-tasks")],
+            &[(C, "freeze-configuration")],
+            &[
+                (P, "install-cop"),
+                (S, "install-cop"),
+                (P, "restart-after-cop"),
+                (S, "restart-after-cop"),
+            ],
+            &[(P, "refresh-install")],
+            &[(P, "refresh-switch")],
+            &[(S, "refresh-install")],
+            &[(S, "refresh-switch")],
+            &[(C, "cucm-replication-gate")],
+            &[(C, "cucm-post-upgrade")],
+            &[
+                (IP, "imp-install-cop"),
+                (IS, "imp-install-cop"),
+                (IP, "imp-restart-after-cop"),
+                (IS, "imp-restart-after-cop"),
+            ],
+            &[(IP, "imp-refresh-install")],
+            &[(IP, "imp-refresh-switch")],
+            &[(IS, "imp-refresh-install"), (IS, "imp-refresh-switch")],
+            &[(C, "imp-replication-gate")],
+            &[(C, "imp-post-upgrade")],
+            &[(C, "release-configuration-freeze")],
+        ],
+    );
+    assert_edge(
+        &p,
+        "ucm-plant/cucm-post-upgrade",
+        "ucm-plant/cup-pub/imp-install-cop",
+        "UCM-27",
+    );
+}
+
+#[test]
+fn task_list_standard_cucm_only_ucm_27() {
+    let p = plan(&example("ucm-cucm-only-standard"));
+    assert_task_list(
+        &p,
+        &[
+            &[(C, "pre-upgrade-tasks")],
+            &[(C, "freeze-configuration")],
+            &[(P, "install-inactive")],
+            &[(S, "install-inactive")],
+            &[(P, "switch-version")],
+            &[(S, "switch-version")],
+            &[(C, "cucm-replication-gate")],
+            &[(C, "cucm-post-upgrade")],
+            &[(IP, "reboot-imp-after-mr"), (IS, "reboot-imp-after-mr")],
+            &[(C, "release-configuration-freeze")],
+        ],
+    );
+    assert!(!has_action(&p, "imp-install-inactive"));
+    assert!(!has_action(&p, "imp-post-upgrade"));
+}
+
+#[test]
+fn task_list_refresh_cucm_only_ucm_27() {
+    let p = plan(&example("ucm-cucm-only-refresh"));
+    assert_task_list(
+        &p,
+        &[
+            &[(C, "pre-upgrade-tasks")],
+            &[(C, "freeze-configuration")],
+            &[
+                (P, "install-cop"),
+                (S, "install-cop"),
+                (P, "restart-after-cop"),
+                (S, "restart-after-cop"),
+            ],
+            &[(P, "refresh-install")],
+            &[(P, "refresh-switch")],
+            &[(S, "refresh-install")],
+            &[(S, "refresh-switch")],
+            &[(C, "cucm-replication-gate")],
+            &[(C, "cucm-post-upgrade")],
+            &[(C, "release-configuration-freeze")],
+        ],
+    );
+}
+
+#[test]
+fn task_list_standard_imp_only_ucm_27() {
+    let p = plan(&example("ucm-imp-only-standard"));
+    assert_task_list(
+        &p,
+        &[
+            &[(C, "pre-upgrade-tasks")],
+            &[(C, "freeze-configuration")],
+            &[(P, "install-inactive")],
+            &[(IP, "imp-install-inactive")],
+            &[(IS, "imp-install-inactive")],
+            &[(P, "switch-version")],
+            &[(IP, "imp-switch-version")],
+            &[(IS, "imp-switch-version")],
+            &[(C, "imp-replication-gate")],
+            &[(C, "imp-post-upgrade")],
+            &[(C, "release-configuration-freeze")],
+        ],
+    );
+    // Step 6: every node is installed before the switches begin.
+    for s in steps_of(&p, "imp-verify-install-log", None) {
+        assert_edge(&p, &s.id, "ucm-hq/cucm-pub/switch-version", "UCM-27");
+    }
+    assert!(!has_action(&p, "cucm-replication-gate"));
+    assert!(!has_action(&p, "cucm-post-upgrade"));
+}
+
+#[test]
+fn task_list_refresh_imp_only_ucm_27() {
+    let p = plan(&example("ucm-imp-only-refresh"));
+    assert_task_list(
+        &p,
+        &[
+            &[(C, "pre-upgrade-tasks")],
+            &[(C, "freeze-configuration")],
+            &[
+                (IP, "imp-install-cop"),
+                (IS, "imp-install-cop"),
+                (IP, "imp-restart-after-cop"),
+                (IS, "imp-restart-after-cop"),
+            ],
+            &[(P, "install-inactive")],
+            &[(P, "switch-version")],
+            &[(IP, "imp-refresh-install")],
+            &[(IP, "imp-refresh-switch")],
+            &[(IS, "imp-refresh-install"), (IS, "imp-refresh-switch")],
+            &[(C, "imp-replication-gate")],
+            &[(C, "imp-users-sign-in")],
+            &[(C, "imp-post-upgrade")],
+            &[(C, "release-configuration-freeze")],
+        ],
+    );
+    assert_edge(
+        &p,
+        "ucm-plant/cup-sub2/imp-restart-after-cop",
+        "ucm-plant/cm-pub/install-inactive",
+        "UCM-27",
+    );
+}
+
+#[test]
+fn task_list_parallel_upgrade_ucm_27() {
+    let p = plan(&example("ucm-parallel"));
+    assert_task_list(
+        &p,
+        &[
+            &[(C, "pre-upgrade-tasks")],
+            &[(C, "freeze-configuration")],
+            &[(P, "install-inactive")],
+            &[(P, "verify-install-log")],
+            &[(S, "install-inactive")],
+            &[(P, "switch-version")],
+            &[(S, "switch-version")],
+        ],
+    );
+    // Six subscribers work in parallel: the window is far shorter than one node at a time.
+    assert!(p.sequential_s >= 2 * p.makespan_s);
+    let subs = steps_of(&p, "install-inactive", Some("subscriber"));
+    assert_eq!(subs.len(), 6);
+    assert!(subs.iter().all(|s| s.start_s == first_start_of(&subs)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rollback
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn rollback_switches_back_in_the_switch_order_ucm_09_ucm_14() {
+    let p = plan(&example("ucm-standard"));
+    let rb = |id: &str| {
+        p.rollback
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("no rollback step {id}"))
+    };
+    let pub_revert = rb("ucm-hq/cucm-pub/revert-version");
+    let imp_pub = rb("ucm-hq/imp-pub/imp-revert-version");
+    let subs: Vec<&PlannedStep> = p
+        .rollback
+        .iter()
+        .filter(|s| s.action == "revert-version" && s.role.as_deref() == Some("subscriber"))
+        .collect();
+    let imp_subs: Vec<&PlannedStep> = p
+        .rollback
+        .iter()
+        .filter(|s| s.action == "imp-revert-version" && s.role.as_deref() == Some("imp_subscriber"))
+        .collect();
+    assert_all_before(&[pub_revert], &subs);
+    assert_all_before(&subs, &[imp_pub]);
+    assert_all_before(&[imp_pub], &imp_subs);
+    assert_one_at_a_time(&imp_subs);
+    let gate = rb("ucm-hq/revert-replication-gate");
+    assert_all_before(&imp_subs, &[gate]);
+    assert!(p
+        .rollback_edges
+        .iter()
+        .any(|e| e.from == pub_revert.id && e.rule == "UCM-09"));
+    assert!(p
+        .rollback_edges
+        .iter()
+        .any(|e| e.to == imp_pub.id && e.rule == "UCM-14"));
+    let release = p.rollback.last().unwrap();
+    assert_eq!(release.action, "release-configuration-freeze");
+    assert!(release.rules.iter().any(|r| r == "UCM-20"));
+    assert_eq!(release.end_s(), p.rollback_makespan_s);
+    // CUCM subscribers go back together, or one at a time with that strategy.
+    assert_some_overlap(&subs);
+    let slow = plan_with(&example("ucm-standard"), Some("one-at-a-time"));
+    let slow_subs: Vec<&PlannedStep> = slow
+        .rollback
+        .iter()
+        .filter(|s| s.action == "revert-version" && s.role.as_deref() == Some("subscriber"))
+        .collect();
+    assert_one_at_a_time(&slow_subs);
+    assert!(slow
+        .rollback_edges
+        .iter()
+        .any(|e| e.from == slow_subs[0].id && e.to == slow_subs[1].id && e.rule == "UCM-15"));
+}
