@@ -37,6 +37,10 @@ pub struct ProfileMeta {
     pub title: String,
     #[serde(default)]
     pub description: String,
+    /// Roles whose versions are the cluster's version (its `from` and version path), when the
+    /// cluster mixes products with their own numbering. Empty: every role.
+    #[serde(default)]
+    pub version_roles: Vec<String>,
     /// Strategies this profile's rules distinguish. `fastest` and `one-at-a-time` always exist.
     #[serde(default)]
     pub strategies: Vec<String>,

@@ -89,7 +89,17 @@ fn leg_cluster(cluster: &Cluster, path: &[ferry_model::VendorVersion], h: usize)
 fn plan_cluster(site: &Site, cluster: &Cluster, profile: &Profile, strategy: &str) -> ClusterWork {
     let mut findings = Vec::new();
     let upgrading: Vec<_> = cluster.nodes.iter().filter(|n| n.upgrading()).collect();
-    let from = upgrading
+    // The cluster's version is read from the profile's `version_roles` (all roles if none).
+    let defines = |n: &ferry_model::Node| {
+        let roles = &profile.profile.version_roles;
+        roles.is_empty() || roles.contains(&n.role)
+    };
+    let pool: Vec<&ferry_model::Node> = if upgrading.iter().any(|n| defines(n)) {
+        upgrading.iter().copied().filter(|n| defines(n)).collect()
+    } else {
+        upgrading.clone()
+    };
+    let from = pool
         .iter()
         .map(|n| n.version.clone())
         .min()

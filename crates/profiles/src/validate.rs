@@ -364,6 +364,9 @@ fn validate_profile(profile: &Profile) -> Vec<(Path, String, Option<String>)> {
     if profile.profile.name.is_empty() {
         cx.add(vec![k("profile"), k("name")], "profile name is empty", None);
     }
+    for (n, r) in profile.profile.version_roles.iter().enumerate() {
+        cx.role(r, vec![k("profile"), k("version_roles"), i(n)]);
+    }
     if profile.roles.is_empty() {
         cx.add(
             vec![k("profile")],

@@ -1202,3 +1202,11 @@ fn rollback_switches_back_in_the_switch_order_ucm_09_ucm_14() {
         .iter()
         .any(|e| e.from == slow_subs[0].id && e.to == slow_subs[1].id && e.rule == "UCM-15"));
 }
+
+#[test]
+fn the_cluster_version_is_the_cucm_version_not_the_imp_one_ucm_01() {
+    let p = plan(&example("ucm-standard"));
+    let c = &p.clusters[0];
+    assert_eq!(c.from, "12.5.1.17900-64");
+    assert_eq!(c.path, ["12.5.1.17900-64", "14.0.1.13900-155"]);
+}
