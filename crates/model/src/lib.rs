@@ -15,4 +15,4 @@ pub use finding::{Finding, Severity};
 pub use plan::{ClusterPlan, Impact, Measure, Phase, Plan, PlannedStep, StepKind};
 pub use profile::Profile;
 pub use site::{Cluster, Node, Site};
-pub use version::{VendorVersion, VersionError, VersionPattern};
+pub use version::{pattern_matches, VendorVersion, VersionError, VersionPattern};

@@ -231,3 +231,63 @@ impl fmt::Display for VersionPattern {
         f.write_str(&self.raw)
     }
 }
+
+/// Whether `pattern` (as `VersionPattern::parse` reads it) matches `v`, without allocating:
+/// for hot paths that test the same few patterns against many versions. An invalid pattern
+/// matches nothing.
+pub fn pattern_matches(pattern: &str, v: &VendorVersion) -> bool {
+    let t = pattern.trim();
+    if t == "*" {
+        return true;
+    }
+    let stem = t
+        .strip_suffix(".x")
+        .or_else(|| t.strip_suffix(".*"))
+        .unwrap_or(t);
+    let body = match stem.chars().next() {
+        Some('R' | 'r' | 'v' | 'V') if stem[1..].starts_with(|c: char| c.is_ascii_digit()) => {
+            &stem[1..]
+        }
+        _ => stem,
+    };
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    let mut k = 0;
+    let mut any_number = false;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_digit() {
+            let mut n: u64 = 0;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                n = match n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add((bytes[i] - b'0') as u64))
+                {
+                    Some(n) => n,
+                    None => return false,
+                };
+                i += 1;
+            }
+            if v.tokens.get(k) != Some(&Token::Num(n)) {
+                return false;
+            }
+            any_number = true;
+            k += 1;
+        } else if c.is_ascii_alphabetic() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            match v.tokens.get(k) {
+                Some(Token::Tag(tag)) if tag.eq_ignore_ascii_case(&body[start..i]) => {}
+                _ => return false,
+            }
+            k += 1;
+        } else if matches!(c, b'.' | b'-' | b'(' | b')' | b'_' | b' ' | b'+') {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    any_number && matches!(v.tokens.first(), Some(Token::Num(_)))
+}

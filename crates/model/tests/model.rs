@@ -401,6 +401,21 @@ fn version() -> impl Strategy<Value = VendorVersion> {
 }
 
 proptest! {
+    /// The allocation-free matcher agrees with the parsed pattern on every input.
+    #[test]
+    fn pattern_matches_agrees_with_version_pattern(
+        v in version(),
+        p in prop_oneof![
+            version().prop_map(|v| v.to_string()),
+            version().prop_map(|v| format!("{v}.x")),
+            Just("*".to_string()),
+            "[0-9.xrR*()a-z-]{0,10}",
+        ],
+    ) {
+        let parsed = VersionPattern::parse(&p).map(|pat| pat.matches(&v)).unwrap_or(false);
+        prop_assert_eq!(ferry_model::pattern_matches(&p, &v), parsed, "pattern {:?} version {}", p, v);
+    }
+
     #[test]
     fn reflexive(a in version()) {
         prop_assert_eq!(a.cmp(&a), Equal);

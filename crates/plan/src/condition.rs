@@ -1,7 +1,7 @@
 //! Evaluation of profile conditions and fact tests against a cluster (and a node).
 
 use ferry_model::profile::{Condition, FactTest, VersionSide, VersionTest};
-use ferry_model::{Cluster, FactValue, Node, Profile, VendorVersion, VersionPattern};
+use ferry_model::{pattern_matches, Cluster, FactValue, Node, Profile, VendorVersion};
 
 /// What a condition is evaluated against.
 pub struct Scope<'a> {
@@ -20,7 +20,7 @@ pub fn os_major(profile: &Profile, v: &VendorVersion) -> Option<u32> {
         .versions
         .os
         .iter()
-        .find(|o| VersionPattern::parse(&o.versions).is_ok_and(|p| p.matches(v)))
+        .find(|o| pattern_matches(&o.versions, v))
         .map(|o| o.os_major)
 }
 
@@ -77,9 +77,7 @@ fn as_version(v: &FactValue) -> Option<VendorVersion> {
 }
 
 fn matches_any(v: &VendorVersion, patterns: &[String]) -> bool {
-    patterns
-        .iter()
-        .any(|p| VersionPattern::parse(p).is_ok_and(|p| p.matches(v)))
+    patterns.iter().any(|p| pattern_matches(p, v))
 }
 
 fn loose_eq(a: &FactValue, b: &FactValue) -> bool {
@@ -113,7 +111,9 @@ pub fn fact_test(t: &FactTest, v: Option<&FactValue>) -> bool {
         }
     }
     let num = v.as_f64();
-    let ver = as_version(v);
+    let needs_version =
+        t.version_lt.is_some() || t.version_in.is_some() || t.version_not_in.is_some();
+    let ver = if needs_version { as_version(v) } else { None };
     let cmp = |limit: Option<f64>, f: fn(f64, f64) -> bool| {
         limit.is_none_or(|l| num.is_some_and(|x| f(x, l)))
     };

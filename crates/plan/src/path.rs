@@ -2,10 +2,10 @@
 
 use crate::condition::{eval, Scope};
 use ferry_model::profile::VersionRules;
-use ferry_model::{Cluster, Profile, VendorVersion, VersionPattern};
+use ferry_model::{Cluster, Profile, VendorVersion};
 
 fn matches(pattern: &str, v: &VendorVersion) -> bool {
-    VersionPattern::parse(pattern).is_ok_and(|p| p.matches(v))
+    ferry_model::pattern_matches(pattern, v)
 }
 
 /// The versions from `from` to `to`, both included, or `None` when no supported path exists.
