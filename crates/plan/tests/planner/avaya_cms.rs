@@ -2,7 +2,7 @@
 //! server joined by a new HA server, checked on plans and reports of the CMS example sites.
 
 use super::common::*;
-use ferry_model::{Impact, Phase, Plan, PlannedStep, Severity, StepKind};
+use ferry_model::{Finding, Impact, Phase, Plan, PlannedStep, Severity, StepKind};
 
 /// The example with one line replaced (the line must be there, so a changed example fails loudly).
 fn example_with(name: &str, edits: &[(&str, &str)]) -> String {
@@ -16,6 +16,50 @@ fn example_with(name: &str, edits: &[(&str, &str)]) -> String {
 
 fn cms_ha_with(edits: &[(&str, &str)]) -> String {
     example_with("cms-ha", edits)
+}
+
+/// The example with lines replaced in the facts of one node only (from its `name = ...` line
+/// to the next node).
+fn node_with(name: &str, node: &str, edits: &[(&str, &str)]) -> String {
+    let site = example(name);
+    let at = site
+        .find(&format!("name = \"{node}\"\n"))
+        .unwrap_or_else(|| panic!("{name} has no node {node}"));
+    let end = site[at..]
+        .find("[[cluster.node]]")
+        .map_or(site.len(), |i| at + i);
+    let mut part = site[at..end].to_string();
+    for (from, to) in edits {
+        assert!(part.contains(from), "{node} of {name} has no `{from}`");
+        part = part.replacen(from, to, 1);
+    }
+    format!("{}{part}{}", &site[..at], &site[end..])
+}
+
+/// The ACD list of `cms-ha`, as written there.
+const CMS_HA_ACDS: &str = "acds = [
+  { name = \"cm-east\", cm_release = \"8.1.3\", links = \"dual\" },
+  { name = \"cm-west\", cm_release = \"10.2\", links = \"dual\" },
+]";
+
+/// `cms-ha` with its ACD list replaced by these (name, cm_release, links) ACDs.
+fn cms_ha_with_acds(acds: &[(&str, &str, &str)]) -> String {
+    let items: String = acds
+        .iter()
+        .map(|(n, r, l)| {
+            format!("  {{ name = \"{n}\", cm_release = \"{r}\", links = \"{l}\" }},\n")
+        })
+        .collect();
+    cms_ha_with(&[(CMS_HA_ACDS, &format!("acds = [\n{items}]"))])
+}
+
+fn keys_of<'a>(f: &'a [Finding], rule: &str) -> Vec<&'a str> {
+    let mut keys: Vec<&str> = findings_of(f, rule)
+        .iter()
+        .map(|x| x.key.split('/').next().unwrap_or(""))
+        .collect();
+    keys.sort();
+    keys
 }
 
 /// The steps of these actions, in the order given, each found once.
@@ -137,12 +181,37 @@ fn servers_ending_on_different_base_loads_is_an_inhibitor_cms_01() {
 
 #[test]
 fn dissimilar_capacity_is_a_warning_cms_01() {
-    let site = cms_ha_with(&[("similar_capacity = true", "similar_capacity = false")]);
-    assert_eq!(
-        severities_of(&site, "CMS-01"),
-        [Severity::Warning],
-        "CMS-01"
+    // The capacity of each server is a node fact; the check compares the two servers.
+    let site = node_with(
+        "cms-ha",
+        "cms-ha",
+        &[(
+            "capacity = \"ASP 130 large\"",
+            "capacity = \"ASP 130 small\"",
+        )],
     );
+    let f = findings(&site);
+    let hits = findings_of(&f, "CMS-01");
+    assert_eq!(hits.len(), 1, "{f:?}");
+    assert_eq!(hits[0].severity, Severity::Warning);
+    assert!(hits[0].key.starts_with("capacity-differs/"));
+    assert!(
+        hits[0]
+            .message
+            .contains("cms-orig has capacity = ASP 130 large")
+            && hits[0]
+                .message
+                .contains("cms-ha has capacity = ASP 130 small"),
+        "{}",
+        hits[0].message
+    );
+    // Not recorded for one server: it cannot be shown similar.
+    let site = node_with(
+        "cms-ha",
+        "cms-orig",
+        &[("capacity = \"ASP 130 large\"\n", "")],
+    );
+    assert_eq!(severities_of(&site, "CMS-01"), [Severity::Warning]);
 }
 
 #[test]
@@ -187,16 +256,33 @@ fn same_release_older_base_load_is_a_base_load_upgrade_cms_02() {
 
 #[test]
 fn unsupported_platform_is_a_platform_upgrade_cms_02() {
-    let site = cms_ha_with(&[(
-        "original_platform_supported = true",
-        "original_platform_supported = false",
-    )]);
+    // The original's own node fact decides.
+    let site = node_with(
+        "cms-ha",
+        "cms-orig",
+        &[("platform_supported = true", "platform_supported = false")],
+    );
     let p = plan(&site);
     assert_eq!(p.clusters[0].upgrade_type, "platform", "CMS-02");
     let up = step(&p, "cms/cms-orig/platform-upgrade");
-    assert!(up.instructions.contains("Replace the original"));
+    assert!(
+        up.instructions.contains("Replace the original cms-orig")
+            && up.instructions.contains("supports R21.0"),
+        "{}",
+        up.instructions
+    );
     assert!(steps_of(&p, "software-upgrade", None).is_empty());
     assert_eq!(steps_of(&p, "migrate-admin-to-original", None).len(), 1);
+    // The same fact on the new HA server does not make the original's upgrade a platform one.
+    let site = node_with(
+        "cms-ha",
+        "cms-ha",
+        &[(
+            "ha_role = \"secondary\"\n",
+            "ha_role = \"secondary\"\nplatform_supported = false\n",
+        )],
+    );
+    assert_eq!(plan(&site).clusters[0].upgrade_type, "software", "CMS-02");
 }
 
 #[test]
@@ -224,33 +310,32 @@ fn servers_already_on_the_same_load_need_no_software_installation_cms_02() {
 
 #[test]
 fn more_than_eight_acds_is_an_inhibitor_cms_03() {
-    let nine = "acds = [\"a1\", \"a2\", \"a3\", \"a4\", \"a5\", \"a6\", \"a7\", \"a8\", \"a9\"]";
-    let eight = "acds = [\"a1\", \"a2\", \"a3\", \"a4\", \"a5\", \"a6\", \"a7\", \"a8\"]";
-    let acds = "acds = [\"cm-east\", \"cm-west\"]";
-    let f = findings(&cms_ha_with(&[(acds, nine)]));
+    let names = ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9"];
+    let acds: Vec<_> = names.iter().map(|n| (*n, "10.2", "dual")).collect();
+    let f = findings(&cms_ha_with_acds(&acds));
     let hits = findings_of(&f, "CMS-03");
     assert_eq!(hits.len(), 1, "{f:?}");
     assert_eq!(hits[0].severity, Severity::Inhibitor);
     assert!(hits[0].key.starts_with("too-many-acds/"));
-    assert!(findings_of(&findings(&cms_ha_with(&[(acds, eight)])), "CMS-03").is_empty());
+    assert!(findings_of(&findings(&cms_ha_with_acds(&acds[..8])), "CMS-03").is_empty());
 }
 
 #[test]
 fn communication_manager_6_is_an_inhibitor_cms_03() {
-    let site = cms_ha_with(&[(
-        "oldest_cm_release = \"8.1.3\"",
-        "oldest_cm_release = \"6.3\"",
-    )]);
-    let f = findings(&site);
-    let hits = findings_of(&f, "CMS-03");
-    assert_eq!(hits.len(), 1, "{f:?}");
-    assert_eq!(hits[0].severity, Severity::Inhibitor);
-    assert!(hits[0].message.contains("Communication Manager 6.3"));
-    for ok in ["7.1.3", "8.1", "10.2.1"] {
-        let site = cms_ha_with(&[(
-            "oldest_cm_release = \"8.1.3\"",
-            &format!("oldest_cm_release = \"{ok}\""),
-        )]);
+    // Every ACD is read, not only the first.
+    for acds in [
+        [("cm-east", "6.3", "dual"), ("cm-west", "10.2", "dual")],
+        [("cm-east", "8.1.3", "dual"), ("cm-west", "6.3", "dual")],
+    ] {
+        let f = findings(&cms_ha_with_acds(&acds));
+        let hits = findings_of(&f, "CMS-03");
+        assert_eq!(hits.len(), 1, "{f:?}");
+        assert_eq!(hits[0].severity, Severity::Inhibitor);
+        assert!(hits[0].key.starts_with("cm-release-unsupported/"));
+        assert!(hits[0].message.contains("Communication Manager release"));
+    }
+    for ok in ["7.1.3", "8.1", "10.2.1", "R10.1"] {
+        let site = cms_ha_with_acds(&[("cm-east", ok, "dual"), ("cm-west", "10.2", "dual")]);
         assert!(findings_of(&findings(&site), "CMS-03").is_empty(), "{ok}");
     }
 }
@@ -258,10 +343,7 @@ fn communication_manager_6_is_an_inhibitor_cms_03() {
 #[test]
 fn communication_manager_releases_cms_does_not_know_are_inhibitors_cms_03() {
     for bad in ["9.0", "11.1"] {
-        let site = cms_ha_with(&[(
-            "newest_cm_release = \"10.2\"",
-            &format!("newest_cm_release = \"{bad}\""),
-        )]);
+        let site = cms_ha_with_acds(&[("cm-east", "8.1.3", "dual"), ("cm-west", bad, "dual")]);
         assert_eq!(
             severities_of(&site, "CMS-03"),
             [Severity::Inhibitor],
@@ -272,15 +354,20 @@ fn communication_manager_releases_cms_does_not_know_are_inhibitors_cms_03() {
 
 #[test]
 fn unrecorded_communication_manager_releases_are_a_warning_cms_03() {
-    let site = cms_ha_with(&[
-        ("oldest_cm_release = \"8.1.3\"\n", ""),
-        ("newest_cm_release = \"10.2\"\n", ""),
-    ]);
-    assert_eq!(
-        severities_of(&site, "CMS-03"),
-        [Severity::Warning],
-        "CMS-03"
-    );
+    let site = cms_ha_with(&[("cm_release = \"10.2\", ", "")]);
+    let f = findings(&site);
+    assert_eq!(severities_of(&site, "CMS-03"), [Severity::Warning]);
+    assert_eq!(keys_of(&f, "CMS-03"), ["cm-release-not-recorded"]);
+    // ACDs written by name only: neither release nor links are known.
+    let site = cms_ha_with(&[(CMS_HA_ACDS, "acds = [\"cm-east\", \"cm-west\"]")]);
+    let f = findings(&site);
+    assert_eq!(keys_of(&f, "CMS-03"), ["cm-release-not-recorded"]);
+    assert_eq!(keys_of(&f, "CMS-04"), ["acd-links-not-recorded"]);
+    // No ACD list at all.
+    let site = cms_ha_with(&[(&format!("{CMS_HA_ACDS}\n"), "")]);
+    let f = findings(&site);
+    assert_eq!(keys_of(&f, "CMS-03"), ["acds-not-recorded"]);
+    assert_eq!(severities_of(&site, "CMS-03"), [Severity::Warning]);
 }
 
 #[test]
@@ -290,10 +377,15 @@ fn communication_manager_is_upgraded_and_administered_first_cms_03() {
     assert_eq!(admin.phase, Phase::Prepare);
     assert!(has_rule(admin, "CMS-03"));
     assert!(steps_of(&p, "upgrade-acd", None).is_empty());
-    let site = cms_ha_with(&[("cm_upgrade_required = false", "cm_upgrade_required = true")]);
+    // One ACD to be upgraded is enough for the step.
+    let site = cms_ha_with(&[(
+        "cm_release = \"10.2\", links",
+        "cm_release = \"10.2\", cm_upgrade = true, links",
+    )]);
     let p = plan(&site);
     let upgrade = step(&p, "cms/upgrade-acd");
     assert!(has_rule(upgrade, "CMS-03") && has_rule(upgrade, "CMS-08"));
+    assert!(upgrade.instructions.contains("cm_upgrade"));
     assert_in_order(
         &[upgrade, step(&p, "cms/administer-acd")],
         "CMS-03: upgrade CM, then administer it",
@@ -304,7 +396,8 @@ fn communication_manager_is_upgraded_and_administered_first_cms_03() {
 
 #[test]
 fn mixed_acd_links_are_an_inhibitor_cms_04() {
-    let site = cms_ha_with(&[("acd_links = \"dual\"", "acd_links = \"mixed\"")]);
+    // One ACD left on a single link next to an ACD on dual links.
+    let site = cms_ha_with_acds(&[("cm-east", "8.1.3", "dual"), ("cm-west", "10.2", "single")]);
     let f = findings(&site);
     let hits = findings_of(&f, "CMS-04");
     assert_eq!(hits.len(), 1, "{f:?}");
@@ -312,13 +405,34 @@ fn mixed_acd_links_are_an_inhibitor_cms_04() {
     assert!(hits[0]
         .message
         .contains("mix single ACD links with HA dual links"));
+    assert!(hits[0].key.starts_with("mixed-acd-links/"));
     assert!(findings_of(&findings(&example("cms-ha")), "CMS-04").is_empty());
+    let f = findings(&example("cms-inhibitors"));
+    assert_eq!(keys_of(&f, "CMS-04"), ["mixed-acd-links"]);
 }
 
 #[test]
 fn single_acd_links_are_an_inhibitor_cms_04() {
-    let site = cms_ha_with(&[("acd_links = \"dual\"", "acd_links = \"single\"")]);
+    let site = cms_ha_with_acds(&[
+        ("cm-east", "8.1.3", "single"),
+        ("cm-west", "10.2", "single"),
+    ]);
+    let f = findings(&site);
     assert_eq!(severities_of(&site, "CMS-04"), [Severity::Inhibitor]);
+    assert_eq!(keys_of(&f, "CMS-04"), ["single-acd-links"]);
+}
+
+#[test]
+fn unrecorded_acd_links_are_a_warning_cms_04() {
+    for (from, to) in [
+        (", links = \"dual\" }", " }"),
+        ("links = \"dual\"", "links = \"duel\""),
+    ] {
+        let site = cms_ha_with(&[(from, to)]);
+        let f = findings(&site);
+        assert_eq!(severities_of(&site, "CMS-04"), [Severity::Warning], "{to}");
+        assert_eq!(keys_of(&f, "CMS-04"), ["acd-links-not-recorded"]);
+    }
 }
 
 #[test]
@@ -338,10 +452,14 @@ fn links_are_re_administered_as_dual_links_cms_04() {
 
 #[test]
 fn shared_ups_and_single_ethernet_port_are_warnings_cms_05() {
-    let site = cms_ha_with(&[(
-        "facts = { ha_role = \"secondary\", own_ups = true, ethernet_ports = 2,",
-        "facts = { ha_role = \"secondary\", own_ups = false, ethernet_ports = 1,",
-    )]);
+    let site = node_with(
+        "cms-ha",
+        "cms-ha",
+        &[
+            ("own_ups = true", "own_ups = false"),
+            ("ethernet_ports = 2", "ethernet_ports = 1"),
+        ],
+    );
     let f = findings(&site);
     let hits = findings_of(&f, "CMS-05");
     assert_eq!(hits.len(), 2, "{f:?}");
@@ -399,29 +517,32 @@ fn echi_runs_on_the_primary_only_without_custom_reporting_cms_07() {
 #[test]
 fn echi_missing_or_misplaced_is_a_warning_cms_07() {
     // Not installed on the new server.
-    let site = cms_ha_with(&[(
-        "echi_installed = true, echi_active = false",
-        "echi_installed = false, echi_active = false",
-    )]);
+    let site = node_with(
+        "cms-ha",
+        "cms-ha",
+        &[("echi_installed = true", "echi_installed = false")],
+    );
     let f = findings(&site);
     let hits = findings_of(&f, "CMS-07");
     assert_eq!(hits.len(), 1, "{f:?}");
     assert_eq!(hits[0].severity, Severity::Warning);
     assert!(hits[0].key.starts_with("echi-not-installed/"));
     // Active on the secondary without custom reporting.
-    let site = cms_ha_with(&[(
-        "echi_installed = true, echi_active = false",
-        "echi_installed = true, echi_active = true",
-    )]);
+    let site = node_with(
+        "cms-ha",
+        "cms-ha",
+        &[("echi_active = false", "echi_active = true")],
+    );
     let f = findings(&site);
     assert!(findings_of(&f, "CMS-07")
         .iter()
         .any(|h| h.key.starts_with("echi-on-secondary/")));
     // Off on the primary.
-    let site = cms_ha_with(&[(
-        "echi_installed = true, echi_active = true",
-        "echi_installed = true, echi_active = false",
-    )]);
+    let site = node_with(
+        "cms-ha",
+        "cms-orig",
+        &[("echi_active = true", "echi_active = false")],
+    );
     let f = findings(&site);
     assert!(findings_of(&f, "CMS-07")
         .iter()
@@ -462,7 +583,7 @@ fn preparation_24_hours_before_in_documented_order_cms_08() {
 #[test]
 fn undecided_roles_and_incompatible_backup_devices_are_found_cms_08() {
     let site = cms_ha_with(&[
-        ("facts = { ha_role = \"secondary\", ", "facts = { "),
+        ("ha_role = \"secondary\"\n", ""),
         (
             "backup_devices_compatible = true",
             "backup_devices_compatible = false",
@@ -508,6 +629,63 @@ fn day_of_steps_1_to_11_run_in_documented_order_cms_09() {
         assert_eq!(steps_of(&p, a, None)[0].node.as_deref(), Some(node), "{a}");
     }
     assert!(steps_of(&p, "busy-out-links", None)[0].node.is_none());
+}
+
+#[test]
+fn step_texts_name_the_server_and_its_versions_cms_09() {
+    let p = plan(&example("cms-ha"));
+    let up = step(&p, "cms/cms-orig/software-upgrade");
+    assert!(up.title.contains("from R19.1 to R21.0"), "{}", up.title);
+    assert!(
+        up.instructions
+            .contains("Upgrade cms-orig from R19.1 to R21.0"),
+        "{}",
+        up.instructions
+    );
+    let install = step(&p, "cms/cms-ha/install-ha-server");
+    assert!(install.instructions.contains("Install CMS R21.0 on cms-ha"));
+    assert!(install.verify.contains("cms-ha runs CMS R21.0"));
+    let p = plan(&example("cms-base-load"));
+    let up = step(&p, "cms/cmsw-orig/base-load-upgrade");
+    assert!(
+        up.title.contains("from 21.0.0.0 to 21.0.0.1"),
+        "{}",
+        up.title
+    );
+    // Every placeholder is filled, in every variant, in the plan and in the rollback.
+    let sites = [
+        example("cms-ha"),
+        example("cms-base-load"),
+        example("cms-inhibitors"),
+        node_with(
+            "cms-ha",
+            "cms-orig",
+            &[("platform_supported = true", "platform_supported = false")],
+        ),
+        example_with(
+            "cms-base-load",
+            &[("version = \"21.0.0.0\"", "version = \"21.0.0.1\"")],
+        ),
+        cms_ha_with(&[(
+            "links = \"dual\" }",
+            "links = \"dual\", cm_upgrade = true }",
+        )]),
+    ];
+    for site in &sites {
+        let p = plan(site);
+        for s in p.steps.iter().chain(&p.rollback) {
+            for text in [&s.title, &s.instructions, &s.verify, &s.impact_note]
+                .into_iter()
+                .chain(&s.warning)
+            {
+                assert!(
+                    !text.contains('{'),
+                    "{}: unfilled placeholder in `{text}`",
+                    s.id
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -641,7 +819,7 @@ fn cmsadm_backup_older_than_24_hours_is_an_inhibitor_cms_11() {
     );
     // 20.5 hours before the window is fine; missing is not.
     assert!(findings_of(&findings(&example("cms-ha")), "CMS-11").is_empty());
-    let site = cms_ha_with(&[("cmsadm_backup_at = \"2026-12-04T21:30:00-05:00\", ", "")]);
+    let site = cms_ha_with(&[("cmsadm_backup_at = \"2026-12-04T21:30:00-05:00\"\n", "")]);
     assert_eq!(severities_of(&site, "CMS-11"), [Severity::Inhibitor]);
 }
 
@@ -676,13 +854,46 @@ fn cmsadm_backups_before_and_on_both_servers_when_done_cms_11() {
 
 #[test]
 fn different_data_storage_parameters_are_an_inhibitor_cms_12() {
-    let site = cms_ha_with(&[(
-        "storage_parameters_match = true",
-        "storage_parameters_match = false",
-    )]);
-    assert_eq!(severities_of(&site, "CMS-12"), [Severity::Inhibitor]);
-    let site = cms_ha_with(&[("storage_parameters_match = true\n", "")]);
-    assert_eq!(severities_of(&site, "CMS-12"), [Severity::Warning]);
+    // Each server's parameters are a node fact; the check compares them.
+    let site = node_with(
+        "cms-ha",
+        "cms-ha",
+        &[("intrahour_days = 31", "intrahour_days = 62")],
+    );
+    let f = findings(&site);
+    let hits = findings_of(&f, "CMS-12");
+    assert_eq!(hits.len(), 1, "{f:?}");
+    assert_eq!(hits[0].severity, Severity::Inhibitor);
+    assert!(hits[0].key.starts_with("storage-parameters-differ/"));
+    assert!(
+        hits[0].message.contains("cms-orig has storage_parameters")
+            && hits[0].message.contains("intrahour_days = 62"),
+        "{}",
+        hits[0].message
+    );
+    assert_eq!(keys_of(&f, "CMS-12"), ["storage-parameters-differ"]);
+    let f = findings(&example("cms-inhibitors"));
+    assert_eq!(keys_of(&f, "CMS-12"), ["storage-parameters-differ"]);
+    assert!(findings_of(&findings(&example("cms-ha")), "CMS-12").is_empty());
+}
+
+#[test]
+fn unrecorded_data_storage_parameters_are_a_warning_not_an_inhibitor_cms_12() {
+    let site = node_with(
+        "cms-ha",
+        "cms-ha",
+        &[("storage_parameters = {", "# storage_parameters = {")],
+    );
+    let f = findings(&site);
+    let hits = findings_of(&f, "CMS-12");
+    assert_eq!(hits.len(), 1, "{f:?}");
+    assert_eq!(hits[0].severity, Severity::Warning);
+    assert!(hits[0].key.starts_with("storage-parameters-not-recorded/"));
+    assert_eq!(hits[0].node.as_deref(), Some("cms-ha"));
+}
+
+#[test]
+fn the_new_server_gets_the_originals_storage_parameters_cms_12() {
     let p = plan(&example("cms-ha"));
     let install = step(&p, "cms/cms-ha/install-ha-server");
     assert!(has_rule(install, "CMS-12"));
@@ -803,10 +1014,14 @@ fn main_cm_and_ess_never_both_active_is_annotated_on_the_link_steps_cms_16() {
         assert!(s.impact_note.contains("ESS"), "{a}");
         assert_eq!(s.impact, Impact::Down);
     }
-    let site = cms_ha_with(&[(
-        "facts = { ha_role = \"secondary\", ",
-        "facts = { dual_ip = true, ha_role = \"secondary\", ",
-    )]);
+    let site = node_with(
+        "cms-ha",
+        "cms-ha",
+        &[(
+            "ha_role = \"secondary\"\n",
+            "ha_role = \"secondary\"\ndual_ip = true\n",
+        )],
+    );
     let f = findings(&site);
     let hits = findings_of(&f, "CMS-16");
     assert_eq!(hits.len(), 1, "{f:?}");
