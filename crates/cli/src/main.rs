@@ -6,7 +6,7 @@
 mod bench;
 mod examples;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use ferry_plan::{render, report, PlanOptions};
 use ferry_profiles::{load_site, ProfileSet};
@@ -196,7 +196,9 @@ fn load(profile_dirs: &[PathBuf], site_arg: &str) -> Result<Loaded> {
 
 fn write_out(output: Option<&Path>, text: &str) -> Result<()> {
     match output {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display())),
+        Some(p) => {
+            std::fs::write(p, text).map_err(|e| bad(format!("cannot write {}: {e}", p.display())))
+        }
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -263,6 +263,17 @@ fn malformed_input_exits_2_naming_file_line_and_key() {
     assert_eq!(o.status.code(), Some(2));
     let o = ferry(&["plan"]);
     assert_eq!(o.status.code(), Some(2));
+    let o = ferry(&[
+        "plan",
+        "example:linux-ha-pair",
+        "-o",
+        dir.join("no/such/dir/plan.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot write"), "{}", stderr(&o));
+    let o = ferry(&["check", "example:no-such-example"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("examples: "), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
