@@ -137,3 +137,23 @@ pub fn locate(doc: &Spanned<DeTable<'_>>, path: &[PathSeg]) -> Option<Range<usiz
 pub fn parse_spans(text: &str) -> Option<Spanned<DeTable<'_>>> {
     DeTable::parse(text).ok()
 }
+
+/// A problem found after parsing: the key path it concerns, the message and an optional help line.
+pub type Problem = (Vec<PathSeg>, String, Option<String>);
+
+/// Turns problems into errors located at their keys' lines, in file order.
+pub fn located(src: &SourceFile<'_>, problems: Vec<Problem>) -> InputErrors {
+    let doc = parse_spans(src.text);
+    let mut errors: Vec<InputError> = problems
+        .into_iter()
+        .map(|(path, msg, help)| {
+            let span = doc.as_ref().and_then(|d| locate(d, &path));
+            src.error(span, &path, msg, help)
+        })
+        .collect();
+    errors.sort_by_key(|e| e.line);
+    InputErrors {
+        file: src.name.to_string(),
+        errors,
+    }
+}

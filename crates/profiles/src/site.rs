@@ -1,6 +1,6 @@
 //! Site files: parsing and validation against the profiles, with errors that name file, line and key.
 
-use crate::diagnostic::{locate, parse_spans, InputError, InputErrors, PathSeg, SourceFile};
+use crate::diagnostic::{located, InputErrors, PathSeg, Problem, SourceFile};
 use crate::facts::facts_from_toml;
 use crate::registry::ProfileSet;
 use ferry_model::site::Window;
@@ -70,7 +70,7 @@ pub const BASE_STRATEGIES: [&str; 2] = ["fastest", "one-at-a-time"];
 
 /// Collects problems with their key paths; spans are resolved once at the end.
 struct Problems {
-    list: Vec<(Vec<PathSeg>, String, Option<String>)>,
+    list: Vec<Problem>,
 }
 
 impl Problems {
@@ -97,20 +97,7 @@ pub fn load_site(name: &str, text: &str, profiles: &ProfileSet) -> Result<Site, 
             return Ok(site);
         }
     }
-    let doc = parse_spans(text);
-    let mut errors: Vec<InputError> = p
-        .list
-        .into_iter()
-        .map(|(path, msg, help)| {
-            let span = doc.as_ref().and_then(|d| locate(d, &path));
-            src.error(span, &path, msg, help)
-        })
-        .collect();
-    errors.sort_by_key(|e| e.line);
-    Err(InputErrors {
-        file: name.to_string(),
-        errors,
-    })
+    Err(located(&src, p.list))
 }
 
 fn parse_version(text: &str, path: Vec<PathSeg>, p: &mut Problems) -> Option<VendorVersion> {

@@ -1,7 +1,7 @@
 //! Profile loading: TOML into `Profile`, then every cross-reference checked (roles, steps,
 //! facts, versions, rule IDs), each problem located at its line and key.
 
-use crate::diagnostic::{locate, parse_spans, InputError, InputErrors, PathSeg, SourceFile};
+use crate::diagnostic::{located, InputErrors, PathSeg, Problem, SourceFile};
 use crate::site::BASE_STRATEGIES;
 use ferry_model::profile::{CheckTest, Condition, FactTest, Procedure, StepSelector, VersionTest};
 use ferry_model::{Profile, VendorVersion, VersionPattern};
@@ -24,7 +24,7 @@ struct Ctx<'a> {
     roles: BTreeSet<&'a str>,
     facts: BTreeSet<&'a str>,
     strategies: BTreeSet<String>,
-    problems: Vec<(Path, String, Option<String>)>,
+    problems: Vec<Problem>,
 }
 
 impl Ctx<'_> {
@@ -336,22 +336,10 @@ pub fn load_profile(origin: &str, text: &str) -> Result<Profile, InputErrors> {
     if problems.is_empty() {
         return Ok(profile);
     }
-    let doc = parse_spans(text);
-    let mut errors: Vec<InputError> = problems
-        .into_iter()
-        .map(|(path, msg, help)| {
-            let span = doc.as_ref().and_then(|d| locate(d, &path));
-            src.error(span, &path, msg, help)
-        })
-        .collect();
-    errors.sort_by_key(|e| e.line);
-    Err(InputErrors {
-        file: origin.to_string(),
-        errors,
-    })
+    Err(located(&src, problems))
 }
 
-fn validate_profile(profile: &Profile) -> Vec<(Path, String, Option<String>)> {
+fn validate_profile(profile: &Profile) -> Vec<Problem> {
     let mut strategies: BTreeSet<String> = BASE_STRATEGIES.iter().map(|s| s.to_string()).collect();
     strategies.extend(profile.profile.strategies.iter().cloned());
     let mut cx = Ctx {
