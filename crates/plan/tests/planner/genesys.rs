@@ -197,6 +197,26 @@ fn dormant_copies_follow_the_master_and_the_replication_gen_03() {
 }
 
 #[test]
+fn dormant_copy_left_on_another_version_is_a_warning_gen_03() {
+    let f = findings(&site(
+        "dr_mode = true",
+        &[
+            ("confserv", "cs_standalone", ""),
+            ("confserv-dr", "cs_dormant", "target = \"8.5.100\""),
+        ],
+    ));
+    let w = findings_of(&f, "GEN-03");
+    assert_eq!(w.len(), 1, "{f:?}");
+    assert_eq!(w[0].severity, Severity::Warning);
+    assert!(
+        w[0].message.contains("confserv-dr ends on 8.5.100"),
+        "{}",
+        w[0].message
+    );
+    assert!(findings_of(&findings(&example(STANDALONE)), "GEN-03").is_empty());
+}
+
+#[test]
 fn dr_mode_without_dormant_copies_is_a_warning_gen_03() {
     let nodes = [("confserv", "cs_standalone", "")];
     let f = findings(&site("dr_mode = true", &nodes));
@@ -313,6 +333,24 @@ fn switchover_timeout_set_before_and_deleted_after_the_lca_upgrades_gen_06() {
         del.end_s() - set.start_s,
         "GEN-06 measure"
     );
+    // The site's value goes into the MOP.
+    assert!(
+        set.title.contains("disconnect-switchover-timeout = 600"),
+        "{}",
+        set.title
+    );
+    assert!(
+        set.instructions
+            .contains("`disconnect-switchover-timeout` = 600 (seconds)"),
+        "{}",
+        set.instructions
+    );
+    assert!(set.verify.contains("= 600"), "{}", set.verify);
+    assert!(
+        del.instructions.contains("set to 600"),
+        "{}",
+        del.instructions
+    );
 }
 
 #[test]
@@ -367,6 +405,99 @@ fn lca_one_host_at_a_time_scs_hosts_last_gen_07() {
         "genesys/lca-mgmt-a/stop-scs-switchover",
         "GEN-07",
     );
+    // Each host's steps name the host and the timeout it must stay within.
+    let lca = step(&p, "genesys/lca-cfg-a/upgrade-lca");
+    assert_eq!(lca.title, "Upgrade LCA on gen-cfg-a");
+    assert!(
+        lca.instructions.contains("On gen-cfg-a: stop LCA"),
+        "{}",
+        lca.instructions
+    );
+    assert!(
+        lca.instructions.contains("(600 s from stopping LCA)"),
+        "{}",
+        lca.instructions
+    );
+    assert!(lca.verify.contains("shows gen-cfg-a Up"), "{}", lca.verify);
+    let stop = step(&p, "genesys/lca-mgmt-b/stop-scs-switchover");
+    assert_eq!(
+        stop.title,
+        "Shut down the SCS running in primary mode on gen-mgmt-b"
+    );
+    assert!(stop
+        .instructions
+        .contains("The SCS on gen-mgmt-b runs in primary mode"));
+    assert_eq!(
+        step(&p, "genesys/lca-mgmt-a/start-scs-as-backup").title,
+        "Start the SCS on gen-mgmt-a; it runs in backup mode"
+    );
+}
+
+/// An SCS pair on hosts h-a (primary) and h-b (backup), their LCAs with the given roles.
+fn scs_pair_site(lca_on_a: &str, lca_on_b: &str, scs_extra: &str) -> String {
+    site(
+        "disconnect_switchover_timeout_s = 600",
+        &[
+            (
+                "scs-a",
+                "scs_primary",
+                &format!("facts = {{ host = \"h-a\" }}{scs_extra}"),
+            ),
+            (
+                "scs-b",
+                "scs_backup",
+                &format!("facts = {{ host = \"h-b\" }}{scs_extra}"),
+            ),
+            ("lca-a", lca_on_a, "facts = { host = \"h-a\" }"),
+            ("lca-b", lca_on_b, "facts = { host = \"h-b\" }"),
+        ],
+    )
+}
+
+#[test]
+fn scs_host_roles_follow_the_scs_pair_gen_07() {
+    // After the SCS pair upgrade (backup first) the SCS configured as backup runs in primary
+    // mode: its host is lca_scs_primary_host.
+    let good = scs_pair_site("lca_scs_backup_host", "lca_scs_primary_host", "");
+    assert!(findings_of(&findings(&good), "GEN-07").is_empty());
+
+    let swapped = scs_pair_site("lca_scs_primary_host", "lca_scs_backup_host", "");
+    let f = findings(&swapped);
+    let gen07 = findings_of(&f, "GEN-07");
+    let mut keys: Vec<&str> = gen07.iter().map(|x| x.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "lca-scs-backup-host-mismatch/g",
+            "lca-scs-primary-host-mismatch/g"
+        ],
+        "{f:?}"
+    );
+    assert!(gen07.iter().all(|x| x.severity == Severity::Inhibitor));
+    assert!(gen07[0].message.contains("h-a") && gen07[0].message.contains("h-b"));
+
+    // An SCS pair already on the target is not switched over by this plan: no finding.
+    let kept = scs_pair_site(
+        "lca_scs_primary_host",
+        "lca_scs_backup_host",
+        "\nversion = \"8.5.101\"",
+    );
+    assert!(findings_of(&findings(&kept), "GEN-07").is_empty());
+
+    // A single SCS: its LCA must be the one on its host.
+    let single = site(
+        "disconnect_switchover_timeout_s = 600",
+        &[
+            ("scs", "scs_single", "facts = { host = \"h-a\" }"),
+            ("lca-a", "lca_host", "facts = { host = \"h-a\" }"),
+            ("lca-b", "lca_scs_single_host", "facts = { host = \"h-b\" }"),
+        ],
+    );
+    let f = findings(&single);
+    let gen07 = findings_of(&f, "GEN-07");
+    assert_eq!(gen07.len(), 1, "{f:?}");
+    assert_eq!(gen07[0].key, "lca-scs-single-host-mismatch/g");
 }
 
 #[test]
@@ -405,18 +536,152 @@ fn lca_upgrade_carries_the_no_switchover_annotation_gen_09() {
         assert_eq!(s.impact, Impact::Degraded, "{}", s.id);
         assert!(s.impact_note.contains("do not switch over"), "{}", s.id);
     }
-    // The Message Server pair needs its switchover, so it is done before the LCA upgrades.
+    // The SCS hosts' LCA upgrades stop or switch over SCS, which the Message Server pair needs
+    // for its switchover: the pair is done before them.
     let ms_done = step(&p, "genesys/ms-a/start-via-ml");
-    assert_all_before(&[ms_done], &lca);
+    let scs_hosts: Vec<&PlannedStep> = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s.node.as_deref(), Some("lca-mgmt-a" | "lca-mgmt-b")))
+        .filter(|s| s.phase == Phase::Window)
+        .collect();
+    assert_eq!(scs_hosts.len(), 8);
+    assert_all_before(&[ms_done], &scs_hosts);
     assert_edge(
         &p.edges,
         &ms_done.id,
-        "genesys/set-disconnect-switchover-timeout",
+        "genesys/lca-mgmt-b/stop-scs-switchover",
         "GEN-09",
     );
+    // The LCA upgrades of the other hosts run while the Message Server pair is upgraded...
+    let plain = steps_of_roles(&p, "upgrade-lca", &["lca_host"]);
+    let ms_first = step(&p, "genesys/ms-b/ml-shutdown");
+    assert!(
+        plain
+            .iter()
+            .all(|s| s.start_s >= ms_first.start_s && s.end_s() <= ms_done.start_s),
+        "plain hosts' LCA alongside the Message Server pair"
+    );
+    // ...but never during its switchover.
+    let mut apart = lca.clone();
+    apart.push(step(&p, "genesys/ms-a/ml-switchover"));
+    assert_one_at_a_time(&apart);
+}
+
+/// SCS pair on h-a and h-b; the Message Server pair on hosts without SCS (primary on h-c, backup
+/// on h-d); LCA on each of these hosts and on two more.
+fn ms_on_plain_hosts() -> String {
+    let host = |h: &str| format!("facts = {{ host = \"{h}\" }}");
+    let nodes: Vec<(String, &str, String)> = vec![
+        ("scs-a".into(), "scs_primary", host("h-a")),
+        ("scs-b".into(), "scs_backup", host("h-b")),
+        ("ms-a".into(), "ms_primary", host("h-c")),
+        ("ms-b".into(), "ms_backup", host("h-d")),
+        ("lca-d".into(), "lca_host", host("h-d")),
+        ("lca-c".into(), "lca_host", host("h-c")),
+        ("lca-e".into(), "lca_host", host("h-e")),
+        ("lca-f".into(), "lca_host", host("h-f")),
+        ("lca-b".into(), "lca_scs_primary_host", host("h-b")),
+        ("lca-a".into(), "lca_scs_backup_host", host("h-a")),
+    ];
+    let nodes: Vec<(&str, &str, &str)> = nodes
+        .iter()
+        .map(|(n, r, e)| (n.as_str(), *r, e.as_str()))
+        .collect();
+    site("disconnect_switchover_timeout_s = 600", &nodes)
+}
+
+#[test]
+fn no_message_server_switchover_during_any_lca_upgrade_gen_09() {
+    let p = plan(&ms_on_plain_hosts());
+    let switchover = step(&p, "g/ms-a/ml-switchover");
+    let lca = steps_of(&p, "upgrade-lca", None);
+    assert_eq!(lca.len(), 6);
+    // The switchover is due while the plain hosts' LCA upgrades still run: a limit, not an
+    // order, keeps it apart from every one of them (the peer's host included).
+    let backup_up = step(&p, "g/ms-b/start-via-ml");
+    let last_plain = steps_of_roles(&p, "upgrade-lca", &["lca_host"])
+        .iter()
+        .map(|s| s.end_s())
+        .max()
+        .unwrap();
+    assert!(backup_up.end_s() < last_plain, "the limit is exercised");
+    let mut apart = lca.clone();
+    apart.push(switchover);
+    assert_one_at_a_time(&apart);
 }
 
 // --- GEN-10 / GEN-11: Management Layer servers --------------------------------------------------------
+
+/// Steps that stop, start, switch over or install a server through the LCA of its host.
+const ON_HOST: [&str; 11] = [
+    "ml-shutdown",
+    "ml-switchover",
+    "install-ml",
+    "start-via-ml",
+    "start-scs-via-os",
+    "dbs-stop",
+    "dbs-install",
+    "dbs-start",
+    "stop-scs-switchover",
+    "upgrade-lca",
+    "start-scs-as-backup",
+];
+
+fn on_host<'a>(plan: &'a Plan, nodes: &[&str]) -> Vec<&'a PlannedStep> {
+    plan.steps
+        .iter()
+        .filter(|s| s.phase == Phase::Window && ON_HOST.contains(&s.action.as_str()))
+        .filter(|s| s.node.as_deref().is_some_and(|n| nodes.contains(&n)))
+        .collect()
+}
+
+#[test]
+fn one_step_at_a_time_on_each_host_gen_10() {
+    // A Message Server shares its host with an LCA upgraded alongside the pair.
+    let p = plan(&ms_on_plain_hosts());
+    for nodes in [["ms-b", "lca-d"], ["ms-a", "lca-c"]] {
+        let steps = on_host(&p, &nodes);
+        assert_eq!(steps.len(), 4, "{nodes:?}");
+        assert_one_at_a_time(&steps);
+    }
+    // Without the limit ms-b's installation would start while lca-d is upgraded.
+    let lca_d = step(&p, "g/lca-d/upgrade-lca");
+    let install = step(&p, "g/ms-b/install-ml");
+    assert!(lca_d.start_s < step(&p, "g/ms-b/upload-template").end_s());
+    assert_eq!(
+        install.start_s,
+        lca_d.end_s(),
+        "waits for the LCA of its host"
+    );
+
+    // DB Server shares br-cfg with lca-cfg: it waits for that LCA, and runs alongside the LCA
+    // upgrade of another host.
+    let s = plan(&example(STANDALONE));
+    let br_cfg = on_host(&s, &["dbs", "lca-cfg"]);
+    assert_eq!(br_cfg.len(), 4);
+    assert_one_at_a_time(&br_cfg);
+    assert_some_overlap(&[
+        step(&s, "genesys-branch/dbs/dbs-install"),
+        step(&s, "genesys-branch/lca-prx/upgrade-lca"),
+    ]);
+}
+
+#[test]
+fn node_without_host_is_a_warning_gen_10() {
+    let f = findings(&site(
+        "disconnect_switchover_timeout_s = 600",
+        &[
+            ("lca-x", "lca_host", "facts = { host = \"h-x\" }"),
+            ("lca-y", "lca_host", ""),
+            ("confserv", "cs_standalone", ""),
+        ],
+    ));
+    let gen10 = findings_of(&f, "GEN-10");
+    assert_eq!(gen10.len(), 1, "{f:?}");
+    assert_eq!(gen10[0].severity, Severity::Warning);
+    assert_eq!(gen10[0].node.as_deref(), Some("lca-y"));
+}
 
 #[test]
 fn management_layer_pair_backup_first_gen_11() {
@@ -458,6 +723,52 @@ fn management_layer_pair_backup_first_gen_11() {
 }
 
 #[test]
+fn log_database_schema_updated_once_with_the_first_message_server_gen_11() {
+    // Whichever server of the pair the site marks, the update runs once, with the backup,
+    // which is upgraded first.
+    for marked in ["ms-a", "ms-b"] {
+        let mark = |n: &str| {
+            if n == marked {
+                "facts = { log_db_schema_update = true }"
+            } else {
+                ""
+            }
+        };
+        let p = plan(&site(
+            "config_db_gb = 1",
+            &[
+                ("ms-a", "ms_primary", mark("ms-a")),
+                ("ms-b", "ms_backup", mark("ms-b")),
+            ],
+        ));
+        let update = steps_of(&p, "update-log-db-schema", None);
+        assert_eq!(update.len(), 1, "{marked}");
+        assert_eq!(update[0].node.as_deref(), Some("ms-b"), "{marked}");
+    }
+    // The backup already runs the target: the primary is the first upgraded.
+    let p = plan(&site(
+        "config_db_gb = 1",
+        &[
+            ("ms-a", "ms_primary", ""),
+            (
+                "ms-b",
+                "ms_backup",
+                "version = \"8.5.101\"\nfacts = { log_db_schema_update = true }",
+            ),
+        ],
+    ));
+    let update = steps_of(&p, "update-log-db-schema", None);
+    assert_eq!(update.len(), 1);
+    assert_eq!(update[0].node.as_deref(), Some("ms-a"));
+    // Not marked: no update.
+    let p = plan(&site(
+        "config_db_gb = 1",
+        &[("ms-a", "ms_primary", ""), ("ms-b", "ms_backup", "")],
+    ));
+    assert!(steps_of(&p, "update-log-db-schema", None).is_empty());
+}
+
+#[test]
 fn management_layer_stops_and_starts_gen_10() {
     let p = plan(&example(STANDALONE));
     assert_eq!(
@@ -493,7 +804,7 @@ fn configuration_server_after_db_server_latest_lca_and_scs_gen_12() {
     let lca = steps_of(&p, "upgrade-lca", None);
     let scs = steps_of_roles(&p, "start-via-ml", &["scs_primary", "scs_backup"]);
     assert_all_before(&[dbs], &[first_cs]);
-    assert_all_before(&lca, &[first_cs, step(&p, "genesys/dbs/dbs-stop")]);
+    assert_all_before(&lca, &[first_cs]);
     assert_all_before(&scs, &[first_cs]);
     assert_edge(&p.edges, &dbs.id, &first_cs.id, "GEN-12");
     assert_edge(
@@ -508,6 +819,37 @@ fn configuration_server_after_db_server_latest_lca_and_scs_gen_12() {
         &first_cs.id,
         "GEN-12",
     );
+}
+
+#[test]
+fn db_server_runs_alongside_the_lca_upgrades_but_no_configuration_change_gen_12() {
+    let p = plan(&example(MAIN));
+    let stop = step(&p, "genesys/dbs/dbs-stop");
+    let start = step(&p, "genesys/dbs/dbs-start");
+    let set = step(&p, "genesys/set-disconnect-switchover-timeout");
+    let del = step(&p, "genesys/delete-disconnect-switchover-timeout");
+    // DB Server does not wait for the whole LCA phase, only for what shares its host...
+    assert!(stop.start_s < del.start_s);
+    // ...and it is stopped and started through SCS before the SCS hosts' LCA upgrades stop or
+    // switch over SCS (GEN-07).
+    let scs_host = step(&p, "genesys/lca-mgmt-b/stop-scs-switchover");
+    assert_all_before(&[start], &[scs_host]);
+    assert_edge(&p.edges, &start.id, &scs_host.id, "GEN-07");
+    // Configuration changes are written through DB Server: templates and the SCS option are
+    // saved before it stops, the option is deleted once it runs again.
+    let mut writes = steps_of(&p, "upload-template", None);
+    assert_eq!(writes.len(), 4);
+    writes.push(set);
+    assert_all_before(&writes, &[stop]);
+    assert_all_before(&[start], &[del]);
+    assert_edge(&p.edges, "genesys/ms-a/upload-template", &stop.id, "GEN-12");
+    assert_edge(&p.edges, &set.id, &stop.id, "GEN-12");
+    assert_edge(&p.edges, &start.id, &del.id, "GEN-12");
+    // The texts name the server and its host.
+    assert!(stop.verify.contains("gone on gen-cfg-a"), "{}", stop.verify);
+    assert!(step(&p, "genesys/dbs/dbs-install")
+        .instructions
+        .contains("8.5.101 IP installer on gen-cfg-a"));
 }
 
 #[test]
@@ -635,14 +977,13 @@ fn no_management_layer_switchover_during_the_configuration_server_upgrade_gen_14
     );
     let p = plan(&text);
     let ms = steps_of(&p, "start-via-ml", None);
-    assert_all_before(
-        &ms,
-        &[
-            step(&p, "g/dbs/dbs-stop"),
-            step(&p, "g/confserv/cs-standalone-stop"),
-        ],
+    assert_all_before(&ms, &[step(&p, "g/confserv/cs-standalone-stop")]);
+    assert_edge(
+        &p.edges,
+        "g/ms-a/start-via-ml",
+        "g/confserv/cs-standalone-stop",
+        "GEN-14",
     );
-    assert_edge(&p.edges, "g/ms-a/start-via-ml", "g/dbs/dbs-stop", "GEN-14");
 }
 
 // --- GEN-15: standalone Configuration Server -------------------------------------------------------------
