@@ -19,6 +19,8 @@ struct ExampleFigures {
     sequential_s: u64,
     makespan_over_lower_bound: f64,
     sequential_over_makespan: f64,
+    /// Window of the `one-at-a-time` strategy over the `fastest` one, planned side by side.
+    one_at_a_time_over_fastest: f64,
 }
 
 #[derive(Serialize)]
@@ -26,7 +28,10 @@ struct FleetFigures {
     clusters: usize,
     nodes: usize,
     steps: usize,
+    /// Median over `runs`.
     plan_ms: f64,
+    plan_ms_min: f64,
+    runs: usize,
     peak_rss_mb: Option<f64>,
 }
 
@@ -99,7 +104,13 @@ fn growable_node(c: &Cluster, profiles: &ProfileSet) -> Option<ferry_model::Node
     best.map(|(_, n)| n.clone())
 }
 
-pub fn run(profiles: &ProfileSet, clusters: usize, nodes: usize, json: bool) -> Result<String> {
+pub fn run(
+    profiles: &ProfileSet,
+    clusters: usize,
+    nodes: usize,
+    runs: usize,
+    json: bool,
+) -> Result<String> {
     let mut sites = Vec::new();
     let mut per_example = Vec::new();
     for (name, text) in EXAMPLES {
@@ -112,6 +123,14 @@ pub fn run(profiles: &ProfileSet, clusters: usize, nodes: usize, json: bool) -> 
             String::new(),
             &PlanOptions::default(),
         )?;
+        let cautious = ferry_plan::plan(
+            &site,
+            |n| profiles.get(n).map(|p| &p.profile),
+            String::new(),
+            &PlanOptions {
+                strategy: Some("one-at-a-time".into()),
+            },
+        )?;
         let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
         per_example.push(ExampleFigures {
             example: name.to_string(),
@@ -122,6 +141,7 @@ pub fn run(profiles: &ProfileSet, clusters: usize, nodes: usize, json: bool) -> 
             sequential_s: plan.sequential_s,
             makespan_over_lower_bound: ratio(plan.makespan_s, plan.lower_bound_s),
             sequential_over_makespan: ratio(plan.sequential_s, plan.makespan_s),
+            one_at_a_time_over_fastest: ratio(cautious.makespan_s, plan.makespan_s),
         });
         sites.push(site);
     }
@@ -131,19 +151,28 @@ pub fn run(profiles: &ProfileSet, clusters: usize, nodes: usize, json: bool) -> 
         "planning a fleet of {} clusters, {node_count} nodes ...",
         fleet.clusters.len()
     );
-    let t0 = Instant::now();
-    let plan = ferry_plan::plan(
-        &fleet,
-        |n| profiles.get(n).map(|p| &p.profile),
-        String::new(),
-        &PlanOptions::default(),
-    )?;
-    let plan_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let mut times = Vec::with_capacity(runs);
+    let mut steps = 0;
+    for _ in 0..runs.max(1) {
+        let t0 = Instant::now();
+        let plan = ferry_plan::plan(
+            &fleet,
+            |n| profiles.get(n).map(|p| &p.profile),
+            String::new(),
+            &PlanOptions::default(),
+        )?;
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        steps = plan.steps.len();
+    }
+    times.sort_by(f64::total_cmp);
+    let plan_ms = times[times.len() / 2];
     let figures = FleetFigures {
         clusters: fleet.clusters.len(),
         nodes: node_count,
-        steps: plan.steps.len(),
+        steps,
         plan_ms,
+        plan_ms_min: times[0],
+        runs: times.len(),
         peak_rss_mb: peak_rss_mb(),
     };
     if json {
@@ -152,30 +181,33 @@ pub fn run(profiles: &ProfileSet, clusters: usize, nodes: usize, json: bool) -> 
         )? + "\n");
     }
     let mut out = format!(
-        "fleet: {} clusters, {} nodes, {} steps planned in {:.0} ms, peak memory {} MB\n\n",
+        "fleet: {} clusters, {} nodes, {} steps planned in {:.0} ms (median of {}, fastest {:.0} ms), peak memory {} MB\n\n",
         figures.clusters,
         figures.nodes,
         figures.steps,
         figures.plan_ms,
+        figures.runs,
+        figures.plan_ms_min,
         figures
             .peak_rss_mb
             .map(|m| format!("{m:.0}"))
             .unwrap_or_else(|| "?".into())
     );
     out.push_str(&format!(
-        "{:28} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10}\n",
-        "example", "nodes", "window_s", "bound_s", "serial_s", "win/bound", "serial/win"
+        "{:28} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}\n",
+        "example", "nodes", "window_s", "bound_s", "serial_s", "win/bound", "serial/win", "1aat/win"
     ));
     for e in &per_example {
         out.push_str(&format!(
-            "{:28} {:>5} {:>9} {:>9} {:>9} {:>10.3} {:>10.2}\n",
+            "{:28} {:>5} {:>9} {:>9} {:>9} {:>10.3} {:>10.2} {:>10.2}\n",
             e.example,
             e.nodes,
             e.makespan_s,
             e.lower_bound_s,
             e.sequential_s,
             e.makespan_over_lower_bound,
-            e.sequential_over_makespan
+            e.sequential_over_makespan,
+            e.one_at_a_time_over_fastest
         ));
     }
     Ok(out)

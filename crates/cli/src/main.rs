@@ -6,6 +6,10 @@
 mod bench;
 mod examples;
 
+/// The planner allocates many small strings; mimalloc handles that pattern well.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use ferry_plan::{render, report, PlanOptions};
@@ -94,6 +98,9 @@ enum Command {
         /// Nodes per cluster (approximately; examples are replicated and padded).
         #[arg(long, default_value_t = 10)]
         nodes: usize,
+        /// Times to plan the fleet; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
         #[arg(long, short, value_enum, default_value = "text")]
         format: Format,
     },
@@ -362,10 +369,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             clusters,
             nodes,
+            runs,
             format,
         } => {
             let profiles = load_profiles(&cli.profiles)?;
-            let text = bench::run(&profiles, clusters, nodes, format == Format::Json)?;
+            let text = bench::run(&profiles, clusters, nodes, runs, format == Format::Json)?;
             write_out(None, &text)?;
             Ok(ExitCode::SUCCESS)
         }
