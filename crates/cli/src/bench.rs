@@ -195,7 +195,14 @@ pub fn run(
     );
     out.push_str(&format!(
         "{:28} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}\n",
-        "example", "nodes", "window_s", "bound_s", "serial_s", "win/bound", "serial/win", "1aat/win"
+        "example",
+        "nodes",
+        "window_s",
+        "bound_s",
+        "serial_s",
+        "win/bound",
+        "serial/win",
+        "1aat/win"
     ));
     for e in &per_example {
         out.push_str(&format!(
