@@ -155,6 +155,8 @@ pub struct Plan {
     pub sequential_s: u64,
     /// Site window length in seconds, when the site books one.
     pub window_s: Option<u64>,
+    /// The site's booked window, when it books one: step starts are offsets from its start.
+    pub window: Option<crate::site::Window>,
     pub measures: Vec<Measure>,
     pub limits: Vec<LimitGroup>,
     pub findings: Vec<Finding>,

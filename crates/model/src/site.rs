@@ -20,6 +20,8 @@ pub struct Window {
     pub start: String,
     /// Seconds since the Unix epoch of `start`.
     pub start_epoch_s: i64,
+    /// The UTC offset `start` is written in, in seconds (local time of the site).
+    pub offset_s: i32,
     pub hours: f64,
 }
 

@@ -482,6 +482,7 @@ pub fn plan<'p>(
             .window
             .as_ref()
             .map(|w| (w.hours * 3600.0).round() as u64),
+        window: site.window.clone(),
         clusters,
         steps,
         edges,

@@ -137,6 +137,7 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
         }
         match start.parse::<jiff::Timestamp>() {
             Ok(ts) => Some(Window {
+                offset_s: utc_offset_s(&start),
                 start,
                 start_epoch_s: ts.as_second(),
                 hours: w.hours,
@@ -322,6 +323,22 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
         window,
         clusters,
     })
+}
+
+/// The UTC offset of a valid RFC 3339 date-time: `Z` or the trailing `+HH:MM` / `-HH:MM`.
+fn utc_offset_s(text: &str) -> i32 {
+    let t = text.trim();
+    let Some(tail) = t.get(t.len().saturating_sub(6)..) else {
+        return 0;
+    };
+    let sign = match tail.as_bytes().first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return 0,
+    };
+    let h: i32 = tail[1..3].parse().unwrap_or(0);
+    let m: i32 = tail[4..6].parse().unwrap_or(0);
+    sign * (h * 3600 + m * 60)
 }
 
 fn role_help(profile: &ferry_model::Profile) -> String {

@@ -14,6 +14,19 @@ pub(crate) fn clock(secs: u64) -> String {
     format!("{}:{:02}", secs / 3600, secs % 3600 / 60)
 }
 
+/// The site's local time `secs` after the window opens (`Sat 05 Dec 22:15`), when the plan
+/// knows the window.
+pub(crate) fn wall_clock(plan: &ferry_model::Plan, secs: u64) -> Option<String> {
+    let w = plan.window.as_ref()?;
+    let offset = jiff::tz::Offset::from_seconds(w.offset_s).ok()?;
+    let at = jiff::Timestamp::from_second(w.start_epoch_s.checked_add(secs as i64)?).ok()?;
+    Some(
+        at.to_zoned(jiff::tz::TimeZone::fixed(offset))
+            .strftime("%a %d %b %H:%M")
+            .to_string(),
+    )
+}
+
 /// Seconds as a short duration: `45s`, `12m`, `12m 30s`, `2h 05m`.
 pub(crate) fn duration(secs: u64) -> String {
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
@@ -181,6 +194,7 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
         lower_bound_s: 6300,
         sequential_s: 11100,
         window_s: Some(4 * 3600),
+        window: None,
         measures: vec![Measure {
             cluster: "cucm".to_string(),
             name: "cdr-gap".to_string(),

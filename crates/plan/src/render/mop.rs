@@ -1,6 +1,6 @@
 //! A Markdown method-of-procedure (MOP) that an engineer can hand to change management.
 
-use super::{clock, duration};
+use super::{clock, duration, wall_clock};
 use ferry_model::{Finding, Phase, Plan, PlannedStep, Severity, StepKind};
 use std::fmt::Write;
 
@@ -70,6 +70,10 @@ fn summary(plan: &Plan) -> String {
     row("Clusters", names.join(", "));
     row("Strategy", plan.strategy.clone());
     row("Estimated window", duration(plan.makespan_s));
+    if let (Some(open), Some(done)) = (wall_clock(plan, 0), wall_clock(plan, plan.makespan_s)) {
+        row("Window opens (site time)", open);
+        row("Work ends (site time)", done);
+    }
     row("Work before the window", duration(plan.prepare_s));
     row("Lower bound", duration(plan.lower_bound_s));
     row("One at a time", duration(plan.sequential_s));
@@ -191,7 +195,11 @@ fn phase_section(plan: &Plan, phase: Phase, numbers: &StepNumbers) -> String {
     );
     for s in steps {
         let number = numbers.of(&s.id).unwrap_or(0);
-        out.push_str(&step_block(&number.to_string(), s, mark, |id| {
+        let at = match phase {
+            Phase::Window => wall_clock(plan, s.start_s),
+            Phase::Prepare => None,
+        };
+        out.push_str(&step_block(&number.to_string(), s, mark, at, |id| {
             numbers.of(id).map(|n| n.to_string())
         }));
     }
@@ -211,6 +219,7 @@ fn step_block(
     number: &str,
     s: &PlannedStep,
     mark: &str,
+    at: Option<String>,
     number_of: impl Fn(&str) -> Option<String>,
 ) -> String {
     let mut out = format!("\n### Step {number}. {}\n\n", inline(&s.title));
@@ -227,7 +236,12 @@ fn step_block(
         kind_note(s.kind),
         s.id
     );
-    let _ = writeln!(out, "- **Planned start:** {mark}+{}", clock(s.start_s));
+    let when = at.map(|a| format!(" ({a} site time)")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "- **Planned start:** {mark}+{}{when}",
+        clock(s.start_s)
+    );
     let _ = writeln!(out, "- **Estimate:** {}", duration(s.duration_s));
     let note = if s.impact_note.is_empty() {
         String::new()
@@ -308,7 +322,7 @@ fn rollback(plan: &Plan) -> String {
             .map(|i| format!("R{}", i + 1))
     };
     for (i, s) in plan.rollback.iter().enumerate() {
-        out.push_str(&step_block(&format!("R{}", i + 1), s, "R", number_of));
+        out.push_str(&step_block(&format!("R{}", i + 1), s, "R", None, number_of));
     }
     out
 }

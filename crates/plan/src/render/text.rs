@@ -205,6 +205,12 @@ fn estimate(plan: &Plan) -> String {
         };
         let _ = writeln!(out, "  site window:         {} ({verdict})", duration(w));
     }
+    if let (Some(open), Some(done)) = (
+        super::wall_clock(plan, 0),
+        super::wall_clock(plan, plan.makespan_s),
+    ) {
+        let _ = writeln!(out, "  site time:           opens {open}, work ends {done}");
+    }
     out
 }
 

@@ -88,3 +88,18 @@ fn a_window_too_short_is_reported_lha_09() {
     );
     assert!(findings_of(&findings(&example("linux-ha-pubsub")), "LHA-09").is_empty());
 }
+
+#[test]
+fn plans_show_site_time_when_the_window_is_booked() {
+    let p = plan(&example("linux-ha-pair"));
+    let text = ferry_plan::render::text::render_text(&p);
+    assert!(
+        text.contains("site time:           opens Sat 05 Dec 22:00, work ends Sat 05 Dec 22:13"),
+        "{text}"
+    );
+    let mop = ferry_plan::render::mop::render_mop(&p);
+    assert!(
+        mop.contains("- **Planned start:** T+0:10 (Sat 05 Dec 22:10 site time)"),
+        "{mop}"
+    );
+}
