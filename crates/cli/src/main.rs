@@ -1,8 +1,10 @@
 //! `ferry`: the command line. Reads files, calls the pure core, writes output and exit codes.
 //!
-//! Exit codes: 0 success; 1 the preflight found inhibitors (`check`); 2 bad input (a site,
+//! Exit codes: 0 success; 1 the preflight found inhibitors (`check`), or a run did not complete
+//! (`apply`, `resume`: a step failed, or the run paused or stopped); 2 bad input (a site,
 //! profile or argument that cannot be used), with a diagnostic naming file, line and key.
 
+mod apply;
 mod bench;
 mod examples;
 
@@ -29,9 +31,10 @@ cisco-ucm, cisco-callmanager4, genesys-framework, avaya-cms-ha, linux-ha.\n\n\
 Start with:  ferry demo            (check and plan a built-in example)\n\
              ferry examples        (list built-in example sites)\n\
              ferry check SITE      (preflight report; exit 1 on inhibitors)\n\
-             ferry plan SITE       (the plan; --format mop for a method of procedure)\n\n\
+             ferry plan SITE       (the plan; --format mop for a method of procedure)\n\
+             ferry apply PLAN.json --site SITE   (carry it out, step by step, journaled)\n\n\
 SITE is a path, or `example:NAME` for a built-in example.",
-    after_help = "Exit codes: 0 ok, 1 inhibitors found (check), 2 bad input."
+    after_help = "Exit codes: 0 ok, 1 inhibitors found (check) or run not complete (apply, resume), 2 bad input."
 )]
 struct Cli {
     /// Load extra profiles from this directory (every *.toml file). Repeatable.
@@ -77,6 +80,73 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Carry out a plan (from `ferry plan SITE --format json -o PLAN.json`), step by step, journaled.
+    ///
+    /// The `manual` driver shows each step's instructions and waits for the operator: typed at
+    /// the terminal (done / failed REASON / skip), or, without a terminal, given with
+    /// `ferry step done|failed|skip STEP_ID` from another shell. Exit 0 when every step is done,
+    /// 1 when a step failed or the run paused or stopped, 2 when the plan no longer matches the site.
+    Apply {
+        /// The plan, as JSON.
+        plan: PathBuf,
+        /// The site file the plan was made from (or `example:NAME`): refused if it changed.
+        #[arg(long)]
+        site: String,
+        /// State directory holding the journal.
+        #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
+        state: PathBuf,
+        /// How steps are carried out.
+        #[arg(long, value_enum, default_value = "manual")]
+        driver: DriverKind,
+        /// Pause after this step is done (`ferry resume` continues). Repeatable.
+        #[arg(long, value_name = "STEP")]
+        pause_after: Vec<String>,
+        /// At most this many steps at once.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        parallel: u16,
+        /// Start steps even when they would end after the site's booked window.
+        #[arg(long)]
+        ignore_window: bool,
+    },
+    /// Show a run from the journal (the newest when RUN is omitted).
+    Status {
+        run: Option<i64>,
+        #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
+        state: PathBuf,
+        /// Output format: text or json.
+        #[arg(long, short, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Continue a run (the newest when RUN is omitted): interrupted steps are checked first, done steps are never run again.
+    Resume {
+        run: Option<i64>,
+        #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
+        state: PathBuf,
+        /// Pause after this step is done. Repeatable.
+        #[arg(long, value_name = "STEP")]
+        pause_after: Vec<String>,
+        /// At most this many steps at once.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        parallel: u16,
+        /// Start steps even when they would end after the site's booked window.
+        #[arg(long)]
+        ignore_window: bool,
+    },
+    /// Answer a step of a run for the manual driver: done, failed (with --reason) or skip.
+    Step {
+        #[arg(value_enum)]
+        answer: StepAnswer,
+        /// The step's ID (`cluster/node/action`).
+        step: String,
+        #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
+        state: PathBuf,
+        /// The run (the newest when omitted).
+        #[arg(long)]
+        run: Option<i64>,
+        /// Why the step failed.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Check and plan a built-in example site, and print both.
     Demo {
         /// Example name (see `ferry examples`).
@@ -104,6 +174,19 @@ enum Command {
         #[arg(long, short, value_enum, default_value = "text")]
         format: Format,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum DriverKind {
+    /// An operator runbook in the terminal.
+    Manual,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum StepAnswer {
+    Done,
+    Failed,
+    Skip,
 }
 
 #[derive(Subcommand)]
@@ -301,6 +384,60 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             write_out(output.as_deref(), &text)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Apply {
+            plan,
+            site,
+            state,
+            driver: DriverKind::Manual,
+            pause_after,
+            parallel,
+            ignore_window,
+        } => apply::apply(
+            &cli.profiles,
+            &plan,
+            &site,
+            &apply::RunArgs {
+                state,
+                pause_after,
+                parallel: parallel.into(),
+                ignore_window,
+            },
+        ),
+        Command::Resume {
+            run,
+            state,
+            pause_after,
+            parallel,
+            ignore_window,
+        } => apply::resume(
+            run,
+            &apply::RunArgs {
+                state,
+                pause_after,
+                parallel: parallel.into(),
+                ignore_window,
+            },
+        ),
+        Command::Status { run, state, format } => match format {
+            Format::Text | Format::Json => apply::status(&state, run, format == Format::Json),
+            _ => Err(bad("status writes text or json")),
+        },
+        Command::Step {
+            answer,
+            step,
+            state,
+            run,
+            reason,
+        } => {
+            let a = match answer {
+                StepAnswer::Done => ferry_exec::Answer::Done,
+                StepAnswer::Skip => ferry_exec::Answer::Skip,
+                StepAnswer::Failed => ferry_exec::Answer::Failed(
+                    reason.unwrap_or_else(|| "failed by the operator".into()),
+                ),
+            };
+            apply::answer(&state, run, &step, a)
         }
         Command::Demo { name } => {
             let site = format!("example:{name}");

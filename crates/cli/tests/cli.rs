@@ -324,3 +324,115 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A scratch directory under the system's temp dir, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("ferry-cli-test-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("scratch dir");
+        Scratch(p)
+    }
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn plan_site_into(dir: &Scratch) -> (String, String) {
+    let example =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/linux-ha-pair.toml");
+    let site = dir.path("site.toml");
+    std::fs::copy(example, &site).expect("copy site");
+    let plan = dir.path("plan.json");
+    let o = ferry(&["plan", &site, "--format", "json", "-o", &plan]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    (site, plan)
+}
+
+#[test]
+fn apply_refuses_a_plan_whose_site_changed() {
+    let dir = Scratch::new("changed");
+    let (site, plan) = plan_site_into(&dir);
+    let mut text = std::fs::read_to_string(&site).expect("site");
+    text.push_str("\n# edited after planning\n");
+    std::fs::write(&site, text).expect("edit site");
+    let state = dir.path("state");
+    let o = ferry(&["apply", &plan, "--site", &site, "--state", &state]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("changed since this plan was made"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!PathBuf::from(&state).exists(), "bad input changes nothing");
+}
+
+#[test]
+fn apply_with_the_manual_driver_answered_by_ferry_step() {
+    let dir = Scratch::new("manual");
+    let (site, plan_path) = plan_site_into(&dir);
+    let state = dir.path("state");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).expect("plan")).expect("json");
+    let ids: Vec<String> = plan["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect();
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["apply", &plan_path, "--site", &site, "--state", &state])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn apply");
+    // Wait for the run to be journaled, then answer every step ahead of time.
+    let mut tries = 0;
+    while ferry(&["status", "--state", &state]).status.code() != Some(0) {
+        tries += 1;
+        assert!(tries < 200, "the run never appeared in the journal");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = ferry(&["step", "done", "no/such/step", "--state", &state]);
+    assert_eq!(o.status.code(), Some(2));
+    for (i, id) in ids.iter().enumerate() {
+        let verb = if i == 1 { "skip" } else { "done" };
+        let o = ferry(&["step", verb, id, "--state", &state]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let out = child.wait_with_output().expect("apply ends");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("step 1/{}", ids.len())));
+    assert!(text.contains("complete"));
+    let j = json(&ferry(&["status", "--state", &state, "--format", "json"]));
+    assert_eq!(j["run"]["status"], "complete");
+    let states: Vec<&str> = j["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(states.iter().filter(|s| **s == "skipped").count(), 1);
+    assert_eq!(
+        states.iter().filter(|s| **s == "done").count(),
+        ids.len() - 1
+    );
+    // Nothing left to do: resume completes at once.
+    let o = ferry(&["resume", "--state", &state]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
