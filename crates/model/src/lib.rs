@@ -3,16 +3,24 @@
 //! Nothing here does IO. Types serialise with serde so that they can cross every boundary
 //! (files, JSON output, the journal) unchanged.
 
+pub mod condition;
+pub mod effect;
 pub mod fact;
+pub mod fault;
 pub mod finding;
 pub mod plan;
 pub mod profile;
+pub mod run;
 pub mod site;
+pub mod twin;
 pub mod version;
 
+pub use effect::{Effect, Wait};
 pub use fact::{FactValue, Facts};
+pub use fault::{Fault, FaultKind, Faults};
 pub use finding::{Finding, Severity};
 pub use plan::{ClusterPlan, Impact, Measure, Phase, Plan, PlannedStep, StepKind};
 pub use profile::Profile;
+pub use run::Outcome;
 pub use site::{Cluster, Node, Site};
 pub use version::{pattern_matches, VendorVersion, VersionError, VersionPattern};

@@ -88,6 +88,19 @@ pub struct PlannedStep {
     pub instructions: String,
     pub verify: String,
     pub warning: Option<String>,
+    /// What the step does to the world (the profile's effects, with their conditions decided).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<crate::effect::Effect>,
+    /// How many times the executor may try the step again after it fails.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    /// A gate that has not ended after this long fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl PlannedStep {
@@ -121,6 +134,20 @@ pub struct LimitGroup {
     pub steps: Vec<String>,
     pub max_concurrent: Option<u32>,
     pub capacity: Option<f64>,
+    /// With `capacity`: what each member step loads, and on which partition (the server the
+    /// load lands on). Partitions start at their `base` load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loads: Vec<Load>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub base: std::collections::BTreeMap<String, f64>,
+}
+
+/// The load one step of a capacity group puts on a partition while it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Load {
+    pub step: String,
+    pub partition: String,
+    pub weight: f64,
 }
 
 /// A reported span of the plan (e.g. the time in which no server collects data).

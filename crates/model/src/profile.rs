@@ -28,6 +28,9 @@ pub struct Profile {
     pub checks: Vec<Check>,
     #[serde(default, rename = "measure")]
     pub measures: Vec<MeasureRule>,
+    /// How the digital twin simulates this product (`[twin]`).
+    #[serde(default)]
+    pub twin: crate::twin::TwinSpec,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -261,6 +264,16 @@ pub struct StepTemplate {
     /// that are placed only by order rules.
     #[serde(default = "yes")]
     pub follows_previous: bool,
+    /// What the step does to the world, for the digital twin (see `ferry_model::effect`).
+    #[serde(default)]
+    pub effects: Vec<crate::effect::Effect>,
+    /// How many times the executor may try the step again after it fails.
+    #[serde(default)]
+    pub retries: u32,
+    /// A gate fails when its condition does not hold after this many minutes (default: the
+    /// twin's `gate_timeout_factor` times the estimate).
+    #[serde(default)]
+    pub timeout_minutes: Option<f64>,
 }
 
 fn yes() -> bool {

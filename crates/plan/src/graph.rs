@@ -4,7 +4,7 @@
 use crate::condition::{eval, fact, Scope as EvalScope};
 use ferry_model::plan::Edge;
 use ferry_model::profile::{NodeFilter, Procedure, Scope, StepSelector, StepTemplate};
-use ferry_model::{Cluster, Node, PlannedStep, Profile};
+use ferry_model::{Cluster, Effect, Node, PlannedStep, Profile, StepKind};
 use std::collections::BTreeMap;
 
 /// One step instance with what the scheduler needs besides the plain step.
@@ -106,6 +106,33 @@ fn duration_s(t: &StepTemplate, cluster: &Cluster, node: Option<&Node>) -> u64 {
     (minutes * 60.0).round().max(0.0) as u64
 }
 
+/// The step's effects for this instance: conditional effects decided, in the order written.
+fn effects(list: &[Effect], scope: &EvalScope<'_>, node: Option<&Node>) -> Vec<Effect> {
+    let mut out = Vec::new();
+    for e in list {
+        match e {
+            Effect::If { when, then } => {
+                if eval(when, scope, node) {
+                    out.extend(effects(then, scope, node));
+                }
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out
+}
+
+/// A gate's timeout: the template's, else the profile's factor times the estimate.
+fn timeout_s(t: &StepTemplate, profile: &Profile, duration_s: u64) -> Option<u64> {
+    if t.kind != StepKind::Gate {
+        return None;
+    }
+    Some(match t.timeout_minutes {
+        Some(m) => (m * 60.0).round().max(0.0) as u64,
+        None => (duration_s as f64 * profile.twin.gate_timeout_factor).round() as u64,
+    })
+}
+
 /// What the graph of one cluster is built from.
 pub struct BuildInput<'a> {
     pub cluster: &'a Cluster,
@@ -176,6 +203,9 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     instructions: filled(&t.instructions, cluster, node),
                     verify: filled(&t.verify, cluster, node),
                     warning: t.warning.clone(),
+                    effects: effects(&t.effects, &scope, node),
+                    retries: t.retries,
+                    timeout_s: timeout_s(t, profile, duration_s(t, cluster, node)),
                 },
                 template: ti,
             });

@@ -4,7 +4,7 @@
 //! Pure and deterministic: no IO, no clock; the same inputs give the same plan, byte for byte.
 
 pub mod checks;
-pub mod condition;
+pub use ferry_model::condition;
 pub mod explain;
 pub mod graph;
 pub mod path;
@@ -392,6 +392,21 @@ pub fn plan<'p>(
                 .collect(),
             max_concurrent: l.max_concurrent,
             capacity: l.capacity.as_ref().map(|c| c.max),
+            loads: l
+                .capacity
+                .iter()
+                .flat_map(|c| c.weight.iter())
+                .map(|(&m, (partition, weight))| ferry_model::plan::Load {
+                    step: graph.insts[m].step.id.clone(),
+                    partition: partition.clone(),
+                    weight: *weight,
+                })
+                .collect(),
+            base: l
+                .capacity
+                .as_ref()
+                .map(|c| c.base.clone())
+                .unwrap_or_default(),
         })
         .collect();
     let sequential_s = schedule::sequential(&graph, Phase::Window);

@@ -4,7 +4,8 @@
 use crate::diagnostic::{located, InputErrors, PathSeg, Problem, SourceFile};
 use crate::site::BASE_STRATEGIES;
 use ferry_model::profile::{CheckTest, Condition, FactTest, Procedure, StepSelector, VersionTest};
-use ferry_model::{Profile, VendorVersion, VersionPattern};
+use ferry_model::twin::TwinSpec;
+use ferry_model::{Effect, Profile, VendorVersion, VersionPattern, Wait};
 use std::collections::BTreeSet;
 
 type Path = Vec<PathSeg>;
@@ -185,6 +186,229 @@ impl Ctx<'_> {
         }
     }
 
+    fn effects(&mut self, effects: &[Effect], path: Path) {
+        for (n, e) in effects.iter().enumerate() {
+            let p = join(&path, &[i(n)]);
+            match e {
+                Effect::SetFact { name, .. } => {
+                    self.fact(name, join(&p, &[k("set_fact"), k("name")]))
+                }
+                Effect::CopyItems { from, to } => {
+                    self.fact(from, join(&p, &[k("copy_items"), k("from")]));
+                    self.fact(to, join(&p, &[k("copy_items"), k("to")]));
+                }
+                Effect::IncrementFact(f) => self.fact(f, join(&p, &[k("increment_fact")])),
+                Effect::ClampParameters(f) => self.fact(f, join(&p, &[k("clamp_parameters")])),
+                Effect::SetOption { seconds_fact, .. } => self.fact(
+                    seconds_fact,
+                    join(&p, &[k("set_option"), k("seconds_fact")]),
+                ),
+                Effect::Repoint(name)
+                    if !self
+                        .profile
+                        .twin
+                        .dependencies
+                        .iter()
+                        .any(|d| &d.name == name) =>
+                {
+                    self.add(
+                        join(&p, &[k("repoint")]),
+                        format!("no [[twin.dependency]] named `{name}`"),
+                        None,
+                    );
+                }
+                Effect::ReleaseLinks { roles } => {
+                    self.roles(roles, &join(&p, &[k("release_links"), k("roles")]))
+                }
+                Effect::Require { rule, test, .. } => {
+                    self.rule(rule, join(&p, &[k("require"), k("rule")]));
+                    self.condition(test, join(&p, &[k("require"), k("test")]));
+                }
+                Effect::Wait(w) => {
+                    let wp = join(&p, &[k("wait")]);
+                    match w {
+                        Wait::Replication(roles) => {
+                            self.roles(roles, &join(&wp, &[k("replication")]))
+                        }
+                        Wait::SwitchedOver(roles) => {
+                            self.roles(roles, &join(&wp, &[k("switched_over")]))
+                        }
+                        Wait::Event(events) if events.is_empty() => {
+                            self.add(wp, "wait for an event names no event", None)
+                        }
+                        _ => {}
+                    }
+                }
+                Effect::If { when, then } => {
+                    self.condition(when, join(&p, &[k("if"), k("when")]));
+                    self.effects(then, join(&p, &[k("if"), k("then")]));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn range(&mut self, r: [f64; 2], path: Path) {
+        if !(r[0].is_finite() && r[1].is_finite() && 0.0 <= r[0] && r[0] <= r[1]) {
+            self.add(
+                path,
+                format!(
+                    "a range is [low, high] with 0 <= low <= high, found [{}, {}]",
+                    r[0], r[1]
+                ),
+                None,
+            );
+        }
+    }
+
+    fn twin(&mut self, t: &TwinSpec) {
+        let base = vec![k("twin")];
+        self.range(t.duration_spread, join(&base, &[k("duration_spread")]));
+        if !(t.gate_timeout_factor.is_finite() && t.gate_timeout_factor >= 1.0) {
+            self.add(
+                join(&base, &[k("gate_timeout_factor")]),
+                "gate_timeout_factor must be at least 1",
+                None,
+            );
+        }
+        self.roles(&t.config_master, &join(&base, &[k("config_master")]));
+        self.roles(&t.absent_roles, &join(&base, &[k("absent_roles")]));
+        for r in [&t.freeze_rule, &t.config_rule].into_iter().flatten() {
+            self.rule(r, base.clone());
+        }
+        for (n, r) in t.replication.iter().enumerate() {
+            let p = join(&base, &[k("replication"), i(n)]);
+            self.rule(&r.rule, join(&p, &[k("rule")]));
+            self.roles(&r.roles, &join(&p, &[k("roles")]));
+            self.role(&r.master, join(&p, &[k("master")]));
+            self.range(r.setup_min, join(&p, &[k("setup_min")]));
+            self.range(r.converge_min, join(&p, &[k("converge_min")]));
+            if let Some(f) = &r.state_fact {
+                self.fact(f, join(&p, &[k("state_fact")]));
+            }
+            if let Some(pf) = &r.per_fact {
+                self.fact(&pf.fact, join(&p, &[k("per_fact"), k("fact")]));
+            }
+        }
+        for (n, d) in t.devices.iter().enumerate() {
+            let p = join(&base, &[k("devices"), i(n)]);
+            self.rule(&d.rule, join(&p, &[k("rule")]));
+            self.roles(&d.roles, &join(&p, &[k("roles")]));
+            self.fact(&d.fact, join(&p, &[k("fact")]));
+            if let Some(f) = &d.backup_fact {
+                self.fact(f, join(&p, &[k("backup_fact")]));
+            }
+            for r in [&d.capacity_rule, &d.reregister_rule].into_iter().flatten() {
+                self.rule(r, p.clone());
+            }
+            self.range(d.failover_s, join(&p, &[k("failover_s")]));
+            self.range(d.reregister_min, join(&p, &[k("reregister_min")]));
+            if let Some(c) = &d.calls {
+                self.rule(&c.rule, join(&p, &[k("calls"), k("rule")]));
+                if let Some(f) = &c.per_hour_fact {
+                    self.fact(f, join(&p, &[k("calls"), k("per_hour_fact")]));
+                }
+            }
+        }
+        for (n, h) in t.ha_pairs.iter().enumerate() {
+            let p = join(&base, &[k("ha_pair"), i(n)]);
+            self.rule(&h.rule, join(&p, &[k("rule")]));
+            if h.roles.len() != 2 {
+                self.add(
+                    join(&p, &[k("roles")]),
+                    "an HA pair names two roles: the primary's, then the backup's",
+                    None,
+                );
+            }
+            self.roles(&h.roles, &join(&p, &[k("roles")]));
+            if let Some(f) = &h.primary_fact {
+                self.fact(f, join(&p, &[k("primary_fact")]));
+            }
+            if let Some(r) = &h.link_rule {
+                self.rule(r, join(&p, &[k("link_rule")]));
+            }
+        }
+        if let Some(c) = &t.controller {
+            let p = join(&base, &[k("controller")]);
+            self.rule(&c.rule, join(&p, &[k("rule")]));
+            self.rule(&c.hold_rule, join(&p, &[k("hold_rule")]));
+            self.roles(&c.controllers, &join(&p, &[k("controllers")]));
+            self.roles(&c.agents, &join(&p, &[k("agents")]));
+            self.fact(&c.host_fact, join(&p, &[k("host_fact")]));
+        }
+        if let Some(c) = &t.config_store {
+            let p = join(&base, &[k("config_store")]);
+            self.rule(&c.rule, join(&p, &[k("rule")]));
+            self.roles(&c.servers, &join(&p, &[k("servers")]));
+            self.roles(&c.proxies, &join(&p, &[k("proxies")]));
+            if let Some(r) = &c.proxy_rule {
+                self.rule(r, join(&p, &[k("proxy_rule")]));
+            }
+            if let Some(e) = &c.proxy_exception {
+                self.condition(e, join(&p, &[k("proxy_exception")]));
+            }
+            self.range(c.init_min, join(&p, &[k("init_min")]));
+            self.range(c.reconnect_s, join(&p, &[k("reconnect_s")]));
+            for f in [&c.schema_fact, &c.clients_fact].into_iter().flatten() {
+                self.fact(f, p.clone());
+            }
+        }
+        if let Some(c) = &t.collector {
+            let p = join(&base, &[k("collector")]);
+            self.rule(&c.rule, join(&p, &[k("rule")]));
+            self.roles(&c.servers, &join(&p, &[k("servers")]));
+            self.roles(&c.linked_roles, &join(&p, &[k("linked_roles")]));
+            self.fact(&c.sources_fact, join(&p, &[k("sources_fact")]));
+            if let Some(f) = &c.interval_fact {
+                self.fact(f, join(&p, &[k("interval_fact")]));
+            }
+            if let Some(r) = &c.dual_source_rule {
+                self.rule(r, join(&p, &[k("dual_source_rule")]));
+            }
+            if !(c.interval_min.is_finite() && c.interval_min > 0.0) {
+                self.add(
+                    join(&p, &[k("interval_min")]),
+                    "interval_min must be positive",
+                    None,
+                );
+            }
+        }
+        for (n, d) in t.dependencies.iter().enumerate() {
+            let p = join(&base, &[k("dependency"), i(n)]);
+            self.rule(&d.rule, join(&p, &[k("rule")]));
+            self.fact(&d.fact, join(&p, &[k("fact")]));
+            if let Some(c) = &d.when {
+                self.condition(c, join(&p, &[k("when")]));
+            }
+        }
+        if let Some(u) = &t.user_changes {
+            let p = join(&base, &[k("user_changes")]);
+            self.rule(&u.rule, join(&p, &[k("rule")]));
+            if !t.devices.iter().any(|d| d.name == u.devices) {
+                self.add(
+                    join(&p, &[k("devices")]),
+                    format!("no [[twin.devices]] named `{}`", u.devices),
+                    None,
+                );
+            }
+        }
+        if let Some(s) = &t.services {
+            self.rule(&s.rule, join(&base, &[k("services"), k("rule")]));
+        }
+        if let Some(h) = &t.health {
+            self.rule(&h.rule, join(&base, &[k("health"), k("rule")]));
+            self.range(
+                h.healthy_after_s,
+                join(&base, &[k("health"), k("healthy_after_s")]),
+            );
+        }
+        for (n, o) in t.observe.iter().enumerate() {
+            let p = join(&base, &[k("observe"), i(n)]);
+            self.fact(&o.fact, join(&p, &[k("fact")]));
+            self.roles(&o.serving_any, &join(&p, &[k("serving_any")]));
+        }
+    }
+
     fn selector(&mut self, s: &StepSelector, steps: &BTreeSet<&str>, path: Path) {
         for (n, id) in s.step.iter().enumerate() {
             if !steps.contains(id.as_str()) {
@@ -246,6 +470,16 @@ impl Ctx<'_> {
             }
             if let Some(c) = &s.when {
                 self.condition(c, join(&path, &[k("when")]));
+            }
+            self.effects(&s.effects, join(&path, &[k("effects")]));
+            if let Some(m) = s.timeout_minutes {
+                if !(m.is_finite() && m > 0.0) {
+                    self.add(
+                        join(&path, &[k("timeout_minutes")]),
+                        "timeout_minutes must be a positive number",
+                        None,
+                    );
+                }
             }
         }
         for (n, o) in proc.orders.iter().enumerate() {
@@ -449,6 +683,7 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
     }
     cx.procedure(&profile.procedure, "procedure");
     cx.procedure(&profile.rollback, "rollback");
+    cx.twin(&profile.twin);
     let step_ids: BTreeSet<&str> = profile
         .procedure
         .steps

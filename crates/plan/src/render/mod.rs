@@ -127,6 +127,9 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
             instructions: format!("Run {action} on the node.\nWatch the console."),
             verify: format!("{action} finished without errors"),
             warning: None,
+            effects: Vec::new(),
+            retries: 0,
+            timeout_s: None,
         }
     }
     fn edge(from: &str, to: &str, rule: &str) -> Edge {
@@ -212,6 +215,8 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
             ],
             max_concurrent: Some(1),
             capacity: None,
+            loads: Vec::new(),
+            base: Default::default(),
         }],
         findings: vec![
             Finding {

@@ -27,6 +27,9 @@ fn step(i: usize, duration_s: u64, phase: Phase) -> Inst {
             instructions: String::new(),
             verify: String::new(),
             warning: None,
+            effects: Vec::new(),
+            retries: 0,
+            timeout_s: None,
         },
         template: i,
     }

@@ -1,7 +1,7 @@
 //! Evaluation of profile conditions and fact tests against a cluster (and a node).
 
-use ferry_model::profile::{Condition, FactTest, VersionSide, VersionTest};
-use ferry_model::{pattern_matches, Cluster, FactValue, Node, Profile, VendorVersion};
+use crate::profile::{Condition, FactTest, VersionSide, VersionTest};
+use crate::{pattern_matches, Cluster, FactValue, Node, Profile, VendorVersion};
 
 /// What a condition is evaluated against.
 pub struct Scope<'a> {
