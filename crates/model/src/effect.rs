@@ -38,6 +38,10 @@ pub enum Effect {
     StartUpgradeMode,
     /// The node restarts: down while the step runs, serving after it (replication set up anew).
     Restart,
+    /// The services of the nodes of these roles on this node's host stop when the step starts.
+    StopOnHost(Vec<String>),
+    /// The services of the nodes of these roles on this node's host start when the step ends.
+    StartOnHost(Vec<String>),
     /// A node fact takes this value.
     SetFact { name: String, value: FactValue },
     /// Every item of list fact `from` is added to list fact `to`.
@@ -135,6 +139,8 @@ impl Effect {
             Effect::Start => "start",
             Effect::StartUpgradeMode => "start_upgrade_mode",
             Effect::Restart => "restart",
+            Effect::StopOnHost(_) => "stop_on_host",
+            Effect::StartOnHost(_) => "start_on_host",
             Effect::SetFact { .. } => "set_fact",
             Effect::CopyItems { .. } => "copy_items",
             Effect::IncrementFact(_) => "increment_fact",

@@ -88,6 +88,9 @@ pub struct PlannedStep {
     pub instructions: String,
     pub verify: String,
     pub warning: Option<String>,
+    /// The version this step brings its node to (the end of its leg of the version path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// What the step does to the world (the profile's effects, with their conditions decided).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub effects: Vec<crate::effect::Effect>,

@@ -27,6 +27,9 @@ pub struct TwinSpec {
     /// Rule behind configuration lost on switch or revert.
     #[serde(default)]
     pub config_rule: Option<String>,
+    /// Node fact naming the host a node runs on (nodes on one host share its agent).
+    #[serde(default)]
+    pub host_fact: Option<String>,
     /// Nodes of these roles do not exist before a step installs them (a new server).
     #[serde(default)]
     pub absent_roles: Vec<String>,
@@ -63,6 +66,7 @@ impl Default for TwinSpec {
             config_master: Vec::new(),
             freeze_rule: None,
             config_rule: None,
+            host_fact: None,
             absent_roles: Vec::new(),
             replication: Vec::new(),
             devices: Vec::new(),
@@ -220,10 +224,8 @@ pub struct ControllerSpec {
     pub hold_rule: String,
     /// Roles of the controller's nodes (an HA pair of them, or one).
     pub controllers: Vec<String>,
-    /// Roles of the agent nodes, one per host.
+    /// Roles of the agent nodes, one per host (`host_fact` names the host).
     pub agents: Vec<String>,
-    /// Node fact naming a node's host.
-    pub host_fact: String,
     /// The option that holds the switchover timeout, in seconds (absent: switch at once).
     pub timeout_option: String,
     /// Seconds the controller takes to notice a lost component.
@@ -311,6 +313,10 @@ pub struct CollectorSpec {
     /// Rule behind "the main and the survivable source are never both active on one server".
     #[serde(default)]
     pub dual_source_rule: Option<String>,
+    /// Node fact: true when the server can also collect from a survivable source when its main
+    /// link fails.
+    #[serde(default)]
+    pub dual_source_fact: Option<String>,
 }
 
 fn default_interval() -> f64 {
@@ -358,6 +364,9 @@ pub struct HealthSpec {
     /// Seconds from a start to healthy.
     #[serde(default = "default_healthy")]
     pub healthy_after_s: [f64; 2],
+    /// Node fact: false when the node is unhealthy before the run.
+    #[serde(default)]
+    pub healthy_fact: Option<String>,
 }
 
 fn default_healthy() -> [f64; 2] {

@@ -40,18 +40,7 @@ pub fn fill(template: &str, cluster: &Cluster, node: Option<&Node>, detail: &str
     out
 }
 
-/// `CCM0300` becomes `CCM0301`: the trailing number incremented, its width kept.
-pub fn increment_trailing(s: &str) -> String {
-    let digits = s.chars().rev().take_while(|c| c.is_ascii_digit()).count();
-    if digits == 0 {
-        return s.to_string();
-    }
-    let (head, num) = s.split_at(s.len() - digits);
-    match num.parse::<u128>() {
-        Ok(n) => format!("{head}{:0width$}", n + 1, width = digits),
-        Err(_) => s.to_string(),
-    }
-}
+pub use ferry_model::fact::increment_trailing;
 
 fn finding(
     check: &Check,
@@ -266,56 +255,10 @@ pub fn run(
     out
 }
 
-/// CCM-style service-parameter migration: what a parameter becomes after the upgrade, when it changes.
-/// Non-numeric or at the old suggested value: the new suggested value. Custom within
-/// [min, max]: kept. Outside: clamped to the nearest bound.
+/// What a service parameter becomes after the upgrade, when it changes: its name and a
+/// description of the change.
 pub fn clamp_change(p: &FactValue) -> Option<(String, String)> {
-    let t = p.as_table()?;
-    let name = t.get("name")?.to_string();
-    let value = t.get("value")?;
-    let min = t.get("min").and_then(|v| v.as_f64());
-    let max = t.get("max").and_then(|v| v.as_f64());
-    let suggested = t.get("suggested").and_then(|v| v.as_f64());
-    let new_suggested = t
-        .get("new_suggested")
-        .and_then(|v| v.as_f64())
-        .or(suggested);
-    let num = value
-        .as_f64()
-        .or_else(|| value.as_str().and_then(|s| s.trim().parse::<f64>().ok()));
-    let fmt = |x: f64| {
-        if x.fract() == 0.0 {
-            format!("{}", x as i64)
-        } else {
-            format!("{x}")
-        }
-    };
-    let (new, why) = match num {
-        None => (new_suggested?, "not numeric: takes the new suggested value"),
-        Some(x) if Some(x) == suggested => {
-            let ns = new_suggested?;
-            if ns == x {
-                return None;
-            }
-            (
-                ns,
-                "at the suggested value: follows the new suggested value",
-            )
-        }
-        Some(x) => {
-            if let Some(lo) = min.filter(|lo| x < *lo) {
-                (lo, "below the minimum: clamped")
-            } else if let Some(hi) = max.filter(|hi| x > *hi) {
-                (hi, "above the maximum: clamped")
-            } else {
-                return None;
-            }
-        }
-    };
-    Some((
-        name.clone(),
-        format!("{name}: {value} -> {} ({why})", fmt(new)),
-    ))
+    ferry_model::fact::migrate_parameter(p).map(|c| (c.name, c.text))
 }
 
 /// `fits_window` checks: the cluster's scheduled window against the site's booked window.

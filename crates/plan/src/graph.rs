@@ -203,6 +203,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     instructions: filled(&t.instructions, cluster, node),
                     verify: filled(&t.verify, cluster, node),
                     warning: t.warning.clone(),
+                    version: node.map(|n| n.target.to_string()),
                     effects: effects(&t.effects, &scope, node),
                     retries: t.retries,
                     timeout_s: timeout_s(t, profile, duration_s(t, cluster, node)),

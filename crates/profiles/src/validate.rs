@@ -217,6 +217,17 @@ impl Ctx<'_> {
                         None,
                     );
                 }
+                Effect::StopOnHost(roles) | Effect::StartOnHost(roles) => {
+                    let key = if matches!(e, Effect::StopOnHost(_)) {
+                        "stop_on_host"
+                    } else {
+                        "start_on_host"
+                    };
+                    self.roles(roles, &join(&p, &[k(key)]));
+                    if self.profile.twin.host_fact.is_none() {
+                        self.add(join(&p, &[k(key)]), "needs `host_fact` in [twin]", None);
+                    }
+                }
                 Effect::ReleaseLinks { roles } => {
                     self.roles(roles, &join(&p, &[k("release_links"), k("roles")]))
                 }
@@ -273,6 +284,9 @@ impl Ctx<'_> {
         }
         self.roles(&t.config_master, &join(&base, &[k("config_master")]));
         self.roles(&t.absent_roles, &join(&base, &[k("absent_roles")]));
+        if let Some(f) = &t.host_fact {
+            self.fact(f, join(&base, &[k("host_fact")]));
+        }
         for r in [&t.freeze_rule, &t.config_rule].into_iter().flatten() {
             self.rule(r, base.clone());
         }
@@ -334,7 +348,9 @@ impl Ctx<'_> {
             self.rule(&c.hold_rule, join(&p, &[k("hold_rule")]));
             self.roles(&c.controllers, &join(&p, &[k("controllers")]));
             self.roles(&c.agents, &join(&p, &[k("agents")]));
-            self.fact(&c.host_fact, join(&p, &[k("host_fact")]));
+            if t.host_fact.is_none() {
+                self.add(p.clone(), "a controller needs `host_fact` in [twin]", None);
+            }
         }
         if let Some(c) = &t.config_store {
             let p = join(&base, &[k("config_store")]);
@@ -364,6 +380,9 @@ impl Ctx<'_> {
             }
             if let Some(r) = &c.dual_source_rule {
                 self.rule(r, join(&p, &[k("dual_source_rule")]));
+            }
+            if let Some(f) = &c.dual_source_fact {
+                self.fact(f, join(&p, &[k("dual_source_fact")]));
             }
             if !(c.interval_min.is_finite() && c.interval_min > 0.0) {
                 self.add(
@@ -397,6 +416,9 @@ impl Ctx<'_> {
         }
         if let Some(h) = &t.health {
             self.rule(&h.rule, join(&base, &[k("health"), k("rule")]));
+            if let Some(f) = &h.healthy_fact {
+                self.fact(f, join(&base, &[k("health"), k("healthy_fact")]));
+            }
             self.range(
                 h.healthy_after_s,
                 join(&base, &[k("health"), k("healthy_after_s")]),

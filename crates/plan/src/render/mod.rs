@@ -127,6 +127,7 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
             instructions: format!("Run {action} on the node.\nWatch the console."),
             verify: format!("{action} finished without errors"),
             warning: None,
+            version: None,
             effects: Vec::new(),
             retries: 0,
             timeout_s: None,

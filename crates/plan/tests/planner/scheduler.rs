@@ -27,6 +27,7 @@ fn step(i: usize, duration_s: u64, phase: Phase) -> Inst {
             instructions: String::new(),
             verify: String::new(),
             warning: None,
+            version: None,
             effects: Vec::new(),
             retries: 0,
             timeout_s: None,

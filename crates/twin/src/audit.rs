@@ -1,0 +1,460 @@
+//! The auditor: checks a run's trace against the profile's rules, independently of the planner.
+//!
+//! It reads the profiles' order, sequence and limit rules and the checks that can be judged on
+//! a run, and applies them to what actually ran (each step's start and end in the twin's trace)
+//! and to the world's end state; it adds the twin's incidents (a server over capacity, a wrong
+//! switchover, a step started while a gate before it did not hold). It never looks at the
+//! plan's edges, limits or schedule: the plan is only read for each cluster's upgrade type,
+//! strategy and version path, which decide which of the profile's rules apply.
+
+use crate::world::{TraceEntry, World};
+use ferry_model::condition::{eval, Scope};
+use ferry_model::profile::{CheckTest, Procedure, StepSelector};
+use ferry_model::{Plan, Severity};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A rule broken during a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub rule: String,
+    /// Virtual time (seconds since the Unix epoch) when it happened.
+    pub time: i64,
+    pub cluster: String,
+    pub node: Option<String>,
+    pub step: Option<String>,
+    pub message: String,
+}
+
+fn selects(sel: &StepSelector, e: &TraceEntry) -> bool {
+    sel.step.contains(&e.action)
+        && (sel.roles.is_empty() || e.role.as_ref().is_some_and(|r| sel.roles.contains(r)))
+}
+
+/// The leg of the version path a step belongs to (steps of earlier legs carry `@VERSION`).
+fn leg_of(step: &str, path: &[String]) -> usize {
+    let legs = path.len().saturating_sub(1).max(1);
+    let last = step.rsplit('/').next().unwrap_or(step);
+    match last.rsplit_once('@') {
+        Some((_, v)) => path.iter().skip(1).position(|p| p == v).unwrap_or(legs - 1),
+        None => legs - 1,
+    }
+}
+
+/// Audits every run the world has carried out.
+pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut runs: BTreeMap<i64, Vec<&TraceEntry>> = BTreeMap::new();
+    for e in &w.trace {
+        runs.entry(e.run).or_default().push(e);
+    }
+    for (run, entries) in &runs {
+        let rollback = w.rollback_runs.contains(run);
+        for (ci, c) in w.clusters.iter().enumerate() {
+            let mine: Vec<&TraceEntry> = entries
+                .iter()
+                .copied()
+                .filter(|e| e.cluster == c.name)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            audit_cluster(w, plan, ci, &mine, rollback, &mut out);
+        }
+    }
+    for (ci, c) in w.clusters.iter().enumerate() {
+        if w.trace.iter().any(|e| e.cluster == c.name) {
+            end_checks(w, ci, &mut out);
+        }
+    }
+    for i in &w.incidents {
+        out.push(Violation {
+            rule: i.rule.clone(),
+            time: i.time,
+            cluster: i.cluster.clone(),
+            node: i.node.clone(),
+            step: None,
+            message: i.message.clone(),
+        });
+    }
+    out.sort_by(|a, b| {
+        (a.time, &a.cluster, &a.rule, &a.message).cmp(&(b.time, &b.cluster, &b.rule, &b.message))
+    });
+    out.dedup();
+    out
+}
+
+fn audit_cluster(
+    w: &World,
+    plan: &Plan,
+    ci: usize,
+    entries: &[&TraceEntry],
+    rollback: bool,
+    out: &mut Vec<Violation>,
+) {
+    let c = &w.clusters[ci];
+    let site_cluster = &w.site.clusters[ci];
+    let profile = w.profile(ci);
+    let cp = plan.clusters.iter().find(|p| p.name == c.name);
+    let path: Vec<String> = cp.map(|p| p.path.clone()).unwrap_or_default();
+    let types: Vec<String> = cp
+        .map(|p| p.upgrade_type.split(" then ").map(str::to_string).collect())
+        .unwrap_or_else(|| vec![c.upgrade_type.clone()]);
+    let legs = path.len().saturating_sub(1).max(1);
+    let proc: &Procedure = if rollback {
+        &profile.rollback
+    } else {
+        &profile.procedure
+    };
+    let mut by_leg: Vec<Vec<&TraceEntry>> = vec![Vec::new(); legs];
+    for e in entries {
+        let h = if rollback {
+            legs - 1
+        } else {
+            leg_of(&e.step, &path)
+        };
+        by_leg[h.min(legs - 1)].push(e);
+    }
+    for (h, leg_entries) in by_leg.iter().enumerate() {
+        if leg_entries.is_empty() {
+            continue;
+        }
+        let ut = types.get(h).or(types.last()).cloned().unwrap_or_default();
+        let scope = Scope {
+            cluster: site_cluster,
+            profile,
+            upgrade_type: Some(&ut),
+            strategy: &c.strategy,
+            leg: if rollback { (0, 1) } else { (h, legs) },
+        };
+        let applies = |cond: &Option<ferry_model::profile::Condition>| {
+            cond.as_ref().is_none_or(|x| eval(x, &scope, None))
+        };
+        for o in proc.orders.iter().filter(|o| applies(&o.when)) {
+            let before: Vec<&TraceEntry> = leg_entries
+                .iter()
+                .copied()
+                .filter(|e| selects(&o.before, e))
+                .collect();
+            if before.is_empty() {
+                continue;
+            }
+            for t in leg_entries.iter().filter(|e| selects(&o.then, e)) {
+                let late = before
+                    .iter()
+                    .filter(|b| b.step != t.step && b.end > t.start)
+                    .max_by_key(|b| (b.end, b.step.as_str()));
+                if let Some(b) = late {
+                    out.push(Violation {
+                        rule: o.rule.clone(),
+                        time: t.start,
+                        cluster: c.name.clone(),
+                        node: t.node.clone(),
+                        step: Some(t.step.clone()),
+                        message: format!(
+                            "{} started {} s before {} ended: {}",
+                            t.step,
+                            b.end - t.start,
+                            b.step,
+                            if o.note.is_empty() {
+                                "the profile orders them"
+                            } else {
+                                &o.note
+                            }
+                        ),
+                    });
+                }
+            }
+        }
+        for s in proc.sequences.iter().filter(|s| applies(&s.when)) {
+            let mut blocks: Vec<(i64, i64, String)> = Vec::new();
+            for role in &s.roles {
+                for n in site_cluster.nodes.iter().filter(|n| &n.role == role) {
+                    let mine: Vec<&&TraceEntry> = leg_entries
+                        .iter()
+                        .filter(|e| {
+                            e.node.as_deref() == Some(n.name.as_str())
+                                && s.steps.contains(&e.action)
+                        })
+                        .collect();
+                    if mine.is_empty() {
+                        continue;
+                    }
+                    let start = mine.iter().map(|e| e.start).min().unwrap_or(0);
+                    let end = mine.iter().map(|e| e.end).max().unwrap_or(0);
+                    blocks.push((start, end, n.name.clone()));
+                }
+            }
+            for pair in blocks.windows(2) {
+                let (prev, next) = (&pair[0], &pair[1]);
+                if next.0 < prev.1 {
+                    out.push(Violation {
+                        rule: s.rule.clone(),
+                        time: next.0,
+                        cluster: c.name.clone(),
+                        node: Some(next.2.clone()),
+                        step: None,
+                        message: format!(
+                            "{} started its {} {} s before {} finished: {}",
+                            next.2,
+                            s.steps.join("/"),
+                            prev.1 - next.0,
+                            prev.2,
+                            if s.note.is_empty() {
+                                "one node at a time"
+                            } else {
+                                &s.note
+                            }
+                        ),
+                    });
+                }
+            }
+        }
+        for l in proc.limits.iter().filter(|l| applies(&l.when)) {
+            let Some(max) = l.max_concurrent else {
+                continue;
+            };
+            let mut parts: BTreeMap<String, Vec<&TraceEntry>> = BTreeMap::new();
+            for e in leg_entries.iter().copied().filter(|e| selects(&l.steps, e)) {
+                let part = match &l.per_fact {
+                    Some(f) => e
+                        .node
+                        .as_deref()
+                        .and_then(|n| site_cluster.node(n))
+                        .and_then(|n| n.facts.get(f))
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                parts.entry(part).or_default().push(e);
+            }
+            for (part, members) in parts {
+                let mut points: Vec<(i64, i32, &str)> = Vec::new();
+                for e in &members {
+                    if e.end > e.start {
+                        points.push((e.start, 1, e.step.as_str()));
+                        points.push((e.end, -1, e.step.as_str()));
+                    }
+                }
+                points.sort();
+                let mut running = 0i32;
+                let mut reported = false;
+                for (t, d, step) in points {
+                    running += d;
+                    if running > max as i32 && !reported {
+                        reported = true;
+                        let on = if part.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" on {part}")
+                        };
+                        out.push(Violation {
+                            rule: l.rule.clone(),
+                            time: t,
+                            cluster: c.name.clone(),
+                            node: None,
+                            step: Some(step.to_string()),
+                            message: format!(
+                                "{running} steps limited by {} ran at once{on} (at most {max}): {}",
+                                l.rule,
+                                if l.note.is_empty() {
+                                    "a concurrency limit"
+                                } else {
+                                    &l.note
+                                }
+                            ),
+                        });
+                    }
+                    if running <= max as i32 {
+                        reported = false;
+                    }
+                }
+            }
+        }
+    }
+    if !rollback {
+        run_checks(w, ci, entries, out);
+    }
+}
+
+/// The profile's checks that can be judged on a run: inhibitors that held when it started,
+/// end versions that must match, step durations bounded by a fact, the booked window.
+fn run_checks(w: &World, ci: usize, entries: &[&TraceEntry], out: &mut Vec<Violation>) {
+    let c = &w.clusters[ci];
+    let site_cluster = &w.site.clusters[ci];
+    let profile = w.profile(ci);
+    let scope = Scope {
+        cluster: site_cluster,
+        profile,
+        upgrade_type: Some(&c.upgrade_type),
+        strategy: &c.strategy,
+        leg: (0, 1),
+    };
+    let first = entries.iter().map(|e| e.start).min().unwrap_or(w.start);
+    let last = entries.iter().map(|e| e.end).max().unwrap_or(w.now);
+    for check in &profile.checks {
+        if !check.when.as_ref().is_none_or(|x| eval(x, &scope, None)) {
+            continue;
+        }
+        let mut v = |node: Option<String>, time: i64, message: String| {
+            out.push(Violation {
+                rule: check.rule.clone(),
+                time,
+                cluster: c.name.clone(),
+                node,
+                step: None,
+                message,
+            })
+        };
+        match &check.test {
+            CheckTest::Node(test) if check.severity == Severity::Inhibitor => {
+                for n in &site_cluster.nodes {
+                    if eval(test, &scope, Some(n)) {
+                        v(
+                            Some(n.name.clone()),
+                            first,
+                            format!(
+                                "the run started although check `{}` (an inhibitor) holds on {}",
+                                check.id, n.name
+                            ),
+                        );
+                    }
+                }
+            }
+            CheckTest::Cluster(test)
+                if check.severity == Severity::Inhibitor && eval(test, &scope, None) =>
+            {
+                v(
+                    None,
+                    first,
+                    format!(
+                        "the run started although check `{}` (an inhibitor) holds",
+                        check.id
+                    ),
+                );
+            }
+            CheckTest::StepWithinFact { step, fact } => {
+                for e in entries.iter().filter(|e| &e.action == step) {
+                    let limit = e
+                        .node
+                        .as_deref()
+                        .and_then(|n| c.nodes.iter().find(|x| x.name == n))
+                        .and_then(|n| n.facts.get(fact))
+                        .or_else(|| c.facts.get(fact))
+                        .and_then(|x| x.as_f64());
+                    if let Some(limit) = limit {
+                        let took = (e.end - e.start) as f64;
+                        if took > limit {
+                            v(
+                                e.node.clone(),
+                                e.start + limit as i64,
+                                format!("{} took {took} s, longer than {fact} ({limit} s)", e.step),
+                            );
+                        }
+                    }
+                }
+            }
+            CheckTest::FitsWindow {} => {
+                if let Some(win) = &w.site.window {
+                    let window_end = win.start_epoch_s + (win.hours * 3600.0).round() as i64;
+                    let window_start = entries
+                        .iter()
+                        .filter(|e| e.phase == ferry_model::plan::Phase::Window)
+                        .map(|e| e.start)
+                        .min()
+                        .unwrap_or(first);
+                    if last > window_end {
+                        v(
+                            None,
+                            window_end,
+                            format!(
+                                "the work ran {} min past the end of the booked window (started {} min after it opened)",
+                                (last - window_end) / 60,
+                                (window_start - win.start_epoch_s) / 60
+                            ),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Checks on the world's end state: nodes whose versions must match.
+fn end_checks(w: &World, ci: usize, out: &mut Vec<Violation>) {
+    let c = &w.clusters[ci];
+    let site_cluster = &w.site.clusters[ci];
+    let profile = w.profile(ci);
+    let scope = Scope {
+        cluster: site_cluster,
+        profile,
+        upgrade_type: Some(&c.upgrade_type),
+        strategy: &c.strategy,
+        leg: (0, 1),
+    };
+    let last = w
+        .trace
+        .iter()
+        .filter(|e| e.cluster == c.name)
+        .map(|e| e.end)
+        .max()
+        .unwrap_or(w.now);
+    for check in &profile.checks {
+        if !check.when.as_ref().is_none_or(|x| eval(x, &scope, None)) {
+            continue;
+        }
+        let mut v = |node: Option<String>, time: i64, message: String| {
+            out.push(Violation {
+                rule: check.rule.clone(),
+                time,
+                cluster: c.name.clone(),
+                node,
+                step: None,
+                message,
+            })
+        };
+        match &check.test {
+            CheckTest::VersionsMatch {
+                roles,
+                numbers,
+                with_roles,
+            } if check.severity == Severity::Inhibitor => {
+                let ends: Vec<&crate::world::NodeState> = c
+                    .nodes
+                    .iter()
+                    .filter(|n| n.exists && roles.contains(&n.role))
+                    .collect();
+                let same = |a: &ferry_model::VendorVersion, b: &ferry_model::VendorVersion| {
+                    match numbers {
+                        Some(k) => a.same_prefix(b, *k),
+                        None => a == b,
+                    }
+                };
+                let others: Vec<&crate::world::NodeState> = if with_roles.is_empty() {
+                    ends.iter().take(1).copied().collect()
+                } else {
+                    c.nodes
+                        .iter()
+                        .filter(|n| n.exists && with_roles.contains(&n.role))
+                        .collect()
+                };
+                for n in &ends {
+                    for o in &others {
+                        if !same(&n.active, &o.active) {
+                            v(
+                                Some(n.name.clone()),
+                                last,
+                                format!(
+                                    "{} ends on {} and {} on {}: they must match (check `{}`)",
+                                    n.name, n.active, o.name, o.active, check.id
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,1130 @@
+//! The simulated world: clusters, nodes and the behaviours their profiles select, driven by
+//! steps that begin and end in virtual time, and by the world's own events (replication
+//! converging, devices re-registering, a backup promoting itself).
+//!
+//! Everything here is deterministic for a given seed: collections are ordered, randomness comes
+//! from the world's own ChaCha generator, and time is a number that only `advance` moves.
+
+use crate::impact::Accumulated;
+use ferry_model::condition::{eval, Scope};
+use ferry_model::plan::Phase;
+use ferry_model::{
+    Cluster, Effect, FactValue, Facts, Fault, FaultKind, Faults, Outcome, Plan, PlannedStep,
+    Profile, Site, StepKind, VendorVersion, Wait,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+/// A run's number (as the executor's journal numbers it).
+pub type RunId = i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TwinError {
+    #[error("cluster `{cluster}` uses profile `{profile}`, which is not loaded")]
+    UnknownProfile { cluster: String, profile: String },
+    #[error("the plan names cluster `{0}`, which is not in the site")]
+    UnknownCluster(String),
+    #[error("step `{step}` names node `{node}`, which is not in cluster `{cluster}`")]
+    UnknownNode {
+        step: String,
+        cluster: String,
+        node: String,
+    },
+    #[error("fault {index}: {message}")]
+    BadFault { index: usize, message: String },
+}
+
+/// What became of a step, as the twin recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepStatus {
+    Running,
+    Ended(Outcome),
+}
+
+/// The twin's own record of a step: how many times its effects were applied, and how it ended.
+/// This is the witness that no step takes effect twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub applications: u32,
+    pub started: i64,
+    pub ended: Option<i64>,
+    pub outcome: Option<Outcome>,
+}
+
+/// One step as it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceEntry {
+    pub run: RunId,
+    pub step: String,
+    pub cluster: String,
+    pub node: Option<String>,
+    pub role: Option<String>,
+    pub action: String,
+    pub kind: StepKind,
+    pub phase: Phase,
+    pub start: i64,
+    pub end: i64,
+    pub outcome: Outcome,
+}
+
+/// Something the world did that breaks a rule (an oversubscribed server, a wrong switchover,
+/// a configuration change lost), at the moment it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub time: i64,
+    pub cluster: String,
+    pub node: Option<String>,
+    pub rule: String,
+    pub message: String,
+}
+
+/// A line of the world's log: product log events (by code), promotions, replication states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEvent {
+    pub time: i64,
+    pub cluster: String,
+    pub node: Option<String>,
+    pub code: String,
+    pub text: String,
+}
+
+/// One node as the twin sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeState {
+    pub name: String,
+    pub role: String,
+    /// The version it ran when the world was built.
+    pub original: VendorVersion,
+    /// The version the site wants it on.
+    pub target: VendorVersion,
+    pub active: VendorVersion,
+    pub inactive: Option<VendorVersion>,
+    /// The version an in-place install replaced, kept to restore from.
+    pub backup: Option<VendorVersion>,
+    /// The inactive slot was removed: no switching back.
+    pub revert_impossible: bool,
+    pub exists: bool,
+    pub stopped: bool,
+    pub crashed: bool,
+    /// Running steps that take the node down.
+    pub down: u32,
+    pub agent_down: bool,
+    pub link_failed: bool,
+    pub unhealthy_fault: bool,
+    pub healthy: bool,
+    pub upgrade_mode: bool,
+    pub single_user: bool,
+    pub services_pending: bool,
+    pub facts: Facts,
+    /// Configuration changes held by the active and the inactive side.
+    pub config_active: BTreeSet<u64>,
+    pub config_inactive: BTreeSet<u64>,
+    pub last_start: i64,
+    pub gen: u64,
+    /// Replication state per replication group the node belongs to.
+    pub repl: BTreeMap<usize, u8>,
+    pub repl_stuck: Option<u8>,
+}
+
+/// Devices homed on one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceHome {
+    pub spec: usize,
+    pub home: usize,
+    pub count: f64,
+    /// Where they are registered (`None`: unregistered).
+    pub at: Option<usize>,
+    /// Where they are going and when they get there.
+    pub moving: Option<(usize, i64)>,
+    /// Held on their backup by a `fail_over_devices` step.
+    pub pinned: bool,
+    /// The version of the server they last registered to (their loads).
+    pub loads: VendorVersion,
+    /// How many could not register for lack of capacity.
+    pub rejected: f64,
+    pub gen: u64,
+}
+
+/// An HA pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairState {
+    pub spec: usize,
+    pub members: [usize; 2],
+    /// Index into `members` of the active one.
+    pub active: Option<usize>,
+    pub formed: bool,
+    pub gen: u64,
+    pub promotion_pending: bool,
+}
+
+/// Client sessions homed on one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientGroup {
+    pub home: usize,
+    pub count: f64,
+    pub at: Option<usize>,
+    pub moving: Option<(usize, i64)>,
+    pub gen: u64,
+}
+
+/// Data collection of a cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectorState {
+    pub sources: Vec<String>,
+    pub servers: Vec<usize>,
+    /// links[source][server index in `servers`]
+    pub links: Vec<Vec<bool>>,
+    pub interval_s: i64,
+    /// Per source: whether the current interval has had a moment with no server collecting.
+    pub gap: Vec<bool>,
+    pub dual_ip: Vec<bool>,
+}
+
+/// A dependency outside the product on a fact's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DependencyState {
+    pub spec: usize,
+    pub recorded: Option<FactValue>,
+    pub active: bool,
+}
+
+/// One cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    pub name: String,
+    pub profile: String,
+    pub upgrade_type: String,
+    pub strategy: String,
+    pub facts: Facts,
+    pub nodes: Vec<NodeState>,
+    pub frozen: bool,
+    pub read_only: bool,
+    pub options: BTreeMap<String, f64>,
+    pub devices: Vec<DeviceHome>,
+    pub pairs: Vec<PairState>,
+    pub clients: Vec<ClientGroup>,
+    pub collector: Option<CollectorState>,
+    pub dependencies: Vec<DependencyState>,
+    /// Hosts whose agent is disconnected, since when.
+    pub agents_down: BTreeMap<String, i64>,
+    /// Hosts the controller has given up on (their agent was down longer than the timeout).
+    pub hosts_declared: BTreeSet<String>,
+    pub agent_gen: u64,
+    /// Gates of this cluster waiting for their condition.
+    pub waiting: Vec<(RunId, String)>,
+    pub next_change: u64,
+    pub acc: Accumulated,
+    pub accounted_at: i64,
+    pub first_window_start: Option<i64>,
+    pub last_end: Option<i64>,
+}
+
+/// A step the twin is carrying out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Running {
+    pub step: PlannedStep,
+    pub cluster: usize,
+    pub node: Option<usize>,
+    pub started: i64,
+    /// When it ends (`None`: a gate waiting for its condition).
+    pub ends: Option<i64>,
+    /// A gate fails at this time.
+    pub deadline: Option<i64>,
+    /// The step will fail, with this reason, when it ends.
+    pub fail: Option<String>,
+}
+
+/// The world's own events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    StepEnd {
+        run: RunId,
+        step: String,
+    },
+    GateTimeout {
+        run: RunId,
+        step: String,
+    },
+    Recheck {
+        cluster: usize,
+    },
+    Replication {
+        cluster: usize,
+        node: usize,
+        group: usize,
+        state: u8,
+        gen: u64,
+    },
+    DevicesArrive {
+        cluster: usize,
+        home: usize,
+        gen: u64,
+    },
+    ClientsArrive {
+        cluster: usize,
+        group: usize,
+        gen: u64,
+    },
+    Promote {
+        cluster: usize,
+        pair: usize,
+        gen: u64,
+    },
+    HostLost {
+        cluster: usize,
+        host: String,
+        gen: u64,
+    },
+    Log {
+        cluster: usize,
+        node: usize,
+        code: String,
+        text: String,
+        gen: u64,
+    },
+    Ready {
+        cluster: usize,
+        node: usize,
+        gen: u64,
+    },
+    Healthy {
+        cluster: usize,
+        node: usize,
+        gen: u64,
+    },
+    Recover {
+        cluster: usize,
+        node: usize,
+    },
+    Fault {
+        index: usize,
+    },
+}
+
+/// A fault of the faults file, with what this run drew for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmedFault {
+    pub fault: Fault,
+    pub fires: bool,
+    pub fired: bool,
+}
+
+/// The simulated world. See the crate documentation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct World {
+    pub now: i64,
+    pub start: i64,
+    pub seed: u64,
+    seq: u64,
+    rng: ChaCha8Rng,
+    pub profiles: BTreeMap<String, Arc<Profile>>,
+    pub site: Site,
+    pub clusters: Vec<ClusterState>,
+    #[serde(with = "crate::serde_pairs")]
+    queue: BTreeMap<(i64, u64), Event>,
+    #[serde(with = "crate::serde_pairs")]
+    running: BTreeMap<(RunId, String), Running>,
+    #[serde(with = "crate::serde_pairs")]
+    pub records: BTreeMap<(RunId, String), Record>,
+    finished: VecDeque<(RunId, String, Outcome)>,
+    pub faults: Vec<ArmedFault>,
+    pub trace: Vec<TraceEntry>,
+    pub incidents: Vec<Incident>,
+    pub log: Vec<LogEvent>,
+    /// Changes to service parameters made by the upgrade (node, text), in order.
+    pub parameter_changes: Vec<(String, String)>,
+    /// Runs that carry out a rollback procedure.
+    pub rollback_runs: BTreeSet<RunId>,
+}
+
+pub(crate) fn draw(rng: &mut ChaCha8Rng, r: [f64; 2]) -> f64 {
+    if r[1] > r[0] {
+        rng.random_range(r[0]..=r[1])
+    } else {
+        r[0]
+    }
+}
+
+/// A triangular draw between `lo` and `hi` with mode 1 (clamped into the range).
+fn spread(rng: &mut ChaCha8Rng, [lo, hi]: [f64; 2]) -> f64 {
+    if hi <= lo {
+        return lo;
+    }
+    let mode = 1.0f64.clamp(lo, hi);
+    let u: f64 = rng.random_range(0.0..1.0);
+    let f = (mode - lo) / (hi - lo);
+    if u < f {
+        lo + ((hi - lo) * (mode - lo) * u).sqrt()
+    } else {
+        hi - ((hi - lo) * (hi - mode) * (1.0 - u)).sqrt()
+    }
+}
+
+fn poisson(rng: &mut ChaCha8Rng, lambda: f64) -> u64 {
+    if lambda <= 0.0 {
+        return 0;
+    }
+    if lambda > 50.0 {
+        // Normal approximation for large means.
+        let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+        let u2: f64 = rng.random_range(0.0..1.0);
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        return (lambda + z * lambda.sqrt()).round().max(0.0) as u64;
+    }
+    let l = (-lambda).exp();
+    let mut k = 0u64;
+    let mut p = 1.0;
+    loop {
+        p *= rng.random_range(0.0..1.0f64);
+        if p <= l {
+            return k;
+        }
+        k += 1;
+    }
+}
+
+impl World {
+    /// Builds the world of a site before its plan runs. `profiles` must hold every profile the
+    /// site uses; `plan` gives each cluster's upgrade type and strategy and the window; faults
+    /// are drawn with `seed` (a fault with `probability` p fires in a fraction p of seeds).
+    pub fn build(
+        site: &Site,
+        profiles: &BTreeMap<String, Profile>,
+        plan: &Plan,
+        faults: &Faults,
+        seed: u64,
+    ) -> Result<World, TwinError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let start = plan
+            .window
+            .as_ref()
+            .map(|w| w.start_epoch_s)
+            .unwrap_or(1_800_000_000)
+            - plan.prepare_s as i64;
+        let mut used = BTreeMap::new();
+        let mut clusters = Vec::new();
+        for c in &site.clusters {
+            let profile = profiles
+                .get(&c.profile)
+                .ok_or_else(|| TwinError::UnknownProfile {
+                    cluster: c.name.clone(),
+                    profile: c.profile.clone(),
+                })?;
+            used.insert(c.profile.clone(), Arc::new(profile.clone()));
+            let cp = plan.clusters.iter().find(|p| p.name == c.name);
+            let upgrade_type = cp
+                .map(|p| {
+                    p.upgrade_type
+                        .split(" then ")
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let strategy = cp
+                .map(|p| p.strategy.clone())
+                .unwrap_or_else(|| "fastest".into());
+            clusters.push(crate::setup::cluster_state(
+                c,
+                profile,
+                upgrade_type,
+                strategy,
+                start,
+                &mut rng,
+            ));
+        }
+        for s in plan.steps.iter().chain(&plan.rollback) {
+            let Some(ci) = clusters.iter().position(|c| c.name == s.cluster) else {
+                return Err(TwinError::UnknownCluster(s.cluster.clone()));
+            };
+            if let Some(n) = &s.node {
+                if !clusters[ci].nodes.iter().any(|x| &x.name == n) {
+                    return Err(TwinError::UnknownNode {
+                        step: s.id.clone(),
+                        cluster: s.cluster.clone(),
+                        node: n.clone(),
+                    });
+                }
+            }
+        }
+        let mut armed = Vec::new();
+        for (index, f) in faults.faults.iter().enumerate() {
+            if f.step.is_none() && f.at_min.is_none() && f.kind != FaultKind::ReplicationStuck {
+                return Err(TwinError::BadFault {
+                    index,
+                    message: format!("a `{}` fault needs `step` or `at_min`", f.kind.as_str()),
+                });
+            }
+            if f.step.is_none() && f.node.is_none() {
+                return Err(TwinError::BadFault {
+                    index,
+                    message: format!("a `{}` fault at a time needs `node`", f.kind.as_str()),
+                });
+            }
+            if let Some(n) = &f.node {
+                if !clusters
+                    .iter()
+                    .any(|c| c.nodes.iter().any(|x| &x.name == n))
+                {
+                    return Err(TwinError::BadFault {
+                        index,
+                        message: format!("no node `{n}` in the site"),
+                    });
+                }
+            }
+            let p = f.probability.unwrap_or(1.0).clamp(0.0, 1.0);
+            let fires = p >= 1.0 || rng.random_range(0.0..1.0) < p;
+            armed.push(ArmedFault {
+                fault: f.clone(),
+                fires,
+                fired: false,
+            });
+        }
+        let mut w = World {
+            now: start,
+            start,
+            seed,
+            seq: 0,
+            rng,
+            profiles: used,
+            site: site.clone(),
+            clusters,
+            queue: BTreeMap::new(),
+            running: BTreeMap::new(),
+            records: BTreeMap::new(),
+            finished: VecDeque::new(),
+            faults: armed,
+            trace: Vec::new(),
+            incidents: Vec::new(),
+            log: Vec::new(),
+            parameter_changes: Vec::new(),
+            rollback_runs: BTreeSet::new(),
+        };
+        for i in 0..w.faults.len() {
+            let f = &w.faults[i];
+            if !f.fires {
+                continue;
+            }
+            if let Some(m) = f.fault.at_min {
+                let t = start + (m * 60.0).round() as i64;
+                w.schedule(t, Event::Fault { index: i });
+            } else if f.fault.step.is_none() {
+                w.fire_fault(i, None);
+            }
+        }
+        for ci in 0..w.clusters.len() {
+            w.settle(ci);
+        }
+        Ok(w)
+    }
+
+    pub(crate) fn schedule(&mut self, t: i64, e: Event) {
+        self.seq += 1;
+        self.queue.insert((t.max(self.now), self.seq), e);
+    }
+
+    pub(crate) fn draw(&mut self, r: [f64; 2]) -> f64 {
+        draw(&mut self.rng, r)
+    }
+
+    pub(crate) fn profile(&self, ci: usize) -> &Profile {
+        &self.profiles[&self.clusters[ci].profile]
+    }
+
+    /// The cluster's profile, to hold while the world changes.
+    pub(crate) fn profile_arc(&self, ci: usize) -> Arc<Profile> {
+        Arc::clone(&self.profiles[&self.clusters[ci].profile])
+    }
+
+    pub(crate) fn incident(&mut self, ci: usize, node: Option<usize>, rule: &str, message: String) {
+        let c = &self.clusters[ci];
+        self.incidents.push(Incident {
+            time: self.now,
+            cluster: c.name.clone(),
+            node: node.map(|n| c.nodes[n].name.clone()),
+            rule: rule.to_string(),
+            message,
+        });
+    }
+
+    pub(crate) fn note(&mut self, ci: usize, node: Option<usize>, code: &str, text: String) {
+        let c = &self.clusters[ci];
+        self.log.push(LogEvent {
+            time: self.now,
+            cluster: c.name.clone(),
+            node: node.map(|n| c.nodes[n].name.clone()),
+            code: code.to_string(),
+            text,
+        });
+    }
+
+    fn cluster_index(&self, name: &str) -> Option<usize> {
+        self.clusters.iter().position(|c| c.name == name)
+    }
+
+    pub(crate) fn node_index(&self, ci: usize, name: &str) -> Option<usize> {
+        self.clusters[ci].nodes.iter().position(|n| n.name == name)
+    }
+
+    /// The node runs and is not taken down by a step (its own services may still wait).
+    pub(crate) fn up(&self, ci: usize, ni: usize) -> bool {
+        let n = &self.clusters[ci].nodes[ni];
+        n.exists && !n.stopped && !n.crashed && n.down == 0
+    }
+
+    /// The node provides its service: up, and (where the profile says so) its database
+    /// replication is good.
+    pub fn provides(&self, ci: usize, ni: usize) -> bool {
+        if !self.up(ci, ni) {
+            return false;
+        }
+        let spec = &self.profile(ci).twin;
+        let n = &self.clusters[ci].nodes[ni];
+        for (&g, &state) in &n.repl {
+            let r = &spec.replication[g];
+            if r.services_wait && n.role != r.master && state != 2 {
+                return false;
+            }
+        }
+        true
+    }
+
+    pub(crate) fn host_of(&self, ci: usize, ni: usize) -> Option<String> {
+        let f = self.profile(ci).twin.host_fact.as_ref()?;
+        self.clusters[ci].nodes[ni]
+            .facts
+            .get(f)
+            .map(|v| v.to_string())
+    }
+
+    /// The cluster as its profile's conditions see it now: versions are the active ones, facts
+    /// the twin's.
+    pub(crate) fn cluster_view(&self, ci: usize) -> Cluster {
+        let c = &self.clusters[ci];
+        let site = &self.site.clusters[ci];
+        let mut view = site.clone();
+        view.facts = c.facts.clone();
+        for (v, n) in view.nodes.iter_mut().zip(&c.nodes) {
+            v.version = n.active.clone();
+            v.facts = n.facts.clone();
+        }
+        view
+    }
+
+    pub(crate) fn holds(
+        &self,
+        ci: usize,
+        ni: Option<usize>,
+        test: &ferry_model::profile::Condition,
+    ) -> bool {
+        let view = self.cluster_view(ci);
+        let c = &self.clusters[ci];
+        let scope = Scope {
+            cluster: &view,
+            profile: self.profile(ci),
+            upgrade_type: Some(&c.upgrade_type),
+            strategy: &c.strategy,
+            leg: (0, 1),
+        };
+        eval(test, &scope, ni.map(|n| &view.nodes[n]))
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Steps
+    // -----------------------------------------------------------------------------------
+
+    /// Marks a run as carrying out the rollback procedure (the auditor and the gate watch then
+    /// read the profile's rollback rules for it).
+    pub fn mark_rollback(&mut self, run: RunId) {
+        self.rollback_runs.insert(run);
+    }
+
+    /// What the twin knows of a step.
+    pub fn status(&self, run: RunId, step: &str) -> Option<StepStatus> {
+        let key = (run, step.to_string());
+        if self.running.contains_key(&key) {
+            return Some(StepStatus::Running);
+        }
+        self.records
+            .get(&key)
+            .and_then(|r| r.outcome.clone())
+            .map(StepStatus::Ended)
+    }
+
+    /// Steps running now.
+    pub fn running(&self) -> impl Iterator<Item = &(RunId, String)> {
+        self.running.keys()
+    }
+
+    /// Begins a step now. Beginning a step that already began or ended does nothing.
+    pub fn begin(&mut self, run: RunId, step: &PlannedStep) {
+        let key = (run, step.id.clone());
+        if self.running.contains_key(&key) || self.records.contains_key(&key) {
+            return;
+        }
+        let Some(ci) = self.cluster_index(&step.cluster) else {
+            self.finished.push_back((
+                run,
+                step.id.clone(),
+                Outcome::Failed(format!("no cluster `{}` in the twin", step.cluster)),
+            ));
+            return;
+        };
+        let ni = step.node.as_deref().and_then(|n| self.node_index(ci, n));
+        self.touch(ci);
+        self.records.insert(
+            key.clone(),
+            Record {
+                applications: 0,
+                started: self.now,
+                ended: None,
+                outcome: None,
+            },
+        );
+        if step.phase == Phase::Window && self.clusters[ci].first_window_start.is_none() {
+            self.clusters[ci].first_window_start = Some(self.now);
+        }
+        // Faults bound to this step.
+        let mut fail: Option<String> = None;
+        let mut factor = 1.0;
+        for i in 0..self.faults.len() {
+            let f = &self.faults[i];
+            if !f.fires || f.fired {
+                continue;
+            }
+            let Some(pat) = &f.fault.step else { continue };
+            let matches = match pat.strip_prefix("*/") {
+                Some(action) => step.action == action,
+                None => pat == &step.id,
+            };
+            if !matches {
+                continue;
+            }
+            match f.fault.kind {
+                FaultKind::SlowStep => {
+                    factor = f.fault.factor.unwrap_or(3.0).max(0.0);
+                    self.faults[i].fired = true;
+                }
+                FaultKind::InstallFailure => {
+                    fail = Some("the install failed".into());
+                    self.faults[i].fired = true;
+                }
+                FaultKind::Crash => {
+                    let node = f.fault.node.clone().or(step.node.clone());
+                    fail = Some(format!(
+                        "{} crashed during the step",
+                        node.as_deref().unwrap_or("the node")
+                    ));
+                    self.fire_fault(i, ni.map(|n| (ci, n)));
+                }
+                _ => self.fire_fault(i, ni.map(|n| (ci, n))),
+            }
+        }
+        // Checks the step makes before it acts.
+        for e in &step.effects {
+            if let Effect::Require {
+                rule,
+                test,
+                message,
+            } = e
+            {
+                if fail.is_none() && !self.holds(ci, ni, test) {
+                    fail = Some(format!("{rule}: {message}"));
+                }
+            }
+        }
+        let rollback = self.rollback_runs.contains(&run);
+        crate::gates::watch(self, ci, ni, step, rollback);
+        let mut ends = None;
+        let mut deadline = None;
+        let waits: Vec<Wait> = step
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Wait(w) => Some(w.clone()),
+                _ => None,
+            })
+            .collect();
+        let spread_range = self.profile(ci).twin.duration_spread;
+        if fail.is_some() {
+            let d = (step.duration_s as f64 / 2.0).max(1.0);
+            ends = Some(self.now + d.round() as i64);
+        } else if waits.is_empty() {
+            let f = spread(&mut self.rng, spread_range) * factor;
+            ends = Some(self.now + (step.duration_s as f64 * f).round() as i64);
+        } else {
+            if let Some(t) = step.timeout_s {
+                deadline = Some(self.now + (t as f64 * factor.max(1.0)).round() as i64);
+            }
+            self.clusters[ci].waiting.push(key.clone());
+        }
+        if fail.is_none() {
+            crate::effects::at_start(self, ci, ni, step);
+        }
+        if step.impact == ferry_model::Impact::Down {
+            if let Some(n) = ni {
+                self.clusters[ci].nodes[n].down += 1;
+            }
+        }
+        self.running.insert(
+            key.clone(),
+            Running {
+                step: step.clone(),
+                cluster: ci,
+                node: ni,
+                started: self.now,
+                ends,
+                deadline,
+                fail,
+            },
+        );
+        if let Some(t) = ends {
+            self.schedule(
+                t,
+                Event::StepEnd {
+                    run,
+                    step: step.id.clone(),
+                },
+            );
+        }
+        if let Some(t) = deadline {
+            self.schedule(
+                t,
+                Event::GateTimeout {
+                    run,
+                    step: step.id.clone(),
+                },
+            );
+        }
+        // Gates start waiting: some have something to do when they start (devices come home).
+        for w in &waits {
+            crate::gates::on_wait_start(self, ci, ni, w);
+        }
+        self.settle(ci);
+    }
+
+    /// Stops waiting for a running step (the executor gave up on it): it ends as failed.
+    pub fn cancel(&mut self, run: RunId, step: &str) {
+        let key = (run, step.to_string());
+        if self.running.contains_key(&key) {
+            self.end_step(&key, Some("cancelled: the executor stopped waiting".into()));
+        }
+    }
+
+    /// Moves virtual time forward, carrying out the world's events, until a step ends (returned)
+    /// or `deadline` passes (`None` returned; the clock then reads the deadline). Without a
+    /// deadline and with nothing left to happen, returns `None` at once.
+    pub fn advance(&mut self, deadline: Option<i64>) -> Option<(RunId, String, Outcome)> {
+        loop {
+            if let Some(done) = self.finished.pop_front() {
+                return Some(done);
+            }
+            let Some((&(t, seq), _)) = self.queue.iter().next() else {
+                if let Some(d) = deadline {
+                    self.now = self.now.max(d);
+                }
+                return None;
+            };
+            if deadline.is_some_and(|d| t > d) {
+                self.now = self.now.max(deadline.unwrap_or(t));
+                return None;
+            }
+            let event = self.queue.remove(&(t, seq)).expect("event present");
+            self.now = self.now.max(t);
+            self.handle(event);
+        }
+    }
+
+    fn handle(&mut self, e: Event) {
+        match e {
+            Event::StepEnd { run, step } => {
+                let key = (run, step);
+                if let Some(r) = self.running.get(&key) {
+                    if r.ends == Some(self.now) {
+                        let fail = r.fail.clone();
+                        self.end_step(&key, fail);
+                    }
+                }
+            }
+            Event::GateTimeout { run, step } => {
+                let key = (run, step);
+                if let Some(r) = self.running.get(&key) {
+                    if r.deadline == Some(self.now) && r.ends.is_none() {
+                        let waited = self.now - r.started;
+                        let what = crate::gates::describe_waits(&r.step);
+                        self.end_step(
+                            &key,
+                            Some(format!("timed out after {waited} s waiting for {what}")),
+                        );
+                    }
+                }
+            }
+            Event::Recheck { cluster } => {
+                self.touch(cluster);
+                self.settle(cluster);
+            }
+            Event::Replication {
+                cluster,
+                node,
+                group,
+                state,
+                gen,
+            } => crate::replication::on_event(self, cluster, node, group, state, gen),
+            Event::DevicesArrive { cluster, home, gen } => {
+                crate::devices::arrive(self, cluster, home, gen)
+            }
+            Event::ClientsArrive {
+                cluster,
+                group,
+                gen,
+            } => crate::config::clients_arrive(self, cluster, group, gen),
+            Event::Promote { cluster, pair, gen } => {
+                crate::pairs::promote(self, cluster, pair, gen)
+            }
+            Event::HostLost { cluster, host, gen } => {
+                crate::pairs::host_lost(self, cluster, &host, gen)
+            }
+            Event::Log {
+                cluster,
+                node,
+                code,
+                text,
+                gen,
+            } => {
+                if self.clusters[cluster].nodes[node].gen == gen {
+                    self.touch(cluster);
+                    self.note(cluster, Some(node), &code, text);
+                    self.settle(cluster);
+                }
+            }
+            Event::Ready { cluster, node, gen } => crate::config::ready(self, cluster, node, gen),
+            Event::Healthy { cluster, node, gen } => {
+                if self.clusters[cluster].nodes[node].gen == gen {
+                    self.touch(cluster);
+                    let n = &mut self.clusters[cluster].nodes[node];
+                    if !n.unhealthy_fault {
+                        n.healthy = true;
+                    }
+                    self.settle(cluster);
+                }
+            }
+            Event::Recover { cluster, node } => {
+                self.touch(cluster);
+                let n = &mut self.clusters[cluster].nodes[node];
+                n.crashed = false;
+                n.link_failed = false;
+                n.gen += 1;
+                let name = n.name.clone();
+                self.note(cluster, Some(node), "recovered", format!("{name} is back"));
+                crate::effects::started(self, cluster, node);
+                self.settle(cluster);
+            }
+            Event::Fault { index } => self.fire_fault(index, None),
+        }
+    }
+
+    /// Carries out a fault now, on its node (or on `at`, the step's node, when it names none).
+    fn fire_fault(&mut self, index: usize, at: Option<(usize, usize)>) {
+        let f = self.faults[index].fault.clone();
+        self.faults[index].fired = true;
+        let located = f.node.as_deref().and_then(|name| {
+            self.clusters.iter().enumerate().find_map(|(ci, c)| {
+                c.nodes
+                    .iter()
+                    .position(|n| n.name == name)
+                    .map(|ni| (ci, ni))
+            })
+        });
+        let Some((ci, ni)) = located.or(at) else {
+            return;
+        };
+        self.touch(ci);
+        let name = self.clusters[ci].nodes[ni].name.clone();
+        match f.kind {
+            FaultKind::Crash => {
+                self.clusters[ci].nodes[ni].crashed = true;
+                self.clusters[ci].nodes[ni].healthy = false;
+                self.clusters[ci].nodes[ni].gen += 1;
+                self.note(
+                    ci,
+                    Some(ni),
+                    "crash",
+                    format!("{name} crashed (injected fault)"),
+                );
+                if let Some(m) = f.recover_min {
+                    let t = self.now + (m * 60.0).round() as i64;
+                    self.schedule(
+                        t,
+                        Event::Recover {
+                            cluster: ci,
+                            node: ni,
+                        },
+                    );
+                }
+            }
+            FaultKind::ReplicationStuck => {
+                let state = f.state.unwrap_or(4).min(4);
+                self.clusters[ci].nodes[ni].repl_stuck = Some(state);
+                crate::replication::stick(self, ci, ni, state);
+            }
+            FaultKind::LinkFailure => {
+                self.clusters[ci].nodes[ni].link_failed = true;
+                self.note(
+                    ci,
+                    Some(ni),
+                    "link-failure",
+                    format!(
+                        "the data link of {name} failed (injected fault); the node keeps running"
+                    ),
+                );
+                if let Some(m) = f.recover_min {
+                    let t = self.now + (m * 60.0).round() as i64;
+                    self.schedule(
+                        t,
+                        Event::Recover {
+                            cluster: ci,
+                            node: ni,
+                        },
+                    );
+                }
+            }
+            FaultKind::ConfigChange => crate::config::change(self, ci),
+            FaultKind::Unhealthy => {
+                self.clusters[ci].nodes[ni].unhealthy_fault = true;
+                self.clusters[ci].nodes[ni].healthy = false;
+            }
+            FaultKind::SlowStep | FaultKind::InstallFailure => {}
+        }
+        self.settle(ci);
+    }
+
+    /// Ends a running step now: its effects apply unless it failed.
+    pub(crate) fn end_step(&mut self, key: &(RunId, String), fail: Option<String>) {
+        let Some(r) = self.running.remove(key) else {
+            return;
+        };
+        let ci = r.cluster;
+        self.touch(ci);
+        self.clusters[ci].waiting.retain(|k| k != key);
+        if r.step.impact == ferry_model::Impact::Down {
+            if let Some(n) = r.node {
+                let node = &mut self.clusters[ci].nodes[n];
+                node.down = node.down.saturating_sub(1);
+            }
+        }
+        let outcome = match fail {
+            Some(reason) => {
+                crate::effects::undo_start(self, ci, r.node, &r.step);
+                Outcome::Failed(reason)
+            }
+            None => crate::effects::at_end(self, ci, r.node, &r.step),
+        };
+        let rec = self
+            .records
+            .get_mut(key)
+            .expect("a running step has a record");
+        rec.applications += 1;
+        rec.ended = Some(self.now);
+        rec.outcome = Some(outcome.clone());
+        let c = &mut self.clusters[ci];
+        c.last_end = Some(c.last_end.map_or(self.now, |t| t.max(self.now)));
+        self.trace.push(TraceEntry {
+            run: key.0,
+            step: key.1.clone(),
+            cluster: r.step.cluster.clone(),
+            node: r.step.node.clone(),
+            role: r.step.role.clone(),
+            action: r.step.action.clone(),
+            kind: r.step.kind,
+            phase: r.step.phase,
+            start: r.started,
+            end: self.now,
+            outcome: outcome.clone(),
+        });
+        self.finished.push_back((key.0, key.1.clone(), outcome));
+        self.settle(ci);
+    }
+
+    /// Integrates the cluster's impact figures up to now, with the state as it was.
+    pub(crate) fn touch(&mut self, ci: usize) {
+        let from = self.clusters[ci].accounted_at;
+        if self.now > from {
+            crate::impact::account(self, ci, from, self.now);
+            self.clusters[ci].accounted_at = self.now;
+        }
+    }
+
+    /// After a change: devices, clients, pairs, collection and waiting gates catch up.
+    pub(crate) fn settle(&mut self, ci: usize) {
+        crate::pairs::settle(self, ci);
+        crate::devices::route(self, ci);
+        crate::config::route_clients(self, ci);
+        crate::collector::settle(self, ci);
+        let waiting = self.clusters[ci].waiting.clone();
+        for key in waiting {
+            if let Some(r) = self.running.get(&key) {
+                if r.ends.is_none() && crate::gates::satisfied(self, ci, r.node, &r.step, r.started)
+                {
+                    self.end_step(&key, None);
+                }
+            }
+        }
+    }
+
+    /// Draws user settings changed on a node since its install or switch and lost to the
+    /// database resynchronisation.
+    pub(crate) fn user_changes_lost(&mut self, ci: usize, ni: usize) {
+        let Some(u) = self.profile(ci).twin.user_changes.clone() else {
+            return;
+        };
+        let devices: f64 = self.clusters[ci]
+            .devices
+            .iter()
+            .filter(|d| d.at == Some(ni) || d.home == ni)
+            .filter(|d| self.profile(ci).twin.devices[d.spec].name == u.devices)
+            .map(|d| d.count)
+            .sum();
+        let lambda = u.per_hour_per_1000 * devices / 1000.0 * u.lost_within_min / 60.0;
+        let lost = poisson(&mut self.rng, lambda);
+        if lost > 0 {
+            self.clusters[ci].acc.user_settings_lost += lost;
+            let name = self.clusters[ci].nodes[ni].name.clone();
+            self.note(
+                ci,
+                Some(ni),
+                "user-settings-lost",
+                format!("{lost} user setting(s) changed on phones of {name} were lost to the database resynchronisation"),
+            );
+        }
+    }
+
+    /// Accounts every cluster up to now (call before reading the impact).
+    pub fn finish(&mut self) {
+        for ci in 0..self.clusters.len() {
+            self.touch(ci);
+        }
+    }
+
+    /// Facts the twin observes now, per cluster (profile `[[twin.observe]]`).
+    pub fn observe(&self) -> BTreeMap<String, Facts> {
+        let mut out = BTreeMap::new();
+        for (ci, c) in self.clusters.iter().enumerate() {
+            let mut facts = Facts::new();
+            for o in &self.profile(ci).twin.observe {
+                let any = c
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .any(|(ni, n)| o.serving_any.contains(&n.role) && self.provides(ci, ni));
+                facts.insert(o.fact.clone(), FactValue::Bool(any));
+            }
+            if !facts.is_empty() {
+                out.insert(c.name.clone(), facts);
+            }
+        }
+        out
+    }
+}

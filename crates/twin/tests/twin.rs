@@ -1,0 +1,7 @@
+//! The digital twin's tests: each behaviour rule reproduced, rehearsals of every example, the
+//! auditor catching mis-ordered plans.
+
+mod twin {
+    pub mod common;
+    mod linux_ha;
+}
