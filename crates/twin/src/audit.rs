@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     pub rule: String,
+    /// `inhibitor` for a broken rule; a check's own severity for what the check reports
+    /// (running past the booked window is a warning where the profile's check says so).
+    pub severity: Severity,
     /// Virtual time (seconds since the Unix epoch) when it happened.
     pub time: i64,
     pub cluster: String,
@@ -70,6 +73,7 @@ pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
     for i in &w.incidents {
         out.push(Violation {
             rule: i.rule.clone(),
+            severity: Severity::Inhibitor,
             time: i.time,
             cluster: i.cluster.clone(),
             node: i.node.clone(),
@@ -147,6 +151,7 @@ fn audit_cluster(
                 if let Some(b) = late {
                     out.push(Violation {
                         rule: o.rule.clone(),
+                        severity: Severity::Inhibitor,
                         time: t.start,
                         cluster: c.name.clone(),
                         node: t.node.clone(),
@@ -190,6 +195,7 @@ fn audit_cluster(
                 if next.0 < prev.1 {
                     out.push(Violation {
                         rule: s.rule.clone(),
+                        severity: Severity::Inhibitor,
                         time: next.0,
                         cluster: c.name.clone(),
                         node: Some(next.2.clone()),
@@ -250,6 +256,7 @@ fn audit_cluster(
                         };
                         out.push(Violation {
                             rule: l.rule.clone(),
+                            severity: Severity::Inhibitor,
                             time: t,
                             cluster: c.name.clone(),
                             node: None,
@@ -299,6 +306,7 @@ fn run_checks(w: &World, ci: usize, entries: &[&TraceEntry], out: &mut Vec<Viola
         let mut v = |node: Option<String>, time: i64, message: String| {
             out.push(Violation {
                 rule: check.rule.clone(),
+                severity: check.severity,
                 time,
                 cluster: c.name.clone(),
                 node,
@@ -407,6 +415,7 @@ fn end_checks(w: &World, ci: usize, out: &mut Vec<Violation>) {
         let mut v = |node: Option<String>, time: i64, message: String| {
             out.push(Violation {
                 rule: check.rule.clone(),
+                severity: check.severity,
                 time,
                 cluster: c.name.clone(),
                 node,

@@ -127,8 +127,9 @@ fn agent(w: &mut World, ci: usize, ni: usize, down: bool) {
     }
 }
 
-/// The node has (re)started on its active version.
-pub(crate) fn started(w: &mut World, ci: usize, ni: usize) {
+/// The node has (re)started on its active version; `new_version` when that version changed
+/// (its database replication is then set up anew).
+pub(crate) fn started(w: &mut World, ci: usize, ni: usize, new_version: bool) {
     let now = w.now;
     let health = w.profile(ci).twin.health.clone();
     let n = &mut w.clusters[ci].nodes[ni];
@@ -150,7 +151,9 @@ pub(crate) fn started(w: &mut World, ci: usize, ni: usize) {
         }
         None => n.healthy = !n.unhealthy_fault,
     }
-    crate::replication::restart(w, ci, ni);
+    if new_version {
+        crate::replication::restart(w, ci, ni);
+    }
     crate::config::on_start(w, ci, ni);
 }
 
@@ -208,7 +211,7 @@ fn swap(w: &mut World, ci: usize, ni: usize, why: &str) {
             );
         }
     }
-    started(w, ci, ni);
+    started(w, ci, ni, true);
     w.user_changes_lost(ci, ni);
 }
 
@@ -246,7 +249,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 }
                 let name = node.name.clone();
                 w.note(ci, Some(n), "installed", format!("{name} now runs {v}"));
-                started(w, ci, n);
+                started(w, ci, n, true);
             }
             (Effect::Switch, Some(n)) => {
                 if w.clusters[ci].nodes[n].inactive.is_none() {
@@ -269,7 +272,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     node.services_pending = false;
                     let (name, v) = (node.name.clone(), node.active.clone());
                     w.note(ci, Some(n), "restored", format!("{name} restored to {v}"));
-                    started(w, ci, n);
+                    started(w, ci, n, true);
                 } else if node.revert_impossible {
                     return Outcome::Failed(format!(
                         "{} cannot switch back: its inactive slot was removed",
@@ -299,7 +302,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     start(w, ci, m, false);
                 }
             }
-            (Effect::Restart, Some(n)) => started(w, ci, n),
+            (Effect::Restart, Some(n)) => started(w, ci, n, false),
             (Effect::AgentDown, Some(n)) => agent(w, ci, n, false),
             (Effect::SetFact { name, value }, _) => *fact_mut(w, ci, ni, name) = value.clone(),
             (Effect::CopyItems { from, to }, _) => {
@@ -461,7 +464,7 @@ fn start(w: &mut World, ci: usize, ni: usize, upgrade_mode: bool) {
     let name = n.name.clone();
     let mode = if upgrade_mode { " in upgrade mode" } else { "" };
     w.note(ci, Some(ni), "started", format!("{name} started{mode}"));
-    started(w, ci, ni);
+    started(w, ci, ni, false);
     if upgrade_mode {
         crate::config::start_upgrade_mode(w, ci, ni);
     }

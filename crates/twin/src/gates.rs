@@ -144,11 +144,17 @@ pub(crate) fn watch(
         if !then_ok || !o.when.as_ref().is_none_or(|c| w.holds(ci, None, c)) {
             continue;
         }
-        for t in proc
+        let cluster = w.clusters[ci].name.clone();
+        let gates: Vec<&ferry_model::profile::StepTemplate> = proc
             .steps
             .iter()
-            .filter(|t| t.kind == StepKind::Gate && o.before.step.contains(&t.id))
-        {
+            .filter(|t| {
+                t.kind == StepKind::Gate
+                    && o.before.step.contains(&t.id)
+                    && w.planned.contains(&(cluster.clone(), t.id.clone()))
+            })
+            .collect();
+        for t in gates {
             let nodes: Vec<Option<usize>> = match t.scope {
                 StepScope::Cluster => vec![None],
                 StepScope::Node => (0..w.clusters[ci].nodes.len())

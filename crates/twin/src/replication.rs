@@ -34,6 +34,9 @@ fn set(w: &mut World, ci: usize, ni: usize, g: usize, state: u8) {
         return;
     }
     n.repl.insert(g, state);
+    if state == 2 {
+        n.awaiting_replication = false;
+    }
     let name = n.name.clone();
     let group = w.profile(ci).twin.replication[g].name.clone();
     let words = [
@@ -80,6 +83,10 @@ pub(crate) fn restart(w: &mut World, ci: usize, ni: usize) {
     let groups: Vec<usize> = w.clusters[ci].nodes[ni].repl.keys().copied().collect();
     for g in groups {
         w.touch(ci);
+        let spec = w.profile(ci).twin.replication[g].clone();
+        if spec.services_wait && w.clusters[ci].nodes[ni].role != spec.master {
+            w.clusters[ci].nodes[ni].awaiting_replication = true;
+        }
         set(w, ci, ni, g, 0);
         let setup = w.profile(ci).twin.replication[g].setup_min;
         let d = (w.draw(setup) * 60.0).round() as i64;

@@ -68,6 +68,7 @@ pub(crate) fn cluster_state(
                 gen: 0,
                 repl,
                 repl_stuck: None,
+                awaiting_replication: false,
             }
         })
         .collect();

@@ -127,6 +127,8 @@ pub struct NodeState {
     /// Replication state per replication group the node belongs to.
     pub repl: BTreeMap<usize, u8>,
     pub repl_stuck: Option<u8>,
+    /// Its services have not started since its version changed: they wait for replication.
+    pub awaiting_replication: bool,
 }
 
 /// Devices homed on one node.
@@ -338,6 +340,9 @@ pub struct World {
     pub parameter_changes: Vec<(String, String)>,
     /// Runs that carry out a rollback procedure.
     pub rollback_runs: BTreeSet<RunId>,
+    /// (cluster, action) of every step the plan has, upgrade and rollback: a gate the plan does
+    /// not have (its condition does not hold for the site) constrains nothing.
+    pub planned: BTreeSet<(String, String)>,
 }
 
 pub(crate) fn draw(rng: &mut ChaCha8Rng, r: [f64; 2]) -> f64 {
@@ -502,6 +507,12 @@ impl World {
             log: Vec::new(),
             parameter_changes: Vec::new(),
             rollback_runs: BTreeSet::new(),
+            planned: plan
+                .steps
+                .iter()
+                .chain(&plan.rollback)
+                .map(|s| (s.cluster.clone(), s.action.clone()))
+                .collect(),
         };
         for i in 0..w.faults.len() {
             let f = &w.faults[i];
@@ -575,21 +586,10 @@ impl World {
         n.exists && !n.stopped && !n.crashed && n.down == 0
     }
 
-    /// The node provides its service: up, and (where the profile says so) its database
-    /// replication is good.
+    /// The node provides its service: up, and (where the profile says so) its services have
+    /// started, which after a version change waits for its database replication to be good.
     pub fn provides(&self, ci: usize, ni: usize) -> bool {
-        if !self.up(ci, ni) {
-            return false;
-        }
-        let spec = &self.profile(ci).twin;
-        let n = &self.clusters[ci].nodes[ni];
-        for (&g, &state) in &n.repl {
-            let r = &spec.replication[g];
-            if r.services_wait && n.role != r.master && state != 2 {
-                return false;
-            }
-        }
-        true
+        self.up(ci, ni) && !self.clusters[ci].nodes[ni].awaiting_replication
     }
 
     pub(crate) fn host_of(&self, ci: usize, ni: usize) -> Option<String> {
@@ -919,7 +919,7 @@ impl World {
                 n.gen += 1;
                 let name = n.name.clone();
                 self.note(cluster, Some(node), "recovered", format!("{name} is back"));
-                crate::effects::started(self, cluster, node);
+                crate::effects::started(self, cluster, node, false);
                 self.settle(cluster);
             }
             Event::Fault { index } => self.fire_fault(index, None),

@@ -93,6 +93,17 @@ pub fn run_steps(
                 if outcome.contains_key(&s.id) || running.contains(&s.id) {
                     continue;
                 }
+                let prepare_pending = s.phase == ferry_model::Phase::Window
+                    && steps.iter().any(|x| {
+                        x.phase == ferry_model::Phase::Prepare
+                            && !matches!(
+                                outcome.get(&x.id),
+                                Some(Outcome::Done) | Some(Outcome::Skipped)
+                            )
+                    });
+                if prepare_pending {
+                    continue;
+                }
                 let ready = s.after.iter().all(|a| {
                     matches!(outcome.get(a), Some(Outcome::Done) | Some(Outcome::Skipped))
                         || !steps.iter().any(|x| &x.id == a)

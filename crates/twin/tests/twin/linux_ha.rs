@@ -19,7 +19,12 @@ fn debug_print() {
     let Ok(name) = std::env::var("TWIN_DEBUG") else {
         return;
     };
-    let r = rehearse(&name);
+    let strategy = std::env::var("TWIN_STRATEGY").ok();
+    let r = rehearse_case(
+        &case_with(&example(&name), strategy.as_deref()),
+        &Default::default(),
+        1,
+    );
     for e in &r.world.trace {
         println!(
             "{:>7} {:>7} {:?} {}",
@@ -40,4 +45,28 @@ fn debug_print() {
     }
     println!("{}", serde_json::to_string_pretty(&r.impact).unwrap());
     println!("{:#?}", r.violations);
+}
+
+#[test]
+fn debug_summary() {
+    if std::env::var("TWIN_SUMMARY").is_err() {
+        return;
+    }
+    for name in example_names() {
+        let r = rehearse(&name);
+        let f = failed(&r.outcomes);
+        println!(
+            "{name:28} steps {:3}/{:3} failed {:?} violations {:?} on_target {}",
+            r.outcomes.len(),
+            case(&name).plan.steps.len(),
+            f.iter()
+                .map(|(k, o)| format!("{k}: {o:?}"))
+                .collect::<Vec<_>>(),
+            r.violations
+                .iter()
+                .map(|v| format!("{:?} {}: {}", v.severity, v.rule, v.message))
+                .collect::<Vec<_>>(),
+            r.impact.clusters.iter().all(|c| c.on_target)
+        );
+    }
 }
