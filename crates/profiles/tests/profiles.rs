@@ -203,10 +203,22 @@ fn profile_errors_name_line_and_key() {
             "fact `free_space` is not declared",
         ),
         (
-            "rules = [\"LHA-06\"]\nwhen",
-            "rules = []\nwhen",
+            "rules = [\"LHA-06\"]\neffects",
+            "rules = []\neffects",
             "procedure.step[4].rules",
             "names no rule ID",
+        ),
+        (
+            "replication = [\"publisher\", \"subscriber\"] }",
+            "replication = [\"publisher\", \"subscribers\"] }",
+            "procedure.step[4].effects[0].wait.replication[1]",
+            "unknown role `subscribers`",
+        ),
+        (
+            "master = \"publisher\"",
+            "master = \"leader\"",
+            "twin.replication[0].master",
+            "unknown role `leader`",
         ),
         (
             "when = { strategy = [\"one-at-a-time\"] }",
