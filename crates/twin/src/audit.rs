@@ -44,6 +44,19 @@ fn leg_of(step: &str, path: &[String]) -> usize {
     }
 }
 
+fn leg_of_planned(
+    p: &ferry_model::PlannedStep,
+    path: &[String],
+    rollback: bool,
+    legs: usize,
+) -> usize {
+    if rollback {
+        legs - 1
+    } else {
+        leg_of(&p.id, path).min(legs - 1)
+    }
+}
+
 /// Audits every run the world has carried out.
 pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -77,7 +90,7 @@ pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
             time: i.time,
             cluster: i.cluster.clone(),
             node: i.node.clone(),
-            step: None,
+            step: i.step.clone(),
             message: i.message.clone(),
         });
     }
@@ -110,6 +123,14 @@ fn audit_cluster(
     } else {
         &profile.procedure
     };
+    let intended: Vec<&ferry_model::PlannedStep> = if rollback {
+        &plan.rollback
+    } else {
+        &plan.steps
+    }
+    .iter()
+    .filter(|p| p.cluster == c.name)
+    .collect();
     let mut by_leg: Vec<Vec<&TraceEntry>> = vec![Vec::new(); legs];
     for e in entries {
         let h = if rollback {
@@ -135,20 +156,42 @@ fn audit_cluster(
             cond.as_ref().is_none_or(|x| eval(x, &scope, None))
         };
         for o in proc.orders.iter().filter(|o| applies(&o.when)) {
-            let before: Vec<&TraceEntry> = leg_entries
+            // The steps the plan meant to run before, in this leg.
+            let expected: Vec<&ferry_model::PlannedStep> = intended
                 .iter()
                 .copied()
-                .filter(|e| selects(&o.before, e))
+                .filter(|p| {
+                    leg_of_planned(p, &path, rollback, legs) == h
+                        && o.before.step.contains(&p.action)
+                        && (o.before.roles.is_empty()
+                            || p.role.as_ref().is_some_and(|r| o.before.roles.contains(r)))
+                })
                 .collect();
-            if before.is_empty() {
+            if expected.is_empty() {
                 continue;
             }
             for t in leg_entries.iter().filter(|e| selects(&o.then, e)) {
-                let late = before
+                // The first expected step that had not ended when `t` started.
+                let late = expected
                     .iter()
-                    .filter(|b| b.step != t.step && b.end > t.start)
-                    .max_by_key(|b| (b.end, b.step.as_str()));
-                if let Some(b) = late {
+                    .filter(|b| b.id != t.step)
+                    .filter_map(|b| {
+                        let ended = leg_entries
+                            .iter()
+                            .filter(|e| e.step == b.id)
+                            .map(|e| e.end)
+                            .min();
+                        match ended {
+                            Some(end) if end <= t.start => None,
+                            other => Some((b.id.as_str(), other)),
+                        }
+                    })
+                    .min_by_key(|(id, end)| (end.is_none(), std::cmp::Reverse(*end), *id));
+                if let Some((b, end)) = late {
+                    let when = match end {
+                        Some(end) => format!("{} s before {b} ended", end - t.start),
+                        None => format!("before {b} had run"),
+                    };
                     out.push(Violation {
                         rule: o.rule.clone(),
                         severity: Severity::Inhibitor,
@@ -157,10 +200,8 @@ fn audit_cluster(
                         node: t.node.clone(),
                         step: Some(t.step.clone()),
                         message: format!(
-                            "{} started {} s before {} ended: {}",
+                            "{} started {when}: {}",
                             t.step,
-                            b.end - t.start,
-                            b.step,
                             if o.note.is_empty() {
                                 "the profile orders them"
                             } else {

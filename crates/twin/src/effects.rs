@@ -224,7 +224,6 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 let v = version_of(step, &w.clusters[ci].nodes[n].target);
                 let node = &mut w.clusters[ci].nodes[n];
                 node.inactive = Some(v.clone());
-                node.revert_impossible = false;
                 node.config_inactive = node.config_active.clone();
                 let name = node.name.clone();
                 w.note(
@@ -264,6 +263,11 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 let node = &w.clusters[ci].nodes[n];
                 if node.active == node.original {
                     outcome = Outcome::Skipped;
+                } else if node.revert_impossible && node.backup.is_none() {
+                    return Outcome::Failed(format!(
+                        "{} cannot switch back: its inactive slot was removed",
+                        node.name
+                    ));
                 } else if node.inactive.as_ref() == Some(&node.original) {
                     swap(w, ci, n, "switched back");
                 } else if node.backup.as_ref() == Some(&node.original) {

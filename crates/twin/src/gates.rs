@@ -185,7 +185,7 @@ pub(crate) fn watch(
                             t.id,
                             describe(&wt)
                         );
-                        w.incident(ci, ni, &o.rule, msg);
+                        w.step_incident(ci, ni, &step.id, &o.rule, msg);
                     }
                 }
             }

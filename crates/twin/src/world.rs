@@ -77,6 +77,8 @@ pub struct Incident {
     pub time: i64,
     pub cluster: String,
     pub node: Option<String>,
+    /// The step it concerns, when one.
+    pub step: Option<String>,
     pub rule: String,
     pub message: String,
 }
@@ -556,9 +558,25 @@ impl World {
             time: self.now,
             cluster: c.name.clone(),
             node: node.map(|n| c.nodes[n].name.clone()),
+            step: None,
             rule: rule.to_string(),
             message,
         });
+    }
+
+    /// An incident about a step.
+    pub(crate) fn step_incident(
+        &mut self,
+        ci: usize,
+        node: Option<usize>,
+        step: &str,
+        rule: &str,
+        message: String,
+    ) {
+        self.incident(ci, node, rule, message);
+        if let Some(i) = self.incidents.last_mut() {
+            i.step = Some(step.to_string());
+        }
     }
 
     pub(crate) fn note(&mut self, ci: usize, node: Option<usize>, code: &str, text: String) {
@@ -635,6 +653,35 @@ impl World {
     // -----------------------------------------------------------------------------------
     // Steps
     // -----------------------------------------------------------------------------------
+
+    /// A node by cluster and node name.
+    pub fn node(&self, cluster: &str, node: &str) -> Option<&NodeState> {
+        let ci = self.cluster_index(cluster)?;
+        self.clusters[ci].nodes.iter().find(|n| n.name == node)
+    }
+
+    /// Whether a node provides its service now (runs, and its services have started).
+    pub fn serving(&self, cluster: &str, node: &str) -> bool {
+        self.cluster_index(cluster)
+            .and_then(|ci| self.node_index(ci, node).map(|ni| self.provides(ci, ni)))
+            .unwrap_or(false)
+    }
+
+    /// Devices of a device group registered to a node now.
+    pub fn registered(&self, cluster: &str, node: &str) -> f64 {
+        let Some(ci) = self.cluster_index(cluster) else {
+            return 0.0;
+        };
+        let Some(ni) = self.node_index(ci, node) else {
+            return 0.0;
+        };
+        self.clusters[ci]
+            .devices
+            .iter()
+            .filter(|d| d.at == Some(ni))
+            .map(|d| d.count - d.rejected)
+            .sum()
+    }
 
     /// Marks a run as carrying out the rollback procedure (the auditor and the gate watch then
     /// read the profile's rollback rules for it).
@@ -718,9 +765,9 @@ impl World {
                         "{} crashed during the step",
                         node.as_deref().unwrap_or("the node")
                     ));
-                    self.fire_fault(i, ni.map(|n| (ci, n)));
+                    self.fire_fault(i, Some((ci, ni)));
                 }
-                _ => self.fire_fault(i, ni.map(|n| (ci, n))),
+                _ => self.fire_fault(i, Some((ci, ni))),
             }
         }
         // Checks the step makes before it acts.
@@ -926,8 +973,9 @@ impl World {
         }
     }
 
-    /// Carries out a fault now, on its node (or on `at`, the step's node, when it names none).
-    fn fire_fault(&mut self, index: usize, at: Option<(usize, usize)>) {
+    /// Carries out a fault now, on its node (or at `at`, the step's cluster and node, when it
+    /// names none).
+    fn fire_fault(&mut self, index: usize, at: Option<(usize, Option<usize>)>) {
         let f = self.faults[index].fault.clone();
         self.faults[index].fired = true;
         let located = f.node.as_deref().and_then(|name| {
@@ -935,10 +983,18 @@ impl World {
                 c.nodes
                     .iter()
                     .position(|n| n.name == name)
-                    .map(|ni| (ci, ni))
+                    .map(|ni| (ci, Some(ni)))
             })
         });
-        let Some((ci, ni)) = located.or(at) else {
+        let Some((ci, node)) = located.or(at) else {
+            return;
+        };
+        if f.kind == FaultKind::ConfigChange {
+            crate::config::change(self, ci);
+            self.settle(ci);
+            return;
+        }
+        let Some(ni) = node else {
             return;
         };
         self.touch(ci);
@@ -991,7 +1047,7 @@ impl World {
                     );
                 }
             }
-            FaultKind::ConfigChange => crate::config::change(self, ci),
+            FaultKind::ConfigChange => {}
             FaultKind::Unhealthy => {
                 self.clusters[ci].nodes[ni].unhealthy_fault = true;
                 self.clusters[ci].nodes[ni].healthy = false;

@@ -84,6 +84,17 @@ pub fn run_steps(
     run_id: i64,
     steps: &[PlannedStep],
 ) -> BTreeMap<String, Outcome> {
+    run_steps_until(w, plan, run_id, steps, |_| false)
+}
+
+/// As `run_steps`, but returns as soon as `stop` holds after a step started or ended.
+pub fn run_steps_until(
+    w: &mut World,
+    plan: &Plan,
+    run_id: i64,
+    steps: &[PlannedStep],
+    stop: impl Fn(&World) -> bool,
+) -> BTreeMap<String, Outcome> {
     let mut outcome: BTreeMap<String, Outcome> = BTreeMap::new();
     let mut running: BTreeSet<String> = BTreeSet::new();
     let mut failed = false;
@@ -120,6 +131,9 @@ pub fn run_steps(
                 if fits {
                     running.insert(s.id.clone());
                     w.begin(run_id, s);
+                    if stop(w) {
+                        return outcome;
+                    }
                 }
             }
         }
@@ -130,6 +144,9 @@ pub fn run_steps(
                     failed = true;
                 }
                 outcome.insert(id, o);
+                if stop(w) {
+                    return outcome;
+                }
             }
             None => break,
         }

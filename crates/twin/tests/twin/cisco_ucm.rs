@@ -1,0 +1,423 @@
+//! cisco-ucm in the twin: standard and refresh installs, switch and revert with configuration
+//! lost on either side (UCM-02, UCM-03, UCM-04), replication states and services that wait for
+//! them (UCM-11), user settings lost to the resync (UCM-21), COP files (UCM-05, UCM-06), an
+//! IM&P failure after a successful CUCM upgrade (UCM-25), and the auditor on mis-ordered plans.
+
+use super::common::*;
+use ferry_model::{Faults, Outcome, Severity};
+use ferry_twin::{impact, StepStatus, World};
+
+const CLUSTER: &str = "ucm-hq";
+
+fn inhibitors(v: &[ferry_twin::Violation]) -> Vec<&ferry_twin::Violation> {
+    v.iter()
+        .filter(|x| x.severity == Severity::Inhibitor)
+        .collect()
+}
+
+/// Runs `c`'s plan until `step` has started, and returns the world at that moment.
+fn at_start_of(c: &Case, step: &str) -> World {
+    let mut w = world(c, &Faults::default(), 1);
+    run_steps_until(&mut w, &c.plan, 1, &c.plan.steps, |w| {
+        w.status(1, step) == Some(StepStatus::Running)
+    });
+    assert_eq!(
+        w.status(1, step),
+        Some(StepStatus::Running),
+        "{step} never started"
+    );
+    w
+}
+
+#[test]
+fn every_example_rehearses_to_the_target_without_a_broken_rule() {
+    for name in [
+        "ucm-standard",
+        "ucm-refresh",
+        "ucm-cucm-only-standard",
+        "ucm-cucm-only-refresh",
+        "ucm-imp-only-standard",
+        "ucm-imp-only-refresh",
+        "ucm-parallel",
+    ] {
+        let r = rehearse(name);
+        assert!(
+            failed(&r.outcomes).is_empty(),
+            "{name}: {:?}",
+            failed(&r.outcomes)
+        );
+        assert!(
+            inhibitors(&r.violations).is_empty(),
+            "{name}: {:#?}",
+            r.violations
+        );
+        assert!(
+            r.impact.clusters.iter().all(|c| c.on_target),
+            "{name}: {:?}",
+            r.impact
+        );
+    }
+}
+
+#[test]
+fn the_inhibitor_example_fails_where_the_document_says_ucm_05() {
+    let r = rehearse("ucm-inhibitors");
+    let (id, why) = failed(&r.outcomes)
+        .into_iter()
+        .next()
+        .expect("a refresh without the COP file fails");
+    assert!(id.ends_with("/refresh-install"), "{id}");
+    assert!(
+        matches!(why, Outcome::Failed(m) if m.starts_with("UCM-05")),
+        "{why:?}"
+    );
+    let rules = rules(&r.violations);
+    for rule in ["UCM-05", "UCM-10", "UCM-17"] {
+        assert!(rules.contains(rule), "{rule} not reported: {rules:?}");
+    }
+}
+
+/// (step that runs, node, expected: serving while it runs, inactive slot holds the target after)
+fn check_install(example: &str, step: &str, node: &str, serving: bool) {
+    let c = case(example);
+    let cluster = &c.plan.clusters[0].name;
+    let w = at_start_of(&c, step);
+    assert_eq!(
+        w.serving(cluster, node),
+        serving,
+        "{example}: {node} serving during {step}"
+    );
+    let mut r = rehearse(example);
+    r.world.finish();
+    let n = r.world.node(cluster, node).unwrap();
+    assert_eq!(n.active, n.target, "{example}: {node} ends on its target");
+    assert_eq!(
+        n.inactive.as_ref(),
+        Some(&n.original),
+        "{example}: the old version stays in the inactive slot for revert"
+    );
+}
+
+#[test]
+fn a_standard_install_leaves_the_node_serving_ucm_02() {
+    check_install(
+        "ucm-standard",
+        "ucm-hq/cucm-sub1/install-inactive",
+        "cucm-sub1",
+        true,
+    );
+}
+
+#[test]
+fn a_refresh_install_takes_the_node_down_throughout_ucm_03() {
+    check_install(
+        "ucm-refresh",
+        "ucm-plant/cm-sub1/refresh-install",
+        "cm-sub1",
+        false,
+    );
+}
+
+/// (faults, expected: changes made, lost, freeze violations)
+fn check_configuration(faults_toml: &str, revert: bool, made: u64, lost: u64, frozen: usize) {
+    let c = case("ucm-standard");
+    let mut r = rehearse_case(&c, &faults(faults_toml), 1);
+    if revert {
+        roll_back(&c, &mut r);
+    }
+    let i = &r.impact.clusters[0];
+    assert_eq!(i.config_changes_made, made, "{faults_toml}");
+    assert_eq!(i.config_changes_lost, lost, "{faults_toml}");
+    let ucm20 = r.violations.iter().filter(|v| v.rule == "UCM-20").count();
+    assert_eq!(ucm20, frozen, "{faults_toml}: {:#?}", r.violations);
+}
+
+#[test]
+fn configuration_changed_between_install_and_switch_is_lost_on_switch_ucm_04() {
+    // Made on the publisher's old side after its install: the switch leaves it behind.
+    check_configuration(
+        "[[fault]]\nkind = \"config_change\"\nstep = \"ucm-hq/cucm-pub/switch-version\"\n",
+        false,
+        1,
+        1,
+        1,
+    );
+    // Made before the install: the install copies it to the new side.
+    check_configuration(
+        "[[fault]]\nkind = \"config_change\"\nstep = \"ucm-hq/cucm-pub/install-inactive\"\n",
+        false,
+        1,
+        0,
+        1,
+    );
+}
+
+#[test]
+fn configuration_changed_after_the_switch_is_lost_on_revert_ucm_04() {
+    check_configuration(
+        "[[fault]]\nkind = \"config_change\"\nstep = \"ucm-hq/cucm-post-upgrade\"\n",
+        true,
+        1,
+        1,
+        1,
+    );
+}
+
+#[test]
+fn subscriber_services_wait_for_replication_state_2_ucm_11() {
+    let r = rehearse("ucm-standard");
+    let log: Vec<_> = r
+        .world
+        .log
+        .iter()
+        .filter(|e| e.node.as_deref() == Some("cucm-sub1") && e.code.starts_with("replication-"))
+        .collect();
+    let states: Vec<&str> = log.iter().map(|e| e.code.as_str()).collect();
+    // The publisher's switch puts it out of sync; its own switch sets replication up again.
+    assert_eq!(
+        states,
+        [
+            "replication-3",
+            "replication-0",
+            "replication-1",
+            "replication-2"
+        ],
+        "{log:#?}"
+    );
+    let setup = log[1].time;
+    let good = log[3].time;
+    // 20-30 min, plus 10 min per 10,000 configured devices (9,400 here).
+    let minutes = (good - setup) as f64 / 60.0;
+    assert!(
+        (21.0..=43.0).contains(&minutes),
+        "converged in {minutes} min"
+    );
+    // Its phones are not back before replication is good.
+    let c = case("ucm-standard");
+    let mut w = world(&c, &Faults::default(), 1);
+    run_steps_until(&mut w, &c.plan, 1, &c.plan.steps, |w| {
+        w.node(CLUSTER, "cucm-sub1")
+            .is_some_and(|n| n.active == n.target && n.repl.values().any(|&s| s == 1))
+    });
+    assert!(!w.serving(CLUSTER, "cucm-sub1"));
+    assert_eq!(w.registered(CLUSTER, "cucm-sub1"), 0.0);
+}
+
+#[test]
+fn replication_stuck_at_4_fails_the_replication_gate_ucm_10_ucm_11() {
+    let c = case("ucm-standard");
+    let r = rehearse_case(
+        &c,
+        &faults("[[fault]]\nkind = \"replication_stuck\"\nnode = \"cucm-sub2\"\nstate = 4\n"),
+        1,
+    );
+    let f = failed(&r.outcomes);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "ucm-hq/cucm-replication-gate");
+    assert!(matches!(f[0].1, Outcome::Failed(m) if m.contains("timed out")));
+    // The IM&P phase never started.
+    assert!(!r.outcomes.keys().any(|k| k.contains("imp-install")));
+}
+
+#[test]
+fn user_settings_changed_after_a_switch_are_lost_to_the_resync_ucm_21() {
+    let r = rehearse("ucm-standard");
+    assert!(r.impact.clusters[0].user_settings_lost > 0);
+    assert!(r.world.log.iter().any(|e| e.code == "user-settings-lost"));
+}
+
+#[test]
+fn free_common_space_makes_switching_back_impossible_ucm_06() {
+    let site = example("ucm-cucm-only-standard").replace(
+        "facts = { devices = 2100, replication_state = 2 }",
+        "facts = { devices = 2100, replication_state = 2, planned_cops = [\"ciscocm.free_common_space_v1.1.cop.sgn\"] }",
+    );
+    let c = case_with(&site, None);
+    let mut r = rehearse_case(&c, &Faults::default(), 1);
+    let rb = roll_back(&c, &mut r);
+    let f = failed(&rb);
+    assert!(
+        f.iter().any(
+            |(_, o)| matches!(o, Outcome::Failed(m) if m.contains("inactive slot was removed"))
+        ),
+        "{rb:?}"
+    );
+}
+
+#[test]
+fn an_imp_failure_after_a_good_cucm_upgrade_is_recovered_by_the_rollback_ucm_25() {
+    let c = case("ucm-standard");
+    let mut r = rehearse_case(
+        &c,
+        &faults("[[fault]]\nkind = \"install_failure\"\nstep = \"ucm-hq/imp-pub/imp-install-inactive\"\n"),
+        1,
+    );
+    // CUCM is on the new version, IM&P is not: the versions no longer match (UCM-17).
+    let cucm = r.world.node(CLUSTER, "cucm-pub").unwrap();
+    assert_eq!(cucm.active, cucm.target);
+    assert!(
+        rules(&r.violations).contains("UCM-17"),
+        "{:#?}",
+        r.violations
+    );
+    // The rollback starts with the recovery choice, then switches CUCM back.
+    assert_eq!(c.plan.rollback[0].action, "imp-failure-recovery");
+    assert!(c.plan.rollback[0].rules.contains(&"UCM-25".to_string()));
+    let rb = roll_back(&c, &mut r);
+    assert!(failed(&rb).is_empty(), "{rb:?}");
+    assert!(
+        r.impact.clusters[0].on_target,
+        "{:?}",
+        r.impact.clusters[0].off_target
+    );
+    assert!(inhibitors(&r.violations).is_empty(), "{:#?}", r.violations);
+}
+
+#[test]
+fn a_rollback_after_a_crash_returns_every_node_to_its_version() {
+    for (example, step) in [
+        ("ucm-standard", "ucm-hq/cucm-sub3/switch-version"),
+        ("ucm-refresh", "ucm-plant/cm-sub2/refresh-install"),
+    ] {
+        let c = case(example);
+        let mut r = rehearse_case(
+            &c,
+            &faults(&format!(
+                "[[fault]]\nkind = \"crash\"\nstep = \"{step}\"\nrecover_min = 20\n"
+            )),
+            1,
+        );
+        assert_eq!(failed(&r.outcomes).len(), 1, "{example}");
+        let rb = roll_back(&c, &mut r);
+        assert!(failed(&rb).is_empty(), "{example}: {rb:?}");
+        let i = impact(&r.world, true);
+        assert!(
+            i.clusters[0].on_target,
+            "{example}: {:?}",
+            i.clusters[0].off_target
+        );
+        assert!(
+            inhibitors(&r.violations).is_empty(),
+            "{example}: {:#?}",
+            r.violations
+        );
+    }
+}
+
+#[test]
+fn the_auditor_catches_a_subscriber_switched_before_its_publisher_ucm_09() {
+    let mut c = case("ucm-standard");
+    c.plan = swap_order(
+        &c.plan,
+        "ucm-hq/cucm-pub/switch-version",
+        "ucm-hq/cucm-sub1/switch-version",
+    );
+    let r = rehearse_case(&c, &Faults::default(), 1);
+    let v: Vec<_> = r.violations.iter().filter(|v| v.rule == "UCM-09").collect();
+    assert_eq!(v.len(), 1, "{:#?}", r.violations);
+    assert_eq!(
+        v[0].step.as_deref(),
+        Some("ucm-hq/cucm-sub1/switch-version")
+    );
+    let sub1 = r
+        .world
+        .trace
+        .iter()
+        .find(|e| e.step == "ucm-hq/cucm-sub1/switch-version")
+        .unwrap();
+    assert_eq!(v[0].time, sub1.start);
+    // And the world shows why: the subscriber, ahead of its publisher, fails replication.
+    assert!(r
+        .world
+        .incidents
+        .iter()
+        .any(|i| i.rule == "UCM-11" && i.node.as_deref() == Some("cucm-sub1")));
+}
+
+#[test]
+fn the_auditor_catches_imp_switched_before_cucm_replication_ucm_10() {
+    let mut c = case("ucm-standard");
+    c.plan = swap_order(
+        &c.plan,
+        "ucm-hq/cucm-replication-gate",
+        "ucm-hq/imp-pub/imp-switch-version",
+    );
+    let r = rehearse_case(&c, &Faults::default(), 1);
+    // Both the order (the gate had not run) and the world (replication was not good) say so.
+    let v: Vec<_> = r
+        .violations
+        .iter()
+        .filter(|v| {
+            v.rule == "UCM-10" && v.step.as_deref() == Some("ucm-hq/imp-pub/imp-switch-version")
+        })
+        .collect();
+    assert_eq!(v.len(), 2, "{:#?}", r.violations);
+    assert!(v.iter().any(|v| v
+        .message
+        .contains("before ucm-hq/cucm-replication-gate had run")));
+    assert!(v.iter().any(|v| v.message.contains("did not hold")));
+}
+
+#[test]
+fn one_subscriber_at_a_time_keeps_phones_registered_all_at_once_shortens_mixed_versions_ucm_15() {
+    let fast = rehearse_case(
+        &case_with(&example("ucm-standard"), Some("fastest")),
+        &Faults::default(),
+        1,
+    );
+    let slow = rehearse_case(
+        &case_with(&example("ucm-standard"), Some("one-at-a-time")),
+        &Faults::default(),
+        1,
+    );
+    let (f, s) = (&fast.impact.clusters[0], &slow.impact.clusters[0]);
+    assert!(
+        f.mixed_version_minutes * 2.0 < s.mixed_version_minutes,
+        "mixed: {} vs {}",
+        f.mixed_version_minutes,
+        s.mixed_version_minutes
+    );
+    let (fp, sp) = (
+        f.device_minutes_unregistered["phones"],
+        s.device_minutes_unregistered["phones"],
+    );
+    assert!(sp * 3.0 < fp, "phone-minutes unregistered: {fp} vs {sp}");
+    assert!(s.calls_failed < f.calls_failed);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_rehearsal_and_another_seed_another() {
+    let c = case("ucm-standard");
+    let a = rehearse_case(&c, &Faults::default(), 7);
+    let b = rehearse_case(&c, &Faults::default(), 7);
+    let d = rehearse_case(&c, &Faults::default(), 8);
+    assert_eq!(a.world.trace, b.world.trace);
+    assert_eq!(a.impact, b.impact);
+    assert_ne!(a.world.trace, d.world.trace);
+    assert_eq!(
+        serde_json::to_string(&a.world).unwrap(),
+        serde_json::to_string(&b.world).unwrap()
+    );
+}
+
+#[test]
+fn a_saved_world_carries_on_exactly_as_the_original() {
+    let c = case("ucm-standard");
+    let mut w = world(&c, &Faults::default(), 3);
+    run_steps_until(&mut w, &c.plan, 1, &c.plan.steps, |w| {
+        w.status(1, "ucm-hq/cucm-pub/switch-version") == Some(StepStatus::Running)
+    });
+    let saved: World = serde_json::from_str(&serde_json::to_string(&w).unwrap()).unwrap();
+    let mut a = w;
+    let mut b = saved;
+    let mut ea = Vec::new();
+    let mut eb = Vec::new();
+    while let Some(x) = a.advance(None) {
+        ea.push(x);
+    }
+    while let Some(x) = b.advance(None) {
+        eb.push(x);
+    }
+    assert!(!ea.is_empty());
+    assert_eq!(ea, eb);
+}
