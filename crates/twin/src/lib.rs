@@ -24,10 +24,12 @@ mod pairs;
 mod replication;
 mod serde_pairs;
 mod setup;
+pub mod summary;
 mod world;
 
 pub use audit::{audit, Violation};
 pub use impact::{impact, ClusterImpact, Impact, PairImpact};
+pub use summary::{figures, summarise, Distribution, RunFigures, Summary};
 pub use world::{
     Incident, LogEvent, NodeState, Record, RunId, StepStatus, TraceEntry, TwinError, World,
 };

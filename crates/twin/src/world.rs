@@ -324,6 +324,8 @@ pub struct World {
     pub seed: u64,
     seq: u64,
     rng: ChaCha8Rng,
+    /// Not saved with the world: `attach` gives them back after loading.
+    #[serde(skip)]
     pub profiles: BTreeMap<String, Arc<Profile>>,
     pub site: Site,
     pub clusters: Vec<ClusterState>,
@@ -653,6 +655,22 @@ impl World {
     // -----------------------------------------------------------------------------------
     // Steps
     // -----------------------------------------------------------------------------------
+
+    /// Gives a loaded world its profiles back (they are not saved with it).
+    pub fn attach(&mut self, profiles: &BTreeMap<String, Profile>) -> Result<(), TwinError> {
+        for c in &self.clusters {
+            if !self.profiles.contains_key(&c.profile) {
+                let p = profiles
+                    .get(&c.profile)
+                    .ok_or_else(|| TwinError::UnknownProfile {
+                        cluster: c.name.clone(),
+                        profile: c.profile.clone(),
+                    })?;
+                self.profiles.insert(c.profile.clone(), Arc::new(p.clone()));
+            }
+        }
+        Ok(())
+    }
 
     /// A node by cluster and node name.
     pub fn node(&self, cluster: &str, node: &str) -> Option<&NodeState> {

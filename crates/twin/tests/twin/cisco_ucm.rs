@@ -407,7 +407,8 @@ fn a_saved_world_carries_on_exactly_as_the_original() {
     run_steps_until(&mut w, &c.plan, 1, &c.plan.steps, |w| {
         w.status(1, "ucm-hq/cucm-pub/switch-version") == Some(StepStatus::Running)
     });
-    let saved: World = serde_json::from_str(&serde_json::to_string(&w).unwrap()).unwrap();
+    let mut saved: World = serde_json::from_str(&serde_json::to_string(&w).unwrap()).unwrap();
+    saved.attach(&c.profiles).unwrap();
     let mut a = w;
     let mut b = saved;
     let mut ea = Vec::new();
