@@ -343,7 +343,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     )));
                 }
             }
-            let opts = PlanOptions { strategy };
+            let opts = PlanOptions {
+                strategy,
+                ..Default::default()
+            };
             let plan = ferry_plan::plan(
                 &l.site,
                 |n| l.profiles.get(n).map(|p| &p.profile),
