@@ -259,7 +259,7 @@ impl Observer for BarProgress {
     }
 }
 
-/// Prints a report; exit 0 when the run completed, 1 otherwise.
+/// What a run did, for the terminal.
 fn report_text(r: &Report, kind: RunKind, state: &Path) -> String {
     let mut text = format!(
         "\n{} run {}: {} — {} of {} steps done, {} skipped, {} pending",
@@ -301,12 +301,31 @@ fn report_text(r: &Report, kind: RunKind, state: &Path) -> String {
     text
 }
 
-fn exit_of(r: &Report) -> ExitCode {
-    if r.status == RunStatus::Complete {
+/// Prints what a run did, starts the rollback its failure policy asks for (not for a rollback
+/// run), and gives the exit code: 0 when the run completed, 1 otherwise.
+fn finish(
+    journal: &Journal,
+    result: Result<Report, ExecError>,
+    kind: RunKind,
+    args: &RunArgs,
+) -> Result<ExitCode> {
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return exec_error(e),
+    };
+    write_out(None, &report_text(&report, kind, &args.state))?;
+    if report.rollback.is_some() && kind == RunKind::Apply {
+        write_out(
+            None,
+            "the failure policy asks for a rollback: starting it\n",
+        )?;
+        rollback_run(journal, report.run, args)?;
+    }
+    Ok(if report.status == RunStatus::Complete {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
+    })
 }
 
 /// The executor's errors as the command line reports them.
@@ -355,19 +374,7 @@ make a new plan with `ferry plan {site} --format json -o {}`",
     let result = with_driver(kind, &journal, &plan, |d, o| {
         ferry_exec::apply(&journal, &plan, &new, d, &opts, o)
     });
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => return exec_error(e),
-    };
-    write_out(None, &report_text(&report, RunKind::Apply, &args.state))?;
-    if report.rollback.is_some() {
-        write_out(
-            None,
-            "the failure policy asks for a rollback: starting it\n",
-        )?;
-        rollback_run(&journal, report.run, args)?;
-    }
-    Ok(exit_of(&report))
+    finish(&journal, result, RunKind::Apply, args)
 }
 
 fn short(h: &str) -> &str {
@@ -426,19 +433,7 @@ pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
     let result = with_driver(kind, &journal, &plan, |d, o| {
         ferry_exec::resume(&journal, run, d, &opts, o)
     });
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => return exec_error(e),
-    };
-    write_out(None, &report_text(&report, summary.kind, &args.state))?;
-    if report.rollback.is_some() && summary.kind == RunKind::Apply {
-        write_out(
-            None,
-            "the failure policy asks for a rollback: starting it\n",
-        )?;
-        rollback_run(&journal, report.run, args)?;
-    }
-    Ok(exit_of(&report))
+    finish(&journal, result, summary.kind, args)
 }
 
 pub fn rollback(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
@@ -508,13 +503,7 @@ cannot be planned again; carry out the plan's rollback section by hand"
     let result = with_driver(kind, journal, &plan, |d, o| {
         ferry_exec::apply(journal, &plan, &new, d, &opts, o)
     });
-    match result {
-        Ok(r) => {
-            write_out(None, &report_text(&r, RunKind::Rollback, &args.state))?;
-            Ok(exit_of(&r))
-        }
-        Err(e) => exec_error(e),
-    }
+    finish(journal, result, RunKind::Rollback, args)
 }
 
 fn time(t: Option<i64>) -> String {

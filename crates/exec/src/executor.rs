@@ -711,17 +711,20 @@ impl<'a> Run<'a> {
         if let Err(e) = self.driver.start(self.run, step) {
             return Err(self.driver_err(e));
         }
+        let attempt = self.tries[i];
+        self.tell(i, now, Change::Started { attempt });
+        Ok(())
+    }
+
+    fn tell(&mut self, i: usize, at: i64, change: Change<'_>) {
         self.observer.progress(&Progress {
-            step,
+            step: &self.plan.steps[i],
             number: i + 1,
             total: self.plan.steps.len(),
             settled: self.settled,
-            at: now,
-            change: Change::Started {
-                attempt: self.tries[i],
-            },
+            at,
+            change,
         });
-        Ok(())
     }
 
     /// Records how step `i` ended and what follows from it.
@@ -742,17 +745,15 @@ impl<'a> Run<'a> {
         if state.is_settled() {
             self.settled += 1;
         }
-        self.observer.progress(&Progress {
-            step,
-            number: i + 1,
-            total: self.plan.steps.len(),
-            settled: self.settled,
-            at: now,
-            change: Change::Ended {
+        let took_s = now - self.started_at[i];
+        self.tell(
+            i,
+            now,
+            Change::Ended {
                 outcome: &outcome,
-                took_s: now - self.started_at[i],
+                took_s,
             },
-        });
+        );
         match outcome {
             Outcome::Done | Outcome::Skipped => {
                 for j in 0..self.succs[i].len() {

@@ -8,6 +8,10 @@
 //! Answers are kept in the journal keyed by run and step ID, so `inspect` after a crash returns
 //! the answer the operator already gave and the step is not carried out twice; a step whose
 //! card was shown (its `started` event) but not answered is still under way.
+//!
+//! Deadlines: polling the journal ends at the executor's deadline (a gate's timeout); a line
+//! typed at the terminal cannot be waited for with a time limit, so there the wait ends with
+//! the operator's answer and a gate past its timeout is failed right after it.
 
 use crate::driver::{Driver, DriverError, Inspection, Outcome};
 use crate::journal::{Answer, Journal, RunId};
