@@ -1,23 +1,74 @@
-//! `ferry apply`, `resume`, `status` and `step`: carrying out a plan through a driver, with
-//! the journal in a state directory.
+//! `ferry apply`, `resume`, `rollback`, `status`, `approve` and `step`: carrying out a plan
+//! through a driver, with the journal in a state directory, and progress on the terminal.
 
-use crate::{bad, load, read, write_out};
+use crate::{bad, read, write_out, Loaded};
 use anyhow::Result;
+use clap::ValueEnum;
 use ferry_exec::{
-    Answer, ExecError, Input, Journal, ManualDriver, Options, Report, RunId, RunStatus, StepState,
-    SystemClock,
+    Answer, Change, Driver, DriverError, ExecError, FailurePolicy, Input, Inspection, Journal,
+    JournalError, ManualDriver, NewRun, Observer, Options, Outcome, Progress, Report, RunId,
+    RunKind, RunStatus, StepState,
 };
-use ferry_model::Plan;
+use ferry_model::{Facts, Plan, PlannedStep, StepKind};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Settings shared by `apply` and `resume`.
+/// How steps are carried out. Adding a driver: a variant here and an arm in `with_driver`.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum DriverKind {
+    /// An operator runbook: each step's card is shown and the operator answers done, failed
+    /// or skip (at the terminal, or with `ferry step` from another shell).
+    Manual,
+}
+
+impl DriverKind {
+    fn name(self) -> &'static str {
+        match self {
+            DriverKind::Manual => "manual",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<DriverKind> {
+        DriverKind::value_variants()
+            .iter()
+            .copied()
+            .find(|d| d.name() == name)
+    }
+}
+
+/// What to do when a step fails.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PolicyArg {
+    /// Start no new step, wait for the running ones, report the run as failed.
+    Stop,
+    /// As stop, then roll back the failed step's node (and its cluster's cluster-wide steps).
+    RollbackNode,
+    /// As stop, then roll back every node the plan touches.
+    RollbackAll,
+}
+
+impl From<PolicyArg> for FailurePolicy {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::Stop => FailurePolicy::Stop,
+            PolicyArg::RollbackNode => FailurePolicy::RollbackNode,
+            PolicyArg::RollbackAll => FailurePolicy::RollbackAll,
+        }
+    }
+}
+
+/// Settings shared by `apply`, `resume` and `rollback`.
 pub struct RunArgs {
     pub state: PathBuf,
+    pub driver: Option<DriverKind>,
     pub pause_after: Vec<String>,
-    pub parallel: usize,
+    pub parallel: Option<usize>,
+    pub policy: PolicyArg,
+    pub approve_all: bool,
     pub ignore_window: bool,
 }
 
@@ -27,20 +78,64 @@ fn open(state: &Path) -> Result<Journal> {
 
 fn options(plan: &Plan, args: &RunArgs) -> Options {
     Options {
-        parallel: args.parallel.max(1),
+        parallel: args.parallel,
         pause_after: args.pause_after.clone(),
         window_end: if args.ignore_window {
             None
         } else {
             ferry_exec::window_end(plan)
         },
-        ..Options::default()
+        policy: args.policy.into(),
+        approve_all: args.approve_all,
     }
 }
 
-fn now() -> i64 {
-    use ferry_exec::Clock;
-    SystemClock.now()
+/// Carries out `f` with a driver of `kind` for `plan`, and progress shown as the terminal
+/// allows: a progress bar when standard error is a terminal, else one line per change.
+fn with_driver<T>(
+    kind: DriverKind,
+    journal: &Journal,
+    plan: &Plan,
+    f: impl FnOnce(&mut dyn Driver, &mut dyn Observer) -> T,
+) -> T {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(plan.steps.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar
+    });
+    let mut observer: Box<dyn Observer> = match &bar {
+        Some(b) => Box::new(BarProgress {
+            bar: b.clone(),
+            running: BTreeSet::new(),
+        }),
+        None => Box::new(LineProgress),
+    };
+    let result = match kind {
+        DriverKind::Manual => {
+            let driver = manual(journal, plan);
+            match &bar {
+                Some(b) => f(
+                    &mut Suspending {
+                        inner: driver,
+                        bar: b.clone(),
+                    },
+                    observer.as_mut(),
+                ),
+                None => {
+                    let mut driver = driver;
+                    f(&mut driver, observer.as_mut())
+                }
+            }
+        }
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result
 }
 
 fn manual<'a>(journal: &'a Journal, plan: &Plan) -> ManualDriver<'a> {
@@ -57,60 +152,196 @@ fn manual<'a>(journal: &'a Journal, plan: &Plan) -> ManualDriver<'a> {
         plan,
         input,
         Box::new(std::io::stdout()),
-        Box::new(now),
+        Box::new(ferry_exec::system_now),
     )
 }
 
-fn finish(result: Result<Report, ExecError>, state: &Path) -> Result<ExitCode> {
-    match result {
-        Ok(r) => {
-            let mut text = format!(
-                "\nrun {}: {} — {} of {} steps done, {} skipped, {} pending",
-                r.run,
-                r.status.as_str(),
-                r.done,
-                r.steps,
-                r.skipped,
-                r.pending
-            );
-            for (id, reason) in &r.failed {
-                text.push_str(&format!("\nfailed: {id}: {reason}"));
-            }
-            if let Some(m) = &r.message {
-                text.push_str(&format!("\n{m}"));
-            }
-            if r.status != RunStatus::Complete {
-                text.push_str(&format!(
-                    "\nsee `ferry status --state {} {}`; continue with `ferry resume --state {} {}`",
-                    state.display(),
-                    r.run,
-                    state.display(),
-                    r.run
-                ));
-            }
-            text.push('\n');
-            write_out(None, &text)?;
-            Ok(if r.status == RunStatus::Complete {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-        Err(ExecError::BadPlan(m)) => Err(bad(format!("the plan cannot be executed: {m}"))),
-        Err(e @ ExecError::Driver { .. }) => {
-            eprintln!("ferry: {e}");
-            Ok(ExitCode::from(1))
-        }
-        Err(e) => Err(e.into()),
+/// A driver whose output and prompts appear with the progress bar hidden.
+struct Suspending<D> {
+    inner: D,
+    bar: ProgressBar,
+}
+
+impl<D: Driver> Driver for Suspending<D> {
+    fn now(&self) -> i64 {
+        self.inner.now()
+    }
+    fn start(&mut self, run: RunId, step: &PlannedStep) -> Result<(), DriverError> {
+        self.bar.suspend(|| self.inner.start(run, step))
+    }
+    fn wait(
+        &mut self,
+        run: RunId,
+        deadline: Option<i64>,
+    ) -> Result<Option<(String, Outcome)>, DriverError> {
+        self.bar.suspend(|| self.inner.wait(run, deadline))
+    }
+    fn cancel(&mut self, run: RunId, step_id: &str) -> Result<(), DriverError> {
+        self.bar.suspend(|| self.inner.cancel(run, step_id))
+    }
+    fn inspect(&mut self, run: RunId, step: &PlannedStep) -> Result<Inspection, DriverError> {
+        self.bar.suspend(|| self.inner.inspect(run, step))
+    }
+    fn observe(&mut self) -> Result<BTreeMap<String, Facts>, DriverError> {
+        self.bar.suspend(|| self.inner.observe())
     }
 }
 
-pub fn apply(
-    profile_dirs: &[PathBuf],
-    plan_path: &Path,
-    site: &str,
+fn took(s: i64) -> String {
+    if s < 60 {
+        format!("{s} s")
+    } else {
+        format!("{} min", (s + 30) / 60)
+    }
+}
+
+fn outcome_word(o: &Outcome) -> String {
+    match o {
+        Outcome::Done => "done".into(),
+        Outcome::Skipped => "skipped".into(),
+        Outcome::Failed(r) => format!("failed ({r})"),
+    }
+}
+
+/// Plain progress lines: `[12/55] started ucm/ucm-pub/switch-version`.
+struct LineProgress;
+
+impl Observer for LineProgress {
+    fn progress(&mut self, p: &Progress<'_>) {
+        let line = match p.change {
+            Change::Started { attempt } if attempt > 1 => format!(
+                "[{}/{}] started {} (attempt {attempt})\n",
+                p.number, p.total, p.step.id
+            ),
+            Change::Started { .. } => {
+                format!("[{}/{}] started {}\n", p.number, p.total, p.step.id)
+            }
+            Change::Ended { outcome, took_s } => format!(
+                "[{}/{}] {} {} in {}\n",
+                p.number,
+                p.total,
+                outcome_word(outcome),
+                p.step.id,
+                took(took_s)
+            ),
+        };
+        let _ = write_out(None, &line);
+    }
+}
+
+/// A progress bar: steps done or skipped of all, the steps under way, the time elapsed.
+struct BarProgress {
+    bar: ProgressBar,
+    running: BTreeSet<String>,
+}
+
+impl Observer for BarProgress {
+    fn progress(&mut self, p: &Progress<'_>) {
+        match p.change {
+            Change::Started { .. } => {
+                self.running.insert(p.step.id.clone());
+            }
+            Change::Ended { outcome, took_s } => {
+                self.running.remove(&p.step.id);
+                if let Outcome::Failed(_) = outcome {
+                    self.bar.println(format!(
+                        "{} {} after {}",
+                        p.step.id,
+                        outcome_word(outcome),
+                        took(took_s)
+                    ));
+                }
+            }
+        }
+        self.bar.set_position(p.settled as u64);
+        let names: Vec<&str> = self.running.iter().map(String::as_str).collect();
+        self.bar.set_message(names.join(", "));
+    }
+}
+
+/// What a run did, for the terminal.
+fn report_text(r: &Report, kind: RunKind, state: &Path) -> String {
+    let mut text = format!(
+        "\n{} run {}: {} — {} of {} steps done, {} skipped, {} pending",
+        kind.as_str(),
+        r.run,
+        r.status.as_str(),
+        r.done,
+        r.steps,
+        r.skipped,
+        r.pending
+    );
+    for (id, inspection) in &r.recovered {
+        let said = match inspection {
+            Inspection::NotStarted => "had not taken effect; started again".to_string(),
+            Inspection::Running => "still under way".to_string(),
+            Inspection::Ended(o) => format!("had ended: {}", outcome_word(o)),
+        };
+        text.push_str(&format!("\nrecovered: {id} {said}"));
+    }
+    for id in &r.retried {
+        text.push_str(&format!("\nretried: {id}"));
+    }
+    for (id, reason) in &r.failed {
+        text.push_str(&format!("\nfailed: {id}: {reason}"));
+    }
+    if let Some(m) = &r.message {
+        text.push_str(&format!("\n{m}"));
+    }
+    if r.status != RunStatus::Complete {
+        text.push_str(&format!(
+            "\nsee `ferry status --state {} {}`; continue with `ferry resume --state {} {}`",
+            state.display(),
+            r.run,
+            state.display(),
+            r.run
+        ));
+    }
+    text.push('\n');
+    text
+}
+
+/// Prints what a run did, starts the rollback its failure policy asks for (not for a rollback
+/// run), and gives the exit code: 0 when the run completed, 1 otherwise.
+fn finish(
+    journal: &Journal,
+    result: Result<Report, ExecError>,
+    kind: RunKind,
     args: &RunArgs,
 ) -> Result<ExitCode> {
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return exec_error(e),
+    };
+    write_out(None, &report_text(&report, kind, &args.state))?;
+    if report.rollback.is_some() && kind == RunKind::Apply {
+        write_out(
+            None,
+            "the failure policy asks for a rollback: starting it\n",
+        )?;
+        rollback_run(journal, report.run, args)?;
+    }
+    Ok(if report.status == RunStatus::Complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The executor's errors as the command line reports them.
+fn exec_error(e: ExecError) -> Result<ExitCode> {
+    match e {
+        ExecError::BadPlan(m) => Err(bad(format!("the plan cannot be executed: {m}"))),
+        ExecError::Journal(e @ JournalError::Busy { .. }) => Err(bad(e.to_string())),
+        e @ ExecError::Driver { .. } => {
+            eprintln!("ferry: {e}");
+            Ok(ExitCode::from(1))
+        }
+        e => Err(e.into()),
+    }
+}
+
+pub fn apply(loaded: &Loaded, plan_path: &Path, site: &str, args: &RunArgs) -> Result<ExitCode> {
     let text = read(plan_path)?;
     let plan: Plan = serde_json::from_str(&text).map_err(|e| {
         bad(format!(
@@ -118,24 +349,32 @@ pub fn apply(
             plan_path.display()
         ))
     })?;
-    let l = load(profile_dirs, site)?;
-    if l.hash != plan.input_hash {
+    if loaded.hash != plan.input_hash {
         return Err(bad(format!(
             "{}: the site or a profile changed since this plan was made (plan input hash {}, now {}); \
 make a new plan with `ferry plan {site} --format json -o {}`",
             plan_path.display(),
             short(&plan.input_hash),
-            short(&l.hash),
+            short(&loaded.hash),
             plan_path.display()
         )));
     }
     let opts = options(&plan, args);
     ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
+    let kind = args.driver.unwrap_or(DriverKind::Manual);
+    let mut inputs = loaded.inputs.clone();
+    inputs.strategy = (plan.strategy != "fastest").then(|| plan.strategy.clone());
+    let new = NewRun {
+        kind: RunKind::Apply,
+        parent: None,
+        driver: kind.name().to_string(),
+        inputs: Some(inputs),
+    };
     let journal = open(&args.state)?;
-    let mut driver = manual(&journal, &plan);
-    let result = ferry_exec::apply(&journal, &plan, &mut driver, &SystemClock, &opts);
-    drop(driver);
-    finish(result, &args.state)
+    let result = with_driver(kind, &journal, &plan, |d, o| {
+        ferry_exec::apply(&journal, &plan, &new, d, &opts, o)
+    });
+    finish(&journal, result, RunKind::Apply, args)
 }
 
 fn short(h: &str) -> &str {
@@ -156,16 +395,115 @@ fn pick_run(journal: &Journal, run: Option<RunId>, state: &Path) -> Result<RunId
     }
 }
 
+/// A state directory that must already hold a journal (commands that only read or answer).
+fn existing(state: &Path) -> Result<Journal> {
+    if !state.join(ferry_exec::JOURNAL_FILE).exists() {
+        return Err(bad(format!(
+            "{}: no journal here (runs are journaled by `ferry apply --state DIR`)",
+            state.display()
+        )));
+    }
+    open(state)
+}
+
+/// The driver a run was started with, unless the command line names one.
+fn driver_of(journal: &Journal, run: RunId, args: &RunArgs) -> Result<DriverKind> {
+    if let Some(d) = args.driver {
+        return Ok(d);
+    }
+    let stored = journal.run(run)?.driver;
+    if stored.is_empty() {
+        return Ok(DriverKind::Manual);
+    }
+    DriverKind::from_name(&stored).ok_or_else(|| {
+        bad(format!(
+            "run {run} was started with driver `{stored}`, which this ferry does not have"
+        ))
+    })
+}
+
 pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
-    let journal = open(&args.state)?;
+    let journal = existing(&args.state)?;
     let run = pick_run(&journal, run, &args.state)?;
+    let summary = journal.run(run)?;
     let plan = journal.plan(run)?;
     let opts = options(&plan, args);
     ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
-    let mut driver = manual(&journal, &plan);
-    let result = ferry_exec::resume(&journal, run, &mut driver, &SystemClock, &opts);
-    drop(driver);
-    finish(result, &args.state)
+    let kind = driver_of(&journal, run, args)?;
+    let result = with_driver(kind, &journal, &plan, |d, o| {
+        ferry_exec::resume(&journal, run, d, &opts, o)
+    });
+    finish(&journal, result, summary.kind, args)
+}
+
+pub fn rollback(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
+    let journal = existing(&args.state)?;
+    let run = pick_run(&journal, run, &args.state)?;
+    rollback_run(&journal, run, args)
+}
+
+/// Plans the rollback of `run` from its stored inputs and what the driver observes, and
+/// carries it out as a new run of kind `rollback`.
+fn rollback_run(journal: &Journal, run: RunId, args: &RunArgs) -> Result<ExitCode> {
+    let summary = journal.run(run)?;
+    if summary.kind == RunKind::Rollback {
+        return Err(bad(format!(
+            "run {run} is itself a rollback (of run {}); resume it with `ferry resume {run}`",
+            summary.parent.map_or("?".into(), |p| p.to_string())
+        )));
+    }
+    // Held while the rollback runs: no `resume` of the parent meanwhile.
+    let _parent = journal.lock_run(run).map_err(|e| match e {
+        JournalError::Busy { .. } => bad(format!(
+            "run {run} is running now (another ferry process carries it out): it cannot be rolled back \
+until that process stops; stop it, or wait for it to end"
+        )),
+        e => bad(e.to_string()),
+    })?;
+    let inputs = journal.inputs(run)?.ok_or_else(|| {
+        bad(format!(
+            "run {run} has no stored inputs (it was started by an older ferry), so its rollback \
+cannot be planned again; carry out the plan's rollback section by hand"
+        ))
+    })?;
+    let kind = driver_of(journal, run, args)?;
+    let scope = summary
+        .rollback_wanted
+        .clone()
+        .unwrap_or(ferry_exec::RollbackScope::All);
+    let new = NewRun {
+        kind: RunKind::Rollback,
+        parent: Some(run),
+        driver: kind.name().to_string(),
+        inputs: Some(inputs.clone()),
+    };
+    let opts = Options {
+        parallel: args.parallel,
+        pause_after: args.pause_after.clone(),
+        window_end: None,
+        policy: FailurePolicy::Stop,
+        approve_all: args.approve_all,
+    };
+    // The plan is needed to build the driver, and the driver's observations to plan: observe
+    // with a driver for the upgrade plan, then carry out the rollback with a fresh one.
+    let upgrade = journal.plan(run)?;
+    let observed = with_driver(kind, journal, &upgrade, |d, _| d.observe())
+        .map_err(|e| bad(format!("the driver cannot observe the site: {e}")))?;
+    let plan = ferry_exec::rollback_plan(&inputs, &observed)
+        .and_then(|p| ferry_exec::restrict(p, &scope))
+        .map_err(|e| bad(format!("run {run}: {e}")))?;
+    ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
+    write_out(
+        None,
+        &format!(
+            "rolling back run {run} ({scope}): {} step(s)\n",
+            plan.steps.len()
+        ),
+    )?;
+    let result = with_driver(kind, journal, &plan, |d, o| {
+        ferry_exec::apply(journal, &plan, &new, d, &opts, o)
+    });
+    finish(journal, result, RunKind::Rollback, args)
 }
 
 fn time(t: Option<i64>) -> String {
@@ -175,16 +513,20 @@ fn time(t: Option<i64>) -> String {
 }
 
 pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> {
-    let journal = open(state)?;
+    let journal = existing(state)?;
     let runs = journal.runs()?;
     let run = pick_run(&journal, run, state)?;
     let summary = journal.run(run)?;
     let steps = journal.steps(run)?;
+    let approvals = journal.approvals(run)?;
+    let active = journal.run_is_active(run)?;
     let text = if json {
         serde_json::to_string_pretty(&serde_json::json!({
             "schema_version": ferry_model::plan::SCHEMA_VERSION,
             "run": summary,
+            "active": active,
             "steps": steps,
+            "approvals": approvals,
             "runs": runs,
         }))? + "\n"
     } else {
@@ -193,23 +535,44 @@ pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> 
             t.push_str("runs:\n");
             for r in &runs {
                 t.push_str(&format!(
-                    "  {:>4}  {:9} {}  {}\n",
+                    "  {:>4}  {:8} {:9} {}  {}{}\n",
                     r.id,
+                    r.kind.as_str(),
                     r.status.as_str(),
                     time(Some(r.created)),
-                    r.site
+                    r.site,
+                    r.parent
+                        .map(|p| format!("  (rolls back run {p})"))
+                        .unwrap_or_default()
                 ));
             }
             t.push('\n');
         }
+        let interrupted = summary.status == RunStatus::Running && !active;
         t.push_str(&format!(
-            "run {}  site {}  status {}  created {}  plan {}\n",
+            "run {}  {}  site {}  status {}{}  driver {}  created {}  plan {}\n",
             summary.id,
+            summary.kind.as_str(),
             summary.site,
             summary.status.as_str(),
+            if interrupted { " (interrupted)" } else { "" },
+            if summary.driver.is_empty() {
+                "-"
+            } else {
+                &summary.driver
+            },
             time(Some(summary.created)),
             short(&summary.input_hash)
         ));
+        if let Some(p) = summary.parent {
+            t.push_str(&format!("rolls back run {p}\n"));
+        }
+        if let Some(scope) = &summary.rollback_wanted {
+            t.push_str(&format!(
+                "the failure policy asks for the rollback of {scope}: `ferry rollback {}`\n",
+                summary.id
+            ));
+        }
         let count = |s: StepState| steps.iter().filter(|x| x.state == s).count();
         t.push_str(&format!(
             "{} steps: {} done, {} skipped, {} failed, {} running, {} pending\n\n",
@@ -220,13 +583,18 @@ pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> 
             count(StepState::Running),
             count(StepState::Pending)
         ));
+        t.push_str(&format!(
+            "{:>4}  {:8} {:20} {:20} {:>3}  STEP\n",
+            "#", "STATE", "STARTED", "ENDED", "TRY"
+        ));
         for (i, s) in steps.iter().enumerate() {
             t.push_str(&format!(
-                "{:>4}  {:8} {:20} {:20} {}{}\n",
+                "{:>4}  {:8} {:20} {:20} {:>3}  {}{}\n",
                 i + 1,
                 s.state.as_str(),
                 time(s.started),
                 time(s.ended),
+                s.attempts,
                 s.id,
                 if s.detail.is_empty() {
                     String::new()
@@ -235,26 +603,49 @@ pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> 
                 }
             ));
         }
+        if !approvals.is_empty() {
+            t.push_str("\napprovals:\n");
+            for a in &approvals {
+                t.push_str(&format!(
+                    "  {}  {}  by {}\n",
+                    time(Some(a.time)),
+                    a.step,
+                    a.by
+                ));
+            }
+        }
         t
     };
     write_out(None, &text)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn answer(state: &Path, run: Option<RunId>, step: &str, answer: Answer) -> Result<ExitCode> {
-    let journal = open(state)?;
-    let run = pick_run(&journal, run, state)?;
-    let steps = journal.steps(run)?;
-    let Some(s) = steps.iter().find(|s| s.id == step) else {
+/// The step `step` of `run`, for commands that answer or approve it: bad input if the run has
+/// no such step or the step has already ended.
+fn open_step(journal: &Journal, run: RunId, step: &str) -> Result<PlannedStep> {
+    let plan = journal.plan(run)?;
+    let Some(p) = plan.steps.iter().find(|s| s.id == step) else {
         return Err(bad(format!("run {run} has no step `{step}`")));
     };
-    if s.state.is_settled() {
+    let state = journal
+        .steps(run)?
+        .into_iter()
+        .find(|s| s.id == step)
+        .map_or(StepState::Pending, |s| s.state);
+    if state.is_settled() {
         return Err(bad(format!(
             "step `{step}` of run {run} is already {}; the answer would change nothing",
-            s.state.as_str()
+            state.as_str()
         )));
     }
-    journal.answer(run, step, &answer, now())?;
+    Ok(p.clone())
+}
+
+pub fn answer(state: &Path, run: Option<RunId>, step: &str, answer: Answer) -> Result<ExitCode> {
+    let journal = existing(state)?;
+    let run = pick_run(&journal, run, state)?;
+    open_step(&journal, run, step)?;
+    journal.answer(run, step, &answer, ferry_exec::system_now())?;
     let word = match &answer {
         Answer::Done => "done".to_string(),
         Answer::Failed(r) => format!("failed: {r}"),
@@ -262,4 +653,34 @@ pub fn answer(state: &Path, run: Option<RunId>, step: &str, answer: Answer) -> R
     };
     write_out(None, &format!("run {run}, step {step}: {word}\n"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn approve(state: &Path, run: Option<RunId>, step: &str) -> Result<ExitCode> {
+    let journal = existing(state)?;
+    let run = pick_run(&journal, run, state)?;
+    let s = open_step(&journal, run, step)?;
+    if s.kind != StepKind::Pause {
+        return Err(bad(format!(
+            "step `{step}` of run {run} is not a pause step; only pause steps wait for an approval \
+(answer other steps with `ferry step done|failed|skip`)"
+        )));
+    }
+    journal.approve(run, step, "operator", ferry_exec::system_now())?;
+    write_out(
+        None,
+        &format!(
+            "run {run}: {step} approved; continue with `ferry resume --state {} {run}`\n",
+            state.display()
+        ),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The median observed seconds per (profile, action) in the journal of `state`.
+pub fn observed_estimates(state: &Path) -> Result<BTreeMap<(String, String), u64>> {
+    let journal = existing(state)?;
+    let durations = journal
+        .durations()
+        .map_err(|e| bad(format!("{}: {e}", state.display())))?;
+    Ok(ferry_exec::medians(&durations))
 }

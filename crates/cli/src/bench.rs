@@ -129,6 +129,7 @@ pub fn run(
             String::new(),
             &PlanOptions {
                 strategy: Some("one-at-a-time".into()),
+                ..Default::default()
             },
         )?;
         let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };

@@ -1,8 +1,9 @@
 //! `ferry`: the command line. Reads files, calls the pure core, writes output and exit codes.
 //!
 //! Exit codes: 0 success; 1 the preflight found inhibitors (`check`), or a run did not complete
-//! (`apply`, `resume`: a step failed, or the run paused or stopped); 2 bad input (a site,
-//! profile or argument that cannot be used), with a diagnostic naming file, line and key.
+//! (`apply`, `resume`, `rollback`: a step failed, or the run paused or stopped); 2 bad input (a
+//! site, profile, plan, journal or argument that cannot be used), with a message naming the
+//! file and key.
 
 mod apply;
 mod bench;
@@ -32,9 +33,10 @@ Start with:  ferry demo            (check and plan a built-in example)\n\
              ferry examples        (list built-in example sites)\n\
              ferry check SITE      (preflight report; exit 1 on inhibitors)\n\
              ferry plan SITE       (the plan; --format mop for a method of procedure)\n\
-             ferry apply PLAN.json --site SITE   (carry it out, step by step, journaled)\n\n\
+             ferry apply PLAN.json --site SITE   (carry it out, step by step, journaled)\n\
+             ferry status / resume / approve / rollback   (follow and steer a run)\n\n\
 SITE is a path, or `example:NAME` for a built-in example.",
-    after_help = "Exit codes: 0 ok, 1 inhibitors found (check) or run not complete (apply, resume), 2 bad input."
+    after_help = "Exit codes: 0 ok, 1 inhibitors found (check) or run not complete (apply, resume, rollback), 2 bad input."
 )]
 struct Cli {
     /// Load extra profiles from this directory (every *.toml file). Repeatable.
@@ -79,36 +81,44 @@ enum Command {
         /// Write the output to this file instead of standard output.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Use the durations observed in the runs journaled in this state directory (median
+        /// per profile and step action) instead of the profiles' estimates; such steps are
+        /// marked `observed`.
+        #[arg(long, value_name = "STATE")]
+        estimates_from: Option<PathBuf>,
     },
-    /// Carry out a plan (from `ferry plan SITE --format json -o PLAN.json`), step by step, journaled.
+    /// Carry out a plan (from `ferry plan SITE --format json -o PLAN.json`), journaled.
     ///
-    /// The `manual` driver shows each step's instructions and waits for the operator: typed at
-    /// the terminal (done / failed REASON / skip), or, without a terminal, given with
-    /// `ferry step done|failed|skip STEP_ID` from another shell. Exit 0 when every step is done,
-    /// 1 when a step failed or the run paused or stopped, 2 when the plan no longer matches the site.
+    /// Steps start as soon as every step they come after is done or skipped, several at once
+    /// where the plan's limits allow (`--parallel` caps them). Every step is journaled in the
+    /// state directory before it starts and after it ends, so `ferry resume` continues after a
+    /// crash without carrying a step out twice.
+    ///
+    /// The `manual` driver shows each step's card (instructions, verification, rules) and waits
+    /// for the operator: typed at the terminal (done / failed REASON / skip; with several steps
+    /// under way, N done / N failed REASON / N skip), or, without a terminal, given with
+    /// `ferry step done|failed|skip STEP_ID` from another shell.
+    ///
+    /// Pause steps of the profile wait for `ferry approve STEP` (or `--approve`); gates fail
+    /// when they pass their timeout; a failed step with retries left is started again.
+    ///
+    /// Exit 0 when every step is done, 1 when a step failed or the run paused or stopped, 2 when
+    /// the plan no longer matches the site or an argument is wrong.
+    #[command(after_help = "Examples:\n  \
+ferry plan site.toml --format json -o plan.json\n  \
+ferry apply plan.json --site site.toml --pause-after ucm/ucm-pub/switch-version\n  \
+ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
     Apply {
         /// The plan, as JSON.
         plan: PathBuf,
         /// The site file the plan was made from (or `example:NAME`): refused if it changed.
         #[arg(long)]
         site: String,
-        /// State directory holding the journal.
-        #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
-        state: PathBuf,
-        /// How steps are carried out.
-        #[arg(long, value_enum, default_value = "manual")]
-        driver: DriverKind,
-        /// Pause after this step is done (`ferry resume` continues). Repeatable.
-        #[arg(long, value_name = "STEP")]
-        pause_after: Vec<String>,
-        /// At most this many steps at once.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-        parallel: u16,
-        /// Start steps even when they would end after the site's booked window.
-        #[arg(long)]
-        ignore_window: bool,
+        #[command(flatten)]
+        run: RunFlags,
     },
-    /// Show a run from the journal (the newest when RUN is omitted).
+    /// Show a run from the journal (the newest when RUN is omitted): its kind, parent, driver,
+    /// each step's state, start, end and attempts, and the approvals given.
     Status {
         run: Option<i64>,
         #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
@@ -117,22 +127,40 @@ enum Command {
         #[arg(long, short, value_enum, default_value = "text")]
         format: Format,
     },
-    /// Continue a run (the newest when RUN is omitted): interrupted steps are checked first, done steps are never run again.
+    /// Continue a run (the newest when RUN is omitted).
+    ///
+    /// Steps started but not recorded as ended (a crash) are settled first by asking the
+    /// driver; done and skipped steps are never run again; failed steps are tried again.
     Resume {
+        run: Option<i64>,
+        #[command(flatten)]
+        run_flags: RunFlags,
+    },
+    /// Roll back a run (the newest when RUN is omitted) as a new run of kind `rollback`.
+    ///
+    /// Plans again from the site and profile texts stored with the run, with the facts the
+    /// driver observes now laid over the site's, and carries out the plan's rollback steps.
+    /// When the run's failure policy asked for the rollback of one node, only that node's
+    /// rollback steps (and its cluster's cluster-wide ones) run. A run that another ferry
+    /// process is carrying out cannot be rolled back (exit 2); an interrupted one can.
+    Rollback {
+        run: Option<i64>,
+        #[command(flatten)]
+        run_flags: RunFlags,
+    },
+    /// Approve a pause step of a run, so that `ferry resume` may start it.
+    Approve {
+        /// The pause step's ID (`cluster/node/action` or `cluster/action`).
+        step: String,
+        /// The run (the newest when omitted).
+        #[arg(long)]
         run: Option<i64>,
         #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
         state: PathBuf,
-        /// Pause after this step is done. Repeatable.
-        #[arg(long, value_name = "STEP")]
-        pause_after: Vec<String>,
-        /// At most this many steps at once.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-        parallel: u16,
-        /// Start steps even when they would end after the site's booked window.
-        #[arg(long)]
-        ignore_window: bool,
     },
     /// Answer a step of a run for the manual driver: done, failed (with --reason) or skip.
+    ///
+    /// Answers may be given ahead of time; the runbook takes them when the step starts.
     Step {
         #[arg(value_enum)]
         answer: StepAnswer,
@@ -176,10 +204,44 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum DriverKind {
-    /// An operator runbook in the terminal.
-    Manual,
+/// How `apply`, `resume` and `rollback` carry out a run.
+#[derive(clap::Args)]
+struct RunFlags {
+    /// State directory holding the journal.
+    #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
+    state: PathBuf,
+    /// How steps are carried out (resume and rollback: the run's own driver by default).
+    #[arg(long, value_enum)]
+    driver: Option<apply::DriverKind>,
+    /// Pause after this step is done (`ferry resume` continues). Repeatable.
+    #[arg(long, value_name = "STEP")]
+    pause_after: Vec<String>,
+    /// At most this many steps at once (default: as many as the plan's limits allow).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: Option<u16>,
+    /// What a failed step (after its retries) leads to.
+    #[arg(long, value_enum, default_value = "stop")]
+    policy: apply::PolicyArg,
+    /// Approve every pause step (rehearsals and demos); the approvals are journaled.
+    #[arg(long)]
+    approve: bool,
+    /// Start steps even when they would end after the site's booked window.
+    #[arg(long)]
+    ignore_window: bool,
+}
+
+impl RunFlags {
+    fn args(self) -> apply::RunArgs {
+        apply::RunArgs {
+            state: self.state,
+            driver: self.driver,
+            pause_after: self.pause_after,
+            parallel: self.parallel.map(usize::from),
+            policy: self.policy,
+            approve_all: self.approve,
+            ignore_window: self.ignore_window,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -262,25 +324,31 @@ struct Loaded {
     profiles: ProfileSet,
     site: ferry_model::Site,
     hash: String,
+    /// The site text and the texts of the profiles it uses (journaled with a run).
+    inputs: ferry_exec::RunInputs,
 }
 
 fn load(profile_dirs: &[PathBuf], site_arg: &str) -> Result<Loaded> {
     let profiles = load_profiles(profile_dirs)?;
     let (name, text) = site_text(site_arg)?;
     let site = load_site(&name, &text, &profiles).map_err(|e| bad(render_diag(e)))?;
-    let mut parts: Vec<(&str, &str)> = vec![("site", text.as_str())];
     let used: std::collections::BTreeSet<&str> =
         site.clusters.iter().map(|c| c.profile.as_str()).collect();
-    for p in used {
-        if let Some(lp) = profiles.get(p) {
-            parts.push((p, lp.text.as_str()));
-        }
-    }
-    let hash = ferry_plan::input_hash(&parts);
+    let inputs = ferry_exec::RunInputs {
+        site_name: name,
+        site_text: text,
+        profiles: used
+            .into_iter()
+            .filter_map(|p| profiles.get(p).map(|lp| (p.to_string(), lp.text.clone())))
+            .collect(),
+        strategy: None,
+    };
+    let hash = inputs.input_hash();
     Ok(Loaded {
         profiles,
         site,
         hash,
+        inputs,
     })
 }
 
@@ -332,6 +400,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             strategy,
             explain,
             output,
+            estimates_from,
         } => {
             let l = load(&cli.profiles, &site)?;
             if let Some(s) = &strategy {
@@ -343,7 +412,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     )));
                 }
             }
-            let opts = PlanOptions { strategy };
+            let estimates = match &estimates_from {
+                Some(state) => apply::observed_estimates(state)?,
+                None => Default::default(),
+            };
+            let opts = PlanOptions {
+                strategy,
+                estimates,
+            };
             let plan = ferry_plan::plan(
                 &l.site,
                 |n| l.profiles.get(n).map(|p| &p.profile),
@@ -385,40 +461,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_out(output.as_deref(), &text)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Apply {
-            plan,
-            site,
-            state,
-            driver: DriverKind::Manual,
-            pause_after,
-            parallel,
-            ignore_window,
-        } => apply::apply(
-            &cli.profiles,
-            &plan,
-            &site,
-            &apply::RunArgs {
-                state,
-                pause_after,
-                parallel: parallel.into(),
-                ignore_window,
-            },
-        ),
-        Command::Resume {
-            run,
-            state,
-            pause_after,
-            parallel,
-            ignore_window,
-        } => apply::resume(
-            run,
-            &apply::RunArgs {
-                state,
-                pause_after,
-                parallel: parallel.into(),
-                ignore_window,
-            },
-        ),
+        Command::Apply { plan, site, run } => {
+            let l = load(&cli.profiles, &site)?;
+            apply::apply(&l, &plan, &site, &run.args())
+        }
+        Command::Resume { run, run_flags } => apply::resume(run, &run_flags.args()),
+        Command::Rollback { run, run_flags } => apply::rollback(run, &run_flags.args()),
+        Command::Approve { step, run, state } => apply::approve(&state, run, &step),
         Command::Status { run, state, format } => match format {
             Format::Text | Format::Json => apply::status(&state, run, format == Format::Json),
             _ => Err(bad("status writes text or json")),

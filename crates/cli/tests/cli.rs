@@ -436,3 +436,215 @@ fn apply_with_the_manual_driver_answered_by_ferry_step() {
     let o = ferry(&["resume", "--state", &state]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+fn plan_example_into(dir: &Scratch, example: &str) -> (String, String, Vec<String>) {
+    let src =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../examples/{example}.toml"));
+    let site = dir.path("site.toml");
+    std::fs::copy(src, &site).expect("copy site");
+    let plan = dir.path("plan.json");
+    let o = ferry(&["plan", &site, "--format", "json", "-o", &plan]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).expect("plan")).expect("json");
+    let ids = j["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect();
+    (site, plan, ids)
+}
+
+/// Starts `ferry ARGS` with no standard input (the manual driver then reads the journal).
+fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ferry")
+}
+
+/// Polls `ferry status` of `run` until `ready` holds for its JSON.
+fn wait_for_status(state: &str, run: &str, ready: impl Fn(&serde_json::Value) -> bool) {
+    for _ in 0..400 {
+        let o = ferry(&["status", run, "--state", state, "--format", "json"]);
+        if o.status.code() == Some(0) && ready(&json(&o)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("run {run} in {state} never reached the awaited state");
+}
+
+#[test]
+fn a_pause_step_waits_for_ferry_approve_and_status_shows_the_approval() {
+    let dir = Scratch::new("approve");
+    let (site, plan, ids) = plan_example_into(&dir, "ucm-refresh");
+    let state = dir.path("state");
+    let pause = "ucm-plant/start-parallel-refresh";
+    assert!(ids.iter().any(|i| i == pause));
+    let child = spawn(&["apply", &plan, "--site", &site, "--state", &state]);
+    wait_for_status(&state, "1", |_| true);
+    // Every step answered ahead of time; the pause step still needs its approval.
+    for id in &ids {
+        let o = ferry(&["step", "done", id, "--state", &state]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let out = child.wait_with_output().expect("apply ends");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "waiting for approval of {pause}: ferry approve {pause}"
+        )),
+        "{text}"
+    );
+    // Only pause steps of the run can be approved.
+    for bad_step in [ids[0].as_str(), "no/such/step"] {
+        let o = ferry(&["approve", bad_step, "--state", &state]);
+        assert_eq!(o.status.code(), Some(2), "{bad_step}: {}", stdout(&o));
+    }
+    let o = ferry(&["approve", pause, "--state", &state]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let j = json(&ferry(&["status", "--state", &state, "--format", "json"]));
+    assert_eq!(j["run"]["status"], "paused");
+    assert_eq!(j["run"]["kind"], "apply");
+    assert_eq!(j["run"]["driver"], "manual");
+    assert_eq!(j["run"]["parent"], serde_json::Value::Null);
+    assert_eq!(j["active"], false);
+    assert_eq!(j["approvals"][0]["step"], pause);
+    assert_eq!(j["approvals"][0]["by"], "operator");
+    let steps = j["steps"].as_array().expect("steps");
+    assert!(steps.iter().all(|s| s["attempts"].is_u64()));
+    assert!(steps
+        .iter()
+        .any(|s| s["attempts"] == 1 && s["state"] == "done"));
+    let text = stdout(&ferry(&["status", "--state", &state]));
+    assert!(
+        text.contains("approvals:") && text.contains(pause),
+        "{text}"
+    );
+
+    let o = ferry(&["resume", "--state", &state]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("] done "),
+        "plain progress lines: {}",
+        stdout(&o)
+    );
+
+    // The journal's observed durations feed the estimates of a new plan.
+    let o = ferry(&[
+        "plan",
+        &site,
+        "--format",
+        "json",
+        "--estimates-from",
+        &state,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let p = json(&o);
+    assert!(p["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .all(|s| s["estimate"] == "observed"));
+    let o = ferry(&["plan", &site, "--estimates-from", &dir.path("nothing-here")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no journal"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_run_under_way_cannot_be_rolled_back_and_an_interrupted_one_can() {
+    let dir = Scratch::new("rollback");
+    let (site, plan, _) = plan_example_into(&dir, "linux-ha-pair");
+    let state = dir.path("state");
+    let mut child = spawn(&["apply", &plan, "--site", &site, "--state", &state]);
+    wait_for_status(&state, "1", |j| {
+        j["steps"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["state"] == "running"))
+    });
+    let o = ferry(&["rollback", "--state", &state]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("is running now"), "{}", stderr(&o));
+    assert!(stdout(&ferry(&["status", "--state", &state])).contains("status running  driver"));
+
+    // kill -9: the run is interrupted, not running.
+    child.kill().expect("kill apply");
+    child.wait().expect("reap apply");
+    assert!(stdout(&ferry(&["status", "--state", &state])).contains("(interrupted)"));
+
+    let rollback = spawn(&["rollback", "1", "--state", &state]);
+    wait_for_status(&state, "2", |_| true);
+    let j = json(&ferry(&[
+        "status", "2", "--state", &state, "--format", "json",
+    ]));
+    assert_eq!(j["run"]["kind"], "rollback");
+    assert_eq!(j["run"]["parent"], 1);
+    let ids: Vec<String> = j["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect();
+    assert!(!ids.is_empty());
+    for id in &ids {
+        let o = ferry(&["step", "done", id, "--run", "2", "--state", &state]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let out = rollback.wait_with_output().expect("rollback ends");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("rolling back run 1"), "{text}");
+    assert!(text.contains("rollback run 2: complete"), "{text}");
+    // A rollback is not rolled back in turn.
+    let o = ferry(&["rollback", "2", "--state", &state]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn run_commands_on_a_missing_journal_or_with_bad_arguments_exit_2() {
+    let dir = Scratch::new("bad-run-args");
+    let (site, plan, _) = plan_example_into(&dir, "linux-ha-pair");
+    let missing = dir.path("no-state");
+    for args in [
+        vec!["resume", "--state", &missing],
+        vec!["rollback", "--state", &missing],
+        vec!["status", "--state", &missing],
+        vec!["approve", "x/y", "--state", &missing],
+        vec!["step", "done", "x/y", "--state", &missing],
+        vec!["apply", &plan, "--site", &site, "--policy", "sometimes"],
+        vec!["apply", &plan, "--site", &site, "--parallel", "0"],
+        vec![
+            "apply",
+            &plan,
+            "--site",
+            &site,
+            "--driver",
+            "carrier-pigeon",
+        ],
+    ] {
+        let o = ferry(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).is_empty(), "{args:?}: says why");
+    }
+    assert!(
+        !PathBuf::from(&missing).exists(),
+        "bad input changes nothing"
+    );
+    let help = stdout(&ferry(&["apply", "--help"]));
+    for word in [
+        "--parallel",
+        "--policy",
+        "--approve",
+        "rollback-node",
+        "ferry approve",
+    ] {
+        assert!(help.contains(word), "apply --help mentions {word}");
+    }
+}

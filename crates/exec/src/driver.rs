@@ -1,23 +1,33 @@
-//! The `Driver` trait: what carries out one step of a plan (a twin, an operator, ssh, an agent).
+//! The `Driver` trait: what carries out the steps of a plan (a twin, an operator, ssh, an agent).
 //!
-//! Contract: a driver's operations are **idempotent, keyed by the step's ID** within a run.
-//! Running a step that already took effect must not apply it a second time, and `inspect` must
-//! report what happened to a step the executor started but did not record as ended (after a
-//! crash), so that no step takes effect twice and none is skipped.
+//! Contract: a driver's operations are **idempotent, keyed by the run and the step's ID**.
+//! Starting a step that is under way or ended done or skipped must not apply it a second time
+//! (its end is reported by the next `wait`); starting a step whose last attempt failed begins
+//! a new attempt (a retry). `inspect` must report what became of a step the executor started
+//! but did not record as ended (after a crash), so that no step takes effect twice and none is
+//! skipped.
+//!
+//! Time: the executor reads the time only through `Driver::now`. A real driver returns the
+//! system clock and blocks in `wait`; a simulated one keeps virtual time and advances it inside
+//! `wait` to the next step's end (or to the deadline).
 
 use crate::journal::{JournalError, RunId};
-use ferry_model::PlannedStep;
+use ferry_model::{Facts, PlannedStep};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-/// How a step ended.
+pub use ferry_model::Outcome;
+
+/// What became of a step that the journal shows started but not ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", content = "reason", rename_all = "lowercase")]
-pub enum Outcome {
-    Done,
-    /// The step failed, with the reason.
-    Failed(String),
-    /// The step was deliberately not carried out; steps after it may start.
-    Skipped,
+#[serde(tag = "inspection", content = "outcome", rename_all = "kebab-case")]
+pub enum Inspection {
+    /// The step never took effect: starting it again is safe.
+    NotStarted,
+    /// The step is still under way: the executor waits for it.
+    Running,
+    /// The step ended while nobody recorded it.
+    Ended(Outcome),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +46,38 @@ pub enum DriverError {
 
 /// Carries out steps. See the module documentation for the idempotency contract.
 pub trait Driver {
-    /// Carries out `step` of run `run` and reports how it ended. An `Err` means the outcome is
-    /// unknown: the executor leaves the step recorded as started and stops, and a later resume
-    /// asks `inspect` about it.
-    fn run(&mut self, run: RunId, step: &PlannedStep) -> Result<Outcome, DriverError>;
+    /// The driver's clock, seconds since the Unix epoch (virtual time for a simulated driver).
+    fn now(&self) -> i64;
 
-    /// What happened to a step that was started but not recorded as ended. `None` means the
-    /// step has not taken effect, so running it again is safe.
-    fn inspect(&mut self, run: RunId, step_id: &str) -> Result<Option<Outcome>, DriverError>;
+    /// Begins a step. Idempotent per (run, step id): beginning a step that already began or
+    /// ended applies nothing again.
+    fn start(&mut self, run: RunId, step: &PlannedStep) -> Result<(), DriverError>;
+
+    /// Blocks until one started step ends, or until `deadline` (driver clock) passes:
+    /// `Ok(None)` at the deadline.
+    fn wait(
+        &mut self,
+        run: RunId,
+        deadline: Option<i64>,
+    ) -> Result<Option<(String, Outcome)>, DriverError>;
+
+    /// Stops waiting for a started step (a gate past its timeout).
+    fn cancel(&mut self, run: RunId, step_id: &str) -> Result<(), DriverError>;
+
+    /// After a crash: what became of a step that the journal shows started but not ended.
+    fn inspect(&mut self, run: RunId, step: &PlannedStep) -> Result<Inspection, DriverError>;
+
+    /// Facts the driver observes now, per cluster name (used to choose a rollback procedure).
+    fn observe(&mut self) -> Result<BTreeMap<String, Facts>, DriverError> {
+        Ok(Default::default())
+    }
+}
+
+/// The system clock, seconds since the Unix epoch: what a driver that acts in the real world
+/// returns from `Driver::now`.
+pub fn system_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -1,66 +1,85 @@
-//! The executor: runs a plan's step graph through a driver, journaling every step before it
-//! starts and after it ends, so that a run can be resumed after a crash without any step taking
-//! effect twice.
+//! The executor: runs a plan's step graph through a driver, several steps at once where the
+//! plan's rules allow, journaling every step before it starts and after it ends, so that a run
+//! can be resumed after a crash without any step taking effect twice.
 //!
-//! A step starts when every step in its `after` list is done or skipped. Among ready steps the
-//! one scheduled first (phase, planned start, plan order) goes first. `next_batch` chooses the
-//! steps that may run together under the plan's `max_concurrent` limit groups and the
-//! `parallel` setting; this version of the executor carries them out one after another, which
-//! keeps every limit trivially. Failure policy: `stop` (no new step starts after a failure).
+//! It is event-driven: a step becomes *ready* when its last `after` step is done or skipped
+//! (a counter per step), and ready steps start in schedule order — prepare phase first, then
+//! planned start, then plan order — while `Options::parallel` and every limit group allow. A
+//! ready step that a limit holds back is parked on that limit and looked at again only when a
+//! member of the limit ends, so the work per step does not grow with the size of the plan.
+//!
+//! Limits: a `max_concurrent` group lets that many of its steps run at once; a capacity group
+//! keeps, per partition, `base` plus the weights of its running members at most `capacity` (a
+//! member whose load alone exceeds the capacity runs only while no other member of its
+//! partition runs, or it would never start).
+//!
+//! Time is read only through `Driver::now`; the executor blocks only in `Driver::wait`, with
+//! the nearest deadline of a running gate, and fails a gate that passes its `timeout_s`.
 
-use crate::driver::{Driver, DriverError, Outcome};
-use crate::journal::{Event, Journal, JournalError, RunId, RunStatus, StepState};
-use ferry_model::{Phase, Plan, PlannedStep};
+use crate::driver::{Driver, DriverError, Inspection, Outcome};
+use crate::journal::{Event, Journal, JournalError, NewRun, RunId, RunStatus, StepState};
+use ferry_model::{Phase, Plan, PlannedStep, StepKind};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-/// Where the executor reads the time (seconds since the Unix epoch). Tests pass a fixed clock.
-pub trait Clock {
-    fn now(&self) -> i64;
-}
-
-/// The system's clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-    }
-}
-
-/// What the executor does when a step fails.
+/// What the executor does when a step fails (after its retries).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailurePolicy {
-    /// No new step starts; the run is reported as failed and can be resumed once fixed.
+    /// No new step starts; running steps are waited for; the run is reported as failed and can
+    /// be resumed once the cause is fixed.
     #[default]
     Stop,
+    /// As `stop`, and the report asks for the rollback of the failed step's node.
+    RollbackNode,
+    /// As `stop`, and the report asks for the rollback of everything the plan touches.
+    RollbackAll,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    /// At most this many steps at once (at least 1).
-    pub parallel: usize,
-    /// Stop (status `paused`) after each of these steps is done.
-    pub pause_after: Vec<String>,
-    /// Refuse to start a window-phase step whose planned duration would end after this time
-    /// (seconds since the Unix epoch). `None`: no check.
-    pub window_end: Option<i64>,
-    pub policy: FailurePolicy,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            parallel: 1,
-            pause_after: Vec::new(),
-            window_end: None,
-            policy: FailurePolicy::Stop,
+impl FailurePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailurePolicy::Stop => "stop",
+            FailurePolicy::RollbackNode => "rollback-node",
+            FailurePolicy::RollbackAll => "rollback-all",
         }
     }
+}
+
+/// Which rollback steps a failure asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scope", rename_all = "kebab-case")]
+pub enum RollbackScope {
+    /// The rollback steps of one node, and the cluster-wide rollback steps of its cluster.
+    Node { cluster: String, node: String },
+    /// Every rollback step of one cluster (the failed step was cluster-wide).
+    Cluster { cluster: String },
+    /// Every rollback step of the plan.
+    All,
+}
+
+impl std::fmt::Display for RollbackScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RollbackScope::Node { cluster, node } => write!(f, "node {cluster}/{node}"),
+            RollbackScope::Cluster { cluster } => write!(f, "cluster {cluster}"),
+            RollbackScope::All => f.write_str("every cluster"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// At most this many steps at once; `None`: as many as the plan's rules allow.
+    pub parallel: Option<usize>,
+    /// Stop (status `paused`) once each of these steps is done.
+    pub pause_after: Vec<String>,
+    /// Refuse to start a window-phase step whose planned duration would end after this time
+    /// (seconds since the Unix epoch, driver clock). `None`: no check.
+    pub window_end: Option<i64>,
+    pub policy: FailurePolicy,
+    /// Approve every pause step (rehearsals, demos); the approvals are journaled.
+    pub approve_all: bool,
 }
 
 /// The end of the plan's booked window, when the plan has one.
@@ -79,66 +98,118 @@ pub struct Report {
     pub done: usize,
     pub skipped: usize,
     pub pending: usize,
-    /// Steps that failed, with the reason.
+    /// Steps that failed (after their retries), with the reason.
     pub failed: Vec<(String, String)>,
     /// Steps found started but not ended, and what the driver said about them.
-    pub recovered: Vec<(String, Option<Outcome>)>,
-    /// Steps carried out by this call, in order.
+    pub recovered: Vec<(String, Inspection)>,
+    /// Steps started by this call, in the order started (a retried step once per attempt).
     pub ran: Vec<String>,
     /// Why the run stopped or paused.
     pub message: Option<String>,
+    /// The rollback the failure policy asks for.
+    pub rollback: Option<RollbackScope>,
+    /// The pause step that waits for `ferry approve`.
+    pub awaiting_approval: Option<String>,
+    /// Failed steps started again because they had retries left (once per retry).
+    pub retried: Vec<String>,
+    /// Gates failed because they passed their timeout.
+    pub timed_out: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("step `{step}`: the driver failed and its outcome is unknown (resume will ask again): {source}")]
-    Driver { step: String, source: DriverError },
+    #[error("the driver failed{}; what became of the steps under way is unknown (resume asks the driver): {source}", under_way(.steps))]
+    Driver {
+        /// The steps started and not ended when the driver failed.
+        steps: Vec<String>,
+        source: DriverError,
+    },
     #[error("the plan cannot be executed: {0}")]
     BadPlan(String),
 }
 
-/// Checks that step IDs are unique, every `after` names a step, the graph has no cycle, and
-/// every pause point names a step.
+fn under_way(steps: &[String]) -> String {
+    if steps.is_empty() {
+        String::new()
+    } else {
+        format!(" with {} under way", steps.join(", "))
+    }
+}
+
+/// One step of the run, as the executor sees it change.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub step: &'a PlannedStep,
+    /// The step's position in the plan, from 1.
+    pub number: usize,
+    pub total: usize,
+    /// Steps done or skipped so far.
+    pub settled: usize,
+    /// Driver clock.
+    pub at: i64,
+    pub change: Change<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// The step was started (attempt 1, or more for a retry).
+    Started { attempt: u32 },
+    /// The step ended after `took_s` seconds.
+    Ended { outcome: &'a Outcome, took_s: i64 },
+}
+
+/// Told of every step that starts or ends (progress bars, log lines).
+pub trait Observer {
+    fn progress(&mut self, p: &Progress<'_>);
+}
+
+/// An observer that ignores everything.
+impl Observer for () {
+    fn progress(&mut self, _: &Progress<'_>) {}
+}
+
+/// Checks that step IDs are unique, every `after` and every limit member names a step, the
+/// graph has no cycle, and every pause point names a step.
 pub fn validate(plan: &Plan, opts: &Options) -> Result<(), ExecError> {
-    let mut ids = HashSet::new();
-    for s in &plan.steps {
-        if !ids.insert(s.id.as_str()) {
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(plan.steps.len());
+    for (i, s) in plan.steps.iter().enumerate() {
+        if index.insert(s.id.as_str(), i).is_some() {
             return Err(ExecError::BadPlan(format!("step `{}` appears twice", s.id)));
         }
     }
-    for s in &plan.steps {
+    let mut indeg: Vec<usize> = vec![0; plan.steps.len()];
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); plan.steps.len()];
+    for (i, s) in plan.steps.iter().enumerate() {
         for a in &s.after {
-            if !ids.contains(a.as_str()) {
+            let Some(&p) = index.get(a.as_str()) else {
                 return Err(ExecError::BadPlan(format!(
                     "step `{}` comes after `{a}`, which is not in the plan",
                     s.id
                 )));
-            }
+            };
+            out[p].push(i);
+            indeg[i] += 1;
+        }
+    }
+    for g in &plan.limits {
+        let named = g.steps.iter().chain(g.loads.iter().map(|l| &l.step));
+        if let Some(x) = named.clone().find(|x| !index.contains_key(x.as_str())) {
+            return Err(ExecError::BadPlan(format!(
+                "limit `{}` names step `{x}`, which is not in the plan",
+                g.rule
+            )));
         }
     }
     for p in &opts.pause_after {
-        if !ids.contains(p.as_str()) {
+        if !index.contains_key(p.as_str()) {
             return Err(ExecError::BadPlan(format!(
                 "pause point `{p}` is not a step of the plan"
             )));
         }
     }
     // Kahn: every step must be reachable in a topological order.
-    let index: HashMap<&str, usize> = plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    let mut indeg: Vec<usize> = plan.steps.iter().map(|s| s.after.len()).collect();
-    let mut out: Vec<Vec<usize>> = vec![Vec::new(); plan.steps.len()];
-    for (i, s) in plan.steps.iter().enumerate() {
-        for a in &s.after {
-            out[index[a.as_str()]].push(i);
-        }
-    }
     let mut queue: Vec<usize> = (0..plan.steps.len()).filter(|&i| indeg[i] == 0).collect();
     let mut seen = 0;
     while let Some(i) = queue.pop() {
@@ -158,81 +229,96 @@ pub fn validate(plan: &Plan, opts: &Options) -> Result<(), ExecError> {
     Ok(())
 }
 
-fn order_key(plan: &Plan) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..plan.steps.len()).collect();
-    order.sort_by_key(|&i| {
-        let s = &plan.steps[i];
-        (s.phase != Phase::Prepare, s.start_s, i)
-    });
-    order
-}
-
-/// The steps that may start now, in schedule order: pending steps whose `after` steps are all
-/// done or skipped, added one by one while fewer than `parallel` steps run and no
-/// `max_concurrent` limit group would exceed its width.
-pub fn next_batch<'p>(
-    plan: &'p Plan,
-    states: &HashMap<String, StepState>,
-    running: &[String],
-    parallel: usize,
-) -> Vec<&'p PlannedStep> {
-    let mut busy: Vec<&str> = running.iter().map(String::as_str).collect();
-    let mut batch = Vec::new();
-    let state = |id: &str| states.get(id).copied().unwrap_or(StepState::Pending);
-    for i in order_key(plan) {
-        if busy.len() >= parallel.max(1) {
-            break;
-        }
-        let s = &plan.steps[i];
-        if state(&s.id) != StepState::Pending || busy.contains(&s.id.as_str()) {
-            continue;
-        }
-        if !s.after.iter().all(|a| state(a).is_settled()) {
-            continue;
-        }
-        let within_limits = plan.limits.iter().all(|g| match g.max_concurrent {
-            Some(m) if g.steps.contains(&s.id) => {
-                let n = busy
-                    .iter()
-                    .filter(|b| g.steps.iter().any(|x| x == *b))
-                    .count();
-                n < m as usize
-            }
-            _ => true,
-        });
-        if within_limits {
-            busy.push(&s.id);
-            batch.push(s);
-        }
-    }
-    batch
-}
-
-/// Starts a new run of `plan` and carries it out.
+/// Starts a new run of `plan` (recorded as `new` says) and carries it out.
 pub fn apply(
     journal: &Journal,
     plan: &Plan,
+    new: &NewRun,
     driver: &mut dyn Driver,
-    clock: &dyn Clock,
     opts: &Options,
+    observer: &mut dyn Observer,
 ) -> Result<Report, ExecError> {
     validate(plan, opts)?;
-    let run = journal.start_run(plan, clock.now())?;
-    execute(journal, run, plan, driver, clock, opts)
+    let run = journal.create_run(plan, driver.now(), new)?;
+    let _lock = journal.lock_run(run)?;
+    execute(journal, run, plan, driver, opts, observer)
 }
 
 /// Continues a run: steps started but not ended are inspected through the driver first;
-/// steps done or skipped are never run again; failed steps are tried again.
+/// steps done or skipped are never run again; failed steps are tried again, with their
+/// retries afresh. Refused (`JournalError::Busy`) while another process carries the run out.
 pub fn resume(
     journal: &Journal,
     run: RunId,
     driver: &mut dyn Driver,
-    clock: &dyn Clock,
     opts: &Options,
+    observer: &mut dyn Observer,
 ) -> Result<Report, ExecError> {
+    let _lock = journal.lock_run(run)?;
     let plan = journal.plan(run)?;
     validate(&plan, opts)?;
-    execute(journal, run, &plan, driver, clock, opts)
+    execute(journal, run, &plan, driver, opts, observer)
+}
+
+/// Why no new step starts, in increasing precedence for the run's final status.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Halt {
+    Paused,
+    Stopped,
+    Failed,
+}
+
+/// Ready-set key: prepare phase first, then planned start, then plan order.
+type Key = (bool, u64, usize);
+
+/// A limit the executor keeps: a `max_concurrent` group (weights 1), or one partition of a
+/// capacity group.
+#[derive(Debug, Clone)]
+struct Slot {
+    capacity: f64,
+    base: f64,
+    load: f64,
+    running: u32,
+}
+
+impl Slot {
+    fn fits(&self, running: u32, load: f64, weight: f64) -> bool {
+        running == 0 || self.base + load + weight <= self.capacity + 1e-9
+    }
+}
+
+struct Run<'a> {
+    journal: &'a Journal,
+    run: RunId,
+    plan: &'a Plan,
+    opts: &'a Options,
+    driver: &'a mut dyn Driver,
+    observer: &'a mut dyn Observer,
+    index: HashMap<&'a str, usize>,
+    succs: Vec<Vec<usize>>,
+    /// Per step: how many of its `after` steps are not yet done or skipped.
+    unsettled_preds: Vec<u32>,
+    state: Vec<StepState>,
+    /// Per step: starts in this call (retries are counted against it).
+    tries: Vec<u32>,
+    started_at: Vec<i64>,
+    /// Per step: whether it holds its slots now.
+    holding: Vec<bool>,
+    detail: Vec<String>,
+    slots: Vec<Slot>,
+    step_slots: Vec<Vec<(usize, f64)>>,
+    ready: BTreeSet<Key>,
+    parked: Vec<BTreeSet<Key>>,
+    /// Slots that gained room since the last dispatch.
+    released: Vec<usize>,
+    running: usize,
+    settled: usize,
+    parallel: usize,
+    /// (deadline, step) of every running gate with a timeout.
+    deadlines: BTreeSet<(i64, usize)>,
+    pause_after: HashSet<&'a str>,
+    halt: Option<Halt>,
+    report: Report,
 }
 
 fn execute(
@@ -240,144 +326,543 @@ fn execute(
     run: RunId,
     plan: &Plan,
     driver: &mut dyn Driver,
-    clock: &dyn Clock,
     opts: &Options,
+    observer: &mut dyn Observer,
 ) -> Result<Report, ExecError> {
     journal.set_status(run, RunStatus::Running)?;
-    let mut states: HashMap<String, StepState> = journal
-        .steps(run)?
-        .into_iter()
-        .map(|s| (s.id, s.state))
-        .collect();
-    let mut report = Report {
-        run,
-        status: RunStatus::Running,
-        steps: plan.steps.len(),
-        done: 0,
-        skipped: 0,
-        pending: 0,
-        failed: Vec::new(),
-        recovered: Vec::new(),
-        ran: Vec::new(),
-        message: None,
-    };
-
-    // Earlier failures are tried again (their driver operations are idempotent).
-    for st in states.values_mut() {
-        if *st == StepState::Failed {
-            *st = StepState::Pending;
-        }
+    let mut r = Run::new(journal, run, plan, driver, opts, observer);
+    let result = r.carry_out();
+    if let Err(ExecError::Driver { .. }) = &result {
+        journal.set_status(run, RunStatus::Stopped)?;
     }
-
-    // Recovery: ask the driver about every step that started and did not end.
-    for s in &plan.steps {
-        if states.get(&s.id) != Some(&StepState::Running) {
-            continue;
-        }
-        let found = driver
-            .inspect(run, &s.id)
-            .map_err(|source| ExecError::Driver {
-                step: s.id.clone(),
-                source,
-            })?;
-        let st = match &found {
-            Some(o) => end(journal, run, &s.id, o, clock)?,
-            None => StepState::Pending,
-        };
-        states.insert(s.id.clone(), st);
-        report.recovered.push((s.id.clone(), found));
-    }
-
-    let status = loop {
-        // A failure recorded by recovery stops the run like any other.
-        if let Some(s) = plan
-            .steps
-            .iter()
-            .find(|s| states.get(&s.id) == Some(&StepState::Failed))
-        {
-            report.message = Some(format!("step `{}` failed; no new step starts", s.id));
-            break RunStatus::Failed;
-        }
-        let batch = next_batch(plan, &states, &[], opts.parallel);
-        let Some(step) = batch.first().copied() else {
-            if plan.steps.iter().all(|s| {
-                states
-                    .get(&s.id)
-                    .copied()
-                    .unwrap_or(StepState::Pending)
-                    .is_settled()
-            }) {
-                break RunStatus::Complete;
-            }
-            report.message = Some("no step can start".into());
-            break RunStatus::Stopped;
-        };
-        let now = clock.now();
-        if let (Some(end_t), Phase::Window) = (opts.window_end, step.phase) {
-            if now + step.duration_s as i64 > end_t {
-                report.message = Some(format!(
-                    "step `{}` ({} s) would end {} s after the booked window ends; not started",
-                    step.id,
-                    step.duration_s,
-                    now + step.duration_s as i64 - end_t
-                ));
-                break RunStatus::Stopped;
-            }
-        }
-        journal.record(run, &step.id, Event::Started, now, "")?;
-        states.insert(step.id.clone(), StepState::Running);
-        let outcome = match driver.run(run, step) {
-            Ok(o) => o,
-            Err(source) => {
-                journal.set_status(run, RunStatus::Stopped)?;
-                return Err(ExecError::Driver {
-                    step: step.id.clone(),
-                    source,
-                });
-            }
-        };
-        let st = end(journal, run, &step.id, &outcome, clock)?;
-        states.insert(step.id.clone(), st);
-        report.ran.push(step.id.clone());
-        if st == StepState::Done && opts.pause_after.contains(&step.id) {
-            report.message = Some(format!("paused after `{}`; `resume` continues", step.id));
-            break RunStatus::Paused;
-        }
-    };
-
-    journal.set_status(run, status)?;
-    report.status = status;
-    for s in journal.steps(run)? {
-        match s.state {
-            StepState::Done => report.done += 1,
-            StepState::Skipped => report.skipped += 1,
-            StepState::Failed => report.failed.push((s.id, s.detail)),
-            StepState::Pending | StepState::Running => report.pending += 1,
-        }
-    }
-    Ok(report)
+    result
 }
 
-fn end(
-    journal: &Journal,
-    run: RunId,
-    step: &str,
-    outcome: &Outcome,
-    clock: &dyn Clock,
-) -> Result<StepState, ExecError> {
-    let now = clock.now();
-    Ok(match outcome {
-        Outcome::Done => {
-            journal.record(run, step, Event::Done, now, "")?;
-            StepState::Done
+impl<'a> Run<'a> {
+    fn new(
+        journal: &'a Journal,
+        run: RunId,
+        plan: &'a Plan,
+        driver: &'a mut dyn Driver,
+        opts: &'a Options,
+        observer: &'a mut dyn Observer,
+    ) -> Run<'a> {
+        let n = plan.steps.len();
+        let index: HashMap<&str, usize> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let mut succs = vec![Vec::new(); n];
+        for (i, s) in plan.steps.iter().enumerate() {
+            for a in &s.after {
+                succs[index[a.as_str()]].push(i);
+            }
         }
-        Outcome::Failed(r) => {
-            journal.record(run, step, Event::Failed, now, r)?;
-            StepState::Failed
+        let mut slots = Vec::new();
+        let mut step_slots: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+        for g in &plan.limits {
+            if let Some(m) = g.max_concurrent {
+                let slot = slots.len();
+                slots.push(Slot {
+                    capacity: f64::from(m),
+                    base: 0.0,
+                    load: 0.0,
+                    running: 0,
+                });
+                let members: HashSet<&str> = g.steps.iter().map(String::as_str).collect();
+                for m in members {
+                    step_slots[index[m]].push((slot, 1.0));
+                }
+            }
+            if let Some(cap) = g.capacity {
+                let mut partition_slot: HashMap<&str, usize> = HashMap::new();
+                for l in &g.loads {
+                    let slot = *partition_slot
+                        .entry(l.partition.as_str())
+                        .or_insert_with(|| {
+                            slots.push(Slot {
+                                capacity: cap,
+                                base: g.base.get(&l.partition).copied().unwrap_or(0.0),
+                                load: 0.0,
+                                running: 0,
+                            });
+                            slots.len() - 1
+                        });
+                    let i = index[l.step.as_str()];
+                    if !step_slots[i].iter().any(|(s, _)| *s == slot) {
+                        step_slots[i].push((slot, l.weight.max(0.0)));
+                    }
+                }
+            }
         }
-        Outcome::Skipped => {
-            journal.record(run, step, Event::Skipped, now, "")?;
-            StepState::Skipped
+        let parked = vec![BTreeSet::new(); slots.len()];
+        Run {
+            journal,
+            run,
+            plan,
+            opts,
+            driver,
+            observer,
+            index,
+            succs,
+            unsettled_preds: vec![0; n],
+            state: vec![StepState::Pending; n],
+            tries: vec![0; n],
+            started_at: vec![0; n],
+            holding: vec![false; n],
+            detail: vec![String::new(); n],
+            slots,
+            step_slots,
+            ready: BTreeSet::new(),
+            parked,
+            released: Vec::new(),
+            running: 0,
+            settled: 0,
+            parallel: opts.parallel.unwrap_or(usize::MAX).max(1),
+            deadlines: BTreeSet::new(),
+            pause_after: opts.pause_after.iter().map(String::as_str).collect(),
+            halt: None,
+            report: Report {
+                steps: n,
+                ..Report::empty(run)
+            },
         }
-    })
+    }
+
+    fn key(&self, i: usize) -> Key {
+        let s = &self.plan.steps[i];
+        (s.phase != Phase::Prepare, s.start_s, i)
+    }
+
+    fn driver_err(&self, source: DriverError) -> ExecError {
+        let steps = (0..self.state.len())
+            .filter(|&i| self.state[i] == StepState::Running)
+            .map(|i| self.plan.steps[i].id.clone())
+            .collect();
+        ExecError::Driver { steps, source }
+    }
+
+    fn carry_out(&mut self) -> Result<Report, ExecError> {
+        self.load_journal()?;
+        loop {
+            self.dispatch()?;
+            if self.running == 0 {
+                break;
+            }
+            let deadline = self.deadlines.first().map(|d| d.0);
+            match self.driver.wait(self.run, deadline) {
+                Ok(Some((id, outcome))) => {
+                    // An outcome for a step not running (a cancelled gate) changes nothing.
+                    if let Some(&i) = self.index.get(id.as_str()) {
+                        if self.state[i] == StepState::Running {
+                            self.end(i, outcome)?;
+                        }
+                    }
+                }
+                Ok(None) if deadline.is_none() => {
+                    return Err(self.driver_err(DriverError::Other(
+                        "the driver's wait returned without an outcome and without a deadline"
+                            .into(),
+                    )));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.driver_err(e)),
+            }
+            self.expire_gates()?;
+        }
+        self.finish()
+    }
+
+    /// Fails every running gate whose deadline has passed (driver clock), after cancelling it.
+    fn expire_gates(&mut self) -> Result<(), ExecError> {
+        let now = self.driver.now();
+        let plan = self.plan;
+        while let Some(&(deadline, i)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            let step = &plan.steps[i];
+            if let Err(e) = self.driver.cancel(self.run, &step.id) {
+                return Err(self.driver_err(e));
+            }
+            self.report.timed_out.push(step.id.clone());
+            let t = step.timeout_s.unwrap_or(0);
+            self.end(i, Outcome::Failed(format!("timed out after {t} s")))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the run's steps from the journal: done and skipped stay so, failed ones become
+    /// pending again, and each started-but-not-ended step is settled through `inspect`.
+    fn load_journal(&mut self) -> Result<(), ExecError> {
+        let mut interrupted = Vec::new();
+        for (i, s) in self.journal.steps(self.run)?.into_iter().enumerate() {
+            self.state[i] = match s.state {
+                StepState::Failed => StepState::Pending,
+                StepState::Running => {
+                    interrupted.push((i, s.started.unwrap_or(0)));
+                    StepState::Pending
+                }
+                other => other,
+            };
+            if self.state[i].is_settled() {
+                self.settled += 1;
+            }
+        }
+        for i in 0..self.state.len() {
+            self.unsettled_preds[i] = self.plan.steps[i]
+                .after
+                .iter()
+                .filter(|a| !self.state[self.index[a.as_str()]].is_settled())
+                .count() as u32;
+        }
+        let plan = self.plan;
+        for (i, started) in interrupted {
+            let step = &plan.steps[i];
+            let found =
+                self.driver
+                    .inspect(self.run, step)
+                    .map_err(|source| ExecError::Driver {
+                        steps: vec![step.id.clone()],
+                        source,
+                    })?;
+            self.report.recovered.push((step.id.clone(), found.clone()));
+            match found {
+                Inspection::NotStarted => {}
+                Inspection::Running => {
+                    self.tries[i] = 1;
+                    self.occupy(i, started);
+                }
+                Inspection::Ended(o) => {
+                    self.tries[i] = 1;
+                    self.state[i] = StepState::Running;
+                    self.started_at[i] = started;
+                    self.end(i, o)?;
+                }
+            }
+        }
+        for i in 0..self.state.len() {
+            if self.state[i] == StepState::Pending && self.unsettled_preds[i] == 0 {
+                self.ready.insert(self.key(i));
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks step `i` running from `at`: it holds its slots and, if a gate, has a deadline.
+    fn occupy(&mut self, i: usize, at: i64) {
+        self.state[i] = StepState::Running;
+        self.started_at[i] = at;
+        self.holding[i] = true;
+        self.running += 1;
+        for &(s, w) in &self.step_slots[i] {
+            self.slots[s].running += 1;
+            self.slots[s].load += w;
+        }
+        let step = &self.plan.steps[i];
+        if let (StepKind::Gate, Some(t)) = (step.kind, step.timeout_s) {
+            self.deadlines.insert((at.saturating_add(t as i64), i));
+        }
+    }
+
+    fn release(&mut self, i: usize) {
+        if !std::mem::take(&mut self.holding[i]) {
+            return;
+        }
+        self.running -= 1;
+        for &(s, w) in &self.step_slots[i] {
+            let slot = &mut self.slots[s];
+            slot.running -= 1;
+            slot.load = (slot.load - w).max(0.0);
+            self.released.push(s);
+        }
+        let step = &self.plan.steps[i];
+        if let (StepKind::Gate, Some(t)) = (step.kind, step.timeout_s) {
+            self.deadlines
+                .remove(&(self.started_at[i].saturating_add(t as i64), i));
+        }
+    }
+
+    /// The first slot of step `i` that has no room for it now.
+    fn blocking_slot(&self, i: usize) -> Option<usize> {
+        self.step_slots[i].iter().find_map(|&(s, w)| {
+            let slot = &self.slots[s];
+            (!slot.fits(slot.running, slot.load, w)).then_some(s)
+        })
+    }
+
+    /// Moves parked steps of `slot`, in order, back to the ready set while the slot would have
+    /// room for them all.
+    fn readmit(&mut self, slot: usize) {
+        let (mut running, mut load) = (self.slots[slot].running, self.slots[slot].load);
+        while let Some(&k) = self.parked[slot].first() {
+            let w = self.step_slots[k.2]
+                .iter()
+                .find(|(s, _)| *s == slot)
+                .map_or(0.0, |x| x.1);
+            if !self.slots[slot].fits(running, load, w) {
+                break;
+            }
+            running += 1;
+            load += w;
+            self.parked[slot].pop_first();
+            self.ready.insert(k);
+        }
+    }
+
+    /// Starts every ready step that may start now, in order, after moving back to the ready
+    /// set the parked steps of every slot that gained room.
+    fn dispatch(&mut self) -> Result<(), ExecError> {
+        let mut released = std::mem::take(&mut self.released);
+        released.sort_unstable();
+        released.dedup();
+        loop {
+            for &s in &released {
+                self.readmit(s);
+            }
+            let parked_any = self.start_ready()?;
+            // A step readmitted from one slot and parked on another leaves room in the first:
+            // look at that slot's parked steps again. Room only shrinks while this loop runs,
+            // so each parked step moves at most once per slot.
+            if self.halt.is_some() || !parked_any || released.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Starts ready steps in order until the `parallel` cap, parking those a slot holds back.
+    /// Returns whether it parked any.
+    fn start_ready(&mut self) -> Result<bool, ExecError> {
+        let mut parked_any = false;
+        while self.halt.is_none() && self.running < self.parallel {
+            let Some(k) = self.ready.pop_first() else {
+                break;
+            };
+            let i = k.2;
+            if let Some(s) = self.blocking_slot(i) {
+                self.parked[s].insert(k);
+                parked_any = true;
+            } else if self.may_start(i)? {
+                self.start(i)?;
+            } else {
+                self.ready.insert(k);
+            }
+        }
+        Ok(parked_any)
+    }
+
+    /// The checks before a step starts: approval of a pause step, the booked window. A `false`
+    /// halts the run (the reason is in the report).
+    fn may_start(&mut self, i: usize) -> Result<bool, ExecError> {
+        let plan = self.plan;
+        let step = &plan.steps[i];
+        let now = self.driver.now();
+        if step.kind == StepKind::Pause && self.journal.approval(self.run, &step.id)?.is_none() {
+            if self.opts.approve_all {
+                self.journal.approve(self.run, &step.id, "--approve", now)?;
+            } else {
+                self.halt(
+                    Halt::Paused,
+                    format!(
+                        "waiting for approval of {}: ferry approve {} --run {}",
+                        step.id, step.id, self.run
+                    ),
+                );
+                self.report.awaiting_approval = Some(step.id.clone());
+                return Ok(false);
+            }
+        }
+        if let (Some(end), Phase::Window) = (self.opts.window_end, step.phase) {
+            let ends = now.saturating_add(step.duration_s as i64);
+            if ends > end {
+                self.halt(
+                    Halt::Stopped,
+                    format!(
+                        "step `{}` ({} s) would end {} s after the booked window ends; not started",
+                        step.id,
+                        step.duration_s,
+                        ends - end
+                    ),
+                );
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn halt(&mut self, why: Halt, message: String) {
+        if self.halt.as_ref().is_none_or(|h| why > *h) {
+            self.halt = Some(why);
+            self.report.message = Some(message);
+        }
+    }
+
+    fn start(&mut self, i: usize) -> Result<(), ExecError> {
+        let now = self.driver.now();
+        let plan = self.plan;
+        let step = &plan.steps[i];
+        self.journal
+            .record(self.run, &step.id, Event::Started, now, "")?;
+        self.tries[i] += 1;
+        self.occupy(i, now);
+        self.report.ran.push(step.id.clone());
+        if let Err(e) = self.driver.start(self.run, step) {
+            return Err(self.driver_err(e));
+        }
+        let attempt = self.tries[i];
+        self.tell(i, now, Change::Started { attempt });
+        Ok(())
+    }
+
+    fn tell(&mut self, i: usize, at: i64, change: Change<'_>) {
+        self.observer.progress(&Progress {
+            step: &self.plan.steps[i],
+            number: i + 1,
+            total: self.plan.steps.len(),
+            settled: self.settled,
+            at,
+            change,
+        });
+    }
+
+    /// Records how step `i` ended and what follows from it.
+    fn end(&mut self, i: usize, outcome: Outcome) -> Result<(), ExecError> {
+        let now = self.driver.now();
+        let plan = self.plan;
+        let step = &plan.steps[i];
+        let (event, detail, state) = match &outcome {
+            Outcome::Done => (Event::Done, "", StepState::Done),
+            Outcome::Skipped => (Event::Skipped, "", StepState::Skipped),
+            Outcome::Failed(r) => (Event::Failed, r.as_str(), StepState::Failed),
+        };
+        self.journal
+            .record(self.run, &step.id, event, now, detail)?;
+        self.release(i);
+        self.state[i] = state;
+        self.detail[i] = detail.to_string();
+        if state.is_settled() {
+            self.settled += 1;
+        }
+        let took_s = now - self.started_at[i];
+        self.tell(
+            i,
+            now,
+            Change::Ended {
+                outcome: &outcome,
+                took_s,
+            },
+        );
+        match outcome {
+            Outcome::Done | Outcome::Skipped => {
+                for j in 0..self.succs[i].len() {
+                    let s = self.succs[i][j];
+                    self.unsettled_preds[s] -= 1;
+                    if self.unsettled_preds[s] == 0 && self.state[s] == StepState::Pending {
+                        self.ready.insert(self.key(s));
+                    }
+                }
+                if state == StepState::Done && self.pause_after.contains(step.id.as_str()) {
+                    self.halt(
+                        Halt::Paused,
+                        format!("paused after `{}`; `resume` continues", step.id),
+                    );
+                }
+            }
+            Outcome::Failed(reason) => {
+                if self.tries[i] <= step.retries {
+                    self.state[i] = StepState::Pending;
+                    self.report.retried.push(step.id.clone());
+                    self.ready.insert(self.key(i));
+                } else {
+                    self.fail(i, &reason);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, i: usize, reason: &str) {
+        let plan = self.plan;
+        let step = &plan.steps[i];
+        let wanted = match self.opts.policy {
+            FailurePolicy::Stop => None,
+            FailurePolicy::RollbackAll => Some(RollbackScope::All),
+            FailurePolicy::RollbackNode => Some(match &step.node {
+                Some(node) => RollbackScope::Node {
+                    cluster: step.cluster.clone(),
+                    node: node.clone(),
+                },
+                None => RollbackScope::Cluster {
+                    cluster: step.cluster.clone(),
+                },
+            }),
+        };
+        // A second failure elsewhere widens the rollback to everything.
+        self.report.rollback = match (self.report.rollback.take(), wanted) {
+            (None, w) => w,
+            (Some(a), Some(b)) if a == b => Some(a),
+            (Some(_), Some(_)) => Some(RollbackScope::All),
+            (a, None) => a,
+        };
+        let mut message = format!(
+            "step `{}` failed ({reason}); no new step starts (policy {})",
+            step.id,
+            self.opts.policy.as_str()
+        );
+        if let Some(scope) = &self.report.rollback {
+            message.push_str(&format!("; rollback of {scope} wanted"));
+        }
+        self.halt(Halt::Failed, message);
+    }
+
+    fn finish(&mut self) -> Result<Report, ExecError> {
+        let mut report = std::mem::replace(&mut self.report, Report::empty(self.run));
+        for (i, st) in self.state.iter().enumerate() {
+            match st {
+                StepState::Done => report.done += 1,
+                StepState::Skipped => report.skipped += 1,
+                StepState::Failed => report
+                    .failed
+                    .push((self.plan.steps[i].id.clone(), self.detail[i].clone())),
+                StepState::Pending | StepState::Running => report.pending += 1,
+            }
+        }
+        report.status = match &self.halt {
+            Some(Halt::Failed) => RunStatus::Failed,
+            Some(Halt::Stopped) => RunStatus::Stopped,
+            Some(Halt::Paused) => RunStatus::Paused,
+            None if report.pending == 0 && report.failed.is_empty() => RunStatus::Complete,
+            None => {
+                report.message = Some("no step can start".into());
+                RunStatus::Stopped
+            }
+        };
+        self.journal
+            .set_rollback_wanted(self.run, report.rollback.as_ref())?;
+        self.journal.set_status(self.run, report.status)?;
+        Ok(report)
+    }
+}
+
+impl Report {
+    fn empty(run: RunId) -> Report {
+        Report {
+            run,
+            status: RunStatus::Running,
+            steps: 0,
+            done: 0,
+            skipped: 0,
+            pending: 0,
+            failed: Vec::new(),
+            recovered: Vec::new(),
+            ran: Vec::new(),
+            message: None,
+            rollback: None,
+            awaiting_approval: None,
+            retried: Vec::new(),
+            timed_out: Vec::new(),
+        }
+    }
 }

@@ -1,13 +1,20 @@
-//! The journal: every run, every step event and every operator answer, in SQLite (WAL,
-//! `synchronous=FULL`), so that a `kill -9` at any moment loses nothing that was reported.
+//! The journal: every run, every step event, every operator answer and approval, and the
+//! state a driver keeps, in SQLite (WAL, `synchronous=FULL`), so that a `kill -9` at any moment
+//! loses nothing that was reported.
 //!
 //! The executor writes a `started` event before a step's action begins and an end event
 //! (`done`, `failed` or `skipped`) after it ends. A step whose last event is `started` was
 //! interrupted; the executor asks the driver what happened to it before acting again.
+//!
+//! A journal file written by an older ferry is upgraded in place when opened: missing columns
+//! are added with `ALTER TABLE`, missing tables are created. `Journal::in_memory` keeps the same
+//! schema in memory, for rehearsals.
 
+use crate::executor::RollbackScope;
 use ferry_model::Plan;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// File name of the journal inside the state directory.
@@ -37,6 +44,20 @@ pub enum JournalError {
     Empty,
     #[error("run {run}: the stored plan cannot be read: {message}")]
     BadPlan { run: RunId, message: String },
+    #[error("run {run}: the stored {what} cannot be read: {message}")]
+    BadJson {
+        run: RunId,
+        what: &'static str,
+        message: String,
+    },
+    #[error("run {run} is being carried out by another ferry process (lock {path} is held)")]
+    Busy { run: RunId, path: PathBuf },
+    #[error("run {run}: cannot lock {path}: {source}")]
+    Lock {
+        run: RunId,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("run {run}: unknown {what} `{value}` in the journal")]
     BadValue {
         run: RunId,
@@ -160,6 +181,65 @@ pub enum Answer {
     Skip,
 }
 
+/// What a run carries out: the upgrade plan, or a rollback of an earlier run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    #[default]
+    Apply,
+    Rollback,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Apply => "apply",
+            RunKind::Rollback => "rollback",
+        }
+    }
+    fn parse(s: &str) -> Option<RunKind> {
+        Some(match s {
+            "apply" => RunKind::Apply,
+            "rollback" => RunKind::Rollback,
+            _ => return None,
+        })
+    }
+}
+
+/// What a new run records besides its plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRun {
+    pub kind: RunKind,
+    /// The run this one rolls back.
+    pub parent: Option<RunId>,
+    /// The driver's name (`manual`, `twin`, ...).
+    pub driver: String,
+    /// The texts the plan was made from, so that a rollback can plan again.
+    pub inputs: Option<RunInputs>,
+}
+
+/// The texts a plan was made from: the site file and every profile the site uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInputs {
+    /// The site's name for messages (its path, or `example:NAME`).
+    pub site_name: String,
+    pub site_text: String,
+    /// Per profile name: the profile's TOML text.
+    pub profiles: BTreeMap<String, String>,
+    /// The strategy the plan was made with, when one was chosen on the command line.
+    #[serde(default)]
+    pub strategy: Option<String>,
+}
+
+impl RunInputs {
+    /// The plan's input hash of these texts: the site, then each profile in name order.
+    pub fn input_hash(&self) -> String {
+        let mut parts: Vec<(&str, &str)> = vec![("site", self.site_text.as_str())];
+        parts.extend(self.profiles.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+        ferry_plan::input_hash(&parts)
+    }
+}
+
 /// One run as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -168,6 +248,27 @@ pub struct RunSummary {
     pub input_hash: String,
     pub created: i64,
     pub status: RunStatus,
+    pub kind: RunKind,
+    /// The run this one rolls back.
+    pub parent: Option<RunId>,
+    /// The driver the run was started with (empty in journals older than this field).
+    pub driver: String,
+    /// The rollback the failure policy asked for when the run stopped.
+    pub rollback_wanted: Option<RollbackScope>,
+}
+
+/// A person's approval of a pause step (`ferry approve STEP`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub step: String,
+    pub time: i64,
+    /// Who or what approved: `operator`, or `--approve` for a run that approves every pause.
+    pub by: String,
+}
+
+/// Held while a process carries out a run; released on drop or when the process dies.
+pub struct RunLock {
+    _file: Option<std::fs::File>,
 }
 
 /// One step of a run, in plan order.
@@ -181,6 +282,8 @@ pub struct StepStatus {
     pub ended: Option<i64>,
     /// Detail of the last event (a failure's reason).
     pub detail: String,
+    /// How many times the step was started.
+    pub attempts: u32,
 }
 
 /// One journaled event.
@@ -192,10 +295,12 @@ pub struct EventRecord {
     pub detail: String,
 }
 
-/// The journal of one state directory.
+/// The journal of one state directory (or of memory, for rehearsals).
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
+    /// The state directory; `None` for an in-memory journal.
+    dir: Option<PathBuf>,
 }
 
 const SCHEMA: &str = "
@@ -224,11 +329,34 @@ CREATE TABLE IF NOT EXISTS answers (
     time INTEGER NOT NULL,
     PRIMARY KEY (run, step)
 );
+CREATE TABLE IF NOT EXISTS approvals (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    step TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    by TEXT NOT NULL DEFAULT 'operator',
+    PRIMARY KEY (run, step)
+);
+CREATE TABLE IF NOT EXISTS driver_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 ";
+
+/// Columns added to `runs` after its first version: (name, declaration). A journal file that
+/// lacks one gets it with `ALTER TABLE` when opened.
+const RUN_COLUMNS: [(&str, &str); 5] = [
+    ("kind", "TEXT NOT NULL DEFAULT 'apply'"),
+    ("parent", "INTEGER"),
+    ("driver", "TEXT NOT NULL DEFAULT ''"),
+    ("inputs", "TEXT"),
+    ("rollback", "TEXT"),
+];
+
+const RUN_FIELDS: &str = "id, site, input_hash, created, status, kind, parent, driver, rollback";
 
 impl Journal {
     /// Opens the journal in `state_dir` (created when missing), in WAL mode with
-    /// `synchronous=FULL`.
+    /// `synchronous=FULL`, upgrading an older schema in place.
     pub fn open(state_dir: &Path) -> Result<Journal, JournalError> {
         std::fs::create_dir_all(state_dir).map_err(|source| JournalError::Dir {
             path: state_dir.to_path_buf(),
@@ -239,7 +367,11 @@ impl Journal {
             path: path.clone(),
             source,
         })?;
-        let j = Journal { conn, path };
+        let j = Journal {
+            conn,
+            path,
+            dir: Some(state_dir.to_path_buf()),
+        };
         j.wrap(j.conn.busy_timeout(std::time::Duration::from_secs(10)))?;
         j.wrap(
             j.conn
@@ -249,8 +381,81 @@ impl Journal {
             j.conn
                 .execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"),
         )?;
-        j.wrap(j.conn.execute_batch(SCHEMA))?;
+        j.migrate()?;
         Ok(j)
+    }
+
+    /// A journal in memory with the same schema, for rehearsals: nothing is written to disk.
+    pub fn in_memory() -> Result<Journal, JournalError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        let j = Journal {
+            conn,
+            path,
+            dir: None,
+        };
+        j.wrap(j.conn.execute_batch("PRAGMA foreign_keys=ON;"))?;
+        j.migrate()?;
+        Ok(j)
+    }
+
+    /// Creates missing tables and adds the columns older journals lack.
+    fn migrate(&self) -> Result<(), JournalError> {
+        self.wrap(self.conn.execute_batch(SCHEMA))?;
+        let mut stmt = self.wrap(self.conn.prepare("PRAGMA table_info(runs)"))?;
+        let have: Vec<String> = self.wrap(
+            stmt.query_map([], |r| r.get::<_, String>(1))
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        )?;
+        for (name, decl) in RUN_COLUMNS {
+            if !have.iter().any(|h| h == name) {
+                self.wrap(
+                    self.conn
+                        .execute_batch(&format!("ALTER TABLE runs ADD COLUMN {name} {decl}")),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks `run` as being carried out by this process: a lock file beside the journal, held
+    /// until the returned guard is dropped or the process ends (even by `kill -9`). Fails with
+    /// `Busy` when another process holds it. In-memory journals need no lock.
+    pub fn lock_run(&self, run: RunId) -> Result<RunLock, JournalError> {
+        let Some(dir) = &self.dir else {
+            return Ok(RunLock { _file: None });
+        };
+        let path = dir.join(format!("run-{run}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| JournalError::Lock {
+                run,
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: Some(file) }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Busy { run, path }),
+            Err(std::fs::TryLockError::Error(source)) => {
+                Err(JournalError::Lock { run, path, source })
+            }
+        }
+    }
+
+    /// Whether another process is carrying out `run` now (holds its lock). A run whose status
+    /// is `running` but that no process holds was interrupted.
+    pub fn run_is_active(&self, run: RunId) -> Result<bool, JournalError> {
+        match self.lock_run(run) {
+            Ok(_) => Ok(false),
+            Err(JournalError::Busy { .. }) => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// The journal file.
@@ -278,14 +483,72 @@ impl Journal {
         Ok((mode, sync))
     }
 
-    /// Records a new run of `plan`, status `running`.
+    /// Records a new run of `plan`, status `running`, kind `apply`, without stored inputs.
     pub fn start_run(&self, plan: &Plan, now: i64) -> Result<RunId, JournalError> {
+        self.create_run(plan, now, &NewRun::default())
+    }
+
+    /// Records a new run of `plan`, status `running`, with its kind, parent, driver and inputs.
+    pub fn create_run(&self, plan: &Plan, now: i64, new: &NewRun) -> Result<RunId, JournalError> {
         let json = serde_json::to_string(plan).expect("a plan serialises");
+        let inputs = new
+            .inputs
+            .as_ref()
+            .map(|i| serde_json::to_string(i).expect("inputs serialise"));
         self.wrap(self.conn.execute(
-            "INSERT INTO runs (site, input_hash, plan, created, status) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![plan.site, plan.input_hash, json, now, RunStatus::Running.as_str()],
+            "INSERT INTO runs (site, input_hash, plan, created, status, kind, parent, driver, inputs) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                plan.site,
+                plan.input_hash,
+                json,
+                now,
+                RunStatus::Running.as_str(),
+                new.kind.as_str(),
+                new.parent,
+                new.driver,
+                inputs
+            ],
         ))?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The texts the run's plan was made from, when they were stored.
+    pub fn inputs(&self, run: RunId) -> Result<Option<RunInputs>, JournalError> {
+        let text: Option<Option<String>> = self.wrap(
+            self.conn
+                .query_row("SELECT inputs FROM runs WHERE id = ?1", params![run], |r| {
+                    r.get(0)
+                })
+                .optional(),
+        )?;
+        match text.ok_or(JournalError::NoRun(run))? {
+            None => Ok(None),
+            Some(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|e| JournalError::BadJson {
+                    run,
+                    what: "inputs",
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    /// Records the rollback the failure policy asks for (or clears it).
+    pub fn set_rollback_wanted(
+        &self,
+        run: RunId,
+        scope: Option<&RollbackScope>,
+    ) -> Result<(), JournalError> {
+        let json = scope.map(|s| serde_json::to_string(s).expect("a scope serialises"));
+        let n = self.wrap(self.conn.execute(
+            "UPDATE runs SET rollback = ?1 WHERE id = ?2",
+            params![json, run],
+        ))?;
+        if n == 0 {
+            return Err(JournalError::NoRun(run));
+        }
+        Ok(())
     }
 
     pub fn set_status(&self, run: RunId, status: RunStatus) -> Result<(), JournalError> {
@@ -362,22 +625,13 @@ impl Journal {
         let row = self.wrap(
             self.conn
                 .query_row(
-                    "SELECT id, site, input_hash, created, status FROM runs WHERE id = ?1",
+                    &format!("SELECT {RUN_FIELDS} FROM runs WHERE id = ?1"),
                     params![run],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, i64>(3)?,
-                            r.get::<_, String>(4)?,
-                        ))
-                    },
+                    summary_row,
                 )
                 .optional(),
         )?;
-        let (id, site, input_hash, created, status) = row.ok_or(JournalError::NoRun(run))?;
-        summary(id, site, input_hash, created, status)
+        summary(row.ok_or(JournalError::NoRun(run))?)
     }
 
     /// The plan a run executes.
@@ -400,23 +654,13 @@ impl Journal {
     pub fn runs(&self) -> Result<Vec<RunSummary>, JournalError> {
         let mut stmt = self.wrap(
             self.conn
-                .prepare("SELECT id, site, input_hash, created, status FROM runs ORDER BY id"),
+                .prepare(&format!("SELECT {RUN_FIELDS} FROM runs ORDER BY id")),
         )?;
         let rows = self.wrap(
-            stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+            stmt.query_map([], summary_row)
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
         )?;
-        rows.into_iter()
-            .map(|(id, site, hash, created, status)| summary(id, site, hash, created, status))
-            .collect()
+        rows.into_iter().map(summary).collect()
     }
 
     /// The newest run.
@@ -427,20 +671,17 @@ impl Journal {
     /// Per step of the run's plan, in plan order: its state from its last event.
     pub fn steps(&self, run: RunId) -> Result<Vec<StepStatus>, JournalError> {
         let plan = self.plan(run)?;
-        let mut last: std::collections::HashMap<String, StepStatus> = Default::default();
+        let mut last: HashMap<String, StepStatus> = HashMap::new();
         for e in self.events(run)? {
-            let s = last.entry(e.step.clone()).or_insert_with(|| StepStatus {
-                id: e.step.clone(),
-                state: StepState::Pending,
-                started: None,
-                ended: None,
-                detail: String::new(),
-            });
+            let s = last
+                .entry(e.step.clone())
+                .or_insert_with(|| pending(&e.step));
             s.state = e.event.into();
             s.detail = e.detail;
             if e.event == Event::Started {
                 s.started = Some(e.time);
                 s.ended = None;
+                s.attempts += 1;
             } else {
                 s.ended = Some(e.time);
             }
@@ -448,15 +689,7 @@ impl Journal {
         Ok(plan
             .steps
             .iter()
-            .map(|p| {
-                last.remove(&p.id).unwrap_or(StepStatus {
-                    id: p.id.clone(),
-                    state: StepState::Pending,
-                    started: None,
-                    ended: None,
-                    detail: String::new(),
-                })
-            })
+            .map(|p| last.remove(&p.id).unwrap_or_else(|| pending(&p.id)))
             .collect())
     }
 
@@ -492,41 +725,268 @@ impl Journal {
                 )
                 .optional(),
         )?;
-        match row {
-            None => Ok(None),
-            Some((a, reason)) => Ok(Some(match a.as_str() {
-                "done" => Answer::Done,
-                "failed" => Answer::Failed(reason),
-                "skip" => Answer::Skip,
-                _ => {
-                    return Err(JournalError::BadValue {
-                        run,
-                        what: "answer",
-                        value: a,
-                    })
-                }
-            })),
+        row.map(|(a, reason)| parse_answer_row(run, a, reason))
+            .transpose()
+    }
+
+    /// Records an approval of pause step `step` (replacing an earlier one).
+    pub fn approve(&self, run: RunId, step: &str, by: &str, now: i64) -> Result<(), JournalError> {
+        self.run(run)?;
+        self.wrap(self.conn.execute(
+            "INSERT OR REPLACE INTO approvals (run, step, time, by) VALUES (?1, ?2, ?3, ?4)",
+            params![run, step, now, by],
+        ))?;
+        Ok(())
+    }
+
+    /// The approval of a pause step, if it has one.
+    pub fn approval(&self, run: RunId, step: &str) -> Result<Option<Approval>, JournalError> {
+        self.wrap(
+            self.conn
+                .query_row(
+                    "SELECT step, time, by FROM approvals WHERE run = ?1 AND step = ?2",
+                    params![run, step],
+                    |r| {
+                        Ok(Approval {
+                            step: r.get(0)?,
+                            time: r.get(1)?,
+                            by: r.get(2)?,
+                        })
+                    },
+                )
+                .optional(),
+        )
+    }
+
+    /// Every approval of a run, oldest first.
+    pub fn approvals(&self, run: RunId) -> Result<Vec<Approval>, JournalError> {
+        let mut stmt = self
+            .wrap(self.conn.prepare(
+                "SELECT step, time, by FROM approvals WHERE run = ?1 ORDER BY time, step",
+            ))?;
+        self.wrap(
+            stmt.query_map(params![run], |r| {
+                Ok(Approval {
+                    step: r.get(0)?,
+                    time: r.get(1)?,
+                    by: r.get(2)?,
+                })
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        )
+    }
+
+    /// Every operator answer of a run, per step ID.
+    pub fn answers(&self, run: RunId) -> Result<BTreeMap<String, Answer>, JournalError> {
+        let mut stmt = self.wrap(
+            self.conn
+                .prepare("SELECT step, answer, reason FROM answers WHERE run = ?1"),
+        )?;
+        let rows = self.wrap(
+            stmt.query_map(params![run], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        )?;
+        rows.into_iter()
+            .map(|(step, a, reason)| Ok((step, parse_answer_row(run, a, reason)?)))
+            .collect()
+    }
+
+    /// Stores a driver's state under `key`, replacing the old value, in one transaction.
+    pub fn put_driver_state(&self, key: &str, text: &str) -> Result<(), JournalError> {
+        self.wrap(self.conn.execute(
+            "INSERT OR REPLACE INTO driver_state (key, value) VALUES (?1, ?2)",
+            params![key, text],
+        ))?;
+        Ok(())
+    }
+
+    /// A driver's state stored under `key`.
+    pub fn driver_state(&self, key: &str) -> Result<Option<String>, JournalError> {
+        self.wrap(
+            self.conn
+                .query_row(
+                    "SELECT value FROM driver_state WHERE key = ?1",
+                    params![key],
+                    |r| r.get(0),
+                )
+                .optional(),
+        )
+    }
+
+    /// Observed durations of done steps, per (profile, action): the seconds from a step's last
+    /// `started` event to its `done` event, in every run of the journal, sorted. A step's
+    /// profile is its cluster's in the run's plan; skipped and failed attempts do not count.
+    pub fn durations(&self) -> Result<BTreeMap<(String, String), Vec<u64>>, JournalError> {
+        let mut stmt = self.wrap(self.conn.prepare(
+            "SELECT run, step, event, time FROM events WHERE event IN ('started', 'done') \
+             ORDER BY run, seq",
+        ))?;
+        let rows = self.wrap(
+            stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        )?;
+        // Per run: step ID -> seconds it took to be done.
+        let mut per_run: BTreeMap<RunId, Vec<(String, u64)>> = BTreeMap::new();
+        let mut started: HashMap<(RunId, String), i64> = HashMap::new();
+        for (run, step, event, time) in rows {
+            if event == "started" {
+                started.insert((run, step), time);
+            } else if let Some(t0) = started.remove(&(run, step.clone())) {
+                per_run
+                    .entry(run)
+                    .or_default()
+                    .push((step, time.saturating_sub(t0).max(0) as u64));
+            }
         }
+        let mut out: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+        for (run, done) in per_run {
+            let plan = self.plan(run)?;
+            let profile_of: HashMap<&str, &str> = plan
+                .clusters
+                .iter()
+                .map(|c| (c.name.as_str(), c.profile.as_str()))
+                .collect();
+            let steps: HashMap<&str, &ferry_model::PlannedStep> = plan
+                .steps
+                .iter()
+                .chain(&plan.rollback)
+                .map(|s| (s.id.as_str(), s))
+                .collect();
+            for (id, secs) in done {
+                let Some(s) = steps.get(id.as_str()) else {
+                    continue;
+                };
+                let Some(profile) = profile_of.get(s.cluster.as_str()) else {
+                    continue;
+                };
+                out.entry((profile.to_string(), s.action.clone()))
+                    .or_default()
+                    .push(secs);
+            }
+        }
+        for v in out.values_mut() {
+            v.sort_unstable();
+        }
+        Ok(out)
     }
 }
 
-fn summary(
-    id: RunId,
-    site: String,
-    input_hash: String,
-    created: i64,
-    status: String,
-) -> Result<RunSummary, JournalError> {
+/// The median of each list of observed seconds: the estimates `ferry plan --estimates-from`
+/// uses. Empty lists are left out.
+pub fn medians(
+    durations: &BTreeMap<(String, String), Vec<u64>>,
+) -> BTreeMap<(String, String), u64> {
+    durations
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| {
+            let mut v = v.clone();
+            v.sort_unstable();
+            let m = if v.len() % 2 == 1 {
+                v[v.len() / 2]
+            } else {
+                (v[v.len() / 2 - 1] + v[v.len() / 2]).div_ceil(2)
+            };
+            (k.clone(), m)
+        })
+        .collect()
+}
+
+fn parse_answer_row(run: RunId, a: String, reason: String) -> Result<Answer, JournalError> {
+    Ok(match a.as_str() {
+        "done" => Answer::Done,
+        "failed" => Answer::Failed(reason),
+        "skip" => Answer::Skip,
+        _ => {
+            return Err(JournalError::BadValue {
+                run,
+                what: "answer",
+                value: a,
+            })
+        }
+    })
+}
+
+fn pending(id: &str) -> StepStatus {
+    StepStatus {
+        id: id.to_string(),
+        state: StepState::Pending,
+        started: None,
+        ended: None,
+        detail: String::new(),
+        attempts: 0,
+    }
+}
+
+type SummaryRow = (
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<i64>,
+    String,
+    Option<String>,
+);
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn summary(row: SummaryRow) -> Result<RunSummary, JournalError> {
+    let (id, site, input_hash, created, status, kind, parent, driver, rollback) = row;
     let st = RunStatus::parse(&status).ok_or(JournalError::BadValue {
         run: id,
         what: "run status",
         value: status,
     })?;
+    let kind = RunKind::parse(&kind).ok_or(JournalError::BadValue {
+        run: id,
+        what: "run kind",
+        value: kind,
+    })?;
+    let rollback_wanted = rollback
+        .map(|t| {
+            serde_json::from_str(&t).map_err(|e| JournalError::BadJson {
+                run: id,
+                what: "rollback scope",
+                message: e.to_string(),
+            })
+        })
+        .transpose()?;
     Ok(RunSummary {
         id,
         site,
         input_hash,
         created,
         status: st,
+        kind,
+        parent,
+        driver,
+        rollback_wanted,
     })
 }

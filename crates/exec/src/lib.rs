@@ -1,19 +1,22 @@
 //! `ferry-exec`: carries out a plan. The executor runs the plan's step graph through a
-//! `Driver`, writing every step to the journal before it starts and after it ends, so a run
-//! survives a crash and no step takes effect twice.
+//! `Driver`, several steps at once where the rules allow, writing every step to the journal
+//! before it starts and after it ends, so a run survives a crash and no step takes effect twice.
 
 pub mod driver;
 pub mod executor;
 pub mod journal;
 pub mod manual;
+pub mod rollback;
 
-pub use driver::{Driver, DriverError, Outcome};
+pub use driver::{system_now, Driver, DriverError, Inspection, Outcome};
 pub use executor::{
-    apply, next_batch, resume, validate, window_end, Clock, ExecError, FailurePolicy, Options,
-    Report, SystemClock,
+    apply, resume, validate, window_end, Change, ExecError, FailurePolicy, Observer, Options,
+    Progress, Report, RollbackScope,
 };
 pub use journal::{
-    Answer, Event, EventRecord, Journal, JournalError, RunId, RunStatus, RunSummary, StepState,
-    StepStatus, DEFAULT_STATE_DIR, JOURNAL_FILE,
+    medians, Answer, Approval, Event, EventRecord, Journal, JournalError, NewRun, RunId, RunInputs,
+    RunKind, RunLock, RunStatus, RunSummary, StepState, StepStatus, DEFAULT_STATE_DIR,
+    JOURNAL_FILE,
 };
 pub use manual::{parse_answer, Input, ManualDriver};
+pub use rollback::{restrict, rollback_plan, RollbackError};

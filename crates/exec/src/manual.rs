@@ -1,23 +1,31 @@
-//! The `manual` driver: an operator runbook. For each step it prints the step's number, node,
-//! title, rule IDs, instructions and verification, then waits for the operator's answer —
-//! typed at the terminal (`done`, `failed REASON`, `skip`), or, without a terminal, written to
-//! the journal by `ferry step done|failed|skip STEP_ID` from another shell or a script.
+//! The `manual` driver: an operator runbook. Starting a step prints its card — number, node,
+//! title, rule IDs, instructions and verification; waiting takes the operator's answers for any
+//! started step — typed at the terminal (`done`, `failed REASON`, `skip`; with several steps
+//! under way `N done`, `N failed REASON`, `N skip`, N being the step's number or its ID), or,
+//! without a terminal, written to the journal by `ferry step done|failed|skip STEP_ID` from
+//! another shell or a script.
 //!
 //! Answers are kept in the journal keyed by run and step ID, so `inspect` after a crash returns
-//! the answer the operator already gave and the step is not carried out twice.
+//! the answer the operator already gave and the step is not carried out twice; a step whose
+//! card was shown (its `started` event) but not answered is still under way.
+//!
+//! Deadlines: polling the journal ends at the executor's deadline (a gate's timeout); a line
+//! typed at the terminal cannot be waited for with a time limit, so there the wait ends with
+//! the operator's answer and a gate past its timeout is failed right after it.
 
-use crate::driver::{Driver, DriverError, Outcome};
+use crate::driver::{Driver, DriverError, Inspection, Outcome};
 use crate::journal::{Answer, Journal, RunId};
 use ferry_model::{Plan, PlannedStep};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 /// Where the operator's answers come from.
 pub enum Input<'a> {
-    /// Lines typed by the operator (`done`, `failed REASON`, `skip`).
+    /// Lines typed by the operator.
     Lines(Box<dyn BufRead + 'a>),
-    /// The journal's answers table, polled at `every`, for at most `max_wait` (`None`: no limit).
+    /// The journal's answers table, polled at `every`; `max_wait` bounds one wait (`None`: no
+    /// limit besides the executor's deadline).
     Journal {
         every: Duration,
         max_wait: Option<Duration>,
@@ -31,10 +39,13 @@ pub struct ManualDriver<'a> {
     input: Input<'a>,
     out: Box<dyn Write + 'a>,
     now: Box<dyn Fn() -> i64 + 'a>,
+    /// Steps shown and not yet answered, by plan number.
+    open: BTreeMap<usize, String>,
 }
 
 impl<'a> ManualDriver<'a> {
-    /// `now` stamps the answers typed at the terminal (seconds since the Unix epoch).
+    /// `now` is the driver's clock (seconds since the Unix epoch): it stamps typed answers and
+    /// is compared with the executor's deadlines.
     pub fn new(
         journal: &'a Journal,
         plan: &Plan,
@@ -55,14 +66,23 @@ impl<'a> ManualDriver<'a> {
             input,
             out,
             now,
+            open: BTreeMap::new(),
         }
     }
 
-    fn show(&mut self, run: RunId, step: &PlannedStep) -> std::io::Result<()> {
-        let n = self.numbers.get(&step.id).copied().unwrap_or(0);
+    fn number(&self, id: &str) -> usize {
+        self.numbers.get(id).copied().unwrap_or(0)
+    }
+
+    fn show(&mut self, run: RunId, step: &PlannedStep, note: &str) -> std::io::Result<()> {
+        let n = self.number(&step.id);
         let o = &mut self.out;
         writeln!(o)?;
-        writeln!(o, "── step {n}/{} ── {} (run {run})", self.total, step.id)?;
+        writeln!(
+            o,
+            "── step {n}/{} ── {} (run {run}){note}",
+            self.total, step.id
+        )?;
         writeln!(
             o,
             "node:    {}",
@@ -71,6 +91,9 @@ impl<'a> ManualDriver<'a> {
         writeln!(o, "title:   {}", step.title)?;
         writeln!(o, "rules:   {}", step.rules.join(", "))?;
         writeln!(o, "planned: {} min", step.duration_s.div_ceil(60))?;
+        if let Some(t) = step.timeout_s {
+            writeln!(o, "timeout: {} min", t.div_ceil(60))?;
+        }
         if let Some(w) = &step.warning {
             writeln!(o, "warning: {w}")?;
         }
@@ -87,6 +110,70 @@ impl<'a> ManualDriver<'a> {
             }
         }
         o.flush()
+    }
+
+    /// An answer in the journal for a step under way (given ahead of time, or by `ferry step`).
+    fn answered(&mut self, run: RunId) -> Result<Option<(String, Outcome)>, DriverError> {
+        if self.open.is_empty() {
+            return Ok(None);
+        }
+        let answers = self.journal.answers(run)?;
+        let found = self
+            .open
+            .iter()
+            .find_map(|(&n, id)| answers.get(id).map(|a| (n, id.clone(), a.clone())));
+        Ok(match found {
+            Some((n, id, a)) => {
+                self.open.remove(&n);
+                writeln!(self.out, "answer:  {id}: {}", answer_word(&a))?;
+                Some((id, outcome(a)))
+            }
+            None => None,
+        })
+    }
+
+    /// The step a typed line is about, and the answer: `done` with one step under way, or
+    /// `N done` / `STEP_ID done` with any number.
+    fn parse_typed(&self, line: &str) -> Option<(usize, Answer)> {
+        let line = line.trim();
+        if let Some(a) = parse_answer(line) {
+            return match self.open.len() {
+                1 => self.open.keys().next().map(|&n| (n, a)),
+                _ => None,
+            };
+        }
+        let (first, rest) = line.split_once(char::is_whitespace)?;
+        let n = match first.parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => self.numbers.get(first).copied()?,
+        };
+        self.open.contains_key(&n).then_some(())?;
+        Some((n, parse_answer(rest)?))
+    }
+
+    /// The next line typed at the terminal; `None` when the input ended (or is not typed).
+    fn read_typed(&mut self) -> std::io::Result<Option<String>> {
+        let Input::Lines(lines) = &mut self.input else {
+            return Ok(None);
+        };
+        let mut line = String::new();
+        Ok((lines.read_line(&mut line)? > 0).then_some(line))
+    }
+
+    fn prompt(&mut self) -> std::io::Result<()> {
+        if self.open.len() == 1 {
+            write!(self.out, "done / failed REASON / skip > ")?;
+        } else {
+            writeln!(self.out, "\nunder way:")?;
+            for (n, id) in &self.open {
+                writeln!(self.out, "  {n:>4}  {id}")?;
+            }
+            write!(
+                self.out,
+                "N done / N failed REASON / N skip (N: the step's number or ID) > "
+            )?;
+        }
+        self.out.flush()
     }
 }
 
@@ -115,61 +202,109 @@ fn outcome(a: Answer) -> Outcome {
 }
 
 impl Driver for ManualDriver<'_> {
-    fn run(&mut self, run: RunId, step: &PlannedStep) -> Result<Outcome, DriverError> {
-        // An answer given earlier (e.g. before a crash, or ahead of time by a script) counts.
-        if let Some(a) = self.journal.answer_for(run, &step.id)? {
-            self.show(run, step)?;
-            writeln!(self.out, "answer:  {}", answer_word(&a))?;
-            return Ok(outcome(a));
+    fn now(&self) -> i64 {
+        (self.now)()
+    }
+
+    fn start(&mut self, run: RunId, step: &PlannedStep) -> Result<(), DriverError> {
+        let n = self.number(&step.id);
+        if self.open.insert(n, step.id.clone()).is_none() {
+            self.show(run, step, "")?;
         }
-        self.show(run, step)?;
-        match &mut self.input {
-            Input::Lines(lines) => loop {
-                write!(self.out, "done / failed REASON / skip > ")?;
-                self.out.flush()?;
-                let mut line = String::new();
-                if lines.read_line(&mut line)? == 0 {
-                    return Err(DriverError::InputClosed {
-                        step: step.id.clone(),
-                    });
+        Ok(())
+    }
+
+    fn wait(
+        &mut self,
+        run: RunId,
+        deadline: Option<i64>,
+    ) -> Result<Option<(String, Outcome)>, DriverError> {
+        if let Some(found) = self.answered(run)? {
+            return Ok(Some(found));
+        }
+        if self.open.is_empty() {
+            return Ok(None);
+        }
+        let (every, max_wait) = match &self.input {
+            Input::Journal { every, max_wait } => (*every, *max_wait),
+            Input::Lines(_) => loop {
+                self.prompt()?;
+                let Some(line) = self.read_typed()? else {
+                    let step = self.open.values().next().cloned().unwrap_or_default();
+                    return Err(DriverError::InputClosed { step });
+                };
+                // An answer given meanwhile with `ferry step` counts too.
+                if let Some(found) = self.answered(run)? {
+                    return Ok(Some(found));
                 }
-                match parse_answer(&line) {
-                    Some(a) => {
-                        self.journal.answer(run, &step.id, &a, (self.now)())?;
-                        return Ok(outcome(a));
+                match self.parse_typed(&line) {
+                    Some((n, a)) => {
+                        let id = self.open.remove(&n).unwrap_or_default();
+                        self.journal.answer(run, &id, &a, (self.now)())?;
+                        return Ok(Some((id, outcome(a))));
                     }
-                    None => writeln!(self.out, "please answer done, failed REASON or skip")?,
+                    None if self.open.len() == 1 => {
+                        writeln!(self.out, "please answer done, failed REASON or skip")?
+                    }
+                    None => writeln!(
+                        self.out,
+                        "please answer N done, N failed REASON or N skip, N being a number listed above or the step's ID"
+                    )?,
                 }
             },
-            Input::Journal { every, max_wait } => {
-                writeln!(
-                    self.out,
-                    "waiting for: ferry step done|failed|skip {} --run {run}",
-                    step.id
-                )?;
-                self.out.flush()?;
-                let started = Instant::now();
-                loop {
-                    if let Some(a) = self.journal.answer_for(run, &step.id)? {
-                        writeln!(self.out, "answer:  {}", answer_word(&a))?;
-                        return Ok(outcome(a));
-                    }
-                    if let Some(m) = max_wait {
-                        if started.elapsed() >= *m {
-                            return Err(DriverError::Timeout {
-                                step: step.id.clone(),
-                                waited_s: m.as_secs(),
-                            });
-                        }
-                    }
-                    std::thread::sleep(*every);
+        };
+        let listed: Vec<String> = self.open.values().cloned().collect();
+        for id in &listed {
+            writeln!(
+                self.out,
+                "waiting for: ferry step done|failed|skip {id} --run {run}"
+            )?;
+        }
+        self.out.flush()?;
+        let began = Instant::now();
+        loop {
+            if let Some(found) = self.answered(run)? {
+                return Ok(Some(found));
+            }
+            if deadline.is_some_and(|d| (self.now)() >= d) {
+                return Ok(None);
+            }
+            if let Some(m) = max_wait {
+                if began.elapsed() >= m {
+                    return Err(DriverError::Timeout {
+                        step: listed.join(", "),
+                        waited_s: m.as_secs(),
+                    });
                 }
             }
+            std::thread::sleep(every);
         }
     }
 
-    fn inspect(&mut self, run: RunId, step_id: &str) -> Result<Option<Outcome>, DriverError> {
-        Ok(self.journal.answer_for(run, step_id)?.map(outcome))
+    fn cancel(&mut self, _run: RunId, step_id: &str) -> Result<(), DriverError> {
+        let n = self.number(step_id);
+        if self.open.remove(&n).is_some() {
+            writeln!(
+                self.out,
+                "no longer waiting for {step_id}: it passed its timeout"
+            )?;
+        }
+        Ok(())
+    }
+
+    fn inspect(&mut self, run: RunId, step: &PlannedStep) -> Result<Inspection, DriverError> {
+        if let Some(a) = self.journal.answer_for(run, &step.id)? {
+            return Ok(Inspection::Ended(outcome(a)));
+        }
+        // Shown before the interruption and not answered: still the operator's to answer.
+        let n = self.number(&step.id);
+        self.open.insert(n, step.id.clone());
+        self.show(
+            run,
+            step,
+            " — shown before the interruption, not answered yet",
+        )?;
+        Ok(Inspection::Running)
     }
 }
 

@@ -1,17 +1,22 @@
-//! The executor, its journal and the manual driver, driven through real example plans: order
-//! and limits, failure policy `stop`, pause and resume, crash recovery through `inspect`, and
-//! the operator runbook answered from the journal.
+//! The executor, its journal, the manual driver and the rollback planner, driven through real
+//! example plans and small made-up ones by a scripted driver with a virtual clock: order and
+//! every limit kind on the recorded timeline, gate timeouts, pauses and approvals, retries, the
+//! failure policies, the window check, crash recovery for every `Inspection`, estimates from
+//! observed durations, and the upgrade of an old journal file.
 
 use ferry_exec::{
-    apply, next_batch, parse_answer, resume, Answer, Clock, Driver, DriverError, Event, ExecError,
-    Input, Journal, ManualDriver, Options, Outcome, RunId, RunStatus, StepState,
+    apply, medians, parse_answer, restrict, resume, rollback_plan, Answer, Driver, DriverError,
+    Event, ExecError, FailurePolicy, Input, Inspection, Journal, ManualDriver, NewRun, Options,
+    Outcome, Report, RollbackScope, RunId, RunInputs, RunKind, RunStatus, StepState,
 };
-use ferry_model::{Plan, PlannedStep};
+use ferry_model::plan::{LimitGroup, Load};
+use ferry_model::{Estimate, Phase, Plan, PlannedStep, StepKind};
 use ferry_plan::PlanOptions;
 use ferry_profiles::{load_site, ProfileSet};
-use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// A state directory under the system's temp dir, removed on drop.
@@ -34,355 +39,1103 @@ impl Drop for TempDir {
     }
 }
 
-/// A clock that advances one second per reading.
-struct TickClock(Cell<i64>);
+// ------------------------------------------------------------------------------------------
+// The scripted driver
+// ------------------------------------------------------------------------------------------
 
-impl TickClock {
-    fn new() -> TickClock {
-        TickClock(Cell::new(1_000_000))
-    }
-}
-
-impl Clock for TickClock {
-    fn now(&self) -> i64 {
-        let t = self.0.get();
-        self.0.set(t + 1);
-        t
-    }
-}
-
-/// Test double: records every call, fails the steps it is told to, errors (outcome unknown)
-/// on others, and answers `inspect` from a table.
+/// The world the scripted driver acts on; shared by the drivers of one test so that a "crash"
+/// (dropping the executor and its driver) leaves it as it was.
 #[derive(Default)]
-struct RecordingDriver {
-    calls: Vec<String>,
-    inspected: Vec<String>,
-    fail: HashSet<String>,
-    error: HashSet<String>,
-    inspect_answers: HashMap<String, Outcome>,
+struct World {
+    now: i64,
+    /// Started steps and the virtual time they end (`None`: never, until cancelled).
+    running: BTreeMap<String, Option<i64>>,
+    /// Ended steps and how (the driver's own record, read by `inspect`).
+    ended: HashMap<String, Outcome>,
+    /// Ends to report on the next `wait` (a start of a step that had already ended).
+    to_report: VecDeque<(String, Outcome)>,
+    /// How many times each step was applied (took effect).
+    applied: HashMap<String, u32>,
+    /// Every attempt that took effect: (step, start, end).
+    timeline: Vec<(String, i64, i64)>,
+    started_at: HashMap<String, i64>,
+    cancelled: Vec<String>,
 }
 
-impl Driver for RecordingDriver {
-    fn run(&mut self, _run: RunId, step: &PlannedStep) -> Result<Outcome, DriverError> {
-        if self.error.contains(&step.id) {
-            return Err(DriverError::Other("connection lost".into()));
-        }
-        self.calls.push(step.id.clone());
-        if self.fail.contains(&step.id) {
-            return Ok(Outcome::Failed("install failed".into()));
-        }
-        Ok(Outcome::Done)
-    }
+/// How the scripted driver behaves.
+#[derive(Default, Clone)]
+struct Script {
+    /// Per step: seconds it takes (else its planned duration, at least 1 s).
+    durations: HashMap<String, i64>,
+    /// Per step: the outcome of each attempt in turn (else done).
+    outcomes: HashMap<String, Vec<Outcome>>,
+    /// Steps that never end by themselves.
+    hang: BTreeSet<String>,
+    /// Fail (outcome unknown) at this start, counting from 1; `true`: after applying the step.
+    crash_at_start: Option<(usize, bool)>,
+}
 
-    fn inspect(&mut self, _run: RunId, step_id: &str) -> Result<Option<Outcome>, DriverError> {
-        self.inspected.push(step_id.to_string());
-        Ok(self.inspect_answers.get(step_id).cloned())
+struct ScriptDriver {
+    world: Rc<RefCell<World>>,
+    script: Script,
+    starts: usize,
+}
+
+impl ScriptDriver {
+    fn new(world: &Rc<RefCell<World>>, script: Script) -> ScriptDriver {
+        ScriptDriver {
+            world: world.clone(),
+            script,
+            starts: 0,
+        }
     }
 }
 
-fn example_plan(name: &str) -> Plan {
+impl Driver for ScriptDriver {
+    fn now(&self) -> i64 {
+        self.world.borrow().now
+    }
+
+    fn start(&mut self, _run: RunId, step: &PlannedStep) -> Result<(), DriverError> {
+        self.starts += 1;
+        let crash = self.script.crash_at_start;
+        if crash == Some((self.starts, false)) {
+            return Err(DriverError::Other(
+                "lost the connection before applying".into(),
+            ));
+        }
+        let mut w = self.world.borrow_mut();
+        if w.running.contains_key(&step.id) {
+            return Ok(());
+        }
+        if let Some(o) = w.ended.get(&step.id).cloned() {
+            if !matches!(o, Outcome::Failed(_)) {
+                w.to_report.push_back((step.id.clone(), o));
+                return Ok(());
+            }
+        }
+        *w.applied.entry(step.id.clone()).or_default() += 1;
+        let now = w.now;
+        let end = (!self.script.hang.contains(&step.id)).then(|| {
+            now + self
+                .script
+                .durations
+                .get(&step.id)
+                .copied()
+                .unwrap_or(step.duration_s as i64)
+                .max(1)
+        });
+        w.running.insert(step.id.clone(), end);
+        w.started_at.insert(step.id.clone(), now);
+        w.ended.remove(&step.id);
+        if crash == Some((self.starts, true)) {
+            return Err(DriverError::Other(
+                "lost the connection after applying".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn wait(
+        &mut self,
+        _run: RunId,
+        deadline: Option<i64>,
+    ) -> Result<Option<(String, Outcome)>, DriverError> {
+        let mut w = self.world.borrow_mut();
+        if let Some(r) = w.to_report.pop_front() {
+            return Ok(Some(r));
+        }
+        let next = w
+            .running
+            .iter()
+            .filter_map(|(id, end)| end.map(|e| (e, id.clone())))
+            .min();
+        match (next, deadline) {
+            (Some((end, _)), Some(d)) if d < end => {
+                w.now = w.now.max(d);
+                Ok(None)
+            }
+            (None, Some(d)) => {
+                w.now = w.now.max(d);
+                Ok(None)
+            }
+            (None, None) => Err(DriverError::Other("nothing is running".into())),
+            (Some((end, id)), _) => {
+                w.now = end;
+                w.running.remove(&id);
+                let attempt = w.applied[&id] as usize;
+                let outcome = self
+                    .script
+                    .outcomes
+                    .get(&id)
+                    .and_then(|v| v.get(attempt - 1).cloned())
+                    .unwrap_or(Outcome::Done);
+                let start = w.started_at[&id];
+                w.timeline.push((id.clone(), start, end));
+                w.ended.insert(id.clone(), outcome.clone());
+                Ok(Some((id, outcome)))
+            }
+        }
+    }
+
+    fn cancel(&mut self, _run: RunId, step_id: &str) -> Result<(), DriverError> {
+        let mut w = self.world.borrow_mut();
+        w.running.remove(step_id);
+        w.cancelled.push(step_id.to_string());
+        Ok(())
+    }
+
+    fn inspect(&mut self, _run: RunId, step: &PlannedStep) -> Result<Inspection, DriverError> {
+        let w = self.world.borrow();
+        Ok(if let Some(o) = w.ended.get(&step.id) {
+            Inspection::Ended(o.clone())
+        } else if w.running.contains_key(&step.id) {
+            Inspection::Running
+        } else {
+            Inspection::NotStarted
+        })
+    }
+}
+
+impl World {
+    /// Lets every running step end (done) without anyone recording it: what happens to the
+    /// world while the executor is down.
+    fn finish_running(&mut self) {
+        for (id, end) in std::mem::take(&mut self.running) {
+            let end = end.unwrap_or(self.now);
+            self.now = self.now.max(end);
+            let start = self.started_at[&id];
+            self.timeline.push((id.clone(), start, end));
+            self.ended.insert(id, Outcome::Done);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Plans
+// ------------------------------------------------------------------------------------------
+
+fn example_text(name: &str) -> String {
     let path = format!("{}/../../examples/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn example_plan_with(name: &str, opts: &PlanOptions) -> Plan {
+    let text = example_text(name);
     let set = ProfileSet::builtin().expect("built-in profiles");
-    let site = load_site(&path, &text, &set).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let site = load_site(name, &text, &set).unwrap_or_else(|e| panic!("{name}: {e:?}"));
     ferry_plan::plan(
         &site,
         |n| set.get(n).map(|p| &p.profile),
         format!("hash-of-{name}"),
-        &PlanOptions::default(),
+        opts,
     )
     .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn states(j: &Journal, run: RunId) -> HashMap<String, StepState> {
-    j.steps(run)
-        .expect("steps")
-        .into_iter()
-        .map(|s| (s.id, s.state))
-        .collect()
+fn example_plan(name: &str) -> Plan {
+    example_plan_with(name, &PlanOptions::default())
 }
 
-fn assert_order_respects_edges(plan: &Plan, calls: &[String]) {
-    let pos: HashMap<&str, usize> = calls
+/// The inputs `ferry apply` stores for an example: its text and the built-in profiles it uses.
+fn example_inputs(name: &str) -> RunInputs {
+    let text = example_text(name);
+    let set = ProfileSet::builtin().expect("built-in profiles");
+    let site = load_site(name, &text, &set).expect("site");
+    RunInputs {
+        site_name: name.to_string(),
+        site_text: text,
+        profiles: site
+            .clusters
+            .iter()
+            .map(|c| {
+                (
+                    c.profile.clone(),
+                    set.get(&c.profile).expect("p").text.clone(),
+                )
+            })
+            .collect(),
+        strategy: None,
+    }
+}
+
+/// A made-up step: (id, after, seconds, kind).
+fn step(id: &str, after: &[&str], secs: u64, kind: StepKind) -> PlannedStep {
+    let (cluster, node) = match id.split('/').collect::<Vec<_>>()[..] {
+        [c, n, _] => (c.to_string(), Some(n.to_string())),
+        [c, _] => (c.to_string(), None),
+        _ => ("c".to_string(), None),
+    };
+    PlannedStep {
+        id: id.to_string(),
+        cluster,
+        node,
+        role: None,
+        action: id.rsplit('/').next().unwrap_or(id).to_string(),
+        title: format!("title of {id}"),
+        kind,
+        phase: Phase::Window,
+        after: after.iter().map(|s| s.to_string()).collect(),
+        rules: vec!["T-01".into()],
+        start_s: 0,
+        duration_s: secs,
+        estimate: Estimate::Profile,
+        impact: ferry_model::Impact::None,
+        impact_note: String::new(),
+        instructions: format!("do {id}"),
+        verify: String::new(),
+        warning: None,
+        version: None,
+        effects: Vec::new(),
+        retries: 0,
+        timeout_s: None,
+    }
+}
+
+fn made_up(steps: Vec<PlannedStep>, limits: Vec<LimitGroup>) -> Plan {
+    let mut p = example_plan("linux-ha-pair");
+    p.steps = steps;
+    p.limits = limits;
+    p.window = None;
+    p.window_s = None;
+    p
+}
+
+fn limit(rule: &str, steps: &[&str], max: Option<u32>) -> LimitGroup {
+    LimitGroup {
+        rule: rule.into(),
+        note: String::new(),
+        steps: steps.iter().map(|s| s.to_string()).collect(),
+        max_concurrent: max,
+        capacity: None,
+        loads: Vec::new(),
+        base: BTreeMap::new(),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Running and checking
+// ------------------------------------------------------------------------------------------
+
+struct Ran {
+    report: Report,
+    world: Rc<RefCell<World>>,
+    journal: Journal,
+}
+
+fn run_with(plan: &Plan, script: Script, opts: &Options) -> Ran {
+    let journal = Journal::in_memory().expect("journal");
+    let world = Rc::new(RefCell::new(World {
+        now: 1_000_000,
+        ..World::default()
+    }));
+    let mut d = ScriptDriver::new(&world, script);
+    let report = apply(&journal, plan, &NewRun::default(), &mut d, opts, &mut ())
+        .unwrap_or_else(|e| panic!("apply: {e}"));
+    Ran {
+        report,
+        world,
+        journal,
+    }
+}
+
+fn run(plan: &Plan, opts: &Options) -> Ran {
+    run_with(plan, Script::default(), opts)
+}
+
+/// Every edge, every limit and the parallel cap hold on the recorded timeline.
+fn assert_timeline_keeps_the_rules(plan: &Plan, timeline: &[(String, i64, i64)], cap: usize) {
+    let when: HashMap<&str, (i64, i64)> = timeline
         .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i))
+        .map(|(id, s, e)| (id.as_str(), (*s, *e)))
         .collect();
     for s in &plan.steps {
-        let Some(&me) = pos.get(s.id.as_str()) else {
+        let Some(&(start, _)) = when.get(s.id.as_str()) else {
             continue;
         };
         for a in &s.after {
-            let before = pos
+            let (_, end) = when
                 .get(a.as_str())
                 .unwrap_or_else(|| panic!("`{}` ran but `{a}` before it did not", s.id));
-            assert!(*before < me, "`{}` ran before `{a}`", s.id);
+            assert!(*end <= start, "`{}` started before `{a}` ended", s.id);
+        }
+    }
+    // Sweep: at each start, what runs (ends at the same instant come first).
+    let mut events: Vec<(i64, bool, &str)> = Vec::new();
+    for (id, s, e) in timeline {
+        events.push((*s, true, id));
+        events.push((*e, false, id));
+    }
+    events.sort_by_key(|&(t, starting, id)| (t, starting, id));
+    let mut now: BTreeSet<&str> = BTreeSet::new();
+    for (t, starting, id) in events {
+        if !starting {
+            now.remove(id);
+            continue;
+        }
+        now.insert(id);
+        assert!(
+            now.len() <= cap,
+            "at {t}: {} steps run, cap {cap}",
+            now.len()
+        );
+        for g in &plan.limits {
+            if let Some(m) = g.max_concurrent {
+                let n = now
+                    .iter()
+                    .filter(|r| g.steps.iter().any(|x| x == *r))
+                    .count();
+                assert!(n <= m as usize, "at {t}: limit {} runs {n} > {m}", g.rule);
+            }
+            if let Some(cap) = g.capacity {
+                let mut per: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+                for l in g.loads.iter().filter(|l| now.contains(l.step.as_str())) {
+                    let e = per.entry(l.partition.as_str()).or_default();
+                    e.0 += l.weight;
+                    e.1 += 1;
+                }
+                for (part, (load, members)) in per {
+                    let base = g.base.get(part).copied().unwrap_or(0.0);
+                    assert!(
+                        members == 1 || base + load <= cap + 1e-9,
+                        "at {t}: {} on {part} carries {} > {cap} with {members} steps",
+                        g.rule,
+                        base + load
+                    );
+                }
+            }
         }
     }
 }
 
+fn max_overlap(timeline: &[(String, i64, i64)]) -> usize {
+    let mut events: Vec<(i64, i32)> = Vec::new();
+    for (_, s, e) in timeline {
+        events.push((*s, 1));
+        events.push((*e, -1));
+    }
+    events.sort();
+    let (mut n, mut best) = (0i32, 0i32);
+    for (_, d) in events {
+        n += d;
+        best = best.max(n);
+    }
+    best as usize
+}
+
+// ------------------------------------------------------------------------------------------
+// Tests
+// ------------------------------------------------------------------------------------------
+
 #[test]
-fn journal_round_trip_and_durability_settings() {
+fn journal_round_trip_durability_and_in_memory() {
     let dir = TempDir::new("journal");
     let plan = example_plan("linux-ha-pair");
     let first = &plan.steps[0].id;
+    let inputs = example_inputs("linux-ha-pair");
+    let new = NewRun {
+        kind: RunKind::Apply,
+        parent: None,
+        driver: "manual".into(),
+        inputs: Some(inputs.clone()),
+    };
     let run = {
         let j = Journal::open(&dir.0).expect("open");
         assert_eq!(j.durability().expect("pragmas"), ("wal".to_string(), 2));
         assert!(dir.0.join("journal.sqlite").exists());
-        let run = j.start_run(&plan, 100).expect("start run");
+        let run = j.create_run(&plan, 100, &new).expect("start run");
         j.record(run, first, Event::Started, 101, "")
             .expect("started");
         j.answer(run, first, &Answer::Failed("disk full".into()), 102)
             .expect("answer");
-        assert_eq!(
-            j.answer_for(run, first).expect("read answer"),
-            Some(Answer::Failed("disk full".into()))
-        );
+        j.approve(run, first, "operator", 103).expect("approve");
+        j.put_driver_state("twin/world", "{\"v\":1}")
+            .expect("state");
+        j.put_driver_state("twin/world", "{\"v\":2}")
+            .expect("state");
         run
     };
     // Reopened: everything is still there.
     let j = Journal::open(&dir.0).expect("reopen");
     assert_eq!(j.durability().expect("pragmas"), ("wal".to_string(), 2));
     assert_eq!(j.plan(run).expect("plan"), plan);
-    let runs = j.runs().expect("runs");
-    assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].input_hash, plan.input_hash);
-    assert_eq!(runs[0].created, 100);
-    assert_eq!(runs[0].status, RunStatus::Running);
+    assert_eq!(j.inputs(run).expect("inputs"), Some(inputs));
+    let summary = j.run(run).expect("run");
+    assert_eq!(
+        (summary.kind, summary.parent, summary.driver.as_str()),
+        (RunKind::Apply, None, "manual")
+    );
+    assert_eq!((summary.created, summary.status), (100, RunStatus::Running));
+    assert_eq!(
+        j.answer_for(run, first).expect("answer"),
+        Some(Answer::Failed("disk full".into()))
+    );
+    assert_eq!(j.approvals(run).expect("approvals")[0].step, *first);
+    assert_eq!(
+        j.driver_state("twin/world").expect("state").as_deref(),
+        Some("{\"v\":2}")
+    );
+    assert_eq!(j.driver_state("other").expect("state"), None);
     let steps = j.steps(run).expect("steps");
-    assert_eq!(steps.len(), plan.steps.len());
-    assert_eq!(steps[0].state, StepState::Running);
-    assert_eq!(steps[0].started, Some(101));
-    assert!(steps[1..].iter().all(|s| s.state == StepState::Pending));
-
+    assert_eq!(
+        (steps[0].state, steps[0].started, steps[0].attempts),
+        (StepState::Running, Some(101), 1)
+    );
     // A failure clears the answer, so a retry waits for a new one.
-    j.record(run, first, Event::Failed, 103, "disk full")
+    j.record(run, first, Event::Failed, 104, "disk full")
         .expect("failed");
     assert_eq!(j.answer_for(run, first).expect("answer"), None);
-    let steps = j.steps(run).expect("steps");
-    assert_eq!(steps[0].state, StepState::Failed);
-    assert_eq!(
-        (steps[0].ended, steps[0].detail.as_str()),
-        (Some(103), "disk full")
-    );
-    j.set_status(run, RunStatus::Failed).expect("status");
-    assert_eq!(j.run(run).expect("run").status, RunStatus::Failed);
-    assert_eq!(j.latest_run().expect("latest"), run);
+    assert_eq!(j.steps(run).expect("steps")[0].detail, "disk full");
     assert!(matches!(
         j.run(run + 1),
         Err(ferry_exec::JournalError::NoRun(_))
     ));
-    let events = j.events(run).expect("events");
-    assert_eq!(
-        events.iter().map(|e| e.event).collect::<Vec<_>>(),
-        vec![Event::Started, Event::Failed]
-    );
+
+    // A run being carried out is locked; a second lock is refused until the first is dropped.
+    let lock = j.lock_run(run).expect("lock");
+    let other = Journal::open(&dir.0).expect("second connection");
+    assert!(other.run_is_active(run).expect("active"));
+    assert!(matches!(
+        other.lock_run(run),
+        Err(ferry_exec::JournalError::Busy { .. })
+    ));
+    drop(lock);
+    assert!(!other.run_is_active(run).expect("active"));
+
+    // In memory: the same schema, nothing on disk, never locked.
+    let m = Journal::in_memory().expect("in memory");
+    let r = m.create_run(&plan, 5, &new).expect("run");
+    assert_eq!(m.run(r).expect("run").driver, "manual");
+    assert!(!m.run_is_active(r).expect("active"));
+    m.approve(r, first, "x", 6).expect("approve");
+    assert_eq!(m.path(), std::path::Path::new(":memory:"));
 }
 
 #[test]
-fn every_example_runs_in_an_order_that_keeps_every_edge() {
-    for name in [
-        "linux-ha-pair",
-        "ucm-standard",
-        "genesys-framework",
-        "cms-ha",
-        "ccm4-large",
-    ] {
-        let dir = TempDir::new("order");
-        let plan = example_plan(name);
-        let j = Journal::open(&dir.0).expect("open");
-        let mut d = RecordingDriver::default();
-        let r = apply(&j, &plan, &mut d, &TickClock::new(), &Options::default()).expect("apply");
-        assert_eq!(r.status, RunStatus::Complete, "{name}: {r:?}");
-        assert_eq!(r.done, plan.steps.len(), "{name}");
-        assert_eq!(d.calls.len(), plan.steps.len(), "{name}: each step once");
-        assert_order_respects_edges(&plan, &d.calls);
-        // The journal: each step started before it ended, once.
-        let ev = j.events(r.run).expect("events");
-        assert_eq!(ev.len(), 2 * plan.steps.len());
-        for pair in ev.chunks(2) {
-            assert_eq!(
-                (pair[0].event, pair[1].event),
-                (Event::Started, Event::Done)
-            );
-            assert_eq!(pair[0].step, pair[1].step);
-            assert!(pair[0].time < pair[1].time);
-        }
-        assert_eq!(j.run(r.run).expect("run").status, RunStatus::Complete);
-    }
-}
-
-#[test]
-fn batches_keep_limits_and_the_parallel_cap() {
-    for name in ["genesys-framework", "ccm4-large", "ucm-standard"] {
-        let plan = example_plan(name);
-        for parallel in [1, 3, usize::MAX] {
-            let mut st: HashMap<String, StepState> = HashMap::new();
-            let mut rounds = 0;
-            loop {
-                let batch: Vec<String> = next_batch(&plan, &st, &[], parallel)
-                    .iter()
-                    .map(|s| s.id.clone())
-                    .collect();
-                if batch.is_empty() {
-                    break;
-                }
-                assert!(batch.len() <= parallel);
-                for g in &plan.limits {
-                    if let Some(m) = g.max_concurrent {
-                        let n = batch.iter().filter(|b| g.steps.contains(b)).count();
-                        assert!(n <= m as usize, "{name}: group {} runs {n} > {m}", g.rule);
-                    }
-                }
-                for b in &batch {
-                    let s = plan.steps.iter().find(|s| &s.id == b).expect("step");
-                    assert!(s.after.iter().all(|a| st.get(a) == Some(&StepState::Done)));
-                }
-                // With these running, nothing else in a full group may be added.
-                let more = next_batch(&plan, &st, &batch, parallel);
-                assert!(more.iter().all(|m| !batch.contains(&m.id)));
-                for b in batch {
-                    st.insert(b, StepState::Done);
-                }
-                rounds += 1;
-            }
-            assert_eq!(st.len(), plan.steps.len(), "{name}: every step scheduled");
-            if parallel == 1 {
-                assert_eq!(rounds, plan.steps.len());
-            }
-        }
-    }
-}
-
-#[test]
-fn a_failed_step_stops_the_run_and_resume_retries_it() {
-    let dir = TempDir::new("fail");
-    let plan = example_plan("ucm-standard");
-    let j = Journal::open(&dir.0).expect("open");
-    let bad = plan.steps[plan.steps.len() / 2].id.clone();
-    let mut d = RecordingDriver::default();
-    d.fail.insert(bad.clone());
-    let r = apply(&j, &plan, &mut d, &TickClock::new(), &Options::default()).expect("apply");
-    assert_eq!(r.status, RunStatus::Failed);
-    assert_eq!(r.failed, vec![(bad.clone(), "install failed".to_string())]);
-    assert_eq!(
-        d.calls.last(),
-        Some(&bad),
-        "no step starts after the failure"
-    );
-    assert_eq!(r.done + 1 + r.pending, plan.steps.len());
-    assert!(r.pending > 0);
-    assert_eq!(j.run(r.run).expect("run").status, RunStatus::Failed);
-
-    let done_before: HashSet<String> = d.calls[..d.calls.len() - 1].iter().cloned().collect();
-    let mut d2 = RecordingDriver::default();
-    let r2 = resume(&j, r.run, &mut d2, &TickClock::new(), &Options::default()).expect("resume");
-    assert_eq!(r2.status, RunStatus::Complete);
-    assert_eq!(
-        d2.calls.first(),
-        Some(&bad),
-        "the failed step is tried again first"
-    );
-    assert!(
-        d2.calls.iter().all(|c| !done_before.contains(c)),
-        "done steps never re-run"
-    );
-    assert_eq!(d.calls.len() - 1 + d2.calls.len(), plan.steps.len());
-}
-
-#[test]
-fn pause_after_then_resume_completes_without_rerunning() {
-    let dir = TempDir::new("pause");
+fn an_old_journal_file_is_upgraded_in_place() {
+    let dir = TempDir::new("upgrade");
+    std::fs::create_dir_all(&dir.0).expect("dir");
     let plan = example_plan("linux-ha-pair");
-    let j = Journal::open(&dir.0).expect("open");
-    let mut d = RecordingDriver::default();
+    {
+        // The schema of the first ferry-exec: no kind, parent, driver, inputs; no approvals.
+        let c = rusqlite::Connection::open(dir.0.join("journal.sqlite")).expect("sqlite");
+        c.execute_batch(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL,
+                input_hash TEXT NOT NULL, plan TEXT NOT NULL, created INTEGER NOT NULL,
+                status TEXT NOT NULL);
+             CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                run INTEGER NOT NULL REFERENCES runs(id), step TEXT NOT NULL,
+                event TEXT NOT NULL, time INTEGER NOT NULL, detail TEXT NOT NULL DEFAULT '');
+             CREATE TABLE answers (run INTEGER NOT NULL REFERENCES runs(id), step TEXT NOT NULL,
+                answer TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', time INTEGER NOT NULL,
+                PRIMARY KEY (run, step));",
+        )
+        .expect("old schema");
+        c.execute(
+            "INSERT INTO runs (site, input_hash, plan, created, status) VALUES (?1, ?2, ?3, 7, 'paused')",
+            rusqlite::params![plan.site, plan.input_hash, serde_json::to_string(&plan).expect("json")],
+        )
+        .expect("old run");
+        c.execute(
+            "INSERT INTO events (run, step, event, time) VALUES (1, ?1, 'started', 8), (1, ?1, 'done', 9)",
+            rusqlite::params![plan.steps[0].id],
+        )
+        .expect("old events");
+    }
+    let j = Journal::open(&dir.0).expect("upgraded");
+    let old = j.run(1).expect("old run");
+    assert_eq!(
+        (old.kind, old.parent, old.driver.as_str(), old.status),
+        (RunKind::Apply, None, "", RunStatus::Paused)
+    );
+    assert_eq!(j.inputs(1).expect("inputs"), None);
+    assert_eq!(j.steps(1).expect("steps")[0].state, StepState::Done);
+    j.approve(1, &plan.steps[1].id, "operator", 10)
+        .expect("approvals table");
+    let new = j
+        .create_run(
+            &plan,
+            11,
+            &NewRun {
+                kind: RunKind::Rollback,
+                parent: Some(1),
+                driver: "manual".into(),
+                inputs: None,
+            },
+        )
+        .expect("new run");
+    assert_eq!(j.run(new).expect("run").parent, Some(1));
+    drop(j);
+    // Opening again changes nothing more.
+    let j = Journal::open(&dir.0).expect("reopened");
+    assert_eq!(j.runs().expect("runs").len(), 2);
+}
+
+#[test]
+fn every_limit_and_edge_holds_on_the_timeline_at_every_parallel_setting() {
+    // (example, parallel, at least this many steps at once somewhere)
+    let cases: &[(&str, Option<usize>, usize)] = &[
+        ("linux-ha-pair", None, 1),
+        ("ucm-standard", None, 2),
+        ("ucm-parallel", None, 3),
+        ("ucm-parallel", Some(2), 2),
+        ("genesys-framework", None, 2),
+        ("genesys-framework", Some(1), 1),
+        ("ccm4-large", None, 2),
+        ("ccm4-large", Some(3), 2),
+        ("cms-ha", None, 1),
+    ];
+    for &(name, parallel, overlap) in cases {
+        let plan = example_plan(name);
+        let opts = Options {
+            parallel,
+            approve_all: true,
+            ..Options::default()
+        };
+        let r = run(&plan, &opts);
+        assert_eq!(
+            r.report.status,
+            RunStatus::Complete,
+            "{name}: {:?}",
+            r.report
+        );
+        assert_eq!(r.report.done, plan.steps.len(), "{name}");
+        let w = r.world.borrow();
+        assert!(
+            plan.steps.iter().all(|s| w.applied.get(&s.id) == Some(&1)),
+            "{name}: each step applied once"
+        );
+        assert_timeline_keeps_the_rules(&plan, &w.timeline, parallel.unwrap_or(usize::MAX));
+        let most = max_overlap(&w.timeline);
+        assert!(
+            most >= overlap,
+            "{name} {parallel:?}: at most {most} at once"
+        );
+        if parallel == Some(1) {
+            assert_eq!(most, 1);
+        }
+        // The journal: each step started once before it ended once.
+        let ev = r.journal.events(r.report.run).expect("events");
+        assert_eq!(ev.len(), 2 * plan.steps.len(), "{name}");
+    }
+}
+
+#[test]
+fn capacity_limits_keep_the_partition_load_and_let_an_oversized_step_run_alone() {
+    // Partition p (base 2, capacity 10): a=5, b=5, c=4 and big=12 (alone over the capacity).
+    let steps = vec![
+        step("c/n1/a", &[], 100, StepKind::Action),
+        step("c/n2/b", &[], 100, StepKind::Action),
+        step("c/n3/c", &[], 100, StepKind::Action),
+        step("c/n4/big", &[], 100, StepKind::Action),
+        step("c/n5/free", &[], 100, StepKind::Action),
+    ];
+    let mut cap = limit("T-CAP", &["c/n1/a", "c/n2/b", "c/n3/c", "c/n4/big"], None);
+    cap.capacity = Some(10.0);
+    cap.base = BTreeMap::from([("p".to_string(), 2.0)]);
+    cap.loads = [
+        ("c/n1/a", 5.0),
+        ("c/n2/b", 5.0),
+        ("c/n3/c", 4.0),
+        ("c/n4/big", 12.0),
+    ]
+    .iter()
+    .map(|(s, w)| Load {
+        step: s.to_string(),
+        partition: "p".into(),
+        weight: *w,
+    })
+    .collect();
+    let plan = made_up(steps, vec![cap]);
+    let r = run(&plan, &Options::default());
+    assert_eq!(r.report.status, RunStatus::Complete, "{:?}", r.report);
+    let w = r.world.borrow();
+    assert_timeline_keeps_the_rules(&plan, &w.timeline, usize::MAX);
+    let at: HashMap<&str, (i64, i64)> = w
+        .timeline
+        .iter()
+        .map(|(id, s, e)| (id.as_str(), (*s, *e)))
+        .collect();
+    // `big` overlaps no other member; `free` (not a member) runs from the start.
+    let big = at["c/n4/big"];
+    for m in ["c/n1/a", "c/n2/b", "c/n3/c"] {
+        assert!(at[m].1 <= big.0 || at[m].0 >= big.1, "{m} overlaps big");
+    }
+    assert_eq!(at["c/n5/free"].0, 1_000_000);
+}
+
+#[test]
+fn a_gate_past_its_timeout_is_cancelled_and_fails() {
+    let mut gate = step("c/n1/replicated", &["c/n1/install"], 60, StepKind::Gate);
+    gate.timeout_s = Some(600);
+    let plan = made_up(
+        vec![
+            step("c/n1/install", &[], 100, StepKind::Action),
+            gate,
+            step("c/n1/switch", &["c/n1/replicated"], 100, StepKind::Action),
+            step("c/n2/other", &[], 5000, StepKind::Action),
+        ],
+        vec![],
+    );
+    // (the gate hangs?, status, switch applied?)
+    for (hang, status, switched) in [
+        (true, RunStatus::Failed, false),
+        (false, RunStatus::Complete, true),
+    ] {
+        let mut script = Script::default();
+        if hang {
+            script.hang.insert("c/n1/replicated".into());
+        }
+        let r = run_with(&plan, script, &Options::default());
+        assert_eq!(r.report.status, status, "{:?}", r.report);
+        let w = r.world.borrow();
+        assert_eq!(w.applied.contains_key("c/n1/switch"), switched);
+        if hang {
+            assert_eq!(r.report.timed_out, vec!["c/n1/replicated".to_string()]);
+            assert_eq!(w.cancelled, vec!["c/n1/replicated".to_string()]);
+            assert_eq!(
+                r.report.failed,
+                vec![(
+                    "c/n1/replicated".to_string(),
+                    "timed out after 600 s".to_string()
+                )]
+            );
+            // Timed out at its deadline, and the step already under way was waited for.
+            let failed_at = r
+                .journal
+                .events(r.report.run)
+                .expect("events")
+                .into_iter()
+                .find(|e| e.event == Event::Failed)
+                .expect("failed event")
+                .time;
+            assert_eq!(failed_at, 1_000_000 + 100 + 600);
+            assert!(w.timeline.iter().any(|(id, ..)| id == "c/n2/other"));
+        } else {
+            assert!(r.report.timed_out.is_empty());
+        }
+    }
+}
+
+#[test]
+fn pause_after_stops_once_the_step_is_done_and_resume_continues() {
+    let plan = example_plan("linux-ha-pair");
+    let point = plan.steps[2].id.clone();
+    let journal = Journal::in_memory().expect("journal");
+    let world = Rc::new(RefCell::new(World::default()));
     let opts = Options {
-        pause_after: vec![plan.steps[2].id.clone()],
+        pause_after: vec![point.clone()],
         ..Options::default()
     };
-    // The pause point is wherever that step falls in the executed order.
-    let r = apply(&j, &plan, &mut d, &TickClock::new(), &opts).expect("apply");
+    let mut d = ScriptDriver::new(&world, Script::default());
+    let r = apply(&journal, &plan, &NewRun::default(), &mut d, &opts, &mut ()).expect("apply");
     assert_eq!(r.status, RunStatus::Paused);
-    assert_eq!(d.calls.last(), Some(&plan.steps[2].id));
+    assert!(r.message.as_deref().unwrap_or("").contains(&point));
+    assert_eq!(journal.run(r.run).expect("run").status, RunStatus::Paused);
     assert!(r.pending > 0);
-    assert_eq!(j.run(r.run).expect("run").status, RunStatus::Paused);
+    let states: HashMap<String, StepState> = journal
+        .steps(r.run)
+        .expect("steps")
+        .into_iter()
+        .map(|s| (s.id, s.state))
+        .collect();
+    assert_eq!(states[&point], StepState::Done);
+    // Nothing starts after the pause point is done.
+    let point_end = world
+        .borrow()
+        .timeline
+        .iter()
+        .find(|t| t.0 == point)
+        .expect("point ran")
+        .2;
+    assert!(world.borrow().timeline.iter().all(|t| t.1 < point_end));
 
-    let mut d2 = RecordingDriver::default();
-    let r2 = resume(&j, r.run, &mut d2, &TickClock::new(), &Options::default()).expect("resume");
+    let mut d2 = ScriptDriver::new(&world, Script::default());
+    let r2 = resume(&journal, r.run, &mut d2, &opts, &mut ()).expect("resume");
     assert_eq!(r2.status, RunStatus::Complete);
-    assert!(d2.calls.iter().all(|c| !d.calls.contains(c)));
-    assert_eq!(d.calls.len() + d2.calls.len(), plan.steps.len());
-    let mut all = d.calls.clone();
-    all.extend(d2.calls.iter().cloned());
-    assert_order_respects_edges(&plan, &all);
-    assert!(states(&j, r.run).values().all(|s| *s == StepState::Done));
+    let w = world.borrow();
+    assert!(plan.steps.iter().all(|s| w.applied[&s.id] == 1));
+    assert_timeline_keeps_the_rules(&plan, &w.timeline, usize::MAX);
 }
 
 #[test]
-fn an_interrupted_step_is_inspected_before_anything_else() {
-    for (said, rerun) in [(Some(Outcome::Done), false), (None, true)] {
-        let dir = TempDir::new("crash");
-        let plan = example_plan("linux-ha-pair");
-        let j = Journal::open(&dir.0).expect("open");
-        let lost = plan.steps[3].id.clone();
-        let mut d = RecordingDriver::default();
-        d.error.insert(lost.clone());
-        let err = apply(&j, &plan, &mut d, &TickClock::new(), &Options::default())
-            .expect_err("the driver lost the step");
-        assert!(matches!(err, ExecError::Driver { ref step, .. } if *step == lost));
-        let run = j.latest_run().expect("run");
-        assert_eq!(states(&j, run)[&lost], StepState::Running);
-        let ran_before = d.calls.clone();
-
-        let mut d2 = RecordingDriver::default();
-        if let Some(o) = &said {
-            d2.inspect_answers.insert(lost.clone(), o.clone());
+fn a_pause_step_waits_for_its_approval() {
+    // A real profile pause: the go/no-go call before a parallel refresh.
+    let plan = example_plan("ucm-refresh");
+    let pause = plan
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::Pause)
+        .expect("a pause step")
+        .id
+        .clone();
+    // (approve every pause?, approved in the journal before resuming?)
+    for approve_all in [false, true] {
+        let journal = Journal::in_memory().expect("journal");
+        let world = Rc::new(RefCell::new(World::default()));
+        let opts = Options {
+            approve_all,
+            ..Options::default()
+        };
+        let mut d = ScriptDriver::new(&world, Script::default());
+        let r = apply(&journal, &plan, &NewRun::default(), &mut d, &opts, &mut ()).expect("apply");
+        if approve_all {
+            assert_eq!(r.status, RunStatus::Complete);
+            let a = journal.approvals(r.run).expect("approvals");
+            assert!(a.iter().any(|a| a.step == pause && a.by == "--approve"));
+            continue;
         }
-        let r = resume(&j, run, &mut d2, &TickClock::new(), &Options::default()).expect("resume");
-        assert_eq!(r.status, RunStatus::Complete);
+        assert_eq!(r.status, RunStatus::Paused, "{r:?}");
+        assert_eq!(r.awaiting_approval.as_deref(), Some(pause.as_str()));
         assert_eq!(
-            d2.inspected,
-            vec![lost.clone()],
-            "only the interrupted step"
+            r.message.as_deref(),
+            Some(
+                format!(
+                    "waiting for approval of {pause}: ferry approve {pause} --run {}",
+                    r.run
+                )
+                .as_str()
+            )
         );
-        assert_eq!(r.recovered, vec![(lost.clone(), said.clone())]);
-        assert_eq!(d2.calls.contains(&lost), rerun, "{said:?}");
-        assert!(d2.calls.iter().all(|c| !ran_before.contains(c)));
-        assert_eq!(
-            ran_before.len() + d2.calls.len() + usize::from(!rerun),
-            plan.steps.len()
+        assert!(!world.borrow().applied.contains_key(&pause));
+        // Resuming without an approval pauses again, starting nothing new.
+        let applied_before = world.borrow().applied.len();
+        let mut d2 = ScriptDriver::new(&world, Script::default());
+        let again = resume(&journal, r.run, &mut d2, &opts, &mut ()).expect("resume");
+        assert_eq!(again.status, RunStatus::Paused);
+        assert_eq!(world.borrow().applied.len(), applied_before);
+        journal
+            .approve(r.run, &pause, "operator", 5)
+            .expect("approve");
+        let mut d3 = ScriptDriver::new(&world, Script::default());
+        let done = resume(&journal, r.run, &mut d3, &opts, &mut ()).expect("resume");
+        assert_eq!(done.status, RunStatus::Complete, "{done:?}");
+        assert_eq!(world.borrow().applied[&pause], 1);
+    }
+}
+
+#[test]
+fn a_failed_step_with_retries_left_is_started_again() {
+    let failed = || Outcome::Failed("service did not start".into());
+    // (retries, outcomes of its attempts, status, applications, retried)
+    let cases = [
+        (2, vec![failed(), failed()], RunStatus::Complete, 3, 2),
+        (1, vec![failed(), failed()], RunStatus::Failed, 2, 1),
+        (0, vec![failed()], RunStatus::Failed, 1, 0),
+        (3, vec![], RunStatus::Complete, 1, 0),
+    ];
+    for (retries, outcomes, status, applied, retried) in cases {
+        let mut flaky = step("c/n1/restart", &["c/n1/install"], 30, StepKind::Action);
+        flaky.retries = retries;
+        let plan = made_up(
+            vec![
+                step("c/n1/install", &[], 100, StepKind::Action),
+                flaky,
+                step("c/n1/check", &["c/n1/restart"], 10, StepKind::Action),
+            ],
+            vec![],
         );
+        let script = Script {
+            outcomes: HashMap::from([("c/n1/restart".to_string(), outcomes)]),
+            ..Script::default()
+        };
+        let r = run_with(&plan, script, &Options::default());
+        assert_eq!(r.report.status, status, "retries {retries}: {:?}", r.report);
+        assert_eq!(r.world.borrow().applied["c/n1/restart"], applied);
+        assert_eq!(r.report.retried.len(), retried);
+        let steps = r.journal.steps(r.report.run).expect("steps");
+        assert_eq!(steps[1].attempts, applied);
+    }
+}
+
+#[test]
+fn each_failure_policy_stops_new_work_and_names_the_rollback_it_wants() {
+    let plan = example_plan("ucm-standard");
+    let bad = plan
+        .steps
+        .iter()
+        .find(|s| s.node.is_some() && s.phase == Phase::Window)
+        .expect("a node step")
+        .clone();
+    let node = RollbackScope::Node {
+        cluster: bad.cluster.clone(),
+        node: bad.node.clone().expect("node"),
+    };
+    for (policy, wanted) in [
+        (FailurePolicy::Stop, None),
+        (FailurePolicy::RollbackNode, Some(node)),
+        (FailurePolicy::RollbackAll, Some(RollbackScope::All)),
+    ] {
+        let script = Script {
+            outcomes: HashMap::from([(bad.id.clone(), vec![Outcome::Failed("boom".into())])]),
+            ..Script::default()
+        };
+        let opts = Options {
+            policy,
+            approve_all: true,
+            ..Options::default()
+        };
+        let r = run_with(&plan, script, &opts);
+        assert_eq!(r.report.status, RunStatus::Failed, "{policy:?}");
+        assert_eq!(r.report.failed, vec![(bad.id.clone(), "boom".to_string())]);
+        assert_eq!(r.report.rollback, wanted, "{policy:?}");
+        let summary = r.journal.run(r.report.run).expect("run");
+        assert_eq!(summary.rollback_wanted, wanted);
+        assert_eq!(summary.status, RunStatus::Failed);
+        // No step starts after the failure; the ones under way were waited for and ended.
+        let w = r.world.borrow();
+        let failed_at = w.timeline.iter().find(|t| t.0 == bad.id).expect("ran").2;
+        assert!(w.timeline.iter().all(|t| t.1 < failed_at), "{policy:?}");
+        assert!(w.running.is_empty());
+        assert!(r.report.pending > 0);
     }
 }
 
 #[test]
 fn a_step_that_would_end_after_the_window_is_not_started() {
-    let dir = TempDir::new("window");
     let plan = example_plan("linux-ha-pair");
-    let j = Journal::open(&dir.0).expect("open");
-    let clock = TickClock::new();
-    let mut d = RecordingDriver::default();
-    let opts = Options {
-        window_end: Some(clock.0.get() + 5),
-        ..Options::default()
-    };
-    let r = apply(&j, &plan, &mut d, &clock, &opts).expect("apply");
-    assert_eq!(r.status, RunStatus::Stopped);
-    assert!(
-        r.message.as_deref().unwrap_or("").contains("window"),
-        "{r:?}"
+    let first_window = plan
+        .steps
+        .iter()
+        .find(|s| s.phase == Phase::Window)
+        .expect("window step");
+    // (window end relative to the start, ignore?): a window that ends at once, and none.
+    for (window_end, status) in [
+        (Some(1_000_000 + 5), RunStatus::Stopped),
+        (None, RunStatus::Complete),
+    ] {
+        let opts = Options {
+            window_end,
+            ..Options::default()
+        };
+        let r = run(&plan, &opts);
+        assert_eq!(r.report.status, status);
+        if status == RunStatus::Stopped {
+            assert!(r.report.message.as_deref().unwrap_or("").contains("window"));
+            assert!(!r.world.borrow().applied.contains_key(&first_window.id));
+            assert!(r.world.borrow().applied.keys().all(|id| plan
+                .steps
+                .iter()
+                .any(|s| &s.id == id && s.phase == Phase::Prepare)));
+        }
+    }
+}
+
+#[test]
+fn after_a_crash_nothing_is_applied_twice_and_nothing_is_skipped() {
+    // How the world is left by the crash: the step not applied (NotStarted), applied and still
+    // under way (Running), applied and ended while nobody recorded it (Ended).
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Left {
+        NotStarted,
+        Running,
+        Ended,
+    }
+    for name in ["linux-ha-pair", "genesys-framework"] {
+        let plan = example_plan(name);
+        for crash_at in [1, 2, 5, 8] {
+            for left in [Left::NotStarted, Left::Running, Left::Ended] {
+                let journal = Journal::in_memory().expect("journal");
+                let world = Rc::new(RefCell::new(World::default()));
+                let script = Script {
+                    crash_at_start: Some((crash_at, left != Left::NotStarted)),
+                    ..Script::default()
+                };
+                let mut d = ScriptDriver::new(&world, script);
+                let err = apply(
+                    &journal,
+                    &plan,
+                    &NewRun::default(),
+                    &mut d,
+                    &Options::default(),
+                    &mut (),
+                )
+                .expect_err("the driver failed");
+                let ExecError::Driver { steps, .. } = err else {
+                    panic!("{err}")
+                };
+                let run = journal.latest_run().expect("run");
+                assert_eq!(journal.run(run).expect("run").status, RunStatus::Stopped);
+                drop(d);
+                if left == Left::Ended {
+                    world.borrow_mut().finish_running();
+                }
+                let mut fresh = ScriptDriver::new(&world, Script::default());
+                let r = resume(&journal, run, &mut fresh, &Options::default(), &mut ())
+                    .expect("resume");
+                assert_eq!(r.status, RunStatus::Complete, "{name} {crash_at} {left:?}");
+                let w = world.borrow();
+                for s in &plan.steps {
+                    assert_eq!(
+                        w.applied.get(&s.id),
+                        Some(&1),
+                        "{name} crash at {crash_at} {left:?}: {}",
+                        s.id
+                    );
+                }
+                // Every step under way at the crash was inspected, and said what the world says.
+                let inspected: Vec<&String> = r.recovered.iter().map(|x| &x.0).collect();
+                assert_eq!(inspected, steps.iter().collect::<Vec<_>>());
+                let crashed = steps.last().expect("crashed step");
+                let said = &r.recovered.iter().find(|x| &x.0 == crashed).expect("x").1;
+                let want = match left {
+                    Left::NotStarted => Inspection::NotStarted,
+                    Left::Running => Inspection::Running,
+                    Left::Ended => Inspection::Ended(Outcome::Done),
+                };
+                assert_eq!(said, &want, "{name} {crash_at}");
+                assert_timeline_keeps_the_rules(&plan, &w.timeline, usize::MAX);
+            }
+        }
+    }
+}
+
+#[test]
+fn observed_durations_replace_the_profile_estimates_when_planning() {
+    let plan = example_plan("linux-ha-pair");
+    let journal = Journal::in_memory().expect("journal");
+    // Two runs; every step of one action takes 100 s, then 300 s: the median is 200 s.
+    let action = plan.steps[0].action.clone();
+    for secs in [100, 300] {
+        let world = Rc::new(RefCell::new(World::default()));
+        let script = Script {
+            durations: plan
+                .steps
+                .iter()
+                .filter(|s| s.action == action)
+                .map(|s| (s.id.clone(), secs))
+                .collect(),
+            ..Script::default()
+        };
+        let mut d = ScriptDriver::new(&world, script);
+        let r = apply(
+            &journal,
+            &plan,
+            &NewRun::default(),
+            &mut d,
+            &Options::default(),
+            &mut (),
+        )
+        .expect("apply");
+        assert_eq!(r.status, RunStatus::Complete);
+    }
+    let durations = journal.durations().expect("durations");
+    let key = ("linux-ha".to_string(), action.clone());
+    let n = plan.steps.iter().filter(|s| s.action == action).count();
+    assert_eq!(durations[&key].len(), 2 * n);
+    let estimates = medians(&durations);
+    assert_eq!(estimates[&key], 200);
+    let replanned = example_plan_with(
+        "linux-ha-pair",
+        &PlanOptions {
+            estimates: BTreeMap::from([(key.clone(), 200)]),
+            ..PlanOptions::default()
+        },
     );
-    assert!(d.calls.iter().all(|c| {
-        plan.steps.iter().find(|s| &s.id == c).expect("step").phase == ferry_model::Phase::Prepare
-    }));
+    for s in &replanned.steps {
+        if s.action == action {
+            assert_eq!(
+                (s.duration_s, s.estimate),
+                (200, Estimate::Observed),
+                "{}",
+                s.id
+            );
+        } else {
+            assert_eq!(s.estimate, Estimate::Profile, "{}", s.id);
+        }
+    }
+    let json = serde_json::to_string(&replanned).expect("json");
+    assert!(json.contains("\"estimate\":\"observed\""));
+    assert!(!serde_json::to_string(&plan)
+        .expect("json")
+        .contains("\"estimate\""));
+    assert!(ferry_plan::render::text::render_text(&replanned).contains("(observed)"));
+}
+
+#[test]
+fn the_rollback_is_planned_from_the_stored_inputs_and_restricted_to_a_node() {
+    let inputs = example_inputs("ucm-standard");
+    let upgrade = example_plan("ucm-standard");
+    let all = rollback_plan(&inputs, &BTreeMap::new()).expect("rollback plan");
+    assert_eq!(all.steps, upgrade.rollback);
+    assert_eq!(all.input_hash, inputs.input_hash());
+    assert!(all.rollback.is_empty() && all.window.is_none());
+    ferry_exec::validate(&all, &Options::default()).expect("executable");
+
+    let s = all
+        .steps
+        .iter()
+        .find(|s| s.node.is_some())
+        .expect("a node step");
+    let (cluster, node) = (s.cluster.clone(), s.node.clone().expect("node"));
+    let scope = RollbackScope::Node {
+        cluster: cluster.clone(),
+        node: node.clone(),
+    };
+    let part = restrict(all.clone(), &scope).expect("restricted");
+    assert!(!part.steps.is_empty());
+    for s in &part.steps {
+        assert_eq!(s.cluster, cluster);
+        assert!(s.node.as_ref().is_none_or(|n| *n == node), "{}", s.id);
+    }
+    ferry_exec::validate(&part, &Options::default()).expect("executable");
+    // Ordering through left-out steps is kept: whatever preceded a kept step (transitively)
+    // in the full rollback still precedes it.
+    let r = run(
+        &part,
+        &Options {
+            approve_all: true,
+            ..Options::default()
+        },
+    );
+    assert_eq!(r.report.status, RunStatus::Complete);
+    let ends: HashMap<String, i64> = r
+        .world
+        .borrow()
+        .timeline
+        .iter()
+        .map(|t| (t.0.clone(), t.2))
+        .collect();
+    let starts: HashMap<String, i64> = r
+        .world
+        .borrow()
+        .timeline
+        .iter()
+        .map(|t| (t.0.clone(), t.1))
+        .collect();
+    let before = |a: &str, b: &str| -> bool {
+        // Does `a` precede `b` in the full rollback graph?
+        let mut stack = vec![b.to_string()];
+        let mut seen = BTreeSet::new();
+        while let Some(x) = stack.pop() {
+            let st = all.steps.iter().find(|s| s.id == x).expect("step");
+            for p in &st.after {
+                if p == a {
+                    return true;
+                }
+                if seen.insert(p.clone()) {
+                    stack.push(p.clone());
+                }
+            }
+        }
+        false
+    };
+    for a in &part.steps {
+        for b in &part.steps {
+            if before(&a.id, &b.id) {
+                assert!(ends[&a.id] <= starts[&b.id], "{} before {}", a.id, b.id);
+            }
+        }
+    }
+    // Observed facts of an unknown cluster are refused.
+    let observed = BTreeMap::from([("nope".to_string(), ferry_model::Facts::new())]);
+    assert!(rollback_plan(&inputs, &observed).is_err());
 }
 
 #[test]
 fn the_manual_runbook_completes_a_plan_answered_through_the_journal() {
-    let dir = TempDir::new("manual");
     let plan = example_plan("linux-ha-pair");
-    let j = Journal::open(&dir.0).expect("open");
+    let j = Journal::in_memory().expect("journal");
     let run = j.start_run(&plan, 10).expect("run");
     let skipped = plan.steps[1].id.clone();
     for s in &plan.steps {
@@ -405,7 +1158,7 @@ fn the_manual_runbook_completes_a_plan_answered_through_the_journal() {
             Box::new(&mut out),
             Box::new(|| 0),
         );
-        resume(&j, run, &mut d, &TickClock::new(), &Options::default()).expect("run")
+        resume(&j, run, &mut d, &Options::default(), &mut ()).expect("run")
     };
     assert_eq!(r.status, RunStatus::Complete);
     assert_eq!((r.done, r.skipped), (plan.steps.len() - 1, 1));
@@ -421,32 +1174,110 @@ fn the_manual_runbook_completes_a_plan_answered_through_the_journal() {
 }
 
 #[test]
-fn the_manual_runbook_reads_typed_answers_and_times_out_without_one() {
-    let dir = TempDir::new("typed");
+fn the_manual_runbook_takes_typed_answers_for_one_or_several_steps() {
+    // Three independent steps under way at once, answered by number and by ID.
+    let plan = made_up(
+        vec![
+            step("c/n1/a", &[], 60, StepKind::Action),
+            step("c/n2/b", &[], 60, StepKind::Action),
+            step("c/n3/c", &[], 60, StepKind::Action),
+            step("c/n3/d", &["c/n3/c"], 60, StepKind::Action),
+        ],
+        vec![],
+    );
+    // (typed lines, status, done, failed reason)
+    let cases: &[(&str, RunStatus, usize, Option<&str>)] = &[
+        (
+            "done\n2 done\nc/n1/a skip\n9 done\n3 done\ndone\n",
+            RunStatus::Complete,
+            3,
+            None,
+        ),
+        (
+            "1 done\n2 done\n3 failed  disk full \n",
+            RunStatus::Failed,
+            2,
+            Some("disk full"),
+        ),
+    ];
+    for &(typed, status, done, reason) in cases {
+        let j = Journal::in_memory().expect("journal");
+        let mut out = Vec::new();
+        let r = {
+            let mut d = ManualDriver::new(
+                &j,
+                &plan,
+                Input::Lines(Box::new(std::io::Cursor::new(typed))),
+                Box::new(&mut out),
+                Box::new(|| 7),
+            );
+            apply(
+                &j,
+                &plan,
+                &NewRun::default(),
+                &mut d,
+                &Options::default(),
+                &mut (),
+            )
+            .expect("apply")
+        };
+        assert_eq!(r.status, status, "{typed:?}: {r:?}");
+        assert_eq!(r.done, done, "{typed:?}");
+        assert_eq!(r.failed.first().map(|f| f.1.as_str()), reason);
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("under way:"), "{text}");
+        // A line that names no step under way is asked again.
+        assert_eq!(
+            text.contains("please answer"),
+            typed.contains("9 done"),
+            "{text}"
+        );
+    }
+    assert_eq!(parse_answer("skip"), Some(Answer::Skip));
+    assert_eq!(parse_answer("later"), None);
+}
+
+#[test]
+fn the_manual_runbook_after_a_crash_keeps_answers_and_waits_for_the_rest() {
     let plan = example_plan("linux-ha-pair");
-    let j = Journal::open(&dir.0).expect("open");
-    let typed = "hello\ndone\nfailed  service did not start \n";
-    let mut out = Vec::new();
+    let j = Journal::in_memory().expect("journal");
+    // Typed input ends before the first step is answered: the driver fails, the step stays
+    // started. An answer given meanwhile (`ferry step done`) ends it on resume: Ended.
     let r = {
         let mut d = ManualDriver::new(
             &j,
             &plan,
-            Input::Lines(Box::new(std::io::Cursor::new(typed))),
-            Box::new(&mut out),
-            Box::new(|| 7),
+            Input::Lines(Box::new(std::io::Cursor::new(""))),
+            Box::new(std::io::sink()),
+            Box::new(|| 0),
         );
-        apply(&j, &plan, &mut d, &TickClock::new(), &Options::default()).expect("apply")
+        apply(
+            &j,
+            &plan,
+            &NewRun::default(),
+            &mut d,
+            &Options::default(),
+            &mut (),
+        )
     };
-    assert_eq!(r.status, RunStatus::Failed);
-    assert_eq!(r.done, 1);
-    assert_eq!(r.failed[0].1, "service did not start");
-    assert!(String::from_utf8(out)
-        .expect("utf-8")
-        .contains("please answer"));
-    assert_eq!(parse_answer("skip"), Some(Answer::Skip));
-    assert_eq!(parse_answer("later"), None);
+    assert!(matches!(
+        r,
+        Err(ExecError::Driver {
+            source: DriverError::InputClosed { .. },
+            ..
+        })
+    ));
+    let run = j.latest_run().expect("run");
+    let under_way: Vec<String> = j
+        .steps(run)
+        .expect("steps")
+        .into_iter()
+        .filter(|s| s.state == StepState::Running)
+        .map(|s| s.id)
+        .collect();
+    assert!(!under_way.is_empty());
 
-    // Polling the journal with no answer gives up after its limit; the step stays started.
+    // Without an answer: inspect says the step is under way; polling gives up after its limit.
     let mut d = ManualDriver::new(
         &j,
         &plan,
@@ -457,8 +1288,7 @@ fn the_manual_runbook_reads_typed_answers_and_times_out_without_one() {
         Box::new(std::io::sink()),
         Box::new(|| 0),
     );
-    let err =
-        resume(&j, r.run, &mut d, &TickClock::new(), &Options::default()).expect_err("no answer");
+    let err = resume(&j, run, &mut d, &Options::default(), &mut ()).expect_err("no answer");
     assert!(matches!(
         err,
         ExecError::Driver {
@@ -466,5 +1296,52 @@ fn the_manual_runbook_reads_typed_answers_and_times_out_without_one() {
             ..
         }
     ));
-    assert_eq!(j.run(r.run).expect("run").status, RunStatus::Stopped);
+
+    for s in &plan.steps {
+        j.answer(run, &s.id, &Answer::Done, 1).expect("answer");
+    }
+    let mut d = ManualDriver::new(
+        &j,
+        &plan,
+        Input::Journal {
+            every: Duration::from_millis(5),
+            max_wait: Some(Duration::from_secs(2)),
+        },
+        Box::new(std::io::sink()),
+        Box::new(|| 0),
+    );
+    let r = resume(&j, run, &mut d, &Options::default(), &mut ()).expect("resume");
+    assert_eq!(r.status, RunStatus::Complete);
+    assert_eq!(
+        r.recovered,
+        under_way
+            .into_iter()
+            .map(|id| (id, Inspection::Ended(Outcome::Done)))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_large_plan_runs_with_limits_through_an_in_memory_journal() {
+    // 5,000 steps: 500 chains of 10, chains grouped ten to a one-at-a-time limit.
+    let mut steps = Vec::new();
+    let mut limits = Vec::new();
+    for c in 0..500 {
+        for k in 0..10 {
+            let id = format!("c/n{c}/s{k}");
+            let prev = format!("c/n{c}/s{}", k.max(1) - 1);
+            let after: Vec<&str> = if k == 0 { vec![] } else { vec![prev.as_str()] };
+            steps.push(step(&id, &after, 10 + (c % 7) as u64, StepKind::Action));
+        }
+        if c % 10 == 0 {
+            let members: Vec<String> = (c..c + 10).map(|x| format!("c/n{x}/s5")).collect();
+            let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+            limits.push(limit(&format!("T-{c}"), &refs, Some(1)));
+        }
+    }
+    let plan = made_up(steps, limits);
+    let r = run(&plan, &Options::default());
+    assert_eq!(r.report.status, RunStatus::Complete);
+    assert_eq!(r.report.done, 5000);
+    assert_timeline_keeps_the_rules(&plan, &r.world.borrow().timeline, usize::MAX);
 }

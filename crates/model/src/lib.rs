@@ -19,7 +19,7 @@ pub use effect::{Effect, Wait};
 pub use fact::{FactValue, Facts};
 pub use fault::{Fault, FaultKind, Faults};
 pub use finding::{Finding, Severity};
-pub use plan::{ClusterPlan, Impact, Measure, Phase, Plan, PlannedStep, StepKind};
+pub use plan::{ClusterPlan, Estimate, Impact, Measure, Phase, Plan, PlannedStep, StepKind};
 pub use profile::Profile;
 pub use run::Outcome;
 pub use site::{Cluster, Node, Site};

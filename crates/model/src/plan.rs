@@ -33,6 +33,23 @@ pub enum Phase {
     Window,
 }
 
+/// Where a step's planned duration comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Estimate {
+    /// The profile's estimate (minutes, per-fact additions).
+    #[default]
+    Profile,
+    /// The median of the durations observed in past runs (`ferry plan --estimates-from`).
+    Observed,
+}
+
+impl Estimate {
+    pub fn is_profile(&self) -> bool {
+        *self == Estimate::Profile
+    }
+}
+
 /// What the node's service does while a step runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -83,6 +100,9 @@ pub struct PlannedStep {
     pub rules: Vec<String>,
     pub start_s: u64,
     pub duration_s: u64,
+    /// Where `duration_s` comes from; absent in JSON when it is the profile's estimate.
+    #[serde(default, skip_serializing_if = "Estimate::is_profile")]
+    pub estimate: Estimate,
     pub impact: Impact,
     pub impact_note: String,
     pub instructions: String,
@@ -192,5 +212,8 @@ pub struct Plan {
     pub findings: Vec<Finding>,
     pub rollback: Vec<PlannedStep>,
     pub rollback_edges: Vec<Edge>,
+    /// The rollback procedure's limit groups over `rollback` steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_limits: Vec<LimitGroup>,
     pub rollback_makespan_s: u64,
 }

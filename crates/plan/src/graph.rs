@@ -4,7 +4,7 @@
 use crate::condition::{eval, fact, Scope as EvalScope};
 use ferry_model::plan::Edge;
 use ferry_model::profile::{NodeFilter, Procedure, Scope, StepSelector, StepTemplate};
-use ferry_model::{Cluster, Effect, Node, PlannedStep, Profile, StepKind};
+use ferry_model::{Cluster, Effect, Estimate, Node, PlannedStep, Profile, StepKind};
 use std::collections::BTreeMap;
 
 /// One step instance with what the scheduler needs besides the plain step.
@@ -96,7 +96,23 @@ fn node_selected(filter: NodeFilter, n: &Node) -> bool {
     }
 }
 
-fn duration_s(t: &StepTemplate, cluster: &Cluster, node: Option<&Node>) -> u64 {
+/// A step's planned duration: the observed one for its (profile, action) when `estimates` has
+/// it, else the profile's estimate.
+fn duration_s(
+    t: &StepTemplate,
+    cluster: &Cluster,
+    node: Option<&Node>,
+    estimates: &BTreeMap<(String, String), u64>,
+) -> (u64, Estimate) {
+    if !estimates.is_empty() {
+        if let Some(&s) = estimates.get(&(cluster.profile.clone(), t.id.clone())) {
+            return (s, Estimate::Observed);
+        }
+    }
+    (profile_duration_s(t, cluster, node), Estimate::Profile)
+}
+
+fn profile_duration_s(t: &StepTemplate, cluster: &Cluster, node: Option<&Node>) -> u64 {
     let mut minutes = t.minutes;
     if let Some(pf) = &t.per_fact {
         if let Some(x) = fact(cluster, node, &pf.fact).and_then(|v| v.as_f64()) {
@@ -144,6 +160,8 @@ pub struct BuildInput<'a> {
     pub id_suffix: &'a str,
     /// Which leg of the version path this is: (index, count).
     pub leg: (usize, usize),
+    /// Observed durations per (profile, action) that replace the profile's estimates.
+    pub estimates: &'a BTreeMap<(String, String), u64>,
 }
 
 fn selects(sel: &StepSelector, inst: &Inst, procedure: &Procedure) -> bool {
@@ -166,6 +184,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         strategy,
         id_suffix,
         leg,
+        estimates,
     } = *input;
     let scope = EvalScope {
         cluster,
@@ -180,6 +199,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
     for (ti, t) in procedure.steps.iter().enumerate() {
         let mut here = Vec::new();
         let push = |node: Option<&Node>, g: &mut Graph| {
+            let (duration_s, estimate) = duration_s(t, cluster, node, estimates);
             let id = match node {
                 Some(n) => format!("{}/{}/{}{}", cluster.name, n.name, t.id, id_suffix),
                 None => format!("{}/{}{}", cluster.name, t.id, id_suffix),
@@ -197,7 +217,8 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     after: Vec::new(),
                     rules: t.rules.clone(),
                     start_s: 0,
-                    duration_s: duration_s(t, cluster, node),
+                    duration_s,
+                    estimate,
                     impact: t.impact,
                     impact_note: t.impact_note.clone(),
                     instructions: filled(&t.instructions, cluster, node),
@@ -206,7 +227,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     version: node.map(|n| n.target.to_string()),
                     effects: effects(&t.effects, &scope, node),
                     retries: t.retries,
-                    timeout_s: timeout_s(t, profile, duration_s(t, cluster, node)),
+                    timeout_s: timeout_s(t, profile, duration_s),
                 },
                 template: ti,
             });

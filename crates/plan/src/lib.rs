@@ -37,6 +37,10 @@ pub enum PlanError {
 pub struct PlanOptions {
     /// Overrides every cluster's strategy (`fastest`, `one-at-a-time`, or a profile's own).
     pub strategy: Option<String>,
+    /// Observed step durations in seconds per (profile, action), e.g. the medians of past runs:
+    /// they replace the profile's estimate of every matching step, which is then marked
+    /// `estimate: observed`.
+    pub estimates: BTreeMap<(String, String), u64>,
 }
 
 /// SHA-256 over named input texts, in the order given.
@@ -86,7 +90,13 @@ fn leg_cluster(cluster: &Cluster, path: &[ferry_model::VendorVersion], h: usize)
     c
 }
 
-fn plan_cluster(site: &Site, cluster: &Cluster, profile: &Profile, strategy: &str) -> ClusterWork {
+fn plan_cluster(
+    site: &Site,
+    cluster: &Cluster,
+    profile: &Profile,
+    strategy: &str,
+    estimates: &BTreeMap<(String, String), u64>,
+) -> ClusterWork {
     let mut findings = Vec::new();
     let upgrading: Vec<_> = cluster.nodes.iter().filter(|n| n.upgrading()).collect();
     // The cluster's version is read from the profile's `version_roles` (all roles if none).
@@ -147,6 +157,7 @@ fn plan_cluster(site: &Site, cluster: &Cluster, profile: &Profile, strategy: &st
             strategy,
             id_suffix: &suffix,
             leg: (h, legs),
+            estimates,
         });
         let base = graph.append(g);
         // Each phase of this leg starts after the same phase of the previous leg has ended.
@@ -239,6 +250,7 @@ fn plan_cluster(site: &Site, cluster: &Cluster, profile: &Profile, strategy: &st
         strategy,
         id_suffix: "",
         leg: (0, 1),
+        estimates,
     });
     ClusterWork {
         plan: ClusterPlan {
@@ -353,32 +365,9 @@ fn phase_end(steps: &[PlannedStep], phase: Phase) -> u64 {
         .unwrap_or(0)
 }
 
-/// Plans the whole site.
-pub fn plan<'p>(
-    site: &Site,
-    profiles: impl Fn(&str) -> Option<&'p Profile>,
-    input_hash: String,
-    opts: &PlanOptions,
-) -> Result<Plan, PlanError> {
-    let mut works = Vec::new();
-    for cluster in &site.clusters {
-        let profile = profiles(&cluster.profile).ok_or_else(|| PlanError::UnknownProfile {
-            cluster: cluster.name.clone(),
-            profile: cluster.profile.clone(),
-        })?;
-        let strategy = strategy_of(opts, cluster);
-        works.push((plan_cluster(site, cluster, profile, &strategy), profile));
-    }
-    let mut graph = Graph::default();
-    let mut rollback = Graph::default();
-    let mut clusters = Vec::new();
-    let mut findings = Vec::new();
-    for (w, _) in works.iter_mut() {
-        graph.append(std::mem::take(&mut w.graph));
-        rollback.append(std::mem::take(&mut w.rollback));
-        findings.append(&mut w.findings);
-    }
-    let limits = graph
+/// The plan's limit groups of a joined graph (groups with members only).
+fn limit_groups(graph: &Graph) -> Vec<PlanLimit> {
+    graph
         .limits
         .iter()
         .filter(|l| !l.members.is_empty())
@@ -408,7 +397,39 @@ pub fn plan<'p>(
                 .map(|c| c.base.clone())
                 .unwrap_or_default(),
         })
-        .collect();
+        .collect()
+}
+
+/// Plans the whole site.
+pub fn plan<'p>(
+    site: &Site,
+    profiles: impl Fn(&str) -> Option<&'p Profile>,
+    input_hash: String,
+    opts: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let mut works = Vec::new();
+    for cluster in &site.clusters {
+        let profile = profiles(&cluster.profile).ok_or_else(|| PlanError::UnknownProfile {
+            cluster: cluster.name.clone(),
+            profile: cluster.profile.clone(),
+        })?;
+        let strategy = strategy_of(opts, cluster);
+        works.push((
+            plan_cluster(site, cluster, profile, &strategy, &opts.estimates),
+            profile,
+        ));
+    }
+    let mut graph = Graph::default();
+    let mut rollback = Graph::default();
+    let mut clusters = Vec::new();
+    let mut findings = Vec::new();
+    for (w, _) in works.iter_mut() {
+        graph.append(std::mem::take(&mut w.graph));
+        rollback.append(std::mem::take(&mut w.rollback));
+        findings.append(&mut w.findings);
+    }
+    let limits = limit_groups(&graph);
+    let rollback_limits = limit_groups(&rollback);
     let sequential_s = schedule::sequential(&graph, Phase::Window);
     let Finished {
         steps,
@@ -507,5 +528,6 @@ pub fn plan<'p>(
         rollback_makespan_s: phase_end(&rollback_steps, Phase::Window),
         rollback: rollback_steps,
         rollback_edges,
+        rollback_limits,
     })
 }

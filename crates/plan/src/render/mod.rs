@@ -122,6 +122,7 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
             rules: rules.iter().map(|s| s.to_string()).collect(),
             start_s,
             duration_s,
+            estimate: Default::default(),
             impact,
             impact_note: String::new(),
             instructions: format!("Run {action} on the node.\nWatch the console."),
@@ -242,6 +243,7 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
         rollback,
         rollback_edges: vec![edge("cucm/sub1/revert", "cucm/pub/revert", "CUCM-RB-2")],
         rollback_makespan_s: 1800,
+        rollback_limits: Vec::new(),
     }
 }
 

@@ -242,7 +242,11 @@ fn step_block(
         "- **Planned start:** {mark}+{}{when}",
         clock(s.start_s)
     );
-    let _ = writeln!(out, "- **Estimate:** {}", duration(s.duration_s));
+    let observed = match s.estimate {
+        ferry_model::Estimate::Observed => " (observed in past runs)",
+        ferry_model::Estimate::Profile => "",
+    };
+    let _ = writeln!(out, "- **Estimate:** {}{observed}", duration(s.duration_s));
     let note = if s.impact_note.is_empty() {
         String::new()
     } else {

@@ -1,7 +1,7 @@
 //! The default, human-readable rendering of a plan: plain ASCII, no colours.
 
 use super::{clock, duration};
-use ferry_model::{Finding, Phase, Plan, PlannedStep, Severity, StepKind};
+use ferry_model::{Estimate, Finding, Phase, Plan, PlannedStep, Severity, StepKind};
 use std::fmt::Write;
 
 /// Renders `plan` for a person reading a terminal.
@@ -96,7 +96,7 @@ pub(crate) fn step_name(step: &PlannedStep) -> String {
 fn step_row(step: &PlannedStep) -> Vec<String> {
     vec![
         clock(step.start_s),
-        duration(step.duration_s),
+        step_duration(step),
         step.node
             .clone()
             .unwrap_or_else(|| format!("({})", step.cluster)),
@@ -104,6 +104,14 @@ fn step_row(step: &PlannedStep) -> Vec<String> {
         step.impact.as_str().to_string(),
         step.rules.join(","),
     ]
+}
+
+/// A step's duration, marked `(observed)` when it comes from past runs rather than the profile.
+fn step_duration(step: &PlannedStep) -> String {
+    match step.estimate {
+        Estimate::Profile => duration(step.duration_s),
+        Estimate::Observed => format!("{} (observed)", duration(step.duration_s)),
+    }
 }
 
 fn steps_section(plan: &Plan, phase: Phase, heading: &str) -> String {

@@ -27,6 +27,7 @@ pub fn plan_with(site: &str, strategy: Option<&str>) -> Plan {
         "test".into(),
         &PlanOptions {
             strategy: strategy.map(str::to_string),
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("plan: {e}"))

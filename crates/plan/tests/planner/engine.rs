@@ -294,3 +294,38 @@ fn any_node_any_item_and_facts_match() {
         p.findings[1].message
     );
 }
+
+#[test]
+fn observed_estimates_replace_profile_durations_and_are_marked() {
+    use ferry_model::Estimate;
+    let set = super::common::profiles();
+    let text = super::common::example("linux-ha-pair");
+    let site = load_site("linux-ha-pair", &text, &set).expect("site");
+    let plan = |estimates| {
+        ferry_plan::plan(
+            &site,
+            |n| set.get(n).map(|p| &p.profile),
+            "h".into(),
+            &PlanOptions {
+                estimates,
+                ..PlanOptions::default()
+            },
+        )
+        .expect("plan")
+    };
+    let before = plan(Default::default());
+    let action = before.steps[0].action.clone();
+    let after = plan([(("linux-ha".to_string(), action.clone()), 4321)].into());
+    for (b, a) in before.steps.iter().zip(&after.steps) {
+        assert_eq!(b.estimate, Estimate::Profile);
+        if a.action == action {
+            assert_eq!((a.duration_s, a.estimate), (4321, Estimate::Observed));
+        } else {
+            assert_eq!(
+                (a.duration_s, a.estimate),
+                (b.duration_s, Estimate::Profile)
+            );
+        }
+    }
+    assert!(ferry_plan::render::text::render_text(&after).contains("(observed)"));
+}

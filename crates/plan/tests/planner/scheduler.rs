@@ -22,6 +22,7 @@ fn step(i: usize, duration_s: u64, phase: Phase) -> Inst {
             rules: vec!["T-01".into()],
             start_s: 0,
             duration_s,
+            estimate: Default::default(),
             impact: Impact::None,
             impact_note: String::new(),
             instructions: String::new(),
