@@ -289,6 +289,7 @@ fn step(id: &str, after: &[&str], secs: u64, kind: StepKind) -> PlannedStep {
         effects: Vec::new(),
         retries: 0,
         timeout_s: None,
+        rollback: false,
     }
 }
 

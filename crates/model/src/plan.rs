@@ -120,6 +120,9 @@ pub struct PlannedStep {
     /// A gate that has not ended after this long fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<u64>,
+    /// The step belongs to the rollback procedure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -228,6 +228,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     effects: effects(&t.effects, &scope, node),
                     retries: t.retries,
                     timeout_s: timeout_s(t, profile, duration_s),
+                    rollback: false,
                 },
                 template: ti,
             });

@@ -437,10 +437,13 @@ pub fn plan<'p>(
         lower_bound_s,
     } = finish(graph)?;
     let Finished {
-        steps: rollback_steps,
+        steps: mut rollback_steps,
         edges: rollback_edges,
         ..
     } = finish(rollback)?;
+    for s in &mut rollback_steps {
+        s.rollback = true;
+    }
     let mut by_cluster: BTreeMap<&str, Vec<&PlannedStep>> = BTreeMap::new();
     for s in &steps {
         by_cluster.entry(s.cluster.as_str()).or_default().push(s);

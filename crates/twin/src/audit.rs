@@ -57,15 +57,45 @@ fn leg_of_planned(
     }
 }
 
-/// Audits every run the world has carried out.
+/// A run to audit: the plan whose `steps` the executor carried out as run `run` (for a
+/// rollback, a plan whose steps are the rollback steps).
+#[derive(Debug, Clone, Copy)]
+pub struct RunPlan<'a> {
+    pub run: i64,
+    pub plan: &'a Plan,
+}
+
+/// Audits a plan's runs as the twin tests and rehearsals make them: each run of the trace
+/// carried out the plan's steps, or its rollback steps when it was a rollback run.
 pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
+    let rollback = Plan {
+        steps: plan.rollback.clone(),
+        ..plan.clone()
+    };
+    let runs: Vec<RunPlan> = w
+        .trace
+        .iter()
+        .map(|e| e.run)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|run| RunPlan {
+            run,
+            plan: if w.rollback_runs.contains(&run) {
+                &rollback
+            } else {
+                plan
+            },
+        })
+        .collect();
+    audit_runs(w, &runs)
+}
+
+/// Audits the given runs.
+pub fn audit_runs(w: &World, runs: &[RunPlan]) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut runs: BTreeMap<i64, Vec<&TraceEntry>> = BTreeMap::new();
-    for e in &w.trace {
-        runs.entry(e.run).or_default().push(e);
-    }
-    for (run, entries) in &runs {
-        let rollback = w.rollback_runs.contains(run);
+    for rp in runs {
+        let entries: Vec<&TraceEntry> = w.trace.iter().filter(|e| e.run == rp.run).collect();
+        let rollback = w.rollback_runs.contains(&rp.run);
         for (ci, c) in w.clusters.iter().enumerate() {
             let mine: Vec<&TraceEntry> = entries
                 .iter()
@@ -75,7 +105,7 @@ pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
             if mine.is_empty() {
                 continue;
             }
-            audit_cluster(w, plan, ci, &mine, rollback, &mut out);
+            audit_cluster(w, rp.plan, ci, &mine, rollback, &mut out);
         }
     }
     for (ci, c) in w.clusters.iter().enumerate() {
@@ -123,14 +153,8 @@ fn audit_cluster(
     } else {
         &profile.procedure
     };
-    let intended: Vec<&ferry_model::PlannedStep> = if rollback {
-        &plan.rollback
-    } else {
-        &plan.steps
-    }
-    .iter()
-    .filter(|p| p.cluster == c.name)
-    .collect();
+    let intended: Vec<&ferry_model::PlannedStep> =
+        plan.steps.iter().filter(|p| p.cluster == c.name).collect();
     let mut by_leg: Vec<Vec<&TraceEntry>> = vec![Vec::new(); legs];
     for e in entries {
         let h = if rollback {

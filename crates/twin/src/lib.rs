@@ -27,7 +27,7 @@ mod setup;
 pub mod summary;
 mod world;
 
-pub use audit::{audit, Violation};
+pub use audit::{audit, audit_runs, RunPlan, Violation};
 pub use impact::{impact, ClusterImpact, Impact, PairImpact};
 pub use summary::{figures, summarise, Distribution, RunFigures, Summary};
 pub use world::{

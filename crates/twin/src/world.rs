@@ -739,6 +739,9 @@ impl World {
             return;
         };
         let ni = step.node.as_deref().and_then(|n| self.node_index(ci, n));
+        if step.rollback {
+            self.rollback_runs.insert(run);
+        }
         self.touch(ci);
         self.records.insert(
             key.clone(),

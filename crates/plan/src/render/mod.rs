@@ -132,6 +132,7 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
             effects: Vec::new(),
             retries: 0,
             timeout_s: None,
+            rollback: false,
         }
     }
     fn edge(from: &str, to: &str, rule: &str) -> Edge {

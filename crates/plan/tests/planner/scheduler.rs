@@ -32,6 +32,7 @@ fn step(i: usize, duration_s: u64, phase: Phase) -> Inst {
             effects: Vec::new(),
             retries: 0,
             timeout_s: None,
+            rollback: false,
         },
         template: i,
     }
