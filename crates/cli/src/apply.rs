@@ -23,12 +23,16 @@ pub enum DriverKind {
     /// An operator runbook: each step's card is shown and the operator answers done, failed
     /// or skip (at the terminal, or with `ferry step` from another shell).
     Manual,
+    /// The digital twin: a simulation of the site, in virtual time (or paced with --speed).
+    /// Nothing real is touched. Its world is kept in the state directory.
+    Twin,
 }
 
 impl DriverKind {
     fn name(self) -> &'static str {
         match self {
             DriverKind::Manual => "manual",
+            DriverKind::Twin => "twin",
         }
     }
 
@@ -70,6 +74,74 @@ pub struct RunArgs {
     pub policy: PolicyArg,
     pub approve_all: bool,
     pub ignore_window: bool,
+    /// Twin driver: the seed of its randomness, virtual seconds per real second, faults.
+    pub seed: u64,
+    pub speed: Option<f64>,
+    pub faults: Option<PathBuf>,
+}
+
+/// What the twin driver is built from.
+pub struct TwinSetup {
+    pub site: ferry_model::Site,
+    pub profiles: BTreeMap<String, ferry_model::Profile>,
+    pub input_hash: String,
+    /// The plan the world is built for (the upgrade plan, also for its rollback).
+    pub plan: Plan,
+    pub faults: ferry_model::Faults,
+    pub seed: u64,
+    pub speed: Option<f64>,
+}
+
+/// The profiles a site uses, by name.
+pub fn used_profiles(
+    site: &ferry_model::Site,
+    set: &ferry_profiles::ProfileSet,
+) -> BTreeMap<String, ferry_model::Profile> {
+    site.clusters
+        .iter()
+        .filter_map(|c| {
+            set.get(&c.profile)
+                .map(|p| (c.profile.clone(), p.profile.clone()))
+        })
+        .collect()
+}
+
+/// The twin for a journaled run: its site and profiles from the run's stored inputs, its world
+/// built (when none is saved yet) for the upgrade plan of the run, or of its parent.
+fn twin_for_run(journal: &Journal, run: RunId, args: &RunArgs) -> Result<TwinSetup> {
+    let summary = journal.run(run)?;
+    let inputs = journal.inputs(run)?.ok_or_else(|| {
+        bad(format!(
+            "run {run} has no stored inputs (it was started by an older ferry): the twin cannot be built"
+        ))
+    })?;
+    let (set, site) =
+        ferry_exec::load_inputs(&inputs).map_err(|e| bad(format!("run {run}: {e}")))?;
+    let upgrade = match (summary.kind, summary.parent) {
+        (RunKind::Rollback, Some(p)) => journal.plan(p)?,
+        _ => journal.plan(run)?,
+    };
+    Ok(TwinSetup {
+        profiles: used_profiles(&site, &set),
+        site,
+        input_hash: inputs.input_hash(),
+        plan: upgrade,
+        faults: read_faults(args.faults.as_deref())?,
+        seed: args.seed,
+        speed: args.speed,
+    })
+}
+
+/// Reads a faults file (exit 2 with a located diagnostic when it is bad).
+pub fn read_faults(path: Option<&Path>) -> Result<ferry_model::Faults> {
+    match path {
+        None => Ok(ferry_model::Faults::default()),
+        Some(p) => {
+            let text = read(p)?;
+            ferry_profiles::load_faults(&p.display().to_string(), &text)
+                .map_err(|e| bad(crate::render_diag(e)))
+        }
+    }
 }
 
 fn open(state: &Path) -> Result<Journal> {
@@ -96,8 +168,9 @@ fn with_driver<T>(
     kind: DriverKind,
     journal: &Journal,
     plan: &Plan,
-    f: impl FnOnce(&mut dyn Driver, &mut dyn Observer) -> T,
-) -> T {
+    twin: Option<&TwinSetup>,
+    f: impl FnOnce(&mut dyn Driver, &mut dyn Observer) -> Result<T, ExecError>,
+) -> Result<T, ExecError> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(plan.steps.len() as u64);
         bar.set_style(
@@ -131,6 +204,26 @@ fn with_driver<T>(
                 }
             }
         }
+        DriverKind::Twin => match twin {
+            None => Err(ExecError::BadPlan(
+                "the twin driver needs the site the plan was made from".into(),
+            )),
+            Some(t) => match ferry_exec::TwinDriver::persistent(
+                journal,
+                &t.input_hash,
+                &t.profiles,
+                || ferry_twin::World::build(&t.site, &t.profiles, &t.plan, &t.faults, t.seed),
+            ) {
+                Ok(driver) => {
+                    let mut driver = driver.with_speed(t.speed);
+                    f(&mut driver, observer.as_mut())
+                }
+                Err(source) => Err(ExecError::Driver {
+                    steps: Vec::new(),
+                    source,
+                }),
+            },
+        },
     };
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -370,8 +463,20 @@ make a new plan with `ferry plan {site} --format json -o {}`",
         driver: kind.name().to_string(),
         inputs: Some(inputs),
     };
+    let twin = match kind {
+        DriverKind::Twin => Some(TwinSetup {
+            site: loaded.site.clone(),
+            profiles: used_profiles(&loaded.site, &loaded.profiles),
+            input_hash: loaded.hash.clone(),
+            plan: plan.clone(),
+            faults: read_faults(args.faults.as_deref())?,
+            seed: args.seed,
+            speed: args.speed,
+        }),
+        DriverKind::Manual => None,
+    };
     let journal = open(&args.state)?;
-    let result = with_driver(kind, &journal, &plan, |d, o| {
+    let result = with_driver(kind, &journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::apply(&journal, &plan, &new, d, &opts, o)
     });
     finish(&journal, result, RunKind::Apply, args)
@@ -430,7 +535,11 @@ pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
     let opts = options(&plan, args);
     ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
     let kind = driver_of(&journal, run, args)?;
-    let result = with_driver(kind, &journal, &plan, |d, o| {
+    let twin = match kind {
+        DriverKind::Twin => Some(twin_for_run(&journal, run, args)?),
+        DriverKind::Manual => None,
+    };
+    let result = with_driver(kind, &journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::resume(&journal, run, d, &opts, o)
     });
     finish(&journal, result, summary.kind, args)
@@ -487,8 +596,17 @@ cannot be planned again; carry out the plan's rollback section by hand"
     // The plan is needed to build the driver, and the driver's observations to plan: observe
     // with a driver for the upgrade plan, then carry out the rollback with a fresh one.
     let upgrade = journal.plan(run)?;
-    let observed = with_driver(kind, journal, &upgrade, |d, _| d.observe())
-        .map_err(|e| bad(format!("the driver cannot observe the site: {e}")))?;
+    let twin = match kind {
+        DriverKind::Twin => Some(twin_for_run(journal, run, args)?),
+        DriverKind::Manual => None,
+    };
+    let observed = with_driver(kind, journal, &upgrade, twin.as_ref(), |d, _| {
+        d.observe().map_err(|source| ExecError::Driver {
+            steps: Vec::new(),
+            source,
+        })
+    })
+    .map_err(|e| bad(format!("the driver cannot observe the site: {e}")))?;
     let plan = ferry_exec::rollback_plan(&inputs, &observed)
         .and_then(|p| ferry_exec::restrict(p, &scope))
         .map_err(|e| bad(format!("run {run}: {e}")))?;
@@ -500,7 +618,7 @@ cannot be planned again; carry out the plan's rollback section by hand"
             plan.steps.len()
         ),
     )?;
-    let result = with_driver(kind, journal, &plan, |d, o| {
+    let result = with_driver(kind, journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::apply(journal, &plan, &new, d, &opts, o)
     });
     finish(journal, result, RunKind::Rollback, args)

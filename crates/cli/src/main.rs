@@ -8,6 +8,7 @@
 mod apply;
 mod bench;
 mod examples;
+mod rehearse;
 
 /// The planner allocates many small strings; mimalloc handles that pattern well.
 #[global_allocator]
@@ -175,7 +176,62 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Check and plan a built-in example site, and print both.
+    /// Rehearse a plan against the digital twin of its site (a simulation), with faults if
+    /// asked: service impact, broken rules, window length.
+    ///
+    /// The twin simulates what the vendor documents say happens: versions installed and
+    /// switched, databases replicating, devices failing over and re-registering, HA pairs
+    /// promoting, configuration servers in read-only and upgrade modes, data collection per
+    /// interval. The executor carries the plan out against it in virtual time; the auditor
+    /// then checks every order, sequence, limit and check rule of the profile on what ran.
+    ///
+    /// Faults file (TOML), one table per fault:
+    ///   [[fault]]
+    ///   kind = "crash"            # crash, install_failure, replication_stuck, link_failure,
+    ///                             # slow_step, config_change, unhealthy
+    ///   step = "ucm/ucm-sub1/switch-version"   # or "*/switch-version", or at_min = 90
+    ///   node = "ucm-sub1"         # optional: the step's node by default
+    ///   recover_min = 20          # crash, link_failure: back after this long
+    ///   state = 4                 # replication_stuck: 3 or 4
+    ///   factor = 3                # slow_step
+    ///   probability = 0.2         # for --runs: fires in this share of the runs
+    ///
+    /// Exit 0 when every run completed with every node on target and no rule broken, 1
+    /// otherwise, 2 on bad input.
+    Rehearse {
+        /// A site (path or `example:NAME`), planned first; or a plan file (`*.json`, with --site).
+        target: String,
+        /// The site a plan file was made from (refused if it changed since).
+        #[arg(long)]
+        site: Option<String>,
+        /// Faults to inject (see above).
+        #[arg(long, value_name = "FILE")]
+        faults: Option<PathBuf>,
+        /// Rehearse this many times, one seed each (a Monte Carlo rehearsal): median and worst
+        /// window, impact percentiles, probability of finishing inside the booked window.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        runs: u32,
+        /// Seed of the first run (durations and convergence times are drawn from it).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Planning a site: `fastest` (default), `one-at-a-time`, or a profile's own strategy.
+        #[arg(long)]
+        strategy: Option<String>,
+        /// What a failed step leads to: rollback-node and rollback-all rehearse the rollback too.
+        #[arg(long, value_enum, default_value = "stop")]
+        policy: apply::PolicyArg,
+        /// Output format: text or json.
+        #[arg(long, short, value_enum, default_value = "text")]
+        format: Format,
+        /// Also print the timeline of every step and what the twin saw (its log).
+        #[arg(long)]
+        trace: bool,
+        /// Write the output to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Check, plan, rehearse and apply a built-in example against the digital twin, and print
+    /// the reports and the service impact.
     Demo {
         /// Example name (see `ferry examples`).
         #[arg(default_value = "ucm-standard")]
@@ -228,6 +284,16 @@ struct RunFlags {
     /// Start steps even when they would end after the site's booked window.
     #[arg(long)]
     ignore_window: bool,
+    /// Twin driver: seed of the simulation's randomness (durations, convergence times).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Twin driver: pace the simulation, SPEED virtual seconds per real second (e.g. 600 runs a
+    /// ten-minute step in one second). Default: as fast as possible.
+    #[arg(long, value_name = "SPEED")]
+    speed: Option<f64>,
+    /// Twin driver: faults to inject (a TOML file of [[fault]] tables; see `ferry rehearse --help`).
+    #[arg(long, value_name = "FILE")]
+    faults: Option<PathBuf>,
 }
 
 impl RunFlags {
@@ -240,6 +306,9 @@ impl RunFlags {
             policy: self.policy,
             approve_all: self.approve,
             ignore_window: self.ignore_window,
+            seed: self.seed,
+            speed: self.speed,
+            faults: self.faults,
         }
     }
 }
@@ -488,24 +557,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             apply::answer(&state, run, &step, a)
         }
-        Command::Demo { name } => {
-            let site = format!("example:{name}");
-            let l = load(&cli.profiles, &site)?;
-            let plan = ferry_plan::plan(
-                &l.site,
-                |n| l.profiles.get(n).map(|p| &p.profile),
-                l.hash.clone(),
-                &PlanOptions::default(),
+        Command::Demo { name } => rehearse::demo(&cli.profiles, &name),
+        Command::Rehearse {
+            target,
+            site,
+            faults,
+            runs,
+            seed,
+            strategy,
+            policy,
+            format,
+            trace,
+            output,
+        } => {
+            if !matches!(format, Format::Text | Format::Json) {
+                return Err(bad("rehearse writes text or json"));
+            }
+            rehearse::run(
+                &cli.profiles,
+                &rehearse::RehearseArgs {
+                    target,
+                    site,
+                    faults,
+                    runs: runs as usize,
+                    seed,
+                    strategy,
+                    policy,
+                    json: format == Format::Json,
+                    trace,
+                    output,
+                },
             )
-            .map_err(|e| bad(e.to_string()))?;
-            let mut text = report::check_text(&l.site.name, &plan.findings);
-            text.push('\n');
-            text.push_str(&render::text::render_text(&plan));
-            text.push_str(&format!(
-                "\nNext: `ferry plan {site} --format mop` for the method of procedure, `--format svg -o plan.svg` for the Gantt chart.\n"
-            ));
-            write_out(None, &text)?;
-            Ok(ExitCode::SUCCESS)
         }
         Command::Examples => {
             let mut text = String::new();

@@ -3,7 +3,8 @@
 //! can be resumed after a crash without any step taking effect twice.
 //!
 //! It is event-driven: a step becomes *ready* when its last `after` step is done or skipped
-//! (a counter per step), and ready steps start in schedule order — prepare phase first, then
+//! (a counter per step) — and, for a step of the window, once every step of the prepare phase
+//! is done or skipped: the window opens after the work before it — and ready steps start in schedule order — prepare phase first, then
 //! planned start, then plan order — while `Options::parallel` and every limit group allow. A
 //! ready step that a limit holds back is parked on that limit and looked at again only when a
 //! member of the limit ends, so the work per step does not grow with the size of the plan.
@@ -296,8 +297,11 @@ struct Run<'a> {
     observer: &'a mut dyn Observer,
     index: HashMap<&'a str, usize>,
     succs: Vec<Vec<usize>>,
-    /// Per step: how many of its `after` steps are not yet done or skipped.
+    /// Per step: how many of its `after` steps are not yet done or skipped (plus one for a
+    /// window step while a prepare step is open).
     unsettled_preds: Vec<u32>,
+    /// Prepare-phase steps not yet done or skipped: the window's steps wait for all of them.
+    prepare_open: usize,
     state: Vec<StepState>,
     /// Per step: starts in this call (retries are counted against it).
     tries: Vec<u32>,
@@ -408,6 +412,7 @@ impl<'a> Run<'a> {
             index,
             succs,
             unsettled_preds: vec![0; n],
+            prepare_open: 0,
             state: vec![StepState::Pending; n],
             tries: vec![0; n],
             started_at: vec![0; n],
@@ -517,6 +522,17 @@ impl<'a> Run<'a> {
                 .iter()
                 .filter(|a| !self.state[self.index[a.as_str()]].is_settled())
                 .count() as u32;
+        }
+        // The window opens once the work before it is done.
+        self.prepare_open = (0..self.state.len())
+            .filter(|&i| self.plan.steps[i].phase == Phase::Prepare && !self.state[i].is_settled())
+            .count();
+        if self.prepare_open > 0 {
+            for i in 0..self.state.len() {
+                if self.plan.steps[i].phase == Phase::Window {
+                    self.unsettled_preds[i] += 1;
+                }
+            }
         }
         let plan = self.plan;
         for (i, started) in interrupted {
@@ -761,6 +777,21 @@ impl<'a> Run<'a> {
                     self.unsettled_preds[s] -= 1;
                     if self.unsettled_preds[s] == 0 && self.state[s] == StepState::Pending {
                         self.ready.insert(self.key(s));
+                    }
+                }
+                if step.phase == Phase::Prepare && self.prepare_open > 0 {
+                    self.prepare_open -= 1;
+                    if self.prepare_open == 0 {
+                        for s in 0..self.state.len() {
+                            if plan.steps[s].phase == Phase::Window {
+                                self.unsettled_preds[s] -= 1;
+                                if self.unsettled_preds[s] == 0
+                                    && self.state[s] == StepState::Pending
+                                {
+                                    self.ready.insert(self.key(s));
+                                }
+                            }
+                        }
                     }
                 }
                 if state == StepState::Done && self.pause_after.contains(step.id.as_str()) {

@@ -6,7 +6,9 @@ pub mod driver;
 pub mod executor;
 pub mod journal;
 pub mod manual;
+pub mod rehearse;
 pub mod rollback;
+pub mod twin_driver;
 
 pub use driver::{system_now, Driver, DriverError, Inspection, Outcome};
 pub use executor::{
@@ -19,4 +21,6 @@ pub use journal::{
     JOURNAL_FILE,
 };
 pub use manual::{parse_answer, Input, ManualDriver};
-pub use rollback::{restrict, rollback_plan, RollbackError};
+pub use rehearse::{monte_carlo, rehearse, Rehearsal, Rehearse, RehearseError};
+pub use rollback::{load_inputs, restrict, rollback_plan, RollbackError};
+pub use twin_driver::{saved_world, TwinDriver, TWIN_STATE};

@@ -26,13 +26,8 @@ pub enum RollbackError {
     Empty(RollbackScope),
 }
 
-/// Plans again from `inputs` with the `observed` cluster facts laid over the site's, and
-/// returns the rollback of every node the upgrade touches as an executable plan: the plan's
-/// `rollback` steps, `rollback_edges` and `rollback_limits`, no window, no rollback of its own.
-pub fn rollback_plan(
-    inputs: &RunInputs,
-    observed: &BTreeMap<String, Facts>,
-) -> Result<Plan, RollbackError> {
+/// The profiles and the site of a run's stored inputs, loaded again.
+pub fn load_inputs(inputs: &RunInputs) -> Result<(ProfileSet, ferry_model::Site), RollbackError> {
     let mut set = ProfileSet::builtin().map_err(|e| RollbackError::Profile {
         name: "built-in".into(),
         message: e.to_string(),
@@ -44,11 +39,22 @@ pub fn rollback_plan(
                 message: e.to_string(),
             })?;
     }
-    let mut site =
+    let site =
         load_site(&inputs.site_name, &inputs.site_text, &set).map_err(|e| RollbackError::Site {
             site: inputs.site_name.clone(),
             message: e.to_string(),
         })?;
+    Ok((set, site))
+}
+
+/// Plans again from `inputs` with the `observed` cluster facts laid over the site's, and
+/// returns the rollback of every node the upgrade touches as an executable plan: the plan's
+/// `rollback` steps, `rollback_edges` and `rollback_limits`, no window, no rollback of its own.
+pub fn rollback_plan(
+    inputs: &RunInputs,
+    observed: &BTreeMap<String, Facts>,
+) -> Result<Plan, RollbackError> {
+    let (set, mut site) = load_inputs(inputs)?;
     for (cluster, facts) in observed {
         let c = site
             .clusters

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwinSpec {
-    /// Actual step durations are drawn between `low × estimate` and `high × estimate`
-    /// (triangular, most likely the estimate).
+    /// Actual step durations are drawn between `low × estimate` and `high × estimate`, the
+    /// estimate being the median: half the draws below it, half above.
     #[serde(default = "default_spread")]
     pub duration_spread: [f64; 2],
     /// Gates fail when their condition does not hold after this many times their estimate.

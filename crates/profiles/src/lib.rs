@@ -5,11 +5,13 @@
 
 pub mod diagnostic;
 pub mod facts;
+pub mod faults;
 pub mod registry;
 pub mod site;
 pub mod validate;
 
 pub use diagnostic::{InputError, InputErrors};
+pub use faults::load_faults;
 pub use registry::{LoadedProfile, ProfileSet};
 pub use site::load_site;
 pub use validate::load_profile;

@@ -48,7 +48,10 @@ pub enum StepStatus {
 /// This is the witness that no step takes effect twice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    /// Times its effects took place (an attempt that failed applies nothing).
     pub applications: u32,
+    /// Times it was begun (retries after a failure).
+    pub attempts: u32,
     pub started: i64,
     pub ended: Option<i64>,
     pub outcome: Option<Outcome>,
@@ -357,18 +360,19 @@ pub(crate) fn draw(rng: &mut ChaCha8Rng, r: [f64; 2]) -> f64 {
     }
 }
 
-/// A triangular draw between `lo` and `hi` with mode 1 (clamped into the range).
+/// A duration factor between `lo` and `hi` whose median is 1: half the draws fall uniformly
+/// below the estimate, half above it (the estimate is the most likely half-way point; a long
+/// tail above it when `hi - 1 > 1 - lo`).
 fn spread(rng: &mut ChaCha8Rng, [lo, hi]: [f64; 2]) -> f64 {
     if hi <= lo {
         return lo;
     }
-    let mode = 1.0f64.clamp(lo, hi);
+    let (lo, hi) = (lo.min(1.0), hi.max(1.0));
     let u: f64 = rng.random_range(0.0..1.0);
-    let f = (mode - lo) / (hi - lo);
-    if u < f {
-        lo + ((hi - lo) * (mode - lo) * u).sqrt()
+    if u < 0.5 {
+        lo + (1.0 - lo) * (2.0 * u)
     } else {
-        hi - ((hi - lo) * (hi - mode) * (1.0 - u)).sqrt()
+        1.0 + (hi - 1.0) * (2.0 * u - 1.0)
     }
 }
 
@@ -727,7 +731,11 @@ impl World {
     /// Begins a step now. Beginning a step that already began or ended does nothing.
     pub fn begin(&mut self, run: RunId, step: &PlannedStep) {
         let key = (run, step.id.clone());
-        if self.running.contains_key(&key) || self.records.contains_key(&key) {
+        let retry = self
+            .records
+            .get(&key)
+            .is_some_and(|r| matches!(r.outcome, Some(Outcome::Failed(_))));
+        if self.running.contains_key(&key) || (self.records.contains_key(&key) && !retry) {
             return;
         }
         let Some(ci) = self.cluster_index(&step.cluster) else {
@@ -743,15 +751,17 @@ impl World {
             self.rollback_runs.insert(run);
         }
         self.touch(ci);
-        self.records.insert(
-            key.clone(),
-            Record {
-                applications: 0,
-                started: self.now,
-                ended: None,
-                outcome: None,
-            },
-        );
+        let rec = self.records.entry(key.clone()).or_insert(Record {
+            applications: 0,
+            attempts: 0,
+            started: self.now,
+            ended: None,
+            outcome: None,
+        });
+        rec.attempts += 1;
+        rec.started = self.now;
+        rec.ended = None;
+        rec.outcome = None;
         if step.phase == Phase::Window && self.clusters[ci].first_window_start.is_none() {
             self.clusters[ci].first_window_start = Some(self.now);
         }

@@ -16,7 +16,7 @@ pub(crate) fn clock(secs: u64) -> String {
 
 /// The site's local time `secs` after the window opens (`Sat 05 Dec 22:15`), when the plan
 /// knows the window.
-pub(crate) fn wall_clock(plan: &ferry_model::Plan, secs: u64) -> Option<String> {
+pub fn wall_clock(plan: &ferry_model::Plan, secs: u64) -> Option<String> {
     let w = plan.window.as_ref()?;
     let offset = jiff::tz::Offset::from_seconds(w.offset_s).ok()?;
     let at = jiff::Timestamp::from_second(w.start_epoch_s.checked_add(secs as i64)?).ok()?;
@@ -28,7 +28,7 @@ pub(crate) fn wall_clock(plan: &ferry_model::Plan, secs: u64) -> Option<String> 
 }
 
 /// Seconds as a short duration: `45s`, `12m`, `12m 30s`, `2h 05m`.
-pub(crate) fn duration(secs: u64) -> String {
+pub fn duration(secs: u64) -> String {
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
     match (h, m, s) {
         (0, 0, s) => format!("{s}s"),

@@ -1,0 +1,227 @@
+//! `ferry rehearse` and `ferry demo`: a plan (or a site, planned first) rehearsed against the
+//! simulated digital twin of its site, and the demo that checks, plans, rehearses and applies a
+//! built-in example against the twin.
+
+use crate::apply::{read_faults, used_profiles, PolicyArg};
+use crate::{bad, load, read, write_out, Loaded};
+use anyhow::Result;
+use ferry_exec::{
+    monte_carlo, rehearse, FailurePolicy, Journal, NewRun, Options, Rehearse, RunKind, RunStatus,
+    TwinDriver,
+};
+use ferry_model::Plan;
+use ferry_plan::PlanOptions;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub struct RehearseArgs {
+    pub target: String,
+    pub site: Option<String>,
+    pub faults: Option<PathBuf>,
+    pub runs: usize,
+    pub seed: u64,
+    pub strategy: Option<String>,
+    pub policy: PolicyArg,
+    pub json: bool,
+    pub trace: bool,
+    pub output: Option<PathBuf>,
+}
+
+fn plan_site(l: &Loaded, strategy: Option<String>) -> Result<Plan> {
+    ferry_plan::plan(
+        &l.site,
+        |n| l.profiles.get(n).map(|p| &p.profile),
+        l.hash.clone(),
+        &PlanOptions {
+            strategy,
+            ..PlanOptions::default()
+        },
+    )
+    .map_err(|e| bad(e.to_string()))
+}
+
+/// The plan to rehearse and what it was made from: a plan file with `--site`, or a site.
+fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan)> {
+    let is_plan = args.target.ends_with(".json");
+    if !is_plan {
+        if args.site.is_some() {
+            return Err(bad(format!(
+                "`--site` goes with a plan file; {} is a site already",
+                args.target
+            )));
+        }
+        let l = load(profile_dirs, &args.target)?;
+        let plan = plan_site(&l, args.strategy.clone())?;
+        return Ok((l, plan));
+    }
+    let site = args.site.as_deref().ok_or_else(|| {
+        bad(format!(
+            "{}: a plan is rehearsed against a twin of its site: give the site with `--site SITE`",
+            args.target
+        ))
+    })?;
+    if args.strategy.is_some() {
+        return Err(bad(
+            "`--strategy` goes with a site; a plan file already has its strategy",
+        ));
+    }
+    let text = read(Path::new(&args.target))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+        bad(format!(
+            "{}: not a ferry plan (make one with `ferry plan SITE --format json -o PLAN.json`): {e}",
+            args.target
+        ))
+    })?;
+    let l = load(profile_dirs, site)?;
+    if l.hash != plan.input_hash {
+        return Err(bad(format!(
+            "{}: the site or a profile changed since this plan was made; make a new plan with `ferry plan {site} --format json -o {}`",
+            args.target, args.target
+        )));
+    }
+    Ok((l, plan))
+}
+
+pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
+    let (l, plan) = target(profile_dirs, args)?;
+    ferry_exec::validate(&plan, &Options::default()).map_err(|e| bad(e.to_string()))?;
+    let faults = read_faults(args.faults.as_deref())?;
+    let profiles = used_profiles(&l.site, &l.profiles);
+    let mut inputs = l.inputs.clone();
+    inputs.strategy = args.strategy.clone();
+    let r = Rehearse {
+        site: &l.site,
+        profiles: &profiles,
+        inputs: &inputs,
+        plan: &plan,
+        faults: &faults,
+        policy: FailurePolicy::from(args.policy),
+    };
+    let bad_twin = |e: ferry_exec::RehearseError| match e {
+        ferry_exec::RehearseError::Twin(e) => bad(format!("cannot rehearse: {e}")),
+        e => anyhow::Error::new(e),
+    };
+    if args.runs > 1 {
+        let (runs, summary) =
+            monte_carlo(&r, args.seed..args.seed + args.runs as u64).map_err(bad_twin)?;
+        let text = if args.json {
+            serde_json::to_string_pretty(&serde_json::json!({
+                "schema_version": ferry_model::plan::SCHEMA_VERSION,
+                "site": plan.site,
+                "input_hash": plan.input_hash,
+                "summary": summary,
+                "runs": runs,
+            }))? + "\n"
+        } else {
+            ferry_exec::rehearse::summary_text(&summary, &plan, args.seed)
+        };
+        write_out(args.output.as_deref(), &text)?;
+        let clean = summary.completed == summary.runs
+            && summary.on_target == summary.runs
+            && summary.with_violations == 0;
+        return Ok(if clean {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    let rh = rehearse(&r, args.seed).map_err(bad_twin)?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&serde_json::json!({
+            "schema_version": ferry_model::plan::SCHEMA_VERSION,
+            "site": plan.site,
+            "input_hash": plan.input_hash,
+            "rehearsal": rh,
+            "inside_window": rh.inside_window(),
+            "trace": if args.trace { Some(&rh.world.trace) } else { None },
+            "log": if args.trace { Some(&rh.world.log) } else { None },
+        }))? + "\n"
+    } else {
+        ferry_exec::rehearse::rehearsal_text(&rh, &plan, args.trace)
+    };
+    write_out(args.output.as_deref(), &text)?;
+    let f = rh.figures();
+    Ok(if f.completed && f.on_target && f.violations == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `ferry demo`: check, plan, rehearse and apply a built-in example against the twin.
+pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
+    let site = format!("example:{name}");
+    let l = load(profile_dirs, &site)?;
+    let plan = plan_site(&l, None)?;
+    let mut text = String::new();
+    text.push_str(&format!("== 1. check {site}\n\n"));
+    text.push_str(&ferry_plan::report::check_text(
+        &l.site.name,
+        &plan.findings,
+    ));
+    text.push_str(&format!("\n== 2. plan {site}\n\n"));
+    text.push_str(&ferry_plan::render::text::render_text(&plan));
+    let profiles = used_profiles(&l.site, &l.profiles);
+    let faults = ferry_model::Faults::default();
+    let r = Rehearse {
+        site: &l.site,
+        profiles: &profiles,
+        inputs: &l.inputs,
+        plan: &plan,
+        faults: &faults,
+        policy: FailurePolicy::Stop,
+    };
+    let rh = rehearse(&r, 1)?;
+    text.push_str(&format!("\n== 3. rehearse {site}\n\n"));
+    text.push_str(&ferry_exec::rehearse::rehearsal_text(&rh, &plan, false));
+    // 4. apply through the twin driver, journaled in a state directory of its own.
+    let state = std::env::temp_dir().join(format!("ferry-demo-{}", std::process::id()));
+    let applied = (|| -> Result<String> {
+        let journal = Journal::open(&state)?;
+        let mut driver = TwinDriver::persistent(&journal, &l.hash, &profiles, || {
+            ferry_twin::World::build(&l.site, &profiles, &plan, &faults, 1)
+        })?;
+        let new = NewRun {
+            kind: RunKind::Apply,
+            parent: None,
+            driver: "twin".into(),
+            inputs: Some(l.inputs.clone()),
+        };
+        let opts = Options {
+            approve_all: true,
+            window_end: ferry_exec::window_end(&plan),
+            ..Options::default()
+        };
+        let report = ferry_exec::apply(&journal, &plan, &new, &mut driver, &opts, &mut ())?;
+        let mut world = driver.into_world();
+        world.finish();
+        let audit = ferry_twin::audit(&world, &plan);
+        let broken = audit
+            .iter()
+            .filter(|v| v.severity == ferry_model::Severity::Inhibitor)
+            .count();
+        let events = journal.events(report.run)?.len();
+        Ok(format!(
+            "apply run {} through the twin driver: {} — {} of {} steps done, {} journal events, auditor: {} broken rule(s)\n",
+            report.run,
+            report.status.as_str(),
+            report.done,
+            report.steps,
+            events,
+            broken
+        ) + if report.status == RunStatus::Complete {
+            ""
+        } else {
+            "the run did not complete: see the rehearsal above for why\n"
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&state);
+    text.push_str(&format!("\n== 4. apply {site} (the twin driver)\n\n"));
+    text.push_str(&applied?);
+    text.push_str(&format!(
+        "\nNext: `ferry plan {site} --format mop` for the method of procedure, `ferry rehearse {site} --runs 200` for the odds, \
+`ferry rehearse {site} --faults FILE` to see a fault's impact, `ferry apply PLAN.json --site {site} --driver twin` to run it journaled.\n"
+    ));
+    write_out(None, &text)?;
+    Ok(ExitCode::SUCCESS)
+}

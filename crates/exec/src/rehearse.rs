@@ -1,0 +1,485 @@
+//! Rehearsals: a plan carried out by the executor against the **simulated** twin of its site, in
+//! virtual time and an in-memory journal, with faults when asked; then audited and measured.
+//! With a failure policy that asks for it, the rollback is rehearsed too, planned again from
+//! what the twin observes. A Monte Carlo rehearsal repeats this over many seeds.
+//!
+//! Deterministic: the same inputs and seed give the same rehearsal, byte for byte.
+
+use crate::executor::{apply, ExecError, FailurePolicy, Options, Report};
+use crate::journal::{Journal, JournalError, NewRun, RunInputs, RunKind};
+use crate::rollback::{restrict, rollback_plan, RollbackError};
+use crate::twin_driver::TwinDriver;
+use ferry_model::{Faults, Plan, Profile, Site};
+use ferry_twin::{
+    audit_runs, figures, impact, summarise, Impact, RunFigures, RunPlan, Summary, Violation, World,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RehearseError {
+    #[error("the twin cannot be built: {0}")]
+    Twin(#[from] ferry_twin::TwinError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Rollback(#[from] RollbackError),
+}
+
+/// What to rehearse.
+pub struct Rehearse<'a> {
+    pub site: &'a Site,
+    pub profiles: &'a BTreeMap<String, Profile>,
+    /// The texts the plan was made from (to plan a rollback again).
+    pub inputs: &'a RunInputs,
+    pub plan: &'a Plan,
+    pub faults: &'a Faults,
+    pub policy: FailurePolicy,
+}
+
+/// One rehearsal.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rehearsal {
+    pub seed: u64,
+    pub report: Report,
+    /// The rollback's run, when the failure policy asked for one.
+    pub rollback: Option<Report>,
+    pub violations: Vec<Violation>,
+    pub impact: Impact,
+    /// The window the site booked, when it books one: (start, end) in virtual time.
+    pub booked: Option<(i64, i64)>,
+    #[serde(skip)]
+    pub world: World,
+}
+
+impl Rehearsal {
+    /// Whether the work ended inside the booked window.
+    pub fn inside_window(&self) -> Option<bool> {
+        let (_, end) = self.booked?;
+        let last = self.world.trace.iter().map(|e| e.end).max()?;
+        Some(last <= end)
+    }
+
+    pub fn figures(&self) -> RunFigures {
+        let broken = self
+            .violations
+            .iter()
+            .filter(|v| v.severity == ferry_model::Severity::Inhibitor)
+            .count();
+        RunFigures {
+            seed: self.seed,
+            completed: self.report.status == crate::journal::RunStatus::Complete,
+            on_target: self.impact.clusters.iter().all(|c| c.on_target),
+            window_s: self.impact.window_s,
+            inside_window: self.inside_window(),
+            violations: broken,
+            warnings: self.violations.len() - broken,
+            figures: figures(&self.impact),
+        }
+    }
+}
+
+/// Rehearses the plan once with `seed`.
+pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError> {
+    let world = World::build(r.site, r.profiles, r.plan, r.faults, seed)?;
+    let journal = Journal::in_memory()?;
+    let mut driver = TwinDriver::new(world);
+    let opts = Options {
+        approve_all: true,
+        policy: r.policy,
+        window_end: None,
+        ..Options::default()
+    };
+    let new = NewRun {
+        kind: RunKind::Apply,
+        parent: None,
+        driver: "twin".into(),
+        inputs: None,
+    };
+    let report = apply(&journal, r.plan, &new, &mut driver, &opts, &mut ())?;
+    let mut rollback = None;
+    let mut rollback_plan_used = None;
+    if let Some(scope) = &report.rollback {
+        use crate::driver::Driver;
+        let observed = driver.observe().map_err(|source| ExecError::Driver {
+            steps: Vec::new(),
+            source,
+        })?;
+        let rb = restrict(rollback_plan(r.inputs, &observed)?, scope)?;
+        let new = NewRun {
+            kind: RunKind::Rollback,
+            parent: Some(report.run),
+            driver: "twin".into(),
+            inputs: None,
+        };
+        let opts = Options {
+            approve_all: true,
+            ..Options::default()
+        };
+        rollback = Some(apply(&journal, &rb, &new, &mut driver, &opts, &mut ())?);
+        rollback_plan_used = Some(rb);
+    }
+    let mut world = driver.into_world();
+    world.finish();
+    let mut runs = vec![RunPlan {
+        run: report.run,
+        plan: r.plan,
+    }];
+    if let (Some(rb), Some(rep)) = (&rollback_plan_used, &rollback) {
+        runs.push(RunPlan {
+            run: rep.run,
+            plan: rb,
+        });
+    }
+    let violations = audit_runs(&world, &runs);
+    let impact = impact(&world, rollback.is_some());
+    let booked = r.site.window.as_ref().map(|w| {
+        (
+            w.start_epoch_s,
+            w.start_epoch_s + (w.hours * 3600.0).round() as i64,
+        )
+    });
+    Ok(Rehearsal {
+        seed,
+        report,
+        rollback,
+        violations,
+        impact,
+        booked,
+        world,
+    })
+}
+
+/// Rehearses the plan once per seed in `seeds`, on every core, and summarises.
+pub fn monte_carlo(
+    r: &Rehearse<'_>,
+    seeds: std::ops::Range<u64>,
+) -> Result<(Vec<RunFigures>, Summary), RehearseError> {
+    let seeds: Vec<u64> = seeds.collect();
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, seeds.len().max(1));
+    let chunks: Vec<Vec<u64>> = (0..workers)
+        .map(|w| seeds.iter().copied().skip(w).step_by(workers).collect())
+        .collect();
+    let results: Vec<Result<Vec<RunFigures>, RehearseError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&s| rehearse(r, s).map(|x| x.figures()))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a rehearsal thread does not panic"))
+            .collect()
+    });
+    let mut all = Vec::new();
+    for r in results {
+        all.extend(r?);
+    }
+    all.sort_by_key(|f| f.seed);
+    let summary = summarise(&all);
+    Ok((all, summary))
+}
+
+fn dur(s: i64) -> String {
+    ferry_plan::render::duration(s.max(0) as u64)
+}
+
+fn thousands(x: f64) -> String {
+    let n = x.round() as i64;
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// When, relative to the window's opening: `+2h 05m` (or before it: `-30m`).
+fn at(plan: &Plan, booked: Option<(i64, i64)>, world_start: i64, t: i64) -> String {
+    let open = booked.map_or(world_start + plan.prepare_s as i64, |b| b.0);
+    let rel = t - open;
+    let wall = (rel >= 0)
+        .then(|| ferry_plan::render::wall_clock(plan, rel as u64))
+        .flatten()
+        .map(|w| format!(" ({w})"))
+        .unwrap_or_default();
+    if rel < 0 {
+        format!("-{}", dur(-rel))
+    } else {
+        format!("+{}{wall}", dur(rel))
+    }
+}
+
+/// A rehearsal for the terminal.
+pub fn rehearsal_text(r: &Rehearsal, plan: &Plan, trace: bool) -> String {
+    let mut t = String::new();
+    t.push_str(&format!(
+        "Rehearsal of {} against its digital twin (a simulation: nothing real is touched), seed {}\n\n",
+        plan.site, r.seed
+    ));
+    let rep = &r.report;
+    t.push_str(&format!(
+        "run: {} — {} of {} steps done, {} skipped\n",
+        rep.status.as_str(),
+        rep.done,
+        rep.steps,
+        rep.skipped
+    ));
+    for (id, why) in &rep.failed {
+        t.push_str(&format!("  failed: {id}: {why}\n"));
+    }
+    if let Some(m) = &rep.message {
+        t.push_str(&format!("  {m}\n"));
+    }
+    if let Some(rb) = &r.rollback {
+        t.push_str(&format!(
+            "rollback: {} — {} of {} steps done, {} skipped\n",
+            rb.status.as_str(),
+            rb.done,
+            rb.steps,
+            rb.skipped
+        ));
+        for (id, why) in &rb.failed {
+            t.push_str(&format!("  failed: {id}: {why}\n"));
+        }
+    }
+    let window = r.impact.window_s;
+    t.push_str(&format!(
+        "window: {} (planned {}, lower bound {})",
+        dur(window),
+        dur(plan.makespan_s as i64),
+        dur(plan.lower_bound_s as i64)
+    ));
+    match (r.booked, r.inside_window()) {
+        (Some((a, b)), Some(inside)) => {
+            let last = r.world.trace.iter().map(|e| e.end).max().unwrap_or(a);
+            if inside {
+                t.push_str(&format!(
+                    "; ends {} before the booked {} window closes\n",
+                    dur(b - last),
+                    dur(b - a)
+                ));
+            } else {
+                t.push_str(&format!(
+                    "; runs {} past the booked {} window\n",
+                    dur(last - b),
+                    dur(b - a)
+                ));
+            }
+        }
+        _ => t.push('\n'),
+    }
+    let broken: Vec<&Violation> = r
+        .violations
+        .iter()
+        .filter(|v| v.severity == ferry_model::Severity::Inhibitor)
+        .collect();
+    t.push_str(&format!(
+        "rules: {} broken, {} warning(s) (the auditor checks every order, sequence, limit and check rule on what ran)\n",
+        broken.len(),
+        r.violations.len() - broken.len()
+    ));
+    for v in &r.violations {
+        t.push_str(&format!(
+            "  {} {} at {}: {}\n",
+            if v.severity == ferry_model::Severity::Inhibitor {
+                "BROKEN "
+            } else {
+                "warning"
+            },
+            v.rule,
+            at(plan, r.booked, r.world.start, v.time),
+            v.message
+        ));
+    }
+    t.push_str("\nservice impact:\n");
+    for c in &r.impact.clusters {
+        t.push_str(&format!(
+            "  cluster {} (window {})\n",
+            c.cluster,
+            dur(c.window_s)
+        ));
+        let mut line = |k: &str, v: String| t.push_str(&format!("    {k:36} {v}\n"));
+        for (name, m) in &c.device_minutes_unregistered {
+            line(
+                &format!("{name} unregistered"),
+                format!("{} device-minutes", thousands(*m)),
+            );
+        }
+        if c.mixed_version_minutes > 0.0 {
+            line(
+                "on mixed versions",
+                format!("{} min", thousands(c.mixed_version_minutes)),
+            );
+        }
+        if c.calls_attempted > 0 {
+            let pct = 100.0 * c.calls_failed as f64 / c.calls_attempted as f64;
+            line(
+                "calls",
+                format!(
+                    "{} attempted, {} failed ({pct:.1}%)",
+                    thousands(c.calls_attempted as f64),
+                    thousands(c.calls_failed as f64)
+                ),
+            );
+        }
+        for p in &c.pairs {
+            line(
+                &p.pair,
+                format!(
+                    "{} min without redundancy, {} min without an active member",
+                    thousands(p.minutes_without_redundancy),
+                    thousands(p.minutes_without_active)
+                ),
+            );
+        }
+        if c.read_only_minutes > 0.0 {
+            line(
+                "configuration read-only",
+                format!("{} min", thousands(c.read_only_minutes)),
+            );
+        }
+        if c.intervals_not_collected > 0 {
+            line(
+                "intervals not collected",
+                c.intervals_not_collected.to_string(),
+            );
+        }
+        if c.config_changes_made > 0 {
+            line(
+                "configuration changes",
+                format!(
+                    "{} made, {} lost, {} refused",
+                    c.config_changes_made, c.config_changes_lost, c.config_changes_refused
+                ),
+            );
+        }
+        if c.user_settings_lost > 0 {
+            line("user settings lost", c.user_settings_lost.to_string());
+        }
+        if c.client_sessions_lost > 0 || c.client_minutes_disconnected > 0.0 {
+            line(
+                "client sessions",
+                format!(
+                    "{} lost, {} client-minutes disconnected",
+                    c.client_sessions_lost,
+                    thousands(c.client_minutes_disconnected)
+                ),
+            );
+        }
+        for (name, m) in &c.dependency_minutes_broken {
+            line(&format!("{name} broken"), format!("{} min", thousands(*m)));
+        }
+        if c.wrong_switchovers > 0 {
+            line("wrong switchovers", c.wrong_switchovers.to_string());
+        }
+        if c.on_target {
+            line(
+                "end state",
+                "every node on the version it should end on".into(),
+            );
+        } else {
+            line(
+                "end state",
+                format!("NOT on target: {}", c.off_target.join("; ")),
+            );
+        }
+    }
+    if !r.world.parameter_changes.is_empty() {
+        t.push_str("\nservice parameters changed by the upgrade:\n");
+        for (node, c) in &r.world.parameter_changes {
+            t.push_str(&format!("  {node}: {c}\n"));
+        }
+    }
+    if trace {
+        t.push_str("\ntimeline (from the window's opening):\n");
+        let mut entries: Vec<_> = r.world.trace.iter().collect();
+        entries.sort_by_key(|e| (e.start, e.end, e.step.clone()));
+        for e in entries {
+            let o = match &e.outcome {
+                ferry_model::Outcome::Done => "done".to_string(),
+                ferry_model::Outcome::Skipped => "skipped".to_string(),
+                ferry_model::Outcome::Failed(m) => format!("FAILED: {m}"),
+            };
+            t.push_str(&format!(
+                "  {:>24} {:>8}  {}  {o}\n",
+                at(plan, r.booked, r.world.start, e.start),
+                dur(e.end - e.start),
+                e.step
+            ));
+        }
+        t.push_str("\nwhat the twin saw:\n");
+        for l in &r.world.log {
+            t.push_str(&format!(
+                "  {:>24}  {:18} {}\n",
+                at(plan, r.booked, r.world.start, l.time),
+                l.code,
+                l.text
+            ));
+        }
+    }
+    t
+}
+
+/// A Monte Carlo rehearsal for the terminal.
+pub fn summary_text(s: &Summary, plan: &Plan, first_seed: u64) -> String {
+    let mut t = format!(
+        "Monte Carlo rehearsal of {} against its digital twin (a simulation): {} runs, seeds {}..{}\n\n",
+        plan.site,
+        s.runs,
+        first_seed,
+        first_seed + s.runs as u64 - 1
+    );
+    t.push_str(&format!(
+        "completed {}/{}, every node on target {}/{}, runs with a broken rule {}\n",
+        s.completed, s.runs, s.on_target, s.runs, s.with_violations
+    ));
+    let w = &s.window_s;
+    t.push_str(&format!(
+        "window: median {}, p90 {}, worst {} (seed {}), best {}; planned {}\n",
+        dur(w.median as i64),
+        dur(w.p90 as i64),
+        dur(w.max as i64),
+        s.worst_seed,
+        dur(w.min as i64),
+        dur(plan.makespan_s as i64)
+    ));
+    if let (Some(p), Some(hours)) = (s.inside_window, plan.window.as_ref().map(|w| w.hours)) {
+        t.push_str(&format!(
+            "probability of finishing inside the booked {hours} h window: {:.0}%\n",
+            p * 100.0
+        ));
+    }
+    t.push_str(&format!(
+        "\n{:44} {:>12} {:>12} {:>12}\n",
+        "figure", "median", "p90", "worst"
+    ));
+    for (name, d) in &s.figures {
+        t.push_str(&format!(
+            "{:44} {:>12} {:>12} {:>12}\n",
+            name,
+            thousands(d.median),
+            thousands(d.p90),
+            thousands(d.max)
+        ));
+    }
+    t
+}
