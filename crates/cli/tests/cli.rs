@@ -648,3 +648,147 @@ fn run_commands_on_a_missing_journal_or_with_bad_arguments_exit_2() {
         assert!(help.contains(word), "apply --help mentions {word}");
     }
 }
+
+/// A small deterministic generator for the moments the test kills `ferry` at.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// Runs `ferry ARGS`, killing it (SIGKILL) after `after_ms` unless it ends first. Returns its
+/// exit code, or `None` when it was killed.
+fn run_or_kill(args: &[&str], after_ms: u64) -> Option<i32> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ferry");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(after_ms);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code();
+        }
+        if std::time::Instant::now() >= deadline {
+            child.kill().expect("kill -9");
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// How many times each step of run 1 took effect in the twin, read from the twin's own record
+/// saved in the journal (the witness), and each step's outcome there.
+fn twin_record(state: &str) -> std::collections::BTreeMap<String, (u64, String)> {
+    let journal = ferry_exec::Journal::open(std::path::Path::new(state)).expect("journal");
+    let text = journal
+        .driver_state(ferry_exec::TWIN_STATE)
+        .expect("driver state")
+        .expect("the twin is saved");
+    let saved: serde_json::Value = serde_json::from_str(&text).expect("twin JSON");
+    saved["world"]["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r[0][0] == 1)
+        .map(|r| {
+            (
+                r[0][1].as_str().unwrap().to_string(),
+                (
+                    r[1]["applications"].as_u64().unwrap(),
+                    r[1]["outcome"]["outcome"].as_str().unwrap_or("-").to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn apply_killed_at_random_points_resumes_with_no_step_applied_twice_or_skipped() {
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    let mut kills = 0;
+    let sites = [
+        "ucm-standard",
+        "ucm-refresh",
+        "ccm4-large",
+        "genesys-framework",
+        "cms-ha",
+        "linux-ha-pubsub",
+    ];
+    let mut round = 0;
+    while kills < 210 {
+        for example in sites {
+            round += 1;
+            let dir = Scratch::new(&format!("kill-{round}"));
+            let (site, plan, ids) = plan_example_into(&dir, example);
+            let state = dir.path("state");
+            // How long an uninterrupted run takes here, to kill within it.
+            let probe = dir.path("probe");
+            let t0 = std::time::Instant::now();
+            let full = [
+                "apply", &plan, "--site", &site, "--driver", "twin", "--approve", "--state",
+                &probe,
+            ];
+            assert_eq!(run_or_kill(&full, 600_000), Some(0), "{example} completes");
+            let span = t0.elapsed().as_millis() as u64 + 20;
+            // Apply, then resume, killed at random moments until a call completes the run.
+            let apply = [
+                "apply", &plan, "--site", &site, "--driver", "twin", "--approve", "--state",
+                &state,
+            ];
+            let resume = ["resume", "--state", &state, "--approve"];
+            let mut started = false;
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                assert!(attempts < 200, "{example}: the run never completed");
+                let args: &[&str] = if started { &resume } else { &apply };
+                // The later attempts are left to finish, so that every run ends.
+                let after = if attempts > 6 { 600_000 } else { dice.below(span) };
+                match run_or_kill(args, after) {
+                    Some(0) => break,
+                    Some(code) => {
+                        // Killed before the run existed: `resume` finds no run (exit 2).
+                        assert!(!started || code != 1, "{example}: exit {code}");
+                        started = std::path::Path::new(&state).join("journal.sqlite").exists()
+                            && ferry(&["status", "--state", &state]).status.code() == Some(0);
+                    }
+                    None => {
+                        kills += 1;
+                        started = std::path::Path::new(&state).join("journal.sqlite").exists()
+                            && ferry(&["status", "--state", &state]).status.code() == Some(0);
+                    }
+                }
+            }
+            // The journal: the run is complete, every step ended exactly once as done or skipped.
+            let st = json(&ferry(&["status", "1", "--state", &state, "--format", "json"]));
+            assert_eq!(st["run"]["status"], "complete", "{example}");
+            let journal = ferry_exec::Journal::open(std::path::Path::new(&state)).unwrap();
+            let events = journal.events(1).unwrap();
+            for id in &ids {
+                let ends = events
+                    .iter()
+                    .filter(|e| &e.step == id && e.event != ferry_exec::Event::Started)
+                    .count();
+                assert_eq!(ends, 1, "{example}: {id} ended {ends} times in the journal");
+            }
+            // The twin's own record: every step took effect exactly once, none is missing.
+            let record = twin_record(&state);
+            assert_eq!(record.len(), ids.len(), "{example}: steps the twin saw");
+            for id in &ids {
+                let (applied, outcome) = &record[id];
+                assert_eq!(*applied, 1, "{example}: {id} took effect {applied} times");
+                assert!(outcome == "done" || outcome == "skipped", "{example}: {id} {outcome}");
+            }
+        }
+    }
+    assert!(kills >= 200, "{kills} kills");
+}
