@@ -704,7 +704,10 @@ fn twin_record(state: &str) -> std::collections::BTreeMap<String, (u64, String)>
                 r[0][1].as_str().unwrap().to_string(),
                 (
                     r[1]["applications"].as_u64().unwrap(),
-                    r[1]["outcome"]["outcome"].as_str().unwrap_or("-").to_string(),
+                    r[1]["outcome"]["outcome"]
+                        .as_str()
+                        .unwrap_or("-")
+                        .to_string(),
                 ),
             )
         })
@@ -734,14 +737,28 @@ fn apply_killed_at_random_points_resumes_with_no_step_applied_twice_or_skipped()
             let probe = dir.path("probe");
             let t0 = std::time::Instant::now();
             let full = [
-                "apply", &plan, "--site", &site, "--driver", "twin", "--approve", "--state",
+                "apply",
+                &plan,
+                "--site",
+                &site,
+                "--driver",
+                "twin",
+                "--approve",
+                "--state",
                 &probe,
             ];
             assert_eq!(run_or_kill(&full, 600_000), Some(0), "{example} completes");
             let span = t0.elapsed().as_millis() as u64 + 20;
             // Apply, then resume, killed at random moments until a call completes the run.
             let apply = [
-                "apply", &plan, "--site", &site, "--driver", "twin", "--approve", "--state",
+                "apply",
+                &plan,
+                "--site",
+                &site,
+                "--driver",
+                "twin",
+                "--approve",
+                "--state",
                 &state,
             ];
             let resume = ["resume", "--state", &state, "--approve"];
@@ -752,7 +769,11 @@ fn apply_killed_at_random_points_resumes_with_no_step_applied_twice_or_skipped()
                 assert!(attempts < 200, "{example}: the run never completed");
                 let args: &[&str] = if started { &resume } else { &apply };
                 // The later attempts are left to finish, so that every run ends.
-                let after = if attempts > 6 { 600_000 } else { dice.below(span) };
+                let after = if attempts > 6 {
+                    600_000
+                } else {
+                    dice.below(span)
+                };
                 match run_or_kill(args, after) {
                     Some(0) => break,
                     Some(code) => {
@@ -769,7 +790,9 @@ fn apply_killed_at_random_points_resumes_with_no_step_applied_twice_or_skipped()
                 }
             }
             // The journal: the run is complete, every step ended exactly once as done or skipped.
-            let st = json(&ferry(&["status", "1", "--state", &state, "--format", "json"]));
+            let st = json(&ferry(&[
+                "status", "1", "--state", &state, "--format", "json",
+            ]));
             assert_eq!(st["run"]["status"], "complete", "{example}");
             let journal = ferry_exec::Journal::open(std::path::Path::new(&state)).unwrap();
             let events = journal.events(1).unwrap();
@@ -786,7 +809,10 @@ fn apply_killed_at_random_points_resumes_with_no_step_applied_twice_or_skipped()
             for id in &ids {
                 let (applied, outcome) = &record[id];
                 assert_eq!(*applied, 1, "{example}: {id} took effect {applied} times");
-                assert!(outcome == "done" || outcome == "skipped", "{example}: {id} {outcome}");
+                assert!(
+                    outcome == "done" || outcome == "skipped",
+                    "{example}: {id} {outcome}"
+                );
             }
         }
     }

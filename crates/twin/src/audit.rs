@@ -111,6 +111,7 @@ pub fn audit_runs(w: &World, runs: &[RunPlan]) -> Vec<Violation> {
     for (ci, c) in w.clusters.iter().enumerate() {
         if w.trace.iter().any(|e| e.cluster == c.name) {
             end_checks(w, ci, &mut out);
+            services_left_inactive(w, ci, &mut out);
         }
     }
     for i in &w.incidents {
@@ -530,5 +531,35 @@ fn end_checks(w: &World, ci: usize, out: &mut Vec<Violation>) {
             }
             _ => {}
         }
+    }
+}
+
+/// Services an in-place install left inactive (profile `[twin.services]`) that no step
+/// activated by the end: the server runs, but without them.
+fn services_left_inactive(w: &World, ci: usize, out: &mut Vec<Violation>) {
+    let Some(spec) = &w.profile(ci).twin.services else {
+        return;
+    };
+    let c = &w.clusters[ci];
+    let last = w
+        .trace
+        .iter()
+        .filter(|e| e.cluster == c.name)
+        .map(|e| e.end)
+        .max()
+        .unwrap_or(w.now);
+    for n in c.nodes.iter().filter(|n| n.exists && n.services_pending) {
+        out.push(Violation {
+            rule: spec.rule.clone(),
+            severity: Severity::Inhibitor,
+            time: last,
+            cluster: c.name.clone(),
+            node: Some(n.name.clone()),
+            step: None,
+            message: format!(
+                "{} runs {} but the services its upgrade left inactive were never activated",
+                n.name, n.active
+            ),
+        });
     }
 }

@@ -151,7 +151,13 @@ pub(crate) fn started(w: &mut World, ci: usize, ni: usize, new_version: bool) {
         }
         None => n.healthy = !n.unhealthy_fault,
     }
-    if new_version {
+    // A restart drops the node's pending replication events (they belong to its previous
+    // start): a setup still under way (state 0 or 1) begins again instead of hanging.
+    let setup_interrupted = w.clusters[ci].nodes[ni]
+        .repl
+        .values()
+        .any(|&s| s == 0 || s == 1);
+    if new_version || setup_interrupted {
         crate::replication::restart(w, ci, ni);
     }
     crate::config::on_start(w, ci, ni);
