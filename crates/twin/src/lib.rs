@@ -27,7 +27,7 @@ mod setup;
 mod world;
 
 pub use audit::{audit, Violation};
-pub use impact::{impact, ClusterImpact, Impact, PairImpact};
+pub use impact::{impact, ClusterImpact, Impact, PairImpact, SourceImpact};
 pub use world::{
     Incident, LogEvent, NodeState, Record, RunId, StepStatus, TraceEntry, TwinError, World,
 };

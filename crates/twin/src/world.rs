@@ -183,6 +183,9 @@ pub struct CollectorState {
     /// Per source: whether the current interval has had a moment with no server collecting.
     pub gap: Vec<bool>,
     pub dual_ip: Vec<bool>,
+    /// Per server: it collects from its survivable source because its main link failed.
+    #[serde(default)]
+    pub survivable: Vec<bool>,
 }
 
 /// A dependency outside the product on a fact's value.
