@@ -134,6 +134,7 @@ pub(crate) fn cluster_state(
                 formed: !h.needs_setup,
                 gen: 0,
                 promotion_pending: false,
+                link_flagged: false,
             });
         }
     }

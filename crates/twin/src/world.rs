@@ -160,6 +160,9 @@ pub struct PairState {
     pub formed: bool,
     pub gen: u64,
     pub promotion_pending: bool,
+    /// The active member's data link failed and an incident said so (the pair's `link_rule`).
+    #[serde(default)]
+    pub link_flagged: bool,
 }
 
 /// Client sessions homed on one node.
