@@ -2,6 +2,7 @@
 //! auditor catching mis-ordered plans.
 
 mod twin {
+    mod avaya_cms;
     pub mod common;
     mod linux_ha;
 }
