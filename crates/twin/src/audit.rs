@@ -108,8 +108,11 @@ pub fn audit_runs(w: &World, runs: &[RunPlan]) -> Vec<Violation> {
             audit_cluster(w, rp.plan, ci, &mine, rollback, &mut out);
         }
     }
+    // The end checks judge where an upgrade ends: not a cluster whose last run rolled it back
+    // (its nodes are meant to be back on the versions they had).
     for (ci, c) in w.clusters.iter().enumerate() {
-        if w.trace.iter().any(|e| e.cluster == c.name) {
+        let last = w.trace.iter().rev().find(|e| e.cluster == c.name);
+        if last.is_some_and(|e| !w.rollback_runs.contains(&e.run)) {
             end_checks(w, ci, &mut out);
             services_left_inactive(w, ci, &mut out);
         }

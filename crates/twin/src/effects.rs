@@ -421,11 +421,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
             }
             (Effect::SingleUser(on), Some(n)) => w.clusters[ci].nodes[n].single_user = *on,
             (Effect::SetupRoles, Some(n)) => {
-                for p in &mut w.clusters[ci].pairs {
-                    if p.members.contains(&n) {
-                        p.formed = true;
-                    }
-                }
+                crate::pairs::set_up(w, ci, n);
                 w.note(
                     ci,
                     Some(n),
@@ -433,7 +429,13 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     "HA roles set up; heartbeat running".into(),
                 );
             }
-            (Effect::ReverseRoles, Some(n)) => crate::pairs::reverse(w, ci, n),
+            (Effect::ReverseRoles, Some(n)) => {
+                // No roles to exchange before they are set up: the step is skipped.
+                let reversed = crate::pairs::reverse(w, ci, n);
+                if !reversed {
+                    outcome = Outcome::Skipped;
+                }
+            }
             (Effect::ExpectInactiveTarget, Some(n)) => {
                 let want = version_of(step, &w.clusters[ci].nodes[n].target);
                 let node = &w.clusters[ci].nodes[n];

@@ -18,6 +18,11 @@ pub struct Accumulated {
     pub pair_s_down: BTreeMap<String, f64>,
     pub read_only_s: f64,
     pub intervals_lost: u64,
+    /// Per data source: intervals lost, and seconds in which no server collected it.
+    #[serde(default)]
+    pub source_intervals_lost: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub source_s_uncollected: BTreeMap<String, f64>,
     pub config_changes_made: u64,
     pub config_changes_lost: u64,
     pub config_changes_refused: u64,
@@ -153,6 +158,16 @@ pub struct PairImpact {
     pub minutes_without_active: f64,
 }
 
+/// One data source's collection figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceImpact {
+    pub source: String,
+    /// Intervals in which, at some moment, no server collected the source's data.
+    pub intervals_not_collected: u64,
+    /// How long no server collected it.
+    pub minutes_not_collected: f64,
+}
+
 /// One cluster's service impact over a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterImpact {
@@ -167,6 +182,8 @@ pub struct ClusterImpact {
     pub pairs: Vec<PairImpact>,
     pub read_only_minutes: f64,
     pub intervals_not_collected: u64,
+    /// The same per data source, with the time no server collected it.
+    pub sources: Vec<SourceImpact>,
     pub config_changes_made: u64,
     pub config_changes_lost: u64,
     pub config_changes_refused: u64,
@@ -247,6 +264,18 @@ pub fn impact(w: &World, expect_original: bool) -> Impact {
                 .collect(),
             read_only_minutes: minutes(a.read_only_s),
             intervals_not_collected: a.intervals_lost,
+            sources: c
+                .collector
+                .iter()
+                .flat_map(|col| col.sources.iter())
+                .map(|s| SourceImpact {
+                    source: s.clone(),
+                    intervals_not_collected: a.source_intervals_lost.get(s).copied().unwrap_or(0),
+                    minutes_not_collected: minutes(
+                        a.source_s_uncollected.get(s).copied().unwrap_or(0.0),
+                    ),
+                })
+                .collect(),
             config_changes_made: a.config_changes_made,
             config_changes_lost: a.config_changes_lost,
             config_changes_refused: a.config_changes_refused,

@@ -5,7 +5,10 @@
 //! notices within its detection time, but not while the host's agent is disconnected, until the
 //! switchover timeout passes; then it gives the host up and switches over whatever was active
 //! there, even components that still run: a wrong switchover). A failed data link alone does
-//! not stop a member from providing service, so it promotes nothing.
+//! not stop a member from providing service, so it promotes nothing: where the pair names a
+//! `link_rule`, an incident says the partner must be made active by hand. A pair that needs
+//! setting up has its roles assigned by `setup_roles` (its primary becomes the active member)
+//! and cannot exchange them before.
 
 use crate::world::{Event, World};
 use ferry_model::twin::Promotion;
@@ -33,8 +36,41 @@ fn held(w: &World, ci: usize, ni: usize) -> bool {
     }
 }
 
+/// The active member of set-up pair `pi` still provides service but its data link failed and
+/// it no longer collects every source, while its partner serves: the heartbeat still gets an
+/// answer, so nothing promotes the partner. Notes one incident per failure under the pair's
+/// `link_rule`.
+fn link_check(w: &mut World, ci: usize, pi: usize) {
+    let p = w.clusters[ci].pairs[pi].clone();
+    let spec = &w.profile(ci).twin.ha_pairs[p.spec];
+    let (Some(rule), Some(a)) = (spec.link_rule.clone(), p.active) else {
+        return;
+    };
+    let name = spec.name.clone();
+    let (m, o) = (p.members[a], p.members[1 - a]);
+    let cut = p.formed
+        && w.provides(ci, m)
+        && w.clusters[ci].nodes[m].link_failed
+        && !crate::collector::collects_all(w, ci, m)
+        && w.provides(ci, o);
+    if cut && !p.link_flagged {
+        let (mn, on) = (
+            w.clusters[ci].nodes[m].name.clone(),
+            w.clusters[ci].nodes[o].name.clone(),
+        );
+        w.incident(
+            ci,
+            Some(m),
+            &rule,
+            format!("the data link of {mn}, the active {name}, failed while {mn} runs: the heartbeat from {on} still gets an answer, so {on} is not promoted and must be made active by hand"),
+        );
+    }
+    w.clusters[ci].pairs[pi].link_flagged = cut;
+}
+
 pub(crate) fn settle(w: &mut World, ci: usize) {
     for pi in 0..w.clusters[ci].pairs.len() {
+        link_check(w, ci, pi);
         let p = w.clusters[ci].pairs[pi].clone();
         let spec = w.profile(ci).twin.ha_pairs[p.spec].clone();
         let ok = |w: &World, k: usize| w.provides(ci, p.members[k]);
@@ -169,16 +205,55 @@ pub(crate) fn host_lost(w: &mut World, ci: usize, host: &str, gen: u64) {
     w.settle(ci);
 }
 
-/// The node's pair exchanges roles (planned, both members running).
-pub(crate) fn reverse(w: &mut World, ci: usize, ni: usize) {
+/// The node's pair exchanges roles (planned, both members running). Returns false when the
+/// node's pairs all need setting up and are not set up: there are no roles to exchange yet.
+pub(crate) fn reverse(w: &mut World, ci: usize, ni: usize) -> bool {
+    let mut any = false;
+    let mut unset = false;
     for pi in 0..w.clusters[ci].pairs.len() {
         let p = w.clusters[ci].pairs[pi].clone();
         if !p.members.contains(&ni) {
             continue;
         }
+        if !p.formed {
+            unset = true;
+            continue;
+        }
+        any = true;
         let Some(a) = p.active else { continue };
         if w.provides(ci, p.members[1 - a]) {
             make_active(w, ci, pi, 1 - a, "roles reversed");
+        }
+    }
+    any || !unset
+}
+
+/// The node's pairs are set up: roles assigned (the primary, by the pair's `primary_fact` or
+/// its role order, becomes the active member when it serves), heartbeat running.
+pub(crate) fn set_up(w: &mut World, ci: usize, ni: usize) {
+    for pi in 0..w.clusters[ci].pairs.len() {
+        let p = w.clusters[ci].pairs[pi].clone();
+        if !p.members.contains(&ni) {
+            continue;
+        }
+        w.clusters[ci].pairs[pi].formed = true;
+        let spec = &w.profile(ci).twin.ha_pairs[p.spec];
+        let primary = match &spec.primary_fact {
+            Some(f) => p
+                .members
+                .iter()
+                .position(|&m| {
+                    w.clusters[ci].nodes[m]
+                        .facts
+                        .get(f)
+                        .and_then(|v| v.as_str())
+                        == Some("primary")
+                })
+                .unwrap_or(0),
+            None => 0,
+        };
+        if p.active != Some(primary) && w.provides(ci, p.members[primary]) {
+            make_active(w, ci, pi, primary, "roles set up");
         }
     }
 }

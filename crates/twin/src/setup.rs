@@ -134,6 +134,7 @@ pub(crate) fn cluster_state(
                 formed: !h.needs_setup,
                 gen: 0,
                 promotion_pending: false,
+                link_flagged: false,
             });
         }
     }
@@ -189,7 +190,7 @@ pub(crate) fn cluster_state(
             .and_then(|v| v.as_f64())
             .filter(|m| *m > 0.0)
             .unwrap_or(col.interval_min);
-        let dual_ip = servers
+        let dual_ip: Vec<bool> = servers
             .iter()
             .map(|&v| {
                 col.dual_source_fact
@@ -205,6 +206,7 @@ pub(crate) fn cluster_state(
             servers,
             links,
             interval_s: (interval_min * 60.0).round().max(60.0) as i64,
+            survivable: vec![false; dual_ip.len()],
             dual_ip,
         }
     });

@@ -165,6 +165,9 @@ pub struct PairState {
     pub formed: bool,
     pub gen: u64,
     pub promotion_pending: bool,
+    /// The active member's data link failed and an incident said so (the pair's `link_rule`).
+    #[serde(default)]
+    pub link_flagged: bool,
 }
 
 /// Client sessions homed on one node.
@@ -188,6 +191,9 @@ pub struct CollectorState {
     /// Per source: whether the current interval has had a moment with no server collecting.
     pub gap: Vec<bool>,
     pub dual_ip: Vec<bool>,
+    /// Per server: it collects from its survivable source because its main link failed.
+    #[serde(default)]
+    pub survivable: Vec<bool>,
 }
 
 /// A dependency outside the product on a fact's value.

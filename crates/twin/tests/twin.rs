@@ -2,6 +2,7 @@
 //! auditor catching mis-ordered plans.
 
 mod twin {
+    mod avaya_cms;
     mod callmanager4;
     mod cisco_ucm;
     pub mod common;
