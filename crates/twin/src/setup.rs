@@ -69,6 +69,7 @@ pub(crate) fn cluster_state(
                 repl,
                 repl_stuck: None,
                 awaiting_replication: false,
+                initialising: false,
             }
         })
         .collect();
@@ -150,6 +151,7 @@ pub(crate) fn cluster_state(
                             at: Some(ni),
                             moving: None,
                             gen: 0,
+                            session: None,
                         });
                     }
                 }
