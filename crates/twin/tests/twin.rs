@@ -3,5 +3,6 @@
 
 mod twin {
     pub mod common;
+    mod genesys;
     mod linux_ha;
 }
