@@ -122,7 +122,7 @@ pub enum Wait {
     AllServing,
     /// The HA pair of these roles has an active member on another host than this node's.
     SwitchedOver(Vec<String>),
-    /// No client session is left on the node.
+    /// No client session is left on the node, and its own clients are connected elsewhere.
     ClientsMoved,
 }
 

@@ -238,6 +238,12 @@ fn default_detect() -> f64 {
 }
 
 /// Log event codes a configuration server writes.
+///
+/// A server started normally logs `new_instance` (a new version), then, once initialised,
+/// `backup_connected` when its partner runs: before that `backup_to_older` (soon after the
+/// start) when the partner runs an older version, else `initialized`; alone it logs only
+/// `initialized`. A server started in upgrade mode logs `new_instance`, then `upgrade_mode`
+/// (or `upgrade_mode_requested` where it was forced), `initialized`, and a ready event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigEvents {
@@ -246,10 +252,19 @@ pub struct ConfigEvents {
     pub new_instance: Option<String>,
     /// Started as backup and connected to the running primary.
     pub backup_connected: String,
-    /// Upgrade mode requested at start (logged before `upgrade_mode`).
+    /// Started as backup of a primary that runs an older version it can back up (logged
+    /// before `backup_connected`).
+    #[serde(default)]
+    pub backup_to_older: Option<String>,
+    /// Initialised: before `backup_connected` next to a partner on the same version, alone,
+    /// and in upgrade mode before the ready event.
+    #[serde(default)]
+    pub initialized: Option<String>,
+    /// Upgrade mode forced by an option at start (where `forced_upgrade_mode` holds): logged
+    /// instead of `upgrade_mode`.
     #[serde(default)]
     pub upgrade_mode_requested: Option<String>,
-    /// Running in upgrade mode.
+    /// Running in upgrade mode (detected by itself).
     pub upgrade_mode: String,
     /// Ready in upgrade mode, on the same database.
     pub ready_same_db: String,
@@ -258,10 +273,13 @@ pub struct ConfigEvents {
 }
 
 /// A configuration store: an HA pair (or one) of servers, proxies in front, client sessions.
+/// A server serves only once it has initialised after a start; a server in upgrade mode is no
+/// one's backup, and while one runs the controller switches no other pair over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigStoreSpec {
-    /// Rule behind read-only configuration, lost redundancy and lost sessions.
+    /// Rule behind read-only configuration, lost redundancy and lost sessions (in upgrade mode,
+    /// and across versions when `schema_fact` holds).
     pub rule: String,
     /// Roles of the master servers.
     pub servers: Vec<String>,
@@ -275,9 +293,14 @@ pub struct ConfigStoreSpec {
     #[serde(default)]
     pub proxy_exception: Option<Condition>,
     pub events: ConfigEvents,
-    /// From a start in upgrade mode to ready.
+    /// Where this holds on a server started in upgrade mode, it does not detect upgrade mode by
+    /// itself and is started with the option that forces it.
+    #[serde(default)]
+    pub forced_upgrade_mode: Option<Condition>,
+    /// From a start in upgrade mode to ready (a normal start initialises in half the time).
     pub init_min: [f64; 2],
-    /// Cluster fact: true when the upgrade changes the database schema.
+    /// Cluster fact: true when the upgrade changes the database schema (client sessions are then
+    /// not kept when clients move to a server on another version).
     #[serde(default)]
     pub schema_fact: Option<String>,
     /// Node fact: client sessions on the node.

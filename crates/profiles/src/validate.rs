@@ -363,6 +363,39 @@ impl Ctx<'_> {
             if let Some(e) = &c.proxy_exception {
                 self.condition(e, join(&p, &[k("proxy_exception")]));
             }
+            if let Some(e) = &c.forced_upgrade_mode {
+                self.condition(e, join(&p, &[k("forced_upgrade_mode")]));
+            }
+            let ev = &c.events;
+            let codes = [
+                ("new_instance", ev.new_instance.as_deref()),
+                ("backup_connected", Some(ev.backup_connected.as_str())),
+                ("backup_to_older", ev.backup_to_older.as_deref()),
+                ("initialized", ev.initialized.as_deref()),
+                (
+                    "upgrade_mode_requested",
+                    ev.upgrade_mode_requested.as_deref(),
+                ),
+                ("upgrade_mode", Some(ev.upgrade_mode.as_str())),
+                ("ready_same_db", Some(ev.ready_same_db.as_str())),
+                ("ready_db_upgraded", Some(ev.ready_db_upgraded.as_str())),
+            ];
+            for (key, code) in codes {
+                if code.is_some_and(|c| c.trim().is_empty()) {
+                    self.add(
+                        join(&p, &[k("events"), k(key)]),
+                        "an event code is empty",
+                        None,
+                    );
+                }
+            }
+            if c.forced_upgrade_mode.is_some() && ev.upgrade_mode_requested.is_none() {
+                self.add(
+                    join(&p, &[k("forced_upgrade_mode")]),
+                    "a forced upgrade mode needs `events.upgrade_mode_requested` (the event it logs)",
+                    None,
+                );
+            }
             self.range(c.init_min, join(&p, &[k("init_min")]));
             self.range(c.reconnect_s, join(&p, &[k("reconnect_s")]));
             for f in [&c.schema_fact, &c.clients_fact].into_iter().flatten() {

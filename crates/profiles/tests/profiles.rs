@@ -252,6 +252,63 @@ fn profile_errors_name_line_and_key() {
     }
 }
 
+/// The configuration store of the twin (genesys-framework): its condition, its event codes.
+#[test]
+fn config_store_errors_name_line_and_key() {
+    let base = ferry_profiles::registry::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "genesys-framework")
+        .expect("genesys-framework")
+        .1;
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "forced_upgrade_mode = { fact = { name = \"upgrade_mode_forced\", eq = true } }",
+            "forced_upgrade_mode = { fact = { name = \"upgrade_mode_force\", eq = true } }",
+            "twin.config_store.forced_upgrade_mode.fact.name",
+            "fact `upgrade_mode_force` is not declared",
+        ),
+        (
+            "upgrade_mode_requested = \"21-25300\"",
+            "upgrade_mode_requested = \" \"",
+            "twin.config_store.events.upgrade_mode_requested",
+            "an event code is empty",
+        ),
+        (
+            "upgrade_mode_requested = \"21-25300\"",
+            "# no forced-mode event",
+            "twin.config_store.forced_upgrade_mode",
+            "a forced upgrade mode needs `events.upgrade_mode_requested`",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        assert!(base.contains(from), "fixture lacks {from:?}");
+        let text = base.replacen(from, to, 1);
+        let err = load_profile("mine.toml", &text).expect_err("profile must be rejected");
+        let e = err
+            .errors
+            .iter()
+            .find(|e| e.message.contains(message))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {message:?} in {:?}",
+                    err.errors.iter().map(|e| &e.message).collect::<Vec<_>>()
+                )
+            });
+        assert_eq!(e.key, *key);
+        let want = &if key.ends_with("forced_upgrade_mode") {
+            "forced_upgrade_mode ="
+        } else {
+            to
+        };
+        let line = text[..text.find(want).expect("present")].lines().count() + 1;
+        assert!(
+            e.line.abs_diff(line) <= 1,
+            "{message}: line {} vs {line}",
+            e.line
+        );
+    }
+}
+
 #[test]
 fn a_user_profile_replaces_a_builtin_of_the_same_name() {
     let mut set = builtin();

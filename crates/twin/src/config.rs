@@ -1,6 +1,7 @@
 //! Configuration: operators' changes (frozen, refused while read-only, lost when the side that
-//! holds them stops being active), configuration servers with their log events and upgrade
-//! mode, proxies that cannot run ahead of their master, and client sessions that reconnect.
+//! holds them stops being active), configuration servers with their log events, initialisation
+//! and upgrade mode, proxies that cannot run ahead of their master, and client sessions that
+//! reconnect (and are lost in upgrade mode, or across versions after a schema upgrade).
 
 use crate::world::{Event, World};
 
@@ -104,10 +105,12 @@ fn log_later(w: &mut World, ci: usize, ni: usize, after_s: i64, code: &str, text
     );
 }
 
-/// A node started: a configuration server that finds its partner running initialises as its
-/// backup and says so in its log.
+/// A node started: a configuration server initialises (it serves once that is done), as backup
+/// of its partner when that one runs, and says so in its log. A server that is down (stopped
+/// while its folder is swapped, or crashed) logs nothing.
 pub(crate) fn on_start(w: &mut World, ci: usize, ni: usize) {
-    if !is_server(w, ci, ni) || w.clusters[ci].nodes[ni].upgrade_mode {
+    let n = &w.clusters[ci].nodes[ni];
+    if !is_server(w, ci, ni) || n.upgrade_mode || n.stopped || n.crashed {
         return;
     }
     let Some(spec) = w.profile(ci).twin.config_store.clone() else {
@@ -121,44 +124,28 @@ pub(crate) fn on_start(w: &mut World, ci: usize, ni: usize) {
             log_later(w, ci, ni, 2, code, format!("{name}: new instance starting"));
         }
     }
+    let init = ((w.draw(spec.init_min) * 60.0).round() as i64 / 2).max(5);
     if let Some((o, _)) = partner(w, ci, ni) {
-        if w.provides(ci, o) {
-            let init = (w.draw(spec.init_min) * 60.0).round() as i64 / 2;
-            let other = w.clusters[ci].nodes[o].name.clone();
-            log_later(
-                w,
-                ci,
-                ni,
-                init.max(5),
-                &spec.events.backup_connected,
-                format!("{name} runs as backup to {other}"),
-            );
+        let older = w.clusters[ci].nodes[o].active < w.clusters[ci].nodes[ni].active;
+        if w.provides(ci, o) && older {
+            if let Some(code) = &spec.events.backup_to_older {
+                let other = w.clusters[ci].nodes[o].name.clone();
+                let v = w.clusters[ci].nodes[o].active.clone();
+                log_later(
+                    w,
+                    ci,
+                    ni,
+                    (launched(w) + init / 2 - w.now).max(3),
+                    code,
+                    format!("{name} runs as backup to {other}, which runs the older {v}"),
+                );
+            }
         }
     }
-}
-
-/// A configuration server started in upgrade mode: it contacts the running primary, enters
-/// upgrade mode and, once initialised, reports it is ready.
-pub(crate) fn start_upgrade_mode(w: &mut World, ci: usize, ni: usize) {
-    let Some(spec) = w.profile(ci).twin.config_store.clone() else {
-        return;
-    };
-    let name = w.clusters[ci].nodes[ni].name.clone();
-    if let Some(code) = &spec.events.upgrade_mode_requested {
-        log_later(w, ci, ni, 2, code, format!("{name}: starting"));
-    }
-    log_later(
-        w,
-        ci,
-        ni,
-        10,
-        &spec.events.upgrade_mode,
-        format!("{name} runs in upgrade mode"),
-    );
-    let d = (w.draw(spec.init_min) * 60.0).round() as i64;
+    w.clusters[ci].nodes[ni].initialising = true;
     let gen = w.clusters[ci].nodes[ni].gen;
     w.schedule(
-        w.now + d.max(20),
+        (launched(w) + init).max(w.now + 5),
         Event::Ready {
             cluster: ci,
             node: ni,
@@ -167,6 +154,69 @@ pub(crate) fn start_upgrade_mode(w: &mut World, ci: usize, ni: usize) {
     );
 }
 
+/// A configuration server started in upgrade mode: it contacts the running primary, enters
+/// upgrade mode (by itself, or forced by an option where the profile says so) and, once
+/// initialised, reports it is ready.
+pub(crate) fn start_upgrade_mode(w: &mut World, ci: usize, ni: usize) {
+    let Some(spec) = w.profile(ci).twin.config_store.clone() else {
+        return;
+    };
+    if w.clusters[ci].nodes[ni].crashed {
+        return;
+    }
+    let name = w.clusters[ci].nodes[ni].name.clone();
+    if let Some(code) = &spec.events.new_instance {
+        log_later(w, ci, ni, 2, code, format!("{name}: new instance starting"));
+    }
+    let forced = spec
+        .forced_upgrade_mode
+        .as_ref()
+        .is_some_and(|c| w.holds(ci, Some(ni), c));
+    match (&spec.events.upgrade_mode_requested, forced) {
+        (Some(code), true) => log_later(
+            w,
+            ci,
+            ni,
+            10,
+            code,
+            format!("{name} runs in upgrade mode (forced by its option)"),
+        ),
+        _ => log_later(
+            w,
+            ci,
+            ni,
+            10,
+            &spec.events.upgrade_mode,
+            format!("{name} detected an incompatible peer and runs in upgrade mode"),
+        ),
+    }
+    let d = ((w.draw(spec.init_min) * 60.0).round() as i64).max(20);
+    let since = launched(w);
+    if let Some(code) = &spec.events.initialized {
+        log_later(
+            w,
+            ci,
+            ni,
+            (since + d / 2 - w.now).max(15),
+            code,
+            format!("{name} initialised its configuration"),
+        );
+    }
+    w.clusters[ci].nodes[ni].initialising = true;
+    let gen = w.clusters[ci].nodes[ni].gen;
+    w.schedule(
+        (since + d).max(w.now + 20),
+        Event::Ready {
+            cluster: ci,
+            node: ni,
+            gen,
+        },
+    );
+}
+
+/// A configuration server finished initialising: it serves from now on. In upgrade mode it
+/// reports which database it is ready on; otherwise it reports that it runs as backup of its
+/// running partner (after `initialized` when the partner is not older), or `initialized` alone.
 pub(crate) fn ready(w: &mut World, ci: usize, ni: usize, gen: u64) {
     if w.clusters[ci].nodes[ni].gen != gen {
         return;
@@ -175,26 +225,69 @@ pub(crate) fn ready(w: &mut World, ci: usize, ni: usize, gen: u64) {
         return;
     };
     w.touch(ci);
-    let upgraded = spec
-        .schema_fact
+    w.clusters[ci].nodes[ni].initialising = false;
+    let name = w.clusters[ci].nodes[ni].name.clone();
+    if w.clusters[ci].nodes[ni].upgrade_mode {
+        let (code, text) = if schema_upgraded(w, ci) {
+            (
+                spec.events.ready_db_upgraded.clone(),
+                format!("{name} initialised in upgrade mode on the upgraded database"),
+            )
+        } else {
+            (
+                spec.events.ready_same_db.clone(),
+                format!("{name} initialised in upgrade mode on the same database"),
+            )
+        };
+        w.note(ci, Some(ni), &code, text);
+    } else {
+        let running = partner(w, ci, ni).filter(|&(o, _)| w.provides(ci, o));
+        let older = running
+            .is_some_and(|(o, _)| w.clusters[ci].nodes[o].active < w.clusters[ci].nodes[ni].active);
+        if !older {
+            if let Some(code) = &spec.events.initialized {
+                w.note(ci, Some(ni), code, format!("{name} initialised"));
+            }
+        }
+        if let Some((o, _)) = running {
+            let other = w.clusters[ci].nodes[o].name.clone();
+            w.note(
+                ci,
+                Some(ni),
+                &spec.events.backup_connected,
+                format!("{name} runs as backup to {other}"),
+            );
+        }
+    }
+    w.settle(ci);
+}
+
+/// When the server now starting was launched: at the start of the step that starts it (its
+/// initialisation runs while the step does), or now.
+fn launched(w: &World) -> i64 {
+    w.step_began.unwrap_or(w.now)
+}
+
+fn schema_upgraded(w: &World, ci: usize) -> bool {
+    w.profile(ci)
+        .twin
+        .config_store
         .as_ref()
+        .and_then(|s| s.schema_fact.as_ref())
         .and_then(|f| w.clusters[ci].facts.get(f))
         .and_then(|v| v.as_bool())
-        .unwrap_or(false);
-    let name = w.clusters[ci].nodes[ni].name.clone();
-    let (code, text) = if upgraded {
-        (
-            spec.events.ready_db_upgraded.clone(),
-            format!("{name} initialised in upgrade mode on the upgraded database"),
-        )
-    } else {
-        (
-            spec.events.ready_same_db.clone(),
-            format!("{name} initialised in upgrade mode on the same database"),
-        )
-    };
-    w.note(ci, Some(ni), &code, text);
-    w.settle(ci);
+        .unwrap_or(false)
+}
+
+/// The controller is busy with two primaries: a configuration server outside `members` runs in
+/// upgrade mode. It switches no other pair over meanwhile.
+pub(crate) fn controller_busy(w: &World, ci: usize, members: &[usize; 2]) -> bool {
+    (0..w.clusters[ci].nodes.len()).any(|m| {
+        !members.contains(&m)
+            && w.clusters[ci].nodes[m].upgrade_mode
+            && w.up(ci, m)
+            && is_server(w, ci, m)
+    })
 }
 
 /// A proxy does not start against a master older than itself (unless the profile's exception
@@ -261,6 +354,9 @@ pub(crate) fn route_clients(w: &mut World, ci: usize) {
                 continue;
             }
         }
+        if let Some(at) = g.at {
+            w.clusters[ci].clients[gi].session = Some(w.clusters[ci].nodes[at].active.clone());
+        }
         let gm = &mut w.clusters[ci].clients[gi];
         gm.at = None;
         gm.gen += 1;
@@ -297,11 +393,12 @@ pub(crate) fn clients_arrive(w: &mut World, ci: usize, gi: usize, gen: u64) {
         .as_ref()
         .map(|s| s.rule.clone())
         .unwrap_or_default();
+    let name = w.clusters[ci].nodes[to].name.clone();
+    let home = w.clusters[ci].nodes[g.home].name.clone();
+    let to_v = w.clusters[ci].nodes[to].active.clone();
     if w.clusters[ci].nodes[to].upgrade_mode {
         // A server in upgrade mode does not restore sessions: clients re-read the configuration.
         w.clusters[ci].acc.sessions_lost += g.count.round() as u64;
-        let name = w.clusters[ci].nodes[to].name.clone();
-        let home = w.clusters[ci].nodes[g.home].name.clone();
         w.note(
             ci,
             Some(to),
@@ -311,17 +408,34 @@ pub(crate) fn clients_arrive(w: &mut World, ci: usize, gi: usize, gen: u64) {
                 g.count
             ),
         );
+    } else if let Some(from) = g
+        .session
+        .as_ref()
+        .filter(|v| **v != to_v && schema_upgraded(w, ci))
+    {
+        // Sessions are not kept between versions when the database schema was upgraded.
+        w.clusters[ci].acc.sessions_lost += g.count.round() as u64;
+        w.note(
+            ci,
+            Some(to),
+            "sessions-lost",
+            format!(
+                "{} clients of {home} reconnected to {name} ({to_v}, upgraded database) without the sessions they held on {from} ({rule})",
+                g.count
+            ),
+        );
     }
     let gm = &mut w.clusters[ci].clients[gi];
     gm.at = Some(to);
     gm.moving = None;
+    gm.session = None;
     w.settle(ci);
 }
 
-/// No client session is connected to, or on its way to, node `ni`.
+/// No client session is connected to, or on its way to, node `ni`, and the node's own clients
+/// are connected to another server (they have finished migrating, not merely left).
 pub(crate) fn clients_moved(w: &World, ci: usize, ni: usize) -> bool {
-    w.clusters[ci]
-        .clients
-        .iter()
-        .all(|g| g.at != Some(ni) && g.moving.is_none_or(|m| m.0 != ni))
+    w.clusters[ci].clients.iter().all(|g| {
+        g.at != Some(ni) && g.moving.is_none_or(|m| m.0 != ni) && (g.home != ni || g.at.is_some())
+    })
 }

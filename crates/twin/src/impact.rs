@@ -107,7 +107,11 @@ pub(crate) fn account(w: &mut World, ci: usize, from: i64, to: i64) {
     let mut unprotected = Vec::new();
     for pi in 0..c.pairs.len() {
         let p = &c.pairs[pi];
-        let both = p.formed && w.provides(ci, p.members[0]) && w.provides(ci, p.members[1]);
+        // A member in upgrade mode is a second primary, no one's backup.
+        let both = p.formed
+            && p.members
+                .iter()
+                .all(|&m| w.provides(ci, m) && !c.nodes[m].upgrade_mode);
         let active = p.active.is_some_and(|a| w.provides(ci, p.members[a]));
         unprotected.push((pair_name(w, ci, pi), !both, !active));
     }

@@ -2,13 +2,15 @@
 //!
 //! A pair has one active member. When it stops providing service the other takes over: by
 //! heartbeat (the backup notices within one heartbeat period) or by the controller (which
-//! notices within its detection time, but not while the host's agent is disconnected, until the
-//! switchover timeout passes; then it gives the host up and switches over whatever was active
-//! there, even components that still run: a wrong switchover). A failed data link alone does
-//! not stop a member from providing service, so it promotes nothing: where the pair names a
-//! `link_rule`, an incident says the partner must be made active by hand. A pair that needs
-//! setting up has its roles assigned by `setup_roles` (its primary becomes the active member)
-//! and cannot exchange them before.
+//! notices within its detection time, but not while the agent of either member's host is
+//! disconnected, until the switchover timeout passes; then it gives the host up and switches
+//! over whatever was active there, even components that still run: a wrong switchover). The
+//! controller also switches nothing over while it is busy with a configuration server in
+//! upgrade mode (other than the pair's own). A failed data link alone does not stop a member
+//! from providing service, so it promotes nothing: where the pair names a `link_rule`, an
+//! incident says the partner must be made active by hand. A pair that needs setting up has its
+//! roles assigned by `setup_roles` (its primary becomes the active member) and cannot exchange
+//! them before.
 
 use crate::world::{Event, World};
 use ferry_model::twin::Promotion;
@@ -102,7 +104,13 @@ pub(crate) fn settle(w: &mut World, ci: usize) {
                 let delay = match spec.promotion {
                     Promotion::Heartbeat => w.draw([1.0, spec.heartbeat_s.max(1.0)]),
                     Promotion::Controller => {
-                        if !controller_serving(w, ci) || held(w, ci, p.members[a]) {
+                        // No switchover while the agent of either member's host is down, nor
+                        // while the controller is busy with a server in upgrade mode.
+                        if !controller_serving(w, ci)
+                            || held(w, ci, p.members[a])
+                            || held(w, ci, p.members[b])
+                            || crate::config::controller_busy(w, ci, &p.members)
+                        {
                             continue;
                         }
                         w.profile(ci)

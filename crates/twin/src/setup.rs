@@ -69,6 +69,7 @@ pub(crate) fn cluster_state(
                 repl,
                 repl_stuck: None,
                 awaiting_replication: false,
+                initialising: false,
             }
         })
         .collect();
@@ -151,6 +152,7 @@ pub(crate) fn cluster_state(
                             at: Some(ni),
                             moving: None,
                             gen: 0,
+                            session: None,
                         });
                     }
                 }

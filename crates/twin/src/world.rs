@@ -134,6 +134,10 @@ pub struct NodeState {
     pub repl_stuck: Option<u8>,
     /// Its services have not started since its version changed: they wait for replication.
     pub awaiting_replication: bool,
+    /// A configuration server that started and has not finished initialising: it does not
+    /// serve yet (no clients, no promotion, no redundancy).
+    #[serde(default)]
+    pub initialising: bool,
 }
 
 /// Devices homed on one node.
@@ -178,6 +182,10 @@ pub struct ClientGroup {
     pub at: Option<usize>,
     pub moving: Option<(usize, i64)>,
     pub gen: u64,
+    /// The version of the server the clients last held their sessions with (set when they
+    /// leave it).
+    #[serde(default)]
+    pub session: Option<VendorVersion>,
 }
 
 /// Data collection of a cluster.
@@ -356,6 +364,10 @@ pub struct World {
     /// (cluster, action) of every step the plan has, upgrade and rollback: a gate the plan does
     /// not have (its condition does not hold for the site) constrains nothing.
     pub planned: BTreeSet<(String, String)>,
+    /// While a step's end effects apply: when that step began. A server the step starts has
+    /// been launching since then, so its initialisation counts from there.
+    #[serde(default)]
+    pub(crate) step_began: Option<i64>,
 }
 
 pub(crate) fn draw(rng: &mut ChaCha8Rng, r: [f64; 2]) -> f64 {
@@ -527,6 +539,7 @@ impl World {
                 .chain(&plan.rollback)
                 .map(|s| (s.cluster.clone(), s.action.clone()))
                 .collect(),
+            step_began: None,
         };
         for i in 0..w.faults.len() {
             let f = &w.faults[i];
@@ -617,9 +630,11 @@ impl World {
     }
 
     /// The node provides its service: up, and (where the profile says so) its services have
-    /// started, which after a version change waits for its database replication to be good.
+    /// started, which after a version change waits for its database replication to be good,
+    /// and a configuration server has initialised.
     pub fn provides(&self, ci: usize, ni: usize) -> bool {
-        self.up(ci, ni) && !self.clusters[ci].nodes[ni].awaiting_replication
+        let n = &self.clusters[ci].nodes[ni];
+        self.up(ci, ni) && !n.awaiting_replication && !n.initialising
     }
 
     pub(crate) fn host_of(&self, ci: usize, ni: usize) -> Option<String> {
@@ -1113,7 +1128,12 @@ impl World {
                 crate::effects::undo_start(self, ci, r.node, &r.step);
                 Outcome::Failed(reason)
             }
-            None => crate::effects::at_end(self, ci, r.node, &r.step),
+            None => {
+                self.step_began = Some(r.started);
+                let o = crate::effects::at_end(self, ci, r.node, &r.step);
+                self.step_began = None;
+                o
+            }
         };
         let rec = self
             .records

@@ -6,5 +6,6 @@ mod twin {
     mod callmanager4;
     mod cisco_ucm;
     pub mod common;
+    mod genesys;
     mod linux_ha;
 }
