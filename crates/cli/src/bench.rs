@@ -23,6 +23,25 @@ struct ExampleFigures {
     one_at_a_time_over_fastest: f64,
 }
 
+/// Rehearsal and executor figures, measured side by side in one run.
+#[derive(Serialize)]
+struct RunFiguresBench {
+    /// The fleet rehearsed against the twin (build, execute, audit, impact).
+    rehearse_ms: f64,
+    rehearse_steps: usize,
+    rehearse_broken_rules: usize,
+    /// Per step, over the fleet: the executor with a driver whose steps end at once and an
+    /// in-memory journal (the executor's own work); with the twin instead; with the twin and
+    /// the journal on disk (WAL, synchronous=FULL), on the largest example.
+    executor_us_per_step: f64,
+    executor_twin_us_per_step: f64,
+    durable_example: String,
+    durable_steps: usize,
+    executor_twin_durable_us_per_step: f64,
+    executor_twin_memory_us_per_step_same_example: f64,
+    peak_rss_mb: Option<f64>,
+}
+
 #[derive(Serialize)]
 struct FleetFigures {
     clusters: usize,
@@ -176,10 +195,14 @@ pub fn run(
         runs: times.len(),
         peak_rss_mb: peak_rss_mb(),
     };
+    eprintln!("rehearsing the fleet against the twin ...");
+    let runs_fig = run_figures(profiles, &fleet, &sites)?;
     if json {
-        return Ok(serde_json::to_string_pretty(
-            &serde_json::json!({ "fleet": figures, "examples": per_example }),
-        )? + "\n");
+        return Ok(serde_json::to_string_pretty(&serde_json::json!({
+            "fleet": figures,
+            "execution": runs_fig,
+            "examples": per_example
+        }))? + "\n");
     }
     let mut out = format!(
         "fleet: {} clusters, {} nodes, {} steps planned in {:.0} ms (median of {}, fastest {:.0} ms), peak memory {} MB\n\n",
@@ -194,6 +217,30 @@ pub fn run(
             .map(|m| format!("{m:.0}"))
             .unwrap_or_else(|| "?".into())
     );
+    let r = &runs_fig;
+    out.push_str(&format!(
+        "rehearsal of the fleet against the twin: {} steps in {:.0} ms ({} broken rules), peak memory {} MB\n",
+        r.rehearse_steps,
+        r.rehearse_ms,
+        r.rehearse_broken_rules,
+        r.peak_rss_mb
+            .map(|m| format!("{m:.0}"))
+            .unwrap_or_else(|| "?".into())
+    ));
+    out.push_str(&format!(
+        "executor per step over the fleet: {:.1} us with instant steps, {:.1} us against the twin ({:.2}x)\n",
+        r.executor_us_per_step,
+        r.executor_twin_us_per_step,
+        r.executor_twin_us_per_step / r.executor_us_per_step.max(1e-9)
+    ));
+    out.push_str(&format!(
+        "executor per step against the twin, {} ({} steps): {:.1} us journal in memory, {:.1} us journal on disk ({:.1}x)\n\n",
+        r.durable_example,
+        r.durable_steps,
+        r.executor_twin_memory_us_per_step_same_example,
+        r.executor_twin_durable_us_per_step,
+        r.executor_twin_durable_us_per_step / r.executor_twin_memory_us_per_step_same_example.max(1e-9)
+    ));
     out.push_str(&format!(
         "{:28} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}\n",
         "example",
@@ -219,4 +266,177 @@ pub fn run(
         ));
     }
     Ok(out)
+}
+
+/// A driver whose steps end as soon as they start: what is left is the executor's own work.
+struct InstantDriver {
+    now: i64,
+    ended: std::collections::VecDeque<String>,
+}
+
+impl ferry_exec::Driver for InstantDriver {
+    fn now(&self) -> i64 {
+        self.now
+    }
+    fn start(
+        &mut self,
+        _: ferry_exec::RunId,
+        step: &ferry_model::PlannedStep,
+    ) -> Result<(), ferry_exec::DriverError> {
+        self.ended.push_back(step.id.clone());
+        Ok(())
+    }
+    fn wait(
+        &mut self,
+        _: ferry_exec::RunId,
+        _: Option<i64>,
+    ) -> Result<Option<(String, ferry_exec::Outcome)>, ferry_exec::DriverError> {
+        self.now += 1;
+        Ok(self
+            .ended
+            .pop_front()
+            .map(|id| (id, ferry_exec::Outcome::Done)))
+    }
+    fn cancel(&mut self, _: ferry_exec::RunId, _: &str) -> Result<(), ferry_exec::DriverError> {
+        Ok(())
+    }
+    fn inspect(
+        &mut self,
+        _: ferry_exec::RunId,
+        _: &ferry_model::PlannedStep,
+    ) -> Result<ferry_exec::Inspection, ferry_exec::DriverError> {
+        Ok(ferry_exec::Inspection::NotStarted)
+    }
+}
+
+fn used(site: &Site, profiles: &ProfileSet) -> std::collections::BTreeMap<String, ferry_model::Profile> {
+    site.clusters
+        .iter()
+        .filter_map(|c| profiles.get(&c.profile).map(|p| (c.profile.clone(), p.profile.clone())))
+        .collect()
+}
+
+/// Times `apply` of `plan` against the twin, with the journal in memory or in `dir`.
+fn time_twin_apply(
+    site: &Site,
+    profiles: &ProfileSet,
+    plan: &ferry_model::Plan,
+    dir: Option<&std::path::Path>,
+) -> Result<(f64, ferry_exec::Report)> {
+    let map = used(site, profiles);
+    let world = ferry_twin::World::build(site, &map, plan, &Default::default(), 1)?;
+    let journal = match dir {
+        Some(d) => ferry_exec::Journal::open(d)?,
+        None => ferry_exec::Journal::in_memory()?,
+    };
+    let mut driver = ferry_exec::TwinDriver::new(world);
+    let opts = ferry_exec::Options {
+        approve_all: true,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let report = ferry_exec::apply(
+        &journal,
+        plan,
+        &ferry_exec::NewRun::default(),
+        &mut driver,
+        &opts,
+        &mut (),
+    )?;
+    Ok((t0.elapsed().as_secs_f64(), report))
+}
+
+fn run_figures(profiles: &ProfileSet, fleet: &Site, examples: &[Site]) -> Result<RunFiguresBench> {
+    let plan = ferry_plan::plan(
+        fleet,
+        |n| profiles.get(n).map(|p| &p.profile),
+        String::new(),
+        &PlanOptions::default(),
+    )?;
+    let steps = plan.steps.len();
+    // The executor on its own.
+    let journal = ferry_exec::Journal::in_memory()?;
+    let mut instant = InstantDriver {
+        now: 1_800_000_000,
+        ended: Default::default(),
+    };
+    let opts = ferry_exec::Options {
+        approve_all: true,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    ferry_exec::apply(
+        &journal,
+        &plan,
+        &ferry_exec::NewRun::default(),
+        &mut instant,
+        &opts,
+        &mut (),
+    )?;
+    let executor_s = t0.elapsed().as_secs_f64();
+    drop(journal);
+    // The whole rehearsal: twin built, plan carried out, audited, measured.
+    let map = used(fleet, profiles);
+    let t0 = Instant::now();
+    let world = ferry_twin::World::build(fleet, &map, &plan, &Default::default(), 1)?;
+    let journal = ferry_exec::Journal::in_memory()?;
+    let mut driver = ferry_exec::TwinDriver::new(world);
+    let t_exec = Instant::now();
+    ferry_exec::apply(
+        &journal,
+        &plan,
+        &ferry_exec::NewRun::default(),
+        &mut driver,
+        &opts,
+        &mut (),
+    )?;
+    let twin_exec_s = t_exec.elapsed().as_secs_f64();
+    let mut world = driver.into_world();
+    world.finish();
+    let broken = ferry_twin::audit(&world, &plan)
+        .iter()
+        .filter(|v| v.severity == ferry_model::Severity::Inhibitor)
+        .count();
+    let _impact = ferry_twin::impact(&world, false);
+    let rehearse_s = t0.elapsed().as_secs_f64();
+    let peak = peak_rss_mb();
+    drop(world);
+    drop(journal);
+    // Durable journal against in-memory, on the largest example.
+    let biggest = examples
+        .iter()
+        .filter(|s| !s.name.contains("inhibitor"))
+        .max_by_key(|s| s.clusters.iter().map(|c| c.nodes.len()).sum::<usize>())
+        .expect("examples");
+    let ex_plan = ferry_plan::plan(
+        biggest,
+        |n| profiles.get(n).map(|p| &p.profile),
+        String::new(),
+        &PlanOptions::default(),
+    )?;
+    let dir = std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut durable = Vec::new();
+    let mut memory = Vec::new();
+    for i in 0..5 {
+        let d = dir.join(i.to_string());
+        durable.push(time_twin_apply(biggest, profiles, &ex_plan, Some(&d))?.0);
+        memory.push(time_twin_apply(biggest, profiles, &ex_plan, None)?.0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    durable.sort_by(f64::total_cmp);
+    memory.sort_by(f64::total_cmp);
+    let n = ex_plan.steps.len().max(1) as f64;
+    Ok(RunFiguresBench {
+        rehearse_ms: rehearse_s * 1000.0,
+        rehearse_steps: steps,
+        rehearse_broken_rules: broken,
+        executor_us_per_step: executor_s * 1e6 / steps.max(1) as f64,
+        executor_twin_us_per_step: twin_exec_s * 1e6 / steps.max(1) as f64,
+        durable_example: biggest.name.clone(),
+        durable_steps: ex_plan.steps.len(),
+        executor_twin_durable_us_per_step: durable[2] * 1e6 / n,
+        executor_twin_memory_us_per_step_same_example: memory[2] * 1e6 / n,
+        peak_rss_mb: peak,
+    })
 }

@@ -18,7 +18,9 @@
 //! the nearest deadline of a running gate, and fails a gate that passes its `timeout_s`.
 
 use crate::driver::{Driver, DriverError, Inspection, Outcome};
-use crate::journal::{Event, Journal, JournalError, NewRun, RunId, RunStatus, StepState};
+use crate::journal::{
+    Event, Journal, JournalError, NewRun, RunId, RunStatus, StepEvent, StepState,
+};
 use ferry_model::{Phase, Plan, PlannedStep, StepKind};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -323,6 +325,11 @@ struct Run<'a> {
     pause_after: HashSet<&'a str>,
     halt: Option<Halt>,
     report: Report,
+    /// Events not yet written: they go to the journal in one commit before the driver starts
+    /// anything or is waited on.
+    pending: Vec<StepEvent>,
+    /// Steps journaled as started whose driver start is still to come, in order.
+    to_launch: Vec<usize>,
 }
 
 fn execute(
@@ -433,6 +440,8 @@ impl<'a> Run<'a> {
                 steps: n,
                 ..Report::empty(run)
             },
+            pending: Vec::new(),
+            to_launch: Vec::new(),
         }
     }
 
@@ -457,6 +466,7 @@ impl<'a> Run<'a> {
                 break;
             }
             let deadline = self.deadlines.first().map(|d| d.0);
+            self.flush()?;
             match self.driver.wait(self.run, deadline) {
                 Ok(Some((id, outcome))) => {
                     // An outcome for a step not running (a cancelled gate) changes nothing.
@@ -628,9 +638,36 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Starts every ready step that may start now, in order, after moving back to the ready
-    /// set the parked steps of every slot that gained room.
+    /// Writes the pending events in one commit.
+    fn flush(&mut self) -> Result<(), ExecError> {
+        if !self.pending.is_empty() {
+            let events = std::mem::take(&mut self.pending);
+            self.journal.record_all(self.run, &events)?;
+        }
+        Ok(())
+    }
+
+    /// Starts every ready step that may start now: their `started` events (and the ends
+    /// recorded before them) are written in one commit, then the driver starts each in order.
     fn dispatch(&mut self) -> Result<(), ExecError> {
+        self.choose()?;
+        self.flush()?;
+        let plan = self.plan;
+        for i in std::mem::take(&mut self.to_launch) {
+            let step = &plan.steps[i];
+            if let Err(e) = self.driver.start(self.run, step) {
+                return Err(self.driver_err(e));
+            }
+            let attempt = self.tries[i];
+            let at = self.started_at[i];
+            self.tell(i, at, Change::Started { attempt });
+        }
+        Ok(())
+    }
+
+    /// Chooses the ready steps that start now, in order, after moving back to the ready set
+    /// the parked steps of every slot that gained room.
+    fn choose(&mut self) -> Result<(), ExecError> {
         let mut released = std::mem::take(&mut self.released);
         released.sort_unstable();
         released.dedup();
@@ -715,20 +752,21 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Step `i` starts now: journaled (at the next flush) before the driver is asked.
     fn start(&mut self, i: usize) -> Result<(), ExecError> {
         let now = self.driver.now();
         let plan = self.plan;
         let step = &plan.steps[i];
-        self.journal
-            .record(self.run, &step.id, Event::Started, now, "")?;
+        self.pending.push(StepEvent {
+            step: step.id.clone(),
+            event: Event::Started,
+            time: now,
+            detail: String::new(),
+        });
         self.tries[i] += 1;
         self.occupy(i, now);
         self.report.ran.push(step.id.clone());
-        if let Err(e) = self.driver.start(self.run, step) {
-            return Err(self.driver_err(e));
-        }
-        let attempt = self.tries[i];
-        self.tell(i, now, Change::Started { attempt });
+        self.to_launch.push(i);
         Ok(())
     }
 
@@ -753,8 +791,12 @@ impl<'a> Run<'a> {
             Outcome::Skipped => (Event::Skipped, "", StepState::Skipped),
             Outcome::Failed(r) => (Event::Failed, r.as_str(), StepState::Failed),
         };
-        self.journal
-            .record(self.run, &step.id, event, now, detail)?;
+        self.pending.push(StepEvent {
+            step: step.id.clone(),
+            event,
+            time: now,
+            detail: detail.to_string(),
+        });
         self.release(i);
         self.state[i] = state;
         self.detail[i] = detail.to_string();
@@ -849,6 +891,7 @@ impl<'a> Run<'a> {
     }
 
     fn finish(&mut self) -> Result<Report, ExecError> {
+        self.flush()?;
         let mut report = std::mem::replace(&mut self.report, Report::empty(self.run));
         for (i, st) in self.state.iter().enumerate() {
             match st {

@@ -286,6 +286,15 @@ pub struct StepStatus {
     pub attempts: u32,
 }
 
+/// A step event to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepEvent {
+    pub step: String,
+    pub event: Event,
+    pub time: i64,
+    pub detail: String,
+}
+
 /// One journaled event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {
@@ -572,16 +581,34 @@ impl Journal {
         time: i64,
         detail: &str,
     ) -> Result<(), JournalError> {
+        self.record_all(
+            run,
+            &[StepEvent {
+                step: step.to_string(),
+                event,
+                time,
+                detail: detail.to_string(),
+            }],
+        )
+    }
+
+    /// Appends step events, in order, in one durable commit (as `record` does each).
+    pub fn record_all(&self, run: RunId, events: &[StepEvent]) -> Result<(), JournalError> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let tx = self.wrap(self.conn.unchecked_transaction())?;
-        self.wrap(tx.execute(
-            "INSERT INTO events (run, step, event, time, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![run, step, event.as_str(), time, detail],
-        ))?;
-        if event == Event::Failed {
+        for e in events {
             self.wrap(tx.execute(
-                "DELETE FROM answers WHERE run = ?1 AND step = ?2",
-                params![run, step],
+                "INSERT INTO events (run, step, event, time, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run, e.step, e.event.as_str(), e.time, e.detail],
             ))?;
+            if e.event == Event::Failed {
+                self.wrap(tx.execute(
+                    "DELETE FROM answers WHERE run = ?1 AND step = ?2",
+                    params![run, e.step],
+                ))?;
+            }
         }
         self.wrap(tx.commit())
     }

@@ -17,7 +17,7 @@ pub use executor::{
 };
 pub use journal::{
     medians, Answer, Approval, Event, EventRecord, Journal, JournalError, NewRun, RunId, RunInputs,
-    RunKind, RunLock, RunStatus, RunSummary, StepState, StepStatus, DEFAULT_STATE_DIR,
+    RunKind, RunLock, RunStatus, RunSummary, StepEvent, StepState, StepStatus, DEFAULT_STATE_DIR,
     JOURNAL_FILE,
 };
 pub use manual::{parse_answer, Input, ManualDriver};

@@ -122,9 +122,12 @@ impl Driver for TwinDriver<'_> {
         self.world.now
     }
 
+    /// Begins the step in the world. The world is saved when a step ends (before `wait`
+    /// reports it), not here: after a crash a step the saved world has not seen begins again,
+    /// from the saved state, which is safe because nothing of it had taken effect there.
     fn start(&mut self, run: RunId, step: &PlannedStep) -> Result<(), DriverError> {
         self.world.begin(run, step);
-        self.save()
+        Ok(())
     }
 
     fn wait(
@@ -147,7 +150,11 @@ impl Driver for TwinDriver<'_> {
                 std::thread::sleep(std::time::Duration::from_secs_f64(real.min(3600.0)));
             }
         }
-        self.save()?;
+        if ended.is_some() {
+            // Saved before the executor records the end: what the journal says ended, the
+            // saved world has ended too.
+            self.save()?;
+        }
         if ended.is_none() && deadline.is_none() {
             return Err(DriverError::Other(
                 "the twin has nothing left to happen while steps are under way".into(),

@@ -58,6 +58,8 @@ struct World {
     applied: HashMap<String, u32>,
     /// Every attempt that took effect: (step, start, end).
     timeline: Vec<(String, i64, i64)>,
+    /// The step whose start the driver failed at.
+    crashed_at: Option<String>,
     started_at: HashMap<String, i64>,
     cancelled: Vec<String>,
 }
@@ -99,6 +101,9 @@ impl Driver for ScriptDriver {
     fn start(&mut self, _run: RunId, step: &PlannedStep) -> Result<(), DriverError> {
         self.starts += 1;
         let crash = self.script.crash_at_start;
+        if crash.is_some_and(|c| c.0 == self.starts) {
+            self.world.borrow_mut().crashed_at = Some(step.id.clone());
+        }
         if crash == Some((self.starts, false)) {
             return Err(DriverError::Other(
                 "lost the connection before applying".into(),
@@ -974,10 +979,13 @@ fn after_a_crash_nothing_is_applied_twice_and_nothing_is_skipped() {
                         s.id
                     );
                 }
-                // Every step under way at the crash was inspected, and said what the world says.
+                // Every step journaled as started at the crash was inspected (the crashed one,
+                // and those started with it but not yet handed to the driver), and said what the
+                // world says.
                 let inspected: Vec<&String> = r.recovered.iter().map(|x| &x.0).collect();
                 assert_eq!(inspected, steps.iter().collect::<Vec<_>>());
-                let crashed = steps.last().expect("crashed step");
+                let crashed = w.crashed_at.as_ref().expect("crashed step");
+                assert!(steps.contains(crashed));
                 let said = &r.recovered.iter().find(|x| &x.0 == crashed).expect("x").1;
                 let want = match left {
                     Left::NotStarted => Inspection::NotStarted,
@@ -1345,4 +1353,164 @@ fn a_large_plan_runs_with_limits_through_an_in_memory_journal() {
     assert_eq!(r.report.status, RunStatus::Complete);
     assert_eq!(r.report.done, 5000);
     assert_timeline_keeps_the_rules(&plan, &r.world.borrow().timeline, usize::MAX);
+}
+
+// ------------------------------------------------------------------------------------------
+// Rehearsals: the executor against the simulated twin
+// ------------------------------------------------------------------------------------------
+
+fn example_names() -> Vec<String> {
+    let dir = format!("{}/../../examples", env!("CARGO_MANIFEST_DIR"));
+    let mut v: Vec<String> = std::fs::read_dir(&dir)
+        .expect("examples")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".toml")
+                .map(str::to_string)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Rehearses an example through the executor and the twin driver.
+fn rehearse_example(
+    name: &str,
+    strategy: Option<&str>,
+    faults: &str,
+    policy: FailurePolicy,
+    seed: u64,
+) -> ferry_exec::Rehearsal {
+    let text = example_text(name);
+    let set = ProfileSet::builtin().expect("built-in profiles");
+    let site = load_site(name, &text, &set).expect("site");
+    let mut inputs = example_inputs(name);
+    inputs.strategy = strategy.map(str::to_string);
+    let plan = ferry_plan::plan(
+        &site,
+        |n| set.get(n).map(|p| &p.profile),
+        inputs.input_hash(),
+        &PlanOptions {
+            strategy: strategy.map(str::to_string),
+            ..PlanOptions::default()
+        },
+    )
+    .expect("plan");
+    let profiles: BTreeMap<String, ferry_model::Profile> = site
+        .clusters
+        .iter()
+        .map(|c| (c.profile.clone(), set.get(&c.profile).unwrap().profile.clone()))
+        .collect();
+    let faults = ferry_profiles::load_faults("faults.toml", faults).expect("faults");
+    let r = ferry_exec::Rehearse {
+        site: &site,
+        profiles: &profiles,
+        inputs: &inputs,
+        plan: &plan,
+        faults: &faults,
+        policy,
+    };
+    ferry_exec::rehearse(&r, seed).expect("rehearsal")
+}
+
+fn broken(r: &ferry_exec::Rehearsal) -> Vec<String> {
+    r.violations
+        .iter()
+        .filter(|v| v.severity == ferry_model::Severity::Inhibitor)
+        .map(|v| format!("{} {}", v.rule, v.message))
+        .collect()
+}
+
+#[test]
+fn every_example_rehearses_through_the_executor_to_its_target_with_no_rule_broken() {
+    for name in example_names() {
+        let r = rehearse_example(&name, None, "", FailurePolicy::Stop, 1);
+        if name.contains("inhibitors") {
+            // The twin shows why an inhibitor inhibits: a failed step or a broken rule.
+            assert!(
+                !broken(&r).is_empty() || r.report.status != RunStatus::Complete,
+                "{name}: the inhibitors went unnoticed"
+            );
+            continue;
+        }
+        assert_eq!(r.report.status, RunStatus::Complete, "{name}: {:?}", r.report);
+        assert!(broken(&r).is_empty(), "{name}: {:#?}", broken(&r));
+        for c in &r.impact.clusters {
+            assert!(c.on_target, "{name}: {:?}", c.off_target);
+        }
+    }
+}
+
+#[test]
+fn a_rehearsal_is_the_same_for_the_same_seed() {
+    let a = rehearse_example("ucm-standard", None, "", FailurePolicy::Stop, 5);
+    let b = rehearse_example("ucm-standard", None, "", FailurePolicy::Stop, 5);
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+    assert_eq!(a.world.trace, b.world.trace);
+}
+
+#[test]
+fn a_failure_with_policy_rollback_all_is_rolled_back_to_the_original_versions() {
+    for (name, step) in [
+        ("ucm-standard", "ucm-hq/cucm-sub2/switch-version"),
+        ("linux-ha-pubsub", "db/db-sub3/switch"),
+    ] {
+        let faults = format!("[[fault]]\nkind = \"install_failure\"\nstep = \"{step}\"\n");
+        let r = rehearse_example(name, None, &faults, FailurePolicy::RollbackAll, 1);
+        assert_eq!(r.report.status, RunStatus::Failed, "{name}");
+        let rb = r.rollback.as_ref().expect("a rollback was rehearsed");
+        assert_eq!(rb.status, RunStatus::Complete, "{name}: {rb:?}");
+        assert!(broken(&r).is_empty(), "{name}: {:#?}", broken(&r));
+        for c in &r.impact.clusters {
+            assert!(c.on_target, "{name}: back on the original versions: {:?}", c.off_target);
+        }
+    }
+}
+
+#[test]
+fn a_monte_carlo_rehearsal_summarises_every_seed() {
+    let text = example_text("linux-ha-pair");
+    let set = ProfileSet::builtin().expect("built-in profiles");
+    let site = load_site("linux-ha-pair", &text, &set).expect("site");
+    let inputs = example_inputs("linux-ha-pair");
+    let plan = ferry_plan::plan(
+        &site,
+        |n| set.get(n).map(|p| &p.profile),
+        inputs.input_hash(),
+        &PlanOptions::default(),
+    )
+    .expect("plan");
+    let profiles: BTreeMap<String, ferry_model::Profile> = site
+        .clusters
+        .iter()
+        .map(|c| (c.profile.clone(), set.get(&c.profile).unwrap().profile.clone()))
+        .collect();
+    let faults = ferry_profiles::load_faults(
+        "f.toml",
+        "[[fault]]\nkind = \"slow_step\"\nstep = \"*/stage\"\nfactor = 20\nprobability = 0.5\n",
+    )
+    .expect("faults");
+    let r = ferry_exec::Rehearse {
+        site: &site,
+        profiles: &profiles,
+        inputs: &inputs,
+        plan: &plan,
+        faults: &faults,
+        policy: FailurePolicy::Stop,
+    };
+    let (runs, summary) = ferry_exec::monte_carlo(&r, 10..50).expect("monte carlo");
+    assert_eq!(runs.len(), 40);
+    assert_eq!(runs.iter().map(|r| r.seed).collect::<Vec<_>>(), (10..50).collect::<Vec<_>>());
+    assert_eq!(summary.runs, 40);
+    // Half the runs have a twenty-times slower stage: the window spreads, some overrun.
+    assert!(summary.window_s.max > 2.0 * summary.window_s.min, "{summary:?}");
+    let inside = summary.inside_window.expect("the site books a window");
+    assert!(inside > 0.2 && inside < 0.9, "{inside}");
+    let (again, _) = ferry_exec::monte_carlo(&r, 10..50).expect("monte carlo");
+    assert_eq!(runs, again);
 }
