@@ -513,7 +513,12 @@ impl<'a> Run<'a> {
     /// pending again, and each started-but-not-ended step is settled through `inspect`.
     fn load_journal(&mut self) -> Result<(), ExecError> {
         let mut interrupted = Vec::new();
-        for (i, s) in self.journal.steps(self.run)?.into_iter().enumerate() {
+        for (i, s) in self
+            .journal
+            .steps_of(self.run, self.plan)?
+            .into_iter()
+            .enumerate()
+        {
             self.state[i] = match s.state {
                 StepState::Failed => StepState::Pending,
                 StepState::Running => {

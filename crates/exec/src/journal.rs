@@ -310,6 +310,8 @@ pub struct Journal {
     path: PathBuf,
     /// The state directory; `None` for an in-memory journal.
     dir: Option<PathBuf>,
+    /// An in-memory journal keeps its runs' plans as they are, not as JSON.
+    plans: std::cell::RefCell<HashMap<RunId, Plan>>,
 }
 
 const SCHEMA: &str = "
@@ -349,6 +351,10 @@ CREATE TABLE IF NOT EXISTS driver_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS run_plans (
+    run INTEGER PRIMARY KEY REFERENCES runs(id),
+    plan TEXT NOT NULL
+);
 ";
 
 /// Columns added to `runs` after its first version: (name, declaration). A journal file that
@@ -380,6 +386,7 @@ impl Journal {
             conn,
             path,
             dir: Some(state_dir.to_path_buf()),
+            plans: Default::default(),
         };
         j.wrap(j.conn.busy_timeout(std::time::Duration::from_secs(10)))?;
         j.wrap(
@@ -405,7 +412,13 @@ impl Journal {
             conn,
             path,
             dir: None,
+            plans: Default::default(),
         };
+        // Nothing to recover from in memory: no rollback journal.
+        j.wrap(
+            j.conn
+                .query_row("PRAGMA journal_mode=OFF", [], |r| r.get::<_, String>(0)),
+        )?;
         j.wrap(j.conn.execute_batch("PRAGMA foreign_keys=ON;"))?;
         j.migrate()?;
         Ok(j)
@@ -499,7 +512,6 @@ impl Journal {
 
     /// Records a new run of `plan`, status `running`, with its kind, parent, driver and inputs.
     pub fn create_run(&self, plan: &Plan, now: i64, new: &NewRun) -> Result<RunId, JournalError> {
-        let json = serde_json::to_string(plan).expect("a plan serialises");
         let inputs = new
             .inputs
             .as_ref()
@@ -510,7 +522,7 @@ impl Journal {
             params![
                 plan.site,
                 plan.input_hash,
-                json,
+                "",
                 now,
                 RunStatus::Running.as_str(),
                 new.kind.as_str(),
@@ -519,7 +531,19 @@ impl Journal {
                 inputs
             ],
         ))?;
-        Ok(self.conn.last_insert_rowid())
+        let run = self.conn.last_insert_rowid();
+        // The plan lives in a table of its own, so that the run's row stays small (a status
+        // update rewrites the whole row).
+        if self.dir.is_none() {
+            self.plans.borrow_mut().insert(run, plan.clone());
+        } else {
+            let json = serde_json::to_string(plan).expect("a plan serialises");
+            self.wrap(self.conn.execute(
+                "INSERT INTO run_plans (run, plan) VALUES (?1, ?2)",
+                params![run, json],
+            ))?;
+        }
+        Ok(run)
     }
 
     /// The texts the run's plan was made from, when they were stored.
@@ -598,11 +622,21 @@ impl Journal {
             return Ok(());
         }
         let tx = self.wrap(self.conn.unchecked_transaction())?;
-        for e in events {
-            self.wrap(tx.execute(
+        {
+            let mut insert = self.wrap(tx.prepare_cached(
                 "INSERT INTO events (run, step, event, time, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run, e.step, e.event.as_str(), e.time, e.detail],
             ))?;
+            for e in events {
+                self.wrap(insert.execute(params![
+                    run,
+                    e.step,
+                    e.event.as_str(),
+                    e.time,
+                    e.detail
+                ]))?;
+            }
+        }
+        for e in events {
             if e.event == Event::Failed {
                 self.wrap(tx.execute(
                     "DELETE FROM answers WHERE run = ?1 AND step = ?2",
@@ -663,11 +697,18 @@ impl Journal {
 
     /// The plan a run executes.
     pub fn plan(&self, run: RunId) -> Result<Plan, JournalError> {
+        if let Some(p) = self.plans.borrow().get(&run) {
+            return Ok(p.clone());
+        }
+        // Journals written before plans had their own table keep them in the run's row.
         let text: Option<String> = self.wrap(
             self.conn
-                .query_row("SELECT plan FROM runs WHERE id = ?1", params![run], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT COALESCE((SELECT plan FROM run_plans WHERE run = runs.id), plan) \
+                     FROM runs WHERE id = ?1",
+                    params![run],
+                    |r| r.get(0),
+                )
                 .optional(),
         )?;
         let text = text.ok_or(JournalError::NoRun(run))?;
@@ -698,6 +739,11 @@ impl Journal {
     /// Per step of the run's plan, in plan order: its state from its last event.
     pub fn steps(&self, run: RunId) -> Result<Vec<StepStatus>, JournalError> {
         let plan = self.plan(run)?;
+        self.steps_of(run, &plan)
+    }
+
+    /// As `steps`, for a caller that holds the run's plan already.
+    pub fn steps_of(&self, run: RunId, plan: &Plan) -> Result<Vec<StepStatus>, JournalError> {
         let mut last: HashMap<String, StepStatus> = HashMap::new();
         for e in self.events(run)? {
             let s = last

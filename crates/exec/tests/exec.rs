@@ -1401,7 +1401,12 @@ fn rehearse_example(
     let profiles: BTreeMap<String, ferry_model::Profile> = site
         .clusters
         .iter()
-        .map(|c| (c.profile.clone(), set.get(&c.profile).unwrap().profile.clone()))
+        .map(|c| {
+            (
+                c.profile.clone(),
+                set.get(&c.profile).unwrap().profile.clone(),
+            )
+        })
         .collect();
     let faults = ferry_profiles::load_faults("faults.toml", faults).expect("faults");
     let r = ferry_exec::Rehearse {
@@ -1435,7 +1440,12 @@ fn every_example_rehearses_through_the_executor_to_its_target_with_no_rule_broke
             );
             continue;
         }
-        assert_eq!(r.report.status, RunStatus::Complete, "{name}: {:?}", r.report);
+        assert_eq!(
+            r.report.status,
+            RunStatus::Complete,
+            "{name}: {:?}",
+            r.report
+        );
         assert!(broken(&r).is_empty(), "{name}: {:#?}", broken(&r));
         for c in &r.impact.clusters {
             assert!(c.on_target, "{name}: {:?}", c.off_target);
@@ -1467,7 +1477,11 @@ fn a_failure_with_policy_rollback_all_is_rolled_back_to_the_original_versions() 
         assert_eq!(rb.status, RunStatus::Complete, "{name}: {rb:?}");
         assert!(broken(&r).is_empty(), "{name}: {:#?}", broken(&r));
         for c in &r.impact.clusters {
-            assert!(c.on_target, "{name}: back on the original versions: {:?}", c.off_target);
+            assert!(
+                c.on_target,
+                "{name}: back on the original versions: {:?}",
+                c.off_target
+            );
         }
     }
 }
@@ -1488,7 +1502,12 @@ fn a_monte_carlo_rehearsal_summarises_every_seed() {
     let profiles: BTreeMap<String, ferry_model::Profile> = site
         .clusters
         .iter()
-        .map(|c| (c.profile.clone(), set.get(&c.profile).unwrap().profile.clone()))
+        .map(|c| {
+            (
+                c.profile.clone(),
+                set.get(&c.profile).unwrap().profile.clone(),
+            )
+        })
         .collect();
     let faults = ferry_profiles::load_faults(
         "f.toml",
@@ -1505,10 +1524,16 @@ fn a_monte_carlo_rehearsal_summarises_every_seed() {
     };
     let (runs, summary) = ferry_exec::monte_carlo(&r, 10..50).expect("monte carlo");
     assert_eq!(runs.len(), 40);
-    assert_eq!(runs.iter().map(|r| r.seed).collect::<Vec<_>>(), (10..50).collect::<Vec<_>>());
+    assert_eq!(
+        runs.iter().map(|r| r.seed).collect::<Vec<_>>(),
+        (10..50).collect::<Vec<_>>()
+    );
     assert_eq!(summary.runs, 40);
     // Half the runs have a twenty-times slower stage: the window spreads, some overrun.
-    assert!(summary.window_s.max > 2.0 * summary.window_s.min, "{summary:?}");
+    assert!(
+        summary.window_s.max > 2.0 * summary.window_s.min,
+        "{summary:?}"
+    );
     let inside = summary.inside_window.expect("the site books a window");
     assert!(inside > 0.2 && inside < 0.9, "{inside}");
     let (again, _) = ferry_exec::monte_carlo(&r, 10..50).expect("monte carlo");

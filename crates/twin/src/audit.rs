@@ -93,26 +93,33 @@ pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
 /// Audits the given runs.
 pub fn audit_runs(w: &World, runs: &[RunPlan]) -> Vec<Violation> {
     let mut out = Vec::new();
+    let index: std::collections::HashMap<&str, usize> = w
+        .clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    // The trace per run and cluster, in the order it was written.
+    let mut by: std::collections::HashMap<(i64, usize), Vec<&TraceEntry>> = Default::default();
+    let mut last_run: Vec<Option<i64>> = vec![None; w.clusters.len()];
+    for e in &w.trace {
+        if let Some(&ci) = index.get(e.cluster.as_str()) {
+            by.entry((e.run, ci)).or_default().push(e);
+            last_run[ci] = Some(e.run);
+        }
+    }
     for rp in runs {
-        let entries: Vec<&TraceEntry> = w.trace.iter().filter(|e| e.run == rp.run).collect();
         let rollback = w.rollback_runs.contains(&rp.run);
-        for (ci, c) in w.clusters.iter().enumerate() {
-            let mine: Vec<&TraceEntry> = entries
-                .iter()
-                .copied()
-                .filter(|e| e.cluster == c.name)
-                .collect();
-            if mine.is_empty() {
-                continue;
+        for ci in 0..w.clusters.len() {
+            if let Some(mine) = by.get(&(rp.run, ci)) {
+                audit_cluster(w, rp.plan, ci, mine, rollback, &mut out);
             }
-            audit_cluster(w, rp.plan, ci, &mine, rollback, &mut out);
         }
     }
     // The end checks judge where an upgrade ends: not a cluster whose last run rolled it back
     // (its nodes are meant to be back on the versions they had).
-    for (ci, c) in w.clusters.iter().enumerate() {
-        let last = w.trace.iter().rev().find(|e| e.cluster == c.name);
-        if last.is_some_and(|e| !w.rollback_runs.contains(&e.run)) {
+    for (ci, last) in last_run.iter().enumerate() {
+        if last.is_some_and(|r| !w.rollback_runs.contains(&r)) {
             end_checks(w, ci, &mut out);
             services_left_inactive(w, ci, &mut out);
         }
@@ -470,13 +477,7 @@ fn end_checks(w: &World, ci: usize, out: &mut Vec<Violation>) {
         strategy: &c.strategy,
         leg: (0, 1),
     };
-    let last = w
-        .trace
-        .iter()
-        .filter(|e| e.cluster == c.name)
-        .map(|e| e.end)
-        .max()
-        .unwrap_or(w.now);
+    let last = c.last_end.unwrap_or(w.now);
     for check in &profile.checks {
         if !check.when.as_ref().is_none_or(|x| eval(x, &scope, None)) {
             continue;
@@ -544,13 +545,7 @@ fn services_left_inactive(w: &World, ci: usize, out: &mut Vec<Violation>) {
         return;
     };
     let c = &w.clusters[ci];
-    let last = w
-        .trace
-        .iter()
-        .filter(|e| e.cluster == c.name)
-        .map(|e| e.end)
-        .max()
-        .unwrap_or(w.now);
+    let last = c.last_end.unwrap_or(w.now);
     for n in c.nodes.iter().filter(|n| n.exists && n.services_pending) {
         out.push(Violation {
             rule: spec.rule.clone(),

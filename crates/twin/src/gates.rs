@@ -45,20 +45,13 @@ pub(crate) fn holds(w: &World, ci: usize, ni: Option<usize>, wait: &Wait, starte
             match ni {
                 Some(n) => {
                     let node = &c.nodes[n];
-                    w.log
-                        .iter()
-                        .rev()
-                        .take_while(|e| e.time >= node.last_start)
-                        .any(|e| {
-                            e.cluster == c.name
-                                && e.node.as_deref() == Some(node.name.as_str())
-                                && codes.contains(&e.code)
-                        })
+                    codes.iter().any(|code| {
+                        node.last_logged
+                            .get(code)
+                            .is_some_and(|&t| t >= node.last_start)
+                    })
                 }
-                None => w
-                    .log
-                    .iter()
-                    .any(|e| e.cluster == c.name && codes.contains(&e.code)),
+                None => codes.iter().any(|code| c.last_logged.contains_key(code)),
             }
         }
         Wait::Collecting => ni.is_some_and(|n| crate::collector::collects_all(w, ci, n)),

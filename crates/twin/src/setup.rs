@@ -69,6 +69,7 @@ pub(crate) fn cluster_state(
                 repl,
                 repl_stuck: None,
                 awaiting_replication: false,
+                last_logged: BTreeMap::new(),
                 initialising: false,
             }
         })
@@ -250,6 +251,7 @@ pub(crate) fn cluster_state(
         hosts_declared: BTreeSet::new(),
         agent_gen: 0,
         waiting: Vec::new(),
+        last_logged: BTreeMap::new(),
         next_change: 0,
         acc: Accumulated::default(),
         accounted_at: start,

@@ -134,6 +134,9 @@ pub struct NodeState {
     pub repl_stuck: Option<u8>,
     /// Its services have not started since its version changed: they wait for replication.
     pub awaiting_replication: bool,
+    /// When it last logged each event code.
+    #[serde(default)]
+    pub last_logged: BTreeMap<String, i64>,
     /// A configuration server that started and has not finished initialising: it does not
     /// serve yet (no clients, no promotion, no redundancy).
     #[serde(default)]
@@ -236,6 +239,9 @@ pub struct ClusterState {
     pub agent_gen: u64,
     /// Gates of this cluster waiting for their condition.
     pub waiting: Vec<(RunId, String)>,
+    /// When any of its nodes (or the cluster) last logged each event code.
+    #[serde(default)]
+    pub last_logged: BTreeMap<String, i64>,
     pub next_change: u64,
     pub acc: Accumulated,
     pub accounted_at: i64,
@@ -605,6 +611,12 @@ impl World {
     }
 
     pub(crate) fn note(&mut self, ci: usize, node: Option<usize>, code: &str, text: String) {
+        let now = self.now;
+        let c = &mut self.clusters[ci];
+        c.last_logged.insert(code.to_string(), now);
+        if let Some(n) = node {
+            c.nodes[n].last_logged.insert(code.to_string(), now);
+        }
         let c = &self.clusters[ci];
         self.log.push(LogEvent {
             time: self.now,
