@@ -516,7 +516,9 @@ impl Journal {
             .inputs
             .as_ref()
             .map(|i| serde_json::to_string(i).expect("inputs serialise"));
-        self.wrap(self.conn.execute(
+        // One commit: a run is never journaled without its plan.
+        let tx = self.wrap(self.conn.unchecked_transaction())?;
+        self.wrap(tx.execute(
             "INSERT INTO runs (site, input_hash, plan, created, status, kind, parent, driver, inputs) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -531,18 +533,19 @@ impl Journal {
                 inputs
             ],
         ))?;
-        let run = self.conn.last_insert_rowid();
+        let run = tx.last_insert_rowid();
         // The plan lives in a table of its own, so that the run's row stays small (a status
         // update rewrites the whole row).
         if self.dir.is_none() {
             self.plans.borrow_mut().insert(run, plan.clone());
         } else {
             let json = serde_json::to_string(plan).expect("a plan serialises");
-            self.wrap(self.conn.execute(
+            self.wrap(tx.execute(
                 "INSERT INTO run_plans (run, plan) VALUES (?1, ?2)",
                 params![run, json],
             ))?;
         }
+        self.wrap(tx.commit())?;
         Ok(run)
     }
 
