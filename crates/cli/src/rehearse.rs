@@ -174,6 +174,30 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
     let rh = rehearse(&r, 1)?;
     text.push_str(&format!("\n== 3. rehearse {site}\n\n"));
     text.push_str(&ferry_exec::rehearse::rehearsal_text(&rh, &plan, false));
+    // The same site with the cautious strategy, side by side.
+    let cautious = plan_site(&l, Some("one-at-a-time".into()))?;
+    let mut inputs = l.inputs.clone();
+    inputs.strategy = Some("one-at-a-time".into());
+    let rc = rehearse(
+        &Rehearse {
+            plan: &cautious,
+            inputs: &inputs,
+            ..r
+        },
+        1,
+    )?;
+    let (fast, slow) = (rh.figures(), rc.figures());
+    text.push_str(&format!(
+        "\nthe same rehearsal with --strategy one-at-a-time ({} against {}):\n",
+        ferry_plan::render::duration(slow.window_s.max(0) as u64),
+        ferry_plan::render::duration(fast.window_s.max(0) as u64)
+    ));
+    for (k, v) in &fast.figures {
+        let w = slow.figures.get(k).copied().unwrap_or(0.0);
+        if (w - v).abs() >= 1.0 {
+            text.push_str(&format!("  {k:44} {v:>12.0} -> {w:>12.0}\n"));
+        }
+    }
     // 4. apply through the twin driver, journaled in a state directory of its own.
     let state = std::env::temp_dir().join(format!("ferry-demo-{}", std::process::id()));
     let applied = (|| -> Result<String> {

@@ -818,3 +818,178 @@ fn apply_killed_at_random_points_resumes_with_no_step_applied_twice_or_skipped()
     }
     assert!(kills >= 200, "{kills} kills");
 }
+
+#[test]
+fn rehearse_reports_impact_and_exits_by_what_it_found() {
+    // A clean example: exit 0, no rule broken, every node on target.
+    let o = ferry(&["rehearse", "example:linux-ha-pubsub", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["schema_version"], 1);
+    let r = &j["rehearsal"];
+    assert_eq!(r["report"]["status"], "complete");
+    assert!(r["violations"].as_array().unwrap().is_empty());
+    assert_eq!(r["impact"]["clusters"][0]["on_target"], true);
+    assert_eq!(j["inside_window"], true);
+    // The same input and seed give the same bytes.
+    assert_eq!(
+        stdout(&o),
+        stdout(&ferry(&[
+            "rehearse",
+            "example:linux-ha-pubsub",
+            "--format",
+            "json"
+        ]))
+    );
+    // An inhibitor example: the twin shows why (exit 1).
+    let o = ferry(&["rehearse", "example:ucm-inhibitors"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("UCM-05"), "{}", stdout(&o));
+    // Text names the simulation for what it is.
+    let o = ferry(&["rehearse", "example:ucm-standard", "--trace"]);
+    assert_eq!(o.status.code(), Some(0));
+    let t = stdout(&o);
+    assert!(t.contains("a simulation: nothing real is touched"));
+    assert!(t.contains("phones unregistered"));
+    assert!(t.contains("timeline (from the window's opening)"));
+    assert!(t.contains("replication-2"));
+}
+
+#[test]
+fn rehearse_with_faults_and_a_rollback_policy() {
+    let dir = Scratch::new("faults");
+    let faults = dir.path("faults.toml");
+    std::fs::write(
+        &faults,
+        "[[fault]]\nkind = \"install_failure\"\nstep = \"db/db-sub2/stage\"\n",
+    )
+    .unwrap();
+    let o = ferry(&[
+        "rehearse",
+        "example:linux-ha-pubsub",
+        "--faults",
+        &faults,
+        "--policy",
+        "rollback-all",
+        "--format",
+        "json",
+    ]);
+    // The upgrade failed (exit 1), and the rollback brought every node back.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let j = json(&o);
+    let r = &j["rehearsal"];
+    assert_eq!(r["report"]["status"], "failed");
+    assert_eq!(r["rollback"]["status"], "complete");
+    assert_eq!(r["impact"]["clusters"][0]["on_target"], true);
+    // A bad faults file is bad input: exit 2, naming the file, line and key.
+    std::fs::write(
+        &faults,
+        "[[fault]]\nkind = \"crash\"\nstep = \"x\"\nprobability = 2\n",
+    )
+    .unwrap();
+    let o = ferry(&["rehearse", "example:linux-ha-pubsub", "--faults", &faults]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("faults.toml:4") && e.contains("fault[0].probability"),
+        "{e}"
+    );
+    std::fs::write(&faults, "[[fault]]\nkind = \"meltdown\"\nstep = \"x\"\n").unwrap();
+    let o = ferry(&["rehearse", "example:linux-ha-pubsub", "--faults", &faults]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("faults.toml:2"), "{}", stderr(&o));
+    // A fault naming a node the site does not have.
+    std::fs::write(
+        &faults,
+        "[[fault]]\nkind = \"crash\"\nnode = \"nope\"\nat_min = 1\n",
+    )
+    .unwrap();
+    let o = ferry(&["rehearse", "example:linux-ha-pubsub", "--faults", &faults]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no node `nope`"), "{}", stderr(&o));
+}
+
+#[test]
+fn rehearse_a_plan_file_and_many_seeds() {
+    let dir = Scratch::new("rehearse-plan");
+    let (site, plan, _) = plan_example_into(&dir, "linux-ha-pair");
+    let o = ferry(&["rehearse", &plan, "--site", &site]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A plan without its site, or a plan whose site changed: bad input.
+    let o = ferry(&["rehearse", &plan]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--site"));
+    let text = std::fs::read_to_string(&site)
+        .unwrap()
+        .replace("hours = 2", "hours = 3");
+    std::fs::write(&site, text).unwrap();
+    let o = ferry(&["rehearse", &plan, "--site", &site]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("changed since this plan was made"));
+    // Monte Carlo: one figure set per seed, and the odds of the window.
+    let o = ferry(&[
+        "rehearse",
+        "example:linux-ha-pair",
+        "--runs",
+        "20",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["runs"].as_array().unwrap().len(), 20);
+    assert_eq!(j["summary"]["runs"], 20);
+    assert_eq!(j["summary"]["completed"], 20);
+    assert!(j["summary"]["inside_window"].as_f64().is_some());
+    let o = ferry(&["rehearse", "example:linux-ha-pair", "--runs", "20"]);
+    assert!(stdout(&o).contains("probability of finishing inside the booked"));
+}
+
+#[test]
+fn apply_resume_and_rollback_through_the_twin_driver() {
+    let dir = Scratch::new("twin-driver");
+    let (site, plan, ids) = plan_example_into(&dir, "linux-ha-pubsub");
+    let state = dir.path("state");
+    // Paused after the publisher's switch, resumed, then rolled back.
+    let o = ferry(&[
+        "apply",
+        &plan,
+        "--site",
+        &site,
+        "--driver",
+        "twin",
+        "--state",
+        &state,
+        "--pause-after",
+        "db/db-pub/switch",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("paused"));
+    let o = ferry(&["resume", "--state", &state]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let st = json(&ferry(&[
+        "status", "1", "--state", &state, "--format", "json",
+    ]));
+    assert_eq!(st["run"]["status"], "complete");
+    assert_eq!(st["run"]["driver"], "twin");
+    assert_eq!(twin_record(&state).len(), ids.len());
+    let o = ferry(&["rollback", "1", "--state", &state]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let st = json(&ferry(&[
+        "status", "2", "--state", &state, "--format", "json",
+    ]));
+    assert_eq!(st["run"]["kind"], "rollback");
+    assert_eq!(st["run"]["parent"], 1);
+    // The twin's world after the rollback: every node back on 5.3.9.
+    let journal = ferry_exec::Journal::open(std::path::Path::new(&state)).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(
+        &journal
+            .driver_state(ferry_exec::TWIN_STATE)
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    for n in saved["world"]["clusters"][0]["nodes"].as_array().unwrap() {
+        assert_eq!(n["active"], n["original"], "{}", n["name"]);
+    }
+}

@@ -1539,3 +1539,51 @@ fn a_monte_carlo_rehearsal_summarises_every_seed() {
     let (again, _) = ferry_exec::monte_carlo(&r, 10..50).expect("monte carlo");
     assert_eq!(runs, again);
 }
+
+#[test]
+fn the_callmanager_and_cms_procedures_run_end_to_end_through_the_manual_runbook() {
+    // Disks, menus and consoles: every step is an operator's, answered through the journal
+    // (as `ferry step done` would), with each card showing what to do and how to check it.
+    for (name, must_show) in [
+        ("ccm4-large", "Subscriber Preparation Disk"),
+        ("cms-ha", "Single-user mode"),
+    ] {
+        let plan = example_plan(name);
+        let j = Journal::in_memory().expect("journal");
+        let run = j.start_run(&plan, 10).expect("run");
+        for s in &plan.steps {
+            j.answer(run, &s.id, &Answer::Done, 11).expect("answer");
+        }
+        let mut out = Vec::new();
+        let r = {
+            let mut d = ManualDriver::new(
+                &j,
+                &plan,
+                Input::Journal {
+                    every: Duration::from_millis(1),
+                    max_wait: Some(Duration::from_secs(2)),
+                },
+                Box::new(&mut out),
+                Box::new(|| 0),
+            );
+            let opts = Options {
+                approve_all: true,
+                ..Options::default()
+            };
+            resume(&j, run, &mut d, &opts, &mut ()).expect("run")
+        };
+        assert_eq!(r.status, RunStatus::Complete, "{name}: {r:?}");
+        assert_eq!(r.done, plan.steps.len(), "{name}");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.contains(must_show),
+            "{name}: the runbook shows `{must_show}`"
+        );
+        for s in &plan.steps {
+            assert!(text.contains(&s.id), "{name}: {}", s.id);
+            if let Some(first) = s.verify.trim().lines().next() {
+                assert!(text.contains(first.trim()), "{name}: {}", s.id);
+            }
+        }
+    }
+}
