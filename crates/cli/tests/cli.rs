@@ -861,7 +861,7 @@ fn rehearse_with_faults_and_a_rollback_policy() {
     let faults = dir.path("faults.toml");
     std::fs::write(
         &faults,
-        "[[fault]]\nkind = \"install_failure\"\nstep = \"db/db-sub2/stage\"\n",
+        "[[fault]]\nkind = \"install_failure\"\nstep = \"db/db-sub2/switch\"\n",
     )
     .unwrap();
     let o = ferry(&[

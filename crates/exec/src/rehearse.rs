@@ -101,6 +101,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
     let report = apply(&journal, r.plan, &new, &mut driver, &opts, &mut ())?;
     let mut rollback = None;
     let mut rollback_plan_used = None;
+    let mut observed_facts = None;
     if let Some(scope) = &report.rollback {
         use crate::driver::Driver;
         let observed = driver.observe().map_err(|source| ExecError::Driver {
@@ -108,6 +109,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
             source,
         })?;
         let rb = restrict(rollback_plan(r.inputs, &observed)?, scope)?;
+        observed_facts = Some(observed);
         let new = NewRun {
             kind: RunKind::Rollback,
             parent: Some(report.run),
@@ -126,11 +128,13 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
     let mut runs = vec![RunPlan {
         run: report.run,
         plan: r.plan,
+        facts: None,
     }];
     if let (Some(rb), Some(rep)) = (&rollback_plan_used, &rollback) {
         runs.push(RunPlan {
             run: rep.run,
             plan: rb,
+            facts: observed_facts.as_ref(),
         });
     }
     let violations = audit_runs(&world, &runs);

@@ -1587,3 +1587,62 @@ fn the_callmanager_and_cms_procedures_run_end_to_end_through_the_manual_runbook(
         }
     }
 }
+
+#[test]
+fn the_rollback_follows_the_masters_state_gen_19_gen_20() {
+    // Master operational (a Management Layer install fails): proxies go back first (GEN-19).
+    // Master down (the primary crashes while its new backup starts): master first (GEN-20).
+    for (faults, master_first) in [
+        (
+            "[[fault]]\nkind = \"install_failure\"\nstep = \"genesys/ms-b/install-ml\"\n",
+            false,
+        ),
+        (
+            "[[fault]]\nkind = \"crash\"\nnode = \"confserv\"\nstep = \"genesys/confserv-bk/cs-start-new-backup-813\"\n",
+            true,
+        ),
+    ] {
+        let r = rehearse_example("genesys-framework", None, faults, FailurePolicy::RollbackAll, 1);
+        assert_eq!(r.report.status, RunStatus::Failed, "{faults}");
+        let rb = r.rollback.as_ref().expect("rolled back");
+        assert_eq!(rb.status, RunStatus::Complete, "{faults}: {rb:?}");
+        let run2: Vec<_> = r.world.trace.iter().filter(|e| e.run == rb.run).collect();
+        let master_back = run2
+            .iter()
+            .filter(|e| {
+                e.action.starts_with("rb-start-old")
+                    && e.role.as_deref().is_some_and(|x| x == "cs_primary" || x == "cs_backup")
+            })
+            .map(|e| e.end)
+            .max()
+            .expect("the master goes back");
+        let proxies_start = run2
+            .iter()
+            .filter(|e| {
+                e.action.starts_with("rb-stop")
+                    && e.role.as_deref().is_some_and(|x| x.starts_with("cs_proxy"))
+            })
+            .map(|e| e.start)
+            .min()
+            .expect("the proxies go back");
+        assert_eq!(master_back <= proxies_start, master_first, "{faults}");
+        // The rollback broke no rule of the rollback procedure.
+        let start = run2.iter().map(|e| e.start).min().unwrap();
+        let late: Vec<_> = r
+            .violations
+            .iter()
+            .filter(|v| v.time >= start && v.severity == ferry_model::Severity::Inhibitor)
+            .collect();
+        assert!(late.is_empty(), "{faults}: {late:#?}");
+    }
+}
+
+#[test]
+fn a_step_the_profile_lets_retry_is_tried_again_in_a_rehearsal() {
+    let faults = "[[fault]]\nkind = \"install_failure\"\nstep = \"db/db-sub1/stage\"\n";
+    let r = rehearse_example("linux-ha-pubsub", None, faults, FailurePolicy::Stop, 1);
+    assert_eq!(r.report.status, RunStatus::Complete, "{:?}", r.report);
+    assert_eq!(r.report.retried, vec!["db/db-sub1/stage".to_string()]);
+    let record = &r.world.records[&(r.report.run, "db/db-sub1/stage".to_string())];
+    assert_eq!((record.attempts, record.applications), (2, 1));
+}

@@ -63,6 +63,9 @@ fn leg_of_planned(
 pub struct RunPlan<'a> {
     pub run: i64,
     pub plan: &'a Plan,
+    /// Cluster facts the plan was made with over the site's (a rollback planned from what
+    /// the driver observed), so that its rules' conditions are read as the planner read them.
+    pub facts: Option<&'a BTreeMap<String, ferry_model::Facts>>,
 }
 
 /// Audits a plan's runs as the twin tests and rehearsals make them: each run of the trace
@@ -85,6 +88,7 @@ pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
             } else {
                 plan
             },
+            facts: None,
         })
         .collect();
     audit_runs(w, &runs)
@@ -112,7 +116,8 @@ pub fn audit_runs(w: &World, runs: &[RunPlan]) -> Vec<Violation> {
         let rollback = w.rollback_runs.contains(&rp.run);
         for ci in 0..w.clusters.len() {
             if let Some(mine) = by.get(&(rp.run, ci)) {
-                audit_cluster(w, rp.plan, ci, mine, rollback, &mut out);
+                let facts = rp.facts.and_then(|f| f.get(&w.clusters[ci].name));
+                audit_cluster(w, rp.plan, ci, mine, rollback, facts, &mut out);
             }
         }
     }
@@ -148,10 +153,21 @@ fn audit_cluster(
     ci: usize,
     entries: &[&TraceEntry],
     rollback: bool,
+    facts: Option<&ferry_model::Facts>,
     out: &mut Vec<Violation>,
 ) {
     let c = &w.clusters[ci];
-    let site_cluster = &w.site.clusters[ci];
+    let planned_with;
+    let site_cluster = match facts {
+        Some(f) => {
+            let mut view = w.site.clusters[ci].clone();
+            view.facts
+                .extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
+            planned_with = view;
+            &planned_with
+        }
+        None => &w.site.clusters[ci],
+    };
     let profile = w.profile(ci);
     let cp = plan.clusters.iter().find(|p| p.name == c.name);
     let path: Vec<String> = cp.map(|p| p.path.clone()).unwrap_or_default();

@@ -1151,7 +1151,10 @@ impl World {
             .records
             .get_mut(key)
             .expect("a running step has a record");
-        rec.applications += 1;
+        // A failed attempt applied nothing.
+        if !matches!(outcome, Outcome::Failed(_)) {
+            rec.applications += 1;
+        }
         rec.ended = Some(self.now);
         rec.outcome = Some(outcome.clone());
         let c = &mut self.clusters[ci];
