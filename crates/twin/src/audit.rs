@@ -382,13 +382,7 @@ fn run_checks(w: &World, ci: usize, entries: &[&TraceEntry], out: &mut Vec<Viola
     let c = &w.clusters[ci];
     let site_cluster = &w.site.clusters[ci];
     let profile = w.profile(ci);
-    let scope = Scope {
-        cluster: site_cluster,
-        profile,
-        upgrade_type: Some(&c.upgrade_type),
-        strategy: &c.strategy,
-        leg: (0, 1),
-    };
+    let scope = run_scope(w, ci);
     let first = entries.iter().map(|e| e.start).min().unwrap_or(w.start);
     let last = entries.iter().map(|e| e.end).max().unwrap_or(w.now);
     for check in &profile.checks {
@@ -396,15 +390,7 @@ fn run_checks(w: &World, ci: usize, entries: &[&TraceEntry], out: &mut Vec<Viola
             continue;
         }
         let mut v = |node: Option<String>, time: i64, message: String| {
-            out.push(Violation {
-                rule: check.rule.clone(),
-                severity: check.severity,
-                time,
-                cluster: c.name.clone(),
-                node,
-                step: None,
-                message,
-            })
+            out.push(check_violation(check, &c.name, node, time, message))
         };
         match &check.test {
             CheckTest::Node(test) if check.severity == Severity::Inhibitor => {
@@ -481,33 +467,48 @@ fn run_checks(w: &World, ci: usize, entries: &[&TraceEntry], out: &mut Vec<Viola
     }
 }
 
-/// Checks on the world's end state: nodes whose versions must match.
-fn end_checks(w: &World, ci: usize, out: &mut Vec<Violation>) {
+/// The scope the profile's checks are read in: the site's cluster as the plan saw it.
+fn run_scope(w: &World, ci: usize) -> Scope<'_> {
     let c = &w.clusters[ci];
-    let site_cluster = &w.site.clusters[ci];
-    let profile = w.profile(ci);
-    let scope = Scope {
-        cluster: site_cluster,
-        profile,
+    Scope {
+        cluster: &w.site.clusters[ci],
+        profile: w.profile(ci),
         upgrade_type: Some(&c.upgrade_type),
         strategy: &c.strategy,
         leg: (0, 1),
-    };
+    }
+}
+
+fn check_violation(
+    check: &ferry_model::profile::Check,
+    cluster: &str,
+    node: Option<String>,
+    time: i64,
+    message: String,
+) -> Violation {
+    Violation {
+        rule: check.rule.clone(),
+        severity: check.severity,
+        time,
+        cluster: cluster.to_string(),
+        node,
+        step: None,
+        message,
+    }
+}
+
+/// Checks on the world's end state: nodes whose versions must match.
+fn end_checks(w: &World, ci: usize, out: &mut Vec<Violation>) {
+    let c = &w.clusters[ci];
+    let profile = w.profile(ci);
+    let scope = run_scope(w, ci);
     let last = c.last_end.unwrap_or(w.now);
     for check in &profile.checks {
         if !check.when.as_ref().is_none_or(|x| eval(x, &scope, None)) {
             continue;
         }
         let mut v = |node: Option<String>, time: i64, message: String| {
-            out.push(Violation {
-                rule: check.rule.clone(),
-                severity: check.severity,
-                time,
-                cluster: c.name.clone(),
-                node,
-                step: None,
-                message,
-            })
+            out.push(check_violation(check, &c.name, node, time, message))
         };
         match &check.test {
             CheckTest::VersionsMatch {
