@@ -67,6 +67,8 @@ pub enum Effect {
     DeleteOption(String),
     /// Whatever depends on the named dependency's fact is pointed at its current value.
     Repoint(String),
+    /// The node's configuration is copied aside, tagged with the step and the time.
+    Snapshot,
     /// The node's devices register to their backup server now, and stay there until a
     /// `registered` gate on this node brings them home.
     FailOverDevices,
@@ -151,6 +153,7 @@ impl Effect {
             Effect::SetOption { .. } => "set_option",
             Effect::DeleteOption(_) => "delete_option",
             Effect::Repoint(_) => "repoint",
+            Effect::Snapshot => "snapshot",
             Effect::FailOverDevices => "fail_over_devices",
             Effect::AgentDown => "agent_down",
             Effect::BusyOutLinks => "busy_out_links",

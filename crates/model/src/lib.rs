@@ -3,6 +3,7 @@
 //! Nothing here does IO. Types serialise with serde so that they can cross every boundary
 //! (files, JSON output, the journal) unchanged.
 
+pub mod agent;
 pub mod condition;
 pub mod effect;
 pub mod fact;

@@ -361,6 +361,15 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     w.parameter_changes.push((node_name.clone(), c));
                 }
             }
+            (Effect::Snapshot, Some(n)) => {
+                let name = w.clusters[ci].nodes[n].name.clone();
+                w.note(
+                    ci,
+                    Some(n),
+                    "snapshot",
+                    format!("{name}: configuration snapshot taken ({})", step.id),
+                );
+            }
             (Effect::ActivateServices, Some(n)) => {
                 w.clusters[ci].nodes[n].services_pending = false;
             }
