@@ -26,6 +26,9 @@ pub enum DriverKind {
     /// The digital twin: a simulation of the site, in virtual time (or paced with --speed).
     /// Nothing real is touched. Its world is kept in the state directory.
     Twin,
+    /// The ferry agent on each node (its `address`), over HTTPS: stage signed packages,
+    /// switch, revert, health and replication gates.
+    Agent,
 }
 
 impl DriverKind {
@@ -33,6 +36,7 @@ impl DriverKind {
         match self {
             DriverKind::Manual => "manual",
             DriverKind::Twin => "twin",
+            DriverKind::Agent => "agent",
         }
     }
 
@@ -78,9 +82,11 @@ pub struct RunArgs {
     pub seed: u64,
     pub speed: Option<f64>,
     pub faults: Option<PathBuf>,
+    /// Agent driver: how to reach and authenticate to the agents, where the packages are.
+    pub agent: ferry_exec::AgentOptions,
 }
 
-/// What the twin driver is built from.
+/// What the drivers that act on the site's nodes are built from (the twin, the agents).
 pub struct TwinSetup {
     pub site: ferry_model::Site,
     pub profiles: BTreeMap<String, ferry_model::Profile>,
@@ -90,6 +96,14 @@ pub struct TwinSetup {
     pub faults: ferry_model::Faults,
     pub seed: u64,
     pub speed: Option<f64>,
+    pub agent: ferry_exec::AgentOptions,
+}
+
+impl DriverKind {
+    /// Whether the driver acts on the site's nodes (and so needs the site).
+    fn needs_site(self) -> bool {
+        !matches!(self, DriverKind::Manual)
+    }
 }
 
 /// The profiles a site uses, by name.
@@ -129,6 +143,7 @@ fn twin_for_run(journal: &Journal, run: RunId, args: &RunArgs) -> Result<TwinSet
         faults: read_faults(args.faults.as_deref())?,
         seed: args.seed,
         speed: args.speed,
+        agent: args.agent.clone(),
     })
 }
 
@@ -218,6 +233,18 @@ fn with_driver<T>(
                     let mut driver = driver.with_speed(t.speed);
                     f(&mut driver, observer.as_mut())
                 }
+                Err(source) => Err(ExecError::Driver {
+                    steps: Vec::new(),
+                    source,
+                }),
+            },
+        },
+        DriverKind::Agent => match twin {
+            None => Err(ExecError::BadPlan(
+                "the agent driver needs the site the plan was made from".into(),
+            )),
+            Some(t) => match ferry_exec::AgentDriver::new(&t.site, t.agent.clone()) {
+                Ok(mut driver) => f(&mut driver, observer.as_mut()),
                 Err(source) => Err(ExecError::Driver {
                     steps: Vec::new(),
                     source,
@@ -464,7 +491,7 @@ make a new plan with `ferry plan {site} --format json -o {}`",
         inputs: Some(inputs),
     };
     let twin = match kind {
-        DriverKind::Twin => Some(TwinSetup {
+        k if k.needs_site() => Some(TwinSetup {
             site: loaded.site.clone(),
             profiles: used_profiles(&loaded.site, &loaded.profiles),
             input_hash: loaded.hash.clone(),
@@ -472,8 +499,9 @@ make a new plan with `ferry plan {site} --format json -o {}`",
             faults: read_faults(args.faults.as_deref())?,
             seed: args.seed,
             speed: args.speed,
+            agent: args.agent.clone(),
         }),
-        DriverKind::Manual => None,
+        _ => None,
     };
     let journal = open(&args.state)?;
     let result = with_driver(kind, &journal, &plan, twin.as_ref(), |d, o| {
@@ -536,8 +564,8 @@ pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
     ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
     let kind = driver_of(&journal, run, args)?;
     let twin = match kind {
-        DriverKind::Twin => Some(twin_for_run(&journal, run, args)?),
-        DriverKind::Manual => None,
+        k if k.needs_site() => Some(twin_for_run(&journal, run, args)?),
+        _ => None,
     };
     let result = with_driver(kind, &journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::resume(&journal, run, d, &opts, o)
@@ -597,8 +625,8 @@ cannot be planned again; carry out the plan's rollback section by hand"
     // with a driver for the upgrade plan, then carry out the rollback with a fresh one.
     let upgrade = journal.plan(run)?;
     let twin = match kind {
-        DriverKind::Twin => Some(twin_for_run(journal, run, args)?),
-        DriverKind::Manual => None,
+        k if k.needs_site() => Some(twin_for_run(journal, run, args)?),
+        _ => None,
     };
     let observed = with_driver(kind, journal, &upgrade, twin.as_ref(), |d, _| {
         d.observe().map_err(|source| ExecError::Driver {

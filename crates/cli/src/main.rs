@@ -294,11 +294,32 @@ struct RunFlags {
     /// Twin driver: faults to inject (a TOML file of [[fault]] tables; see `ferry rehearse --help`).
     #[arg(long, value_name = "FILE")]
     faults: Option<PathBuf>,
+    /// Agent driver: a file holding the bearer token the agents accept.
+    #[arg(long, value_name = "FILE")]
+    agent_token_file: Option<PathBuf>,
+    /// Agent driver: the CA (PEM) that signed the agents' certificates.
+    #[arg(long, value_name = "FILE")]
+    agent_ca: Option<PathBuf>,
+    /// Agent driver: a client certificate (PEM) for agents that take certificates (with --agent-key).
+    #[arg(long, value_name = "FILE", requires = "agent_key")]
+    agent_cert: Option<PathBuf>,
+    /// Agent driver: the client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "agent_cert")]
+    agent_key: Option<PathBuf>,
+    /// Agent driver: the directory of signed packages (SERVICE-VERSION.tar and SERVICE-VERSION.tar.minisig).
+    #[arg(long, value_name = "DIR")]
+    packages: Option<PathBuf>,
+    /// Agent driver: the service's name on the agents when a node has no `service` fact.
+    #[arg(long, value_name = "NAME", default_value = "service")]
+    agent_service: String,
+    /// Agent driver: how long to keep trying an agent that does not answer, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    agent_patience: u64,
 }
 
 impl RunFlags {
-    fn args(self) -> apply::RunArgs {
-        apply::RunArgs {
+    fn args(self) -> Result<apply::RunArgs> {
+        Ok(apply::RunArgs {
             state: self.state,
             driver: self.driver,
             pause_after: self.pause_after,
@@ -309,7 +330,23 @@ impl RunFlags {
             seed: self.seed,
             speed: self.speed,
             faults: self.faults,
-        }
+            agent: ferry_exec::AgentOptions {
+                token: self
+                    .agent_token_file
+                    .as_deref()
+                    .map(|p| read(p).map(|t| t.trim().to_string()))
+                    .transpose()?,
+                ca_pem: self.agent_ca.as_deref().map(read_bytes).transpose()?,
+                client_pem: match (&self.agent_cert, &self.agent_key) {
+                    (Some(c), Some(k)) => Some((read_bytes(c)?, read_bytes(k)?)),
+                    _ => None,
+                },
+                packages: self.packages,
+                service: self.agent_service,
+                patience_s: self.agent_patience,
+                poll_s: 0.2,
+            },
+        })
     }
 }
 
@@ -369,6 +406,10 @@ fn load_profiles(dirs: &[PathBuf]) -> Result<ProfileSet> {
         }
     }
     Ok(set)
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -532,10 +573,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Apply { plan, site, run } => {
             let l = load(&cli.profiles, &site)?;
-            apply::apply(&l, &plan, &site, &run.args())
+            apply::apply(&l, &plan, &site, &run.args()?)
         }
-        Command::Resume { run, run_flags } => apply::resume(run, &run_flags.args()),
-        Command::Rollback { run, run_flags } => apply::rollback(run, &run_flags.args()),
+        Command::Resume { run, run_flags } => apply::resume(run, &run_flags.args()?),
+        Command::Rollback { run, run_flags } => apply::rollback(run, &run_flags.args()?),
         Command::Approve { step, run, state } => apply::approve(&state, run, &step),
         Command::Status { run, state, format } => match format {
             Format::Text | Format::Json => apply::status(&state, run, format == Format::Json),

@@ -2,6 +2,7 @@
 //! `Driver`, several steps at once where the rules allow, writing every step to the journal
 //! before it starts and after it ends, so a run survives a crash and no step takes effect twice.
 
+pub mod agent_driver;
 pub mod driver;
 pub mod executor;
 pub mod journal;
@@ -10,6 +11,7 @@ pub mod rehearse;
 pub mod rollback;
 pub mod twin_driver;
 
+pub use agent_driver::{AgentDriver, AgentOptions};
 pub use driver::{system_now, Driver, DriverError, Inspection, Outcome};
 pub use executor::{
     apply, resume, validate, window_end, Change, ExecError, FailurePolicy, Observer, Options,
