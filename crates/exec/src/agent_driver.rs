@@ -212,10 +212,12 @@ impl Shared {
                     let _ = e;
                     std::thread::sleep(Duration::from_millis(500));
                 }
-                Err(e) => return Err(format!(
+                Err(e) => {
+                    return Err(format!(
                     "{url}: the agent did not answer for {} s ({e}); asking again later is safe",
                     self.opts.patience_s
-                )),
+                ))
+                }
             }
         }
     }

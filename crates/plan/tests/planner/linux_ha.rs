@@ -82,7 +82,7 @@ fn a_window_too_short_is_reported_lha_09() {
     let w = findings_of(&f, "LHA-09");
     assert_eq!(w.len(), 1, "{f:?}");
     assert!(
-        w[0].message.contains("0h17m") && w[0].message.contains("0h15m"),
+        w[0].message.contains("0h18m") && w[0].message.contains("0h15m"),
         "{}",
         w[0].message
     );
