@@ -211,7 +211,7 @@ fn profile_errors_name_line_and_key() {
         (
             "replication = [\"publisher\", \"subscriber\"] }",
             "replication = [\"publisher\", \"subscribers\"] }",
-            "procedure.step[4].effects[0].wait.replication[1]",
+            "procedure.step[5].effects[0].wait.replication[1]",
             "unknown role `subscribers`",
         ),
         (
