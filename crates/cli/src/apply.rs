@@ -26,6 +26,10 @@ pub enum DriverKind {
     /// The digital twin: a simulation of the site, in virtual time (or paced with --speed).
     /// Nothing real is touched. Its world is kept in the state directory.
     Twin,
+    /// The nodes' own CLI over SSH (the system's OpenSSH, host keys checked strictly): the
+    /// commands, checks and waits of each step's `ssh` table in the profile. Steps without
+    /// one are the operator's, answered with `ferry step`.
+    Ssh,
 }
 
 impl DriverKind {
@@ -33,6 +37,7 @@ impl DriverKind {
         match self {
             DriverKind::Manual => "manual",
             DriverKind::Twin => "twin",
+            DriverKind::Ssh => "ssh",
         }
     }
 
@@ -78,6 +83,31 @@ pub struct RunArgs {
     pub seed: u64,
     pub speed: Option<f64>,
     pub faults: Option<PathBuf>,
+    /// Ssh driver: how it connects.
+    pub ssh: ferry_exec::SshOptions,
+}
+
+/// What the ssh driver is built from: the site (nodes and addresses) and its profiles.
+pub struct SshSetup {
+    pub site: ferry_model::Site,
+    pub profiles: BTreeMap<String, ferry_model::Profile>,
+    pub opts: ferry_exec::SshOptions,
+}
+
+/// The ssh driver's site and profiles for a journaled run, from its stored inputs.
+fn ssh_for_run(journal: &Journal, run: RunId, args: &RunArgs) -> Result<SshSetup> {
+    let inputs = journal.inputs(run)?.ok_or_else(|| {
+        bad(format!(
+            "run {run} has no stored inputs (it was started by an older ferry): the ssh driver cannot find its nodes"
+        ))
+    })?;
+    let (set, site) =
+        ferry_exec::load_inputs(&inputs).map_err(|e| bad(format!("run {run}: {e}")))?;
+    Ok(SshSetup {
+        profiles: used_profiles(&site, &set),
+        site,
+        opts: args.ssh.clone(),
+    })
 }
 
 /// What the twin driver is built from.
@@ -169,6 +199,7 @@ fn with_driver<T>(
     journal: &Journal,
     plan: &Plan,
     twin: Option<&TwinSetup>,
+    ssh: Option<&SshSetup>,
     f: impl FnOnce(&mut dyn Driver, &mut dyn Observer) -> Result<T, ExecError>,
 ) -> Result<T, ExecError> {
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -218,6 +249,25 @@ fn with_driver<T>(
                     let mut driver = driver.with_speed(t.speed);
                     f(&mut driver, observer.as_mut())
                 }
+                Err(source) => Err(ExecError::Driver {
+                    steps: Vec::new(),
+                    source,
+                }),
+            },
+        },
+        DriverKind::Ssh => match ssh {
+            None => Err(ExecError::BadPlan(
+                "the ssh driver needs the site the plan was made from".into(),
+            )),
+            Some(x) => match ferry_exec::SshDriver::new(
+                journal,
+                x.site.clone(),
+                x.profiles.clone(),
+                x.opts.clone(),
+                Box::new(std::io::stdout()),
+            ) {
+                // Not suspended: its waits are long and print nothing but operator cards.
+                Ok(mut driver) => f(&mut driver, observer.as_mut()),
                 Err(source) => Err(ExecError::Driver {
                     steps: Vec::new(),
                     source,
@@ -473,12 +523,22 @@ make a new plan with `ferry plan {site} --format json -o {}`",
             seed: args.seed,
             speed: args.speed,
         }),
-        DriverKind::Manual => None,
+        DriverKind::Manual | DriverKind::Ssh => None,
     };
-    let journal = open(&args.state)?;
-    let result = with_driver(kind, &journal, &plan, twin.as_ref(), |d, o| {
-        ferry_exec::apply(&journal, &plan, &new, d, &opts, o)
+    let ssh = (kind == DriverKind::Ssh).then(|| SshSetup {
+        site: loaded.site.clone(),
+        profiles: used_profiles(&loaded.site, &loaded.profiles),
+        opts: args.ssh.clone(),
     });
+    let journal = open(&args.state)?;
+    let result = with_driver(
+        kind,
+        &journal,
+        &plan,
+        twin.as_ref(),
+        ssh.as_ref(),
+        |d, o| ferry_exec::apply(&journal, &plan, &new, d, &opts, o),
+    );
     finish(&journal, result, RunKind::Apply, args)
 }
 
@@ -537,11 +597,20 @@ pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
     let kind = driver_of(&journal, run, args)?;
     let twin = match kind {
         DriverKind::Twin => Some(twin_for_run(&journal, run, args)?),
-        DriverKind::Manual => None,
+        DriverKind::Manual | DriverKind::Ssh => None,
     };
-    let result = with_driver(kind, &journal, &plan, twin.as_ref(), |d, o| {
-        ferry_exec::resume(&journal, run, d, &opts, o)
-    });
+    let ssh = match kind {
+        DriverKind::Ssh => Some(ssh_for_run(&journal, run, args)?),
+        _ => None,
+    };
+    let result = with_driver(
+        kind,
+        &journal,
+        &plan,
+        twin.as_ref(),
+        ssh.as_ref(),
+        |d, o| ferry_exec::resume(&journal, run, d, &opts, o),
+    );
     finish(&journal, result, summary.kind, args)
 }
 
@@ -598,14 +667,25 @@ cannot be planned again; carry out the plan's rollback section by hand"
     let upgrade = journal.plan(run)?;
     let twin = match kind {
         DriverKind::Twin => Some(twin_for_run(journal, run, args)?),
-        DriverKind::Manual => None,
+        DriverKind::Manual | DriverKind::Ssh => None,
     };
-    let observed = with_driver(kind, journal, &upgrade, twin.as_ref(), |d, _| {
-        d.observe().map_err(|source| ExecError::Driver {
-            steps: Vec::new(),
-            source,
-        })
-    })
+    let ssh = match kind {
+        DriverKind::Ssh => Some(ssh_for_run(journal, run, args)?),
+        _ => None,
+    };
+    let observed = with_driver(
+        kind,
+        journal,
+        &upgrade,
+        twin.as_ref(),
+        ssh.as_ref(),
+        |d, _| {
+            d.observe().map_err(|source| ExecError::Driver {
+                steps: Vec::new(),
+                source,
+            })
+        },
+    )
     .map_err(|e| bad(format!("the driver cannot observe the site: {e}")))?;
     let plan = ferry_exec::rollback_plan(&inputs, &observed)
         .and_then(|p| ferry_exec::restrict(p, &scope))
@@ -618,7 +698,7 @@ cannot be planned again; carry out the plan's rollback section by hand"
             plan.steps.len()
         ),
     )?;
-    let result = with_driver(kind, journal, &plan, twin.as_ref(), |d, o| {
+    let result = with_driver(kind, journal, &plan, twin.as_ref(), ssh.as_ref(), |d, o| {
         ferry_exec::apply(journal, &plan, &new, d, &opts, o)
     });
     finish(journal, result, RunKind::Rollback, args)

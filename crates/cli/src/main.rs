@@ -294,6 +294,25 @@ struct RunFlags {
     /// Twin driver: faults to inject (a TOML file of [[fault]] tables; see `ferry rehearse --help`).
     #[arg(long, value_name = "FILE")]
     faults: Option<PathBuf>,
+    /// Ssh driver: the login user for nodes whose site `address` names none.
+    #[arg(long, value_name = "USER")]
+    ssh_user: Option<String>,
+    /// Ssh driver: the private key to log in with (only that key is offered).
+    #[arg(long, value_name = "FILE")]
+    ssh_identity: Option<PathBuf>,
+    /// Ssh driver: the known-hosts file host keys are checked against (default: OpenSSH's).
+    #[arg(long, value_name = "FILE")]
+    ssh_known_hosts: Option<PathBuf>,
+    /// Ssh driver: accept (and record) the key of a host never seen. Host keys are checked
+    /// strictly otherwise; a changed key is refused either way.
+    #[arg(long)]
+    ssh_accept_new: bool,
+    /// Ssh driver: seconds to wait for a connection.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    ssh_connect_timeout: u64,
+    /// Ssh driver: seconds one command may take when the profile's step gives no timeout.
+    #[arg(long, value_name = "S", default_value_t = 600)]
+    ssh_command_timeout: u64,
 }
 
 impl RunFlags {
@@ -309,6 +328,15 @@ impl RunFlags {
             seed: self.seed,
             speed: self.speed,
             faults: self.faults,
+            ssh: ferry_exec::SshOptions {
+                user: self.ssh_user,
+                identity: self.ssh_identity,
+                known_hosts: self.ssh_known_hosts,
+                accept_new: self.ssh_accept_new,
+                connect_timeout: std::time::Duration::from_secs(self.ssh_connect_timeout),
+                command_timeout: std::time::Duration::from_secs(self.ssh_command_timeout),
+                ..Default::default()
+            },
         }
     }
 }
