@@ -202,6 +202,10 @@ impl<'j> SshDriver<'j> {
 
     fn save(&mut self, run: RunId, id: &str, o: &Outcome) -> Result<(), DriverError> {
         self.record.insert(Self::key(run, id), o.clone());
+        self.store()
+    }
+
+    fn store(&self) -> Result<(), DriverError> {
         let text = serde_json::to_string(&self.record)
             .map_err(|e| DriverError::Other(format!("cannot save the ssh record: {e}")))?;
         self.journal.put_driver_state(SSH_STATE, &text)?;
@@ -377,8 +381,13 @@ impl Driver for SshDriver<'_> {
                 self.to_report.push_back((id, o));
                 return Ok(());
             }
-            // A retry: begun anew below.
-            Some(Outcome::Failed(_)) | None => {}
+            // A retry: begun anew below, its old end forgotten (so that `inspect` after a
+            // crash asks the node rather than reporting the earlier failure).
+            Some(Outcome::Failed(_)) => {
+                self.record.remove(&Self::key(run, &id));
+                self.store()?;
+            }
+            None => {}
         }
         match self.work(step) {
             Err(e) => self.to_report.push_back((id, Outcome::Failed(e))),
