@@ -29,6 +29,10 @@ pub enum DriverKind {
     /// The ferry agent on each node (its `address`), over HTTPS: stage signed packages,
     /// switch, revert, health and replication gates.
     Agent,
+    /// The nodes' own CLI over SSH (the system's OpenSSH, host keys checked strictly): the
+    /// commands, checks and waits of each step's `ssh` table in the profile. Steps without
+    /// one are the operator's, answered with `ferry step`.
+    Ssh,
 }
 
 impl DriverKind {
@@ -37,6 +41,7 @@ impl DriverKind {
             DriverKind::Manual => "manual",
             DriverKind::Twin => "twin",
             DriverKind::Agent => "agent",
+            DriverKind::Ssh => "ssh",
         }
     }
 
@@ -84,9 +89,11 @@ pub struct RunArgs {
     pub faults: Option<PathBuf>,
     /// Agent driver: how to reach and authenticate to the agents, where the packages are.
     pub agent: ferry_exec::AgentOptions,
+    /// Ssh driver: how it connects.
+    pub ssh: ferry_exec::SshOptions,
 }
 
-/// What the drivers that act on the site's nodes are built from (the twin, the agents).
+/// What the drivers that act on the site's nodes are built from (the twin, the agents, ssh).
 pub struct TwinSetup {
     pub site: ferry_model::Site,
     pub profiles: BTreeMap<String, ferry_model::Profile>,
@@ -97,6 +104,7 @@ pub struct TwinSetup {
     pub seed: u64,
     pub speed: Option<f64>,
     pub agent: ferry_exec::AgentOptions,
+    pub ssh: ferry_exec::SshOptions,
 }
 
 impl DriverKind {
@@ -144,6 +152,7 @@ fn twin_for_run(journal: &Journal, run: RunId, args: &RunArgs) -> Result<TwinSet
         seed: args.seed,
         speed: args.speed,
         agent: args.agent.clone(),
+        ssh: args.ssh.clone(),
     })
 }
 
@@ -244,6 +253,25 @@ fn with_driver<T>(
                 "the agent driver needs the site the plan was made from".into(),
             )),
             Some(t) => match ferry_exec::AgentDriver::new(&t.site, t.agent.clone()) {
+                Ok(mut driver) => f(&mut driver, observer.as_mut()),
+                Err(source) => Err(ExecError::Driver {
+                    steps: Vec::new(),
+                    source,
+                }),
+            },
+        },
+        DriverKind::Ssh => match twin {
+            None => Err(ExecError::BadPlan(
+                "the ssh driver needs the site the plan was made from".into(),
+            )),
+            Some(t) => match ferry_exec::SshDriver::new(
+                journal,
+                t.site.clone(),
+                t.profiles.clone(),
+                t.ssh.clone(),
+                Box::new(std::io::stdout()),
+            ) {
+                // Not suspended: its waits are long and print nothing but operator cards.
                 Ok(mut driver) => f(&mut driver, observer.as_mut()),
                 Err(source) => Err(ExecError::Driver {
                     steps: Vec::new(),
@@ -500,6 +528,7 @@ make a new plan with `ferry plan {site} --format json -o {}`",
             seed: args.seed,
             speed: args.speed,
             agent: args.agent.clone(),
+            ssh: args.ssh.clone(),
         }),
         _ => None,
     };

@@ -315,6 +315,25 @@ struct RunFlags {
     /// Agent driver: how long to keep trying an agent that does not answer, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     agent_patience: u64,
+    /// Ssh driver: the login user for nodes whose site `address` names none.
+    #[arg(long, value_name = "USER")]
+    ssh_user: Option<String>,
+    /// Ssh driver: the private key to log in with (only that key is offered).
+    #[arg(long, value_name = "FILE")]
+    ssh_identity: Option<PathBuf>,
+    /// Ssh driver: the known-hosts file host keys are checked against (default: OpenSSH's).
+    #[arg(long, value_name = "FILE")]
+    ssh_known_hosts: Option<PathBuf>,
+    /// Ssh driver: accept (and record) the key of a host never seen. Host keys are checked
+    /// strictly otherwise; a changed key is refused either way.
+    #[arg(long)]
+    ssh_accept_new: bool,
+    /// Ssh driver: seconds to wait for a connection.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    ssh_connect_timeout: u64,
+    /// Ssh driver: seconds one command may take when the profile's step gives no timeout.
+    #[arg(long, value_name = "S", default_value_t = 600)]
+    ssh_command_timeout: u64,
 }
 
 impl RunFlags {
@@ -345,6 +364,15 @@ impl RunFlags {
                 service: self.agent_service,
                 patience_s: self.agent_patience,
                 poll_s: 0.2,
+            },
+            ssh: ferry_exec::SshOptions {
+                user: self.ssh_user,
+                identity: self.ssh_identity,
+                known_hosts: self.ssh_known_hosts,
+                accept_new: self.ssh_accept_new,
+                connect_timeout: std::time::Duration::from_secs(self.ssh_connect_timeout),
+                command_timeout: std::time::Duration::from_secs(self.ssh_command_timeout),
+                ..Default::default()
             },
         })
     }

@@ -9,6 +9,7 @@ pub mod journal;
 pub mod manual;
 pub mod rehearse;
 pub mod rollback;
+pub mod ssh_driver;
 pub mod twin_driver;
 
 pub use agent_driver::{AgentDriver, AgentOptions};
@@ -25,4 +26,5 @@ pub use journal::{
 pub use manual::{parse_answer, Input, ManualDriver};
 pub use rehearse::{monte_carlo, rehearse, Rehearsal, Rehearse, RehearseError};
 pub use rollback::{load_inputs, restrict, rollback_plan, RollbackError};
+pub use ssh_driver::{SshDriver, SshOptions, SSH_STATE};
 pub use twin_driver::{saved_world, TwinDriver, TWIN_STATE};

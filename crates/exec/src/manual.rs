@@ -193,6 +193,11 @@ pub fn parse_answer(line: &str) -> Option<Answer> {
     }
 }
 
+/// What an operator's answer makes of a step.
+pub(crate) fn outcome_of(a: Answer) -> Outcome {
+    outcome(a)
+}
+
 fn outcome(a: Answer) -> Outcome {
     match a {
         Answer::Done => Outcome::Done,

@@ -1646,3 +1646,6 @@ fn a_step_the_profile_lets_retry_is_tried_again_in_a_rehearsal() {
     let record = &r.world.records[&(r.report.run, "db/db-sub1/stage".to_string())];
     assert_eq!((record.attempts, record.applications), (2, 1));
 }
+
+#[path = "exec/ssh.rs"]
+mod ssh;

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod profile;
 pub mod run;
 pub mod site;
+pub mod ssh;
 pub mod twin;
 pub mod version;
 

@@ -31,6 +31,9 @@ pub struct Profile {
     /// How the digital twin simulates this product (`[twin]`).
     #[serde(default)]
     pub twin: crate::twin::TwinSpec,
+    /// How the ssh driver reads nodes (`[ssh]`: failure patterns and probes).
+    #[serde(default, skip_serializing_if = "crate::ssh::SshSpec::is_empty")]
+    pub ssh: crate::ssh::SshSpec,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -274,6 +277,9 @@ pub struct StepTemplate {
     /// twin's `gate_timeout_factor` times the estimate).
     #[serde(default)]
     pub timeout_minutes: Option<f64>,
+    /// How the ssh driver carries the step out (commands, verification, waits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<crate::ssh::StepSsh>,
 }
 
 fn yes() -> bool {

@@ -4,7 +4,9 @@
 use crate::diagnostic::{located, InputErrors, PathSeg, Problem, SourceFile};
 use crate::site::BASE_STRATEGIES;
 use ferry_model::profile::{CheckTest, Condition, FactTest, Procedure, StepSelector, VersionTest};
+use ferry_model::ssh::{parse_template, Piece, ProbeTest, ProbeWait, StepSsh};
 use ferry_model::twin::TwinSpec;
+use ferry_model::StepKind;
 use ferry_model::{Effect, Profile, VendorVersion, VersionPattern, Wait};
 use std::collections::BTreeSet;
 
@@ -477,6 +479,234 @@ impl Ctx<'_> {
         self.roles(&s.roles, &join(&path, &[k("roles")]));
     }
 
+    /// A template: its placeholders must be known; facts declared; probes declared (and, in a
+    /// probe's own command, declared before it: `probes` are the ones it may use).
+    fn template(&mut self, t: &str, probes: &[&str], path: Path) {
+        match parse_template(t) {
+            Err(e) => self.add(path, format!("bad template: {e}"), None),
+            Ok(pieces) => {
+                for p in pieces {
+                    match p {
+                        Piece::Fact(f) => self.fact(&f, path.clone()),
+                        Piece::Probe(name) if !probes.contains(&name.as_str()) => {
+                            let help = if probes.is_empty() {
+                                "declare it in an [[ssh.probe]] table (a probe's command may use only the probes declared before it)".to_string()
+                            } else {
+                                format!("probes usable here: {}", probes.join(", "))
+                            };
+                            self.add(path.clone(), format!("unknown probe `{name}`"), Some(help));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// A regex that must compile and have the named captures `groups`.
+    fn regex(&mut self, re: &str, groups: &[&str], path: Path) {
+        match regex::Regex::new(re) {
+            Err(e) => {
+                let first = e.to_string();
+                let first = first.lines().last().unwrap_or("").trim().to_string();
+                self.add(
+                    path,
+                    format!("bad regex: {first}"),
+                    Some(format!("the regex: {re}")),
+                )
+            }
+            Ok(r) => {
+                for g in groups {
+                    if !r.capture_names().flatten().any(|n| n == *g) {
+                        self.add(
+                            path.clone(),
+                            format!("the regex has no named capture `{g}`"),
+                            Some(format!("write (?P<{g}>...) around the part to read")),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn ssh_section(&mut self) {
+        let spec = &self.profile.ssh;
+        for (n, re) in spec.fail_on.iter().enumerate() {
+            self.regex(re, &[], vec![k("ssh"), k("fail_on"), i(n)]);
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for (n, p) in spec.probes.iter().enumerate() {
+            let path = vec![k("ssh"), k("probe"), i(n)];
+            if p.name.is_empty() || seen.contains(&p.name.as_str()) {
+                self.add(
+                    join(&path, &[k("name")]),
+                    format!("probe name `{}` is empty or used twice", p.name),
+                    None,
+                );
+            }
+            self.template(&p.command, &seen, join(&path, &[k("command")]));
+            if p.command.trim().is_empty() {
+                self.add(
+                    join(&path, &[k("command")]),
+                    "the probe has no command",
+                    None,
+                );
+            }
+            match (&p.regex, &p.table) {
+                (Some(re), None) => self.regex(re, &["value"], join(&path, &[k("regex")])),
+                (None, Some(t)) => {
+                    let tp = join(&path, &[k("table")]);
+                    self.regex(&t.after, &[], join(&tp, &[k("after")]));
+                    self.regex(&t.key, &["key"], join(&tp, &[k("key")]));
+                    self.regex(&t.value, &["value"], join(&tp, &[k("value")]));
+                }
+                _ => self.add(
+                    path.clone(),
+                    format!("probe `{}` needs exactly one of `regex` and `table`", p.name),
+                    Some("regex = \"...(?P<value>...)...\" reads one value; table = { after, key, value } reads a value per row".into()),
+                ),
+            }
+            seen.push(&p.name);
+        }
+    }
+
+    fn probe_ref(&mut self, name: &str, path: Path) -> Option<bool> {
+        match self.profile.ssh.probe(name) {
+            Some(p) => Some(p.table.is_some()),
+            None => {
+                let names: Vec<&str> = self
+                    .profile
+                    .ssh
+                    .probes
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect();
+                let help = if names.is_empty() {
+                    "declare probes in [[ssh.probe]] tables".to_string()
+                } else {
+                    format!("probes of this profile: {}", names.join(", "))
+                };
+                self.add(path, format!("unknown probe `{name}`"), Some(help));
+                None
+            }
+        }
+    }
+
+    fn step_ssh(&mut self, x: &StepSsh, cluster_scope: bool, kind: StepKind, path: Path) {
+        let probes: Vec<&str> = self
+            .profile
+            .ssh
+            .probes
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        self.roles(&x.on, &join(&path, &[k("on")]));
+        if cluster_scope && x.on.is_empty() && (!x.commands.is_empty() || !x.verify.is_empty()) {
+            self.add(
+                join(&path, &[k("on")]),
+                "a cluster-wide step's commands and checks need `on`: the roles whose first node runs them",
+                None,
+            );
+        }
+        if !cluster_scope && !x.on.is_empty() {
+            self.add(
+                join(&path, &[k("on")]),
+                "`on` is for cluster-wide steps: a node step runs on its own node",
+                None,
+            );
+        }
+        for (n, c) in x.commands.iter().enumerate() {
+            let cp = join(&path, &[k("commands"), i(n)]);
+            if c.run.trim().is_empty() {
+                self.add(cp.clone(), "empty command", None);
+            }
+            self.template(&c.run, &probes, cp.clone());
+            for (m, line) in c.input.iter().enumerate() {
+                self.template(line, &probes, join(&cp, &[k("input"), i(m)]));
+            }
+        }
+        if let Some(m) = x.timeout_minutes {
+            if !(m.is_finite() && m > 0.0) {
+                self.add(
+                    join(&path, &[k("timeout_minutes")]),
+                    "timeout_minutes must be a positive number",
+                    None,
+                );
+            }
+        }
+        for (n, t) in x.verify.iter().enumerate() {
+            self.probe_test(t, &probes, join(&path, &[k("verify"), i(n)]));
+        }
+        for (n, w) in x.wait.iter().enumerate() {
+            self.probe_wait(w, &probes, cluster_scope, join(&path, &[k("wait"), i(n)]));
+        }
+        if x.skip_when_verified && x.verify.is_empty() {
+            self.add(
+                join(&path, &[k("skip_when_verified")]),
+                "skip_when_verified needs `verify` tests",
+                None,
+            );
+        }
+        if kind == StepKind::Gate && x.wait.is_empty() {
+            self.add(
+                path.clone(),
+                "a gate's ssh table needs a `wait`: what to poll until the gate holds",
+                None,
+            );
+        }
+    }
+
+    fn probe_test(&mut self, t: &ProbeTest, probes: &[&str], path: Path) {
+        let table = self.probe_ref(&t.probe, join(&path, &[k("probe")]));
+        self.template(&t.equals, probes, join(&path, &[k("equals")]));
+        if let Some(r) = &t.row {
+            self.template(r, probes, join(&path, &[k("row")]));
+            if table == Some(false) {
+                self.add(
+                    join(&path, &[k("row")]),
+                    format!("probe `{}` reads one value, not a table", t.probe),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn probe_wait(&mut self, w: &ProbeWait, probes: &[&str], cluster_scope: bool, path: Path) {
+        let table = self.probe_ref(&w.probe, join(&path, &[k("probe")]));
+        self.roles(&w.roles, &join(&path, &[k("roles")]));
+        self.roles(&w.from, &join(&path, &[k("from")]));
+        self.template(&w.equals, probes, join(&path, &[k("equals")]));
+        if let Some(r) = &w.row {
+            self.template(r, probes, join(&path, &[k("row")]));
+        }
+        if (!w.from.is_empty() || w.row.is_some()) && table == Some(false) {
+            self.add(
+                path.clone(),
+                format!(
+                    "`from` and `row` read a table, and probe `{}` reads one value",
+                    w.probe
+                ),
+                None,
+            );
+        }
+        if w.roles.is_empty() && cluster_scope {
+            self.add(
+                join(&path, &[k("roles")]),
+                "a cluster-wide step's wait needs `roles`: the nodes whose values must hold",
+                None,
+            );
+        }
+        if let Some(e) = w.every_seconds {
+            if !(e.is_finite() && e > 0.0) {
+                self.add(
+                    join(&path, &[k("every_seconds")]),
+                    "every_seconds must be a positive number",
+                    None,
+                );
+            }
+        }
+    }
+
     fn procedure(&mut self, proc: &Procedure, base: &str) {
         let mut ids = BTreeSet::new();
         for (n, s) in proc.steps.iter().enumerate() {
@@ -527,6 +757,10 @@ impl Ctx<'_> {
                 self.condition(c, join(&path, &[k("when")]));
             }
             self.effects(&s.effects, join(&path, &[k("effects")]));
+            if let Some(x) = &s.ssh {
+                let cluster_scope = s.scope == ferry_model::profile::Scope::Cluster;
+                self.step_ssh(x, cluster_scope, s.kind, join(&path, &[k("ssh")]));
+            }
             if let Some(m) = s.timeout_minutes {
                 if !(m.is_finite() && m > 0.0) {
                     self.add(
@@ -739,6 +973,7 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
     cx.procedure(&profile.procedure, "procedure");
     cx.procedure(&profile.rollback, "rollback");
     cx.twin(&profile.twin);
+    cx.ssh_section();
     let step_ids: BTreeSet<&str> = profile
         .procedure
         .steps

@@ -252,6 +252,85 @@ fn profile_errors_name_line_and_key() {
     }
 }
 
+/// The ssh driver's data (cisco-ucm): unknown probes, bad regexes and templates are located.
+#[test]
+fn ssh_errors_name_line_and_key() {
+    let base = ferry_profiles::registry::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "cisco-ucm")
+        .expect("cisco-ucm")
+        .1;
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "verify = [{ probe = \"version_inactive\", equals = \"{target}\" }]",
+            "verify = [{ probe = \"version_inactiv\", equals = \"{target}\" }]",
+            "procedure.step[6].ssh.verify[0].probe",
+            "unknown probe `version_inactiv`",
+        ),
+        (
+            "verify = [{ probe = \"version_inactive\", equals = \"{target}\" }]",
+            "verify = [{ probe = \"version_inactive\", equals = \"{targt}\" }]",
+            "procedure.step[6].ssh.verify[0].equals",
+            "unknown placeholder `{targt}`",
+        ),
+        (
+            "regex = 'Active Master Version:[ \\t]*(?P<value>\\S+)'",
+            "regex = 'Active Master Version:[ \\t]*(?P<value>\\S+'",
+            "ssh.probe[0].regex",
+            "bad regex",
+        ),
+        (
+            "regex = 'Active Master Version:[ \\t]*(?P<value>\\S+)'",
+            "regex = 'Active Master Version:[ \\t]*(?P<val>\\S+)'",
+            "ssh.probe[0].regex",
+            "no named capture `value`",
+        ),
+        (
+            "command = \"file search install {probe.install_log} PRODUCT_VERSION\"",
+            "command = \"file search install {probe.replication_log} PRODUCT_VERSION\"",
+            "ssh.probe[3].command",
+            "unknown probe `replication_log`",
+        ),
+        (
+            "\"{fact.upgrade_server}\"",
+            "\"{fact.upgrade_host}\"",
+            "procedure.step[6].ssh.commands[0].input[2]",
+            "fact `upgrade_host` is not declared",
+        ),
+        (
+            "from = [\"publisher\"], roles",
+            "from = [\"publishr\"], roles",
+            "procedure.step[19].ssh.wait[0].from[0]",
+            "unknown role `publishr`",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        assert!(base.contains(from), "fixture lacks {from:?}");
+        let text = base.replacen(from, to, 1);
+        let err = load_profile("mine.toml", &text).expect_err("profile must be rejected");
+        let e = err
+            .errors
+            .iter()
+            .find(|e| e.message.contains(message))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {message:?} in {:?}",
+                    err.errors
+                        .iter()
+                        .map(|e| (&e.message, &e.key))
+                        .collect::<Vec<_>>()
+                )
+            });
+        assert_eq!(e.key, *key);
+        let changed_line = text[..text.find(to).expect("replaced")].lines().count() + 1;
+        assert!(
+            e.line.abs_diff(changed_line) <= 1,
+            "{message}: line {} vs {changed_line}",
+            e.line
+        );
+    }
+}
+
 /// The configuration store of the twin (genesys-framework): its condition, its event codes.
 #[test]
 fn config_store_errors_name_line_and_key() {
