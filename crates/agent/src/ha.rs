@@ -1,6 +1,7 @@
 //! HA pairs: the backup's heartbeat to its primary's agent (`GET /v1/heartbeat` every
-//! `heartbeat_s`), promotion after `misses` missed or unhealthy beats in a row, and the
-//! start-up question a primary asks its peer before it starts.
+//! `heartbeat_s`), promotion after `misses` missed or unhealthy beats in a row (counted while
+//! the backup itself runs healthy), and the start-up question a primary asks its peer before
+//! it starts.
 
 use crate::client::{AgentClient, BlockingClient, ClientOptions};
 use crate::config::{HaConfig, HaMode};
@@ -66,6 +67,14 @@ pub fn spawn_heartbeats(engine: Arc<Engine>) {
                     return;
                 };
                 if engine.role(&svc).as_deref() != Some("backup") {
+                    misses = 0;
+                    continue;
+                }
+                // A backup that does not run healthy itself has nothing to take over with.
+                let e = engine.clone();
+                let s = svc.clone();
+                let own = tokio::task::spawn_blocking(move || e.health(&s)).await;
+                if !matches!(own, Ok(Health::Healthy)) {
                     misses = 0;
                     continue;
                 }

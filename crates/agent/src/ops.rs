@@ -828,11 +828,7 @@ impl Engine {
         let Some(beat) = crate::ha::ask_peer_blocking(ha, Duration::from_secs(2)) else {
             return false;
         };
-        let peer_primary = beat.services.iter().any(|b| {
-            b.name == svc.cfg.name
-                && b.role.as_deref() == Some("primary")
-                && matches!(b.health, Health::Healthy | Health::Starting)
-        });
+        let peer_primary = crate::ha::primary_alive(&beat, &svc.cfg.name);
         if peer_primary {
             tracing::warn!(service = %svc.cfg.name, peer = %beat.agent, "the peer's service is primary: this one takes the backup role");
             if let Err(e) = self.journal().set_state(&svc.cfg.name, "role", "backup") {
