@@ -1257,3 +1257,96 @@ fn agent_configuration_errors_name_the_file_line_and_key() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn agent_runs_a_systemd_service_through_systemctl() {
+    let mut lab = Lab::new("systemd");
+    let port = free_port();
+    // A stand-in for systemctl: runs the unit's command (the active slot through `current`,
+    // with the agent's environment file) and answers is-active and MainPID.
+    let fake = lab.dir.join("systemctl");
+    let state = lab.dir.join("unit.pid");
+    std::fs::write(
+        &fake,
+        format!(
+            r#"#!/bin/sh
+pidfile={state}
+running() {{ [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }}
+case "$1" in
+  start)
+    running && exit 0
+    set -a; . "$2"; set +a
+    "$FERRY_DIR/current/demo-service" serve --port {port} --role primary --data "$FERRY_DATA" >/dev/null 2>&1 &
+    echo $! > "$pidfile" ;;
+  stop)
+    if running; then p=$(cat "$pidfile"); kill "$p"; while kill -0 "$p" 2>/dev/null; do sleep 0.01; done; fi
+    rm -f "$pidfile" ;;
+  restart) "$0" stop "$2"; "$0" start "$2" ;;
+  is-active) running ;;
+  show) if running; then cat "$pidfile"; else echo 0; fi ;;
+  *) exit 1 ;;
+esac
+"#,
+            state = state.display()
+        ),
+    )
+    .expect("fake systemctl");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let a = lab.configure_at(
+        "kv-a",
+        free_port(),
+        "",
+        &format!("systemctl = \"{}\"", fake.display()),
+        "",
+    );
+    // The unit's name is the environment file's path, so the stand-in can read it.
+    let env_file = lab.service_dir(a).join("service.env");
+    let service = format!(
+        r#"
+[[service]]
+name = "kv"
+run = ["unused-under-systemd"]
+health = {{ tcp = "127.0.0.1:{port}", send = "HEALTH", expect = "ok" }}
+health_deadline_s = 5
+supervisor = "systemd"
+unit = "{}"
+"#,
+        env_file.display()
+    );
+    let cfg = std::fs::read_to_string(&lab.agents[a].config).expect("config") + &service;
+    std::fs::write(&lab.agents[a].config, cfg).expect("config");
+    lab.start(a);
+    let c = lab.client(a);
+    let (v1, s1) = lab.package("1.0.0");
+    let (v2, s2) = lab.package("2.0.0");
+    let (broken, sb) = lab.package("2.0.1-broken");
+    for (i, (v, data, sig)) in [("1.0.0", &v1, &s1), ("2.0.0", &v2, &s2)]
+        .into_iter()
+        .enumerate()
+    {
+        op_ok(&c, &stage_req(&format!("sd/stage-{i}"), v, data, sig));
+        op_ok(&c, &req(&format!("sd/switch-{i}"), OpKind::Switch));
+        assert_eq!(ask(port, "PING"), Some(format!("PONG {v} primary")));
+    }
+    let env = std::fs::read_to_string(&env_file).expect("env file");
+    assert!(env.contains("FERRY_VERSION=2.0.0"), "{env}");
+    let st = lab.status(a);
+    assert_eq!(
+        (st.services[0].supervisor.as_str(), st.services[0].health),
+        ("systemd", Health::Healthy)
+    );
+    assert!(st.services[0].pid.is_some());
+    op_ok(
+        &c,
+        &stage_req("sd/stage-broken", "2.0.1-broken", &broken, &sb),
+    );
+    let mut sw = req("sd/switch-broken", OpKind::Switch);
+    sw.health_deadline_s = Some(1.0);
+    let r = c.op(&sw).expect("switch");
+    assert_eq!(r.state, OpState::Failed, "{}", r.message);
+    assert_eq!(ask(port, "PING").as_deref(), Some("PONG 2.0.0 primary"));
+    // systemd's services outlive the agent.
+    lab.terminate(a);
+    assert_eq!(ask(port, "PING").as_deref(), Some("PONG 2.0.0 primary"));
+}
