@@ -233,3 +233,60 @@ impl Journal {
         Ok((mode, sync))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_model::agent::{OpKind, AGENT_SCHEMA_VERSION};
+
+    fn result(id: &str, state: OpState) -> OpResult {
+        OpResult {
+            schema_version: AGENT_SCHEMA_VERSION,
+            id: id.into(),
+            service: "kv".into(),
+            op: OpKind::Switch,
+            state,
+            message: String::new(),
+            started: 1,
+            ended: None,
+            active: None,
+            inactive: None,
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn operations_are_journaled_durably_once() {
+        let dir = std::env::temp_dir().join(format!("ferry-agent-journal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let j = Journal::open(&dir).unwrap();
+        assert_eq!(j.pragmas().unwrap(), ("wal".to_string(), 2));
+        let detail = Detail {
+            from: Some("a".into()),
+            to: Some("b".into()),
+            pre_snapshot: None,
+        };
+        assert!(matches!(
+            j.begin("h1", &result("x", OpState::Running), &detail)
+                .unwrap(),
+            Begin::New
+        ));
+        assert!(matches!(
+            j.begin("h2", &result("x", OpState::Running), &detail).unwrap(),
+            Begin::Seen(op) if op.request_hash == "h1" && op.detail == detail
+        ));
+        drop(j);
+        let j = Journal::open(&dir).unwrap();
+        let running = j.running().unwrap();
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].detail, detail);
+        j.finish(&result("x", OpState::Done), 200).unwrap();
+        assert!(j.running().unwrap().is_empty());
+        assert_eq!(j.get("x").unwrap().unwrap().result.state, OpState::Done);
+        j.set_state("kv", "role", "backup").unwrap();
+        j.set_state("kv", "role", "primary").unwrap();
+        assert_eq!(j.state("kv", "role").unwrap().as_deref(), Some("primary"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
