@@ -801,6 +801,9 @@ public_keys = ["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"]
             &["18:service[0].ha.role: `leader` is no role", "a pair needs `peer`"],
         );
         check(&format!("{HEAD}unknown = 1\n"), &["unknown field"]);
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("ferry-agent-config-{}", std::process::id())),
+        );
     }
 
     #[test]
