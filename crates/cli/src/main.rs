@@ -5,6 +5,7 @@
 //! site, profile, plan, journal or argument that cannot be used), with a message naming the
 //! file and key.
 
+mod agent;
 mod apply;
 mod bench;
 mod examples;
@@ -243,6 +244,22 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
     Profiles {
         #[command(subcommand)]
         action: Option<ProfilesAction>,
+    },
+    /// Run the node agent (`--config agent.toml`: a daemon logging to standard error), or
+    /// check its configuration, make signing keys, sign packages, make lab certificates, or
+    /// benchmark a switch.
+    ///
+    /// The agent keeps each service in two slots, stages signed packages into the inactive
+    /// one, switches with a health check and an automatic revert, snapshots configuration,
+    /// supervises the service and runs HA pairs' heartbeats, behind an authenticated HTTPS
+    /// API (docs/agent-api.md). SIGTERM or SIGINT stops it and the services it runs.
+    #[command(args_conflicts_with_subcommands = true)]
+    Agent {
+        /// The agent's configuration file: runs the agent.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<agent::AgentAction>,
     },
     /// Benchmark the planner on a generated fleet and on every example.
     Bench {
@@ -703,6 +720,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Agent { config, action } => agent::run(config, action),
         Command::Bench {
             clusters,
             nodes,

@@ -2,6 +2,8 @@
 //! diagnostics for bad input, and snapshots of every example's report and plan.
 
 use std::path::PathBuf;
+
+mod agent;
 use std::process::{Command, Output};
 
 fn ferry(args: &[&str]) -> Output {

@@ -1,0 +1,330 @@
+//! `ferry agent`: runs the node agent (`--config FILE`), checks its configuration, makes
+//! package signing keys and signatures, lab certificates, and benchmarks a switch.
+
+use crate::{bad, render_diag};
+use anyhow::Result;
+use ferry_agent::client::{BlockingClient, ClientOptions};
+use ferry_agent::ConfigError;
+use ferry_model::agent::{OpKind, OpRequest, OpState};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Subcommand)]
+pub enum AgentAction {
+    /// Check a configuration file (exit 2 with the file, line and key of each problem).
+    Check {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Write a minisign key pair for signing packages: DIR/ferry-agent.pub and
+    /// DIR/ferry-agent.key (unencrypted, mode 600, for automation); prints the public key for
+    /// `[agent.trust] public_keys`.
+    Keygen {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Sign a package with a secret key from `keygen`: writes PACKAGE.minisig.
+    Sign {
+        package: PathBuf,
+        #[arg(long, value_name = "SECRET_KEY")]
+        key: PathBuf,
+    },
+    /// Write a lab CA and certificates (ca.pem, NAME.pem, NAME-key.pem per agent, client.pem,
+    /// client-key.pem), for trying the agent; use your own CA in production.
+    Certs {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// An agent's name (repeatable): its certificate is valid for it and for every --host.
+        #[arg(long = "name", value_name = "NAME", required = true)]
+        names: Vec<String>,
+        /// A host name or address the agents' certificates are valid for (repeatable;
+        /// default 127.0.0.1 and localhost).
+        #[arg(long = "host", value_name = "HOST")]
+        hosts: Vec<String>,
+    },
+    /// Measure switch + restart + health check of the demo service through a local agent
+    /// (HTTPS), back and forth between two versions: median and p90 in ms.
+    Bench {
+        /// The demo service binary (default: `ferry-demo-service` next to `ferry`).
+        #[arg(long, value_name = "FILE")]
+        demo: Option<PathBuf>,
+        /// Switches to time.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        switches: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn config_error(e: ConfigError) -> anyhow::Error {
+    match e {
+        ConfigError::Input(errs) => bad(render_diag(errs)),
+        other => bad(other.to_string()),
+    }
+}
+
+fn init_logging() {
+    let level = match std::env::var("FERRY_LOG").as_deref() {
+        Ok("error") => tracing::Level::ERROR,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("trace") => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}
+
+pub fn run(config: Option<PathBuf>, action: Option<AgentAction>) -> Result<ExitCode> {
+    match (config, action) {
+        (Some(path), None) => {
+            let cfg = ferry_agent::load_config(&path).map_err(config_error)?;
+            init_logging();
+            match ferry_agent::run(cfg) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(ferry_agent::AgentError::Tls(e)) => {
+                    Err(bad(format!("{}: {e}", path.display())))
+                }
+                Err(e) => Err(anyhow::anyhow!(e)),
+            }
+        }
+        (None, Some(AgentAction::Check { config })) => {
+            let cfg = ferry_agent::load_config(&config).map_err(config_error)?;
+            ferry_agent::tls::server_config(
+                &cfg.tls.cert,
+                &cfg.tls.key,
+                cfg.tls.client_ca.as_deref(),
+            )
+            .map_err(|e| bad(format!("{}: {e}", config.display())))?;
+            println!(
+                "{}: ok (agent {}, {} service(s), {} token(s), {} trusted key(s){})",
+                config.display(),
+                cfg.name,
+                cfg.services.len(),
+                cfg.tokens.len(),
+                cfg.public_keys.len(),
+                if cfg.tls.client_ca.is_some() {
+                    ", client certificates"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        (None, Some(AgentAction::Keygen { out })) => {
+            let k = ferry_agent::keys::keygen(&out).map_err(|e| bad(e.to_string()))?;
+            eprintln!(
+                "wrote {} and {} (unencrypted: keep it private)",
+                k.public_key.display(),
+                k.secret_key.display()
+            );
+            println!("{}", k.public_line);
+            Ok(ExitCode::SUCCESS)
+        }
+        (None, Some(AgentAction::Sign { package, key })) => {
+            let out =
+                ferry_agent::keys::sign_file(&package, &key).map_err(|e| bad(e.to_string()))?;
+            println!("{}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        (None, Some(AgentAction::Certs { out, names, hosts })) => {
+            for n in &names {
+                if !ferry_agent::config::is_plain_name(n) {
+                    return Err(bad(format!("`{n}` is not a usable agent name")));
+                }
+            }
+            let hosts = if hosts.is_empty() {
+                vec!["127.0.0.1".to_string(), "localhost".to_string()]
+            } else {
+                hosts
+            };
+            let files =
+                ferry_agent::pki::lab(&out, &names, &hosts).map_err(|e| bad(e.to_string()))?;
+            for f in files {
+                println!("{}", f.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        (
+            None,
+            Some(AgentAction::Bench {
+                demo,
+                switches,
+                json,
+            }),
+        ) => {
+            let text = bench(demo, switches as usize, json)?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        (None, None) => Err(bad(
+            "ferry agent needs --config FILE to run, or a subcommand (see `ferry agent --help`)",
+        )),
+        (Some(_), Some(_)) => Err(bad("--config runs the agent: give it without a subcommand")),
+    }
+}
+
+/// Removes a directory when dropped.
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port free on the loopback now.
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn make_package(demo: &Path, dir: &Path, version: &str, secret: &str) -> Result<(String, String)> {
+    use base64::Engine as _;
+    let out = dir.join(format!("demo-{version}.tar"));
+    let o = std::process::Command::new(demo)
+        .args(["package", "--version", version, "--out"])
+        .arg(&out)
+        .output()
+        .map_err(|e| bad(format!("cannot run {}: {e}", demo.display())))?;
+    if !o.status.success() {
+        return Err(bad(format!(
+            "{} package failed: {}",
+            demo.display(),
+            String::from_utf8_lossy(&o.stderr)
+        )));
+    }
+    let data = std::fs::read(&out)?;
+    let sig = ferry_agent::keys::sign_bytes(&data, secret, Path::new("bench key"))?;
+    Ok((base64::engine::general_purpose::STANDARD.encode(&data), sig))
+}
+
+fn bench(demo: Option<PathBuf>, switches: usize, json: bool) -> Result<String> {
+    let demo = match demo {
+        Some(d) => d,
+        None => std::env::current_exe()?.with_file_name("ferry-demo-service"),
+    };
+    if !demo.is_file() {
+        return Err(bad(format!(
+            "no demo service at {}: build it (`cargo build --release -p ferry-demo-service`) or pass --demo FILE",
+            demo.display()
+        )));
+    }
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("ferry-agent-bench-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(dir.0.join("tls"))?;
+    let ca = ferry_agent::pki::Ca::new("ferry bench CA")?;
+    let server = ca.server("bench", &["127.0.0.1".to_string()])?;
+    std::fs::write(dir.0.join("tls/ca.pem"), ca.cert_pem())?;
+    std::fs::write(dir.0.join("tls/agent.pem"), &server.cert_pem)?;
+    std::fs::write(dir.0.join("tls/agent-key.pem"), &server.key_pem)?;
+    let (_, secret, public) = ferry_agent::keys::generate()?;
+    let token = format!("bench-token-{}-0123456789", std::process::id());
+    let port = free_port()?;
+    let config = format!(
+        r#"[agent]
+name = "bench"
+listen = "127.0.0.1:0"
+dir = "state"
+[agent.tls]
+cert = "tls/agent.pem"
+key = "tls/agent-key.pem"
+[agent.auth]
+tokens = ["{token}"]
+[agent.trust]
+public_keys = ["{public}"]
+[[service]]
+name = "kv"
+run = ["{{slot}}/demo-service", "serve", "--port", "{port}", "--role", "primary", "--data", "{{data}}"]
+health = {{ tcp = "127.0.0.1:{port}", send = "HEALTH", expect = "ok" }}
+health_deadline_s = 10
+stop_timeout_s = 5
+"#
+    );
+    let cfg_path = dir.0.join("agent.toml");
+    std::fs::write(&cfg_path, config)?;
+    let cfg = ferry_agent::load_config(&cfg_path).map_err(config_error)?;
+    let agent = ferry_agent::start(cfg)?;
+    let client = BlockingClient::new(
+        &format!("https://127.0.0.1:{}", agent.addr().port()),
+        ClientOptions {
+            token: Some(token),
+            ca_pem: ca.cert_pem().into_bytes(),
+            identity: None,
+            timeout: Duration::from_secs(60),
+        },
+    )?;
+    let op =
+        |id: String, kind: OpKind, pkg: Option<(&str, &(String, String))>| -> Result<Duration> {
+            let req = OpRequest {
+                id,
+                service: "kv".into(),
+                op: kind,
+                version: pkg.map(|p| p.0.to_string()),
+                package: pkg.map(|p| p.1 .0.clone()),
+                signature: pkg.map(|p| p.1 .1.clone()),
+                snapshot: None,
+                role: None,
+                health_deadline_s: None,
+            };
+            let t = Instant::now();
+            let r = client.op(&req)?;
+            let took = t.elapsed();
+            if r.state != OpState::Done {
+                return Err(anyhow::anyhow!(
+                    "{} {}: {}",
+                    req.op.as_str(),
+                    req.id,
+                    r.message
+                ));
+            }
+            Ok(took)
+        };
+    let v1 = make_package(&demo, &dir.0, "1.0.0", &secret)?;
+    let v2 = make_package(&demo, &dir.0, "2.0.0", &secret)?;
+    op("bench/stage-1".into(), OpKind::Stage, Some(("1.0.0", &v1)))?;
+    op("bench/switch-1".into(), OpKind::Switch, None)?;
+    op("bench/stage-2".into(), OpKind::Stage, Some(("2.0.0", &v2)))?;
+    let mut times = Vec::with_capacity(switches);
+    for i in 0..switches {
+        times.push(
+            op(format!("bench/switch-{}", i + 2), OpKind::Switch, None)?.as_secs_f64() * 1000.0,
+        );
+    }
+    agent.stop()?;
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let median = percentile(&sorted, 50.0);
+    let p90 = percentile(&sorted, 90.0);
+    let max = sorted.last().copied().unwrap_or(0.0);
+    if json {
+        return Ok(serde_json::to_string_pretty(&serde_json::json!({
+            "schema_version": 1,
+            "switches": switches,
+            "median_ms": median,
+            "p90_ms": p90,
+            "max_ms": max,
+            "target_ms": 100,
+            "times_ms": times,
+        }))? + "\n");
+    }
+    Ok(format!(
+        "agent switch: stop, switch the `current` link, start and health-check the demo service,\n\
+         through a local agent over HTTPS, {switches} switches between 1.0.0 and 2.0.0\n  \
+         median {median:.1} ms, p90 {p90:.1} ms, max {max:.1} ms (target: under 100 ms) {}\n",
+        if p90 < 100.0 { "ok" } else { "OVER TARGET" }
+    ))
+}
