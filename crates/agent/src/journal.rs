@@ -188,15 +188,27 @@ impl Journal {
     /// Operations recorded as running (interrupted by a crash when read at start-up), in the
     /// order they began.
     pub fn running(&self) -> Result<Vec<StoredOp>, JournalError> {
-        let mut stmt = self.wrap(self.conn.prepare(
+        self.select(
             "SELECT request_hash, http_status, result, detail FROM ops WHERE state = 'running'
              ORDER BY started, rowid",
-        ))?;
+        )
+    }
+
+    fn select(&self, sql: &str) -> Result<Vec<StoredOp>, JournalError> {
+        let mut stmt = self.wrap(self.conn.prepare(sql))?;
         let rows = self.wrap(
             stmt.query_map([], Self::row)
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
         )?;
         rows.into_iter().map(|r| self.decode(r)).collect()
+    }
+
+    /// Every journaled operation, in the order they began (for tools and tests that read what
+    /// an agent did).
+    pub fn all(&self) -> Result<Vec<StoredOp>, JournalError> {
+        self.select(
+            "SELECT request_hash, http_status, result, detail FROM ops ORDER BY started, rowid",
+        )
     }
 
     pub fn state(&self, service: &str, key: &str) -> Result<Option<String>, JournalError> {

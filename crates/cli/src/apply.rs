@@ -252,12 +252,11 @@ fn with_driver<T>(
             None => Err(ExecError::BadPlan(
                 "the agent driver needs the site the plan was made from".into(),
             )),
-            Some(t) => match ferry_exec::AgentDriver::new(&t.site, t.agent.clone()) {
+            // Its set-up fails only on what the site or the options say (a node without an
+            // address, no credentials, an unreadable CA): bad input.
+            Some(t) => match ferry_exec::AgentDriver::new(&t.site, &t.profiles, t.agent.clone()) {
                 Ok(mut driver) => f(&mut driver, observer.as_mut()),
-                Err(source) => Err(ExecError::Driver {
-                    steps: Vec::new(),
-                    source,
-                }),
+                Err(source) => Err(ExecError::BadPlan(source.to_string())),
             },
         },
         DriverKind::Ssh => match twin {

@@ -12,7 +12,7 @@
 use crate::driver::{system_now, Driver, DriverError, Inspection, Outcome};
 use crate::journal::RunId;
 use ferry_model::agent::{AgentStatus, Health, OpKind, OpRequest, OpResult, OpState};
-use ferry_model::{Effect, PlannedStep, Site, Wait};
+use ferry_model::{Effect, PlannedStep, Profile, Site, Wait};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -40,6 +40,7 @@ pub struct AgentOptions {
 
 #[derive(Debug, Clone)]
 struct Target {
+    name: String,
     url: String,
     service: String,
     /// The version the node ran when the plan was made (a revert to it on a node that already
@@ -53,6 +54,15 @@ struct Shared {
     http: ureq::Agent,
     opts: AgentOptions,
     nodes: BTreeMap<(String, String), Target>,
+    /// HA pairs by (cluster, node): from the profiles' `[[twin.ha_pair]]` tables.
+    pairs: BTreeMap<(String, String), Pair>,
+}
+
+/// A node's HA partner, and the pair's roles (the primary's, then the backup's).
+#[derive(Debug, Clone)]
+struct Pair {
+    partner: String,
+    roles: [String; 2],
 }
 
 pub struct AgentDriver {
@@ -80,10 +90,48 @@ fn agent_url(address: &str) -> String {
 }
 
 impl AgentDriver {
-    /// A driver for the nodes of `site` (each node's `address` is its agent).
-    pub fn new(site: &Site, opts: AgentOptions) -> Result<AgentDriver, DriverError> {
+    /// A driver for the nodes of `site` (each node's `address` is its agent). The profiles
+    /// say which nodes form HA pairs (for steps that set or reverse roles).
+    pub fn new(
+        site: &Site,
+        profiles: &BTreeMap<String, Profile>,
+        opts: AgentOptions,
+    ) -> Result<AgentDriver, DriverError> {
+        if opts.token.is_none() && opts.client_pem.is_none() {
+            return Err(other(
+                "the agent driver needs credentials the agents accept: a bearer token (--agent-token-file FILE) or a client certificate (--agent-cert FILE --agent-key FILE)",
+            ));
+        }
         let mut nodes = BTreeMap::new();
+        let mut pairs = BTreeMap::new();
         for c in &site.clusters {
+            for spec in profiles
+                .get(&c.profile)
+                .map(|p| p.twin.ha_pairs.as_slice())
+                .unwrap_or_default()
+            {
+                let [primary, backup] = spec.roles.as_slice() else {
+                    continue;
+                };
+                let of = |role: &str| {
+                    c.nodes
+                        .iter()
+                        .filter(|n| n.role == role)
+                        .collect::<Vec<_>>()
+                };
+                if let ([p], [b]) = (of(primary).as_slice(), of(backup).as_slice()) {
+                    let roles = [primary.clone(), backup.clone()];
+                    for (n, partner) in [(p, b), (b, p)] {
+                        pairs.insert(
+                            (c.name.clone(), n.name.clone()),
+                            Pair {
+                                partner: partner.name.clone(),
+                                roles: roles.clone(),
+                            },
+                        );
+                    }
+                }
+            }
             for n in &c.nodes {
                 let Some(address) = &n.address else {
                     return Err(DriverError::Other(format!(
@@ -101,6 +149,7 @@ impl AgentDriver {
                 nodes.insert(
                     (c.name.clone(), n.name.clone()),
                     Target {
+                        name: n.name.clone(),
                         url: agent_url(address),
                         service,
                         original: n.version.to_string(),
@@ -142,12 +191,21 @@ impl AgentDriver {
             .tls_config(tls.build())
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(Duration::from_secs(300)))
+            // An agent answers at once (long operations answer 202 and are asked again), so a
+            // node that stops answering is noticed within the patience; only a package's
+            // upload may take long.
+            .timeout_recv_response(Some(Duration::from_secs(opts.patience_s.clamp(5, 60))))
+            .timeout_global(Some(Duration::from_secs(3600)))
             .build()
             .into();
         let (tx, rx) = mpsc::channel();
         Ok(AgentDriver {
-            shared: Arc::new(Shared { http, opts, nodes }),
+            shared: Arc::new(Shared {
+                http,
+                opts,
+                nodes,
+                pairs,
+            }),
             tx,
             rx,
             running: BTreeMap::new(),
@@ -166,8 +224,43 @@ impl AgentDriver {
     }
 }
 
-fn op_id(run: RunId, step: &str) -> String {
-    format!("run-{run}/{step}")
+/// The ID of one operation of a step: `run-RUN/STEP/KEY` for its first attempt, with `/try-N`
+/// for the attempts after a failure.
+impl AgentDriver {
+    /// A worker thread that carries the step out and reports its end.
+    fn spawn(&mut self, run: RunId, step: &PlannedStep) {
+        self.generation += 1;
+        let gen = self.generation;
+        self.running.insert(step.id.clone(), gen);
+        let shared = Arc::clone(&self.shared);
+        let tx = self.tx.clone();
+        let step = step.clone();
+        std::thread::spawn(move || {
+            let outcome = shared.carry_out(run, &step);
+            let _ = tx.send((step.id.clone(), gen, outcome));
+        });
+    }
+}
+
+fn op_id(run: RunId, step: &str, key: &str, attempt: u32) -> String {
+    if attempt <= 1 {
+        format!("run-{run}/{step}/{key}")
+    } else {
+        format!("run-{run}/{step}/{key}/try-{attempt}")
+    }
+}
+
+/// What a step asks, in order: operations on agents, or waits.
+enum Action<'a> {
+    Op {
+        node: &'a Target,
+        kind: OpKind,
+        /// `set_role`: the role to give.
+        role: Option<String>,
+        /// The operation's part of its ID (unique within the step).
+        key: String,
+    },
+    Wait(&'a Wait),
 }
 
 impl Shared {
@@ -295,6 +388,128 @@ impl Shared {
         ))
     }
 
+    fn target(&self, cluster: &str, node: &str) -> Result<&Target, String> {
+        self.nodes
+            .get(&(cluster.to_string(), node.to_string()))
+            .ok_or_else(|| format!("no agent for {cluster}/{node}"))
+    }
+
+    /// The operations and waits of a step, from its effects.
+    fn actions<'a>(&'a self, step: &'a PlannedStep) -> Result<Vec<Action<'a>>, String> {
+        let target = step
+            .node
+            .as_ref()
+            .map(|n| self.target(&step.cluster, n))
+            .transpose()?;
+        let node = || target.ok_or_else(|| format!("{} names no node", step.id));
+        let mut out = Vec::new();
+        let simple = |kind: OpKind, out: &mut Vec<Action<'a>>| -> Result<(), String> {
+            out.push(Action::Op {
+                node: node()?,
+                kind,
+                role: None,
+                key: kind.as_str().to_string(),
+            });
+            Ok(())
+        };
+        for e in &step.effects {
+            match e {
+                Effect::Snapshot => simple(OpKind::Snapshot, &mut out)?,
+                Effect::InstallInactive | Effect::InstallInPlace => {
+                    simple(OpKind::Stage, &mut out)?
+                }
+                Effect::Switch => simple(OpKind::Switch, &mut out)?,
+                Effect::Revert => simple(OpKind::Revert, &mut out)?,
+                Effect::Restart => simple(OpKind::Restart, &mut out)?,
+                Effect::ReverseRoles | Effect::SetupRoles => {
+                    let n = node()?;
+                    let pair = self
+                        .pairs
+                        .get(&(n.cluster.clone(), n.name.clone()))
+                        .ok_or_else(|| {
+                            format!(
+                            "{}: {} is in no HA pair of its profile, so there are no roles to set",
+                            step.id, n.name
+                        )
+                        })?;
+                    let partner = self.target(&n.cluster, &pair.partner)?;
+                    // The node that becomes primary first, then the other backup.
+                    let n_primary = n.role == pair.roles[0];
+                    let n_becomes_primary = match e {
+                        Effect::ReverseRoles => !n_primary,
+                        _ => n_primary,
+                    };
+                    let (first, second) = if n_becomes_primary {
+                        (n, partner)
+                    } else {
+                        (partner, n)
+                    };
+                    for (t, role) in [(first, "primary"), (second, "backup")] {
+                        out.push(Action::Op {
+                            node: t,
+                            kind: OpKind::SetRole,
+                            role: Some(role.to_string()),
+                            key: format!("set_role@{}", t.name),
+                        });
+                    }
+                }
+                Effect::Wait(w) => out.push(Action::Wait(w)),
+                Effect::If { .. } | Effect::Require { .. } => {}
+                other => {
+                    return Err(format!(
+                        "the agent driver cannot carry out the effect `{}` of {}",
+                        other.name(),
+                        step.id
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The records of one attempt's operations on their agents (`None`: never asked).
+    fn attempt_records(
+        &self,
+        run: RunId,
+        step: &PlannedStep,
+        actions: &[Action],
+        attempt: u32,
+    ) -> Result<Vec<Option<OpResult>>, String> {
+        let mut out = Vec::new();
+        for a in actions {
+            if let Action::Op { node, key, .. } = a {
+                out.push(self.op_result(node, &op_id(run, &step.id, key, attempt))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The attempt a start of the step carries on: the first one no operation of which failed.
+    /// A step that failed (here, or in a run before a crash) is tried with new operation IDs;
+    /// one whose operations went through, or are under way, keeps its IDs, and the agents
+    /// answer what they already did.
+    fn attempt(&self, run: RunId, step: &PlannedStep, actions: &[Action]) -> Result<u32, String> {
+        let mut k = 1;
+        loop {
+            let records = self.attempt_records(run, step, actions, k)?;
+            let failed = records.iter().flatten().any(|r| r.state == OpState::Failed);
+            if !failed || k >= 1000 {
+                return Ok(k);
+            }
+            k += 1;
+        }
+    }
+
+    /// The service's status on a node.
+    fn service_status(&self, t: &Target) -> Result<ferry_model::agent::ServiceStatus, String> {
+        let status = self.status(t)?;
+        status
+            .services
+            .into_iter()
+            .find(|s| s.name == t.service)
+            .ok_or_else(|| format!("{}: the agent manages no service `{}`", t.url, t.service))
+    }
+
     /// Carries one step out; the outcome.
     fn carry_out(&self, run: RunId, step: &PlannedStep) -> Outcome {
         match self.try_carry_out(run, step) {
@@ -304,83 +519,75 @@ impl Shared {
     }
 
     fn try_carry_out(&self, run: RunId, step: &PlannedStep) -> Result<Outcome, String> {
-        let target = step
-            .node
-            .as_ref()
-            .map(|n| {
-                self.nodes
-                    .get(&(step.cluster.clone(), n.clone()))
-                    .ok_or_else(|| format!("no agent for {}/{n}", step.cluster))
-            })
-            .transpose()?;
-        let id = op_id(run, &step.id);
-        let mut outcome = Outcome::Done;
-        for e in &step.effects {
-            let op = match e {
-                Effect::Snapshot => Some(OpKind::Snapshot),
-                Effect::InstallInactive | Effect::InstallInPlace => Some(OpKind::Stage),
-                Effect::Switch => Some(OpKind::Switch),
-                Effect::Revert => Some(OpKind::Revert),
-                Effect::Restart => Some(OpKind::Restart),
-                Effect::Wait(w) => {
+        let actions = self.actions(step)?;
+        let attempt = self.attempt(run, step, &actions)?;
+        let mut asked = 0;
+        let mut skipped = 0;
+        for a in &actions {
+            let (t, kind, role, key) = match a {
+                Action::Wait(w) => {
+                    let target = step
+                        .node
+                        .as_ref()
+                        .map(|n| self.target(&step.cluster, n))
+                        .transpose()?;
                     self.wait_for(step, target, w)?;
-                    None
+                    continue;
                 }
-                Effect::If { .. } | Effect::Require { .. } => None,
-                other => {
-                    return Err(format!(
-                        "the agent driver cannot carry out the effect `{}` of {}",
-                        other.name(),
-                        step.id
-                    ))
-                }
+                Action::Op {
+                    node,
+                    kind,
+                    role,
+                    key,
+                } => (*node, *kind, role, key),
             };
-            let Some(op) = op else { continue };
-            let t = target.ok_or_else(|| format!("{} names no node", step.id))?;
+            asked += 1;
             let mut req = OpRequest {
-                id: format!("{id}/{}", op.as_str()),
+                id: op_id(run, &step.id, key, attempt),
                 service: t.service.clone(),
-                op,
+                op: kind,
                 version: None,
                 package: None,
                 signature: None,
                 snapshot: None,
-                role: None,
+                role: role.clone(),
                 health_deadline_s: None,
             };
-            match op {
+            // Operations whose end state already holds are not asked for (unless this attempt
+            // asked already: then the agent answers its record).
+            let recorded = self.op_result(t, &req.id)?.is_some();
+            match kind {
                 OpKind::Stage => {
                     let version = step
                         .version
                         .clone()
                         .ok_or_else(|| format!("{} has no version to stage", step.id))?;
-                    let status = self.status(t)?;
-                    let staged = status
-                        .services
-                        .iter()
-                        .find(|s| s.name == t.service)
-                        .and_then(|s| s.inactive.as_ref())
-                        .is_some_and(|i| i.version == version);
-                    if !staged {
-                        let (package, signature) = self.package(&t.service, &version)?;
-                        req.package = Some(package);
-                        req.signature = Some(signature);
+                    if !recorded {
+                        let s = self.service_status(t)?;
+                        let staged = s.inactive.as_ref().is_some_and(|i| i.version == version)
+                            || s.active.as_ref().is_some_and(|a| a.version == version);
+                        if staged {
+                            skipped += 1;
+                            continue;
+                        }
                     }
+                    // A repeated ID must come with the same request: the same package.
+                    let (package, signature) = self.package(&t.service, &version)?;
+                    req.package = Some(package);
+                    req.signature = Some(signature);
                     req.version = Some(version);
-                    if staged {
+                }
+                OpKind::Revert if !recorded => {
+                    let s = self.service_status(t)?;
+                    if s.active.as_ref().is_some_and(|a| a.version == t.original) {
+                        skipped += 1;
                         continue;
                     }
                 }
-                OpKind::Revert => {
-                    let status = self.status(t)?;
-                    let on_original = status
-                        .services
-                        .iter()
-                        .find(|s| s.name == t.service)
-                        .and_then(|s| s.active.as_ref())
-                        .is_some_and(|a| a.version == t.original);
-                    if on_original {
-                        outcome = Outcome::Skipped;
+                OpKind::SetRole if !recorded => {
+                    let s = self.service_status(t)?;
+                    if s.role.as_deref() == role.as_deref() {
+                        skipped += 1;
                         continue;
                     }
                 }
@@ -391,12 +598,16 @@ impl Shared {
                 return Ok(Outcome::Failed(format!(
                     "{} {}: {}",
                     t.url,
-                    op.as_str(),
+                    kind.as_str(),
                     r.message
                 )));
             }
         }
-        Ok(outcome)
+        Ok(if asked > 0 && skipped == asked {
+            Outcome::Skipped
+        } else {
+            Outcome::Done
+        })
     }
 
     /// Polls until a gate's condition holds (the executor cancels it at its timeout).
@@ -412,11 +623,7 @@ impl Shared {
             let holds = match w {
                 Wait::Healthy => {
                     let t = target.ok_or_else(|| format!("{} names no node", step.id))?;
-                    let s = self.status(t)?;
-                    s.services
-                        .iter()
-                        .find(|x| x.name == t.service)
-                        .is_some_and(|x| x.health == Health::Healthy)
+                    self.service_status(t)?.health == Health::Healthy
                 }
                 Wait::Replication(roles) => {
                     let mut all = true;
@@ -425,13 +632,7 @@ impl Shared {
                         .values()
                         .filter(|t| t.cluster == step.cluster && roles.contains(&t.role))
                     {
-                        let s = self.status(t)?;
-                        let good = s
-                            .services
-                            .iter()
-                            .find(|x| x.name == t.service)
-                            .is_some_and(|x| x.replication == Some(2));
-                        all &= good;
+                        all &= self.service_status(t)?.replication == Some(2);
                     }
                     all
                 }
@@ -452,38 +653,42 @@ impl Shared {
         }
     }
 
-    /// What became of a step: the agent's record of its operations.
+    /// What became of a step: the agents' records of its latest attempt's operations.
     fn inspect(&self, run: RunId, step: &PlannedStep) -> Result<Inspection, String> {
-        let Some(node) = &step.node else {
+        let actions = self.actions(step)?;
+        let mut latest = None;
+        for k in 1..1000 {
+            let records = self.attempt_records(run, step, &actions, k)?;
+            if records.iter().all(Option::is_none) {
+                break;
+            }
+            latest = Some(records);
+        }
+        let Some(records) = latest else {
+            // Nothing asked of any agent (or nothing but waits): starting again is harmless.
             return Ok(Inspection::NotStarted);
         };
-        let t = self
-            .nodes
-            .get(&(step.cluster.clone(), node.clone()))
-            .ok_or_else(|| format!("no agent for {}/{node}", step.cluster))?;
-        let ops: Vec<OpKind> = step
-            .effects
+        if let Some(r) = records
             .iter()
-            .filter_map(|e| match e {
-                Effect::Snapshot => Some(OpKind::Snapshot),
-                Effect::InstallInactive | Effect::InstallInPlace => Some(OpKind::Stage),
-                Effect::Switch => Some(OpKind::Switch),
-                Effect::Revert => Some(OpKind::Revert),
-                Effect::Restart => Some(OpKind::Restart),
-                _ => None,
-            })
-            .collect();
-        let Some(last) = ops.last() else {
-            // Nothing but waits: asking again is harmless.
-            return Ok(Inspection::NotStarted);
-        };
-        match self.op_result(t, &format!("{}/{}", op_id(run, &step.id), last.as_str()))? {
-            None => Ok(Inspection::NotStarted),
-            Some(r) => Ok(match r.state {
-                OpState::Running => Inspection::Running,
-                OpState::Done => Inspection::Ended(Outcome::Done),
-                OpState::Failed => Inspection::Ended(Outcome::Failed(r.message)),
-            }),
+            .flatten()
+            .find(|r| r.state == OpState::Failed)
+        {
+            return Ok(Inspection::Ended(Outcome::Failed(r.message.clone())));
+        }
+        if records
+            .iter()
+            .flatten()
+            .any(|r| r.state == OpState::Running)
+        {
+            return Ok(Inspection::Running);
+        }
+        let waits = actions.iter().any(|a| matches!(a, Action::Wait(_)));
+        match records.last() {
+            Some(Some(r)) if r.state == OpState::Done && !waits => {
+                Ok(Inspection::Ended(Outcome::Done))
+            }
+            // Part of the step went through: starting it again carries on from there.
+            _ => Ok(Inspection::NotStarted),
         }
     }
 }
@@ -500,19 +705,9 @@ impl Driver for AgentDriver {
     }
 
     fn start(&mut self, run: RunId, step: &PlannedStep) -> Result<(), DriverError> {
-        if self.running.contains_key(&step.id) {
-            return Ok(());
+        if !self.running.contains_key(&step.id) {
+            self.spawn(run, step);
         }
-        self.generation += 1;
-        let gen = self.generation;
-        self.running.insert(step.id.clone(), gen);
-        let shared = Arc::clone(&self.shared);
-        let tx = self.tx.clone();
-        let step = step.clone();
-        std::thread::spawn(move || {
-            let outcome = shared.carry_out(run, &step);
-            let _ = tx.send((step.id.clone(), gen, outcome));
-        });
         Ok(())
     }
 
@@ -551,6 +746,12 @@ impl Driver for AgentDriver {
     }
 
     fn inspect(&mut self, run: RunId, step: &PlannedStep) -> Result<Inspection, DriverError> {
-        self.shared.inspect(run, step).map_err(other)
+        let found = self.shared.inspect(run, step).map_err(other)?;
+        if found == Inspection::Running {
+            // The executor waits for it: a worker asks the agents until it ends (the same
+            // operation IDs, so nothing is done again).
+            self.spawn(run, step);
+        }
+        Ok(found)
     }
 }

@@ -181,7 +181,7 @@ fn profile_errors_name_line_and_key() {
         (
             "then = { step = [\"switch\"], roles = [\"primary\"] }",
             "then = { step = [\"switch\"], roles = [\"primari\"] }",
-            "procedure.order[1].then.roles[0]",
+            "procedure.order[2].then.roles[0]",
             "unknown role `primari`",
         ),
         (
@@ -205,13 +205,13 @@ fn profile_errors_name_line_and_key() {
         (
             "rules = [\"LHA-06\"]\neffects",
             "rules = []\neffects",
-            "procedure.step[4].rules",
+            "procedure.step[6].rules",
             "names no rule ID",
         ),
         (
             "replication = [\"publisher\", \"subscriber\"] }",
             "replication = [\"publisher\", \"subscribers\"] }",
-            "procedure.step[5].effects[0].wait.replication[1]",
+            "procedure.step[7].effects[0].wait.replication[1]",
             "unknown role `subscribers`",
         ),
         (

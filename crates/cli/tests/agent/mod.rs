@@ -18,6 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod e2e;
+mod hosts;
+
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
 fn demo_bin() -> PathBuf {
@@ -60,7 +63,13 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 /// One line of the demo service's protocol.
 fn ask(port: u16, command: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    ask_at("127.0.0.1", port, command)
+}
+
+/// One line of the demo service's protocol, to the service on `host:port`.
+fn ask_at(host: &str, port: u16, command: &str) -> Option<String> {
+    let addr: std::net::SocketAddr = format!("{host}:{port}").parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(format!("{command}\n").as_bytes()).ok()?;
     let mut line = String::new();
@@ -111,7 +120,11 @@ fn processes_under(dir: &Path, only_serving: bool) -> Vec<(i32, PathBuf)> {
 
 struct AgentProc {
     name: String,
+    /// The address it listens on (and its certificate names).
+    host: String,
     port: u16,
+    /// The network namespace it runs in (an end-to-end test's host), if any.
+    netns: Option<String>,
     config: PathBuf,
     child: Option<Child>,
 }
@@ -164,20 +177,30 @@ fn ferry(args: &[&str]) -> std::process::Output {
 
 /// A `[[service]]` running the demo service on `port`.
 fn demo_service(port: u16, role: Option<&str>, upstream: Option<u16>) -> String {
+    demo_service_at(
+        "127.0.0.1",
+        port,
+        role,
+        upstream.map(|u| format!("127.0.0.1:{u}")).as_deref(),
+    )
+}
+
+/// A `[[service]]` running the demo service on `host:port`, following `upstream` (HOST:PORT).
+fn demo_service_at(host: &str, port: u16, role: Option<&str>, upstream: Option<&str>) -> String {
     let mut run = format!(
-        r#""{{slot}}/demo-service", "serve", "--port", "{port}", "--role", "{}", "--data", "{{data}}""#,
+        r#""{{slot}}/demo-service", "serve", "--host", "{host}", "--port", "{port}", "--role", "{}", "--data", "{{data}}""#,
         if role.is_some() { "{role}" } else { "primary" }
     );
     if let Some(u) = upstream {
-        run.push_str(&format!(r#", "--upstream", "127.0.0.1:{u}""#));
+        run.push_str(&format!(r#", "--upstream", "{u}""#));
     }
     format!(
         r#"
 [[service]]
 name = "kv"
 run = [{run}]
-health = {{ tcp = "127.0.0.1:{port}", send = "HEALTH", expect = "ok" }}
-probe = ["{{slot}}/demo-service", "probe", "--port", "{port}"]
+health = {{ tcp = "{host}:{port}", send = "HEALTH", expect = "ok" }}
+probe = ["{{slot}}/demo-service", "probe", "--host", "{host}", "--port", "{port}"]
 health_deadline_s = 5
 stop_timeout_s = 5
 "#
@@ -234,18 +257,42 @@ impl Lab {
         extra_agent: &str,
         extra_tls: &str,
     ) -> usize {
+        self.configure_on(
+            name,
+            "127.0.0.1",
+            None,
+            port,
+            services,
+            extra_agent,
+            extra_tls,
+        )
+    }
+
+    /// An agent listening on `host:port`, run in network namespace `netns` when given.
+    #[allow(clippy::too_many_arguments)]
+    fn configure_on(
+        &mut self,
+        name: &str,
+        host: &str,
+        netns: Option<&str>,
+        port: u16,
+        services: &str,
+        extra_agent: &str,
+        extra_tls: &str,
+    ) -> usize {
         let tls = self.dir.join("tls");
-        let s = self
-            .ca
-            .server(name, &["127.0.0.1".to_string(), "localhost".to_string()])
-            .expect("server cert");
+        let mut names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        if !names.iter().any(|n| n == host) {
+            names.push(host.to_string());
+        }
+        let s = self.ca.server(name, &names).expect("server cert");
         std::fs::write(tls.join(format!("{name}.pem")), s.cert_pem).expect("cert");
         std::fs::write(tls.join(format!("{name}-key.pem")), s.key_pem).expect("key");
         let config = self.dir.join(format!("{name}.toml"));
         let text = format!(
             r#"[agent]
 name = "{name}"
-listen = "127.0.0.1:{port}"
+listen = "{host}:{port}"
 dir = "state/{name}"
 {extra_agent}
 [agent.tls]
@@ -263,7 +310,9 @@ public_keys = ["{key}"]
         std::fs::write(&config, text).expect("config");
         self.agents.push(AgentProc {
             name: name.to_string(),
+            host: host.to_string(),
             port,
+            netns: netns.map(str::to_string),
             config,
             child: None,
         });
@@ -285,7 +334,15 @@ public_keys = ["{key}"]
             .append(true)
             .open(self.dir.join(format!("{}.log", self.agents[i].name)))
             .expect("log");
-        let child = Command::new(FERRY)
+        let mut command = match &self.agents[i].netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, FERRY]);
+                c
+            }
+            None => Command::new(FERRY),
+        };
+        let child = command
             .arg("agent")
             .arg("--config")
             .arg(&self.agents[i].config)
@@ -327,7 +384,7 @@ public_keys = ["{key}"]
     }
 
     fn url(&self, i: usize) -> String {
-        format!("https://127.0.0.1:{}", self.agents[i].port)
+        format!("https://{}:{}", self.agents[i].host, self.agents[i].port)
     }
 
     fn client_with(

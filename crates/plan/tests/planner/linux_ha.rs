@@ -94,7 +94,7 @@ fn plans_show_site_time_when_the_window_is_booked() {
     let p = plan(&example("linux-ha-pair"));
     let text = ferry_plan::render::text::render_text(&p);
     assert!(
-        text.contains("site time:           opens Sat 05 Dec 22:00, work ends Sat 05 Dec 22:13"),
+        text.contains("site time:           opens Sat 05 Dec 22:00, work ends Sat 05 Dec 22:15"),
         "{text}"
     );
     let mop = ferry_plan::render::mop::render_mop(&p);

@@ -2,7 +2,7 @@
 //! network namespace with its own address on a bridge the test creates (the orchestrator stays in
 //! the machine's own namespace and reaches them over the bridge); where namespaces cannot be made
 //! (not root), each host is a loopback address of its own instead (127.0.N.1), and the test says
-//! which it used. Everything is removed when the `Hosts` value is dropped, even on a failure.
+//! which it used (`FERRY_TEST_HOSTS=loopback` asks for loopback addresses). Everything is removed when the `Hosts` value is dropped, even on a failure.
 
 use std::process::Command;
 
@@ -45,14 +45,26 @@ impl Hosts {
         // their own.
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let slot = (std::process::id() as usize % 40) * 3 + k % 3;
+        let slot = (std::process::id() as usize * 7 + k) % 150;
         let tag = format!("{}{slot}", &tag[..tag.len().min(3)]);
-        match Self::namespaces(&tag, n, 100 + slot) {
+        let made = if std::env::var("FERRY_TEST_HOSTS").as_deref() == Ok("loopback") {
+            Err("FERRY_TEST_HOSTS=loopback".to_string())
+        } else {
+            Self::namespaces(&tag, n, 100 + slot)
+        };
+        match made {
             Ok(h) => h,
             Err(why) => {
-                eprintln!("test hosts: network namespaces unavailable ({why}); using loopback addresses");
+                eprintln!(
+                    "test hosts: network namespaces unavailable ({why}); using loopback addresses"
+                );
                 let hosts = (0..n)
-                    .map(|i| (String::new(), format!("127.{}.{}.1", 100 + slot % 100, i + 10)))
+                    .map(|i| {
+                        (
+                            String::new(),
+                            format!("127.{}.{}.1", 100 + slot % 100, i + 10),
+                        )
+                    })
                     .collect();
                 Hosts {
                     isolation: Isolation::Loopback,
@@ -74,6 +86,12 @@ impl Hosts {
             hosts: Vec::new(),
         };
         let br = Self::bridge(tag);
+        // Leftovers of a test run that was killed before it could clean up.
+        for i in 0..n {
+            let _ = ip(&["link", "del", &format!("fo{tag}{i}")]);
+            let _ = ip(&["netns", "del", &format!("fh{tag}-{i}")]);
+        }
+        let _ = ip(&["link", "del", &br]);
         ip(&["link", "add", &br, "type", "bridge"])?;
         let gw = format!("10.{subnet}.0.1/24");
         ip(&["addr", "add", &gw, "dev", &br])?;
@@ -84,11 +102,21 @@ impl Hosts {
             let addr = format!("10.{subnet}.0.{}", i + 10);
             ip(&["netns", "add", &ns])?;
             h.hosts.push((ns.clone(), addr.clone()));
-            ip(&["link", "add", &outer, "type", "veth", "peer", "name", &inner])?;
+            ip(&[
+                "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+            ])?;
             ip(&["link", "set", &inner, "netns", &ns])?;
             ip(&["link", "set", &outer, "master", &br])?;
             ip(&["link", "set", &outer, "up"])?;
-            ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", &inner])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                &inner,
+            ])?;
             ip(&["-n", &ns, "link", "set", &inner, "up"])?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         }
@@ -97,18 +125,6 @@ impl Hosts {
 
     pub fn addr(&self, i: usize) -> &str {
         &self.hosts[i].1
-    }
-
-    /// The command to run `program` on host `i`.
-    pub fn command(&self, i: usize, program: &str) -> Command {
-        match self.isolation {
-            Isolation::Namespaces => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &self.hosts[i].0, program]);
-                c
-            }
-            Isolation::Loopback => Command::new(program),
-        }
     }
 
     /// Cuts host `i` off the network (its link goes down), or back on.
@@ -131,31 +147,6 @@ impl Drop for Hosts {
                 let _ = ip(&["netns", "del", ns]);
             }
             let _ = ip(&["link", "del", &Self::bridge(&self.tag)]);
-        }
-    }
-}
-
-/// Child processes killed (SIGKILL) and reaped when dropped.
-#[derive(Default)]
-pub struct Children(pub Vec<std::process::Child>);
-
-impl Children {
-    pub fn push(&mut self, c: std::process::Child) -> usize {
-        self.0.push(c);
-        self.0.len() - 1
-    }
-
-    pub fn kill(&mut self, i: usize) {
-        let _ = self.0[i].kill();
-        let _ = self.0[i].wait();
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }

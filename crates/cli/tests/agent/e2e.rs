@@ -1,0 +1,721 @@
+//! End-to-end runs across hosts: `ferry apply`, `rollback` and `resume` with the agent driver,
+//! one `ferry agent` per host, the demo service as an HA pair and as a publisher with
+//! subscribers, and failures made for real: an agent killed in a switch, a host cut off from
+//! the network in a step, the orchestrator killed mid-run, bad credentials, a tampered package.
+//!
+//! Each host is a network namespace with its own address on a bridge (`hosts.rs`), or, where
+//! namespaces cannot be made, a loopback address of its own; every test prints which it used.
+//! The orchestrator (`ferry apply`) runs in the machine's own namespace, as it would on an
+//! operator's workstation, and reaches the agents over the bridge.
+//!
+//! The health check of every node passes only while no file `hold-VERSION` lies in its service
+//! directory: the tests hold a switch in its health wait that way, and let it go.
+
+use super::hosts::{Hosts, Isolation};
+use super::*;
+
+const AGENT_PORT: u16 = 7443;
+const SERVICE_PORT: u16 = 7101;
+const FROM: &str = "2.0.3";
+const TO: &str = "2.1.0";
+
+/// A node of a test site.
+#[derive(Clone, Copy)]
+struct NodeSpec {
+    cluster: &'static str,
+    name: &'static str,
+    role: &'static str,
+    /// The node whose service this one follows (a backup, a subscriber; the primary follows its
+    /// backup once the roles are reversed).
+    upstream: Option<&'static str>,
+}
+
+const PAIR: [NodeSpec; 2] = [
+    NodeSpec {
+        cluster: "kv",
+        name: "kv-a",
+        role: "primary",
+        upstream: Some("kv-b"),
+    },
+    NodeSpec {
+        cluster: "kv",
+        name: "kv-b",
+        role: "backup",
+        upstream: Some("kv-a"),
+    },
+];
+
+const PUBSUB: [NodeSpec; 3] = [
+    NodeSpec {
+        cluster: "db",
+        name: "db-pub",
+        role: "publisher",
+        upstream: None,
+    },
+    NodeSpec {
+        cluster: "db",
+        name: "db-sub1",
+        role: "subscriber",
+        upstream: Some("db-pub"),
+    },
+    NodeSpec {
+        cluster: "db",
+        name: "db-sub2",
+        role: "subscriber",
+        upstream: Some("db-pub"),
+    },
+];
+
+/// A site of agents on hosts, with its site file, plan and signed packages. Dropping it stops
+/// every agent and service (the lab) before the hosts go.
+struct Site {
+    lab: Lab,
+    hosts: Hosts,
+    nodes: Vec<NodeSpec>,
+    dir: PathBuf,
+}
+
+impl Site {
+    /// Agents on one host per node, every node's service on `FROM` (staged and switched to
+    /// through the agents' API), a site file and a plan to `TO`. `deadline_s`: how long a
+    /// switch waits for its health check.
+    fn new(tag: &str, nodes: &[NodeSpec], deadline_s: u32) -> Site {
+        let hosts = Hosts::new(tag, nodes.len());
+        eprintln!(
+            "e2e {tag}: {} hosts as {}",
+            nodes.len(),
+            match hosts.isolation {
+                Isolation::Namespaces => "network namespaces on a bridge",
+                Isolation::Loopback => "loopback addresses (no network namespaces here)",
+            }
+        );
+        let mut lab = Lab::new(&format!("e2e-{tag}"));
+        let dir = lab.dir.clone();
+        let index = |name: &str| nodes.iter().position(|n| n.name == name).expect("node");
+        for (i, n) in nodes.iter().enumerate() {
+            let host = hosts.addr(i).to_string();
+            let upstream = n
+                .upstream
+                .map(|u| format!("{}:{SERVICE_PORT}", hosts.addr(index(u))));
+            let mut service = demo_service_at(&host, SERVICE_PORT, Some("x"), upstream.as_deref());
+            let health = format!(
+                r#"health = {{ command = ["sh", "-c", "test -e {{dir}}/hold-$(cat {{slot}}/VERSION) && exit 1; exec {{slot}}/demo-service health --host {host} --port {SERVICE_PORT}"] }}"#
+            );
+            service = service
+                .lines()
+                .map(|l| {
+                    if l.starts_with("health =") {
+                        health.clone()
+                    } else if l.starts_with("health_deadline_s") {
+                        format!("health_deadline_s = {deadline_s}")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let ha = match n.role {
+                "primary" | "backup" => {
+                    let peer = nodes
+                        .iter()
+                        .position(|m| m.cluster == n.cluster && m.name != n.name)
+                        .expect("a partner");
+                    format!(
+                        "\n[service.ha]\nmode = \"pair\"\nrole = \"{}\"\npeer = \"https://{}:{AGENT_PORT}\"\npeer_token = \"{}\"\npeer_ca = \"tls/ca.pem\"\nheartbeat_s = 1\nmisses = 3\n",
+                        n.role,
+                        hosts.addr(peer),
+                        lab.token
+                    )
+                }
+                role => format!("\n[service.ha]\nmode = \"pubsub\"\nrole = \"{role}\"\n"),
+            };
+            let netns =
+                (hosts.isolation == Isolation::Namespaces).then(|| hosts.hosts[i].0.clone());
+            lab.configure_on(
+                n.name,
+                &host,
+                netns.as_deref(),
+                AGENT_PORT,
+                &(service + &ha),
+                "",
+                "",
+            );
+        }
+        for i in 0..nodes.len() {
+            lab.start(i);
+        }
+        // Every node on FROM, the publishers and primaries first (their followers copy them).
+        let (data, sig) = lab.package(FROM);
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        order.sort_by_key(|&i| nodes[i].upstream.is_some() && nodes[i].role != "primary");
+        for i in order {
+            let c = lab.client(i);
+            op_ok(&c, &stage_req("setup/stage", FROM, &data, &sig));
+            op_ok(&c, &req("setup/switch", OpKind::Switch));
+        }
+        // The packages directory the driver reads, and the token and CA files.
+        let packages = dir.join("packages");
+        std::fs::create_dir_all(&packages).expect("packages");
+        for v in [FROM, TO] {
+            let (data, sig) = lab.package(v);
+            std::fs::write(packages.join(format!("kv-{v}.tar")), data).expect("package");
+            std::fs::write(packages.join(format!("kv-{v}.tar.minisig")), sig).expect("sig");
+        }
+        std::fs::write(dir.join("token"), format!("{}\n", lab.token)).expect("token");
+        let mut site = String::from("[site]\nname = \"e2e\"\n");
+        let mut clusters: Vec<&str> = nodes.iter().map(|n| n.cluster).collect();
+        clusters.dedup();
+        for c in clusters {
+            site.push_str(&format!(
+                "\n[[cluster]]\nname = \"{c}\"\nprofile = \"linux-ha\"\ntarget = \"{TO}\"\nfacts = {{ service = \"kv\", package_mb = 1 }}\n"
+            ));
+            for (i, n) in nodes.iter().enumerate().filter(|(_, n)| n.cluster == c) {
+                site.push_str(&format!(
+                    "\n[[cluster.node]]\nname = \"{}\"\nrole = \"{}\"\nversion = \"{FROM}\"\naddress = \"https://{}:{AGENT_PORT}\"\n",
+                    n.name,
+                    n.role,
+                    hosts.addr(i)
+                ));
+            }
+        }
+        std::fs::write(dir.join("site.toml"), site).expect("site");
+        let s = Site {
+            lab,
+            hosts,
+            nodes: nodes.to_vec(),
+            dir,
+        };
+        let o = ferry(&[
+            "plan",
+            &s.path("site.toml"),
+            "--format",
+            "json",
+            "-o",
+            &s.path("plan.json"),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "plan: {}", text(&o));
+        s
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    fn node(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .expect("node")
+    }
+
+    /// The agent driver's arguments.
+    fn driver_args(&self, patience: u32) -> Vec<String> {
+        [
+            "--driver",
+            "agent",
+            "--state",
+            &self.path("orchestrator"),
+            "--agent-token-file",
+            &self.path("token"),
+            "--agent-ca",
+            &self.path("tls/ca.pem"),
+            "--packages",
+            &self.path("packages"),
+            "--agent-patience",
+            &patience.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// `ferry apply` of the plan with the agent driver and `extra` arguments.
+    fn apply_command(&self, patience: u32, extra: &[&str]) -> Command {
+        let mut c = Command::new(FERRY);
+        c.args([
+            "apply",
+            &self.path("plan.json"),
+            "--site",
+            &self.path("site.toml"),
+        ])
+        .args(self.driver_args(patience))
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+        c
+    }
+
+    fn apply(&self, patience: u32, extra: &[&str]) -> std::process::Output {
+        self.apply_command(patience, extra)
+            .output()
+            .expect("ferry apply")
+    }
+
+    /// `ferry resume` or `ferry rollback` (the run's own driver, given its options again).
+    fn run_command(&self, command: &str, patience: u32, extra: &[&str]) -> std::process::Output {
+        Command::new(FERRY)
+            .arg(command)
+            .args(extra)
+            .args(self.driver_args(patience))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("ferry")
+    }
+
+    fn status_json(&self, run: &str) -> serde_json::Value {
+        let o = ferry(&[
+            "status",
+            run,
+            "--state",
+            &self.path("orchestrator"),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "status: {}", text(&o));
+        serde_json::from_slice(&o.stdout).expect("status json")
+    }
+
+    fn ask(&self, i: usize, command: &str) -> Option<String> {
+        ask_at(self.hosts.addr(i), SERVICE_PORT, command)
+    }
+
+    fn hold(&self, i: usize, version: &str, on: bool) {
+        let f = self.lab.service_dir(i).join(format!("hold-{version}"));
+        if on {
+            std::fs::write(f, "").expect("hold");
+        } else {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+
+    /// Every operation agent `i` journaled, read from its journal file (also while the agent
+    /// is down or cut off).
+    fn journal(&self, i: usize) -> Vec<OpResult> {
+        let j = ferry_agent::journal::Journal::open(&self.lab.state_dir(i)).expect("journal");
+        j.all()
+            .expect("journal")
+            .into_iter()
+            .map(|o| o.result)
+            .collect()
+    }
+
+    /// The operations of kind `op` that agent `i` carried out to the end, for this test's runs
+    /// (not the set-up).
+    fn done(&self, i: usize, op: OpKind) -> Vec<String> {
+        self.journal(i)
+            .into_iter()
+            .filter(|r| r.op == op && r.state == OpState::Done && !r.id.starts_with("setup/"))
+            .map(|r| r.id)
+            .collect()
+    }
+
+    /// What a user checks on node `i`: its active and inactive versions and health (agent
+    /// status), and the version and role its service answers with.
+    fn node_state(&self, i: usize) -> (Option<String>, Option<String>, Health, Option<String>) {
+        let st = self.lab.status(i);
+        let (active, inactive) = versions(&st);
+        (
+            active.map(|v| v.split(':').nth(1).unwrap_or_default().to_string()),
+            inactive.map(|v| v.split(':').nth(1).unwrap_or_default().to_string()),
+            st.services[0].health,
+            self.ask(i, "PING"),
+        )
+    }
+
+    /// Asserts every node runs `version` (and holds `other` in its inactive slot), healthy, in
+    /// the role the site gives it, exactly one service process each, and the followers in sync.
+    fn assert_all_on(&self, version: &str, other: Option<&str>, when: &str) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            wait_for(&format!("{when}: {} in sync", n.name), || {
+                let st = self.lab.status(i);
+                let s = &st.services[0];
+                let in_sync = n.role == "primary" || s.replication.is_none_or(|r| r == 2);
+                (s.health == Health::Healthy && in_sync).then_some(())
+            });
+            assert_eq!(
+                self.node_state(i),
+                (
+                    Some(version.to_string()),
+                    other.map(str::to_string),
+                    Health::Healthy,
+                    Some(format!("PONG {version} {}", n.role)),
+                ),
+                "{when}: {}",
+                n.name
+            );
+            let procs = processes_under(&self.lab.state_dir(i), true);
+            assert_eq!(procs.len(), 1, "{when}: {}: {procs:?}", n.name);
+        }
+    }
+}
+
+/// A step's state in `ferry status --format json`.
+fn step_state(status: &serde_json::Value, id: &str) -> String {
+    status["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["id"] == id))
+        .and_then(|s| s["state"].as_str())
+        .unwrap_or("absent")
+        .to_string()
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Writes `key = value` on the primary (or publisher) of a cluster, and asserts every node of
+/// it reads the value back once replicated.
+fn write_and_read_back(site: &Site, writer: usize, key: &str, value: &str) {
+    assert_eq!(
+        site.ask(writer, &format!("SET {key} {value}")).as_deref(),
+        Some("OK")
+    );
+    let cluster = site.nodes[writer].cluster;
+    for (i, n) in site.nodes.iter().enumerate() {
+        if n.cluster == cluster {
+            wait_for(&format!("{} to read {key}", n.name), || {
+                (site.ask(i, &format!("GET {key}")) == Some(format!("VALUE {value}"))).then_some(())
+            });
+        }
+    }
+}
+
+#[test]
+fn e2e_apply_and_rollback_of_a_pair_and_a_publisher_with_subscribers() {
+    let nodes: Vec<NodeSpec> = PAIR.iter().chain(PUBSUB.iter()).copied().collect();
+    let site = Site::new("full", &nodes, 10);
+    site.assert_all_on(FROM, None, "before");
+    let (kv_a, db_pub) = (site.node("kv-a"), site.node("db-pub"));
+    write_and_read_back(&site, kv_a, "city", "lyon");
+    write_and_read_back(&site, db_pub, "fleet", "ferries");
+
+    let o = site.apply(30, &[]);
+    assert_eq!(o.status.code(), Some(0), "apply: {}", text(&o));
+    let st = site.status_json("1");
+    assert_eq!(st["run"]["status"], "complete", "{st}");
+    site.assert_all_on(TO, Some(FROM), "after apply");
+    // The data came through; the pair ends with its roles as the site gives them, and each
+    // node was switched exactly once.
+    for (i, n) in site.nodes.iter().enumerate() {
+        let (key, value) = if n.cluster == "kv" {
+            ("city", "lyon")
+        } else {
+            ("fleet", "ferries")
+        };
+        assert_eq!(
+            site.ask(i, &format!("GET {key}")),
+            Some(format!("VALUE {value}")),
+            "{}",
+            n.name
+        );
+        assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
+        assert_eq!(site.done(i, OpKind::Stage).len(), 1, "{}", n.name);
+    }
+    // The switchover: the backup served as primary while the primary switched, then gave the
+    // role back (two set_role operations on each member of the pair).
+    for i in [kv_a, site.node("kv-b")] {
+        assert_eq!(site.done(i, OpKind::SetRole).len(), 2, "{}", nodes[i].name);
+    }
+    write_and_read_back(&site, kv_a, "city", "nantes");
+    write_and_read_back(&site, db_pub, "fleet", "ships");
+
+    let o = site.run_command("rollback", 30, &["1"]);
+    assert_eq!(o.status.code(), Some(0), "rollback: {}", text(&o));
+    let st = site.status_json("2");
+    assert_eq!(
+        (&st["run"]["kind"], &st["run"]["status"]),
+        (
+            &serde_json::json!("rollback"),
+            &serde_json::json!("complete")
+        ),
+        "{st}"
+    );
+    site.assert_all_on(FROM, Some(TO), "after rollback");
+    for (i, n) in site.nodes.iter().enumerate() {
+        assert_eq!(site.done(i, OpKind::Revert).len(), 1, "{}", n.name);
+    }
+    write_and_read_back(&site, kv_a, "city", "brest");
+    write_and_read_back(&site, db_pub, "fleet", "barges");
+}
+
+#[test]
+fn e2e_an_agent_killed_in_a_switch_leaves_one_working_version_and_the_node_is_rolled_back() {
+    let mut site = Site::new("kill", &PAIR, 8);
+    let kv_b = site.node("kv-b");
+    // The backup's new version never passes its health check: its switch waits, and the
+    // agent is killed there.
+    site.hold(kv_b, TO, true);
+    let apply = site
+        .apply_command(60, &["--policy", "rollback-node"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferry apply");
+    wait_for("the backup's switch to wait for its health check", || {
+        site.journal(kv_b)
+            .iter()
+            .any(|r| r.op == OpKind::Switch && r.state == OpState::Running)
+            .then_some(())
+    });
+    site.lab.kill(kv_b);
+    // Restarted, the agent finds the switch half done and the new version unhealthy: it
+    // switches back to the old one.
+    site.lab.start(kv_b);
+    let o = apply.wait_with_output().expect("ferry apply");
+    assert_eq!(o.status.code(), Some(1), "apply: {}", text(&o));
+    let switch = site
+        .journal(kv_b)
+        .into_iter()
+        .find(|r| r.op == OpKind::Switch && !r.id.starts_with("setup/"))
+        .expect("the switch");
+    assert_eq!(switch.state, OpState::Failed, "{}", switch.message);
+    assert!(
+        switch.message.contains("interrupted by an agent restart"),
+        "{}",
+        switch.message
+    );
+    let st = site.status_json("1");
+    assert_eq!(st["run"]["status"], "failed", "{st}");
+    assert_eq!(step_state(&st, "kv/kv-b/switch"), "failed", "{st}");
+    assert_eq!(step_state(&st, "kv/kv-a/switchover"), "pending", "{st}");
+    // Policy rollback-node: the failed node's rollback ran, and the node is on its old
+    // version; the primary was never touched beyond staging.
+    let rb = site.status_json("2");
+    assert_eq!(
+        (&rb["run"]["kind"], &rb["run"]["status"]),
+        (
+            &serde_json::json!("rollback"),
+            &serde_json::json!("complete")
+        ),
+        "{rb}"
+    );
+    site.assert_all_on(FROM, Some(TO), "after the rollback");
+    let kv_a = site.node("kv-a");
+    assert!(site.done(kv_a, OpKind::Switch).is_empty());
+    assert!(site.done(kv_a, OpKind::SetRole).is_empty());
+}
+
+#[test]
+fn e2e_a_host_cut_off_in_a_step_stops_the_run_and_resume_finishes_it_once() {
+    let site = Site::new("cut", &PUBSUB, 60);
+    let sub2 = site.node("db-sub2");
+    site.hold(sub2, TO, true);
+    let apply = site
+        .apply_command(3, &["--policy", "stop"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferry apply");
+    wait_for("db-sub2's switch to wait for its health check", || {
+        site.journal(sub2)
+            .iter()
+            .any(|r| r.op == OpKind::Switch && r.state == OpState::Running)
+            .then_some(())
+    });
+    let agent_pid = site.lab.agents[sub2].child.as_ref().map(|c| c.id() as i32);
+    match site.hosts.isolation {
+        Isolation::Namespaces => site.hosts.cut_off(sub2, true).expect("cut off"),
+        // Without namespaces, the host "drops off the network" by its agent freezing.
+        Isolation::Loopback => unsafe {
+            libc::kill(agent_pid.expect("pid"), libc::SIGSTOP);
+        },
+    }
+    // The orchestrator loses the host: the step fails once its patience is spent, and policy
+    // stop ends the run.
+    let o = apply.wait_with_output().expect("ferry apply");
+    assert_eq!(o.status.code(), Some(1), "apply: {}", text(&o));
+    let st = site.status_json("1");
+    assert_eq!(st["run"]["status"], "failed", "{st}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("policy stop"),
+        "{}",
+        text(&o)
+    );
+    // Policy stop: nothing after the failed step started.
+    assert_eq!(step_state(&st, "db/db-sub2/switch"), "failed", "{st}");
+    assert_eq!(step_state(&st, "db/db-sub1/switch"), "done", "{st}");
+    for later in ["db/db-sub2/health-gate", "db/replication-gate"] {
+        assert_eq!(step_state(&st, later), "pending", "{st}");
+    }
+    // Meanwhile, on the host, the switch finishes once its health check passes (without
+    // namespaces: once the agent runs again).
+    site.hold(sub2, TO, false);
+    let switched = || {
+        site.journal(sub2)
+            .iter()
+            .any(|r| {
+                r.op == OpKind::Switch && r.state == OpState::Done && !r.id.starts_with("setup/")
+            })
+            .then_some(())
+    };
+    match site.hosts.isolation {
+        Isolation::Namespaces => {
+            wait_for("the switch to finish on the cut-off host", switched);
+            site.hosts.cut_off(sub2, false).expect("back on");
+        }
+        Isolation::Loopback => {
+            unsafe {
+                libc::kill(agent_pid.expect("pid"), libc::SIGCONT);
+            }
+            wait_for("the switch to finish", switched);
+        }
+    }
+    // Back on the network: exactly one working version on the node.
+    wait_for("db-sub2 to answer again", || {
+        site.lab.client(sub2).status().ok().map(|_| ())
+    });
+    let (active, _, health, _) = site.node_state(sub2);
+    assert_eq!((active.as_deref(), health), (Some(TO), Health::Healthy));
+    assert_eq!(processes_under(&site.lab.state_dir(sub2), true).len(), 1);
+    // Resume finishes the run; the switch that went through while the host was cut off is not
+    // carried out again.
+    let o = site.run_command("resume", 30, &[]);
+    assert_eq!(o.status.code(), Some(0), "resume: {}", text(&o));
+    assert_eq!(site.status_json("1")["run"]["status"], "complete");
+    site.assert_all_on(TO, Some(FROM), "after resume");
+    for (i, n) in site.nodes.iter().enumerate() {
+        assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
+        assert_eq!(site.done(i, OpKind::Stage).len(), 1, "{}", n.name);
+    }
+}
+
+/// The state a refused run must leave untouched on a node: its slots, its `current` link and
+/// configuration, and what its agent reports.
+fn untouched(site: &Site, i: usize) -> (Vec<(String, Vec<u8>)>, PathBuf, AgentStatus) {
+    let dir = site.lab.service_dir(i);
+    let mut st = site.lab.status(i);
+    for s in &mut st.services {
+        s.snapshots.clear();
+    }
+    (
+        tree(&dir.join("slots")),
+        std::fs::read_link(dir.join("current")).expect("current"),
+        st,
+    )
+}
+
+#[test]
+fn e2e_no_token_a_wrong_token_and_a_tampered_package_are_refused_and_change_nothing() {
+    let site = Site::new("auth", &PUBSUB, 10);
+    let before: Vec<_> = (0..site.nodes.len()).map(|i| untouched(&site, i)).collect();
+    let unchanged = |what: &str| {
+        for (i, b) in before.iter().enumerate() {
+            assert_eq!(&untouched(&site, i), b, "{what}: {}", site.nodes[i].name);
+        }
+        for i in 0..site.nodes.len() {
+            assert!(site.done(i, OpKind::Stage).is_empty(), "{what}");
+            assert!(site.done(i, OpKind::Switch).is_empty(), "{what}");
+        }
+    };
+    let check = |what: &str, o: std::process::Output, says: &str| {
+        assert_ne!(o.status.code(), Some(0), "{what}: {}", text(&o));
+        assert!(text(&o).contains(says), "{what}: {}", text(&o));
+        unchanged(what);
+        let _ = std::fs::remove_dir_all(site.dir.join("orchestrator"));
+    };
+    // No credentials at all: ferry refuses to start (bad input), and an agent asked without
+    // any answers 401 to every request.
+    let mut c = Command::new(FERRY);
+    c.args([
+        "apply",
+        &site.path("plan.json"),
+        "--site",
+        &site.path("site.toml"),
+    ])
+    .args(["--driver", "agent", "--state", &site.path("orchestrator")])
+    .args(["--agent-ca", &site.path("tls/ca.pem")])
+    .args([
+        "--packages",
+        &site.path("packages"),
+        "--agent-patience",
+        "3",
+    ])
+    .stdin(Stdio::null());
+    let o = c.output().expect("ferry");
+    assert_eq!(o.status.code(), Some(2), "no credentials: {}", text(&o));
+    check("no credentials", o, "needs credentials");
+    // (A small body: an agent answers 401 before it reads a request's body, and may close
+    // the connection while a large one is still being sent.)
+    let (_, sig) = site.lab.package(TO);
+    let data = b"a package body";
+    for i in 0..site.nodes.len() {
+        let anonymous = site.lab.client_with(i, None, None);
+        assert_eq!(
+            anonymous
+                .request("GET", "/v1/status", &[])
+                .expect("status")
+                .status,
+            401
+        );
+        assert_eq!(
+            post(&anonymous, &stage_req("anon/stage", TO, data, &sig)).status,
+            401
+        );
+        assert_eq!(
+            post(&anonymous, &req("anon/switch", OpKind::Switch)).status,
+            401
+        );
+    }
+    unchanged("requests without credentials");
+    // A wrong token.
+    std::fs::write(site.dir.join("token"), "not-the-token-0123456789\n").expect("token");
+    check("a wrong token", site.apply(3, &[]), "401");
+    std::fs::write(site.dir.join("token"), format!("{}\n", site.lab.token)).expect("token");
+    // A tampered package: one byte of the archive changed after signing.
+    let p = site.dir.join(format!("packages/kv-{TO}.tar"));
+    let mut data = std::fs::read(&p).expect("package");
+    let k = data.len() / 2;
+    data[k] ^= 0x55;
+    std::fs::write(&p, data).expect("package");
+    check("a tampered package", site.apply(3, &[]), "signature");
+}
+
+#[test]
+fn e2e_the_orchestrator_killed_mid_run_resumes_and_applies_nothing_twice() {
+    let site = Site::new("resume", &PUBSUB, 60);
+    let (publisher, sub1) = (site.node("db-pub"), site.node("db-sub1"));
+    // Killed twice: while the publisher's switch waits for its health check (an operation
+    // under way on an agent), and again while a subscriber's does.
+    for (i, round) in [(publisher, "publisher"), (sub1, "subscriber")] {
+        site.hold(i, TO, true);
+        let mut child = if round == "publisher" {
+            site.apply_command(30, &[])
+        } else {
+            let mut c = Command::new(FERRY);
+            c.arg("resume")
+                .args(site.driver_args(30))
+                .stdin(Stdio::null());
+            c
+        }
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ferry");
+        wait_for(&format!("the {round}'s switch to be under way"), || {
+            site.journal(i)
+                .iter()
+                .any(|r| r.op == OpKind::Switch && r.state == OpState::Running)
+                .then_some(())
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        site.hold(i, TO, false);
+        let st = site.status_json("1");
+        assert_ne!(st["run"]["status"], "complete", "{round}: {st}");
+    }
+    let o = site.run_command("resume", 30, &[]);
+    assert_eq!(o.status.code(), Some(0), "resume: {}", text(&o));
+    assert_eq!(site.status_json("1")["run"]["status"], "complete");
+    site.assert_all_on(TO, Some(FROM), "after resume");
+    for (i, n) in site.nodes.iter().enumerate() {
+        assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
+        assert_eq!(site.done(i, OpKind::Stage).len(), 1, "{}", n.name);
+        assert_eq!(site.done(i, OpKind::Snapshot).len(), 1, "{}", n.name);
+    }
+}
