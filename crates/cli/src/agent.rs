@@ -1,5 +1,6 @@
 //! `ferry agent`: runs the node agent (`--config FILE`), checks its configuration, makes
-//! package signing keys and signatures, lab certificates, and benchmarks a switch.
+//! package signing keys and signatures, lab certificates, and benchmarks a switch and a
+//! fleet's rolling upgrade.
 
 use crate::{bad, render_diag};
 use anyhow::Result;
@@ -9,6 +10,8 @@ use ferry_model::agent::{OpKind, OpRequest, OpState};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+mod fleet;
 
 #[derive(clap::Subcommand)]
 pub enum AgentAction {
@@ -52,6 +55,14 @@ pub enum AgentAction {
         /// Switches to time.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
         switches: u32,
+        /// Instead: time a rolling upgrade of a fleet of this many agents on the loopback
+        /// (each with a demo service, in clusters of a publisher and subscribers), `ferry apply`
+        /// with the agent driver as the plan allows and one step at a time, side by side.
+        #[arg(long, value_name = "AGENTS", value_parser = clap::value_parser!(u32).range(2..=500))]
+        fleet: Option<u32>,
+        /// With --fleet: agents per cluster (a publisher and its subscribers).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=100))]
+        cluster_size: u32,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -155,10 +166,16 @@ pub fn run(config: Option<PathBuf>, action: Option<AgentAction>) -> Result<ExitC
             Some(AgentAction::Bench {
                 demo,
                 switches,
+                fleet: size,
+                cluster_size,
                 json,
             }),
         ) => {
-            let text = bench(demo, switches as usize, json)?;
+            let demo = demo_binary(demo)?;
+            let text = match size {
+                Some(n) => fleet::fleet(&demo, n as usize, cluster_size as usize, json)?,
+                None => bench(&demo, switches as usize, json)?,
+            };
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
@@ -211,7 +228,8 @@ fn make_package(demo: &Path, dir: &Path, version: &str, secret: &str) -> Result<
     Ok((base64::engine::general_purpose::STANDARD.encode(&data), sig))
 }
 
-fn bench(demo: Option<PathBuf>, switches: usize, json: bool) -> Result<String> {
+/// The demo service binary: the given one, or `ferry-demo-service` next to `ferry`.
+fn demo_binary(demo: Option<PathBuf>) -> Result<PathBuf> {
     let demo = match demo {
         Some(d) => d,
         None => std::env::current_exe()?.with_file_name("ferry-demo-service"),
@@ -222,6 +240,10 @@ fn bench(demo: Option<PathBuf>, switches: usize, json: bool) -> Result<String> {
             demo.display()
         )));
     }
+    Ok(demo)
+}
+
+fn bench(demo: &Path, switches: usize, json: bool) -> Result<String> {
     let dir =
         TempDir(std::env::temp_dir().join(format!("ferry-agent-bench-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir.0);
@@ -293,8 +315,8 @@ stop_timeout_s = 5
             }
             Ok(took)
         };
-    let v1 = make_package(&demo, &dir.0, "1.0.0", &secret)?;
-    let v2 = make_package(&demo, &dir.0, "2.0.0", &secret)?;
+    let v1 = make_package(demo, &dir.0, "1.0.0", &secret)?;
+    let v2 = make_package(demo, &dir.0, "2.0.0", &secret)?;
     op("bench/stage-1".into(), OpKind::Stage, Some(("1.0.0", &v1)))?;
     op("bench/switch-1".into(), OpKind::Switch, None)?;
     op("bench/stage-2".into(), OpKind::Stage, Some(("2.0.0", &v2)))?;

@@ -254,10 +254,12 @@ fn with_driver<T>(
             )),
             // Its set-up fails only on what the site or the options say (a node without an
             // address, no credentials, an unreadable CA): bad input.
-            Some(t) => match ferry_exec::AgentDriver::new(&t.site, &t.profiles, t.agent.clone()) {
-                Ok(mut driver) => f(&mut driver, observer.as_mut()),
-                Err(source) => Err(ExecError::BadPlan(source.to_string())),
-            },
+            Some(t) => {
+                match ferry_exec::AgentDriver::new(journal, &t.site, &t.profiles, t.agent.clone()) {
+                    Ok(mut driver) => f(&mut driver, observer.as_mut()),
+                    Err(source) => Err(ExecError::BadPlan(source.to_string())),
+                }
+            }
         },
         DriverKind::Ssh => match twin {
             None => Err(ExecError::BadPlan(

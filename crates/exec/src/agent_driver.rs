@@ -10,7 +10,7 @@
 //! later is safe for the same reason.
 
 use crate::driver::{system_now, Driver, DriverError, Inspection, Outcome};
-use crate::journal::RunId;
+use crate::journal::{Journal, RunId};
 use ferry_model::agent::{AgentStatus, Health, OpKind, OpRequest, OpResult, OpState};
 use ferry_model::{Effect, PlannedStep, Profile, Site, Wait};
 use std::collections::BTreeMap;
@@ -56,6 +56,37 @@ struct Shared {
     nodes: BTreeMap<(String, String), Target>,
     /// HA pairs by (cluster, node): from the profiles' `[[twin.ha_pair]]` tables.
     pairs: BTreeMap<(String, String), Pair>,
+    /// This journal's own prefix of operation IDs (random, made once and kept in the journal),
+    /// so that runs of two journals (two state directories, two operators) never share an ID
+    /// on an agent, while a resumed run keeps its IDs.
+    prefix: String,
+}
+
+/// Where the journal keeps its prefix of operation IDs.
+const ID_PREFIX_KEY: &str = "agent.op_id_prefix";
+
+/// The journal's prefix of operation IDs, made on first use: `ferry-` and 12 random hex digits.
+fn id_prefix(journal: &Journal) -> Result<String, DriverError> {
+    if let Some(p) = journal.driver_state(ID_PREFIX_KEY).map_err(other)? {
+        return Ok(p);
+    }
+    let mut bytes = [0u8; 6];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if random.is_err() {
+        // No /dev/urandom: the time and the process make it unique enough.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let x = t.as_nanos() as u64 ^ ((std::process::id() as u64) << 32);
+        bytes.copy_from_slice(&x.to_le_bytes()[..6]);
+    }
+    let p = format!(
+        "ferry-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    journal.put_driver_state(ID_PREFIX_KEY, &p).map_err(other)?;
+    Ok(p)
 }
 
 /// A node's HA partner, and the pair's roles (the primary's, then the backup's).
@@ -93,6 +124,7 @@ impl AgentDriver {
     /// A driver for the nodes of `site` (each node's `address` is its agent). The profiles
     /// say which nodes form HA pairs (for steps that set or reverse roles).
     pub fn new(
+        journal: &Journal,
         site: &Site,
         profiles: &BTreeMap<String, Profile>,
         opts: AgentOptions,
@@ -205,6 +237,7 @@ impl AgentDriver {
                 opts,
                 nodes,
                 pairs,
+                prefix: id_prefix(journal)?,
             }),
             tx,
             rx,
@@ -242,11 +275,11 @@ impl AgentDriver {
     }
 }
 
-fn op_id(run: RunId, step: &str, key: &str, attempt: u32) -> String {
+fn op_id(prefix: &str, run: RunId, step: &str, key: &str, attempt: u32) -> String {
     if attempt <= 1 {
-        format!("run-{run}/{step}/{key}")
+        format!("{prefix}/run-{run}/{step}/{key}")
     } else {
-        format!("run-{run}/{step}/{key}/try-{attempt}")
+        format!("{prefix}/run-{run}/{step}/{key}/try-{attempt}")
     }
 }
 
@@ -478,7 +511,7 @@ impl Shared {
         let mut out = Vec::new();
         for a in actions {
             if let Action::Op { node, key, .. } = a {
-                out.push(self.op_result(node, &op_id(run, &step.id, key, attempt))?);
+                out.push(self.op_result(node, &op_id(&self.prefix, run, &step.id, key, attempt))?);
             }
         }
         Ok(out)
@@ -543,7 +576,7 @@ impl Shared {
             };
             asked += 1;
             let mut req = OpRequest {
-                id: op_id(run, &step.id, key, attempt),
+                id: op_id(&self.prefix, run, &step.id, key, attempt),
                 service: t.service.clone(),
                 op: kind,
                 version: None,

@@ -442,6 +442,20 @@ fn e2e_apply_and_rollback_of_a_pair_and_a_publisher_with_subscribers() {
     }
     write_and_read_back(&site, kv_a, "city", "brest");
     write_and_read_back(&site, db_pub, "fleet", "barges");
+
+    // The same plan again from a fresh state directory (another workstation, say): its run 1
+    // is not the first journal's run 1 on the agents, so every node really switches again.
+    std::fs::rename(
+        site.dir.join("orchestrator"),
+        site.dir.join("orchestrator-old"),
+    )
+    .expect("move the journal away");
+    let o = site.apply(30, &[]);
+    assert_eq!(o.status.code(), Some(0), "apply again: {}", text(&o));
+    site.assert_all_on(TO, Some(FROM), "after the second apply");
+    for (i, n) in site.nodes.iter().enumerate() {
+        assert_eq!(site.done(i, OpKind::Switch).len(), 2, "{}", n.name);
+    }
 }
 
 #[test]
@@ -718,4 +732,40 @@ fn e2e_the_orchestrator_killed_mid_run_resumes_and_applies_nothing_twice() {
         assert_eq!(site.done(i, OpKind::Stage).len(), 1, "{}", n.name);
         assert_eq!(site.done(i, OpKind::Snapshot).len(), 1, "{}", n.name);
     }
+}
+
+#[test]
+fn fleet_benchmark_upgrades_every_agent_both_ways_and_reports_json() {
+    // The benchmark's own checks (every node on the new version after each upgrade) make it
+    // fail otherwise; this asserts what it reports, not how fast.
+    let o = ferry(&[
+        "agent",
+        "bench",
+        "--fleet",
+        "4",
+        "--cluster-size",
+        "2",
+        "--json",
+        "--demo",
+        demo_bin().to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        (j["agents"].as_u64(), j["clusters"].as_u64()),
+        (Some(4), Some(2))
+    );
+    let upgrades = j["upgrades"].as_array().expect("upgrades");
+    let modes: Vec<&str> = upgrades.iter().filter_map(|u| u["mode"].as_str()).collect();
+    assert_eq!(modes, ["as the plan allows", "one step at a time"]);
+    // Per node: snapshot, stage, switch, health gate; per publisher a replication gate; per
+    // cluster one more.
+    for u in upgrades {
+        assert_eq!(u["steps"].as_u64(), Some(4 * 4 + 2 + 2), "{u}");
+        assert!(u["seconds"].as_f64().is_some_and(|s| s > 0.0), "{u}");
+    }
+    assert!(j["one_at_a_time_over_parallel"].as_f64().is_some());
+    // Bad input is refused before anything starts.
+    let o = ferry(&["agent", "bench", "--fleet", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
