@@ -1,6 +1,6 @@
 //! `ferry agent`: runs the node agent (`--config FILE`), checks its configuration, makes
-//! package signing keys and signatures, lab certificates, and benchmarks a switch and a
-//! fleet's rolling upgrade.
+//! package signing keys and signatures, lab certificates, asks a running agent (status, stage,
+//! switch, revert, set-role), and benchmarks a switch and a fleet's rolling upgrade.
 
 use crate::{bad, render_diag};
 use anyhow::Result;
@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod fleet;
+mod remote;
 
 #[derive(clap::Subcommand)]
 pub enum AgentAction {
@@ -46,6 +47,42 @@ pub enum AgentAction {
         #[arg(long = "host", value_name = "HOST")]
         hosts: Vec<String>,
     },
+    /// Ask a running agent for its status: each service's active and inactive versions,
+    /// health, role and replication state.
+    Status {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// Print the agent's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stage a signed package (PACKAGE, with PACKAGE.minisig beside it) into a service's
+    /// inactive slot: the agent refuses it, and changes nothing, unless the signature verifies.
+    Stage {
+        package: PathBuf,
+        /// The version the package holds.
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        op: RemoteOp,
+    },
+    /// Switch a service to its inactive slot: restart, health check, and back by itself when
+    /// the new version is not healthy in time (exit 1 then).
+    Switch {
+        #[command(flatten)]
+        op: RemoteOp,
+    },
+    /// Switch a service back to the other slot (the version before the last switch).
+    Revert {
+        #[command(flatten)]
+        op: RemoteOp,
+    },
+    /// Give a service a role (primary|backup for a pair, publisher|subscriber) and restart it.
+    SetRole {
+        role: String,
+        #[command(flatten)]
+        op: RemoteOp,
+    },
     /// Measure switch + restart + health check of the demo service through a local agent
     /// (HTTPS), back and forth between two versions: median and p90 in ms.
     Bench {
@@ -67,6 +104,27 @@ pub enum AgentAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// An operation's options: the agent, the service, the ID.
+#[derive(clap::Args)]
+pub struct RemoteOp {
+    #[command(flatten)]
+    conn: remote::Connection,
+    /// The service on the agent.
+    #[arg(long, default_value = "kv")]
+    service: String,
+    /// The operation's ID (asking again with the same ID returns the first result and does
+    /// nothing again). Default: a fresh one.
+    #[arg(long)]
+    id: Option<String>,
+    /// Print the operation's JSON result.
+    #[arg(long)]
+    json: bool,
+}
+
+fn remote_op(op: RemoteOp, what: remote::Remote) -> Result<ExitCode> {
+    remote::run(&op.conn, &op.service, op.id, what, op.json)
 }
 
 fn config_error(e: ConfigError) -> anyhow::Error {
@@ -178,6 +236,26 @@ pub fn run(config: Option<PathBuf>, action: Option<AgentAction>) -> Result<ExitC
             };
             print!("{text}");
             Ok(ExitCode::SUCCESS)
+        }
+        (None, Some(AgentAction::Status { conn, json })) => {
+            remote::run(&conn, "", None, remote::Remote::Status, json)
+        }
+        (
+            None,
+            Some(AgentAction::Stage {
+                package,
+                version,
+                op,
+            }),
+        ) => remote_op(op, remote::Remote::Stage { package, version }),
+        (None, Some(AgentAction::Switch { op })) => {
+            remote_op(op, remote::Remote::Op(OpKind::Switch))
+        }
+        (None, Some(AgentAction::Revert { op })) => {
+            remote_op(op, remote::Remote::Op(OpKind::Revert))
+        }
+        (None, Some(AgentAction::SetRole { role, op })) => {
+            remote_op(op, remote::Remote::SetRole(role))
         }
         (None, None) => Err(bad(
             "ferry agent needs --config FILE to run, or a subcommand (see `ferry agent --help`)",

@@ -4,7 +4,7 @@
 //! twice, once as the plan allows (steps in parallel) and once one step at a time, side by side
 //! in one run, and the figures are reported as the ratio of the two.
 
-use super::{config_error, free_port, make_package, TempDir};
+use super::{config_error, make_package, TempDir};
 use anyhow::{Context, Result};
 use ferry_agent::client::{BlockingClient, ClientOptions};
 use ferry_model::agent::{OpKind, OpRequest, OpState};
@@ -57,12 +57,21 @@ pub fn fleet(demo: &Path, n: usize, cluster_size: usize, json: bool) -> Result<S
     }
 
     eprintln!("fleet bench: starting {n} agents, each with a demo service");
-    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect::<Result<_>>()?;
+    // Ports for the services and the agents below the system's range of ephemeral ports, so
+    // that no outgoing connection takes one before its server listens on it.
+    let mut free =
+        (20000u16..32000).filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
+    let mut take = || {
+        free.next()
+            .ok_or_else(|| anyhow::anyhow!("no free ports between 20000 and 32000 on the loopback"))
+    };
+    let ports: Vec<u16> = (0..n).map(|_| take()).collect::<Result<_>>()?;
+    let agent_ports: Vec<u16> = (0..n).map(|_| take()).collect::<Result<_>>()?;
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
         let cluster = i / cluster_size;
         let publisher = i % cluster_size == 0;
-        let port = ports[i];
+        let (port, agent_port) = (ports[i], agent_ports[i]);
         let upstream = if publisher {
             String::new()
         } else {
@@ -75,7 +84,7 @@ pub fn fleet(demo: &Path, n: usize, cluster_size: usize, json: bool) -> Result<S
         let config = format!(
             r#"[agent]
 name = "{name}"
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{agent_port}"
 dir = "state/{name}"
 [agent.tls]
 cert = "tls/agent.pem"

@@ -1407,3 +1407,95 @@ unit = "{}"
     lab.terminate(a);
     assert_eq!(ask(port, "PING").as_deref(), Some("PONG 2.0.0 primary"));
 }
+
+#[test]
+fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
+    let mut lab = Lab::new("remote");
+    let port = free_port();
+    let a = lab.configure("kv-a", &demo_service(port, None, None), "", "");
+    lab.start(a);
+    std::fs::write(lab.dir.join("token"), &lab.token).expect("token");
+    let url = lab.url(a);
+    let (token, ca) = (
+        lab.dir.join("token").display().to_string(),
+        lab.dir.join("tls/ca.pem").display().to_string(),
+    );
+    let conn = ["--url", &url, "--token-file", &token, "--ca", &ca];
+    let run = |args: &[&str]| {
+        let mut all = vec!["agent"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&conn);
+        ferry(&all)
+    };
+    let out = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).to_string();
+    lab.package("1.0.0");
+    lab.package("2.0.0");
+    let pkg = |v: &str| lab.dir.join(format!("demo-{v}.tar")).display().to_string();
+    for v in ["1.0.0", "2.0.0"] {
+        let o = run(&["stage", &pkg(v), "--version", v]);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        assert!(
+            out(&o).contains(&format!("done — {v} staged in slot")),
+            "{}",
+            out(&o)
+        );
+        let o = run(&["switch"]);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        assert_eq!(ask(port, "PING"), Some(format!("PONG {v} primary")));
+    }
+    let o = run(&["status"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(
+        out(&o),
+        "agent kv-a\n  kv: active 2.0.0 (slot b), inactive 1.0.0 (slot a), healthy, replication 2\n"
+    );
+    let o = run(&["revert", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let r: OpResult = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!((r.op, r.state), (OpKind::Revert, OpState::Done));
+    assert_eq!(ask(port, "PING").as_deref(), Some("PONG 1.0.0 primary"));
+    // The same ID twice: the first result, nothing done again.
+    let first = run(&["switch", "--id", "by-hand/switch-1", "--json"]);
+    let again = run(&["switch", "--id", "by-hand/switch-1", "--json"]);
+    assert_eq!(first.stdout, again.stdout);
+    assert_eq!(ask(port, "PING").as_deref(), Some("PONG 2.0.0 primary"));
+    // A package whose signature does not verify: refused (exit 1), nothing changes.
+    let before = tree(&lab.service_dir(a).join("slots"));
+    std::fs::write(lab.dir.join("other.tar"), b"not the signed archive").expect("write");
+    std::fs::copy(
+        format!("{}.minisig", pkg("2.0.0")),
+        lab.dir.join("other.tar.minisig"),
+    )
+    .expect("copy");
+    let other = lab.dir.join("other.tar").display().to_string();
+    let o = run(&["stage", &other, "--version", "9.9.9"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("signature does not verify"),
+        "{o:?}"
+    );
+    assert_eq!(tree(&lab.service_dir(a).join("slots")), before);
+    // A wrong token: refused by the agent, bad input.
+    std::fs::write(lab.dir.join("wrong"), "not-the-token-0123456789").expect("token");
+    let wrong = lab.dir.join("wrong").display().to_string();
+    let o = ferry(&[
+        "agent",
+        "switch",
+        "--url",
+        &url,
+        "--token-file",
+        &wrong,
+        "--ca",
+        &ca,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("401"), "{o:?}");
+    assert_eq!(ask(port, "PING").as_deref(), Some("PONG 2.0.0 primary"));
+    // Without credentials: bad input, before anything is asked.
+    let o = ferry(&["agent", "status", "--url", &url, "--ca", &ca]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--token-file"),
+        "{o:?}"
+    );
+}

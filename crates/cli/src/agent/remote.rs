@@ -1,0 +1,220 @@
+//! `ferry agent status|stage|switch|revert|set-role --url URL`: ask a running agent from the
+//! command line, over the same authenticated HTTPS API the agent driver uses — for a first
+//! install of a service, a look at a node, or a repair by hand.
+
+use crate::bad;
+use anyhow::Result;
+use ferry_agent::client::{BlockingClient, ClientOptions};
+use ferry_model::agent::{AgentStatus, OpKind, OpRequest, OpResult, OpState};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// How to reach an agent.
+#[derive(clap::Args, Clone)]
+pub struct Connection {
+    /// The agent (`https://HOST:PORT`, or `HOST:PORT`).
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// A file holding a bearer token the agent accepts.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The CA (PEM) that signed the agent's certificate.
+    #[arg(long, value_name = "FILE")]
+    pub ca: PathBuf,
+    /// A client certificate (PEM), with --key, for an agent that takes certificates.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// How long to wait for an answer, in seconds (a switch waits for its health check).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
+}
+
+/// An operation asked from the command line.
+pub enum Remote {
+    Status,
+    Stage { package: PathBuf, version: String },
+    Op(OpKind),
+    SetRole(String),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))
+}
+
+fn client(c: &Connection) -> Result<BlockingClient> {
+    let token = match &c.token_file {
+        Some(p) => Some(String::from_utf8_lossy(&read(p)?).trim().to_string()),
+        None => None,
+    };
+    let identity = match (&c.cert, &c.key) {
+        (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+        _ => None,
+    };
+    if token.is_none() && identity.is_none() {
+        return Err(bad(
+            "an agent answers only authenticated requests: give --token-file FILE or --cert FILE --key FILE",
+        ));
+    }
+    let url = if c.url.contains("://") {
+        c.url.clone()
+    } else {
+        format!("https://{}", c.url)
+    };
+    BlockingClient::new(
+        &url,
+        ClientOptions {
+            token,
+            ca_pem: read(&c.ca)?,
+            identity,
+            timeout: Duration::from_secs(c.timeout.max(1)),
+        },
+    )
+    .map_err(|e| bad(format!("{}: {e}", c.url)))
+}
+
+/// A fresh operation ID for a command-line request: `cli-` and 12 random hex digits.
+fn fresh_id(op: OpKind) -> String {
+    let mut bytes = [0u8; 6];
+    let _ = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    for (b, t) in bytes.iter_mut().zip(t.to_le_bytes()) {
+        *b ^= t;
+    }
+    format!(
+        "cli-{}/{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        op.as_str()
+    )
+}
+
+fn status_text(st: &AgentStatus) -> String {
+    let mut out = format!("agent {}\n", st.agent);
+    for s in &st.services {
+        let slot = |v: &Option<ferry_model::agent::SlotVersion>| match v {
+            Some(v) => format!("{} (slot {})", v.version, v.slot),
+            None => "-".to_string(),
+        };
+        out.push_str(&format!(
+            "  {}: active {}, inactive {}, {}{}{}\n",
+            s.name,
+            slot(&s.active),
+            slot(&s.inactive),
+            serde_json::to_value(s.health)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            s.role
+                .as_ref()
+                .map(|r| format!(", role {r}"))
+                .unwrap_or_default(),
+            s.replication
+                .map(|r| format!(", replication {r}"))
+                .unwrap_or_default(),
+        ));
+    }
+    out
+}
+
+fn result_text(r: &OpResult) -> String {
+    format!(
+        "{} {} on {}: {} — {}\n",
+        r.op.as_str(),
+        r.id,
+        r.service,
+        match r.state {
+            OpState::Done => "done",
+            OpState::Failed => "failed",
+            OpState::Running => "under way",
+        },
+        r.message
+    )
+}
+
+/// Carries out `what` on the agent; exit 0 when it is done, 1 when it failed.
+pub fn run(
+    conn: &Connection,
+    service: &str,
+    id: Option<String>,
+    what: Remote,
+    json: bool,
+) -> Result<ExitCode> {
+    let c = client(conn)?;
+    let fail = |e: ferry_agent::client::ClientError| anyhow::anyhow!("{}: {e}", conn.url);
+    let (kind, version, package, signature, role) = match what {
+        Remote::Status => {
+            let st = c.status().map_err(fail)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print!("{}", status_text(&st));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Remote::Stage { package, version } => {
+            use base64::Engine as _;
+            let data = read(&package)?;
+            let sig_path = PathBuf::from(format!("{}.minisig", package.display()));
+            let sig = String::from_utf8_lossy(&read(&sig_path)?).to_string();
+            (
+                OpKind::Stage,
+                Some(version),
+                Some(base64::engine::general_purpose::STANDARD.encode(data)),
+                Some(sig),
+                None,
+            )
+        }
+        Remote::Op(k) => (k, None, None, None, None),
+        Remote::SetRole(r) => (OpKind::SetRole, None, None, None, Some(r)),
+    };
+    let req = OpRequest {
+        id: id.unwrap_or_else(|| fresh_id(kind)),
+        service: service.to_string(),
+        op: kind,
+        version,
+        package,
+        signature,
+        snapshot: None,
+        role,
+        health_deadline_s: None,
+    };
+    let body = serde_json::to_vec(&req)?;
+    let reply = c.request("POST", "/v1/ops", &body).map_err(fail)?;
+    let r = match serde_json::from_slice::<OpResult>(&reply.body) {
+        // Done, failed (a refused package is a journaled failure: 422) or under way.
+        Ok(r) => r,
+        // Refused before anything was journaled: the request is wrong (credentials, an
+        // unknown service, nothing staged …).
+        Err(_) => {
+            let why = reply.json()["error"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| String::from_utf8_lossy(&reply.body).to_string());
+            return Err(bad(format!(
+                "{} refused `{}`: {} {why}",
+                conn.url,
+                kind.as_str(),
+                reply.status
+            )));
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else if r.state == OpState::Failed {
+        eprint!("ferry: {}", result_text(&r));
+    } else {
+        print!("{}", result_text(&r));
+    }
+    Ok(if r.state == OpState::Done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
