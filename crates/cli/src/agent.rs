@@ -264,6 +264,97 @@ pub fn run(config: Option<PathBuf>, action: Option<AgentAction>) -> Result<ExitC
     }
 }
 
+/// The benchmarks' trust: a temporary directory with a lab CA and one server certificate for
+/// 127.0.0.1 (`tls/ca.pem`, `tls/agent.pem`, `tls/agent-key.pem`), a signing key pair and a
+/// token.
+struct BenchLab {
+    dir: TempDir,
+    ca: ferry_agent::pki::Ca,
+    secret: String,
+    public: String,
+    token: String,
+}
+
+impl BenchLab {
+    fn new(tag: &str) -> Result<BenchLab> {
+        let dir = TempDir(std::env::temp_dir().join(format!("ferry-{tag}-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&dir.0);
+        std::fs::create_dir_all(dir.0.join("tls"))?;
+        let ca = ferry_agent::pki::Ca::new("ferry bench CA")?;
+        let server = ca.server("bench", &["127.0.0.1".to_string()])?;
+        std::fs::write(dir.0.join("tls/ca.pem"), ca.cert_pem())?;
+        std::fs::write(dir.0.join("tls/agent.pem"), &server.cert_pem)?;
+        std::fs::write(dir.0.join("tls/agent-key.pem"), &server.key_pem)?;
+        let (_, secret, public) = ferry_agent::keys::generate()?;
+        let token = format!("bench-token-{}-0123456789", std::process::id());
+        Ok(BenchLab {
+            dir,
+            ca,
+            secret,
+            public,
+            token,
+        })
+    }
+}
+
+/// A benchmark agent: one demo service on `port` of the loopback.
+struct BenchAgent<'a> {
+    name: &'a str,
+    listen: &'a str,
+    token: &'a str,
+    public: &'a str,
+    port: u16,
+    /// The port of the service it follows.
+    upstream: Option<u16>,
+    /// `publisher` or `subscriber`: a pubsub service (else a lone primary).
+    pubsub_role: Option<&'a str>,
+    deadline_s: u32,
+}
+
+fn bench_agent_config(a: &BenchAgent) -> String {
+    let BenchAgent {
+        name,
+        listen,
+        token,
+        public,
+        port,
+        deadline_s,
+        ..
+    } = a;
+    let upstream = a
+        .upstream
+        .map(|u| format!(r#", "--upstream", "127.0.0.1:{u}""#))
+        .unwrap_or_default();
+    let (role, ha) = match a.pubsub_role {
+        Some(r) => (
+            "{role}",
+            format!("[service.ha]\nmode = \"pubsub\"\nrole = \"{r}\"\n"),
+        ),
+        None => ("primary", String::new()),
+    };
+    format!(
+        r#"[agent]
+name = "{name}"
+listen = "{listen}"
+dir = "state/{name}"
+[agent.tls]
+cert = "tls/agent.pem"
+key = "tls/agent-key.pem"
+[agent.auth]
+tokens = ["{token}"]
+[agent.trust]
+public_keys = ["{public}"]
+[[service]]
+name = "kv"
+run = ["{{slot}}/demo-service", "serve", "--port", "{port}", "--role", "{role}", "--data", "{{data}}"{upstream}]
+health = {{ tcp = "127.0.0.1:{port}", send = "HEALTH", expect = "ok" }}
+probe = ["{{slot}}/demo-service", "probe", "--port", "{port}"]
+health_deadline_s = {deadline_s}
+stop_timeout_s = 5
+{ha}"#
+    )
+}
+
 /// Removes a directory when dropped.
 struct TempDir(PathBuf);
 impl Drop for TempDir {
@@ -322,38 +413,24 @@ fn demo_binary(demo: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 fn bench(demo: &Path, switches: usize, json: bool) -> Result<String> {
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("ferry-agent-bench-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(dir.0.join("tls"))?;
-    let ca = ferry_agent::pki::Ca::new("ferry bench CA")?;
-    let server = ca.server("bench", &["127.0.0.1".to_string()])?;
-    std::fs::write(dir.0.join("tls/ca.pem"), ca.cert_pem())?;
-    std::fs::write(dir.0.join("tls/agent.pem"), &server.cert_pem)?;
-    std::fs::write(dir.0.join("tls/agent-key.pem"), &server.key_pem)?;
-    let (_, secret, public) = ferry_agent::keys::generate()?;
-    let token = format!("bench-token-{}-0123456789", std::process::id());
+    let BenchLab {
+        dir,
+        ca,
+        secret,
+        public,
+        token,
+    } = BenchLab::new("agent-bench")?;
     let port = free_port()?;
-    let config = format!(
-        r#"[agent]
-name = "bench"
-listen = "127.0.0.1:0"
-dir = "state"
-[agent.tls]
-cert = "tls/agent.pem"
-key = "tls/agent-key.pem"
-[agent.auth]
-tokens = ["{token}"]
-[agent.trust]
-public_keys = ["{public}"]
-[[service]]
-name = "kv"
-run = ["{{slot}}/demo-service", "serve", "--port", "{port}", "--role", "primary", "--data", "{{data}}"]
-health = {{ tcp = "127.0.0.1:{port}", send = "HEALTH", expect = "ok" }}
-health_deadline_s = 10
-stop_timeout_s = 5
-"#
-    );
+    let config = bench_agent_config(&BenchAgent {
+        name: "bench",
+        listen: "127.0.0.1:0",
+        token: &token,
+        public: &public,
+        port,
+        upstream: None,
+        pubsub_role: None,
+        deadline_s: 10,
+    });
     let cfg_path = dir.0.join("agent.toml");
     std::fs::write(&cfg_path, config)?;
     let cfg = ferry_agent::load_config(&cfg_path).map_err(config_error)?;

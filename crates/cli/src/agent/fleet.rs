@@ -4,7 +4,7 @@
 //! twice, once as the plan allows (steps in parallel) and once one step at a time, side by side
 //! in one run, and the figures are reported as the ratio of the two.
 
-use super::{config_error, make_package, TempDir};
+use super::{bench_agent_config, config_error, make_package, BenchAgent, BenchLab};
 use anyhow::{Context, Result};
 use ferry_agent::client::{BlockingClient, ClientOptions};
 use ferry_model::agent::{OpKind, OpRequest, OpState};
@@ -30,18 +30,14 @@ struct Upgrade {
 }
 
 pub fn fleet(demo: &Path, n: usize, cluster_size: usize, json: bool) -> Result<String> {
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("ferry-fleet-bench-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(dir.0.join("tls"))?;
+    let BenchLab {
+        dir,
+        ca,
+        secret,
+        public,
+        token,
+    } = BenchLab::new("fleet-bench")?;
     std::fs::create_dir_all(dir.0.join("packages"))?;
-    let ca = ferry_agent::pki::Ca::new("ferry fleet bench CA")?;
-    let server = ca.server("fleet", &["127.0.0.1".to_string()])?;
-    std::fs::write(dir.0.join("tls/ca.pem"), ca.cert_pem())?;
-    std::fs::write(dir.0.join("tls/agent.pem"), &server.cert_pem)?;
-    std::fs::write(dir.0.join("tls/agent-key.pem"), &server.key_pem)?;
-    let (_, secret, public) = ferry_agent::keys::generate()?;
-    let token = format!("fleet-token-{}-0123456789", std::process::id());
     std::fs::write(dir.0.join("token"), &token)?;
 
     // Packages, signed, in the layout the agent driver reads.
@@ -72,40 +68,18 @@ pub fn fleet(demo: &Path, n: usize, cluster_size: usize, json: bool) -> Result<S
         let cluster = i / cluster_size;
         let publisher = i % cluster_size == 0;
         let (port, agent_port) = (ports[i], agent_ports[i]);
-        let upstream = if publisher {
-            String::new()
-        } else {
-            format!(
-                r#", "--upstream", "127.0.0.1:{}""#,
-                ports[cluster * cluster_size]
-            )
-        };
         let name = format!("n{i:03}");
-        let config = format!(
-            r#"[agent]
-name = "{name}"
-listen = "127.0.0.1:{agent_port}"
-dir = "state/{name}"
-[agent.tls]
-cert = "tls/agent.pem"
-key = "tls/agent-key.pem"
-[agent.auth]
-tokens = ["{token}"]
-[agent.trust]
-public_keys = ["{public}"]
-[[service]]
-name = "kv"
-run = ["{{slot}}/demo-service", "serve", "--port", "{port}", "--role", "{{role}}", "--data", "{{data}}"{upstream}]
-health = {{ tcp = "127.0.0.1:{port}", send = "HEALTH", expect = "ok" }}
-probe = ["{{slot}}/demo-service", "probe", "--port", "{port}"]
-health_deadline_s = 20
-stop_timeout_s = 5
-[service.ha]
-mode = "pubsub"
-role = "{}"
-"#,
-            if publisher { "publisher" } else { "subscriber" }
-        );
+        let listen = format!("127.0.0.1:{agent_port}");
+        let config = bench_agent_config(&BenchAgent {
+            name: &name,
+            listen: &listen,
+            token: &token,
+            public: &public,
+            port,
+            upstream: (!publisher).then(|| ports[cluster * cluster_size]),
+            pubsub_role: Some(if publisher { "publisher" } else { "subscriber" }),
+            deadline_s: 20,
+        });
         let path = dir.0.join(format!("{name}.toml"));
         std::fs::write(&path, config)?;
         let cfg = ferry_agent::load_config(&path).map_err(config_error)?;

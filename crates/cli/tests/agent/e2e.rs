@@ -245,6 +245,27 @@ impl Site {
         c
     }
 
+    /// `ferry apply` started in the background, its output captured.
+    fn spawn_apply(&self, patience: u32, extra: &[&str]) -> std::process::Child {
+        self.apply_command(patience, extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ferry apply")
+    }
+
+    /// Whether agent `i` journaled a switch of this test's runs (not the set-up) in `state`.
+    fn switch_in(&self, i: usize, state: OpState) -> bool {
+        self.journal(i)
+            .iter()
+            .any(|r| r.op == OpKind::Switch && r.state == state && !r.id.starts_with("setup/"))
+    }
+
+    /// Waits until agent `i` journaled a switch in `state`.
+    fn wait_switch(&self, i: usize, state: OpState, what: &str) {
+        wait_for(what, || self.switch_in(i, state).then_some(()));
+    }
+
     fn apply(&self, patience: u32, extra: &[&str]) -> std::process::Output {
         self.apply_command(patience, extra)
             .output()
@@ -274,6 +295,17 @@ impl Site {
         ]);
         assert_eq!(o.status.code(), Some(0), "status: {}", text(&o));
         serde_json::from_slice(&o.stdout).expect("status json")
+    }
+
+    /// Asserts run `run`'s kind and status (`ferry status`); its JSON.
+    fn assert_run(&self, run: &str, kind: &str, status: &str) -> serde_json::Value {
+        let st = self.status_json(run);
+        assert_eq!(
+            (st["run"]["kind"].as_str(), st["run"]["status"].as_str()),
+            (Some(kind), Some(status)),
+            "{st}"
+        );
+        st
     }
 
     fn ask(&self, i: usize, command: &str) -> Option<String> {
@@ -397,8 +429,7 @@ fn e2e_apply_and_rollback_of_a_pair_and_a_publisher_with_subscribers() {
 
     let o = site.apply(30, &[]);
     assert_eq!(o.status.code(), Some(0), "apply: {}", text(&o));
-    let st = site.status_json("1");
-    assert_eq!(st["run"]["status"], "complete", "{st}");
+    site.assert_run("1", "apply", "complete");
     site.assert_all_on(TO, Some(FROM), "after apply");
     // The data came through; the pair ends with its roles as the site gives them, and each
     // node was switched exactly once.
@@ -427,15 +458,7 @@ fn e2e_apply_and_rollback_of_a_pair_and_a_publisher_with_subscribers() {
 
     let o = site.run_command("rollback", 30, &["1"]);
     assert_eq!(o.status.code(), Some(0), "rollback: {}", text(&o));
-    let st = site.status_json("2");
-    assert_eq!(
-        (&st["run"]["kind"], &st["run"]["status"]),
-        (
-            &serde_json::json!("rollback"),
-            &serde_json::json!("complete")
-        ),
-        "{st}"
-    );
+    site.assert_run("2", "rollback", "complete");
     site.assert_all_on(FROM, Some(TO), "after rollback");
     for (i, n) in site.nodes.iter().enumerate() {
         assert_eq!(site.done(i, OpKind::Revert).len(), 1, "{}", n.name);
@@ -465,18 +488,12 @@ fn e2e_an_agent_killed_in_a_switch_leaves_one_working_version_and_the_node_is_ro
     // The backup's new version never passes its health check: its switch waits, and the
     // agent is killed there.
     site.hold(kv_b, TO, true);
-    let apply = site
-        .apply_command(60, &["--policy", "rollback-node"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferry apply");
-    wait_for("the backup's switch to wait for its health check", || {
-        site.journal(kv_b)
-            .iter()
-            .any(|r| r.op == OpKind::Switch && r.state == OpState::Running)
-            .then_some(())
-    });
+    let apply = site.spawn_apply(60, &["--policy", "rollback-node"]);
+    site.wait_switch(
+        kv_b,
+        OpState::Running,
+        "the backup's switch to wait for its health check",
+    );
     site.lab.kill(kv_b);
     // Restarted, the agent finds the switch half done and the new version unhealthy: it
     // switches back to the old one.
@@ -494,21 +511,12 @@ fn e2e_an_agent_killed_in_a_switch_leaves_one_working_version_and_the_node_is_ro
         "{}",
         switch.message
     );
-    let st = site.status_json("1");
-    assert_eq!(st["run"]["status"], "failed", "{st}");
+    let st = site.assert_run("1", "apply", "failed");
     assert_eq!(step_state(&st, "kv/kv-b/switch"), "failed", "{st}");
     assert_eq!(step_state(&st, "kv/kv-a/switchover"), "pending", "{st}");
     // Policy rollback-node: the failed node's rollback ran, and the node is on its old
     // version; the primary was never touched beyond staging.
-    let rb = site.status_json("2");
-    assert_eq!(
-        (&rb["run"]["kind"], &rb["run"]["status"]),
-        (
-            &serde_json::json!("rollback"),
-            &serde_json::json!("complete")
-        ),
-        "{rb}"
-    );
+    site.assert_run("2", "rollback", "complete");
     site.assert_all_on(FROM, Some(TO), "after the rollback");
     let kv_a = site.node("kv-a");
     assert!(site.done(kv_a, OpKind::Switch).is_empty());
@@ -520,22 +528,17 @@ fn e2e_a_host_cut_off_in_a_step_stops_the_run_and_resume_finishes_it_once() {
     let site = Site::new("cut", &PUBSUB, 60);
     let sub2 = site.node("db-sub2");
     site.hold(sub2, TO, true);
-    let apply = site
-        .apply_command(3, &["--policy", "stop"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferry apply");
-    wait_for("db-sub2's switch to wait for its health check", || {
-        site.journal(sub2)
-            .iter()
-            .any(|r| r.op == OpKind::Switch && r.state == OpState::Running)
-            .then_some(())
-    });
+    let apply = site.spawn_apply(3, &["--policy", "stop"]);
+    site.wait_switch(
+        sub2,
+        OpState::Running,
+        "db-sub2's switch to wait for its health check",
+    );
     let agent_pid = site.lab.agents[sub2].child.as_ref().map(|c| c.id() as i32);
     match site.hosts.isolation {
         Isolation::Namespaces => site.hosts.cut_off(sub2, true).expect("cut off"),
         // Without namespaces, the host "drops off the network" by its agent freezing.
+        // SAFETY: kill(2) has no memory effects.
         Isolation::Loopback => unsafe {
             libc::kill(agent_pid.expect("pid"), libc::SIGSTOP);
         },
@@ -544,8 +547,7 @@ fn e2e_a_host_cut_off_in_a_step_stops_the_run_and_resume_finishes_it_once() {
     // stop ends the run.
     let o = apply.wait_with_output().expect("ferry apply");
     assert_eq!(o.status.code(), Some(1), "apply: {}", text(&o));
-    let st = site.status_json("1");
-    assert_eq!(st["run"]["status"], "failed", "{st}");
+    let st = site.assert_run("1", "apply", "failed");
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("policy stop"),
         "{}",
@@ -560,24 +562,21 @@ fn e2e_a_host_cut_off_in_a_step_stops_the_run_and_resume_finishes_it_once() {
     // Meanwhile, on the host, the switch finishes once its health check passes (without
     // namespaces: once the agent runs again).
     site.hold(sub2, TO, false);
-    let switched = || {
-        site.journal(sub2)
-            .iter()
-            .any(|r| {
-                r.op == OpKind::Switch && r.state == OpState::Done && !r.id.starts_with("setup/")
-            })
-            .then_some(())
-    };
     match site.hosts.isolation {
         Isolation::Namespaces => {
-            wait_for("the switch to finish on the cut-off host", switched);
+            site.wait_switch(
+                sub2,
+                OpState::Done,
+                "the switch to finish on the cut-off host",
+            );
             site.hosts.cut_off(sub2, false).expect("back on");
         }
         Isolation::Loopback => {
+            // SAFETY: kill(2) has no memory effects.
             unsafe {
                 libc::kill(agent_pid.expect("pid"), libc::SIGCONT);
             }
-            wait_for("the switch to finish", switched);
+            site.wait_switch(sub2, OpState::Done, "the switch to finish");
         }
     }
     // Back on the network: exactly one working version on the node.
@@ -591,7 +590,7 @@ fn e2e_a_host_cut_off_in_a_step_stops_the_run_and_resume_finishes_it_once() {
     // carried out again.
     let o = site.run_command("resume", 30, &[]);
     assert_eq!(o.status.code(), Some(0), "resume: {}", text(&o));
-    assert_eq!(site.status_json("1")["run"]["status"], "complete");
+    site.assert_run("1", "apply", "complete");
     site.assert_all_on(TO, Some(FROM), "after resume");
     for (i, n) in site.nodes.iter().enumerate() {
         assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
@@ -711,12 +710,11 @@ fn e2e_the_orchestrator_killed_mid_run_resumes_and_applies_nothing_twice() {
         .stderr(Stdio::null())
         .spawn()
         .expect("ferry");
-        wait_for(&format!("the {round}'s switch to be under way"), || {
-            site.journal(i)
-                .iter()
-                .any(|r| r.op == OpKind::Switch && r.state == OpState::Running)
-                .then_some(())
-        });
+        site.wait_switch(
+            i,
+            OpState::Running,
+            &format!("the {round}'s switch to be under way"),
+        );
         let _ = child.kill();
         let _ = child.wait();
         site.hold(i, TO, false);
@@ -725,7 +723,7 @@ fn e2e_the_orchestrator_killed_mid_run_resumes_and_applies_nothing_twice() {
     }
     let o = site.run_command("resume", 30, &[]);
     assert_eq!(o.status.code(), Some(0), "resume: {}", text(&o));
-    assert_eq!(site.status_json("1")["run"]["status"], "complete");
+    site.assert_run("1", "apply", "complete");
     site.assert_all_on(TO, Some(FROM), "after resume");
     for (i, n) in site.nodes.iter().enumerate() {
         assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
