@@ -767,3 +767,66 @@ fn fleet_benchmark_upgrades_every_agent_both_ways_and_reports_json() {
     let o = ferry(&["agent", "bench", "--fleet", "1"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+/// The README's walkthrough, run as a user would (bash, `set -euo pipefail`), with the test's
+/// own binaries, a directory of its own and free ports, so that it stays true.
+#[test]
+fn readme_walkthrough_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("README.md");
+    let at = readme
+        .find("#### Walkthrough: a real upgrade on one machine")
+        .expect("the walkthrough section");
+    let start = at + readme[at..].find("```sh\n").expect("its script") + "```sh\n".len();
+    let end = start + readme[start..].find("\n```\n").expect("the script's end");
+    let mut script = readme[start..end].to_string();
+    let dir = std::env::temp_dir().join(format!("ferry-walkthrough-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let bin = Path::new(FERRY).parent().expect("bin dir");
+    let build = "cargo build --release -p ferry-cli -p ferry-demo-service\n";
+    assert!(script.contains(build), "{script}");
+    script = script.replace(build, "");
+    script = script.replace(
+        r#"export PATH="$PWD/target/release:$PATH""#,
+        &format!(r#"export PATH="{}:$PATH""#, bin.display()),
+    );
+    script = script.replace("/tmp/ferry-try", &dir.display().to_string());
+    for port in ["7441", "7442", "7101", "7102"] {
+        assert!(script.contains(port), "{port}");
+        script = script.replace(port, &free_port().to_string());
+    }
+    use std::os::unix::process::CommandExt as _;
+    // Output to a file: agents the script starts in the background would hold a pipe open.
+    let log_path =
+        std::env::temp_dir().join(format!("ferry-walkthrough-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut bash = Command::new("bash")
+        .args(["-c", &format!("set -euo pipefail\n{script}\nwait\n")])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("bash");
+    let status = bash.wait().expect("bash");
+    // Whatever happened, nothing it started stays behind: its process group (the agents it
+    // started in the background), and the services under its directory.
+    kill_group(bash.id() as i32);
+    for (pid, _) in processes_under(&dir, false) {
+        kill_group(pid);
+    }
+    let out = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(status.code(), Some(0), "{out}");
+    for line in [
+        "apply run 1: complete — 10 of 10 steps done",
+        "kv: active 2.1.0 (slot b), inactive 2.0.3 (slot a), healthy, role primary",
+        "rollback run 2: complete",
+        "kv: active 2.0.3 (slot a), inactive 2.1.0 (slot b), healthy, role primary",
+    ] {
+        assert!(out.contains(line), "no {line:?} in\n{out}");
+    }
+}
