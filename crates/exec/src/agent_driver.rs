@@ -610,6 +610,26 @@ impl Shared {
                     req.signature = Some(signature);
                     req.version = Some(version);
                 }
+                // A switch goes to the version the step brings: already there (switched by
+                // hand, say) it is skipped; with another version in the inactive slot (staged
+                // by hand since the stage step) nothing is switched and the step fails.
+                OpKind::Switch if !recorded => {
+                    if let Some(version) = &step.version {
+                        let s = self.service_status(t)?;
+                        if s.active.as_ref().is_some_and(|a| &a.version == version) {
+                            skipped += 1;
+                            continue;
+                        }
+                        let inactive = s.inactive.as_ref().map(|i| i.version.as_str());
+                        if inactive != Some(version.as_str()) {
+                            return Ok(Outcome::Failed(format!(
+                                "{}: the inactive slot holds {}, not {version}: nothing was switched (stage {version} again, then resume)",
+                                t.url,
+                                inactive.unwrap_or("nothing")
+                            )));
+                        }
+                    }
+                }
                 OpKind::Revert if !recorded => {
                     let s = self.service_status(t)?;
                     if s.active.as_ref().is_some_and(|a| a.version == t.original) {

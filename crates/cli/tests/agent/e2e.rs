@@ -830,3 +830,57 @@ fn readme_walkthrough_runs_as_written() {
         assert!(out.contains(line), "no {line:?} in\n{out}");
     }
 }
+
+#[test]
+fn e2e_nodes_changed_by_hand_mid_run_are_not_switched_blindly() {
+    let site = Site::new("hand", &PUBSUB, 10);
+    let (publisher, sub1) = (site.node("db-pub"), site.node("db-sub1"));
+    let o = site.apply(30, &["--pause-after", "db/db-pub/stage"]);
+    assert_eq!(o.status.code(), Some(1), "apply: {}", text(&o));
+    let st = site.assert_run("1", "apply", "paused");
+    for n in ["db-pub", "db-sub1", "db-sub2"] {
+        assert_eq!(step_state(&st, &format!("db/{n}/stage")), "done", "{st}");
+    }
+    // While the run is paused: db-sub1 is switched by hand, and another version is staged by
+    // hand on the publisher.
+    op_ok(&site.lab.client(sub1), &req("hand/switch", OpKind::Switch));
+    let (data, sig) = site.lab.package("2.0.9");
+    op_ok(
+        &site.lab.client(publisher),
+        &stage_req("hand/stage", "2.0.9", &data, &sig),
+    );
+    // The publisher's switch would bring 2.0.9: refused, nothing switched.
+    let o = site.run_command("resume", 30, &[]);
+    assert_eq!(o.status.code(), Some(1), "resume: {}", text(&o));
+    assert!(
+        text(&o).contains("the inactive slot holds 2.0.9, not 2.1.0: nothing was switched"),
+        "{}",
+        text(&o)
+    );
+    let st = site.assert_run("1", "apply", "failed");
+    assert_eq!(step_state(&st, "db/db-pub/switch"), "failed", "{st}");
+    assert_eq!(
+        site.node_state(publisher),
+        (
+            Some(FROM.to_string()),
+            Some("2.0.9".to_string()),
+            Health::Healthy,
+            Some(format!("PONG {FROM} publisher"))
+        )
+    );
+    // The operator stages the target again, and the run goes on; db-sub1, already on it, is
+    // not switched again.
+    let (data, sig) = site.lab.package(TO);
+    op_ok(
+        &site.lab.client(publisher),
+        &stage_req("hand/stage-again", TO, &data, &sig),
+    );
+    let o = site.run_command("resume", 30, &[]);
+    assert_eq!(o.status.code(), Some(0), "resume: {}", text(&o));
+    let st = site.assert_run("1", "apply", "complete");
+    assert_eq!(step_state(&st, "db/db-sub1/switch"), "skipped", "{st}");
+    site.assert_all_on(TO, Some(FROM), "after resume");
+    for (i, n) in site.nodes.iter().enumerate() {
+        assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
+    }
+}
