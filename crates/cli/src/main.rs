@@ -9,6 +9,7 @@ mod agent;
 mod apply;
 mod bench;
 mod examples;
+mod live;
 mod rehearse;
 
 /// The planner allocates many small strings; mimalloc handles that pattern well.
@@ -66,6 +67,14 @@ enum Command {
         /// Output format: text or json.
         #[arg(long, short, value_enum, default_value = "text")]
         format: Format,
+        /// Also ask each node's ferry agent (its site `address`) what it runs now: an agent
+        /// that does not answer, or a version other than the site's, is an inhibitor, and the
+        /// service's health is laid over the site's `healthy` fact for the profile's checks.
+        /// Nothing is changed on the nodes.
+        #[arg(long)]
+        agents: bool,
+        #[command(flatten)]
+        agent: AgentFlags,
     },
     /// Plan the upgrade: version paths, step order with rule IDs, schedule, window estimate, rollback.
     Plan {
@@ -311,27 +320,8 @@ struct RunFlags {
     /// Twin driver: faults to inject (a TOML file of [[fault]] tables; see `ferry rehearse --help`).
     #[arg(long, value_name = "FILE")]
     faults: Option<PathBuf>,
-    /// Agent driver: a file holding the bearer token the agents accept.
-    #[arg(long, value_name = "FILE")]
-    agent_token_file: Option<PathBuf>,
-    /// Agent driver: the CA (PEM) that signed the agents' certificates.
-    #[arg(long, value_name = "FILE")]
-    agent_ca: Option<PathBuf>,
-    /// Agent driver: a client certificate (PEM) for agents that take certificates (with --agent-key).
-    #[arg(long, value_name = "FILE", requires = "agent_key")]
-    agent_cert: Option<PathBuf>,
-    /// Agent driver: the client certificate's private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "agent_cert")]
-    agent_key: Option<PathBuf>,
-    /// Agent driver: the directory of signed packages (SERVICE-VERSION.tar and SERVICE-VERSION.tar.minisig).
-    #[arg(long, value_name = "DIR")]
-    packages: Option<PathBuf>,
-    /// Agent driver: the service's name on the agents when a node has no `service` fact.
-    #[arg(long, value_name = "NAME", default_value = "service")]
-    agent_service: String,
-    /// Agent driver: how long to keep trying an agent that does not answer, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    agent_patience: u64,
+    #[command(flatten)]
+    agent: AgentFlags,
     /// Ssh driver: the login user for nodes whose site `address` names none.
     #[arg(long, value_name = "USER")]
     ssh_user: Option<String>,
@@ -353,6 +343,53 @@ struct RunFlags {
     ssh_command_timeout: u64,
 }
 
+/// How to reach the ferry agents (the `agent` driver, and `check --agents`).
+#[derive(clap::Args)]
+struct AgentFlags {
+    /// Agent driver: a file holding the bearer token the agents accept.
+    #[arg(long, value_name = "FILE")]
+    agent_token_file: Option<PathBuf>,
+    /// Agent driver: the CA (PEM) that signed the agents' certificates.
+    #[arg(long, value_name = "FILE")]
+    agent_ca: Option<PathBuf>,
+    /// Agent driver: a client certificate (PEM) for agents that take certificates (with --agent-key).
+    #[arg(long, value_name = "FILE", requires = "agent_key")]
+    agent_cert: Option<PathBuf>,
+    /// Agent driver: the client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "agent_cert")]
+    agent_key: Option<PathBuf>,
+    /// Agent driver: the directory of signed packages (SERVICE-VERSION.tar and SERVICE-VERSION.tar.minisig).
+    #[arg(long, value_name = "DIR")]
+    packages: Option<PathBuf>,
+    /// Agent driver: the service's name on the agents when a node has no `service` fact.
+    #[arg(long, value_name = "NAME", default_value = "service")]
+    agent_service: String,
+    /// Agent driver: how long to keep trying an agent that does not answer, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    agent_patience: u64,
+}
+
+impl AgentFlags {
+    fn options(self) -> Result<ferry_exec::AgentOptions> {
+        Ok(ferry_exec::AgentOptions {
+            token: self
+                .agent_token_file
+                .as_deref()
+                .map(|p| read(p).map(|t| t.trim().to_string()))
+                .transpose()?,
+            ca_pem: self.agent_ca.as_deref().map(read_bytes).transpose()?,
+            client_pem: match (&self.agent_cert, &self.agent_key) {
+                (Some(c), Some(k)) => Some((read_bytes(c)?, read_bytes(k)?)),
+                _ => None,
+            },
+            packages: self.packages,
+            service: self.agent_service,
+            patience_s: self.agent_patience,
+            poll_s: 0.2,
+        })
+    }
+}
+
 impl RunFlags {
     fn args(self) -> Result<apply::RunArgs> {
         Ok(apply::RunArgs {
@@ -366,22 +403,7 @@ impl RunFlags {
             seed: self.seed,
             speed: self.speed,
             faults: self.faults,
-            agent: ferry_exec::AgentOptions {
-                token: self
-                    .agent_token_file
-                    .as_deref()
-                    .map(|p| read(p).map(|t| t.trim().to_string()))
-                    .transpose()?,
-                ca_pem: self.agent_ca.as_deref().map(read_bytes).transpose()?,
-                client_pem: match (&self.agent_cert, &self.agent_key) {
-                    (Some(c), Some(k)) => Some((read_bytes(c)?, read_bytes(k)?)),
-                    _ => None,
-                },
-                packages: self.packages,
-                service: self.agent_service,
-                patience_s: self.agent_patience,
-                poll_s: 0.2,
-            },
+            agent: self.agent.options()?,
             ssh: ferry_exec::SshOptions {
                 user: self.ssh_user,
                 identity: self.ssh_identity,
@@ -529,14 +551,29 @@ fn write_out(output: Option<&Path>, text: &str) -> Result<()> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Check { site, format } => {
+        Command::Check {
+            site,
+            format,
+            agents,
+            agent,
+        } => {
             let l = load(&cli.profiles, &site)?;
-            let findings = ferry_plan::check(
-                &l.site,
+            let (observed, mut live) = if agents {
+                live::survey(
+                    &l.site,
+                    &apply::used_profiles(&l.site, &l.profiles),
+                    agent.options()?,
+                )?
+            } else {
+                (l.site.clone(), Vec::new())
+            };
+            let mut findings = ferry_plan::check(
+                &observed,
                 |n| l.profiles.get(n).map(|p| &p.profile),
                 &PlanOptions::default(),
             )
             .map_err(|e| bad(e.to_string()))?;
+            findings.append(&mut live);
             let text = match format {
                 Format::Json => report::check_json(&l.site.name, &findings),
                 Format::Text => report::check_text(&l.site.name, &findings),

@@ -56,6 +56,8 @@ struct Shared {
     nodes: BTreeMap<(String, String), Target>,
     /// HA pairs by (cluster, node): from the profiles' `[[twin.ha_pair]]` tables.
     pairs: BTreeMap<(String, String), Pair>,
+    /// The nodes in the site's order.
+    order: Vec<(String, String)>,
     /// This journal's own prefix of operation IDs (random, made once and kept in the journal),
     /// so that runs of two journals (two state directories, two operators) never share an ID
     /// on an agent, while a resumed run keeps its IDs.
@@ -136,6 +138,11 @@ impl AgentDriver {
         }
         let mut nodes = BTreeMap::new();
         let mut pairs = BTreeMap::new();
+        let order: Vec<(String, String)> = site
+            .clusters
+            .iter()
+            .flat_map(|c| c.nodes.iter().map(|n| (c.name.clone(), n.name.clone())))
+            .collect();
         for c in &site.clusters {
             for spec in profiles
                 .get(&c.profile)
@@ -237,6 +244,7 @@ impl AgentDriver {
                 opts,
                 nodes,
                 pairs,
+                order,
                 prefix: id_prefix(journal)?,
             }),
             tx,
@@ -255,6 +263,48 @@ impl AgentDriver {
             .ok_or_else(|| other(format!("no node {cluster}/{node}")))?;
         self.shared.status(t).map_err(other)
     }
+
+    /// What every node's agent says of the node's service now (all asked at once; one that
+    /// does not answer is asked again for the patience), in the site's order.
+    pub fn survey(&self) -> Vec<NodeSurvey> {
+        let shared = &self.shared;
+        let mut out: Vec<NodeSurvey> = std::thread::scope(|scope| {
+            let asks: Vec<_> = shared
+                .nodes
+                .values()
+                .map(|t| scope.spawn(move || (t, shared.service_status(t))))
+                .collect();
+            asks.into_iter()
+                .filter_map(|h| h.join().ok())
+                .map(|(t, service)| NodeSurvey {
+                    cluster: t.cluster.clone(),
+                    node: t.name.clone(),
+                    url: t.url.clone(),
+                    service,
+                })
+                .collect()
+        });
+        let order: BTreeMap<(String, String), usize> = self
+            .shared
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i))
+            .collect();
+        out.sort_by_key(|s| order.get(&(s.cluster.clone(), s.node.clone())).copied());
+        out
+    }
+}
+
+/// One node's answer in `AgentDriver::survey`.
+#[derive(Debug, Clone)]
+pub struct NodeSurvey {
+    pub cluster: String,
+    pub node: String,
+    pub url: String,
+    /// The service's status, or why the agent could not tell (unreachable, refused, no such
+    /// service).
+    pub service: Result<ferry_model::agent::ServiceStatus, String>,
 }
 
 /// The ID of one operation of a step: `run-RUN/STEP/KEY` for its first attempt, with `/try-N`

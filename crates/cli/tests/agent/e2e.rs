@@ -884,3 +884,73 @@ fn e2e_nodes_changed_by_hand_mid_run_are_not_switched_blindly() {
         assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
     }
 }
+
+#[test]
+fn check_with_agents_reports_the_nodes_as_they_are() {
+    let mut site = Site::new("check", &PAIR, 5);
+    let (kv_a, kv_b) = (site.node("kv-a"), site.node("kv-b"));
+    let check = |site: &Site| {
+        let o = ferry(&[
+            "check",
+            &site.path("site.toml"),
+            "--agents",
+            "--agent-token-file",
+            &site.path("token"),
+            "--agent-ca",
+            &site.path("tls/ca.pem"),
+            "--agent-patience",
+            "1",
+            "--format",
+            "json",
+        ]);
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        let keys: Vec<(String, String)> = j["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap_or_default().to_string(),
+                    f["key"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        (o.status.code(), keys)
+    };
+    assert_eq!(check(&site), (Some(0), vec![]));
+    // The backup's service fails its health check: the profile's own check (LHA-08) sees it.
+    site.hold(kv_b, FROM, true);
+    let (code, keys) = check(&site);
+    assert_eq!(code, Some(1), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|(rule, key)| rule == "LHA-08" && key.contains("kv-b")),
+        "{keys:?}"
+    );
+    site.hold(kv_b, FROM, false);
+    // The site says another version than the node runs, and an agent is down.
+    let text = std::fs::read_to_string(site.dir.join("site.toml")).expect("site");
+    let changed = text.replacen(&format!("version = \"{FROM}\""), "version = \"2.0.2\"", 1);
+    std::fs::write(site.dir.join("site.toml"), changed).expect("site");
+    site.lab.kill(kv_b);
+    let (code, keys) = check(&site);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        keys,
+        vec![
+            (
+                "FERRY-AGENT".to_string(),
+                "agent-version-differs:kv/kv-a".to_string()
+            ),
+            (
+                "FERRY-AGENT".to_string(),
+                "agent-unreachable:kv/kv-b".to_string()
+            ),
+        ]
+    );
+    // Nothing was changed on the node that answered.
+    assert!(site
+        .journal(kv_a)
+        .iter()
+        .all(|r| r.id.starts_with("setup/")));
+}
