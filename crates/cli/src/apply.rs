@@ -256,7 +256,13 @@ fn with_driver<T>(
             // address, no credentials, an unreadable CA): bad input.
             Some(t) => {
                 match ferry_exec::AgentDriver::new(journal, &t.site, &t.profiles, t.agent.clone()) {
-                    Ok(mut driver) => f(&mut driver, observer.as_mut()),
+                    Ok(mut driver) => match driver.missing_packages(&plan.steps).as_slice() {
+                        [] => f(&mut driver, observer.as_mut()),
+                        missing => Err(ExecError::BadPlan(format!(
+                            "the plan stages packages that are not there: {}",
+                            missing.join(", ")
+                        ))),
+                    },
                     Err(source) => Err(ExecError::BadPlan(source.to_string())),
                 }
             }

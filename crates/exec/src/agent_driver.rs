@@ -254,6 +254,38 @@ impl AgentDriver {
         })
     }
 
+    /// The package files the stage steps among `steps` need and that cannot be read (or the
+    /// reason there is no packages' directory): checked before a run starts anything.
+    pub fn missing_packages(&self, steps: &[PlannedStep]) -> Vec<String> {
+        let mut missing = std::collections::BTreeSet::new();
+        for step in steps {
+            let stages = step
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::InstallInactive | Effect::InstallInPlace));
+            let (Some(node), Some(version), true) = (&step.node, &step.version, stages) else {
+                continue;
+            };
+            let Ok(t) = self.shared.target(&step.cluster, node) else {
+                continue;
+            };
+            let Some(dir) = &self.shared.opts.packages else {
+                missing.insert("the packages' directory (--packages DIR, with SERVICE-VERSION.tar and its .minisig)".to_string());
+                continue;
+            };
+            for f in [
+                format!("{}-{version}.tar", t.service),
+                format!("{}-{version}.tar.minisig", t.service),
+            ] {
+                let p = dir.join(f);
+                if !p.is_file() {
+                    missing.insert(p.display().to_string());
+                }
+            }
+        }
+        missing.into_iter().collect()
+    }
+
     /// The status of one node's agent (for tests and `ferry status`-like tools).
     pub fn status(&self, cluster: &str, node: &str) -> Result<AgentStatus, DriverError> {
         let t = self

@@ -680,8 +680,16 @@ fn e2e_no_token_a_wrong_token_and_a_tampered_package_are_refused_and_change_noth
     std::fs::write(site.dir.join("token"), "not-the-token-0123456789\n").expect("token");
     check("a wrong token", site.apply(3, &[]), "401");
     std::fs::write(site.dir.join("token"), format!("{}\n", site.lab.token)).expect("token");
-    // A tampered package: one byte of the archive changed after signing.
+    // A package missing from the packages' directory: refused before anything starts.
     let p = site.dir.join(format!("packages/kv-{TO}.tar"));
+    let sig = site.dir.join(format!("packages/kv-{TO}.tar.minisig"));
+    let away = site.dir.join("away.minisig");
+    std::fs::rename(&sig, &away).expect("move the signature away");
+    let o = site.apply(3, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    check("a missing signature", o, &format!("kv-{TO}.tar.minisig"));
+    std::fs::rename(&away, &sig).expect("put the signature back");
+    // A tampered package: one byte of the archive changed after signing.
     let mut data = std::fs::read(&p).expect("package");
     let k = data.len() / 2;
     data[k] ^= 0x55;
