@@ -138,7 +138,8 @@ impl Site {
                 AGENT_PORT,
                 &(service + &ha),
                 "",
-                "",
+                // Client certificates from the lab's CA are accepted too.
+                r#"client_ca = "tls/ca.pem""#,
             );
         }
         for i in 0..nodes.len() {
@@ -961,4 +962,61 @@ fn check_with_agents_reports_the_nodes_as_they_are() {
         .journal(kv_a)
         .iter()
         .all(|r| r.id.starts_with("setup/")));
+}
+
+#[test]
+fn e2e_apply_with_a_client_certificate_instead_of_a_token() {
+    let site = Site::new("mtls", &PUBSUB, 10);
+    let write = |name: &str, issued: ferry_agent::pki::Issued| {
+        std::fs::write(site.dir.join(format!("{name}.pem")), issued.cert_pem).expect("cert");
+        std::fs::write(site.dir.join(format!("{name}-key.pem")), issued.key_pem).expect("key");
+    };
+    write(
+        "operator",
+        site.lab.ca.client("operator").expect("client cert"),
+    );
+    let other_ca = Ca::new("another CA").expect("CA");
+    write(
+        "stranger",
+        other_ca.client("stranger").expect("client cert"),
+    );
+    let apply = |who: &str| {
+        Command::new(FERRY)
+            .args([
+                "apply",
+                &site.path("plan.json"),
+                "--site",
+                &site.path("site.toml"),
+            ])
+            .args([
+                "--driver",
+                "agent",
+                "--state",
+                &site.path(&format!("orchestrator-{who}")),
+            ])
+            .args(["--agent-ca", &site.path("tls/ca.pem")])
+            .args(["--agent-cert", &site.path(&format!("{who}.pem"))])
+            .args(["--agent-key", &site.path(&format!("{who}-key.pem"))])
+            .args([
+                "--packages",
+                &site.path("packages"),
+                "--agent-patience",
+                "3",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("ferry apply")
+    };
+    // A certificate from another CA: every agent refuses it, nothing is done.
+    let o = apply("stranger");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("401"), "{}", text(&o));
+    for i in 0..site.nodes.len() {
+        assert!(site.done(i, OpKind::Snapshot).is_empty());
+    }
+    site.assert_all_on(FROM, None, "after the stranger");
+    // The lab CA's client certificate, and no token: the upgrade goes through.
+    let o = apply("operator");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    site.assert_all_on(TO, Some(FROM), "after apply");
 }
