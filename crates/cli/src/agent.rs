@@ -84,7 +84,8 @@ pub enum AgentAction {
         op: RemoteOp,
     },
     /// Measure switch + restart + health check of the demo service through a local agent
-    /// (HTTPS), back and forth between two versions: median and p90 in ms.
+    /// (HTTPS), back and forth between two versions: median and p90 in ms; or, with --fleet,
+    /// a rolling upgrade of many agents through `ferry apply`.
     Bench {
         /// The demo service binary (default: `ferry-demo-service` next to `ferry`).
         #[arg(long, value_name = "FILE")]

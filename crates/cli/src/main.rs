@@ -255,8 +255,9 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         action: Option<ProfilesAction>,
     },
     /// Run the node agent (`--config agent.toml`: a daemon logging to standard error), or
-    /// check its configuration, make signing keys, sign packages, make lab certificates, or
-    /// benchmark a switch.
+    /// check its configuration, make signing keys, sign packages, make lab certificates, ask a
+    /// running agent (status, stage, switch, revert, set-role), or benchmark a switch and a
+    /// fleet's rolling upgrade.
     ///
     /// The agent keeps each service in two slots, stages signed packages into the inactive
     /// one, switches with a health check and an automatic revert, snapshots configuration,
