@@ -415,7 +415,7 @@ impl Observer for BarProgress {
 }
 
 /// What a run did, for the terminal.
-fn report_text(r: &Report, kind: RunKind, state: &Path) -> String {
+fn report_text(r: &Report, kind: RunKind, state: &Path, driver: &str) -> String {
     let mut text = format!(
         "\n{} run {}: {} — {} of {} steps done, {} skipped, {} pending",
         kind.as_str(),
@@ -445,11 +445,17 @@ fn report_text(r: &Report, kind: RunKind, state: &Path) -> String {
     }
     if r.status != RunStatus::Complete {
         text.push_str(&format!(
-            "\nsee `ferry status --state {} {}`; continue with `ferry resume --state {} {}`",
+            "\nsee `ferry status --state {} {}`; continue with `ferry resume --state {} {}`{}",
             state.display(),
             r.run,
             state.display(),
-            r.run
+            r.run,
+            // Credentials and paths are not journaled: the driver's options are given again.
+            match driver {
+                "agent" => " and the same --agent-* and --packages options",
+                "ssh" => " and the same --ssh-* options",
+                _ => "",
+            }
         ));
     }
     text.push('\n');
@@ -468,7 +474,11 @@ fn finish(
         Ok(r) => r,
         Err(e) => return exec_error(e),
     };
-    write_out(None, &report_text(&report, kind, &args.state))?;
+    let driver = journal
+        .run(report.run)
+        .map(|s| s.driver)
+        .unwrap_or_default();
+    write_out(None, &report_text(&report, kind, &args.state, &driver))?;
     if report.rollback.is_some() && kind == RunKind::Apply {
         write_out(
             None,

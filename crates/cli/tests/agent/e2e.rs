@@ -549,8 +549,11 @@ fn e2e_a_host_cut_off_in_a_step_stops_the_run_and_resume_finishes_it_once() {
     let o = apply.wait_with_output().expect("ferry apply");
     assert_eq!(o.status.code(), Some(1), "apply: {}", text(&o));
     let st = site.assert_run("1", "apply", "failed");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("policy stop"), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("policy stop"),
+        out.contains("continue with `ferry resume --state")
+            && out.contains("and the same --agent-* and --packages options"),
         "{}",
         text(&o)
     );
