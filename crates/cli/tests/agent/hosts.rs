@@ -1,8 +1,9 @@
 //! Test hosts: separate network hosts on this machine for the end-to-end tests. Each host is a
-//! network namespace with its own address on a bridge the test creates (the orchestrator stays in
-//! the machine's own namespace and reaches them over the bridge); where namespaces cannot be made
-//! (not root), each host is a loopback address of its own instead (127.0.N.1), and the test says
-//! which it used (`FERRY_TEST_HOSTS=loopback` asks for loopback addresses). Everything is removed when the `Hosts` value is dropped, even on a failure.
+//! network namespace with its own address (10.S.0.10+i) on a bridge the test creates (the
+//! orchestrator stays in the machine's own namespace and reaches them over the bridge); where
+//! namespaces cannot be made (not root), or with `FERRY_TEST_HOSTS=loopback`, each host is a
+//! loopback address of its own instead (127.S.10+i.1), and the test says which it used.
+//! Everything is removed when the `Hosts` value is dropped, even on a failure.
 
 use std::process::Command;
 
