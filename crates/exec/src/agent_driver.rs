@@ -439,27 +439,55 @@ impl Shared {
         serde_json::from_str(&text).map_err(|e| format!("{url}: not an agent's status: {e}"))
     }
 
+    /// Asks for an operation and waits for its end. The agent answers a POST when the
+    /// operation has ended, so a long one (a slow health check) outlasts the response
+    /// timeout: then, and while it is under way, its record is asked for (`GET`, answered at
+    /// once) until it has ended. The patience bounds how long the agent stays silent, not how
+    /// long the operation takes.
     fn op(&self, t: &Target, req: &OpRequest) -> Result<OpResult, String> {
         let url = format!("{}/v1/ops", t.url);
         let body = serde_json::to_string(req).map_err(|e| e.to_string())?;
+        let poll = || std::thread::sleep(Duration::from_secs_f64(self.opts.poll_s.max(0.05)));
+        let mut unanswered = 0;
         loop {
-            let (code, text) = self.request("POST", &url, Some(&body))?;
-            match code {
-                200 | 202 => {
+            match self.request("POST", &url, Some(&body)) {
+                Ok((200 | 202, text)) => {
                     let r: OpResult = serde_json::from_str(&text)
                         .map_err(|e| format!("{url}: not an operation's result: {e}"))?;
                     if r.state != OpState::Running {
                         return Ok(r);
                     }
-                    std::thread::sleep(Duration::from_secs_f64(self.opts.poll_s.max(0.05)));
                 }
-                _ => {
+                Ok((code, text)) => {
                     return Err(format!(
                         "{} refused `{}`: {code} {}",
                         t.url,
                         req.op.as_str(),
                         error_text(&text)
                     ))
+                }
+                // No answer in time: the operation may just be long. An agent that does not
+                // answer this either fails the step.
+                Err(silent) => match self.op_result(t, &req.id)? {
+                    Some(r) if r.state != OpState::Running => return Ok(r),
+                    Some(_) => {}
+                    // It never arrived: asking again is safe (the same ID), a few times.
+                    None => {
+                        unanswered += 1;
+                        if unanswered >= 3 {
+                            return Err(silent);
+                        }
+                        continue;
+                    }
+                },
+            }
+            // Under way: follow its record.
+            loop {
+                poll();
+                match self.op_result(t, &req.id)? {
+                    Some(r) if r.state != OpState::Running => return Ok(r),
+                    Some(_) => {}
+                    None => break,
                 }
             }
         }

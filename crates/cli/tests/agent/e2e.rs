@@ -1023,3 +1023,27 @@ fn e2e_apply_with_a_client_certificate_instead_of_a_token() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     site.assert_all_on(TO, Some(FROM), "after apply");
 }
+
+#[test]
+fn e2e_a_switch_longer_than_the_patience_is_waited_for_while_its_agent_answers() {
+    // The patience bounds how long an agent may stay silent, not how long an operation may
+    // take: a service that needs longer than the patience to become healthy is waited for.
+    let site = Site::new("slow", &PAIR, 60);
+    let kv_b = site.node("kv-b");
+    site.hold(kv_b, TO, true);
+    let apply = site.spawn_apply(5, &[]);
+    site.wait_switch(
+        kv_b,
+        OpState::Running,
+        "the backup's switch to wait for its health check",
+    );
+    // Three times the patience (and the driver's 5-second response timeout).
+    std::thread::sleep(Duration::from_secs(15));
+    site.hold(kv_b, TO, false);
+    let o = apply.wait_with_output().expect("ferry apply");
+    assert_eq!(o.status.code(), Some(0), "apply: {}", text(&o));
+    site.assert_all_on(TO, Some(FROM), "after apply");
+    for (i, n) in site.nodes.iter().enumerate() {
+        assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
+    }
+}
