@@ -112,9 +112,9 @@ pub enum AgentAction {
 pub struct RemoteOp {
     #[command(flatten)]
     conn: remote::Connection,
-    /// The service on the agent.
-    #[arg(long, default_value = "kv")]
-    service: String,
+    /// The service on the agent (default: the only one it manages).
+    #[arg(long)]
+    service: Option<String>,
     /// The operation's ID (asking again with the same ID returns the first result and does
     /// nothing again). Default: a fresh one.
     #[arg(long)]
@@ -125,7 +125,7 @@ pub struct RemoteOp {
 }
 
 fn remote_op(op: RemoteOp, what: remote::Remote) -> Result<ExitCode> {
-    remote::run(&op.conn, &op.service, op.id, what, op.json)
+    remote::run(&op.conn, op.service.as_deref(), op.id, what, op.json)
 }
 
 fn config_error(e: ConfigError) -> anyhow::Error {
@@ -239,7 +239,7 @@ pub fn run(config: Option<PathBuf>, action: Option<AgentAction>) -> Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         (None, Some(AgentAction::Status { conn, json })) => {
-            remote::run(&conn, "", None, remote::Remote::Status, json)
+            remote::run(&conn, None, None, remote::Remote::Status, json)
         }
         (
             None,

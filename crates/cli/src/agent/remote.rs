@@ -141,16 +141,32 @@ fn result_text(r: &OpResult) -> String {
 /// Carries out `what` on the agent; exit 0 when it is done, 1 when it failed.
 pub fn run(
     conn: &Connection,
-    service: &str,
+    service: Option<&str>,
     id: Option<String>,
     what: Remote,
     json: bool,
 ) -> Result<ExitCode> {
     let c = client(conn)?;
-    let fail = |e: ferry_agent::client::ClientError| anyhow::anyhow!("{}: {e}", conn.url);
+    // The agent's refusals and a wrong URL or CA are the request's fault: bad input (exit 2);
+    // an agent that cannot be reached did not do it (exit 1).
+    use ferry_agent::client::ClientError;
+    let fail = |e: ClientError| -> Result<ExitCode> {
+        match e {
+            e @ (ClientError::Status { .. } | ClientError::Url { .. } | ClientError::Tls(_)) => {
+                Err(bad(e.to_string()))
+            }
+            e => {
+                eprintln!("ferry: {e}");
+                Ok(ExitCode::from(1))
+            }
+        }
+    };
     let (kind, version, package, signature, role) = match what {
         Remote::Status => {
-            let st = c.status().map_err(fail)?;
+            let st = match c.status() {
+                Ok(st) => st,
+                Err(e) => return fail(e),
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
@@ -174,9 +190,32 @@ pub fn run(
         Remote::Op(k) => (k, None, None, None, None),
         Remote::SetRole(r) => (OpKind::SetRole, None, None, None, Some(r)),
     };
+    let service = match service {
+        Some(s) => s.to_string(),
+        None => {
+            let st = match c.status() {
+                Ok(st) => st,
+                Err(e) => return fail(e),
+            };
+            match st.services.as_slice() {
+                [only] => only.name.clone(),
+                many => {
+                    return Err(bad(format!(
+                        "{} manages {} services ({}): name one with --service",
+                        conn.url,
+                        many.len(),
+                        many.iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+            }
+        }
+    };
     let req = OpRequest {
         id: id.unwrap_or_else(|| fresh_id(kind)),
-        service: service.to_string(),
+        service,
         op: kind,
         version,
         package,
@@ -186,7 +225,10 @@ pub fn run(
         health_deadline_s: None,
     };
     let body = serde_json::to_vec(&req)?;
-    let reply = c.request("POST", "/v1/ops", &body).map_err(fail)?;
+    let reply = match c.request("POST", "/v1/ops", &body) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
     let r = match serde_json::from_slice::<OpResult>(&reply.body) {
         // Done, failed (a refused package is a journaled failure: 422) or under way.
         Ok(r) => r,

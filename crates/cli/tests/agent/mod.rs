@@ -1475,6 +1475,25 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
         "{o:?}"
     );
     assert_eq!(tree(&lab.service_dir(a).join("slots")), before);
+    // No agent there: it did not happen (exit 1).
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let o = ferry(&[
+        "agent",
+        "status",
+        "--url",
+        &nobody,
+        "--token-file",
+        &token,
+        "--ca",
+        &ca,
+        "--timeout",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    // A service the agent does not manage: refused, bad input.
+    let o = run(&["switch", "--service", "nope"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(ask(port, "PING").as_deref(), Some("PONG 2.0.0 primary"));
     // A wrong token: refused by the agent, bad input.
     std::fs::write(lab.dir.join("wrong"), "not-the-token-0123456789").expect("token");
     let wrong = lab.dir.join("wrong").display().to_string();
