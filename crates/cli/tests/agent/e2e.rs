@@ -343,6 +343,16 @@ impl Site {
             .collect()
     }
 
+    /// Asserts every node carried out `count` operations of each kind in `ops` (this test's
+    /// runs, not the set-up).
+    fn assert_done_on_each(&self, ops: &[OpKind], count: usize) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            for op in ops {
+                assert_eq!(self.done(i, *op).len(), count, "{}: {op:?}", n.name);
+            }
+        }
+    }
+
     /// What a user checks on node `i`: its active and inactive versions and health (agent
     /// status), and the version and role its service answers with.
     fn node_state(&self, i: usize) -> (Option<String>, Option<String>, Health, Option<String>) {
@@ -461,9 +471,7 @@ fn e2e_apply_and_rollback_of_a_pair_and_a_publisher_with_subscribers() {
     assert_eq!(o.status.code(), Some(0), "rollback: {}", text(&o));
     site.assert_run("2", "rollback", "complete");
     site.assert_all_on(FROM, Some(TO), "after rollback");
-    for (i, n) in site.nodes.iter().enumerate() {
-        assert_eq!(site.done(i, OpKind::Revert).len(), 1, "{}", n.name);
-    }
+    site.assert_done_on_each(&[OpKind::Revert], 1);
     write_and_read_back(&site, kv_a, "city", "brest");
     write_and_read_back(&site, db_pub, "fleet", "barges");
 
@@ -477,9 +485,7 @@ fn e2e_apply_and_rollback_of_a_pair_and_a_publisher_with_subscribers() {
     let o = site.apply(30, &[]);
     assert_eq!(o.status.code(), Some(0), "apply again: {}", text(&o));
     site.assert_all_on(TO, Some(FROM), "after the second apply");
-    for (i, n) in site.nodes.iter().enumerate() {
-        assert_eq!(site.done(i, OpKind::Switch).len(), 2, "{}", n.name);
-    }
+    site.assert_done_on_each(&[OpKind::Switch], 2);
 }
 
 #[test]
@@ -596,10 +602,7 @@ fn e2e_a_host_cut_off_in_a_step_stops_the_run_and_resume_finishes_it_once() {
     assert_eq!(o.status.code(), Some(0), "resume: {}", text(&o));
     site.assert_run("1", "apply", "complete");
     site.assert_all_on(TO, Some(FROM), "after resume");
-    for (i, n) in site.nodes.iter().enumerate() {
-        assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
-        assert_eq!(site.done(i, OpKind::Stage).len(), 1, "{}", n.name);
-    }
+    site.assert_done_on_each(&[OpKind::Switch, OpKind::Stage], 1);
 }
 
 /// The state a refused run must leave untouched on a node: its slots, its `current` link and
@@ -737,11 +740,7 @@ fn e2e_the_orchestrator_killed_mid_run_resumes_and_applies_nothing_twice() {
     assert_eq!(o.status.code(), Some(0), "resume: {}", text(&o));
     site.assert_run("1", "apply", "complete");
     site.assert_all_on(TO, Some(FROM), "after resume");
-    for (i, n) in site.nodes.iter().enumerate() {
-        assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
-        assert_eq!(site.done(i, OpKind::Stage).len(), 1, "{}", n.name);
-        assert_eq!(site.done(i, OpKind::Snapshot).len(), 1, "{}", n.name);
-    }
+    site.assert_done_on_each(&[OpKind::Switch, OpKind::Stage, OpKind::Snapshot], 1);
 }
 
 #[test]
@@ -892,9 +891,7 @@ fn e2e_nodes_changed_by_hand_mid_run_are_not_switched_blindly() {
     let st = site.assert_run("1", "apply", "complete");
     assert_eq!(step_state(&st, "db/db-sub1/switch"), "skipped", "{st}");
     site.assert_all_on(TO, Some(FROM), "after resume");
-    for (i, n) in site.nodes.iter().enumerate() {
-        assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
-    }
+    site.assert_done_on_each(&[OpKind::Switch], 1);
 }
 
 #[test]
@@ -1043,7 +1040,5 @@ fn e2e_a_switch_longer_than_the_patience_is_waited_for_while_its_agent_answers()
     let o = apply.wait_with_output().expect("ferry apply");
     assert_eq!(o.status.code(), Some(0), "apply: {}", text(&o));
     site.assert_all_on(TO, Some(FROM), "after apply");
-    for (i, n) in site.nodes.iter().enumerate() {
-        assert_eq!(site.done(i, OpKind::Switch).len(), 1, "{}", n.name);
-    }
+    site.assert_done_on_each(&[OpKind::Switch], 1);
 }
