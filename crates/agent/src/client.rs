@@ -319,26 +319,13 @@ impl AgentClient {
     /// `GET /v1/ops/{id}`: `None` when the agent has no such operation.
     pub async fn op_result(&self, id: &str) -> Result<Option<OpResult>, ClientError> {
         let r = self
-            .request("GET", &format!("/v1/ops/{}", encode_path(id)), &[])
+            .request("GET", &ferry_model::agent::op_path(id), &[])
             .await?;
         if r.status == 404 {
             return Ok(None);
         }
         self.decode(r, &[200]).map(Some)
     }
-}
-
-/// Percent-encodes an operation ID for a URL path (everything but unreserved characters).
-pub fn encode_path(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The same client, blocking (it runs its own single-threaded runtime).
@@ -402,8 +389,8 @@ mod tests {
     #[test]
     fn ids_encode() {
         assert_eq!(
-            encode_path("run-1/kv/kv-b/stage"),
-            "run-1%2Fkv%2Fkv-b%2Fstage"
+            ferry_model::agent::op_path("run-1/kv/kv-b/stage"),
+            "/v1/ops/run-1%2Fkv%2Fkv-b%2Fstage"
         );
     }
 }

@@ -67,26 +67,28 @@ struct Shared {
 /// Where the journal keeps its prefix of operation IDs.
 const ID_PREFIX_KEY: &str = "agent.op_id_prefix";
 
-/// The journal's prefix of operation IDs, made on first use: `ferry-` and 12 random hex digits.
-fn id_prefix(journal: &Journal) -> Result<String, DriverError> {
-    if let Some(p) = journal.driver_state(ID_PREFIX_KEY).map_err(other)? {
-        return Ok(p);
-    }
+/// 12 random hex digits, for operation IDs no other client chose: from `/dev/urandom`, or,
+/// without it, from the time and the process.
+pub fn random_hex() -> String {
     let mut bytes = [0u8; 6];
     let random = std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
     if random.is_err() {
-        // No /dev/urandom: the time and the process make it unique enough.
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let x = t.as_nanos() as u64 ^ ((std::process::id() as u64) << 32);
         bytes.copy_from_slice(&x.to_le_bytes()[..6]);
     }
-    let p = format!(
-        "ferry-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The journal's prefix of operation IDs, made on first use: `ferry-` and 12 random hex digits.
+fn id_prefix(journal: &Journal) -> Result<String, DriverError> {
+    if let Some(p) = journal.driver_state(ID_PREFIX_KEY).map_err(other)? {
+        return Ok(p);
+    }
+    let p = format!("ferry-{}", random_hex());
     journal.put_driver_state(ID_PREFIX_KEY, &p).map_err(other)?;
     Ok(p)
 }
@@ -494,17 +496,7 @@ impl Shared {
     }
 
     fn op_result(&self, t: &Target, id: &str) -> Result<Option<OpResult>, String> {
-        let enc: String = id
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        let url = format!("{}/v1/ops/{enc}", t.url);
+        let url = format!("{}{}", t.url, ferry_model::agent::op_path(id));
         let (code, text) = self.request("GET", &url, None)?;
         match code {
             200 | 202 => serde_json::from_str(&text)

@@ -12,7 +12,7 @@ pub mod rollback;
 pub mod ssh_driver;
 pub mod twin_driver;
 
-pub use agent_driver::{AgentDriver, AgentOptions, NodeSurvey};
+pub use agent_driver::{random_hex, AgentDriver, AgentOptions, NodeSurvey};
 pub use driver::{system_now, Driver, DriverError, Inspection, Outcome};
 pub use executor::{
     apply, resume, validate, window_end, Change, ExecError, FailurePolicy, Observer, Options,

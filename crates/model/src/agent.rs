@@ -154,3 +154,17 @@ pub struct Heartbeat {
 pub struct ApiError {
     pub error: String,
 }
+
+/// The path of an operation's record, `GET /v1/ops/{id}`: the ID percent-encoded (everything
+/// but unreserved characters).
+pub fn op_path(id: &str) -> String {
+    let mut out = String::from("/v1/ops/");
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -78,21 +78,7 @@ fn client(c: &Connection) -> Result<BlockingClient> {
 
 /// A fresh operation ID for a command-line request: `cli-` and 12 random hex digits.
 fn fresh_id(op: OpKind) -> String {
-    let mut bytes = [0u8; 6];
-    let _ = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    for (b, t) in bytes.iter_mut().zip(t.to_le_bytes()) {
-        *b ^= t;
-    }
-    format!(
-        "cli-{}/{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-        op.as_str()
-    )
+    format!("cli-{}/{}", ferry_exec::random_hex(), op.as_str())
 }
 
 fn status_text(st: &AgentStatus) -> String {

@@ -97,23 +97,17 @@ impl Site {
             let upstream = n
                 .upstream
                 .map(|u| format!("{}:{SERVICE_PORT}", hosts.addr(index(u))));
-            let mut service = demo_service_at(&host, SERVICE_PORT, Some("x"), upstream.as_deref());
             let health = format!(
                 r#"health = {{ command = ["sh", "-c", "test -e {{dir}}/hold-$(cat {{slot}}/VERSION) && exit 1; exec {{slot}}/demo-service health --host {host} --port {SERVICE_PORT}"] }}"#
             );
-            service = service
-                .lines()
-                .map(|l| {
-                    if l.starts_with("health =") {
-                        health.clone()
-                    } else if l.starts_with("health_deadline_s") {
-                        format!("health_deadline_s = {deadline_s}")
-                    } else {
-                        l.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+            let service = demo_service_with(
+                &host,
+                SERVICE_PORT,
+                true,
+                upstream.as_deref(),
+                Some(&health),
+                deadline_s,
+            );
             let ha = match n.role {
                 "primary" | "backup" => {
                     let peer = nodes

@@ -187,9 +187,22 @@ fn demo_service(port: u16, role: Option<&str>, upstream: Option<u16>) -> String 
 
 /// A `[[service]]` running the demo service on `host:port`, following `upstream` (HOST:PORT).
 fn demo_service_at(host: &str, port: u16, role: Option<&str>, upstream: Option<&str>) -> String {
+    demo_service_with(host, port, role.is_some(), upstream, None, 5)
+}
+
+/// The same, its role the agent's HA role when `ha_role` (else primary), with `health` (a
+/// `health = …` line) instead of the TCP check, and `deadline_s` for a switch's health wait.
+fn demo_service_with(
+    host: &str,
+    port: u16,
+    ha_role: bool,
+    upstream: Option<&str>,
+    health: Option<&str>,
+    deadline_s: u32,
+) -> String {
     let mut run = format!(
         r#""{{slot}}/demo-service", "serve", "--host", "{host}", "--port", "{port}", "--role", "{}", "--data", "{{data}}""#,
-        if role.is_some() { "{role}" } else { "primary" }
+        if ha_role { "{role}" } else { "primary" }
     );
     if let Some(u) = upstream {
         run.push_str(&format!(r#", "--upstream", "{u}""#));
@@ -199,11 +212,14 @@ fn demo_service_at(host: &str, port: u16, role: Option<&str>, upstream: Option<&
 [[service]]
 name = "kv"
 run = [{run}]
-health = {{ tcp = "{host}:{port}", send = "HEALTH", expect = "ok" }}
+{health}
 probe = ["{{slot}}/demo-service", "probe", "--host", "{host}", "--port", "{port}"]
-health_deadline_s = 5
+health_deadline_s = {deadline_s}
 stop_timeout_s = 5
-"#
+"#,
+        health = health.map(str::to_string).unwrap_or_else(|| format!(
+            r#"health = {{ tcp = "{host}:{port}", send = "HEALTH", expect = "ok" }}"#
+        )),
     )
 }
 
