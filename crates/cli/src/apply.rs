@@ -172,17 +172,20 @@ fn open(state: &Path) -> Result<Journal> {
     Journal::open(state).map_err(|e| bad(format!("cannot open the journal: {e}")))
 }
 
-fn options(plan: &Plan, args: &RunArgs) -> Options {
+/// The executor's options; `ignore_window`: the booked window is not checked (the flag given
+/// now, or journaled for the run).
+fn options(plan: &Plan, args: &RunArgs, ignore_window: bool) -> Options {
     Options {
         parallel: args.parallel,
         pause_after: args.pause_after.clone(),
-        window_end: if args.ignore_window {
+        window_end: if ignore_window {
             None
         } else {
             ferry_exec::window_end(plan)
         },
         policy: args.policy.into(),
         approve_all: args.approve_all,
+        ignore_window: args.ignore_window,
     }
 }
 
@@ -524,7 +527,7 @@ make a new plan with `ferry plan {site} --format json -o {}`",
             plan_path.display()
         )));
     }
-    let opts = options(&plan, args);
+    let opts = options(&plan, args, args.ignore_window);
     ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
     let kind = args.driver.unwrap_or(DriverKind::Manual);
     let mut inputs = loaded.inputs.clone();
@@ -534,6 +537,7 @@ make a new plan with `ferry plan {site} --format json -o {}`",
         parent: None,
         driver: kind.name().to_string(),
         inputs: Some(inputs),
+        ignore_window: args.ignore_window,
     };
     let twin = match kind {
         k if k.needs_site() => Some(TwinSetup {
@@ -606,7 +610,8 @@ pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
     let run = pick_run(&journal, run, &args.state)?;
     let summary = journal.run(run)?;
     let plan = journal.plan(run)?;
-    let opts = options(&plan, args);
+    let ignore_window = args.ignore_window || summary.ignore_window_since.is_some();
+    let opts = options(&plan, args, ignore_window);
     ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
     let kind = driver_of(&journal, run, args)?;
     let twin = match kind {
@@ -659,13 +664,16 @@ cannot be planned again; carry out the plan's rollback section by hand"
         parent: Some(run),
         driver: kind.name().to_string(),
         inputs: Some(inputs.clone()),
+        ignore_window: false,
     };
     let opts = Options {
         parallel: args.parallel,
         pause_after: args.pause_after.clone(),
+        // A backout runs to its end, inside the booked window or not.
         window_end: None,
         policy: FailurePolicy::Stop,
         approve_all: args.approve_all,
+        ignore_window: false,
     };
     // The plan is needed to build the driver, and the driver's observations to plan: observe
     // with a driver for the upgrade plan, then carry out the rollback with a fresh one.
@@ -704,6 +712,44 @@ fn time(t: Option<i64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// The run's booked window as `status` shows it.
+#[derive(serde::Serialize)]
+struct BookedWindow {
+    /// In the site's zone: `2026-12-05 18:00 -05:00`.
+    start: String,
+    end: String,
+    start_epoch_s: i64,
+    end_epoch_s: i64,
+    /// `ahead` (not yet open), `open` or `closed`, now.
+    state: &'static str,
+    /// Whether the executor holds the run's window steps to it (not for a rollback, nor when
+    /// `--ignore-window` was given).
+    checked: bool,
+    /// Whether `--ignore-window` was given for the run.
+    ignored: bool,
+}
+
+fn booked_window(plan: &Plan, summary: &ferry_exec::RunSummary, now: i64) -> Option<BookedWindow> {
+    let w = plan.window.as_ref()?;
+    let end = ferry_exec::window_end(plan)?;
+    let at = |t| ferry_plan::render::site_time(Some(w), t);
+    Some(BookedWindow {
+        start: at(w.start_epoch_s),
+        end: at(end),
+        start_epoch_s: w.start_epoch_s,
+        end_epoch_s: end,
+        state: if now < w.start_epoch_s {
+            "ahead"
+        } else if now < end {
+            "open"
+        } else {
+            "closed"
+        },
+        checked: summary.kind == RunKind::Apply && summary.ignore_window_since.is_none(),
+        ignored: summary.ignore_window_since.is_some(),
+    })
+}
+
 pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> {
     let journal = existing(state)?;
     let runs = journal.runs()?;
@@ -712,11 +758,13 @@ pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> 
     let steps = journal.steps(run)?;
     let approvals = journal.approvals(run)?;
     let active = journal.run_is_active(run)?;
+    let window = booked_window(&journal.plan(run)?, &summary, ferry_exec::system_now());
     let text = if json {
         serde_json::to_string_pretty(&serde_json::json!({
             "schema_version": ferry_model::plan::SCHEMA_VERSION,
             "run": summary,
             "active": active,
+            "window": window,
             "steps": steps,
             "approvals": approvals,
             "runs": runs,
@@ -758,6 +806,21 @@ pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> 
         ));
         if let Some(p) = summary.parent {
             t.push_str(&format!("rolls back run {p}\n"));
+        }
+        if let Some(w) = &window {
+            t.push_str(&format!("window {} to {}: {}", w.start, w.end, w.state));
+            if let Some(since) = summary.ignore_window_since {
+                t.push_str(&format!(
+                    "; ignored since {} (--ignore-window)",
+                    time(Some(since))
+                ));
+            } else if !w.checked {
+                t.push_str("; not checked (a rollback runs to its end)");
+            }
+            t.push('\n');
+        }
+        if let Some(m) = &summary.message {
+            t.push_str(&format!("{}: {m}\n", summary.status.as_str()));
         }
         if let Some(scope) = &summary.rollback_wanted {
             t.push_str(&format!(

@@ -247,8 +247,20 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         #[arg(default_value = "ucm-standard")]
         name: String,
     },
-    /// List the built-in example sites.
-    Examples,
+    /// List the built-in example sites, or print one (to copy and edit).
+    #[command(after_help = "Examples:\n  \
+ferry examples\n  \
+ferry examples ucm-standard > site.toml\n  \
+ferry examples linux-ha-pair --window-start now > site.toml   # its window booked from now")]
+    Examples {
+        /// The example to print as a site file; none: list them.
+        name: Option<String>,
+        /// Book the printed example's window from this moment instead: `now` (rounded down to
+        /// the minute, in the example's zone) or an RFC 3339 time with its offset. Its length
+        /// is kept.
+        #[arg(long, value_name = "WHEN", requires = "name")]
+        window_start: Option<String>,
+    },
     /// List profiles, show one, or validate profile files.
     Profiles {
         #[command(subcommand)]
@@ -308,7 +320,9 @@ struct RunFlags {
     /// Approve every pause step (rehearsals and demos); the approvals are journaled.
     #[arg(long)]
     approve: bool,
-    /// Start steps even when they would end after the site's booked window.
+    /// Go on knowingly outside the site's booked window: a closed window, or one too short for
+    /// the work left, no longer stops the run. Journaled with the run (its later resumes keep
+    /// it) and shown by `ferry status`.
     #[arg(long)]
     ignore_window: bool,
     /// Twin driver: seed of the simulation's randomness (durations, convergence times).
@@ -713,7 +727,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
             )
         }
-        Command::Examples => {
+        Command::Examples {
+            name: Some(name),
+            window_start,
+        } => {
+            let (_, text) = site_text(&format!("example:{name}"))?;
+            let text = match window_start {
+                Some(start) => examples::with_window_start(&name, &text, &start).map_err(bad)?,
+                None => text,
+            };
+            write_out(None, &text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Examples { name: None, .. } => {
             let mut text = String::new();
             for (name, body) in examples::EXAMPLES {
                 let title = body

@@ -210,6 +210,7 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
             parent: None,
             driver: "twin".into(),
             inputs: Some(l.inputs.clone()),
+            ignore_window: false,
         };
         let opts = Options {
             approve_all: true,

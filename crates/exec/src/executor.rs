@@ -21,6 +21,7 @@ use crate::driver::{Driver, DriverError, Inspection, Outcome};
 use crate::journal::{
     Event, Journal, JournalError, NewRun, RunId, RunStatus, StepEvent, StepState,
 };
+use crate::window::{self, WindowRefusal};
 use ferry_model::{Phase, Plan, PlannedStep, StepKind};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -83,6 +84,10 @@ pub struct Options {
     pub policy: FailurePolicy,
     /// Approve every pause step (rehearsals, demos); the approvals are journaled.
     pub approve_all: bool,
+    /// The operator goes on whatever the booked window says (`--ignore-window`): journaled
+    /// with the run when `resume` takes it (a new run records it through `NewRun`). The
+    /// check itself is off when `window_end` is `None`.
+    pub ignore_window: bool,
 }
 
 /// The end of the plan's booked window, when the plan has one.
@@ -260,6 +265,9 @@ pub fn resume(
     let _lock = journal.lock_run(run)?;
     let plan = journal.plan(run)?;
     validate(&plan, opts)?;
+    if opts.ignore_window {
+        journal.set_ignore_window(run, driver.now())?;
+    }
     execute(journal, run, &plan, driver, opts, observer)
 }
 
@@ -340,11 +348,11 @@ fn execute(
     opts: &Options,
     observer: &mut dyn Observer,
 ) -> Result<Report, ExecError> {
-    journal.set_status(run, RunStatus::Running)?;
+    journal.set_outcome(run, RunStatus::Running, None)?;
     let mut r = Run::new(journal, run, plan, driver, opts, observer);
     let result = r.carry_out();
-    if let Err(ExecError::Driver { .. }) = &result {
-        journal.set_status(run, RunStatus::Stopped)?;
+    if let Err(e @ ExecError::Driver { .. }) = &result {
+        journal.set_outcome(run, RunStatus::Stopped, Some(&e.to_string()))?;
     }
     result
 }
@@ -359,12 +367,7 @@ impl<'a> Run<'a> {
         observer: &'a mut dyn Observer,
     ) -> Run<'a> {
         let n = plan.steps.len();
-        let index: HashMap<&str, usize> = plan
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
+        let index = plan.step_index();
         let mut succs = vec![Vec::new(); n];
         for (i, s) in plan.steps.iter().enumerate() {
             for a in &s.after {
@@ -460,6 +463,7 @@ impl<'a> Run<'a> {
 
     fn carry_out(&mut self) -> Result<Report, ExecError> {
         self.load_journal()?;
+        self.judge_window()?;
         loop {
             self.dispatch()?;
             if self.running == 0 {
@@ -733,21 +737,60 @@ impl<'a> Run<'a> {
             }
         }
         if let (Some(end), Phase::Window) = (self.opts.window_end, step.phase) {
-            let ends = now.saturating_add(step.duration_s as i64);
-            if ends > end {
-                self.halt(
-                    Halt::Stopped,
-                    format!(
-                        "step `{}` ({} s) would end {} s after the booked window ends; not started",
-                        step.id,
-                        step.duration_s,
-                        ends - end
-                    ),
-                );
+            if now.saturating_add(step.duration_s as i64) > end {
+                self.refuse_window(WindowRefusal::StepOverruns {
+                    now,
+                    end,
+                    step: step.id.clone(),
+                    duration_s: step.duration_s,
+                })?;
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// Before anything starts: a booked window that has closed, or whose rest is shorter than
+    /// the window work the plan has left, stops the run with nothing started.
+    fn judge_window(&mut self) -> Result<(), ExecError> {
+        let Some(end) = self.opts.window_end else {
+            return Ok(());
+        };
+        let now = self.driver.now();
+        let (plan, state, started) = (self.plan, &self.state, &self.started_at);
+        let left = window::remaining_window_work(plan, |i| match state[i] {
+            StepState::Done | StepState::Skipped => None,
+            // Under way since before a crash.
+            StepState::Running => {
+                let ran = u64::try_from(now - started[i]).unwrap_or(0);
+                Some(plan.steps[i].duration_s.saturating_sub(ran))
+            }
+            StepState::Pending | StepState::Failed => Some(plan.steps[i].duration_s),
+        });
+        let Some(left) = left else {
+            return Ok(());
+        };
+        match window::judge_run(now, end, left) {
+            Some(refusal) => self.refuse_window(refusal),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the run for the booked window, with what the operator must change.
+    fn refuse_window(&mut self, refusal: WindowRefusal) -> Result<(), ExecError> {
+        let site = match self.journal.inputs(self.run)? {
+            Some(inputs) => inputs.site_name,
+            None => self.plan.site.clone(),
+        };
+        let message = refusal.message(
+            self.plan,
+            window::Remedy {
+                run: self.run,
+                site: &site,
+            },
+        );
+        self.halt(Halt::Stopped, message);
+        Ok(())
     }
 
     fn halt(&mut self, why: Halt, message: String) {
@@ -920,7 +963,8 @@ impl<'a> Run<'a> {
         };
         self.journal
             .set_rollback_wanted(self.run, report.rollback.as_ref())?;
-        self.journal.set_status(self.run, report.status)?;
+        self.journal
+            .set_outcome(self.run, report.status, report.message.as_deref())?;
         Ok(report)
     }
 }

@@ -216,6 +216,8 @@ pub struct NewRun {
     pub driver: String,
     /// The texts the plan was made from, so that a rollback can plan again.
     pub inputs: Option<RunInputs>,
+    /// The operator carries the run out whatever the booked window says (`--ignore-window`).
+    pub ignore_window: bool,
 }
 
 /// The texts a plan was made from: the site file and every profile the site uses.
@@ -255,6 +257,11 @@ pub struct RunSummary {
     pub driver: String,
     /// The rollback the failure policy asked for when the run stopped.
     pub rollback_wanted: Option<RollbackScope>,
+    /// Why the run stopped or paused, as the executor said when it last ended.
+    pub message: Option<String>,
+    /// When the operator chose to carry the run out whatever the booked window says
+    /// (`--ignore-window`), seconds since the Unix epoch; `None`: the window is kept.
+    pub ignore_window_since: Option<i64>,
 }
 
 /// A person's approval of a pause step (`ferry approve STEP`).
@@ -359,15 +366,18 @@ CREATE TABLE IF NOT EXISTS run_plans (
 
 /// Columns added to `runs` after its first version: (name, declaration). A journal file that
 /// lacks one gets it with `ALTER TABLE` when opened.
-const RUN_COLUMNS: [(&str, &str); 5] = [
+const RUN_COLUMNS: [(&str, &str); 7] = [
     ("kind", "TEXT NOT NULL DEFAULT 'apply'"),
     ("parent", "INTEGER"),
     ("driver", "TEXT NOT NULL DEFAULT ''"),
     ("inputs", "TEXT"),
     ("rollback", "TEXT"),
+    ("message", "TEXT"),
+    ("ignore_window", "INTEGER"),
 ];
 
-const RUN_FIELDS: &str = "id, site, input_hash, created, status, kind, parent, driver, rollback";
+const RUN_FIELDS: &str =
+    "id, site, input_hash, created, status, kind, parent, driver, rollback, message, ignore_window";
 
 impl Journal {
     /// Opens the journal in `state_dir` (created when missing), in WAL mode with
@@ -519,8 +529,8 @@ impl Journal {
         // One commit: a run is never journaled without its plan.
         let tx = self.wrap(self.conn.unchecked_transaction())?;
         self.wrap(tx.execute(
-            "INSERT INTO runs (site, input_hash, plan, created, status, kind, parent, driver, inputs) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO runs (site, input_hash, plan, created, status, kind, parent, driver, inputs, \
+             ignore_window) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 plan.site,
                 plan.input_hash,
@@ -530,7 +540,8 @@ impl Journal {
                 new.kind.as_str(),
                 new.parent,
                 new.driver,
-                inputs
+                inputs,
+                new.ignore_window.then_some(now)
             ],
         ))?;
         let run = tx.last_insert_rowid();
@@ -591,6 +602,37 @@ impl Journal {
         let n = self.wrap(self.conn.execute(
             "UPDATE runs SET status = ?1 WHERE id = ?2",
             params![status.as_str(), run],
+        ))?;
+        if n == 0 {
+            return Err(JournalError::NoRun(run));
+        }
+        Ok(())
+    }
+
+    /// Sets the run's status and why it stopped or paused (`None`: nothing to say, as for a
+    /// run under way or complete), in one write.
+    pub fn set_outcome(
+        &self,
+        run: RunId,
+        status: RunStatus,
+        message: Option<&str>,
+    ) -> Result<(), JournalError> {
+        let n = self.wrap(self.conn.execute(
+            "UPDATE runs SET status = ?1, message = ?2 WHERE id = ?3",
+            params![status.as_str(), message, run],
+        ))?;
+        if n == 0 {
+            return Err(JournalError::NoRun(run));
+        }
+        Ok(())
+    }
+
+    /// Records that the operator chose, at `now`, to carry the run out whatever the booked
+    /// window says (`--ignore-window`). The first such moment is kept.
+    pub fn set_ignore_window(&self, run: RunId, now: i64) -> Result<(), JournalError> {
+        let n = self.wrap(self.conn.execute(
+            "UPDATE runs SET ignore_window = COALESCE(ignore_window, ?1) WHERE id = ?2",
+            params![now, run],
         ))?;
         if n == 0 {
             return Err(JournalError::NoRun(run));
@@ -1017,6 +1059,8 @@ type SummaryRow = (
     Option<i64>,
     String,
     Option<String>,
+    Option<String>,
+    Option<i64>,
 );
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
@@ -1030,11 +1074,25 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
         r.get(6)?,
         r.get(7)?,
         r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
     ))
 }
 
 fn summary(row: SummaryRow) -> Result<RunSummary, JournalError> {
-    let (id, site, input_hash, created, status, kind, parent, driver, rollback) = row;
+    let (
+        id,
+        site,
+        input_hash,
+        created,
+        status,
+        kind,
+        parent,
+        driver,
+        rollback,
+        message,
+        ignore_window_since,
+    ) = row;
     let st = RunStatus::parse(&status).ok_or(JournalError::BadValue {
         run: id,
         what: "run status",
@@ -1064,5 +1122,7 @@ fn summary(row: SummaryRow) -> Result<RunSummary, JournalError> {
         parent,
         driver,
         rollback_wanted,
+        message,
+        ignore_window_since,
     })
 }

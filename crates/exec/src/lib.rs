@@ -11,6 +11,7 @@ pub mod rehearse;
 pub mod rollback;
 pub mod ssh_driver;
 pub mod twin_driver;
+pub mod window;
 
 pub use agent_driver::{random_hex, AgentDriver, AgentOptions, NodeSurvey};
 pub use driver::{system_now, Driver, DriverError, Inspection, Outcome};
@@ -28,3 +29,4 @@ pub use rehearse::{monte_carlo, rehearse, Rehearsal, Rehearse, RehearseError};
 pub use rollback::{load_inputs, restrict, rollback_plan, RollbackError};
 pub use ssh_driver::{SshDriver, SshOptions, SSH_STATE};
 pub use twin_driver::{saved_world, TwinDriver, TWIN_STATE};
+pub use window::WindowRefusal;

@@ -97,6 +97,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
         parent: None,
         driver: "twin".into(),
         inputs: None,
+        ignore_window: false,
     };
     let report = apply(&journal, r.plan, &new, &mut driver, &opts, &mut ())?;
     let mut rollback = None;
@@ -115,6 +116,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
             parent: Some(report.run),
             driver: "twin".into(),
             inputs: None,
+            ignore_window: false,
         };
         let opts = Options {
             approve_all: true,

@@ -10,7 +10,7 @@ use crate::journal::RunInputs;
 use ferry_model::plan::Edge;
 use ferry_model::{Facts, Plan, PlannedStep};
 use ferry_profiles::{load_site, ProfileSet};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RollbackError {
@@ -108,12 +108,7 @@ pub fn restrict(plan: Plan, scope: &RollbackScope) -> Result<Plan, RollbackError
     if matches!(scope, RollbackScope::All) {
         return Ok(plan);
     }
-    let index: HashMap<&str, usize> = plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
+    let index = plan.step_index();
     // Per step, in a topological order: the kept steps it must wait for.
     let n = plan.steps.len();
     let mut indeg: Vec<usize> = plan.steps.iter().map(|s| s.after.len()).collect();

@@ -444,6 +444,7 @@ fn journal_round_trip_durability_and_in_memory() {
         parent: None,
         driver: "manual".into(),
         inputs: Some(inputs.clone()),
+        ignore_window: false,
     };
     let run = {
         let j = Journal::open(&dir.0).expect("open");
@@ -567,6 +568,7 @@ fn an_old_journal_file_is_upgraded_in_place() {
                 parent: Some(1),
                 driver: "manual".into(),
                 inputs: None,
+                ignore_window: false,
             },
         )
         .expect("new run");
@@ -897,34 +899,107 @@ fn each_failure_policy_stops_new_work_and_names_the_rollback_it_wants() {
     }
 }
 
+/// The booked window, judged on the driver's clock (the scripted driver starts at 1,000,000 s):
+/// `window_end` relative to the start, how long the first window step really takes, and what
+/// the run says (`None`: it completes).
 #[test]
-fn a_step_that_would_end_after_the_window_is_not_started() {
+fn window_work_is_not_started_when_the_booked_window_has_closed_or_is_too_short() {
     let plan = example_plan("linux-ha-pair");
     let first_window = plan
         .steps
         .iter()
         .find(|s| s.phase == Phase::Window)
-        .expect("window step");
-    // (window end relative to the start, ignore?): a window that ends at once, and none.
-    for (window_end, status) in [
-        (Some(1_000_000 + 5), RunStatus::Stopped),
-        (None, RunStatus::Complete),
+        .expect("window step")
+        .id
+        .clone();
+    let left = ferry_exec::window::remaining_window_work(&plan, |i| Some(plan.steps[i].duration_s))
+        .expect("window work");
+    // linux-ha-pair as planned: one chain of 15 minutes.
+    assert_eq!(left, 15 * 60);
+    // With nothing done, the window work's longest chain is the plan's own lower bound (the
+    // order rules alone; limits can only lengthen it).
+    for name in [
+        "ucm-standard",
+        "ucm-refresh",
+        "ccm4-large",
+        "genesys-framework",
+        "cms-ha",
     ] {
+        let p = example_plan(name);
+        let chain = ferry_exec::window::remaining_window_work(&p, |i| Some(p.steps[i].duration_s))
+            .expect("window work");
+        assert_eq!(chain, p.lower_bound_s, "{name}");
+        // Half of the first step done: the chain is shorter by at most that much.
+        let first = p
+            .steps
+            .iter()
+            .position(|s| s.phase == Phase::Window)
+            .expect("step");
+        let half = p.steps[first].duration_s / 2;
+        let less = ferry_exec::window::remaining_window_work(&p, |i| {
+            Some(p.steps[i].duration_s - if i == first { half } else { 0 })
+        })
+        .expect("window work");
+        assert!(less <= chain && chain - less <= half, "{name}");
+        // Everything settled: nothing left.
+        assert_eq!(
+            ferry_exec::window::remaining_window_work(&p, |_| None),
+            None
+        );
+    }
+    let check = |window_end: Option<i64>, first_takes: Option<i64>, expected: Option<&str>| {
+        let mut script = Script::default();
+        if let Some(t) = first_takes {
+            script.durations.insert(first_window.clone(), t);
+        }
         let opts = Options {
-            window_end,
+            window_end: window_end.map(|e| 1_000_000 + e),
             ..Options::default()
         };
-        let r = run(&plan, &opts);
-        assert_eq!(r.report.status, status);
-        if status == RunStatus::Stopped {
-            assert!(r.report.message.as_deref().unwrap_or("").contains("window"));
-            assert!(!r.world.borrow().applied.contains_key(&first_window.id));
-            assert!(r.world.borrow().applied.keys().all(|id| plan
-                .steps
-                .iter()
-                .any(|s| &s.id == id && s.phase == Phase::Prepare)));
+        let r = run_with(&plan, script, &opts);
+        let stored = r.journal.run(r.report.run).expect("run").message;
+        match expected {
+            None => {
+                assert_eq!(r.report.status, RunStatus::Complete, "{:?}", r.report);
+                assert_eq!(stored, None);
+            }
+            Some(phrase) => {
+                assert_eq!(r.report.status, RunStatus::Stopped);
+                let m = r.report.message.clone().unwrap_or_default();
+                assert!(m.contains(phrase), "{phrase:?} not in {m}");
+                // Dates with their zone, and what to change.
+                assert!(m.contains("-05:00") && m.contains("--ignore-window"), "{m}");
+                assert_eq!(stored.as_deref(), Some(m.as_str()), "journaled as said");
+                let w = r.world.borrow();
+                if phrase == "not started" {
+                    // Refused at the step: the window's work had begun.
+                    assert!(w.applied.contains_key(&first_window), "{m}");
+                } else {
+                    // Refused before anything: not even the work before the window.
+                    assert!(w.applied.is_empty(), "{m}: {:?}", w.applied);
+                }
+            }
         }
-    }
+    };
+    // Closed before the run: nothing starts.
+    check(Some(-1), None, Some("has closed (it is now 1970-01-12"));
+    check(Some(0), None, Some("has closed"));
+    // Open, but shorter than the work left in it.
+    check(
+        Some(left as i64 - 1),
+        None,
+        Some("does not fit in what is left of the booked window"),
+    );
+    // Long enough as planned; the first window step takes far longer, so a later one would
+    // overrun: not started.
+    check(
+        Some(3 * left as i64),
+        Some(3 * left as i64),
+        Some("not started"),
+    );
+    // No window to keep (none booked, or --ignore-window).
+    check(None, Some(3 * left as i64), None);
+    check(Some(10 * left as i64), None, None);
 }
 
 #[test]

@@ -220,3 +220,14 @@ pub struct Plan {
     pub rollback_limits: Vec<LimitGroup>,
     pub rollback_makespan_s: u64,
 }
+
+impl Plan {
+    /// Each step's position in `steps`, by ID.
+    pub fn step_index(&self) -> std::collections::HashMap<&str, usize> {
+        self.steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect()
+    }
+}

@@ -289,6 +289,7 @@ fn opts() -> Options {
         window_end: None,
         policy: ferry_exec::FailurePolicy::Stop,
         approve_all: true,
+        ignore_window: false,
     }
 }
 
@@ -376,6 +377,7 @@ fn a_cucm_site_is_upgraded_and_reverted_over_ssh() {
         parent: None,
         driver: "ssh".into(),
         inputs: Some(s.inputs.clone()),
+        ignore_window: false,
     };
     let mut cards = Vec::new();
     let report = {
@@ -443,6 +445,7 @@ fn a_cucm_site_is_upgraded_and_reverted_over_ssh() {
         parent: Some(1),
         driver: "ssh".into(),
         inputs: Some(s.inputs.clone()),
+        ignore_window: false,
     };
     let report = {
         let mut d = SshDriver::new(

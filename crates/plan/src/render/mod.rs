@@ -27,6 +27,32 @@ pub fn wall_clock(plan: &ferry_model::Plan, secs: u64) -> Option<String> {
     )
 }
 
+/// A moment (seconds since the Unix epoch) as a person reads it, with its date and zone, in
+/// the zone the site's window is written in (UTC when the site books none):
+/// `2026-12-05 18:00 -05:00`.
+pub fn site_time(window: Option<&ferry_model::site::Window>, epoch_s: i64) -> String {
+    let offset = window
+        .and_then(|w| jiff::tz::Offset::from_seconds(w.offset_s).ok())
+        .unwrap_or(jiff::tz::Offset::UTC);
+    match jiff::Timestamp::from_second(epoch_s) {
+        Ok(at) => at
+            .to_zoned(jiff::tz::TimeZone::fixed(offset))
+            .strftime("%Y-%m-%d %H:%M %:z")
+            .to_string(),
+        Err(_) => format!("{epoch_s} s after the Unix epoch"),
+    }
+}
+
+/// The booked window as a person reads it: `2026-12-05 18:00 -05:00 to 2026-12-06 06:00 -05:00`.
+pub fn window_span(window: &ferry_model::site::Window, len_s: u64) -> String {
+    let end = window.start_epoch_s.saturating_add(len_s as i64);
+    format!(
+        "{} to {}",
+        site_time(Some(window), window.start_epoch_s),
+        site_time(Some(window), end)
+    )
+}
+
 /// Seconds as a short duration: `45s`, `12m`, `12m 30s`, `2h 05m`.
 pub fn duration(secs: u64) -> String {
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
