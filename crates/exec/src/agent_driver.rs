@@ -589,7 +589,7 @@ impl Shared {
                     }
                 }
                 Effect::Wait(w) => out.push(Action::Wait(w)),
-                Effect::If { .. } | Effect::Require { .. } => {}
+                Effect::If { .. } | Effect::Require { .. } | Effect::FailsOnConfigChange(_) => {}
                 other => {
                     return Err(format!(
                         "the agent driver cannot carry out the effect `{}` of {}",

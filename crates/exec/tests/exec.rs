@@ -1458,11 +1458,44 @@ fn rehearse_example(
     policy: FailurePolicy,
     seed: u64,
 ) -> ferry_exec::Rehearsal {
-    let text = example_text(name);
-    let set = ProfileSet::builtin().expect("built-in profiles");
-    let site = load_site(name, &text, &set).expect("site");
     let mut inputs = example_inputs(name);
     inputs.strategy = strategy.map(str::to_string);
+    rehearse_inputs(&inputs, faults, policy, seed)
+}
+
+/// Rehearses a site text of a test's own (built-in profiles, its own strategy).
+fn rehearse_site(text: &str, faults: &str, policy: FailurePolicy) -> ferry_exec::Rehearsal {
+    let set = ProfileSet::builtin().expect("built-in profiles");
+    let site = load_site("site.toml", text, &set).expect("site");
+    let inputs = RunInputs {
+        site_name: "site.toml".to_string(),
+        site_text: text.to_string(),
+        profiles: site
+            .clusters
+            .iter()
+            .map(|c| {
+                (
+                    c.profile.clone(),
+                    set.get(&c.profile).expect("p").text.clone(),
+                )
+            })
+            .collect(),
+        strategy: None,
+    };
+    rehearse_inputs(&inputs, faults, policy, 1)
+}
+
+fn rehearse_inputs(
+    inputs: &RunInputs,
+    faults: &str,
+    policy: FailurePolicy,
+    seed: u64,
+) -> ferry_exec::Rehearsal {
+    let name = inputs.site_name.as_str();
+    let text = &inputs.site_text;
+    let strategy = inputs.strategy.as_deref();
+    let set = ProfileSet::builtin().expect("built-in profiles");
+    let site = load_site(name, text, &set).expect("site");
     let plan = ferry_plan::plan(
         &site,
         |n| set.get(n).map(|p| &p.profile),
@@ -1487,7 +1520,7 @@ fn rehearse_example(
     let r = ferry_exec::Rehearse {
         site: &site,
         profiles: &profiles,
-        inputs: &inputs,
+        inputs,
         plan: &plan,
         faults: &faults,
         policy,
@@ -1559,6 +1592,68 @@ fn a_failure_with_policy_rollback_all_is_rolled_back_to_the_original_versions() 
             );
         }
     }
+}
+
+/// CCM-16, from the document: "Performing configuration tasks during the upgrade causes an
+/// upgrade failure." An operator's change as the secondary's CallManager upgrade starts fails
+/// that step through the executor, and the failure policy applies: `stop` leaves the cluster
+/// short of its target, `rollback-all` puts every server back on 3.3(4).
+#[test]
+fn a_configuration_change_during_an_upgrade_fails_it_and_the_failure_policy_applies_ccm_16() {
+    let site = r#"
+[site]
+name = "change-during-upgrade"
+
+[[cluster]]
+name = "ccm"
+profile = "cisco-callmanager4"
+target = "4.0(1)"
+
+[[cluster.node]]
+name = "pub"
+role = "publisher"
+version = "3.3(4)"
+facts = { os_version = "2000.2.5sr2", terminal_services = false }
+
+[[cluster.node]]
+name = "sec"
+role = "secondary"
+version = "3.3(4)"
+facts = { devices = 0, os_version = "2000.2.5sr2", terminal_services = false }
+
+[[cluster.node]]
+name = "pri"
+role = "primary"
+version = "3.3(4)"
+facts = { devices = 600, backup = "sec", os_version = "2000.2.5sr2", terminal_services = false }
+"#;
+    let change = "[[fault]]\nkind = \"config_change\"\nstep = \"ccm/sec/install-subscriber\"\n";
+    let check = |policy: FailurePolicy, rollback: Option<RunStatus>, on_target: bool| {
+        let r = rehearse_site(site, change, policy);
+        assert_eq!(
+            r.report.status,
+            RunStatus::Failed,
+            "{policy:?}: {:?}",
+            r.report
+        );
+        assert_eq!(r.report.failed.len(), 1, "{policy:?}");
+        let (step, reason) = &r.report.failed[0];
+        assert_eq!(step, "ccm/sec/install-subscriber", "{policy:?}");
+        assert!(reason.starts_with("CCM-16:"), "{policy:?}: {reason}");
+        assert_eq!(
+            r.rollback.as_ref().map(|b| b.status),
+            rollback,
+            "{policy:?}"
+        );
+        assert_eq!(
+            r.impact.clusters[0].on_target, on_target,
+            "{policy:?}: {:?}",
+            r.impact.clusters[0].off_target
+        );
+    };
+    check(FailurePolicy::Stop, None, false);
+    // After the rollback "on target" means back on the versions the servers ran.
+    check(FailurePolicy::RollbackAll, Some(RunStatus::Complete), true);
 }
 
 #[test]

@@ -94,6 +94,10 @@ pub enum Effect {
         test: Condition,
         message: String,
     },
+    /// A configuration change an operator makes while the step runs (or as it starts) makes the
+    /// step fail, under this rule: the upgrade it carries out breaks. A change refused because
+    /// the configuration is read-only changes nothing and fails nothing.
+    FailsOnConfigChange(String),
     /// The step fails unless the node's inactive slot holds its target version.
     ExpectInactiveTarget,
     /// The step fails unless the node's active version is its target.
@@ -162,6 +166,7 @@ impl Effect {
             Effect::SetupRoles => "setup_roles",
             Effect::ReverseRoles => "reverse_roles",
             Effect::Require { .. } => "require",
+            Effect::FailsOnConfigChange(_) => "fails_on_config_change",
             Effect::ExpectInactiveTarget => "expect_inactive_target",
             Effect::ExpectActiveTarget => "expect_active_target",
             Effect::Wait(_) => "wait",

@@ -124,52 +124,79 @@ pub struct ParameterChange {
 }
 
 /// What a service parameter (a table `{ name, value, min, max, suggested, new_suggested }`)
-/// becomes after the upgrade, when it changes. Non-numeric or at the old suggested value: the
-/// new suggested value. Custom within [min, max]: kept. Outside: clamped to the nearest bound.
+/// becomes after the upgrade, when it changes. Non-numeric: the new suggested value (numeric or
+/// not), unless it already has it. At the old suggested value: the new suggested value. Custom
+/// within [min, max]: kept. Outside: clamped to the nearest bound. `new_suggested` defaults to
+/// `suggested`.
 pub fn migrate_parameter(p: &FactValue) -> Option<ParameterChange> {
     let t = p.as_table()?;
     let name = t.get("name")?.to_string();
     let value = t.get("value")?;
     let min = t.get("min").and_then(|v| v.as_f64());
     let max = t.get("max").and_then(|v| v.as_f64());
-    let suggested = t.get("suggested").and_then(|v| v.as_f64());
-    let new_suggested = t
-        .get("new_suggested")
-        .and_then(|v| v.as_f64())
-        .or(suggested);
-    let num = value
-        .as_f64()
-        .or_else(|| value.as_str().and_then(|s| s.trim().parse::<f64>().ok()));
-    let (new, why) = match num {
-        None => (new_suggested?, "not numeric: takes the new suggested value"),
+    let suggested = t.get("suggested").and_then(numeric);
+    let new_suggested = t.get("new_suggested").or_else(|| t.get("suggested"));
+    let (new_value, why) = match numeric(value) {
+        None => {
+            let ns = new_suggested?;
+            if same_setting(value, ns) {
+                return None;
+            }
+            (normalised(ns), "not numeric: takes the new suggested value")
+        }
         Some(x) if Some(x) == suggested => {
             let ns = new_suggested?;
-            if ns == x {
+            if numeric(ns) == Some(x) {
                 return None;
             }
             (
-                ns,
+                normalised(ns),
                 "at the suggested value: follows the new suggested value",
             )
         }
         Some(x) => {
             if let Some(lo) = min.filter(|lo| x < *lo) {
-                (lo, "below the minimum: clamped")
+                (number(lo), "below the minimum: clamped")
             } else if let Some(hi) = max.filter(|hi| x > *hi) {
-                (hi, "above the maximum: clamped")
+                (number(hi), "above the maximum: clamped")
             } else {
                 return None;
             }
         }
     };
-    let (new_value, shown) = if new.fract() == 0.0 {
-        (FactValue::Int(new as i64), format!("{}", new as i64))
-    } else {
-        (FactValue::Float(new), format!("{new}"))
-    };
     Some(ParameterChange {
-        text: format!("{name}: {value} -> {shown} ({why})"),
+        text: format!("{name}: {value} -> {new_value} ({why})"),
         name,
         new_value,
     })
+}
+
+/// A parameter value as a number: a number, or a string that reads as one.
+fn numeric(v: &FactValue) -> Option<f64> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse::<f64>().ok()))
+}
+
+/// Two non-numeric settings are the same when equal, or written alike but for case (`True`
+/// in the administration pages, `true` in a site file).
+fn same_setting(a: &FactValue, b: &FactValue) -> bool {
+    a == b
+        || a.to_string()
+            .trim()
+            .eq_ignore_ascii_case(b.to_string().trim())
+}
+
+/// A number as a fact: an integer when it is whole.
+fn number(x: f64) -> FactValue {
+    if x.fract() == 0.0 {
+        FactValue::Int(x as i64)
+    } else {
+        FactValue::Float(x)
+    }
+}
+
+/// A suggested value as the parameter will hold it: numbers as `number` makes them, other
+/// values as they are.
+fn normalised(v: &FactValue) -> FactValue {
+    numeric(v).map_or_else(|| v.clone(), number)
 }

@@ -233,6 +233,9 @@ impl Ctx<'_> {
                 Effect::ReleaseLinks { roles } => {
                     self.roles(roles, &join(&p, &[k("release_links"), k("roles")]))
                 }
+                Effect::FailsOnConfigChange(rule) => {
+                    self.rule(rule, join(&p, &[k("fails_on_config_change")]))
+                }
                 Effect::Require { rule, test, .. } => {
                     self.rule(rule, join(&p, &[k("require"), k("rule")]));
                     self.condition(test, join(&p, &[k("require"), k("test")]));

@@ -228,28 +228,56 @@ fn profile_errors_name_line_and_key() {
         ),
     ];
     for (from, to, key, message) in cases {
-        assert!(base.contains(from), "fixture lacks {from:?}");
-        let text = base.replacen(from, to, 1);
-        let err = load_profile("mine.toml", &text).expect_err("profile must be rejected");
-        let e = err
-            .errors
-            .iter()
-            .find(|e| e.message.contains(message))
-            .unwrap_or_else(|| {
-                panic!(
-                    "no {message:?} in {:?}",
-                    err.errors.iter().map(|e| &e.message).collect::<Vec<_>>()
-                )
-            });
-        assert_eq!(e.key, *key);
-        let changed_line = text[..text.find(to).expect("replaced")].lines().count() + 1
-            - usize::from(to.starts_with('\n'));
-        assert!(
-            e.line.abs_diff(changed_line) <= 1,
-            "{message}: line {} vs {changed_line}",
-            e.line
-        );
+        check_profile_error(base, from, to, key, message);
     }
+}
+
+/// `base` with `from` replaced by `to` is rejected with `message` at `key`, on the changed line.
+fn check_profile_error(base: &str, from: &str, to: &str, key: &str, message: &str) {
+    assert!(base.contains(from), "fixture lacks {from:?}");
+    let text = base.replacen(from, to, 1);
+    let err = load_profile("mine.toml", &text).expect_err("profile must be rejected");
+    let e = err
+        .errors
+        .iter()
+        .find(|e| e.message.contains(message))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {message:?} in {:?}",
+                err.errors.iter().map(|e| &e.message).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(e.key, key);
+    let changed_line = text[..text.find(to).expect("replaced")].lines().count() + 1
+        - usize::from(to.starts_with('\n'));
+    assert!(
+        e.line.abs_diff(changed_line) <= 1,
+        "{message}: line {} vs {changed_line}",
+        e.line
+    );
+}
+
+/// CCM-16: the rule of a `fails_on_config_change` effect is checked where it is written.
+#[test]
+fn fails_on_config_change_rule_errors_name_line_and_key() {
+    let base = ferry_profiles::registry::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "cisco-callmanager4")
+        .expect("cisco-callmanager4")
+        .1;
+    let effect = "{ fails_on_config_change = \"CCM-16\" }";
+    // The step that carries it first: the install of the publisher, its seventh effect.
+    let step = base[..base.find(effect).expect("the effect")]
+        .matches("[[procedure.step]]")
+        .count()
+        - 1;
+    check_profile_error(
+        base,
+        effect,
+        "{ fails_on_config_change = \"ccm16\" }",
+        &format!("procedure.step[{step}].effects[6].fails_on_config_change"),
+        "`ccm16` is not a rule ID",
+    );
 }
 
 /// The ssh driver's data (cisco-ucm): unknown probes, bad regexes and templates are located.

@@ -48,6 +48,7 @@ pub(crate) fn change(w: &mut World, ci: usize) {
         "an operator changed the configuration (no master holds it)"
     };
     w.note(ci, None, "config-change", text.into());
+    w.fail_steps_broken_by_config_change(ci);
 }
 
 fn is_server(w: &World, ci: usize, ni: usize) -> bool {

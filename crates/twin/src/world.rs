@@ -799,6 +799,7 @@ impl World {
             self.clusters[ci].first_window_start = Some(self.now);
         }
         // Faults bound to this step.
+        let changes_before = self.config_changes_applied(ci);
         let mut fail: Option<String> = None;
         let mut factor = 1.0;
         for i in 0..self.faults.len() {
@@ -892,6 +893,10 @@ impl World {
                 fail,
             },
         );
+        // A configuration change made as this step started breaks it too.
+        if self.config_changes_applied(ci) > changes_before {
+            self.fail_on_config_change(&key);
+        }
         if let Some(t) = ends {
             self.schedule(
                 t,
@@ -1176,6 +1181,54 @@ impl World {
         self.settle(ci);
     }
 
+    /// Configuration changes made in the cluster and not refused, so far.
+    fn config_changes_applied(&self, ci: usize) -> u64 {
+        let a = &self.clusters[ci].acc;
+        a.config_changes_made
+            .saturating_sub(a.config_changes_refused)
+    }
+
+    /// An operator changed the configuration of cluster `ci` now: every running step of it
+    /// with `fails_on_config_change` fails (when it ends).
+    pub(crate) fn fail_steps_broken_by_config_change(&mut self, ci: usize) {
+        let keys: Vec<(RunId, String)> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.cluster == ci)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.fail_on_config_change(&key);
+        }
+    }
+
+    /// The running step `key` fails when it ends, if a configuration change breaks it
+    /// (`fails_on_config_change`) and it is not failing already.
+    fn fail_on_config_change(&mut self, key: &(RunId, String)) {
+        let Some(r) = self.running.get(key) else {
+            return;
+        };
+        let Some(rule) = r.step.effects.iter().find_map(|e| match e {
+            Effect::FailsOnConfigChange(rule) => Some(rule.clone()),
+            _ => None,
+        }) else {
+            return;
+        };
+        if r.fail.is_some() {
+            return;
+        }
+        let (ci, ni) = (r.cluster, r.node);
+        let what = match ni {
+            Some(n) => format!("the upgrade of {}", self.clusters[ci].nodes[n].name),
+            None => format!("`{}`", r.step.title),
+        };
+        let reason = format!("{rule}: a configuration change was made during {what}, which failed");
+        self.note(ci, ni, "upgrade-failed", reason.clone());
+        if let Some(r) = self.running.get_mut(key) {
+            r.fail = Some(reason);
+        }
+    }
+
     /// Integrates the cluster's impact figures up to now, with the state as it was.
     pub(crate) fn touch(&mut self, ci: usize) {
         let from = self.clusters[ci].accounted_at;
@@ -1196,7 +1249,8 @@ impl World {
             if let Some(r) = self.running.get(&key) {
                 if r.ends.is_none() && crate::gates::satisfied(self, ci, r.node, &r.step, r.started)
                 {
-                    self.end_step(&key, None);
+                    let fail = r.fail.clone();
+                    self.end_step(&key, fail);
                 }
             }
         }

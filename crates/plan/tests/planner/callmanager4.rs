@@ -769,6 +769,175 @@ fn drive_removal_only_where_possible_ccm_17() {
     assert!(remove.end_s() <= on(&p, "hq-pub", "same-server-recovery").start_s);
 }
 
+/// CCM-17, from the document: "Before you begin the operating system installation, make sure
+/// that you have all drives in the server and verify that the drives are functional. For
+/// example, insert two drives for the MCS-7835 and four drives for the MCS-7845." and "you must
+/// insert a replacement drive into the server before you begin the operating system
+/// procedures". A two-server cluster whose publisher has the given facts: the CCM-17 findings
+/// (check ID, node) expected. The subscriber, an MCS-7835 with both drives, finds nothing.
+fn check_drives(version: &str, publisher_facts: &str, expected: &[(&str, &str)]) {
+    let site = format!(
+        r#"
+[site]
+name = "drive-check"
+
+[[cluster]]
+name = "ccm"
+profile = "cisco-callmanager4"
+target = "4.0(1)"
+
+[[cluster.node]]
+name = "pub"
+role = "publisher"
+version = "{version}"
+facts = {{ runs_callmanager = true, devices = 300, backup = "sub", os_version = "2000.2.3", {publisher_facts} }}
+
+[[cluster.node]]
+name = "sub"
+role = "subscriber"
+version = "{version}"
+facts = {{ devices = 200, os_version = "2000.2.3", server_model = "MCS-7835H-2.4", drives_installed = 2, drives_functional = true }}
+"#
+    );
+    let f = findings(&site);
+    let found: Vec<(&str, &str)> = findings_of(&f, "CCM-17")
+        .iter()
+        .map(|x| {
+            assert_eq!(x.severity, Severity::Inhibitor, "{x:?}");
+            (
+                x.key.split('/').next().unwrap_or(""),
+                x.node.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(found, expected, "{version}: {publisher_facts}");
+}
+
+#[test]
+fn every_drive_in_the_server_and_functional_before_the_os_installation_ccm_17() {
+    // The document's drive counts: four drives in an MCS-7845, two in an MCS-7835.
+    check_drives(
+        "3.2(3)",
+        "server_model = \"MCS-7845H-3.0\", drives_installed = 3",
+        &[("drives-below-model-count", "pub")],
+    );
+    check_drives(
+        "3.2(3)",
+        "server_model = \"MCS-7835H-2.4\", drives_installed = 1",
+        &[("drives-below-model-count", "pub")],
+    );
+    check_drives(
+        "3.2(3)",
+        "server_model = \"MCS-7845H-3.0\", drives_installed = 4",
+        &[],
+    );
+    // Any model: a drive the server takes is not in it, or a drive is not functional.
+    check_drives(
+        "3.2(3)",
+        "server_model = \"MCS-7830\", all_drives_installed = false",
+        &[("drives-not-all-installed", "pub")],
+    );
+    check_drives(
+        "3.2(3)",
+        "server_model = \"MCS-7845H-3.0\", drives_installed = 4, drives_functional = false",
+        &[("drives-not-functional", "pub")],
+    );
+    // A drive removed to keep the data needs its replacement before the OS procedures.
+    check_drives(
+        "3.2(3)",
+        "server_model = \"MCS-7835H-2.4\", drive_removal_planned = true, replacement_drive = false",
+        &[("replacement-drive-missing", "pub")],
+    );
+    check_drives(
+        "3.2(3)",
+        "server_model = \"MCS-7835H-2.4\", drive_removal_planned = true, replacement_drive = true",
+        &[],
+    );
+    // From 2.4 or 3.0 the cluster goes through 3.2(3), and the same OS installation.
+    check_drives(
+        "3.0(9)",
+        "server_model = \"MCS-7835H-2.4\", drives_functional = false",
+        &[("drives-not-functional", "pub")],
+    );
+    // From 3.3 the OS is upgraded in place, and the document lets a server upgrade with one
+    // drive in it (interim recovery mode): no inhibitor.
+    check_drives(
+        "3.3(4)",
+        "server_model = \"MCS-7835H-2.4\", drives_installed = 1, drive_removal_planned = true",
+        &[],
+    );
+}
+
+/// CCM-20, from the document: "Cisco CallManager always updates service parameters with
+/// non-numeric values to the suggested value." Service parameters of a node (a table as the
+/// fact describes them): the finding expected (its node and text), or none.
+fn check_non_numeric_parameter(parameter: &str, expected: Option<&str>) {
+    let site = format!(
+        r#"
+[site]
+name = "parameters"
+
+[[cluster]]
+name = "ccm"
+profile = "cisco-callmanager4"
+target = "4.0(1)"
+
+[[cluster.node]]
+name = "pub"
+role = "publisher"
+version = "3.3(4)"
+facts = {{ runs_callmanager = true, devices = 300, backup = "sub", os_version = "2000.2.5sr2", service_parameters = [{parameter}] }}
+
+[[cluster.node]]
+name = "sub"
+role = "subscriber"
+version = "3.3(4)"
+facts = {{ devices = 200, os_version = "2000.2.5sr2" }}
+"#
+    );
+    let f = findings(&site);
+    let found = findings_of(&f, "CCM-20");
+    match expected {
+        None => assert!(found.is_empty(), "{parameter}: {found:?}"),
+        Some(text) => {
+            assert_eq!(found.len(), 1, "{parameter}: {found:?}");
+            assert_eq!(found[0].node.as_deref(), Some("pub"), "{parameter}");
+            assert!(
+                found[0].message.contains(text),
+                "{parameter}: `{}` lacks `{text}`",
+                found[0].message
+            );
+        }
+    }
+}
+
+#[test]
+fn non_numeric_service_parameters_take_the_new_suggested_value_ccm_20() {
+    // A non-numeric value that differs from the new suggested value: old, new, parameter, node.
+    check_non_numeric_parameter(
+        "{ name = \"CallManager: CDR Enabled Flag\", value = \"False\", suggested = \"False\", new_suggested = \"True\" }",
+        Some("CallManager: CDR Enabled Flag: False -> True (not numeric: takes the new suggested value)"),
+    );
+    check_non_numeric_parameter(
+        "{ name = \"CallManager: Call Park Display Timer Enabled\", value = false, new_suggested = true }",
+        Some("CallManager: Call Park Display Timer Enabled: false -> true"),
+    );
+    check_non_numeric_parameter(
+        "{ name = \"CallManager: Digit Analysis Complexity\", value = \"TranslationAndAlternatePatternAnalysis\", suggested = \"StandardAnalysis\", new_suggested = \"StandardAnalysis\" }",
+        Some("TranslationAndAlternatePatternAnalysis -> StandardAnalysis"),
+    );
+    // Already the new suggested value: nothing changes, nothing is reported.
+    check_non_numeric_parameter(
+        "{ name = \"Cisco TFTP: Enable Caching\", value = \"True\", suggested = \"True\", new_suggested = \"True\" }",
+        None,
+    );
+    // Without a new suggested value ferry cannot say what it becomes: the old one stands in.
+    check_non_numeric_parameter(
+        "{ name = \"CallManager: CDR Enabled Flag\", value = \"False\", suggested = \"True\" }",
+        Some("CallManager: CDR Enabled Flag: False -> True"),
+    );
+}
+
 #[test]
 fn forbidden_and_unverified_applications_ccm_18() {
     let f = findings(&example("ccm4-inhibitors"));

@@ -609,6 +609,7 @@ fn service_parameters_migrate_as_the_planner_reports_ccm_20() {
     check("{ name = \"H225 TCP Timer\", value = 30, min = 5, max = 60, suggested = 30, new_suggested = 25 }", Some("25"));
     // Not numeric: the new suggested value.
     check("{ name = \"Digit Analysis Complexity\", value = \"TranslationAndAlternatePatternAnalysis\", suggested = 0, new_suggested = 0 }", Some("0"));
+    check("{ name = \"CDR Enabled Flag\", value = \"False\", suggested = \"False\", new_suggested = \"True\" }", Some("True"));
     // Custom within [min, max]: kept.
     check("{ name = \"Status Enquiry Poll Flag\", value = 15, min = 0, max = 60, suggested = 30, new_suggested = 30 }", None);
 }
@@ -749,6 +750,112 @@ fn rollback_after_a_fault_puts_every_server_back_on_its_version() {
         "ccm4-from-30",
         "[[fault]]\nkind = \"crash\"\nstep = \"ccm-region/rg-pri1/upgrade-to-3.2@3.2(3)\"\nrecover_min = 10\n",
     );
+}
+
+/// CCM-16, from the document: "Performing configuration tasks during the upgrade causes an
+/// upgrade failure." A cluster of publisher, secondary and primary on 3.3(4); an operator
+/// changes the configuration when step `at` starts. `fails`: the step whose upgrade fails then
+/// (the run stops there, the failure policy being `stop`), or `None` when the change touches
+/// no server's upgrade and the run completes on target.
+fn check_config_change_during_upgrade(at: &str, fails: Option<(&str, &str)>) {
+    let site = r#"
+[site]
+name = "change-during-upgrade"
+
+[[cluster]]
+name = "ccm"
+profile = "cisco-callmanager4"
+target = "4.0(1)"
+facts = { busy_hour_call_attempts = 200 }
+
+[[cluster.node]]
+name = "pub"
+role = "publisher"
+version = "3.3(4)"
+facts = { os_version = "2000.2.5sr2", terminal_services = false }
+
+[[cluster.node]]
+name = "sec"
+role = "secondary"
+version = "3.3(4)"
+facts = { devices = 0, os_version = "2000.2.5sr2", terminal_services = false }
+
+[[cluster.node]]
+name = "pri"
+role = "primary"
+version = "3.3(4)"
+facts = { devices = 600, backup = "sec", os_version = "2000.2.5sr2", terminal_services = false }
+"#;
+    let c = case_with(site, None);
+    let r = rehearse_case(
+        &c,
+        &faults(&format!(
+            "[[fault]]\nkind = \"config_change\"\nstep = \"{at}\"\n"
+        )),
+        1,
+    );
+    let ci = &r.impact.clusters[0];
+    assert_eq!(ci.config_changes_made, 1, "{at}");
+    // The freeze is broken either way.
+    assert!(
+        r.violations.iter().any(|v| v.rule == "CCM-16"),
+        "{at}: {:#?}",
+        r.violations
+    );
+    match fails {
+        Some((step, node)) => {
+            let failed = failed(&r.outcomes);
+            assert_eq!(failed.len(), 1, "{at}: {failed:?}");
+            assert_eq!(failed[0].0, step, "{at}");
+            let Outcome::Failed(reason) = failed[0].1 else {
+                unreachable!()
+            };
+            assert!(
+                reason.starts_with("CCM-16:") && reason.contains(node),
+                "{at}: {reason}"
+            );
+            assert!(
+                !ci.on_target,
+                "{at}: the failed upgrade leaves {node} behind"
+            );
+            assert!(
+                ci.off_target.iter().any(|o| o.contains(node)),
+                "{at}: {:?}",
+                ci.off_target
+            );
+            // The failed install applied nothing: the server still runs its old version.
+            let n = &r.world.clusters[0].nodes[self::node(&r.world, node)];
+            assert_eq!(n.active.to_string(), "3.3(4)", "{at}");
+        }
+        None => {
+            assert!(
+                failed(&r.outcomes).is_empty(),
+                "{at}: {:?}",
+                failed(&r.outcomes)
+            );
+            assert!(ci.on_target, "{at}: {:?}", ci.off_target);
+        }
+    }
+}
+
+#[test]
+fn a_configuration_change_during_a_servers_upgrade_makes_it_fail_ccm_16() {
+    // During the CallManager upgrade of the secondary, of the primary, of the publisher.
+    check_config_change_during_upgrade(
+        "ccm/sec/install-subscriber",
+        Some(("ccm/sec/install-subscriber", "sec")),
+    );
+    check_config_change_during_upgrade(
+        "ccm/pri/install-subscriber",
+        Some(("ccm/pri/install-subscriber", "pri")),
+    );
+    check_config_change_during_upgrade(
+        "ccm/pub/install-publisher",
+        Some(("ccm/pub/install-publisher", "pub")),
+    );
+    // Outside every server's upgrade (the services activated by hand afterwards): the freeze
+    // is broken, but no upgrade fails.
+    check_config_change_during_upgrade("ccm/pri/activate-services", None);
 }
 
 /// Faults the document warns about, and what they do.
