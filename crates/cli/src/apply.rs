@@ -689,7 +689,8 @@ cannot be planned again; carry out the plan's rollback section by hand"
         })
     })
     .map_err(|e| bad(format!("the driver cannot observe the site: {e}")))?;
-    let plan = ferry_exec::rollback_plan(&inputs, &observed)
+    let progress = ferry_exec::run_progress(journal, run)?;
+    let plan = ferry_exec::rollback_plan(&inputs, &observed, Some(&progress))
         .and_then(|p| ferry_exec::restrict(p, &scope))
         .map_err(|e| bad(format!("run {run}: {e}")))?;
     ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;

@@ -626,6 +626,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let opts = PlanOptions {
                 strategy,
                 estimates,
+                ..PlanOptions::default()
             };
             let plan = ferry_plan::plan(
                 &l.site,

@@ -26,7 +26,7 @@ pub use journal::{
 };
 pub use manual::{parse_answer, Input, ManualDriver};
 pub use rehearse::{monte_carlo, rehearse, Rehearsal, Rehearse, RehearseError};
-pub use rollback::{load_inputs, restrict, rollback_plan, RollbackError};
+pub use rollback::{load_inputs, restrict, rollback_plan, run_progress, RollbackError};
 pub use ssh_driver::{SshDriver, SshOptions, SSH_STATE};
 pub use twin_driver::{saved_world, TwinDriver, TWIN_STATE};
 pub use window::WindowRefusal;

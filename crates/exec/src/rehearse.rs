@@ -1,13 +1,13 @@
 //! Rehearsals: a plan carried out by the executor against the **simulated** twin of its site, in
 //! virtual time and an in-memory journal, with faults when asked; then audited and measured.
 //! With a failure policy that asks for it, the rollback is rehearsed too, planned again from
-//! what the twin observes. A Monte Carlo rehearsal repeats this over many seeds.
+//! what the twin observes and how far the run got. A Monte Carlo rehearsal repeats this over many seeds.
 //!
 //! Deterministic: the same inputs and seed give the same rehearsal, byte for byte.
 
 use crate::executor::{apply, ExecError, FailurePolicy, Options, Report};
 use crate::journal::{Journal, JournalError, NewRun, RunInputs, RunKind};
-use crate::rollback::{restrict, rollback_plan, RollbackError};
+use crate::rollback::{restrict, rollback_plan, run_progress, RollbackError};
 use crate::twin_driver::TwinDriver;
 use ferry_model::{Faults, Plan, Profile, Site};
 use ferry_twin::{
@@ -109,7 +109,8 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
             steps: Vec::new(),
             source,
         })?;
-        let rb = restrict(rollback_plan(r.inputs, &observed)?, scope)?;
+        let progress = run_progress(&journal, report.run)?;
+        let rb = restrict(rollback_plan(r.inputs, &observed, Some(&progress))?, scope)?;
         observed_facts = Some(observed);
         let new = NewRun {
             kind: RunKind::Rollback,

@@ -3,12 +3,14 @@
 //!
 //! The observed facts of a cluster replace the site file's facts of the same name, so a
 //! rollback procedure whose steps depend on the cluster's state (which side serves, what was
-//! already switched) is chosen from what is true now rather than from what was planned.
+//! already switched) is chosen from what is true now rather than from what was planned. How far
+//! the run got (its journal: which steps ended done, which failed) decides the procedure's
+//! `run` conditions.
 
 use crate::executor::RollbackScope;
-use crate::journal::RunInputs;
+use crate::journal::{Journal, JournalError, RunId, RunInputs, StepState};
 use ferry_model::plan::Edge;
-use ferry_model::{Facts, Plan, PlannedStep};
+use ferry_model::{Facts, Plan, PlannedStep, ProgressState, RunProgress, StepProgress};
 use ferry_profiles::{load_site, ProfileSet};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,12 +49,39 @@ pub fn load_inputs(inputs: &RunInputs) -> Result<(ProfileSet, ferry_model::Site)
     Ok((set, site))
 }
 
+/// How far run `run` got, from its journal: every step of its plan, with its cluster, its
+/// node's role and its state.
+pub fn run_progress(journal: &Journal, run: RunId) -> Result<RunProgress, JournalError> {
+    let plan = journal.plan(run)?;
+    let states = journal.steps_of(run, &plan)?;
+    Ok(RunProgress {
+        steps: plan
+            .steps
+            .iter()
+            .zip(states)
+            .map(|(s, st)| StepProgress {
+                id: s.id.clone(),
+                cluster: s.cluster.clone(),
+                role: s.role.clone(),
+                state: match st.state {
+                    StepState::Done | StepState::Skipped => ProgressState::Done,
+                    StepState::Failed => ProgressState::Failed,
+                    StepState::Pending | StepState::Running => ProgressState::Open,
+                },
+            })
+            .collect(),
+    })
+}
+
 /// Plans again from `inputs` with the `observed` cluster facts laid over the site's, and
 /// returns the rollback of every node the upgrade touches as an executable plan: the plan's
 /// `rollback` steps, `rollback_edges` and `rollback_limits`, no window, no rollback of its own.
+/// `progress` is how far the run being rolled back got (`run_progress`); without it, every
+/// step whose `run` condition may hold is kept.
 pub fn rollback_plan(
     inputs: &RunInputs,
     observed: &BTreeMap<String, Facts>,
+    progress: Option<&RunProgress>,
 ) -> Result<Plan, RollbackError> {
     let (set, mut site) = load_inputs(inputs)?;
     for (cluster, facts) in observed {
@@ -66,6 +95,7 @@ pub fn rollback_plan(
     }
     let opts = ferry_plan::PlanOptions {
         strategy: inputs.strategy.clone(),
+        progress: progress.cloned(),
         ..Default::default()
     };
     let upgrade = ferry_plan::plan(

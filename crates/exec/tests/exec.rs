@@ -244,7 +244,12 @@ fn example_plan(name: &str) -> Plan {
 
 /// The inputs `ferry apply` stores for an example: its text and the built-in profiles it uses.
 fn example_inputs(name: &str) -> RunInputs {
-    let text = example_text(name);
+    site_inputs(name, &example_text(name))
+}
+
+/// The inputs `ferry apply` stores for a site text named `name`.
+fn site_inputs(name: &str, text: &str) -> RunInputs {
+    let text = text.to_string();
     let set = ProfileSet::builtin().expect("built-in profiles");
     let site = load_site(name, &text, &set).expect("site");
     RunInputs {
@@ -1140,7 +1145,7 @@ fn observed_durations_replace_the_profile_estimates_when_planning() {
 fn the_rollback_is_planned_from_the_stored_inputs_and_restricted_to_a_node() {
     let inputs = example_inputs("ucm-standard");
     let upgrade = example_plan("ucm-standard");
-    let all = rollback_plan(&inputs, &BTreeMap::new()).expect("rollback plan");
+    let all = rollback_plan(&inputs, &BTreeMap::new(), None).expect("rollback plan");
     assert_eq!(all.steps, upgrade.rollback);
     assert_eq!(all.input_hash, inputs.input_hash());
     assert!(all.rollback.is_empty() && all.window.is_none());
@@ -1213,7 +1218,7 @@ fn the_rollback_is_planned_from_the_stored_inputs_and_restricted_to_a_node() {
     }
     // Observed facts of an unknown cluster are refused.
     let observed = BTreeMap::from([("nope".to_string(), ferry_model::Facts::new())]);
-    assert!(rollback_plan(&inputs, &observed).is_err());
+    assert!(rollback_plan(&inputs, &observed, None).is_err());
 }
 
 #[test]
@@ -1458,31 +1463,26 @@ fn rehearse_example(
     policy: FailurePolicy,
     seed: u64,
 ) -> ferry_exec::Rehearsal {
-    let mut inputs = example_inputs(name);
+    rehearse_site(name, &example_text(name), strategy, faults, policy, seed)
+}
+
+/// Rehearses a site text through the executor and the twin driver.
+fn rehearse_site(
+    name: &str,
+    text: &str,
+    strategy: Option<&str>,
+    faults: &str,
+    policy: FailurePolicy,
+    seed: u64,
+) -> ferry_exec::Rehearsal {
+    let mut inputs = site_inputs(name, text);
     inputs.strategy = strategy.map(str::to_string);
     rehearse_inputs(&inputs, faults, policy, seed)
 }
 
-/// Rehearses a site text of a test's own (built-in profiles, its own strategy).
-fn rehearse_site(text: &str, faults: &str, policy: FailurePolicy) -> ferry_exec::Rehearsal {
-    let set = ProfileSet::builtin().expect("built-in profiles");
-    let site = load_site("site.toml", text, &set).expect("site");
-    let inputs = RunInputs {
-        site_name: "site.toml".to_string(),
-        site_text: text.to_string(),
-        profiles: site
-            .clusters
-            .iter()
-            .map(|c| {
-                (
-                    c.profile.clone(),
-                    set.get(&c.profile).expect("p").text.clone(),
-                )
-            })
-            .collect(),
-        strategy: None,
-    };
-    rehearse_inputs(&inputs, faults, policy, 1)
+/// Rehearses a site text of a test's own (built-in profiles, its own strategy, seed 1).
+fn rehearse_own_site(text: &str, faults: &str, policy: FailurePolicy) -> ferry_exec::Rehearsal {
+    rehearse_site("site.toml", text, None, faults, policy, 1)
 }
 
 fn rehearse_inputs(
@@ -1629,7 +1629,7 @@ facts = { devices = 600, backup = "sec", os_version = "2000.2.5sr2", terminal_se
 "#;
     let change = "[[fault]]\nkind = \"config_change\"\nstep = \"ccm/sec/install-subscriber\"\n";
     let check = |policy: FailurePolicy, rollback: Option<RunStatus>, on_target: bool| {
-        let r = rehearse_site(site, change, policy);
+        let r = rehearse_own_site(site, change, policy);
         assert_eq!(
             r.report.status,
             RunStatus::Failed,
@@ -1805,6 +1805,126 @@ fn the_rollback_follows_the_masters_state_gen_19_gen_20() {
             .collect();
         assert!(late.is_empty(), "{faults}: {late:#?}");
     }
+}
+
+/// A CUCM publisher with two subscribers and an IM&P pair, 12.5 to 14 (a standard upgrade),
+/// written for these tests from the document's sentences.
+const RIVERSIDE: &str = r#"[site]
+name = "riverside"
+window = { start = "2027-03-06T21:00:00+01:00", hours = 10 }
+
+[[cluster]]
+name = "cm"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+targets = { imp_publisher = "14.0.1.13900-8", imp_subscriber = "14.0.1.13900-8" }
+facts = { configured_devices = 1800, upgrade_source = "sftp" }
+
+[[cluster.node]]
+name = "cm-a"
+role = "publisher"
+version = "12.5.1.14900-63"
+facts = { devices = 0, replication_state = 2, drs_backup_at = "2027-03-06T08:00:00+01:00" }
+
+[[cluster.node]]
+name = "cm-b"
+role = "subscriber"
+version = "12.5.1.14900-63"
+facts = { devices = 900, replication_state = 2 }
+
+[[cluster.node]]
+name = "cm-c"
+role = "subscriber"
+version = "12.5.1.14900-63"
+facts = { devices = 900, replication_state = 2 }
+
+[[cluster.node]]
+name = "pres-a"
+role = "imp_publisher"
+version = "12.5.1.14900-4"
+facts = { users = 600, replication_state = 2 }
+
+[[cluster.node]]
+name = "pres-b"
+role = "imp_subscriber"
+version = "12.5.1.14900-4"
+facts = { users = 600, replication_state = 2 }
+"#;
+
+/// UCM-06. The document: free_common_space "removes the inactive side in the common partition
+/// ... You will not be able to switch back to the inactive version after installing this
+/// file"; "When you reboot to the new software, the old software version remains on the
+/// system. This allows you to revert". The version lost is the one inactive before the upgrade:
+/// a rollback after the switch goes back to the old version, in a rehearsal as on the node.
+#[test]
+fn a_rollback_rehearsal_after_free_common_space_switches_back_ucm_06() {
+    let site = RIVERSIDE.replacen(
+        "facts = { devices = 900, replication_state = 2 }",
+        "facts = { devices = 900, replication_state = 2, planned_cops = [\"ciscocm.free_common_space_v1.6.cop.sgn\"] }",
+        1,
+    );
+    // The last IM&P switch fails: everything is rolled back, cm-b included.
+    let faults = "[[fault]]\nkind = \"install_failure\"\nstep = \"cm/pres-b/imp-switch-version\"\n";
+    let r = rehearse_site(
+        "riverside",
+        &site,
+        None,
+        faults,
+        FailurePolicy::RollbackAll,
+        1,
+    );
+    assert_eq!(r.report.status, RunStatus::Failed);
+    let rb = r.rollback.as_ref().expect("a rollback was rehearsed");
+    assert_eq!(rb.status, RunStatus::Complete, "{rb:?}");
+    assert!(
+        rb.ran.iter().any(|s| s == "cm/cm-b/revert-version"),
+        "{rb:?}"
+    );
+    for c in &r.impact.clusters {
+        assert!(
+            c.on_target,
+            "back on the versions before: {:?}",
+            c.off_target
+        );
+    }
+}
+
+/// UCM-25. The document: "If the upgrade of Unified Communications Manager nodes is successful
+/// but the upgrade of IM and Presence nodes fails, you must either: perform another upgrade of
+/// both ... or perform a DRS restore". The rollback asks for that choice in that case only: not
+/// when a CUCM node's own upgrade failed.
+#[test]
+fn the_imp_recovery_choice_is_offered_only_when_cucm_succeeded_ucm_25() {
+    fn check(failing_step: &str, offered: bool) {
+        let faults = format!("[[fault]]\nkind = \"install_failure\"\nstep = \"{failing_step}\"\n");
+        let r = rehearse_site(
+            "riverside",
+            RIVERSIDE,
+            None,
+            &faults,
+            FailurePolicy::RollbackAll,
+            1,
+        );
+        assert_eq!(r.report.status, RunStatus::Failed, "{failing_step}");
+        let rb = r.rollback.as_ref().expect("a rollback was rehearsed");
+        assert_eq!(rb.status, RunStatus::Complete, "{failing_step}: {rb:?}");
+        assert_eq!(
+            rb.ran.iter().any(|s| s == "cm/imp-failure-recovery"),
+            offered,
+            "{failing_step}: {:?}",
+            rb.ran
+        );
+        for c in &r.impact.clusters {
+            assert!(c.on_target, "{failing_step}: {:?}", c.off_target);
+        }
+    }
+    // A CUCM subscriber's install fails: CUCM did not succeed, no IM&P was touched.
+    check("cm/cm-c/install-inactive", false);
+    // The CUCM publisher's switch fails.
+    check("cm/cm-a/switch-version", false);
+    // CUCM is upgraded, then an IM&P install or switch fails: the documented case.
+    check("cm/pres-a/imp-install-inactive", true);
+    check("cm/pres-b/imp-switch-version", true);
 }
 
 #[test]

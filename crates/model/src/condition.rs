@@ -1,6 +1,7 @@
 //! Evaluation of profile conditions and fact tests against a cluster (and a node).
 
-use crate::profile::{Condition, FactTest, VersionSide, VersionTest};
+use crate::profile::{Condition, FactTest, RunSteps, RunTest, VersionSide, VersionTest};
+use crate::run::{ProgressState, RunProgress};
 use crate::{pattern_matches, Cluster, FactValue, Node, Profile, VendorVersion};
 
 /// What a condition is evaluated against.
@@ -12,6 +13,8 @@ pub struct Scope<'a> {
     pub strategy: &'a str,
     /// Which leg of the version path is planned: (index, count).
     pub leg: (usize, usize),
+    /// The run whose rollback is planned (`None`: no run is known).
+    pub run: Option<&'a RunProgress>,
 }
 
 /// The embedded OS major version of a product version, from the profile's `[[versions.os]]` table.
@@ -45,8 +48,12 @@ pub fn eval(c: &Condition, s: &Scope<'_>, node: Option<&Node>) -> bool {
             .iter()
             .any(|n| roles.contains(&n.role) && n.upgrading()),
         Condition::Roles(roles) => node.is_some_and(|n| roles.contains(&n.role)),
-        Condition::Fact(t) => fact_test(t, fact(s.cluster, node, &t.name)),
-        Condition::ClusterFact(t) => fact_test(t, s.cluster.facts.get(&t.name)),
+        Condition::Fact(t) => fact_test(t, fact(s.cluster, node, &t.name), &|name| {
+            fact(s.cluster, node, name)
+        }),
+        Condition::ClusterFact(t) => fact_test(t, s.cluster.facts.get(&t.name), &|name| {
+            s.cluster.facts.get(name)
+        }),
         Condition::Version(t) => version_test(t, s, node),
         Condition::AnyNode(t) => s
             .cluster
@@ -56,6 +63,22 @@ pub fn eval(c: &Condition, s: &Scope<'_>, node: Option<&Node>) -> bool {
             .any(|n| eval(&t.test, s, Some(n))),
         Condition::FirstLeg(want) => (s.leg.0 == 0) == *want,
         Condition::LastLeg(want) => (s.leg.0 + 1 >= s.leg.1) == *want,
+        Condition::Run(t) => s.run.is_none_or(|p| run_test(t, p, &s.cluster.name)),
+    }
+}
+
+fn run_test(t: &RunTest, p: &RunProgress, cluster: &str) -> bool {
+    let mut steps = p
+        .steps
+        .iter()
+        .filter(|x| {
+            x.cluster == cluster
+                && (t.roles.is_empty() || x.role.as_ref().is_some_and(|r| t.roles.contains(r)))
+        })
+        .peekable();
+    match t.steps {
+        RunSteps::Done => steps.peek().is_some() && steps.all(|x| x.state == ProgressState::Done),
+        RunSteps::Failed => steps.any(|x| x.state == ProgressState::Failed),
     }
 }
 
@@ -87,8 +110,13 @@ fn loose_eq(a: &FactValue, b: &FactValue) -> bool {
     }
 }
 
-/// Every test given must hold; a missing fact fails all tests but `missing = true`.
-pub fn fact_test(t: &FactTest, v: Option<&FactValue>) -> bool {
+/// Every test given must hold; a missing fact fails all tests but `missing = true`. `other`
+/// gives the facts that `lt_fact` names.
+pub fn fact_test<'a>(
+    t: &FactTest,
+    v: Option<&FactValue>,
+    other: &dyn Fn(&str) -> Option<&'a FactValue>,
+) -> bool {
     if let Some(want_missing) = t.missing {
         if want_missing != v.is_none() {
             return false;
@@ -106,7 +134,10 @@ pub fn fact_test(t: &FactTest, v: Option<&FactValue>) -> bool {
                 i.as_table().and_then(|t| t.get(&item.name)).cloned()
             }
         };
-        if !items.iter().any(|i| fact_test(item, field(i).as_ref())) {
+        if !items
+            .iter()
+            .any(|i| fact_test(item, field(i).as_ref(), other))
+        {
             return false;
         }
     }
@@ -123,6 +154,10 @@ pub fn fact_test(t: &FactTest, v: Option<&FactValue>) -> bool {
         && cmp(t.ge, |x, l| x >= l)
         && cmp(t.lt, |x, l| x < l)
         && cmp(t.le, |x, l| x <= l)
+        && t.lt_fact.as_ref().is_none_or(|name| {
+            let limit = other(name).and_then(|o| o.as_f64());
+            num.zip(limit).is_some_and(|(x, l)| x < l)
+        })
         && t.one_of
             .as_ref()
             .is_none_or(|l| l.iter().any(|e| loose_eq(v, e)))
@@ -184,6 +219,7 @@ fn version_test(t: &VersionTest, s: &Scope<'_>, node: Option<&Node>) -> bool {
                     .is_none_or(|k| n.version.same_prefix(&n.target, k))
                 && t.differs_within
                     .is_none_or(|k| !n.version.same_prefix(&n.target, k))
+                && t.upgrading.is_none_or(|want| n.upgrading() == want)
                 && t.os_major_changes.is_none_or(|want| {
                     let change = os_major(s.profile, &n.version) != os_major(s.profile, &n.target);
                     change == want

@@ -25,9 +25,11 @@ pub enum Effect {
     Switch,
     /// The node goes back to the version it ran before the run: a switch back when that version
     /// is in the inactive slot, a restore from backup otherwise. Skipped when it already runs it;
-    /// fails when the inactive slot was removed.
+    /// fails when it has no copy of it (its inactive slot was removed after the switch).
     Revert,
-    /// The inactive slot is removed: no revert by switching back afterwards.
+    /// The inactive slot is removed, and with it the version it holds now: no switching back to
+    /// that version. A later install fills the slot, and a switch puts the old active version
+    /// there, so a revert after that switch still works.
     RemoveInactive,
     /// The node's service stops when the step starts, and stays stopped until a `start`.
     Stop,

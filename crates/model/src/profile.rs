@@ -139,6 +139,9 @@ pub struct FactSpec {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: FactType,
+    /// For a string fact: the values a site may give (empty: any string).
+    #[serde(default)]
+    pub values: Vec<String>,
     #[serde(default)]
     pub description: String,
 }
@@ -414,6 +417,30 @@ pub enum Condition {
     FirstLeg(bool),
     /// Whether this is (true) or is not (false) the last leg.
     LastLeg(bool),
+    /// What the run being rolled back did: see `RunTest`. Only a rollback planned after a run
+    /// knows; in a plan made before any run it holds, so that the plan's rollback section lists
+    /// every step a rollback may need.
+    Run(RunTest),
+}
+
+/// A test on the run being rolled back: its steps on the nodes of `roles` (every step of the
+/// cluster when empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunTest {
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub steps: RunSteps,
+}
+
+/// What `RunTest` asks of the steps it selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunSteps {
+    /// There is at least one, and every one ended done (or skipped).
+    Done,
+    /// One of them failed.
+    Failed,
 }
 
 /// A condition evaluated on the nodes of some roles.
@@ -442,6 +469,10 @@ pub struct FactTest {
     pub lt: Option<f64>,
     #[serde(default)]
     pub le: Option<f64>,
+    /// The number is below the number of this other fact (of the node, else of the cluster);
+    /// fails when either is missing or not a number.
+    #[serde(default)]
+    pub lt_fact: Option<String>,
     /// The value is one of these.
     #[serde(default, rename = "in")]
     pub one_of: Option<Vec<FactValue>>,
@@ -512,6 +543,9 @@ pub struct VersionTest {
     /// The embedded OS major version changes between current and target.
     #[serde(default)]
     pub os_major_changes: Option<bool>,
+    /// The node is below its target (true) or already on it (false).
+    #[serde(default)]
+    pub upgrading: Option<bool>,
 }
 
 /// A preflight check: `test` says what to look for; `severity`, `message` and `remedy` say what to report.

@@ -162,6 +162,8 @@ pub struct BuildInput<'a> {
     pub leg: (usize, usize),
     /// Observed durations per (profile, action) that replace the profile's estimates.
     pub estimates: &'a BTreeMap<(String, String), u64>,
+    /// The run whose rollback is built (`run` conditions), when one is known.
+    pub run: Option<&'a ferry_model::RunProgress>,
 }
 
 fn selects(sel: &StepSelector, inst: &Inst, procedure: &Procedure) -> bool {
@@ -185,6 +187,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         id_suffix,
         leg,
         estimates,
+        run,
     } = *input;
     let scope = EvalScope {
         cluster,
@@ -192,6 +195,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         upgrade_type: Some(upgrade_type),
         strategy,
         leg,
+        run,
     };
     let mut g = Graph::default();
     // Instances per template, in template order.
@@ -223,7 +227,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     impact_note: t.impact_note.clone(),
                     instructions: filled(&t.instructions, cluster, node),
                     verify: filled(&t.verify, cluster, node),
-                    warning: t.warning.clone(),
+                    warning: t.warning.as_deref().map(|w| filled(w, cluster, node)),
                     version: node.map(|n| n.target.to_string()),
                     effects: effects(&t.effects, &scope, node),
                     retries: t.retries,

@@ -41,6 +41,9 @@ pub struct PlanOptions {
     /// they replace the profile's estimate of every matching step, which is then marked
     /// `estimate: observed`.
     pub estimates: BTreeMap<(String, String), u64>,
+    /// The run whose rollback is planned: how far it got decides the rollback procedure's
+    /// `run` conditions. `None` (a plan made before any run): they hold.
+    pub progress: Option<ferry_model::RunProgress>,
 }
 
 /// SHA-256 over named input texts, in the order given.
@@ -95,8 +98,9 @@ fn plan_cluster(
     cluster: &Cluster,
     profile: &Profile,
     strategy: &str,
-    estimates: &BTreeMap<(String, String), u64>,
+    opts: &PlanOptions,
 ) -> ClusterWork {
+    let estimates = &opts.estimates;
     let mut findings = Vec::new();
     let upgrading: Vec<_> = cluster.nodes.iter().filter(|n| n.upgrading()).collect();
     // The cluster's version is read from the profile's `version_roles` (all roles if none).
@@ -158,6 +162,7 @@ fn plan_cluster(
             id_suffix: &suffix,
             leg: (h, legs),
             estimates,
+            run: None,
         });
         let base = graph.append(g);
         // Each phase of this leg starts after the same phase of the previous leg has ended.
@@ -214,6 +219,7 @@ fn plan_cluster(
         upgrade_type: Some(&first_type),
         strategy,
         leg: (0, legs),
+        run: None,
     };
     findings.extend(checks::run(site, cluster, profile, &scope, &graph));
     for l in &graph.limits {
@@ -251,6 +257,7 @@ fn plan_cluster(
         id_suffix: "",
         leg: (0, 1),
         estimates,
+        run: opts.progress.as_ref(),
     });
     ClusterWork {
         plan: ClusterPlan {
@@ -415,7 +422,7 @@ pub fn plan<'p>(
         })?;
         let strategy = strategy_of(opts, cluster);
         works.push((
-            plan_cluster(site, cluster, profile, &strategy, &opts.estimates),
+            plan_cluster(site, cluster, profile, &strategy, opts),
             profile,
         ));
     }
@@ -496,6 +503,7 @@ pub fn plan<'p>(
                 upgrade_type: Some(&ut),
                 strategy: &cp.strategy,
                 leg: (0, 1),
+                run: None,
             };
             findings.extend(checks::window_findings(
                 site,

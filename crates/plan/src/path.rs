@@ -73,6 +73,7 @@ pub fn upgrade_type(
         upgrade_type: None,
         strategy,
         leg,
+        run: None,
     };
     profile
         .upgrade_types

@@ -384,6 +384,18 @@ fn check_facts(
                 ),
                 None,
             );
+        } else if let Some(text) = fv
+            .as_str()
+            .filter(|t| !spec.values.is_empty() && !spec.values.iter().any(|v| v.as_str() == *t))
+        {
+            p.add(
+                [path.to_vec(), vec![key(name)]].concat(),
+                format!(
+                    "fact `{name}` must be one of {}, found `{text}`",
+                    spec.values.join(", ")
+                ),
+                (!spec.description.is_empty()).then(|| spec.description.clone()),
+            );
         }
     }
 }

@@ -28,6 +28,8 @@ struct Ctx<'a> {
     facts: BTreeSet<&'a str>,
     strategies: BTreeSet<String>,
     problems: Vec<Problem>,
+    /// Conditions may test the run being rolled back (in the rollback procedure only).
+    in_rollback: bool,
 }
 
 impl Ctx<'_> {
@@ -139,6 +141,16 @@ impl Ctx<'_> {
             Condition::ClusterFact(t) => self.fact_test(t, join(&path, &[k("cluster_fact")])),
             Condition::Version(t) => self.version_test(t, join(&path, &[k("version")])),
             Condition::FirstLeg(_) | Condition::LastLeg(_) => {}
+            Condition::Run(t) => {
+                self.roles(&t.roles, &join(&path, &[k("run"), k("roles")]));
+                if !self.in_rollback {
+                    self.add(
+                        join(&path, &[k("run")]),
+                        "a `run` condition tests the run being rolled back: only the rollback procedure may use it",
+                        None,
+                    );
+                }
+            }
             Condition::AnyNode(t) => {
                 self.roles(&t.roles, &join(&path, &[k("any_node"), k("roles")]));
                 self.condition(&t.test, join(&path, &[k("any_node"), k("test")]));
@@ -148,6 +160,9 @@ impl Ctx<'_> {
 
     fn fact_test(&mut self, t: &FactTest, path: Path) {
         self.fact(&t.name, join(&path, &[k("name")]));
+        if let Some(other) = &t.lt_fact {
+            self.fact(other, join(&path, &[k("lt_fact")]));
+        }
         if let Some(item) = &t.any_item {
             self.item_test(item, join(&path, &[k("any_item")]));
         }
@@ -156,6 +171,9 @@ impl Ctx<'_> {
 
     /// A test on list items: `name` is a field of the items, not a declared fact.
     fn item_test(&mut self, t: &FactTest, path: Path) {
+        if let Some(other) = &t.lt_fact {
+            self.fact(other, join(&path, &[k("lt_fact")]));
+        }
         if let Some(item) = &t.any_item {
             self.item_test(item, join(&path, &[k("any_item")]));
         }
@@ -874,6 +892,7 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
         facts: profile.facts.iter().map(|f| f.name.as_str()).collect(),
         strategies,
         problems: Vec::new(),
+        in_rollback: false,
     };
     if profile.profile.name.is_empty() {
         cx.add(vec![k("profile"), k("name")], "profile name is empty", None);
@@ -912,6 +931,27 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
                 format!("duplicate fact `{}`", f.name),
                 None,
             );
+        }
+        if !f.values.is_empty() && f.kind != ferry_model::profile::FactType::String {
+            cx.add(
+                vec![k("fact"), i(n), k("values")],
+                format!(
+                    "fact `{}` is {}: only a string fact may list its values",
+                    f.name,
+                    f.kind.as_str()
+                ),
+                None,
+            );
+        }
+        let mut values = BTreeSet::new();
+        for (m, v) in f.values.iter().enumerate() {
+            if !values.insert(v.as_str()) {
+                cx.add(
+                    vec![k("fact"), i(n), k("values"), i(m)],
+                    format!("duplicate value `{v}` of fact `{}`", f.name),
+                    None,
+                );
+            }
         }
     }
     let v = &profile.versions;
@@ -974,7 +1014,9 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
         );
     }
     cx.procedure(&profile.procedure, "procedure");
+    cx.in_rollback = true;
     cx.procedure(&profile.rollback, "rollback");
+    cx.in_rollback = false;
     cx.twin(&profile.twin);
     cx.ssh_section();
     let step_ids: BTreeSet<&str> = profile

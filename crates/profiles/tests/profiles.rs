@@ -226,6 +226,30 @@ fn profile_errors_name_line_and_key() {
             "procedure.sequence[0].when.strategy[0]",
             "unknown strategy `slowest`",
         ),
+        (
+            "name = \"free_mb\", lt = 1",
+            "name = \"free_mb\", lt_fact = \"free_space\"",
+            "check[1].test.node.fact.lt_fact",
+            "fact `free_space` is not declared",
+        ),
+        (
+            "type = \"number\"\ndescription = \"free space",
+            "type = \"number\"\nvalues = [\"lots\"]\ndescription = \"free space",
+            "fact[2].values",
+            "only a string fact may list its values",
+        ),
+        (
+            "type = \"string\"\ndescription",
+            "type = \"string\"\nvalues = [\"kv\", \"kv\"]\ndescription",
+            "fact[1].values[1]",
+            "duplicate value `kv`",
+        ),
+        (
+            "when = { strategy = [\"one-at-a-time\"] }",
+            "when = { run = { steps = \"done\" } }",
+            "procedure.sequence[0].when.run",
+            "only the rollback procedure may use it",
+        ),
     ];
     for (from, to, key, message) in cases {
         check_profile_error(base, from, to, key, message);

@@ -202,6 +202,7 @@ fn audit_cluster(
             upgrade_type: Some(&ut),
             strategy: &c.strategy,
             leg: if rollback { (0, 1) } else { (h, legs) },
+            run: None,
         };
         let applies = |cond: &Option<ferry_model::profile::Condition>| {
             cond.as_ref().is_none_or(|x| eval(x, &scope, None))
@@ -476,6 +477,7 @@ fn run_scope(w: &World, ci: usize) -> Scope<'_> {
         upgrade_type: Some(&c.upgrade_type),
         strategy: &c.strategy,
         leg: (0, 1),
+        run: None,
     }
 }
 

@@ -269,12 +269,9 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 let node = &w.clusters[ci].nodes[n];
                 if node.active == node.original {
                     outcome = Outcome::Skipped;
-                } else if node.revert_impossible && node.backup.is_none() {
-                    return Outcome::Failed(format!(
-                        "{} cannot switch back: its inactive slot was removed",
-                        node.name
-                    ));
                 } else if node.inactive.as_ref() == Some(&node.original) {
+                    // Also after a `remove_inactive` before the install: what it removed was
+                    // another version, and the switch made the original the inactive one.
                     swap(w, ci, n, "switched back");
                 } else if node.backup.as_ref() == Some(&node.original) {
                     let node = &mut w.clusters[ci].nodes[n];
@@ -285,8 +282,8 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     started(w, ci, n, true);
                 } else if node.revert_impossible {
                     return Outcome::Failed(format!(
-                        "{} cannot switch back: its inactive slot was removed",
-                        node.name
+                        "{} cannot switch back to {}: its inactive slot was removed",
+                        node.name, node.original
                     ));
                 } else {
                     return Outcome::Failed(format!(
@@ -297,8 +294,16 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
             }
             (Effect::RemoveInactive, Some(n)) => {
                 let node = &mut w.clusters[ci].nodes[n];
-                node.inactive = None;
+                let removed = node.inactive.take();
                 node.revert_impossible = true;
+                let name = node.name.clone();
+                let text = match removed {
+                    Some(v) => format!(
+                        "{name}: inactive slot removed; {v} is gone, no switching back to it"
+                    ),
+                    None => format!("{name}: inactive slot removed (it held no version)"),
+                };
+                w.note(ci, Some(n), "inactive-removed", text);
             }
             (Effect::Start, Some(n)) => {
                 if let Some(reason) = crate::config::refuses_start(w, ci, n) {

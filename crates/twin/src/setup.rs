@@ -220,6 +220,7 @@ pub(crate) fn cluster_state(
         upgrade_type: Some(&upgrade_type),
         strategy: &strategy,
         leg: (0, 1),
+        run: None,
     };
     let dependencies = spec
         .dependencies

@@ -109,7 +109,8 @@ pub struct NodeState {
     pub inactive: Option<VendorVersion>,
     /// The version an in-place install replaced, kept to restore from.
     pub backup: Option<VendorVersion>,
-    /// The inactive slot was removed: no switching back.
+    /// The inactive slot was removed: no switching back to the version it held then (a later
+    /// install fills the slot again, and a switch puts the old active version there).
     pub revert_impossible: bool,
     pub exists: bool,
     pub stopped: bool,
@@ -685,6 +686,7 @@ impl World {
             upgrade_type: Some(&c.upgrade_type),
             strategy: &c.strategy,
             leg: (0, 1),
+            run: None,
         };
         eval(test, &scope, ni.map(|n| &view.nodes[n]))
     }

@@ -435,7 +435,7 @@ fn a_cucm_site_is_upgraded_and_reverted_over_ssh() {
     );
 
     // The revert: the rollback planned again from the stored inputs, carried out over ssh.
-    let plan = rollback_plan(&s.inputs, &BTreeMap::new())
+    let plan = rollback_plan(&s.inputs, &BTreeMap::new(), None)
         .and_then(|p| restrict(p, &RollbackScope::All))
         .expect("rollback plan");
     assert!(plan.steps.iter().any(|s| s.action == "revert-version"));

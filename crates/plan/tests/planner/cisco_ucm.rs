@@ -380,13 +380,13 @@ fn cop_files_go_on_every_node_with_a_restart_before_the_install_ucm_06() {
 }
 
 #[test]
-fn free_common_space_cop_warns_that_revert_becomes_impossible_ucm_06() {
+fn free_common_space_cop_warns_that_the_inactive_version_is_lost_ucm_06() {
     let f = findings(&example("ucm-inhibitors"));
     let w = findings_of(&f, "UCM-06");
     assert_eq!(w.len(), 1, "{f:?}");
     assert_eq!(w[0].severity, Severity::Warning);
     assert_eq!(w[0].node.as_deref(), Some("cup-pub"));
-    assert!(w[0].message.contains("revert"));
+    assert!(w[0].message.contains("never switch back to that version"));
 
     let site = edit(
         &example("ucm-standard"),
@@ -396,7 +396,10 @@ fn free_common_space_cop_warns_that_revert_becomes_impossible_ucm_06() {
     let p = plan(&site);
     let cop = step(&p, "ucm-hq/cucm-sub1/install-free-common-space-cop");
     let warning = cop.warning.as_deref().expect("the step carries a warning");
-    assert!(warning.contains("revert to the inactive version is impossible"));
+    assert!(
+        warning.contains("inactive on cucm-sub1 before the upgrade"),
+        "{warning}"
+    );
     assert!(cop.rules.iter().any(|r| r == "UCM-06"));
     assert_all_before(&[cop], &[step(&p, "ucm-hq/cucm-pub/install-inactive")]);
     assert_eq!(findings_of(&p.findings, "UCM-06").len(), 1);
@@ -667,10 +670,17 @@ fn imp_only_mr_upgrades_the_cucm_publisher_first_ucm_18() {
     // Leaving the publisher out is an inhibitor when the first three numbers differ...
     let f = findings(&example("ucm-inhibitors"));
     let r = findings_of(&f, "UCM-18");
-    let mut nodes: Vec<&str> = r.iter().map(|x| x.node.as_deref().unwrap()).collect();
+    let mut nodes: Vec<&str> = r
+        .iter()
+        .filter(|x| x.severity == Severity::Inhibitor)
+        .map(|x| x.node.as_deref().unwrap())
+        .collect();
     nodes.sort();
     assert_eq!(nodes, ["east-imp-pub", "east-imp-sub1"]);
-    assert!(r.iter().all(|x| x.severity == Severity::Inhibitor));
+    // The site does not say which tool runs it: ferry says what it assumed.
+    assert!(r
+        .iter()
+        .any(|x| x.key == "imp-only-mr-tool-unstated/ucm-east" && x.severity == Severity::Warning));
     // ...and allowed when they match.
     let site = example("ucm-inhibitors")
         .replace("target = \"10.5.1.10000-7\"", "target = \"10.5.2.20000-5\"")
@@ -678,7 +688,12 @@ fn imp_only_mr_upgrades_the_cucm_publisher_first_ucm_18() {
             "version = \"10.5.1.10000-7\"",
             "version = \"10.5.2.20000-5\"",
         );
-    assert!(findings_of(&findings(&site), "UCM-18").is_empty());
+    let f = findings(&site);
+    let keys: Vec<&str> = findings_of(&f, "UCM-18")
+        .iter()
+        .map(|x| x.key.as_str())
+        .collect();
+    assert_eq!(keys, ["imp-only-mr-tool-unstated/ucm-east"]);
 }
 
 #[test]
@@ -874,6 +889,11 @@ fn imp_failure_after_cucm_success_has_a_recovery_path_ucm_25() {
             .rollback
             .iter()
             .all(|s| s.action != "imp-failure-recovery"));
+    }
+    // The IM&P-only task lists, with the CUCM publisher upgraded first, give the same choice.
+    for name in ["ucm-imp-only-standard", "ucm-imp-only-refresh"] {
+        let p = plan(&example(name));
+        assert_eq!(p.rollback[0].action, "imp-failure-recovery", "{name}");
     }
     // The restore needs a recent backup.
     let f = findings(&example("ucm-inhibitors"));
@@ -1209,4 +1229,414 @@ fn the_cluster_version_is_the_cucm_version_not_the_imp_one_ucm_01() {
     let c = &p.clusters[0];
     assert_eq!(c.from, "12.5.1.17900-64");
     assert_eq!(c.path, ["12.5.1.17900-64", "14.0.1.13900-155"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sites of this module's own, written from the document's sentences (not from `examples/`)
+// ---------------------------------------------------------------------------------------------
+
+/// "Riverside": a CUCM publisher with two subscribers and an IM&P publisher with one subscriber,
+/// going from 12.5 to 14 (the same embedded OS: a standard upgrade).
+const RIVERSIDE: &str = r#"[site]
+name = "riverside"
+window = { start = "2027-03-06T21:00:00+01:00", hours = 10 }
+
+[[cluster]]
+name = "cm"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+targets = { imp_publisher = "14.0.1.13900-8", imp_subscriber = "14.0.1.13900-8" }
+facts = { configured_devices = 1800, upgrade_source = "sftp" }
+
+[[cluster.node]]
+name = "cm-a"
+role = "publisher"
+version = "12.5.1.14900-63"
+facts = { devices = 0, replication_state = 2, drs_backup_at = "2027-03-06T08:00:00+01:00" }
+
+[[cluster.node]]
+name = "cm-b"
+role = "subscriber"
+version = "12.5.1.14900-63"
+facts = { devices = 900, replication_state = 2 }
+
+[[cluster.node]]
+name = "cm-c"
+role = "subscriber"
+version = "12.5.1.14900-63"
+facts = { devices = 900, replication_state = 2 }
+
+[[cluster.node]]
+name = "pres-a"
+role = "imp_publisher"
+version = "12.5.1.14900-4"
+facts = { users = 600, replication_state = 2 }
+
+[[cluster.node]]
+name = "pres-b"
+role = "imp_subscriber"
+version = "12.5.1.14900-4"
+facts = { users = 600, replication_state = 2 }
+"#;
+
+/// Riverside going from 11.0 to 12.5 instead: the embedded OS changes, a refresh upgrade.
+fn riverside_refresh() -> String {
+    RIVERSIDE
+        .replace("14.0.1.13900-155", "12.5.1.14900-63")
+        .replace("14.0.1.13900-8", "12.5.1.14900-4")
+        .replace(
+            "version = \"12.5.1.14900-63\"",
+            "version = \"11.0.1.21900-11\"",
+        )
+        .replace(
+            "version = \"12.5.1.14900-4\"",
+            "version = \"11.0.1.10000-6\"",
+        )
+}
+
+/// The findings of `rule` as (key, severity), sorted.
+fn keyed(f: &[ferry_model::Finding], rule: &str) -> Vec<(String, Severity)> {
+    let mut v: Vec<(String, Severity)> = findings_of(f, rule)
+        .iter()
+        .map(|x| (x.key.clone(), x.severity))
+        .collect();
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// UCM-06: free_common_space costs the version inactive before the upgrade, not the revert
+// ---------------------------------------------------------------------------------------------
+
+/// The document: "This COP file removes the inactive side in the common partition ... You will
+/// not be able to switch back to the inactive version after installing this file." The version
+/// lost is the one inactive when the COP goes on; after the switch the old active version is
+/// the inactive one, and the revert to it (UCM-02) stays possible. The step's warning and the
+/// check say exactly that, for the node they are about.
+#[test]
+fn free_common_space_warning_names_the_version_it_costs_ucm_06() {
+    let site = edit(
+        RIVERSIDE,
+        "facts = { devices = 900, replication_state = 2 }",
+        "facts = { devices = 900, replication_state = 2, planned_cops = [\"ciscocm.free_common_space_v1.6.cop.sgn\"] }",
+    );
+    let p = plan(&site);
+    let cop = step(&p, "cm/cm-b/install-free-common-space-cop");
+    let warning = cop.warning.as_deref().expect("the step carries a warning");
+    let finding = findings_of(&p.findings, "UCM-06");
+    assert_eq!(finding.len(), 1, "{:?}", p.findings);
+    assert_eq!(finding[0].severity, Severity::Warning);
+    for text in [warning, finding[0].message.as_str()] {
+        // What is lost: the version inactive on cm-b before the upgrade...
+        assert!(
+            text.contains("inactive on cm-b before the upgrade"),
+            "{text}"
+        );
+        // ...not the one it runs, which the rollback still switches back to.
+        assert!(text.contains("12.5.1.14900-63"), "{text}");
+        assert!(
+            !text.contains("revert to the inactive version is impossible"),
+            "{text}"
+        );
+        assert!(!text.contains("{"), "unfilled placeholder: {text}");
+    }
+    assert!(
+        !finding[0].remedy.contains("the only way back"),
+        "{}",
+        finding[0].remedy
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// UCM-06: disk space for the upgrade, and which COP file gives it
+// ---------------------------------------------------------------------------------------------
+
+/// The document: vmware-disk-size-reallocation "expands the vDisk size ... if you need to
+/// increase the vDisk space to meet the space requirements of a refresh upgrade. This option
+/// requires a reboot"; free_common_space "removes the inactive side in the common partition to
+/// increase available disk space ... as required to perform an upgrade ... as an alternative to
+/// the COP file listed above, or in conjunction with it." The document gives no sizes: the site
+/// states the node's vDisk and free common-partition space and what its target release needs.
+#[test]
+fn disk_space_recommends_the_cop_file_that_gives_it_ucm_06() {
+    /// (site, cm-b's extra facts, expected UCM-06 findings: (key, severity, text in the remedy)).
+    type Case<'a> = (String, &'a str, &'a [(&'a str, Severity, &'a str)]);
+    fn check(site: &str, facts: &str, expected: &[(&str, Severity, &str)]) {
+        let site = edit(
+            &site.replace(
+                "upgrade_source = \"sftp\" }",
+                "upgrade_source = \"sftp\", vdisk_required_gb = 110, common_free_required_gb = 25 }",
+            ),
+            "facts = { devices = 900, replication_state = 2 }",
+            &format!("facts = {{ devices = 900, replication_state = 2{facts} }}"),
+        );
+        let f = findings(&site);
+        let got = keyed(&f, "UCM-06");
+        let want: Vec<(String, Severity)> = expected
+            .iter()
+            .map(|(k, s, _)| (k.to_string(), *s))
+            .collect();
+        assert_eq!(got, want, "facts{facts}: {f:#?}");
+        for (key, _, remedy) in expected {
+            let x = f.iter().find(|x| x.key == *key).expect("found");
+            assert!(
+                x.remedy.contains(remedy) || x.message.contains(remedy),
+                "{key}: {remedy:?} not in {x:#?}"
+            );
+            assert!(
+                !x.message.contains('{') && !x.remedy.contains('{'),
+                "{x:#?}"
+            );
+        }
+    }
+    use Severity::{Inhibitor, Warning};
+    let refresh = riverside_refresh();
+    let cases: Vec<Case> = vec![
+        // Refresh, vDisk too small: expand it (a reboot; the inactive version stays).
+        (
+            refresh.clone(),
+            ", vdisk_gb = 80, common_free_gb = 40",
+            &[("refresh-vdisk-too-small/cm/cm-b", Inhibitor, "vmware-disk-size-reallocation")],
+        ),
+        // ... planned: nothing to add.
+        (
+            refresh.clone(),
+            ", vdisk_gb = 80, common_free_gb = 40, planned_cops = [\"ciscocm.vmware-disk-size-reallocation-1.0.cop.sgn\"]",
+            &[],
+        ),
+        // vDisk large enough, common partition too full: free the inactive side (no reboot),
+        // at the cost of the version inactive before the upgrade.
+        (
+            refresh.clone(),
+            ", vdisk_gb = 110, common_free_gb = 12",
+            &[("common-partition-too-full/cm/cm-b", Inhibitor, "free_common_space")],
+        ),
+        (
+            RIVERSIDE.to_string(),
+            ", vdisk_gb = 110, common_free_gb = 12",
+            &[("common-partition-too-full/cm/cm-b", Inhibitor, "inactive on cm-b before the upgrade")],
+        ),
+        // ... planned: the space is there, and the warning says what it costs.
+        (
+            RIVERSIDE.to_string(),
+            ", vdisk_gb = 110, common_free_gb = 12, planned_cops = [\"ciscocm.free_common_space_v1.6.cop.sgn\"]",
+            &[("free-common-space-cop/cm/cm-b", Warning, "")],
+        ),
+        // A refresh may use the vDisk reallocation instead ("an alternative").
+        (
+            refresh.clone(),
+            ", vdisk_gb = 80, common_free_gb = 12, planned_cops = [\"ciscocm.vmware-disk-size-reallocation-1.0.cop.sgn\"]",
+            &[],
+        ),
+        // Both short, nothing planned: both files are named.
+        (
+            refresh.clone(),
+            ", vdisk_gb = 80, common_free_gb = 12",
+            &[
+                ("common-partition-too-full/cm/cm-b", Inhibitor, "free_common_space"),
+                ("refresh-vdisk-too-small/cm/cm-b", Inhibitor, "vmware-disk-size-reallocation"),
+            ],
+        ),
+        // The vDisk size is a refresh's requirement only.
+        (RIVERSIDE.to_string(), ", vdisk_gb = 80, common_free_gb = 40", &[]),
+        // Enough of both, or nothing stated: nothing to say.
+        (refresh.clone(), ", vdisk_gb = 110, common_free_gb = 25", &[]),
+        (refresh.clone(), "", &[]),
+    ];
+    for (site, facts, expected) in &cases {
+        check(site, facts, expected);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// UCM-18: which tool runs an IM&P-only MR/ES
+// ---------------------------------------------------------------------------------------------
+
+/// The document, for IM&P-only MR/ES upgrades: "For upgrades using the Unified CM OS Admin
+/// interface, you must upgrade the Unified Communications Manager publisher node and then upgrade
+/// the IM and Presence Service nodes"; "If you are using the Prime Collaboration Deployment
+/// migration task, you must select the Unified Communications Manager publisher node in addition
+/// to the IM and Presence Service nodes"; "If you are using the Prime Collaboration Deployment
+/// upgrade task, you do not need to select the Unified Communications Manager publisher node as
+/// long as the first 3 digits of new version of IM and Presence Service match the first 3 digits
+/// of the currently installed version of Unified Communications Manager."
+#[test]
+fn the_upgrade_tool_decides_whether_the_cucm_publisher_goes_first_ucm_18() {
+    // Riverside on 14.0.1.13900-155 (CUCM) and 14.0.1.13900-8 (IM&P), taking an IM&P MR only:
+    // the first three numbers match the CUCM publisher's.
+    let base = RIVERSIDE
+        .replace(
+            "version = \"12.5.1.14900-63\"",
+            "version = \"14.0.1.13900-155\"",
+        )
+        .replace(
+            "version = \"12.5.1.14900-4\"",
+            "version = \"14.0.1.13900-8\"",
+        )
+        .replace(
+            "imp_publisher = \"14.0.1.13900-8\", imp_subscriber = \"14.0.1.13900-8\"",
+            "imp_publisher = \"14.0.1.14900-11\", imp_subscriber = \"14.0.1.14900-11\"",
+        );
+    fn check(site: &str, tool: &str, expected: &[(&str, Severity)]) {
+        let site = edit(
+            site,
+            "upgrade_source = \"sftp\" }",
+            &format!("upgrade_source = \"sftp\"{tool} }}"),
+        );
+        let f = findings(&site);
+        let want: Vec<(String, Severity)> =
+            expected.iter().map(|(k, s)| (k.to_string(), *s)).collect();
+        assert_eq!(keyed(&f, "UCM-18"), want, "{tool}: {f:#?}");
+    }
+    use Severity::{Inhibitor, Warning};
+    let needs_pub = "imp-only-mr-tool-needs-cucm-publisher/cm";
+    check(&base, ", upgrade_tool = \"pcd-upgrade\"", &[]);
+    check(
+        &base,
+        ", upgrade_tool = \"os-admin\"",
+        &[(needs_pub, Inhibitor)],
+    );
+    check(
+        &base,
+        ", upgrade_tool = \"pcd-migration\"",
+        &[(needs_pub, Inhibitor)],
+    );
+    // Not stated: ferry assumes the PCD upgrade task, and says so.
+    check(&base, "", &[("imp-only-mr-tool-unstated/cm", Warning)]);
+    // With the CUCM publisher upgraded first, every tool is satisfied, and the plan puts it
+    // before the IM&P nodes.
+    let with_pub = edit(
+        &base.replace(
+            "target = \"14.0.1.13900-155\"",
+            "target = \"14.0.1.14900-20\"",
+        ),
+        "targets = { imp_publisher",
+        "targets = { subscriber = \"14.0.1.13900-155\", imp_publisher",
+    );
+    for tool in ["os-admin", "pcd-migration", "pcd-upgrade"] {
+        check(&with_pub, &format!(", upgrade_tool = \"{tool}\""), &[]);
+    }
+    let p = plan(&edit(
+        &with_pub,
+        "upgrade_source = \"sftp\" }",
+        "upgrade_source = \"sftp\", upgrade_tool = \"os-admin\" }",
+    ));
+    assert_edge(
+        &p,
+        "cm/cm-a/verify-install-log",
+        "cm/pres-a/imp-install-inactive",
+        "UCM-18",
+    );
+    // A tool ferry does not know is bad input, located at its key.
+    let set = profiles();
+    let bad = edit(
+        &base,
+        "upgrade_source = \"sftp\" }",
+        "upgrade_source = \"sftp\", upgrade_tool = \"pcd_upgrade\" }",
+    );
+    let err = ferry_profiles::load_site("site.toml", &bad, &set).expect_err("rejected");
+    let e = &err.errors[0];
+    assert_eq!(e.line, 10, "{e}");
+    assert!(e.key.ends_with("facts.upgrade_tool"), "{e}");
+    assert!(
+        e.message.contains("os-admin, pcd-migration, pcd-upgrade"),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// UCM-25: the recovery choice, only when the CUCM upgrade succeeded and IM&P failed
+// ---------------------------------------------------------------------------------------------
+
+/// The document: "If the upgrade of Unified Communications Manager nodes is successful but the
+/// upgrade of IM and Presence nodes fails, you must either: perform another upgrade of both ...
+/// or perform a DRS restore". The rollback planned after a run has the choice in that case only;
+/// the plan made before any run lists it as what a rollback may need.
+#[test]
+fn the_rollback_offers_the_imp_recovery_choice_only_after_cucm_succeeded_ucm_25() {
+    use ferry_model::{ProgressState, RunProgress, StepProgress};
+    let upgrade = plan(RIVERSIDE);
+    /// The run: each upgrade step's state, given by the step's ID.
+    fn check(upgrade: &Plan, state: Option<&dyn Fn(&str) -> ProgressState>, offered: bool) {
+        let progress = state.map(|state| RunProgress {
+            steps: upgrade
+                .steps
+                .iter()
+                .map(|s| StepProgress {
+                    id: s.id.clone(),
+                    cluster: s.cluster.clone(),
+                    role: s.role.clone(),
+                    state: state(&s.id),
+                })
+                .collect(),
+        });
+        let set = profiles();
+        let site = ferry_profiles::load_site("riverside.toml", RIVERSIDE, &set).expect("site");
+        let p = ferry_plan::plan(
+            &site,
+            |n| set.get(n).map(|p| &p.profile),
+            "test".into(),
+            &ferry_plan::PlanOptions {
+                progress,
+                ..Default::default()
+            },
+        )
+        .expect("plan");
+        assert_eq!(
+            p.rollback
+                .iter()
+                .any(|s| s.action == "imp-failure-recovery"),
+            offered,
+            "{:?}",
+            p.rollback.iter().map(|s| &s.id).collect::<Vec<_>>()
+        );
+        // The revert steps are there either way.
+        assert!(p.rollback.iter().any(|s| s.action == "revert-version"));
+    }
+    use ProgressState::{Done, Failed, Open};
+    // Before any run: listed.
+    check(&upgrade, None, true);
+    // CUCM done, an IM&P install failed: the documented case.
+    check(
+        &upgrade,
+        Some(&|id| match id {
+            "cm/pres-a/imp-install-inactive" => Failed,
+            id if id.starts_with("cm/pres-") => Open,
+            _ => Done,
+        }),
+        true,
+    );
+    // A CUCM subscriber's install failed: CUCM did not succeed.
+    check(
+        &upgrade,
+        Some(&|id| match id {
+            "cm/cm-c/install-inactive" => Failed,
+            "cm/pre-upgrade-tasks" | "cm/stage-upgrade-source" | "cm/freeze-configuration" => Done,
+            id if id.starts_with("cm/cm-a/") => Done,
+            _ => Open,
+        }),
+        false,
+    );
+    // CUCM done, then an IM&P step failed while a CUCM step never ran: not the case either.
+    check(
+        &upgrade,
+        Some(&|id| match id {
+            "cm/cm-c/switch-version" => Open,
+            "cm/pres-b/imp-switch-version" => Failed,
+            _ => Done,
+        }),
+        false,
+    );
+    // Every node step done, a cluster-wide step failed: no IM&P node failed.
+    check(
+        &upgrade,
+        Some(&|id| {
+            if id == "cm/imp-replication-gate" {
+                Failed
+            } else {
+                Done
+            }
+        }),
+        false,
+    );
 }
