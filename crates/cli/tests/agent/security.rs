@@ -234,6 +234,30 @@ fn agent_stage_refuses_a_package_signed_for_another_version_or_service() {
         &db_sig,
         "signed for db 1.0.0, not for kv 1.0.0",
     );
+    // A signature that states nothing (minisign's default trusted comment, as ferry signed
+    // before): refused, saying how to sign again.
+    let sk = minisign::SecretKeyBox::from_string(
+        &std::fs::read_to_string(&lab.secret_key).expect("secret key"),
+    )
+    .and_then(|b| b.into_unencrypted_secret_key())
+    .expect("secret key");
+    let unstated = minisign::sign(None, &sk, std::io::Cursor::new(&data), None, None)
+        .expect("sign")
+        .into_string();
+    check(
+        "bind/unstated",
+        "kv",
+        "1.0.0",
+        &unstated,
+        "does not name the service and version it was signed for",
+    );
+    check(
+        "bind/unstated-how",
+        "kv",
+        "1.0.0",
+        &unstated,
+        "sign it again with `ferry agent sign PACKAGE --key KEY --service SERVICE --version VERSION`",
+    );
     // Staged as what it was signed for: accepted.
     op_ok(&c, &stage("bind/kv", "kv", "1.0.0", &kv_sig));
     op_ok(&c, &stage("bind/db", "db", "1.0.0", &db_sig));
