@@ -5,11 +5,41 @@ use ferry_profiles::diagnostic::{located, InputErrors, PathSeg, Problem, SourceF
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default `max_request_bytes`: 64 MiB, enough for a package.
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 64 * 1024 * 1024;
 /// Default seconds a switch waits for the service to be healthy.
 pub const DEFAULT_HEALTH_DEADLINE_S: f64 = 10.0;
+
+/// What the HTTPS listener allows a client (`[agent.limits]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Connections open at once; at the limit a new one takes the place of the one that has
+    /// waited longest without a request under way.
+    pub max_connections: usize,
+    /// From the TCP connection to the end of the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// From the end of the handshake, or the first byte of a later request, to the end of the
+    /// request's head.
+    pub header_timeout: Duration,
+    /// From the end of a request's head to the end of its body.
+    pub body_timeout: Duration,
+    /// A kept-alive connection with no request under way.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 256,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
 
 /// The whole configuration, paths resolved.
 #[derive(Debug, Clone)]
@@ -22,6 +52,7 @@ pub struct Config {
     /// Everything the agent writes is under this directory.
     pub dir: PathBuf,
     pub max_request_bytes: u64,
+    pub limits: Limits,
     pub tls: TlsFiles,
     /// Bearer tokens accepted (from `tokens` and `token_file`).
     pub tokens: Vec<String>,
@@ -134,12 +165,24 @@ struct RawAgent {
     listen: String,
     dir: String,
     max_request_bytes: Option<u64>,
+    #[serde(default)]
+    limits: RawLimits,
     tls: RawTls,
     #[serde(default)]
     auth: RawAuth,
     #[serde(default)]
     trust: RawTrust,
     systemctl: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<u64>,
+    handshake_timeout_s: Option<f64>,
+    header_timeout_s: Option<f64>,
+    body_timeout_s: Option<f64>,
+    idle_timeout_s: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -297,6 +340,7 @@ pub fn parse(origin: &str, text: &str, base: &Path) -> Result<Config, InputError
             Some("at least 1024; the default is 67108864 (64 MiB)".into()),
         ));
     }
+    let limits = limits(&a.limits, &mut problems);
     let mut check_file = |k: Vec<PathSeg>, p: &str| -> PathBuf {
         let path = resolve(p);
         if !path.is_file() {
@@ -652,12 +696,56 @@ pub fn parse(origin: &str, text: &str, base: &Path) -> Result<Config, InputError
         listen,
         dir: resolve(&a.dir),
         max_request_bytes,
+        limits,
         tls,
         tokens,
         public_keys,
         systemctl: a.systemctl.clone().unwrap_or_else(|| "systemctl".into()),
         services,
     })
+}
+
+/// `[agent.limits]`, each missing key its default.
+fn limits(raw: &RawLimits, problems: &mut Vec<Problem>) -> Limits {
+    let d = Limits::default();
+    let at = |k: &str| key(&["agent", "limits", k]);
+    let max_connections = match raw.max_connections {
+        None => d.max_connections,
+        Some(n) if (1..=65536).contains(&n) => n as usize,
+        Some(n) => {
+            problems.push((
+                at("max_connections"),
+                format!("{n} connections: the limit must be within 1 and 65536"),
+                Some(format!("the default is {}", d.max_connections)),
+            ));
+            d.max_connections
+        }
+    };
+    let mut seconds = |k: &str, v: Option<f64>, default: Duration| -> Duration {
+        match v {
+            None => default,
+            Some(x) if x.is_finite() && x > 0.0 && x <= 86400.0 => Duration::from_secs_f64(x),
+            Some(x) => {
+                problems.push((
+                    at(k),
+                    format!("{k} must be a number of seconds above 0 and at most 86400, found {x}"),
+                    Some(format!("the default is {}", default.as_secs())),
+                ));
+                default
+            }
+        }
+    };
+    Limits {
+        max_connections,
+        handshake_timeout: seconds(
+            "handshake_timeout_s",
+            raw.handshake_timeout_s,
+            d.handshake_timeout,
+        ),
+        header_timeout: seconds("header_timeout_s", raw.header_timeout_s, d.header_timeout),
+        body_timeout: seconds("body_timeout_s", raw.body_timeout_s, d.body_timeout),
+        idle_timeout: seconds("idle_timeout_s", raw.idle_timeout_s, d.idle_timeout),
+    }
 }
 
 /// The placeholders a command line may hold.
@@ -801,6 +889,33 @@ public_keys = ["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"]
             &["18:service[0].ha.role: `leader` is no role", "a pair needs `peer`"],
         );
         check(&format!("{HEAD}unknown = 1\n"), &["unknown field"]);
+        check(
+            &HEAD.replace(
+                "[agent.tls]",
+                "[agent.limits]\nmax_connections = 64\nheader_timeout_s = 0.5\n[agent.tls]",
+            ),
+            &[],
+        );
+        check(
+            &HEAD.replace(
+                "[agent.tls]",
+                "[agent.limits]\nmax_connections = 0\nhandshake_timeout_s = 0\nheader_timeout_s = -1\nbody_timeout_s = 1e9\nidle_timeout_s = nan\nsoon = 1\n[agent.tls]",
+            ),
+            &["unknown field `soon`"],
+        );
+        check(
+            &HEAD.replace(
+                "[agent.tls]",
+                "[agent.limits]\nmax_connections = 0\nhandshake_timeout_s = 0\nheader_timeout_s = -1\nbody_timeout_s = 1e9\nidle_timeout_s = nan\n[agent.tls]",
+            ),
+            &[
+                "6:agent.limits.max_connections: 0 connections: the limit must be within 1 and 65536",
+                "7:agent.limits.handshake_timeout_s: handshake_timeout_s must be a number of seconds above 0",
+                "8:agent.limits.header_timeout_s: header_timeout_s must be",
+                "9:agent.limits.body_timeout_s: body_timeout_s must be",
+                "10:agent.limits.idle_timeout_s: idle_timeout_s must be",
+            ],
+        );
         let _ = std::fs::remove_dir_all(
             std::env::temp_dir().join(format!("ferry-agent-config-{}", std::process::id())),
         );

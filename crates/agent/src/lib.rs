@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod config;
+pub mod files;
 pub mod ha;
 pub mod health;
 pub mod journal;

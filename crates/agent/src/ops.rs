@@ -443,6 +443,20 @@ impl Engine {
                 );
             }
             OpKind::Switch | OpKind::Revert => {
+                match req.version.as_deref() {
+                    None if req.op == OpKind::Switch => {
+                        return Err(Answer::error(
+                            422,
+                            "a switch names no `version`: name the version it switches to (the one staged in the inactive slot), so that a repeated or concurrent switch cannot switch back",
+                        ))
+                    }
+                    None => {}
+                    Some(v) => {
+                        if let Err(e) = ferry_model::VendorVersion::parse(v) {
+                            return Err(Answer::error(400, format!("bad `version`: {e}")));
+                        }
+                    }
+                }
                 if let Some(d) = req.health_deadline_s {
                     if !(d.is_finite() && d > 0.0 && d <= 3600.0) {
                         return Err(Answer::error(
@@ -513,20 +527,44 @@ impl Engine {
         let mut detail = Detail::default();
         match req.op {
             OpKind::Switch | OpKind::Revert => {
+                let active = svc.layout.active();
+                let version_in =
+                    |slot: Option<Slot>| slot.and_then(|s| svc.layout.info(s)).map(|i| i.version);
                 let to = svc.layout.inactive();
-                if svc.layout.info(to).is_none() {
-                    return Answer::error(
-                        409,
-                        format!(
-                            "nothing is staged in slot {} of `{}`: nothing to {}",
-                            to.as_str(),
-                            req.service,
-                            req.op.as_str()
-                        ),
-                    );
+                let to_version = version_in(Some(to));
+                match req.version.as_deref() {
+                    // Already there: done without switching (a repeat, a concurrent twin).
+                    Some(v) if version_in(active).as_deref() == Some(v) => {
+                        detail.from = active.map(|s| s.as_str().to_string());
+                        detail.to = detail.from.clone();
+                    }
+                    Some(v) if to_version.as_deref() != Some(v) => {
+                        return Answer::error(
+                            409,
+                            format!(
+                                "slot {} of `{}` holds {}, not {v}: nothing to switch to (stage {v} first)",
+                                to.as_str(),
+                                req.service,
+                                to_version.as_deref().unwrap_or("nothing"),
+                            ),
+                        );
+                    }
+                    _ if to_version.is_none() => {
+                        return Answer::error(
+                            409,
+                            format!(
+                                "nothing is staged in slot {} of `{}`: nothing to {}",
+                                to.as_str(),
+                                req.service,
+                                req.op.as_str()
+                            ),
+                        );
+                    }
+                    _ => {
+                        detail.from = active.map(|s| s.as_str().to_string());
+                        detail.to = Some(to.as_str().to_string());
+                    }
                 }
-                detail.from = svc.layout.active().map(|s| s.as_str().to_string());
-                detail.to = Some(to.as_str().to_string());
             }
             OpKind::Restore => {
                 let id = req.snapshot.as_deref().unwrap_or_default();
@@ -623,8 +661,18 @@ impl Engine {
 
     fn stage(&self, req: &OpRequest, svc: &Svc, package: Vec<u8>) -> Outcome {
         let version = req.version.clone().unwrap_or_default();
-        if let Err(e) = self.trust.verify(&package, req.signature.as_deref()) {
-            return Outcome::refused(422, format!("package {version} refused: {e}"));
+        let signed = match self.trust.verify(&package, req.signature.as_deref()) {
+            Ok(s) => s,
+            Err(e) => return Outcome::refused(422, format!("package {version} refused: {e}")),
+        };
+        if signed.service != req.service || signed.version != version {
+            return Outcome::refused(
+                422,
+                format!(
+                    "package {version} refused: it is signed for {signed}, not for {} {version} (a signature names the service and version it may be staged as)",
+                    req.service
+                ),
+            );
         }
         let slot = svc.layout.inactive();
         let staging = svc.layout.staging();
@@ -652,6 +700,13 @@ impl Engine {
         let Some(to) = detail.to.as_deref().and_then(Slot::parse) else {
             return Ok(Outcome::failed("no slot to switch to"));
         };
+        if from == Some(to) {
+            let v = svc.layout.info(to).map(|i| i.version).unwrap_or_default();
+            return Ok(Outcome::done(format!(
+                "already on {v} (slot {}): nothing was switched",
+                to.as_str()
+            )));
+        }
         let deadline =
             Duration::from_secs_f64(req.health_deadline_s.unwrap_or(svc.cfg.health_deadline_s));
         let snap = svc.layout.take_snapshot(&req.id, now()).map_err(io)?;

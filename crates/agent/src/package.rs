@@ -25,6 +25,85 @@ pub fn parse_public_key(text: &str) -> Result<String, String> {
     Ok(line.to_string())
 }
 
+/// The first word of a package signature's trusted comment: the rest names what was signed.
+pub const STATEMENT_TAG: &str = "ferry-package";
+
+/// What a package's signature says the package is: the service and the version it was signed
+/// for. It is minisign's trusted comment, `ferry-package service=SERVICE version=VERSION`
+/// (other `key=value` words may follow), which the signature's global signature covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub service: String,
+    pub version: String,
+}
+
+impl Statement {
+    /// A statement for `service` and `version`, or why they cannot be signed for.
+    pub fn new(service: &str, version: &str) -> Result<Statement, String> {
+        if !crate::config::is_plain_name(service) {
+            return Err(format!(
+                "`{service}` is not a service name (letters, digits, `-`, `_` and `.`)"
+            ));
+        }
+        if version.is_empty() || version.contains(|c: char| c.is_whitespace() || c == '=') {
+            return Err(format!(
+                "`{version}` cannot be signed for: a package's version has no spaces and no `=`"
+            ));
+        }
+        ferry_model::VendorVersion::parse(version)
+            .map_err(|e| format!("`{version}` is not a version: {e}"))?;
+        Ok(Statement {
+            service: service.to_string(),
+            version: version.to_string(),
+        })
+    }
+
+    /// The trusted comment that states it.
+    pub fn comment(&self, timestamp: i64) -> String {
+        format!(
+            "{STATEMENT_TAG} service={} version={} timestamp={timestamp}",
+            self.service, self.version
+        )
+    }
+
+    /// Reads a trusted comment: `None` when it is no ferry statement (a signature made before
+    /// ferry signed statements, or by minisign with its default comment).
+    pub fn parse(comment: &str) -> Result<Option<Statement>, String> {
+        let mut words = comment.split_whitespace();
+        if words.next() != Some(STATEMENT_TAG) {
+            return Ok(None);
+        }
+        let (mut service, mut version) = (None, None);
+        for w in words {
+            let Some((k, v)) = w.split_once('=') else {
+                return Err(format!("`{w}` is not KEY=VALUE"));
+            };
+            let slot = match k {
+                "service" => &mut service,
+                "version" => &mut version,
+                _ => continue,
+            };
+            if slot.replace(v.to_string()).is_some() {
+                return Err(format!("it names `{k}` twice"));
+            }
+        }
+        match (service, version) {
+            (Some(s), Some(v)) => Statement::new(&s, &v).map(Some),
+            (None, _) => Err("it names no `service`".into()),
+            (_, None) => Err("it names no `version`".into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Statement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.service, self.version)
+    }
+}
+
+/// How to sign a package again, for a refusal's message.
+pub const SIGN_AGAIN: &str = "sign it again with `ferry agent sign PACKAGE --key KEY --service SERVICE --version VERSION` (or minisign: `minisign -S -m PACKAGE -t \"ferry-package service=SERVICE version=VERSION\"`)";
+
 /// The keys packages must be signed with.
 pub struct Trust {
     keys: Vec<minisign_verify::PublicKey>,
@@ -41,8 +120,9 @@ impl Trust {
         }
     }
 
-    /// Checks `signature` (a `.minisig` file's text) over `data` with every trusted key.
-    pub fn verify(&self, data: &[u8], signature: Option<&str>) -> Result<(), Refused> {
+    /// Checks `signature` (a `.minisig` file's text) over `data` with every trusted key, and
+    /// returns what it states the package is (the service and version it was signed for).
+    pub fn verify(&self, data: &[u8], signature: Option<&str>) -> Result<Statement, Refused> {
         let Some(text) = signature.filter(|s| !s.trim().is_empty()) else {
             return Err(refused("the package has no signature"));
         };
@@ -51,7 +131,19 @@ impl Trust {
         let mut untrusted = true;
         for key in &self.keys {
             match key.verify(data, &sig, false) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    return match Statement::parse(sig.trusted_comment()) {
+                        Ok(Some(s)) => Ok(s),
+                        Ok(None) => Err(refused(format!(
+                            "the signature does not name the service and version it was signed for (its trusted comment is `{}`); {SIGN_AGAIN}",
+                            sig.trusted_comment()
+                        ))),
+                        Err(e) => Err(refused(format!(
+                            "the signature's statement `{}` cannot be read: {e}; {SIGN_AGAIN}",
+                            sig.trusted_comment()
+                        ))),
+                    };
+                }
                 Err(minisign_verify::Error::UnexpectedKeyId) => {}
                 Err(_) => untrusted = false,
             }

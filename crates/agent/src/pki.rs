@@ -8,15 +8,14 @@ use rcgen::{
 };
 use std::path::{Path, PathBuf};
 
+use crate::files::{self, Existing, NewFile, WriteError};
+
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("certificate: {0}")]
     Cert(#[from] rcgen::Error),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// A certificate (PEM) and its key (PEM).
@@ -79,50 +78,42 @@ impl Ca {
     }
 }
 
-fn write(path: &Path, text: &str, private: bool) -> Result<(), PkiError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| PkiError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(if private { 0o600 } else { 0o644 })
-        .open(path)
-        .map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)
-}
-
 /// Writes `ca.pem`, `NAME.pem` and `NAME-key.pem` for every agent name (valid for `hosts`),
-/// and `client.pem`, `client-key.pem` into `dir`. Returns the files written.
-pub fn lab(dir: &Path, names: &[String], hosts: &[String]) -> Result<Vec<PathBuf>, PkiError> {
-    std::fs::create_dir_all(dir).map_err(|source| PkiError::Write {
+/// and `client.pem`, `client-key.pem` into `dir`; the keys mode 0600. Nothing is written when
+/// one of them exists (unless `existing` is `Replace`) or is a symbolic link. Returns the
+/// files written.
+pub fn lab(
+    dir: &Path,
+    names: &[String],
+    hosts: &[String],
+    existing: Existing,
+) -> Result<Vec<PathBuf>, PkiError> {
+    std::fs::create_dir_all(dir).map_err(|source| WriteError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
     let ca = Ca::new("ferry lab CA")?;
-    let mut written = Vec::new();
-    let mut put = |file: String, text: &str, private: bool| -> Result<(), PkiError> {
-        let p = dir.join(file);
-        write(&p, text, private)?;
-        written.push(p);
-        Ok(())
-    };
-    put("ca.pem".into(), &ca.cert_pem(), false)?;
+    let mut texts: Vec<(String, String, bool)> = vec![("ca.pem".into(), ca.cert_pem(), false)];
     for n in names {
         let mut h = hosts.to_vec();
         if !h.contains(n) {
             h.push(n.clone());
         }
         let s = ca.server(n, &h)?;
-        put(format!("{n}.pem"), &s.cert_pem, false)?;
-        put(format!("{n}-key.pem"), &s.key_pem, true)?;
+        texts.push((format!("{n}.pem"), s.cert_pem, false));
+        texts.push((format!("{n}-key.pem"), s.key_pem, true));
     }
     let c = ca.client("ferry")?;
-    put("client.pem".into(), &c.cert_pem, false)?;
-    put("client-key.pem".into(), &c.key_pem, true)?;
-    Ok(written)
+    texts.push(("client.pem".into(), c.cert_pem, false));
+    texts.push(("client-key.pem".into(), c.key_pem, true));
+    let new: Vec<NewFile> = texts
+        .iter()
+        .map(|(f, text, private)| NewFile {
+            path: dir.join(f),
+            data: text.as_bytes(),
+            private: *private,
+        })
+        .collect();
+    files::write_all(&new, existing)?;
+    Ok(new.into_iter().map(|f| f.path).collect())
 }

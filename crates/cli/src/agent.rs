@@ -23,16 +23,29 @@ pub enum AgentAction {
     },
     /// Write a minisign key pair for signing packages: DIR/ferry-agent.pub and
     /// DIR/ferry-agent.key (unencrypted, mode 600, for automation); prints the public key for
-    /// `[agent.trust] public_keys`.
+    /// `[agent.trust] public_keys`. Existing files are kept unless --force; a symbolic link in
+    /// their place is refused.
     Keygen {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Write over existing key files.
+        #[arg(long)]
+        force: bool,
     },
-    /// Sign a package with a secret key from `keygen`: writes PACKAGE.minisig.
+    /// Sign a package with a secret key from `keygen` for one service and version (the
+    /// signature states them; an agent stages the package as nothing else): writes
+    /// PACKAGE.minisig. Without --service and --version they come from the file's name,
+    /// SERVICE-VERSION.tar.
     Sign {
         package: PathBuf,
         #[arg(long, value_name = "SECRET_KEY")]
         key: PathBuf,
+        /// The service the package is for (default: from the file's name).
+        #[arg(long)]
+        service: Option<String>,
+        /// The version it holds (default: from the file's name).
+        #[arg(long)]
+        version: Option<String>,
     },
     /// Write a lab CA and certificates (ca.pem, NAME.pem, NAME-key.pem per agent, client.pem,
     /// client-key.pem), for trying the agent; use your own CA in production.
@@ -46,6 +59,9 @@ pub enum AgentAction {
         /// default 127.0.0.1 and localhost).
         #[arg(long = "host", value_name = "HOST")]
         hosts: Vec<String>,
+        /// Write over existing files (a symbolic link in their place is refused even so).
+        #[arg(long)]
+        force: bool,
     },
     /// Ask a running agent for its status: each service's active and inactive versions,
     /// health, role and replication state.
@@ -66,14 +82,22 @@ pub enum AgentAction {
         #[command(flatten)]
         op: RemoteOp,
     },
-    /// Switch a service to its inactive slot: restart, health check, and back by itself when
-    /// the new version is not healthy in time (exit 1 then).
+    /// Switch a service to VERSION, staged in its inactive slot: restart, health check, and
+    /// back by itself when the new version is not healthy in time (exit 1 then). A service
+    /// already on VERSION is left as it is (reported).
     Switch {
+        /// The version to switch to.
+        #[arg(long)]
+        version: String,
         #[command(flatten)]
         op: RemoteOp,
     },
-    /// Switch a service back to the other slot (the version before the last switch).
+    /// Switch a service back to the other slot (the version before the last switch); with
+    /// --version, only to that version (a service already on it is left as it is).
     Revert {
+        /// The version to go back to.
+        #[arg(long)]
+        version: Option<String>,
         #[command(flatten)]
         op: RemoteOp,
     },
@@ -126,6 +150,14 @@ pub struct RemoteOp {
 
 fn remote_op(op: RemoteOp, what: remote::Remote) -> Result<ExitCode> {
     remote::run(&op.conn, op.service.as_deref(), op.id, what, op.json)
+}
+
+fn existing(force: bool) -> ferry_agent::files::Existing {
+    if force {
+        ferry_agent::files::Existing::Replace
+    } else {
+        ferry_agent::files::Existing::Refuse
+    }
 }
 
 fn config_error(e: ConfigError) -> anyhow::Error {
@@ -186,8 +218,9 @@ pub fn run(config: Option<PathBuf>, action: Option<AgentAction>) -> Result<ExitC
             );
             Ok(ExitCode::SUCCESS)
         }
-        (None, Some(AgentAction::Keygen { out })) => {
-            let k = ferry_agent::keys::keygen(&out).map_err(|e| bad(e.to_string()))?;
+        (None, Some(AgentAction::Keygen { out, force })) => {
+            let k =
+                ferry_agent::keys::keygen(&out, existing(force)).map_err(|e| bad(e.to_string()))?;
             eprintln!(
                 "wrote {} and {} (unencrypted: keep it private)",
                 k.public_key.display(),
@@ -196,13 +229,33 @@ pub fn run(config: Option<PathBuf>, action: Option<AgentAction>) -> Result<ExitC
             println!("{}", k.public_line);
             Ok(ExitCode::SUCCESS)
         }
-        (None, Some(AgentAction::Sign { package, key })) => {
-            let out =
-                ferry_agent::keys::sign_file(&package, &key).map_err(|e| bad(e.to_string()))?;
+        (
+            None,
+            Some(AgentAction::Sign {
+                package,
+                key,
+                service,
+                version,
+            }),
+        ) => {
+            let statement =
+                ferry_agent::keys::statement_for(&package, service.as_deref(), version.as_deref())
+                    .map_err(|e| bad(e.to_string()))?;
+            let out = ferry_agent::keys::sign_file(&package, &key, &statement)
+                .map_err(|e| bad(e.to_string()))?;
+            eprintln!("signed {} for {statement}", package.display());
             println!("{}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        (None, Some(AgentAction::Certs { out, names, hosts })) => {
+        (
+            None,
+            Some(AgentAction::Certs {
+                out,
+                names,
+                hosts,
+                force,
+            }),
+        ) => {
             for n in &names {
                 if !ferry_agent::config::is_plain_name(n) {
                     return Err(bad(format!("`{n}` is not a usable agent name")));
@@ -213,8 +266,8 @@ pub fn run(config: Option<PathBuf>, action: Option<AgentAction>) -> Result<ExitC
             } else {
                 hosts
             };
-            let files =
-                ferry_agent::pki::lab(&out, &names, &hosts).map_err(|e| bad(e.to_string()))?;
+            let files = ferry_agent::pki::lab(&out, &names, &hosts, existing(force))
+                .map_err(|e| bad(e.to_string()))?;
             for f in files {
                 println!("{}", f.display());
             }
@@ -249,11 +302,11 @@ pub fn run(config: Option<PathBuf>, action: Option<AgentAction>) -> Result<ExitC
                 op,
             }),
         ) => remote_op(op, remote::Remote::Stage { package, version }),
-        (None, Some(AgentAction::Switch { op })) => {
-            remote_op(op, remote::Remote::Op(OpKind::Switch))
+        (None, Some(AgentAction::Switch { version, op })) => {
+            remote_op(op, remote::Remote::Op(OpKind::Switch, Some(version)))
         }
-        (None, Some(AgentAction::Revert { op })) => {
-            remote_op(op, remote::Remote::Op(OpKind::Revert))
+        (None, Some(AgentAction::Revert { version, op })) => {
+            remote_op(op, remote::Remote::Op(OpKind::Revert, version))
         }
         (None, Some(AgentAction::SetRole { role, op })) => {
             remote_op(op, remote::Remote::SetRole(role))
@@ -378,6 +431,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// A demo package of `version` for service `kv`, signed for it: (base64 archive, signature).
 fn make_package(demo: &Path, dir: &Path, version: &str, secret: &str) -> Result<(String, String)> {
     use base64::Engine as _;
     let out = dir.join(format!("demo-{version}.tar"));
@@ -394,7 +448,8 @@ fn make_package(demo: &Path, dir: &Path, version: &str, secret: &str) -> Result<
         )));
     }
     let data = std::fs::read(&out)?;
-    let sig = ferry_agent::keys::sign_bytes(&data, secret, Path::new("bench key"))?;
+    let statement = ferry_agent::package::Statement::new("kv", version).map_err(bad)?;
+    let sig = ferry_agent::keys::sign_bytes(&data, secret, Path::new("bench key"), &statement)?;
     Ok((base64::engine::general_purpose::STANDARD.encode(&data), sig))
 }
 
@@ -445,41 +500,46 @@ fn bench(demo: &Path, switches: usize, json: bool) -> Result<String> {
             timeout: Duration::from_secs(60),
         },
     )?;
-    let op =
-        |id: String, kind: OpKind, pkg: Option<(&str, &(String, String))>| -> Result<Duration> {
-            let req = OpRequest {
-                id,
-                service: "kv".into(),
-                op: kind,
-                version: pkg.map(|p| p.0.to_string()),
-                package: pkg.map(|p| p.1 .0.clone()),
-                signature: pkg.map(|p| p.1 .1.clone()),
-                snapshot: None,
-                role: None,
-                health_deadline_s: None,
-            };
-            let t = Instant::now();
-            let r = client.op(&req)?;
-            let took = t.elapsed();
-            if r.state != OpState::Done {
-                return Err(anyhow::anyhow!(
-                    "{} {}: {}",
-                    req.op.as_str(),
-                    req.id,
-                    r.message
-                ));
-            }
-            Ok(took)
+    let op = |id: String,
+              kind: OpKind,
+              version: &str,
+              pkg: Option<&(String, String)>|
+     -> Result<Duration> {
+        let req = OpRequest {
+            id,
+            service: "kv".into(),
+            op: kind,
+            version: Some(version.to_string()),
+            package: pkg.map(|p| p.0.clone()),
+            signature: pkg.map(|p| p.1.clone()),
+            snapshot: None,
+            role: None,
+            health_deadline_s: None,
         };
+        let t = Instant::now();
+        let r = client.op(&req)?;
+        let took = t.elapsed();
+        if r.state != OpState::Done {
+            return Err(anyhow::anyhow!(
+                "{} {}: {}",
+                req.op.as_str(),
+                req.id,
+                r.message
+            ));
+        }
+        Ok(took)
+    };
     let v1 = make_package(demo, &dir.0, "1.0.0", &secret)?;
     let v2 = make_package(demo, &dir.0, "2.0.0", &secret)?;
-    op("bench/stage-1".into(), OpKind::Stage, Some(("1.0.0", &v1)))?;
-    op("bench/switch-1".into(), OpKind::Switch, None)?;
-    op("bench/stage-2".into(), OpKind::Stage, Some(("2.0.0", &v2)))?;
+    op("bench/stage-1".into(), OpKind::Stage, "1.0.0", Some(&v1))?;
+    op("bench/switch-1".into(), OpKind::Switch, "1.0.0", None)?;
+    op("bench/stage-2".into(), OpKind::Stage, "2.0.0", Some(&v2))?;
     let mut times = Vec::with_capacity(switches);
     for i in 0..switches {
+        // Back and forth: each switch names the version it goes to.
+        let to = if i % 2 == 0 { "2.0.0" } else { "1.0.0" };
         times.push(
-            op(format!("bench/switch-{}", i + 2), OpKind::Switch, None)?.as_secs_f64() * 1000.0,
+            op(format!("bench/switch-{}", i + 2), OpKind::Switch, to, None)?.as_secs_f64() * 1000.0,
         );
     }
     agent.stop()?;

@@ -1,8 +1,9 @@
 //! The `agent` driver: carries steps out through the ferry agent on each node, over HTTPS
 //! (`docs/agent-api.md`). What a step asks of an agent comes from its effects, so the driver
 //! knows no product: `snapshot`, `install_inactive` (stage the package of the step's version),
-//! `switch`, `revert`, `restart` are agent operations; a `healthy` gate polls the node's status,
-//! a `replication` gate polls every node of its roles.
+//! `switch` (to the step's version), `revert` (to the node's original version), `restart` are
+//! agent operations; a `healthy` gate polls the node's status, a `replication` gate polls
+//! every node of its roles.
 //!
 //! Every operation carries the ID `run-RUN/STEP`, so starting a step again, or asking after a
 //! crash (`inspect`), never applies it twice: the agent returns its first result. A node that
@@ -715,10 +716,15 @@ impl Shared {
                 // A switch goes to the version the step brings: already there (switched by
                 // hand, say) it is skipped; with another version in the inactive slot (staged
                 // by hand since the stage step) nothing is switched and the step fails.
-                OpKind::Switch if !recorded => {
-                    if let Some(version) = &step.version {
+                OpKind::Switch => {
+                    let version = step
+                        .version
+                        .clone()
+                        .ok_or_else(|| format!("{} has no version to switch to", step.id))?;
+                    req.version = Some(version.clone());
+                    if !recorded {
                         let s = self.service_status(t)?;
-                        if s.active.as_ref().is_some_and(|a| &a.version == version) {
+                        if s.active.as_ref().is_some_and(|a| a.version == version) {
                             skipped += 1;
                             continue;
                         }
@@ -732,11 +738,15 @@ impl Shared {
                         }
                     }
                 }
-                OpKind::Revert if !recorded => {
-                    let s = self.service_status(t)?;
-                    if s.active.as_ref().is_some_and(|a| a.version == t.original) {
-                        skipped += 1;
-                        continue;
+                // A revert goes back to the version the node ran when the plan was made.
+                OpKind::Revert => {
+                    req.version = Some(t.original.clone());
+                    if !recorded {
+                        let s = self.service_status(t)?;
+                        if s.active.as_ref().is_some_and(|a| a.version == t.original) {
+                            skipped += 1;
+                            continue;
+                        }
                     }
                 }
                 OpKind::SetRole if !recorded => {

@@ -41,7 +41,9 @@ pub struct OpRequest {
     pub id: String,
     pub service: String,
     pub op: OpKind,
-    /// `stage`: the version the package holds.
+    /// `stage`: the version the package holds (its signature must be for this service and
+    /// version). `switch` (required) and `revert` (optional): the version to end on, so that a
+    /// repeated or concurrent request finds it done rather than switching back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// `stage`: the package archive (tar), base64.

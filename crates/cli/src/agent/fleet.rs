@@ -122,7 +122,7 @@ pub fn fleet(demo: &Path, n: usize, cluster_size: usize, json: bool) -> Result<S
                                     id: id.into(),
                                     service: "kv".into(),
                                     op,
-                                    version: pkg.map(|_| VERSIONS[0].to_string()),
+                                    version: Some(VERSIONS[0].to_string()),
                                     package: pkg.map(|p| p.0.clone()),
                                     signature: pkg.map(|p| p.1.clone()),
                                     snapshot: None,

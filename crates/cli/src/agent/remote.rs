@@ -36,8 +36,12 @@ pub struct Connection {
 /// An operation asked from the command line.
 pub enum Remote {
     Status,
-    Stage { package: PathBuf, version: String },
-    Op(OpKind),
+    Stage {
+        package: PathBuf,
+        version: String,
+    },
+    /// A switch or revert, with the version it goes to.
+    Op(OpKind, Option<String>),
     SetRole(String),
 }
 
@@ -173,7 +177,7 @@ pub fn run(
                 None,
             )
         }
-        Remote::Op(k) => (k, None, None, None, None),
+        Remote::Op(k, version) => (k, version, None, None, None),
         Remote::SetRole(r) => (OpKind::SetRole, None, None, None, Some(r)),
     };
     let service = match service {

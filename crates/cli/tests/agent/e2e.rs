@@ -146,7 +146,7 @@ impl Site {
         for i in order {
             let c = lab.client(i);
             op_ok(&c, &stage_req("setup/stage", FROM, &data, &sig));
-            op_ok(&c, &req("setup/switch", OpKind::Switch));
+            op_ok(&c, &switch_req("setup/switch", FROM));
         }
         // The packages directory the driver reads, and the token and CA files.
         let packages = dir.join("packages");
@@ -671,10 +671,7 @@ fn e2e_no_token_a_wrong_token_and_a_tampered_package_are_refused_and_change_noth
             post(&anonymous, &stage_req("anon/stage", TO, data, &sig)).status,
             401
         );
-        assert_eq!(
-            post(&anonymous, &req("anon/switch", OpKind::Switch)).status,
-            401
-        );
+        assert_eq!(post(&anonymous, &switch_req("anon/switch", TO)).status, 401);
     }
     unchanged("requests without credentials");
     // A wrong token.
@@ -848,7 +845,7 @@ fn e2e_nodes_changed_by_hand_mid_run_are_not_switched_blindly() {
     }
     // While the run is paused: db-sub1 is switched by hand, and another version is staged by
     // hand on the publisher.
-    op_ok(&site.lab.client(sub1), &req("hand/switch", OpKind::Switch));
+    op_ok(&site.lab.client(sub1), &switch_req("hand/switch", TO));
     let (data, sig) = site.lab.package("2.0.9");
     op_ok(
         &site.lab.client(publisher),

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 mod e2e;
 mod hosts;
+mod security;
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
@@ -425,9 +426,10 @@ public_keys = ["{key}"]
         self.client_with(i, Some(&self.token), None)
     }
 
-    /// A signed package of the demo service: (archive, signature text).
+    /// A signed package of the demo service for service `kv`, `kv-VERSION.tar` (so signed for
+    /// that service and version): (archive, signature text).
     fn package(&self, version: &str) -> (Vec<u8>, String) {
-        let out = self.dir.join(format!("demo-{version}.tar"));
+        let out = self.dir.join(format!("kv-{version}.tar"));
         if !out.exists() {
             let o = Command::new(demo_bin())
                 .args(["package", "--version", version, "--out"])
@@ -465,6 +467,14 @@ fn req(id: &str, op: OpKind) -> OpRequest {
         snapshot: None,
         role: None,
         health_deadline_s: None,
+    }
+}
+
+/// A switch to `version` (the version the inactive slot holds).
+fn switch_req(id: &str, version: &str) -> OpRequest {
+    OpRequest {
+        version: Some(version.into()),
+        ..req(id, OpKind::Switch)
     }
 }
 
@@ -537,8 +547,11 @@ fn raw_tar(path: &str, kind: tar::EntryType, link: &str, body: &[u8]) -> Vec<u8>
     b.into_inner().expect("tar")
 }
 
-fn sign(lab: &Lab, data: &[u8], key: &Path) -> String {
-    let f = lab.dir.join(format!("blob-{}.tar", free_port()));
+/// `data` signed with `key` for service kv and `version`.
+fn sign(lab: &Lab, data: &[u8], version: &str, key: &Path) -> String {
+    let dir = lab.dir.join(format!("blob-{}", free_port()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let f = dir.join(format!("kv-{version}.tar"));
     std::fs::write(&f, data).expect("write");
     let o = ferry(&[
         "agent",
@@ -559,7 +572,7 @@ fn agent_stage_refuses_bad_packages_and_changes_nothing() {
     lab.start(a);
     let c = lab.client(a);
     // Nothing staged yet: a switch has nothing to switch to.
-    let r = post(&c, &req("t/switch-early", OpKind::Switch));
+    let r = post(&c, &switch_req("t/switch-early", "1.0.0"));
     assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
     let (good, good_sig) = lab.package("1.0.0");
     let res = op_ok(&c, &stage_req("t/stage-1", "1.0.0", &good, &good_sig));
@@ -576,9 +589,9 @@ fn agent_stage_refuses_bad_packages_and_changes_nothing() {
         other_keys.to_str().unwrap_or_default(),
     ]);
     assert_eq!(o.status.code(), Some(0));
-    let untrusted_sig = sign(&lab, &good, &other_keys.join("ferry-agent.key"));
+    let untrusted_sig = sign(&lab, &good, "1.0.0", &other_keys.join("ferry-agent.key"));
     let (v2, _) = lab.package("2.0.0");
-    let other_sig = sign(&lab, &v2, &lab.secret_key);
+    let other_sig = sign(&lab, &v2, "2.0.0", &lab.secret_key);
     let mut tampered = good.clone();
     let mid = tampered.len() / 2;
     tampered[mid] ^= 0x01;
@@ -648,35 +661,35 @@ fn agent_stage_refuses_bad_packages_and_changes_nothing() {
         422,
         "cannot be read",
     );
-    let s = sign(&lab, &escape, &lab.secret_key);
+    let s = sign(&lab, &escape, "9.0.0", &lab.secret_key);
     check(
         "path escape",
         stage_req("t/escape", "9.0.0", &escape, &s),
         422,
         "goes up with `..`",
     );
-    let s = sign(&lab, &absolute, &lab.secret_key);
+    let s = sign(&lab, &absolute, "9.0.0", &lab.secret_key);
     check(
         "absolute path",
         stage_req("t/absolute", "9.0.0", &absolute, &s),
         422,
         "is absolute",
     );
-    let s = sign(&lab, &link_out, &lab.secret_key);
+    let s = sign(&lab, &link_out, "9.0.0", &lab.secret_key);
     check(
         "link out",
         stage_req("t/link-out", "9.0.0", &link_out, &s),
         422,
         "leads out of the slot",
     );
-    let s = sign(&lab, &link_up, &lab.secret_key);
+    let s = sign(&lab, &link_up, "9.0.0", &lab.secret_key);
     check(
         "link up",
         stage_req("t/link-up", "9.0.0", &link_up, &s),
         422,
         "leads out of the slot",
     );
-    let s = sign(&lab, b"not a tar at all", &lab.secret_key);
+    let s = sign(&lab, b"not a tar at all", "9.0.0", &lab.secret_key);
     check(
         "not an archive",
         stage_req("t/not-tar", "9.0.0", b"not a tar at all", &s),
@@ -713,7 +726,7 @@ fn agent_switches_reverts_and_answers_repeated_ids_with_the_first_result() {
     let (v2, s2) = lab.package("2.0.0");
     let (broken, sb) = lab.package("2.0.1-broken");
     op_ok(&c, &stage_req("s/stage-1", "1.0.0", &v1, &s1));
-    let r = op_ok(&c, &req("s/switch-1", OpKind::Switch));
+    let r = op_ok(&c, &switch_req("s/switch-1", "1.0.0"));
     assert!(
         r.message
             .starts_with("switched to 1.0.0 (slot a): healthy after"),
@@ -732,7 +745,7 @@ fn agent_switches_reverts_and_answers_repeated_ids_with_the_first_result() {
     );
 
     op_ok(&c, &stage_req("s/stage-2", "2.0.0", &v2, &s2));
-    let r = op_ok(&c, &req("s/switch-2", OpKind::Switch));
+    let r = op_ok(&c, &switch_req("s/switch-2", "2.0.0"));
     assert_eq!(
         (
             r.active.clone().map(|v| v.version),
@@ -754,11 +767,11 @@ fn agent_switches_reverts_and_answers_repeated_ids_with_the_first_result() {
     assert!(st.services[0].pid.is_some());
 
     // The same ID again: the first result, nothing done again.
-    let again = c.op(&req("s/switch-2", OpKind::Switch)).expect("repeat");
+    let again = c.op(&switch_req("s/switch-2", "2.0.0")).expect("repeat");
     assert_eq!(again, r);
     assert_eq!(ask(port, "PING").as_deref(), Some("PONG 2.0.0 primary"));
     // The same ID with another body: 409.
-    let mut other = req("s/switch-2", OpKind::Switch);
+    let mut other = switch_req("s/switch-2", "2.0.0");
     other.health_deadline_s = Some(3.0);
     assert_eq!(post(&c, &other).status, 409);
     let mut other = req("s/switch-2", OpKind::Revert);
@@ -780,7 +793,7 @@ fn agent_switches_reverts_and_answers_repeated_ids_with_the_first_result() {
         &c,
         &stage_req("s/stage-broken", "2.0.1-broken", &broken, &sb),
     );
-    let mut sw = req("s/switch-broken", OpKind::Switch);
+    let mut sw = switch_req("s/switch-broken", "2.0.1-broken");
     sw.health_deadline_s = Some(1.0);
     let r = c.op(&sw).expect("switch");
     assert_eq!(r.state, OpState::Failed);
@@ -979,7 +992,7 @@ stop_timeout_s = 5
     let (v1, s1) = lab.package("1.0.0");
     let (v2, s2) = lab.package("2.0.0");
     op_ok(&c, &stage_req("k/stage-1", "1.0.0", &v1, &s1));
-    op_ok(&c, &req("k/switch-1", OpKind::Switch));
+    op_ok(&c, &switch_req("k/switch-1", "1.0.0"));
     let svc_dir = lab.service_dir(a);
     let go = svc_dir.join("go");
 
@@ -991,7 +1004,7 @@ stop_timeout_s = 5
                 &c,
                 &stage_req(&format!("k/{round}/stage"), "2.0.0", &v2, &s2),
             );
-            let mut sw = req(&id, OpKind::Switch);
+            let mut sw = switch_req(&id, "2.0.0");
             sw.health_deadline_s = Some(600.0);
             let url = lab.url(a);
             let opts = ClientOptions {
@@ -1082,7 +1095,7 @@ fn agent_snapshots_and_restores_configuration() {
     let c = lab.client(a);
     let (v1, s1) = lab.package("1.0.0");
     op_ok(&c, &stage_req("n/stage", "1.0.0", &v1, &s1));
-    op_ok(&c, &req("n/switch", OpKind::Switch));
+    op_ok(&c, &switch_req("n/switch", "1.0.0"));
     let conf = lab.service_dir(a).join("config");
     std::fs::create_dir_all(conf.join("sub")).expect("config dir");
     std::fs::write(conf.join("app.conf"), "limit = 1\n").expect("conf");
@@ -1170,7 +1183,7 @@ fn agent_pair_promotes_the_backup_when_the_primary_dies() {
     for i in [a, b] {
         let c = lab.client(i);
         op_ok(&c, &stage_req("p/stage", "1.0.0", &v1, &s1));
-        op_ok(&c, &req("p/switch", OpKind::Switch));
+        op_ok(&c, &switch_req("p/switch", "1.0.0"));
     }
     assert_eq!(ask(pa, "PING").as_deref(), Some("PONG 1.0.0 primary"));
     assert_eq!(ask(pb, "PING").as_deref(), Some("PONG 1.0.0 backup"));
@@ -1260,7 +1273,7 @@ fn agent_pubsub_replication_state_through_the_probe() {
     for i in [p, s] {
         let c = lab.client(i);
         op_ok(&c, &stage_req("ps/stage-1", "1.0.0", &v1, &s1));
-        op_ok(&c, &req("ps/switch-1", OpKind::Switch));
+        op_ok(&c, &switch_req("ps/switch-1", "1.0.0"));
     }
     let replication = |lab: &Lab, want: u8| {
         wait_for(&format!("replication state {want}"), || {
@@ -1283,11 +1296,11 @@ fn agent_pubsub_replication_state_through_the_probe() {
     // The publisher moves to a newer major version: the subscriber cannot follow it.
     let c = lab.client(p);
     op_ok(&c, &stage_req("ps/stage-2", "2.0.0", &v2, &s2));
-    op_ok(&c, &req("ps/switch-2", OpKind::Switch));
+    op_ok(&c, &switch_req("ps/switch-2", "2.0.0"));
     check(&mut lab, "publisher on 2.0.0", 4);
     let c = lab.client(s);
     op_ok(&c, &stage_req("ps/stage-2", "2.0.0", &v2, &s2));
-    op_ok(&c, &req("ps/switch-2", OpKind::Switch));
+    op_ok(&c, &switch_req("ps/switch-2", "2.0.0"));
     check(&mut lab, "both on 2.0.0", 2);
     assert_eq!(ask(ps, "GET k").as_deref(), Some("VALUE v"));
     // The publisher's agent stops (and its service with it): out of sync.
@@ -1399,7 +1412,7 @@ unit = "{}"
         .enumerate()
     {
         op_ok(&c, &stage_req(&format!("sd/stage-{i}"), v, data, sig));
-        op_ok(&c, &req(&format!("sd/switch-{i}"), OpKind::Switch));
+        op_ok(&c, &switch_req(&format!("sd/switch-{i}"), v));
         assert_eq!(ask(port, "PING"), Some(format!("PONG {v} primary")));
     }
     let env = std::fs::read_to_string(&env_file).expect("env file");
@@ -1414,7 +1427,7 @@ unit = "{}"
         &c,
         &stage_req("sd/stage-broken", "2.0.1-broken", &broken, &sb),
     );
-    let mut sw = req("sd/switch-broken", OpKind::Switch);
+    let mut sw = switch_req("sd/switch-broken", "2.0.1-broken");
     sw.health_deadline_s = Some(1.0);
     let r = c.op(&sw).expect("switch");
     assert_eq!(r.state, OpState::Failed, "{}", r.message);
@@ -1446,7 +1459,7 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
     let out = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).to_string();
     lab.package("1.0.0");
     lab.package("2.0.0");
-    let pkg = |v: &str| lab.dir.join(format!("demo-{v}.tar")).display().to_string();
+    let pkg = |v: &str| lab.dir.join(format!("kv-{v}.tar")).display().to_string();
     for v in ["1.0.0", "2.0.0"] {
         let o = run(&["stage", &pkg(v), "--version", v]);
         assert_eq!(o.status.code(), Some(0), "{o:?}");
@@ -1455,7 +1468,7 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
             "{}",
             out(&o)
         );
-        let o = run(&["switch"]);
+        let o = run(&["switch", "--version", v]);
         assert_eq!(o.status.code(), Some(0), "{o:?}");
         assert_eq!(ask(port, "PING"), Some(format!("PONG {v} primary")));
     }
@@ -1471,8 +1484,22 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
     assert_eq!((r.op, r.state), (OpKind::Revert, OpState::Done));
     assert_eq!(ask(port, "PING").as_deref(), Some("PONG 1.0.0 primary"));
     // The same ID twice: the first result, nothing done again.
-    let first = run(&["switch", "--id", "by-hand/switch-1", "--json"]);
-    let again = run(&["switch", "--id", "by-hand/switch-1", "--json"]);
+    let first = run(&[
+        "switch",
+        "--version",
+        "2.0.0",
+        "--id",
+        "by-hand/switch-1",
+        "--json",
+    ]);
+    let again = run(&[
+        "switch",
+        "--version",
+        "2.0.0",
+        "--id",
+        "by-hand/switch-1",
+        "--json",
+    ]);
     assert_eq!(first.stdout, again.stdout);
     assert_eq!(ask(port, "PING").as_deref(), Some("PONG 2.0.0 primary"));
     // A package whose signature does not verify: refused (exit 1), nothing changes.
@@ -1507,7 +1534,7 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     // A service the agent does not manage: refused, bad input.
-    let o = run(&["switch", "--service", "nope"]);
+    let o = run(&["switch", "--version", "2.0.0", "--service", "nope"]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert_eq!(ask(port, "PING").as_deref(), Some("PONG 2.0.0 primary"));
     // A wrong token: refused by the agent, bad input.
@@ -1516,6 +1543,8 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
     let o = ferry(&[
         "agent",
         "switch",
+        "--version",
+        "1.0.0",
         "--url",
         &url,
         "--token-file",
