@@ -226,6 +226,12 @@ fn profile_errors_name_line_and_key() {
             "procedure.sequence[0].when.strategy[0]",
             "unknown strategy `slowest`",
         ),
+        (
+            "effects = [\"snapshot\"]",
+            "effects = [\"restore_snapshot\"]",
+            "procedure.step[0].effects[0]",
+            "no step of the profile takes one",
+        ),
     ];
     for (from, to, key, message) in cases {
         assert!(base.contains(from), "fixture lacks {from:?}");

@@ -221,6 +221,44 @@ fn swap(w: &mut World, ci: usize, ni: usize, why: &str) {
     w.user_changes_lost(ci, ni);
 }
 
+/// The node's configuration is put back from its last snapshot: changes made on it since are
+/// lost (counted, and an incident under the profile's `config_rule`). Without a snapshot there
+/// is nothing to put back.
+fn restore_snapshot(w: &mut World, ci: usize, ni: usize, step: &str) {
+    let rule = w.profile(ci).twin.config_rule.clone();
+    let n = &mut w.clusters[ci].nodes[ni];
+    let name = n.name.clone();
+    let Some(snapshot) = n.config_snapshot.clone() else {
+        w.note(
+            ci,
+            Some(ni),
+            "restored",
+            format!("{name}: no configuration snapshot to restore ({step})"),
+        );
+        return;
+    };
+    let lost = n.config_active.difference(&snapshot).count() as u64;
+    n.config_active = snapshot;
+    w.note(
+        ci,
+        Some(ni),
+        "restored",
+        format!("{name}: configuration restored from its snapshot ({step})"),
+    );
+    if lost > 0 {
+        w.clusters[ci].acc.config_changes_lost += lost;
+        if let Some(r) = rule {
+            w.step_incident(
+                ci,
+                Some(ni),
+                step,
+                &r,
+                format!("{lost} configuration change(s) made on {name} after its snapshot were lost when {step} restored it"),
+            );
+        }
+    }
+}
+
 /// Effects that act when the step ends. Returns how the step ended.
 pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &PlannedStep) -> Outcome {
     let mut outcome = Outcome::Done;
@@ -362,7 +400,9 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 }
             }
             (Effect::Snapshot, Some(n)) => {
-                let name = w.clusters[ci].nodes[n].name.clone();
+                let node = &mut w.clusters[ci].nodes[n];
+                node.config_snapshot = Some(node.config_active.clone());
+                let name = node.name.clone();
                 w.note(
                     ci,
                     Some(n),
@@ -370,6 +410,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     format!("{name}: configuration snapshot taken ({})", step.id),
                 );
             }
+            (Effect::RestoreSnapshot, Some(n)) => restore_snapshot(w, ci, n, &step.id),
             (Effect::ActivateServices, Some(n)) => {
                 w.clusters[ci].nodes[n].services_pending = false;
             }

@@ -64,6 +64,7 @@ pub(crate) fn cluster_state(
                 facts: n.facts.clone(),
                 config_active: BTreeSet::new(),
                 config_inactive: BTreeSet::new(),
+                config_snapshot: None,
                 last_start: start,
                 gen: 0,
                 repl,

@@ -127,6 +127,9 @@ pub struct NodeState {
     /// Configuration changes held by the active and the inactive side.
     pub config_active: BTreeSet<u64>,
     pub config_inactive: BTreeSet<u64>,
+    /// The configuration changes its last `snapshot` holds (`None`: no snapshot taken).
+    #[serde(default)]
+    pub config_snapshot: Option<BTreeSet<u64>>,
     pub last_start: i64,
     pub gen: u64,
     /// Replication state per replication group the node belongs to.
