@@ -206,6 +206,26 @@ fn every_step_of_every_example_can_be_explained() {
     }
 }
 
+/// `ferry profiles show` documents the facts a profile reads, typed: avaya-cms-ha's
+/// `acd_links_local` (CMS-05, ACD link connections over LAN facilities local to Communication
+/// Manager).
+#[test]
+fn profiles_show_documents_a_fact_with_its_type_cms_05() {
+    let o = ferry(&["profiles", "show", "avaya-cms-ha"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    let at = text
+        .find("name = \"acd_links_local\"\n")
+        .expect("the fact is shown");
+    let entry: Vec<&str> = text[at..].lines().take(3).collect();
+    assert_eq!(entry[1], "type = \"bool\"", "{entry:?}");
+    assert!(
+        entry[2].contains("LAN facilities local to its Communication Manager system"),
+        "{entry:?}"
+    );
+    assert!(text.contains("test.node = { fact = { name = \"acd_links_local\", eq = false } }"));
+}
+
 #[test]
 fn explain_of_an_unknown_step_is_bad_input() {
     let o = ferry(&[
