@@ -92,6 +92,7 @@ fn agent(w: &mut World, ci: usize, ni: usize, down: bool) {
     let gen = w.clusters[ci].agent_gen;
     if down {
         w.clusters[ci].agents_down.insert(host.clone(), w.now);
+        w.clusters[ci].agent_down_gen.insert(host.clone(), gen);
         w.clusters[ci].hosts_declared.remove(&host);
         if let Some(ctl) = w.profile(ci).twin.controller.clone() {
             let t = w.clusters[ci]
@@ -117,6 +118,7 @@ fn agent(w: &mut World, ci: usize, ni: usize, down: bool) {
         );
     } else {
         w.clusters[ci].agents_down.remove(&host);
+        w.clusters[ci].agent_down_gen.remove(&host);
         w.clusters[ci].hosts_declared.remove(&host);
         w.note(
             ci,

@@ -181,9 +181,13 @@ pub(crate) fn promote(w: &mut World, ci: usize, pi: usize, gen: u64) {
 }
 
 /// The switchover timeout of a host whose agent is down has passed: the controller gives the
-/// host up and switches over every pair whose active member runs there.
+/// host up and switches over every pair whose active member runs there. The timeout is the
+/// host's own: it counts from that host's disconnection, whatever other hosts' agents did since
+/// (two LCA upgrades at once), and ends with it.
 pub(crate) fn host_lost(w: &mut World, ci: usize, host: &str, gen: u64) {
-    if w.clusters[ci].agent_gen != gen || !w.clusters[ci].agents_down.contains_key(host) {
+    if w.clusters[ci].agent_down_gen.get(host) != Some(&gen)
+        || !w.clusters[ci].agents_down.contains_key(host)
+    {
         return;
     }
     w.touch(ci);

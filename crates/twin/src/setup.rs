@@ -250,6 +250,7 @@ pub(crate) fn cluster_state(
         dependencies,
         agents_down: BTreeMap::new(),
         hosts_declared: BTreeSet::new(),
+        agent_down_gen: BTreeMap::new(),
         agent_gen: 0,
         waiting: Vec::new(),
         last_logged: BTreeMap::new(),

@@ -240,6 +240,10 @@ pub struct ClusterState {
     /// Hosts the controller has given up on (their agent was down longer than the timeout).
     pub hosts_declared: BTreeSet<String>,
     pub agent_gen: u64,
+    /// Per host whose agent is disconnected: the `agent_gen` of that disconnection, which its
+    /// switchover timeout (`HostLost`) carries; another host's agent coming or going leaves it.
+    #[serde(default)]
+    pub agent_down_gen: BTreeMap<String, u64>,
     /// Gates of this cluster waiting for their condition.
     pub waiting: Vec<(RunId, String)>,
     /// When any of its nodes (or the cluster) last logged each event code.

@@ -868,6 +868,62 @@ fn no_switchover_until_the_new_lca_runs_on_the_own_host_the_peer_host_and_back_t
     check_lca_hold(&peer_first, &[], "cfg-2", Hold::UntilLcaRuns("cfg-1"));
 }
 
+/// Two hosts' LCAs upgraded at the same time (a hand-edited plan: the profile keeps them one at
+/// a time): the active master `cfgsrv-1` crashes 60 s into the LCA upgrade of its host
+/// ops-cfg-1, which takes three times its estimate, while ops-rpt's LCA is upgraded alongside.
+/// The other host's agent going down and up does not stop ops-cfg-1's own timeout: `cfgsrv-2`
+/// takes over when it elapses.
+#[test]
+fn each_host_keeps_its_own_timeout_when_two_lcas_are_upgraded_at_once_gen_09() {
+    let c = case_with(&lca_hold_site(&["cfg-1", "rpt", "cfg-2"]), None);
+    let (first, beside) = (
+        step_id(&c, "lca-cfg-1/upgrade-lca"),
+        step_id(&c, "lca-rpt/upgrade-lca"),
+    );
+    let mut plan = c.plan.clone();
+    let after = plan
+        .steps
+        .iter()
+        .find(|s| s.id == first)
+        .unwrap()
+        .after
+        .clone();
+    plan.steps
+        .iter_mut()
+        .find(|s| s.id == beside)
+        .unwrap()
+        .after = after;
+    for g in &mut plan.limits {
+        g.steps.retain(|s| *s != beside);
+    }
+    let slow_text = slow(&first, 3.0);
+    let base = run_plan(&c, plan.clone(), &faults(&slow_text));
+    let (up, other) = (step(&base, &first), step(&base, &beside));
+    assert_eq!(up.start, other.start, "both LCA upgrades start together");
+    assert!(
+        other.end < up.start + 600,
+        "{beside} ends before {first}'s timeout"
+    );
+    let at = up.start + 60;
+    let r = run_plan(
+        &c,
+        plan,
+        &faults(&format!(
+            "{slow_text}{}",
+            crash("cfgsrv-1", minutes_into(&base, at), Some(30.0))
+        )),
+    );
+    let up = step(&r, &first);
+    let promoted = first_after(&logged(&r, "cfgsrv-2", "promoted"), at)
+        .unwrap_or_else(|| panic!("cfgsrv-2 never took over"));
+    assert!(
+        (promoted - (up.start + 605)).abs() <= 2,
+        "cfgsrv-2 took over {} s into the LCA upgrade of ops-cfg-1 (which took {} s), expected 605 s",
+        promoted - up.start,
+        up.end - up.start
+    );
+}
+
 /// The incorrect switchovers of a run (GEN-08): (pair, host, seconds after that host's LCA
 /// upgrade started).
 fn check_wrong_switchovers(c: &Case, plan: Plan, f: &Faults, expected: &[(&str, &str, i64)]) {
