@@ -206,6 +206,26 @@ fn every_step_of_every_example_can_be_explained() {
     }
 }
 
+/// `ferry profiles show` documents the facts a profile reads, typed: avaya-cms-ha's
+/// `acd_links_local` (CMS-05, ACD link connections over LAN facilities local to Communication
+/// Manager).
+#[test]
+fn profiles_show_documents_a_fact_with_its_type_cms_05() {
+    let o = ferry(&["profiles", "show", "avaya-cms-ha"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    let at = text
+        .find("name = \"acd_links_local\"\n")
+        .expect("the fact is shown");
+    let entry: Vec<&str> = text[at..].lines().take(3).collect();
+    assert_eq!(entry[1], "type = \"bool\"", "{entry:?}");
+    assert!(
+        entry[2].contains("LAN facilities local to its Communication Manager system"),
+        "{entry:?}"
+    );
+    assert!(text.contains("test.node = { fact = { name = \"acd_links_local\", eq = false } }"));
+}
+
 #[test]
 fn explain_of_an_unknown_step_is_bad_input() {
     let o = ferry(&[
@@ -473,9 +493,11 @@ fn spawn(args: &[&str]) -> std::process::Child {
         .expect("spawn ferry")
 }
 
-/// Polls `ferry status` of `run` until `ready` holds for its JSON.
+/// Polls `ferry status` of `run` until `ready` holds for its JSON (for up to two minutes: a
+/// loaded machine starts processes slowly).
 fn wait_for_status(state: &str, run: &str, ready: impl Fn(&serde_json::Value) -> bool) {
-    for _ in 0..400 {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < until {
         let o = ferry(&["status", run, "--state", state, "--format", "json"]);
         if o.status.code() == Some(0) && ready(&json(&o)) {
             return;

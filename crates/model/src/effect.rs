@@ -69,8 +69,12 @@ pub enum Effect {
     DeleteOption(String),
     /// Whatever depends on the named dependency's fact is pointed at its current value.
     Repoint(String),
-    /// The node's configuration is copied aside, tagged with the step and the time.
+    /// The node's configuration is copied aside, tagged with the step and the time (a backup of
+    /// its administration data).
     Snapshot,
+    /// The node's configuration is put back from its last `snapshot` (a backup migrated back
+    /// onto it): configuration changes made on it since that snapshot are lost.
+    RestoreSnapshot,
     /// The node's devices register to their backup server now, and stay there until a
     /// `registered` gate on this node brings them home.
     FailOverDevices,
@@ -160,6 +164,7 @@ impl Effect {
             Effect::DeleteOption(_) => "delete_option",
             Effect::Repoint(_) => "repoint",
             Effect::Snapshot => "snapshot",
+            Effect::RestoreSnapshot => "restore_snapshot",
             Effect::FailOverDevices => "fail_over_devices",
             Effect::AgentDown => "agent_down",
             Effect::BusyOutLinks => "busy_out_links",

@@ -24,7 +24,7 @@ pub struct TwinSpec {
     /// Rule behind the configuration freeze: a change made during it is a violation.
     #[serde(default)]
     pub freeze_rule: Option<String>,
-    /// Rule behind configuration lost on switch or revert.
+    /// Rule behind configuration lost on switch or revert, or to a `restore_snapshot`.
     #[serde(default)]
     pub config_rule: Option<String>,
     /// Node fact naming the host a node runs on (nodes on one host share its agent).

@@ -27,9 +27,20 @@ struct Ctx<'a> {
     roles: BTreeSet<&'a str>,
     facts: BTreeSet<&'a str>,
     strategies: BTreeSet<String>,
+    /// Some step of the procedure or the rollback takes a `snapshot` (for `restore_snapshot`).
+    snapshots: bool,
     problems: Vec<Problem>,
     /// Conditions may test the run being rolled back (in the rollback procedure only).
     in_rollback: bool,
+}
+
+/// Whether `effects` (or the effects of their `if`s) include `snapshot`.
+fn takes_snapshot(effects: &[Effect]) -> bool {
+    effects.iter().any(|e| match e {
+        Effect::Snapshot => true,
+        Effect::If { then, .. } => takes_snapshot(then),
+        _ => false,
+    })
 }
 
 impl Ctx<'_> {
@@ -277,6 +288,14 @@ impl Ctx<'_> {
                     self.condition(when, join(&p, &[k("if"), k("when")]));
                     self.effects(then, join(&p, &[k("if"), k("then")]));
                 }
+                Effect::RestoreSnapshot if !self.snapshots => self.add(
+                    p,
+                    "`restore_snapshot` puts back a snapshot, but no step of the profile takes one",
+                    Some(
+                        "give the step that backs the configuration up the effect \"snapshot\""
+                            .into(),
+                    ),
+                ),
                 _ => {}
             }
         }
@@ -891,6 +910,12 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
         roles: profile.roles.iter().map(|r| r.name.as_str()).collect(),
         facts: profile.facts.iter().map(|f| f.name.as_str()).collect(),
         strategies,
+        snapshots: profile
+            .procedure
+            .steps
+            .iter()
+            .chain(&profile.rollback.steps)
+            .any(|s| takes_snapshot(&s.effects)),
         problems: Vec::new(),
         in_rollback: false,
     };

@@ -250,6 +250,12 @@ fn profile_errors_name_line_and_key() {
             "procedure.sequence[0].when.run",
             "only the rollback procedure may use it",
         ),
+        (
+            "effects = [\"snapshot\"]",
+            "effects = [\"restore_snapshot\"]",
+            "procedure.step[0].effects[0]",
+            "no step of the profile takes one",
+        ),
     ];
     for (from, to, key, message) in cases {
         check_profile_error(base, from, to, key, message);

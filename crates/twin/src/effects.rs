@@ -92,6 +92,7 @@ fn agent(w: &mut World, ci: usize, ni: usize, down: bool) {
     let gen = w.clusters[ci].agent_gen;
     if down {
         w.clusters[ci].agents_down.insert(host.clone(), w.now);
+        w.clusters[ci].agent_down_gen.insert(host.clone(), gen);
         w.clusters[ci].hosts_declared.remove(&host);
         if let Some(ctl) = w.profile(ci).twin.controller.clone() {
             let t = w.clusters[ci]
@@ -117,6 +118,7 @@ fn agent(w: &mut World, ci: usize, ni: usize, down: bool) {
         );
     } else {
         w.clusters[ci].agents_down.remove(&host);
+        w.clusters[ci].agent_down_gen.remove(&host);
         w.clusters[ci].hosts_declared.remove(&host);
         w.note(
             ci,
@@ -219,6 +221,44 @@ fn swap(w: &mut World, ci: usize, ni: usize, why: &str) {
     }
     started(w, ci, ni, true);
     w.user_changes_lost(ci, ni);
+}
+
+/// The node's configuration is put back from its last snapshot: changes made on it since are
+/// lost (counted, and an incident under the profile's `config_rule`). Without a snapshot there
+/// is nothing to put back.
+fn restore_snapshot(w: &mut World, ci: usize, ni: usize, step: &str) {
+    let rule = w.profile(ci).twin.config_rule.clone();
+    let n = &mut w.clusters[ci].nodes[ni];
+    let name = n.name.clone();
+    let Some(snapshot) = n.config_snapshot.clone() else {
+        w.note(
+            ci,
+            Some(ni),
+            "restored",
+            format!("{name}: no configuration snapshot to restore ({step})"),
+        );
+        return;
+    };
+    let lost = n.config_active.difference(&snapshot).count() as u64;
+    n.config_active = snapshot;
+    w.note(
+        ci,
+        Some(ni),
+        "restored",
+        format!("{name}: configuration restored from its snapshot ({step})"),
+    );
+    if lost > 0 {
+        w.clusters[ci].acc.config_changes_lost += lost;
+        if let Some(r) = rule {
+            w.step_incident(
+                ci,
+                Some(ni),
+                step,
+                &r,
+                format!("{lost} configuration change(s) made on {name} after its snapshot were lost when {step} restored it"),
+            );
+        }
+    }
 }
 
 /// Effects that act when the step ends. Returns how the step ended.
@@ -367,7 +407,9 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 }
             }
             (Effect::Snapshot, Some(n)) => {
-                let name = w.clusters[ci].nodes[n].name.clone();
+                let node = &mut w.clusters[ci].nodes[n];
+                node.config_snapshot = Some(node.config_active.clone());
+                let name = node.name.clone();
                 w.note(
                     ci,
                     Some(n),
@@ -375,6 +417,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     format!("{name}: configuration snapshot taken ({})", step.id),
                 );
             }
+            (Effect::RestoreSnapshot, Some(n)) => restore_snapshot(w, ci, n, &step.id),
             (Effect::ActivateServices, Some(n)) => {
                 w.clusters[ci].nodes[n].services_pending = false;
             }

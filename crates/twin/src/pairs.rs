@@ -6,11 +6,13 @@
 //! disconnected, until the switchover timeout passes; then it gives the host up and switches
 //! over whatever was active there, even components that still run: a wrong switchover). The
 //! controller also switches nothing over while it is busy with a configuration server in
-//! upgrade mode (other than the pair's own). A failed data link alone does not stop a member
-//! from providing service, so it promotes nothing: where the pair names a `link_rule`, an
-//! incident says the partner must be made active by hand. A pair that needs setting up has its
-//! roles assigned by `setup_roles` (its primary becomes the active member) and cannot exchange
-//! them before.
+//! upgrade mode (other than the pair's own). It judges the hold when it would switch over, not
+//! only when it notices the failure: a hold that begins in between (the next host's LCA upgrade
+//! starting the moment the failed member's own ends) defers the switchover until that hold
+//! ends. A failed data link alone does not stop a member from providing service, so it
+//! promotes nothing: where the pair names a `link_rule`, an incident says the partner must be
+//! made active by hand. A pair that needs setting up has its roles assigned by `setup_roles`
+//! (its primary becomes the active member) and cannot exchange them before.
 
 use crate::world::{Event, World};
 use ferry_model::twin::Promotion;
@@ -70,6 +72,16 @@ fn link_check(w: &mut World, ci: usize, pi: usize) {
     w.clusters[ci].pairs[pi].link_flagged = cut;
 }
 
+/// The controller switches pair `members` over neither now nor while this holds: it is not
+/// running, the agent of either member's host is down (GEN-09's hold: the failed member's own
+/// host, or its peer's), or it is busy with a server in upgrade mode.
+fn controller_withholds(w: &World, ci: usize, members: &[usize; 2]) -> bool {
+    !controller_serving(w, ci)
+        || held(w, ci, members[0])
+        || held(w, ci, members[1])
+        || crate::config::controller_busy(w, ci, members)
+}
+
 pub(crate) fn settle(w: &mut World, ci: usize) {
     for pi in 0..w.clusters[ci].pairs.len() {
         link_check(w, ci, pi);
@@ -104,13 +116,7 @@ pub(crate) fn settle(w: &mut World, ci: usize) {
                 let delay = match spec.promotion {
                     Promotion::Heartbeat => w.draw([1.0, spec.heartbeat_s.max(1.0)]),
                     Promotion::Controller => {
-                        // No switchover while the agent of either member's host is down, nor
-                        // while the controller is busy with a server in upgrade mode.
-                        if !controller_serving(w, ci)
-                            || held(w, ci, p.members[a])
-                            || held(w, ci, p.members[b])
-                            || crate::config::controller_busy(w, ci, &p.members)
-                        {
+                        if controller_withholds(w, ci, &p.members) {
                             continue;
                         }
                         w.profile(ci)
@@ -162,16 +168,26 @@ pub(crate) fn promote(w: &mut World, ci: usize, pi: usize, gen: u64) {
     let Some(a) = p.active else { return };
     let b = 1 - a;
     w.clusters[ci].pairs[pi].promotion_pending = false;
-    if !w.provides(ci, p.members[a]) && w.provides(ci, p.members[b]) {
+    // The controller decides when it switches over, not when it noticed the failure: a hold
+    // that began meanwhile (the next host's LCA upgrade started) defers it; `settle` schedules
+    // it again once the hold ends.
+    let spec = &w.profile(ci).twin.ha_pairs[p.spec];
+    let withheld =
+        spec.promotion == Promotion::Controller && controller_withholds(w, ci, &p.members);
+    if !withheld && !w.provides(ci, p.members[a]) && w.provides(ci, p.members[b]) {
         make_active(w, ci, pi, b, "its partner stopped serving");
     }
     w.settle(ci);
 }
 
 /// The switchover timeout of a host whose agent is down has passed: the controller gives the
-/// host up and switches over every pair whose active member runs there.
+/// host up and switches over every pair whose active member runs there. The timeout is the
+/// host's own: it counts from that host's disconnection, whatever other hosts' agents did since
+/// (two LCA upgrades at once), and ends with it.
 pub(crate) fn host_lost(w: &mut World, ci: usize, host: &str, gen: u64) {
-    if w.clusters[ci].agent_gen != gen || !w.clusters[ci].agents_down.contains_key(host) {
+    if w.clusters[ci].agent_down_gen.get(host) != Some(&gen)
+        || !w.clusters[ci].agents_down.contains_key(host)
+    {
         return;
     }
     w.touch(ci);

@@ -128,6 +128,9 @@ pub struct NodeState {
     /// Configuration changes held by the active and the inactive side.
     pub config_active: BTreeSet<u64>,
     pub config_inactive: BTreeSet<u64>,
+    /// The configuration changes its last `snapshot` holds (`None`: no snapshot taken).
+    #[serde(default)]
+    pub config_snapshot: Option<BTreeSet<u64>>,
     pub last_start: i64,
     pub gen: u64,
     /// Replication state per replication group the node belongs to.
@@ -238,6 +241,10 @@ pub struct ClusterState {
     /// Hosts the controller has given up on (their agent was down longer than the timeout).
     pub hosts_declared: BTreeSet<String>,
     pub agent_gen: u64,
+    /// Per host whose agent is disconnected: the `agent_gen` of that disconnection, which its
+    /// switchover timeout (`HostLost`) carries; another host's agent coming or going leaves it.
+    #[serde(default)]
+    pub agent_down_gen: BTreeMap<String, u64>,
     /// Gates of this cluster waiting for their condition.
     pub waiting: Vec<(RunId, String)>,
     /// When any of its nodes (or the cluster) last logged each event code.

@@ -472,6 +472,99 @@ fn shared_ups_and_single_ethernet_port_are_warnings_cms_05() {
         .any(|h| h.key.starts_with("single-ethernet-port/")));
 }
 
+/// A site written from the CMS basic configuration rules (CMS-05: "All link connections operate
+/// through the TCP/IP over Ethernet LAN protocol. Ensure that connections run over LAN
+/// facilities that are local to the Communication Manager system."): two ACDs, the original
+/// `south-orig` and the new HA server `south-ha` in another city, each with `acd_links_local`
+/// as given (`""`: not recorded; otherwise the TOML value written into its facts).
+fn link_locality_site(orig: &str, ha: &str) -> String {
+    let fact = |v: &str| {
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!("acd_links_local = {v}\n")
+        }
+    };
+    format!(
+        r#"[site]
+name = "cc-south"
+window = {{ start = "2027-04-10T20:00:00-03:00", hours = 14 }}
+
+[[cluster]]
+name = "cms"
+profile = "avaya-cms-ha"
+target = "R21.0"
+
+[cluster.facts]
+acds = [
+  {{ name = "cm-sp", cm_release = "10.2", links = "dual" }},
+  {{ name = "cm-rio", cm_release = "8.1.3", links = "dual" }},
+]
+
+[[cluster.node]]
+name = "south-orig"
+role = "original"
+version = "R19.1"
+
+[cluster.node.facts]
+ha_role = "primary"
+{}
+[[cluster.node]]
+name = "south-ha"
+role = "new_ha"
+version = "R21.0"
+
+[cluster.node.facts]
+ha_role = "secondary"
+{}"#,
+        fact(orig),
+        fact(ha)
+    )
+}
+
+/// The CMS-05 link-locality findings of the site: (node, severity), sorted.
+fn check_link_locality(orig: &str, ha: &str, expected: &[(&str, Severity)]) {
+    let site = link_locality_site(orig, ha);
+    let f = findings(&site);
+    let mut got: Vec<(&str, Severity)> = findings_of(&f, "CMS-05")
+        .into_iter()
+        .filter(|x| x.key.starts_with("acd-links-not-local/"))
+        .map(|x| {
+            assert!(
+                x.message.contains("local to the Communication Manager")
+                    && x.remedy
+                        .contains("LAN facilities local to the Communication Manager"),
+                "{x:?}"
+            );
+            (x.node.as_deref().unwrap_or(""), x.severity)
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(got, expected, "orig {orig:?}, ha {ha:?}");
+}
+
+#[test]
+fn acd_links_not_over_lan_facilities_local_to_communication_manager_are_a_warning_cms_05() {
+    check_link_locality("true", "true", &[]);
+    check_link_locality("", "", &[]);
+    // The new HA server may be in another city, but not its ACD link connections.
+    check_link_locality("true", "false", &[("south-ha", Severity::Warning)]);
+    check_link_locality(
+        "false",
+        "false",
+        &[
+            ("south-ha", Severity::Warning),
+            ("south-orig", Severity::Warning),
+        ],
+    );
+    // The fact is typed: a yes/no, not a description.
+    let err = load_error(&link_locality_site("\"same campus\"", "true"));
+    assert!(
+        err.contains("acd_links_local") && err.contains("bool"),
+        "{err}"
+    );
+}
+
 // ---- CMS-06: Admin-Sync and the OT Conn licence -------------------------------------------
 
 #[test]

@@ -395,6 +395,98 @@ fn single_user_mode_refuses_administration_and_the_cut_off_flags_it_cms_08_cms_0
     assert!((r.impact.clusters[0].sources[0].minutes_not_collected - window).abs() <= 0.1);
 }
 
+/// A site written from CMS-08 and CMS-09 ("Back up the required system data and ACD-specific
+/// administration data on the original server. After performing the backup, do not make any
+/// administrative changes until the upgrade is complete." ... "(11) Use the CMS system
+/// administration and ACD-specific administration data backup tape to migrate that data back
+/// onto the newly upgraded original CMS server."): an original `north-orig` upgraded to
+/// `target` (R19.1 to R21.0: a software upgrade, followed by step (11); 19.1.0.1 to 19.1.0.2: a
+/// base load upgrade in place, without it) next to a new HA server.
+fn admin_backup_site(original: &str, target: &str) -> String {
+    format!(
+        r#"[site]
+name = "cc-north"
+window = {{ start = "2027-02-13T19:00:00-06:00", hours = 14 }}
+
+[[cluster]]
+name = "cms"
+profile = "avaya-cms-ha"
+target = "{target}"
+
+[cluster.facts]
+acds = [{{ name = "cm-north", cm_release = "10.1", links = "dual" }}]
+backup_devices_compatible = true
+ot_conn_license = true
+historical_data_gb = 8
+intrahour_interval_min = 15
+switchover = "none"
+
+[[cluster.node]]
+name = "north-orig"
+role = "original"
+version = "{original}"
+facts = {{ ha_role = "primary", cmsadm_backup_at = "2027-02-13T08:00:00-06:00" }}
+
+[[cluster.node]]
+name = "north-ha"
+role = "new_ha"
+version = "{target}"
+facts = {{ ha_role = "secondary" }}
+"#
+    )
+}
+
+/// An administration change on the original when step `at` starts: refused (single-user mode),
+/// lost (made after the day-of administration backup, which step (11) migrates back onto the
+/// original) and flagged as breaking the cut-off (CMS-08), as expected.
+fn check_admin_change(site: &str, at: &str, refused: u64, lost: u64, flagged: bool) {
+    let text =
+        format!("[[fault]]\nkind = \"config_change\"\nstep = \"*/{at}\"\nnode = \"north-orig\"\n");
+    let r = rehearse_case(&case_with(site, None), &faults(&text), 1);
+    assert!(failed(&r.outcomes).is_empty(), "{:?}", failed(&r.outcomes));
+    let ci = &r.impact.clusters[0];
+    assert_eq!(ci.config_changes_made, 1, "{at}");
+    assert_eq!(
+        (ci.config_changes_refused, ci.config_changes_lost),
+        (refused, lost),
+        "a change at {at}: (refused, lost)"
+    );
+    let cms_08: Vec<&str> = r
+        .violations
+        .iter()
+        .filter(|v| v.rule == "CMS-08")
+        .map(|v| v.message.as_str())
+        .collect();
+    assert_eq!(!cms_08.is_empty(), flagged, "{at}: CMS-08 {cms_08:?}");
+    let says_lost = cms_08.iter().any(|m| m.contains("lost"));
+    assert_eq!(says_lost, lost > 0, "{at}: {cms_08:?}");
+}
+
+#[test]
+fn administration_changed_after_the_day_of_backup_is_lost_to_step_11_cms_08_cms_09() {
+    let software = admin_backup_site("R19.1", "R21.0");
+    // Before the cut-off: allowed and kept.
+    check_admin_change(&software, "decide-roles", 0, 0, false);
+    // After the cut-off but before the administration backup: breaks the cut-off; the backup
+    // holds it, so (11) brings it back.
+    check_admin_change(&software, "cmsadm-backup-before", 0, 0, true);
+    // After the backup, before single-user mode (2): made on the original, not in the backup.
+    check_admin_change(&software, "single-user-mode", 0, 1, true);
+    // Single-user mode, (2) to (8): refused.
+    check_admin_change(&software, "interval-archive-gate", 1, 0, true);
+    // After (8), before (11): made on the upgraded original, then overwritten by (11).
+    check_admin_change(&software, "migrate-incremental-to-ha", 0, 1, true);
+    check_admin_change(&software, "migrate-full-to-ha", 0, 1, true);
+    // After (11), before the upgrade is complete: breaks the cut-off but stays.
+    check_admin_change(&software, "stage-ha-packages", 0, 0, true);
+    // After the upgrade is complete.
+    check_admin_change(&software, "cmsadm-backup-after", 0, 0, false);
+    // A base load upgrade keeps the original's administration in place: there is no (11).
+    let base_load = admin_backup_site("19.1.0.1", "19.1.0.2");
+    check_admin_change(&base_load, "single-user-mode", 0, 0, true);
+    check_admin_change(&base_load, "migrate-full-to-ha", 0, 0, true);
+}
+
 // ---- roles: CMS-13, CMS-14, CMS-15 ----------------------------------------------------------
 
 /// config_HA 1 runs on the primary (CMS-13): before it the servers are no HA pair (no heartbeat,

@@ -710,6 +710,220 @@ fn no_switchover_on_a_host_while_its_lca_is_upgraded_gen_09() {
     );
 }
 
+/// A Genesys environment written from the document's limitation of the LCA upgrade (GEN-09):
+/// "There is no switchover of HA components on the host where LCA being upgraded if any of them
+/// or their peers fail, until one of the following occurs: A new LCA is installed and running,
+/// or The timeout defined by the disconnect-switchover-timeout option has elapsed." The master
+/// Configuration Server pair runs its primary `cfgsrv-1` on ops-cfg-1 and its backup `cfgsrv-2`
+/// on ops-cfg-2; ops-rpt runs no HA component. The LCAs of these three hosts (no SCS there) are
+/// upgraded one at a time, in `lca_order`, each starting the moment the one before ends; then
+/// the LCA of ops-db, the DB Server's host.
+fn lca_hold_site(lca_order: &[&str]) -> String {
+    let mut site = String::from(
+        r#"[site]
+name = "ops-center"
+window = { start = "2027-03-06T21:00:00+01:00", hours = 8 }
+
+[[cluster]]
+name = "fw"
+profile = "genesys-framework"
+target = "8.5.101"
+facts = { disconnect_switchover_timeout_s = 600, schema_upgrade = false, config_db_gb = 1, dr_mode = false }
+
+[[cluster.node]]
+name = "scs-1"
+role = "scs_primary"
+version = "8.1.3"
+facts = { host = "ops-mgmt-1" }
+
+[[cluster.node]]
+name = "scs-2"
+role = "scs_backup"
+version = "8.1.3"
+facts = { host = "ops-mgmt-2" }
+
+[[cluster.node]]
+name = "dbs-1"
+role = "db_server"
+version = "8.1.3"
+facts = { host = "ops-db" }
+
+[[cluster.node]]
+name = "cfgsrv-1"
+role = "cs_primary"
+version = "8.1.3"
+facts = { host = "ops-cfg-1", clients = 40 }
+
+[[cluster.node]]
+name = "cfgsrv-2"
+role = "cs_backup"
+version = "8.1.3"
+facts = { host = "ops-cfg-2" }
+"#,
+    );
+    let lca = |name: &str, role: &str, host: &str| {
+        format!(
+            "\n[[cluster.node]]\nname = \"{name}\"\nrole = \"{role}\"\nversion = \"8.1.3\"\nfacts = {{ host = \"{host}\", lca_running = true, scs_connected = true, active_alarms = [] }}\n"
+        )
+    };
+    for host in lca_order.iter().chain(&["db"]) {
+        site += &lca(&format!("lca-{host}"), "lca_host", &format!("ops-{host}"));
+    }
+    site += &lca("lca-mgmt-2", "lca_scs_primary_host", "ops-mgmt-2");
+    site += &lca("lca-mgmt-1", "lca_scs_backup_host", "ops-mgmt-1");
+    site
+}
+
+/// When the backup of a failed master may take over (GEN-09).
+enum Hold {
+    /// Nothing holds it: within SCS's detection time (5 s) of the crash.
+    AtOnce,
+    /// When the new LCA of this host runs (its upgrade ends), plus the detection time.
+    UntilLcaRuns(&'static str),
+    /// When disconnect-switchover-timeout (600 s) has elapsed since this host's LCA stopped.
+    UntilTimeout(&'static str),
+}
+
+/// The active master `cfgsrv-1` crashes 60 s into the LCA upgrade of host `during` (LCA hosts
+/// upgraded in `order`, those in `slow` taking three times their estimate): `cfgsrv-2` takes
+/// over as `expected` says, and the pair is without an active master at least that long.
+fn check_lca_hold(order: &[&str], slow_hosts: &[&str], during: &str, expected: Hold) {
+    let c = case_with(&lca_hold_site(order), None);
+    let slow_text: String = slow_hosts
+        .iter()
+        .map(|h| slow(&step_id(&c, &format!("lca-{h}/upgrade-lca")), 3.0))
+        .collect();
+    let base = run(&c, &faults(&slow_text));
+    let lca = |h: &str| format!("lca-{h}/upgrade-lca");
+    let at = step(&base, &lca(during)).start + 60;
+    let r = run(
+        &c,
+        &faults(&format!(
+            "{slow_text}{}",
+            crash("cfgsrv-1", minutes_into(&base, at), Some(30.0))
+        )),
+    );
+    let up = step(&r, &lca(during));
+    assert!(
+        up.start < at && at < up.end,
+        "the crash falls in {during}'s LCA upgrade"
+    );
+    for w in order.windows(2) {
+        let (first, next) = (step(&r, &lca(w[0])), step(&r, &lca(w[1])));
+        assert_eq!(first.end, next.start, "{} follows {} at once", w[1], w[0]);
+    }
+    let promoted = first_after(&logged(&r, "cfgsrv-2", "promoted"), at)
+        .unwrap_or_else(|| panic!("cfgsrv-2 never took over"));
+    let (want, why) = match expected {
+        Hold::AtOnce => (at + 5, "at once".to_string()),
+        Hold::UntilLcaRuns(h) => (
+            step(&r, &lca(h)).end + 5,
+            format!("when the new LCA of {h} runs"),
+        ),
+        Hold::UntilTimeout(h) => (
+            step(&r, &lca(h)).start + 600 + 5,
+            format!("when {h}'s disconnect-switchover-timeout elapses"),
+        ),
+    };
+    assert!(
+        (promoted - want).abs() <= 2,
+        "order {order:?}, crash during {during}: cfgsrv-2 took over {} s after the crash, expected {} s ({why})",
+        promoted - at,
+        want - at
+    );
+    let name = "master Configuration Server pair";
+    let without = pair(&r, name).minutes_without_active - pair(&base, name).minutes_without_active;
+    let held = (want - at) as f64 / 60.0;
+    assert!(
+        without >= held - 0.1,
+        "order {order:?}, crash during {during}: {without:.2} min without an active master, held {held:.2} min"
+    );
+}
+
+#[test]
+fn no_switchover_until_the_new_lca_runs_on_the_own_host_the_peer_host_and_back_to_back_gen_09() {
+    // Own host: the primary fails while its host's LCA is upgraded; the next LCA is on a host
+    // without HA components.
+    let apart = ["cfg-1", "rpt", "cfg-2"];
+    check_lca_hold(&apart, &[], "cfg-1", Hold::UntilLcaRuns("cfg-1"));
+    check_lca_hold(&apart, &["cfg-1"], "cfg-1", Hold::UntilTimeout("cfg-1"));
+    // Peer host: the primary fails while the LCA of its backup's host is upgraded.
+    check_lca_hold(&apart, &[], "cfg-2", Hold::UntilLcaRuns("cfg-2"));
+    check_lca_hold(&apart, &["cfg-2"], "cfg-2", Hold::UntilTimeout("cfg-2"));
+    // Neither host: nothing holds the switchover.
+    check_lca_hold(&apart, &[], "rpt", Hold::AtOnce);
+    // Back to back: the primary fails during its own host's LCA upgrade and the peer host's
+    // starts the moment it ends; the backup is now on a host whose LCA is being upgraded.
+    let back_to_back = ["cfg-1", "cfg-2", "rpt"];
+    check_lca_hold(&back_to_back, &[], "cfg-1", Hold::UntilLcaRuns("cfg-2"));
+    check_lca_hold(
+        &back_to_back,
+        &["cfg-2"],
+        "cfg-1",
+        Hold::UntilTimeout("cfg-2"),
+    );
+    // Back to back the other way: the primary fails during its peer's host LCA upgrade, and its
+    // own host's follows at once.
+    let peer_first = ["cfg-2", "cfg-1", "rpt"];
+    check_lca_hold(&peer_first, &[], "cfg-2", Hold::UntilLcaRuns("cfg-1"));
+}
+
+/// Two hosts' LCAs upgraded at the same time (a hand-edited plan: the profile keeps them one at
+/// a time): the active master `cfgsrv-1` crashes 60 s into the LCA upgrade of its host
+/// ops-cfg-1, which takes three times its estimate, while ops-rpt's LCA is upgraded alongside.
+/// The other host's agent going down and up does not stop ops-cfg-1's own timeout: `cfgsrv-2`
+/// takes over when it elapses.
+#[test]
+fn each_host_keeps_its_own_timeout_when_two_lcas_are_upgraded_at_once_gen_09() {
+    let c = case_with(&lca_hold_site(&["cfg-1", "rpt", "cfg-2"]), None);
+    let (first, beside) = (
+        step_id(&c, "lca-cfg-1/upgrade-lca"),
+        step_id(&c, "lca-rpt/upgrade-lca"),
+    );
+    let mut plan = c.plan.clone();
+    let after = plan
+        .steps
+        .iter()
+        .find(|s| s.id == first)
+        .unwrap()
+        .after
+        .clone();
+    plan.steps
+        .iter_mut()
+        .find(|s| s.id == beside)
+        .unwrap()
+        .after = after;
+    for g in &mut plan.limits {
+        g.steps.retain(|s| *s != beside);
+    }
+    let slow_text = slow(&first, 3.0);
+    let base = run_plan(&c, plan.clone(), &faults(&slow_text));
+    let (up, other) = (step(&base, &first), step(&base, &beside));
+    assert_eq!(up.start, other.start, "both LCA upgrades start together");
+    assert!(
+        other.end < up.start + 600,
+        "{beside} ends before {first}'s timeout"
+    );
+    let at = up.start + 60;
+    let r = run_plan(
+        &c,
+        plan,
+        &faults(&format!(
+            "{slow_text}{}",
+            crash("cfgsrv-1", minutes_into(&base, at), Some(30.0))
+        )),
+    );
+    let up = step(&r, &first);
+    let promoted = first_after(&logged(&r, "cfgsrv-2", "promoted"), at)
+        .unwrap_or_else(|| panic!("cfgsrv-2 never took over"));
+    assert!(
+        (promoted - (up.start + 605)).abs() <= 2,
+        "cfgsrv-2 took over {} s into the LCA upgrade of ops-cfg-1 (which took {} s), expected 605 s",
+        promoted - up.start,
+        up.end - up.start
+    );
+}
+
 /// The incorrect switchovers of a run (GEN-08): (pair, host, seconds after that host's LCA
 /// upgrade started).
 fn check_wrong_switchovers(c: &Case, plan: Plan, f: &Faults, expected: &[(&str, &str, i64)]) {
