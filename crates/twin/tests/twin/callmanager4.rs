@@ -500,6 +500,12 @@ fn a_secondary_never_holds_more_than_5000_devices_in_a_rehearsal_ccm_09() {
         completes(&r, &format!("s-p2 = {p2}"));
         let over: Vec<&Violation> = r.violations.iter().filter(|v| v.rule == "CCM-09").collect();
         assert!(over.is_empty(), "s-p2 = {p2}: {over:#?}");
+        // The auditor reads CCM-10's order giving way as the planner does: nothing broken.
+        assert!(
+            inhibitors(&r.violations).is_empty(),
+            "s-p2 = {p2}: {:#?}",
+            inhibitors(&r.violations)
+        );
     };
     check(2700);
     check(2400);
