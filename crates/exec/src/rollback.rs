@@ -115,6 +115,7 @@ pub fn rollback_plan(
         window: None,
         measures: Vec::new(),
         limits: upgrade.rollback_limits,
+        occupancy: Vec::new(),
         rollback: Vec::new(),
         rollback_edges: Vec::new(),
         rollback_limits: Vec::new(),

@@ -4,6 +4,7 @@
 //! (files, JSON output, the journal) unchanged.
 
 pub mod agent;
+pub mod capacity;
 pub mod condition;
 pub mod effect;
 pub mod fact;

@@ -176,6 +176,41 @@ pub struct Load {
     pub weight: f64,
 }
 
+/// What one partition of a capacity limit carries along the schedule (a secondary and the
+/// devices of its primaries): its peak, and the spans in which it carries other nodes' loads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Occupancy {
+    pub cluster: String,
+    pub rule: String,
+    /// The partition: the node that takes the loads (the value of the limit's `per_fact`).
+    pub partition: String,
+    /// What is counted (the limit's `weight_fact`, e.g. `devices`).
+    pub what: String,
+    /// The limit, and the partition's own load.
+    pub max: f64,
+    pub base: f64,
+    /// The highest load, its own included, and from when to when it lasts first.
+    pub peak: f64,
+    pub peak_start_s: u64,
+    pub peak_end_s: u64,
+    /// Every span in which it carries other nodes' loads, in order.
+    pub spans: Vec<OccupancySpan>,
+    /// The longest such span should not exceed this (seconds), when the limit says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_span_s: Option<u64>,
+}
+
+/// A span in which a partition carries other nodes' loads without a break.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OccupancySpan {
+    pub start_s: u64,
+    pub end_s: u64,
+    /// The highest load in the span, its own included.
+    pub peak: f64,
+    /// The nodes whose loads it carries in the span, in the order they arrive.
+    pub nodes: Vec<String>,
+}
+
 /// A reported span of the plan (e.g. the time in which no server collects data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measure {
@@ -212,6 +247,10 @@ pub struct Plan {
     pub window: Option<crate::site::Window>,
     pub measures: Vec<Measure>,
     pub limits: Vec<LimitGroup>,
+    /// Per partition of every capacity limit whose loads stay after their steps: what it
+    /// carries along the schedule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub occupancy: Vec<Occupancy>,
     pub findings: Vec<Finding>,
     pub rollback: Vec<PlannedStep>,
     pub rollback_edges: Vec<Edge>,

@@ -320,6 +320,22 @@ pub struct OrderRule {
     /// Why, in words, for `--explain`.
     #[serde(default)]
     pub note: String,
+    /// The order gives way to a capacity limit where the two cannot both be kept.
+    #[serde(default)]
+    pub yields_to: Option<YieldTo>,
+}
+
+/// An order that gives way to the capacity limit of rule `rule` (a `[[procedure.limit]]` with
+/// `capacity`): on a partition that cannot carry the loads of all its nodes at once, a node's
+/// `before` steps no longer hold back the `then` steps of the other nodes, so that their loads
+/// can move onto it in turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YieldTo {
+    pub rule: String,
+    /// What giving way costs, in words: reported with the partitions where it happens.
+    #[serde(default)]
+    pub note: String,
 }
 
 /// Nodes pass through a block of steps one node at a time, in role order then site order:
@@ -370,6 +386,35 @@ pub struct Capacity {
     pub per_fact: Option<String>,
     #[serde(default)]
     pub include_named_node: bool,
+    /// How a plan or a rehearsal over the limit is reported (default: a warning).
+    #[serde(default = "warning")]
+    pub severity: crate::Severity,
+    /// The load stays on its partition after some steps end, until a later step.
+    #[serde(default)]
+    pub hold: Option<CapacityHold>,
+}
+
+fn warning() -> crate::Severity {
+    crate::Severity::Warning
+}
+
+/// A load held on its partition beyond the step that put it there (devices that failed over
+/// stay on the backup until their server is back): from the start of a `from` step on a node
+/// until the end of the first `until` step on the same node after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityHold {
+    /// Steps (of the limit's) whose start puts the node's load on its partition to stay.
+    pub from: Vec<String>,
+    /// Steps whose end takes the node's load back off its partition.
+    pub until: Vec<String>,
+    /// The longest a partition should carry other nodes' loads without a break, in hours;
+    /// a plan that keeps one longer carries a warning.
+    #[serde(default)]
+    pub max_hours: Option<f64>,
+    /// A number fact of the cluster that replaces `max_hours` for a site.
+    #[serde(default)]
+    pub max_hours_fact: Option<String>,
 }
 
 /// A span of the plan whose length the plan reports (e.g. the time no server collects data).

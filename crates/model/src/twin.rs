@@ -137,11 +137,15 @@ pub struct DeviceSpec {
     /// other serving nodes of `roles`.
     #[serde(default)]
     pub backup_fact: Option<String>,
-    /// At most this many devices registered to one server.
+    /// At most this many devices registered to a server that takes over other servers' devices
+    /// (a backup); a server taking back its own devices is not limited.
     #[serde(default)]
     pub capacity: Option<f64>,
     #[serde(default)]
     pub capacity_rule: Option<String>,
+    /// How devices refused by a server over `capacity` are reported (default: an inhibitor).
+    #[serde(default = "inhibitor")]
+    pub capacity_severity: crate::Severity,
     /// Seconds from a server's loss to its devices registering elsewhere.
     #[serde(default = "default_failover")]
     pub failover_s: [f64; 2],
@@ -153,6 +157,10 @@ pub struct DeviceSpec {
     pub reregister_rule: Option<String>,
     #[serde(default)]
     pub calls: Option<CallSpec>,
+}
+
+fn inhibitor() -> crate::Severity {
+    crate::Severity::Inhibitor
 }
 
 fn default_failover() -> [f64; 2] {

@@ -4,8 +4,8 @@
 use crate::condition::{eval, fact, Scope as EvalScope};
 use ferry_model::plan::Edge;
 use ferry_model::profile::{NodeFilter, Procedure, Scope, StepSelector, StepTemplate};
-use ferry_model::{Cluster, Effect, Estimate, Node, PlannedStep, Profile, StepKind};
-use std::collections::BTreeMap;
+use ferry_model::{Cluster, Effect, Estimate, Node, PlannedStep, Profile, Severity, StepKind};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One step instance with what the scheduler needs besides the plain step.
 #[derive(Debug, Clone)]
@@ -31,6 +31,36 @@ pub struct CapacityGroup {
     pub max: f64,
     pub weight: BTreeMap<usize, (String, f64)>,
     pub base: BTreeMap<String, f64>,
+    /// What the weights count (the limit's `weight_fact`), for messages.
+    pub what: String,
+    pub severity: Severity,
+    /// Loads that stay on their partition after the step that put them there.
+    pub hold: Option<HoldGroup>,
+}
+
+/// The held loads of a capacity group: a member of `from` puts its node's load on the node's
+/// partition when it starts, and the load stays until a step of `until` on that node ends.
+#[derive(Debug, Clone)]
+pub struct HoldGroup {
+    pub from: BTreeSet<usize>,
+    pub until: BTreeSet<usize>,
+    /// The longest a partition should carry other nodes' loads without a break, and where
+    /// that figure comes from (the profile's default, or the site's fact).
+    pub max_span: Option<(u64, String)>,
+    /// The cluster fact a site sets it with.
+    pub max_span_fact: Option<String>,
+}
+
+/// An order that gave way to a capacity limit on a partition that cannot carry all its loads
+/// at once (`yields_to`): reported with the plan's findings.
+#[derive(Debug, Clone)]
+pub struct Yielded {
+    pub order_rule: String,
+    pub limit_rule: String,
+    pub note: String,
+    pub what: String,
+    pub partition: ferry_model::capacity::Partition,
+    pub max: f64,
 }
 
 /// Steps, edges and limits of (part of) a plan.
@@ -40,6 +70,8 @@ pub struct Graph {
     /// (from, to, rule, note)
     pub edges: Vec<(usize, usize, String, String)>,
     pub limits: Vec<LimitGroup>,
+    /// Orders that gave way to a capacity limit, per partition.
+    pub yielded: Vec<Yielded>,
 }
 
 impl Graph {
@@ -72,9 +104,14 @@ impl Graph {
                     .into_iter()
                     .map(|(k, v)| (k + base, v))
                     .collect();
+                if let Some(h) = &mut c.hold {
+                    h.from = h.from.iter().map(|m| m + base).collect();
+                    h.until = h.until.iter().map(|m| m + base).collect();
+                }
             }
             self.limits.push(l);
         }
+        self.yielded.extend(other.yielded);
         base
     }
 }
@@ -268,10 +305,41 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         let then: Vec<usize> = (0..g.insts.len())
             .filter(|&i| selects(&o.then, &g.insts[i], procedure))
             .collect();
+        let yielding = ferry_model::capacity::yielding(o, &procedure.limits, cluster, |l| {
+            l.when.as_ref().is_none_or(|c| eval(c, &scope, None))
+        });
+        let node_of = |i: usize| g.insts[i].step.node.as_deref().unwrap_or_default();
+        let mut gave_way = false;
         for &b in &before {
             for &t in &then {
-                if b != t {
-                    g.edges.push((b, t, o.rule.clone(), o.note.clone()));
+                if b == t {
+                    continue;
+                }
+                if ferry_model::capacity::gives_way(&yielding, node_of(b), node_of(t)) {
+                    gave_way = true;
+                    continue;
+                }
+                g.edges.push((b, t, o.rule.clone(), o.note.clone()));
+            }
+        }
+        if gave_way {
+            if let Some(y) = &o.yields_to {
+                for (p, max) in yielding {
+                    let what = procedure
+                        .limits
+                        .iter()
+                        .filter(|l| l.rule == y.rule)
+                        .find_map(|l| l.capacity.as_ref())
+                        .map(|c| c.weight_fact.clone())
+                        .unwrap_or_default();
+                    g.yielded.push(Yielded {
+                        order_rule: o.rule.clone(),
+                        limit_rule: y.rule.clone(),
+                        note: y.note.clone(),
+                        what,
+                        partition: p,
+                        max,
+                    });
                 }
             }
         }
@@ -335,10 +403,51 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                 }
                 weight.insert(m, (part, w));
             }
+            let hold = c.hold.as_ref().map(|h| {
+                let from = members
+                    .iter()
+                    .copied()
+                    .filter(|&m| h.from.contains(&procedure.steps[g.insts[m].template].id))
+                    .collect();
+                let until = (0..g.insts.len())
+                    .filter(|&i| {
+                        g.insts[i].step.node.is_some()
+                            && h.until.contains(&procedure.steps[g.insts[i].template].id)
+                    })
+                    .collect();
+                let site_hours = h
+                    .max_hours_fact
+                    .as_ref()
+                    .and_then(|f| {
+                        cluster
+                            .facts
+                            .get(f)
+                            .and_then(|v| v.as_f64())
+                            .map(|x| (f, x))
+                    })
+                    .filter(|(_, x)| *x > 0.0);
+                let max_span = match (site_hours, h.max_hours) {
+                    (Some((f, x)), _) => Some((x, format!("the site's {f}"))),
+                    (None, Some(x)) => {
+                        Some((x, format!("the {} profile's default", profile.profile.name)))
+                    }
+                    (None, None) => None,
+                }
+                .map(|(x, why)| ((x * 3600.0).round() as u64, why));
+                HoldGroup {
+                    from,
+                    until,
+                    max_span,
+                    max_span_fact: h.max_hours_fact.clone(),
+                }
+            });
             CapacityGroup {
                 max: c.max,
                 weight,
                 base,
+                what: c.weight_fact.clone(),
+                severity: c.severity,
+                hold,
             }
         });
         match &l.per_fact {

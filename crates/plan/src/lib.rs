@@ -7,6 +7,7 @@ pub mod checks;
 pub use ferry_model::condition;
 pub mod explain;
 pub mod graph;
+pub mod occupancy;
 pub mod path;
 pub mod render;
 pub mod report;
@@ -231,7 +232,7 @@ fn plan_cluster(
                     findings.push(Finding {
                         key: format!("capacity/{}/{}", cluster.name, step.id),
                         rule: l.rule.clone(),
-                        severity: Severity::Warning,
+                        severity: c.severity,
                         cluster: Some(cluster.name.clone()),
                         node: step.node.clone(),
                         message: format!(
@@ -247,6 +248,9 @@ fn plan_cluster(
                 }
             }
         }
+    }
+    for y in &graph.yielded {
+        findings.push(yield_finding(cluster, y));
     }
     let rollback = build(&BuildInput {
         cluster,
@@ -278,6 +282,54 @@ fn plan_cluster(
         graph,
         rollback,
         findings,
+    }
+}
+
+/// An order that gave way to a capacity limit on a partition: which nodes take turns there,
+/// and what the order's rule loses.
+fn yield_finding(cluster: &Cluster, y: &graph::Yielded) -> Finding {
+    let p = &y.partition;
+    let amount = |x: f64| {
+        if x.fract() == 0.0 {
+            format!("{}", x as i64)
+        } else {
+            format!("{x:.2}")
+        }
+    };
+    let nodes = p
+        .loads
+        .iter()
+        .map(|(n, w)| format!("{} of {n}", amount(*w)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let own = if p.base > 0.0 {
+        format!(" and {} of its own", amount(p.base))
+    } else {
+        String::new()
+    };
+    Finding {
+        key: format!("capacity-yield/{}/{}/{}", cluster.name, y.order_rule, p.name),
+        rule: y.order_rule.clone(),
+        severity: Severity::Warning,
+        cluster: Some(cluster.name.clone()),
+        node: cluster.node(&p.name).map(|n| n.name.clone()),
+        message: format!(
+            "{} cannot take the {} of every node it backs at once ({}: {nodes}{own}; at most {}, {}): they go to it in turn. {}",
+            p.name,
+            if y.what.is_empty() { "load" } else { &y.what },
+            amount(p.total()),
+            amount(y.max),
+            y.limit_rule,
+            y.note
+        )
+        .trim_end()
+        .to_string(),
+        remedy: format!(
+            "Home the {} so that {} can take all of them at once (at most {}), or accept that they take turns.",
+            if y.what.is_empty() { "load" } else { &y.what },
+            p.name,
+            amount(y.max)
+        ),
     }
 }
 
@@ -315,13 +367,25 @@ struct Finished {
     steps: Vec<PlannedStep>,
     edges: Vec<Edge>,
     lower_bound_s: u64,
+    occupancy: Vec<ferry_model::plan::Occupancy>,
+    /// What the occupancy of capacity groups with held loads gives.
+    findings: Vec<Finding>,
 }
 
-/// Schedules a graph and turns it into plan steps, moving the steps out of the graph.
-fn finish(mut graph: Graph) -> Result<Finished, PlanError> {
+/// Schedules a graph and turns it into plan steps, moving the steps out of the graph. The
+/// lower bound is the graph's as the rules give it, before the edges the schedule adds for held
+/// loads (a choice of this schedule, not a rule).
+fn finish(mut graph: Graph, site: &Site) -> Result<Finished, PlanError> {
     let prep = schedule::prepare(&graph)?;
-    let start = schedule::schedule_prepared(&graph, &prep);
+    let schedule::Scheduled { start, edges: held } = schedule::schedule_holding(&graph, &prep);
     let lower_bound_s = schedule::lower_bound_prepared(&graph, &prep, Phase::Window);
+    let (occupancy, findings) = occupancy::occupancy(&graph, &start, site);
+    let prep = if held.is_empty() {
+        prep
+    } else {
+        graph.edges.extend(held);
+        schedule::prepare(&graph)?
+    };
     let edges = graph.plain_edges();
     let mut incoming_rules: Vec<Vec<String>> = vec![Vec::new(); graph.insts.len()];
     for (_, t, rule, _) in &graph.edges {
@@ -360,6 +424,8 @@ fn finish(mut graph: Graph) -> Result<Finished, PlanError> {
             .collect(),
         edges,
         lower_bound_s,
+        occupancy,
+        findings,
     })
 }
 
@@ -442,12 +508,15 @@ pub fn plan<'p>(
         steps,
         edges,
         lower_bound_s,
-    } = finish(graph)?;
+        occupancy,
+        findings: held_findings,
+    } = finish(graph, site)?;
+    findings.extend(held_findings);
     let Finished {
         steps: mut rollback_steps,
         edges: rollback_edges,
         ..
-    } = finish(rollback)?;
+    } = finish(rollback, site)?;
     for s in &mut rollback_steps {
         s.rollback = true;
     }
@@ -535,6 +604,7 @@ pub fn plan<'p>(
         edges,
         measures,
         limits,
+        occupancy,
         findings: sort_findings(site, findings),
         rollback_makespan_s: phase_end(&rollback_steps, Phase::Window),
         rollback: rollback_steps,

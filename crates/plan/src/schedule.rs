@@ -123,15 +123,41 @@ fn tails(g: &Graph, adj: &Adjacency, order: &[usize]) -> Vec<u64> {
     tail
 }
 
+/// What one node puts on a partition of a capacity group now: its running members, and its
+/// load held there after a member of the group's `hold.from` started.
+#[derive(Debug, Clone, Default)]
+struct NodeLoad {
+    running: usize,
+    held: bool,
+    weight: f64,
+}
+
+impl NodeLoad {
+    fn present(&self) -> bool {
+        self.running > 0 || self.held
+    }
+}
+
+fn node_of(g: &Graph, i: usize) -> &str {
+    g.insts[i].step.node.as_deref().unwrap_or_default()
+}
+
 struct LimitState<'a> {
     limit: &'a LimitGroup,
     running: usize,
-    /// Per partition: how many steps run and their summed weight.
-    load: BTreeMap<String, (usize, f64)>,
+    /// Per partition, per node: what the node puts there now.
+    load: BTreeMap<String, BTreeMap<String, NodeLoad>>,
 }
 
 impl LimitState<'_> {
-    fn admits(&self, i: usize) -> bool {
+    fn holds(&self) -> bool {
+        self.limit
+            .capacity
+            .as_ref()
+            .is_some_and(|c| c.hold.is_some())
+    }
+
+    fn admits(&self, g: &Graph, i: usize) -> bool {
         if let Some(m) = self.limit.max_concurrent {
             if self.running >= m as usize {
                 return false;
@@ -139,10 +165,20 @@ impl LimitState<'_> {
         }
         if let Some(c) = &self.limit.capacity {
             if let Some((part, w)) = c.weight.get(&i) {
-                let (count, load) = self.load.get(part).copied().unwrap_or((0, 0.0));
+                let node = node_of(g, i);
+                let loads = self.load.get(part);
+                let here = loads
+                    .and_then(|m| m.get(node))
+                    .is_some_and(NodeLoad::present);
+                let (count, load) = loads
+                    .into_iter()
+                    .flatten()
+                    .filter(|(n, l)| n.as_str() != node && l.present())
+                    .fold((0, 0.0), |(c, s), (_, l)| (c + 1, s + l.weight));
                 let base = c.base.get(part).copied().unwrap_or(0.0);
-                // A step that exceeds the capacity alone still runs, alone in its partition.
-                if count > 0 && load + w + base > c.max {
+                // A node whose load is there already adds nothing; a step that exceeds the
+                // capacity alone still runs, alone in its partition.
+                if !here && count > 0 && load + w + base > c.max {
                     return false;
                 }
             }
@@ -150,25 +186,50 @@ impl LimitState<'_> {
         true
     }
 
-    fn take(&mut self, i: usize, sign: f64) {
-        if sign > 0.0 {
+    fn take(&mut self, g: &Graph, i: usize, start: bool) {
+        if start {
             self.running += 1;
         } else {
             self.running -= 1;
         }
         if let Some(c) = &self.limit.capacity {
             if let Some((part, w)) = c.weight.get(&i) {
-                let entry = self.load.entry(part.clone()).or_insert((0, 0.0));
-                if sign > 0.0 {
-                    entry.0 += 1;
-                    entry.1 += w;
+                let held = *w > 0.0 && c.hold.as_ref().is_some_and(|h| h.from.contains(&i));
+                let entry = self
+                    .load
+                    .entry(part.clone())
+                    .or_default()
+                    .entry(node_of(g, i).to_string())
+                    .or_default();
+                entry.weight = *w;
+                if start {
+                    entry.running += 1;
+                    entry.held |= held;
                 } else {
-                    entry.0 -= 1;
-                    entry.1 = if entry.0 == 0 { 0.0 } else { entry.1 - w };
+                    entry.running -= 1;
                 }
             }
         }
     }
+
+    /// Step `i` of the group's `hold.until` ended: the load its node held comes back off its
+    /// partition. The partition, when a load was held.
+    fn release(&mut self, g: &Graph, i: usize) -> Option<String> {
+        let node = node_of(g, i);
+        self.load.iter_mut().find_map(|(part, nodes)| {
+            let l = nodes.get_mut(node).filter(|l| l.held)?;
+            l.held = false;
+            Some(part.clone())
+        })
+    }
+}
+
+/// A schedule: every step's start, and the ordering edges it adds where a step waited for a
+/// load held by a capacity group to come back off its partition (rule and note of the group).
+#[derive(Debug, Clone, Default)]
+pub struct Scheduled {
+    pub start: Vec<u64>,
+    pub edges: Vec<(usize, usize, String, String)>,
 }
 
 /// Start times for every step. Prepare-phase steps are timed from the start of preparation,
@@ -179,16 +240,32 @@ pub fn schedule(g: &Graph) -> Result<Vec<u64>, ScheduleError> {
 
 /// `schedule` on a graph already prepared.
 pub fn schedule_prepared(g: &Graph, prep: &Prepared) -> Vec<u64> {
+    schedule_holding(g, prep).start
+}
+
+/// The schedule of a prepared graph, with the edges that carry its held loads: a step that
+/// waited until a load held on its partition came back off it follows the step that took the
+/// load back, so that whoever carries the plan out keeps the same order. When nothing runs and
+/// every ready step waits for held loads that only later steps take back, the first of them
+/// starts anyway (the plan then reports the partition over its limit).
+pub fn schedule_holding(g: &Graph, prep: &Prepared) -> Scheduled {
     let (adj, order) = (&prep.adj, &prep.order);
     let tail = tails(g, adj, order);
     let n = g.insts.len();
     let mut member_of: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut until_of: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (li, l) in g.limits.iter().enumerate() {
         for &m in &l.members {
             member_of[m].push(li);
         }
+        if let Some(h) = l.capacity.as_ref().and_then(|c| c.hold.as_ref()) {
+            for &u in &h.until {
+                until_of[u].push(li);
+            }
+        }
     }
     let mut start = vec![0u64; n];
+    let mut edges = Vec::new();
     for phase in [Phase::Prepare, Phase::Window] {
         let in_phase: Vec<usize> = (0..n).filter(|&i| g.insts[i].step.phase == phase).collect();
         let mut waiting: Vec<usize> = vec![0; n];
@@ -214,22 +291,49 @@ pub fn schedule_prepared(g: &Graph, prep: &Prepared) -> Vec<u64> {
             .map(|&i| (Reverse(tail[i]), i))
             .collect();
         let mut running: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+        // Since when a ready step waits for a held load; the loads taken back: (time, step, limit, partition).
+        let mut blocked_since: BTreeMap<usize, u64> = BTreeMap::new();
+        let mut releases: Vec<(u64, usize, usize, String)> = Vec::new();
         let mut now = 0u64;
         let mut done = 0usize;
         while done < in_phase.len() {
             let mut started = Vec::new();
-            for &(key, i) in ready.iter() {
-                if member_of[i].iter().all(|&l| states[l].admits(i)) {
+            let mut launch =
+                |i: usize,
+                 states: &mut Vec<LimitState>,
+                 running: &mut BinaryHeap<Reverse<(u64, usize)>>| {
                     for &l in &member_of[i] {
-                        states[l].take(i, 1.0);
+                        states[l].take(g, i, true);
                     }
                     start[i] = now;
                     running.push(Reverse((now + g.insts[i].step.duration_s, i)));
+                };
+            for &(key, i) in ready.iter() {
+                let refused: Vec<usize> = member_of[i]
+                    .iter()
+                    .copied()
+                    .filter(|&l| !states[l].admits(g, i))
+                    .collect();
+                if refused.is_empty() {
+                    launch(i, &mut states, &mut running);
+                    started.push((key, i));
+                } else if refused.iter().any(|&l| states[l].holds()) {
+                    blocked_since.entry(i).or_insert(now);
+                }
+            }
+            if started.is_empty() && running.is_empty() {
+                // Every ready step waits for loads held by steps that come later: the first
+                // starts anyway.
+                if let Some(&(key, i)) = ready.iter().next() {
+                    launch(i, &mut states, &mut running);
                     started.push((key, i));
                 }
             }
-            for s in started {
-                ready.remove(&s);
+            for (key, i) in started {
+                ready.remove(&(key, i));
+                if let Some(since) = blocked_since.remove(&i) {
+                    edges.extend(hold_edges(g, &member_of[i], i, since, now, &releases));
+                }
             }
             let Some(Reverse((t, _))) = running.peek().copied() else {
                 // Nothing runs and nothing can start: only possible with an empty phase.
@@ -243,7 +347,12 @@ pub fn schedule_prepared(g: &Graph, prep: &Prepared) -> Vec<u64> {
                 running.pop();
                 done += 1;
                 for &l in &member_of[i] {
-                    states[l].take(i, -1.0);
+                    states[l].take(g, i, false);
+                }
+                for &l in &until_of[i] {
+                    if let Some(part) = states[l].release(g, i) {
+                        releases.push((now, i, l, part));
+                    }
                 }
                 for &s in &adj.succs[i] {
                     if g.insts[s].step.phase == phase {
@@ -256,7 +365,48 @@ pub fn schedule_prepared(g: &Graph, prep: &Prepared) -> Vec<u64> {
             }
         }
     }
-    start
+    Scheduled { start, edges }
+}
+
+/// The edges from every step that took a held load back off the partition of step `i`
+/// (in a group `i` belongs to) while `i` waited, from `since` to `now`, to `i`.
+fn hold_edges(
+    g: &Graph,
+    groups: &[usize],
+    i: usize,
+    since: u64,
+    now: u64,
+    releases: &[(u64, usize, usize, String)],
+) -> Vec<(usize, usize, String, String)> {
+    let mut out = Vec::new();
+    for &l in groups {
+        let limit = &g.limits[l];
+        let Some(c) = &limit.capacity else { continue };
+        let Some((part, w)) = c.weight.get(&i) else {
+            continue;
+        };
+        for (t, s, rl, rpart) in releases {
+            if *rl != l
+                || rpart != part
+                || *t <= since
+                || *t > now
+                || node_of(g, *s) == node_of(g, i)
+            {
+                continue;
+            }
+            let what = if c.what.is_empty() { "load" } else { &c.what };
+            let note = format!(
+                "the {what} of {} are back off {part} (its `{}` ended) before the {w} {what} of {} go there: together they would exceed {}. {}",
+                node_of(g, *s),
+                g.insts[*s].step.action,
+                node_of(g, i),
+                c.max,
+                limit.note
+            );
+            out.push((*s, i, limit.rule.clone(), note.trim_end().to_string()));
+        }
+    }
+    out
 }
 
 /// No schedule keeping the rules is shorter than this, for the given phase: the longer of the

@@ -3,7 +3,9 @@
 
 use crate::diagnostic::{located, InputErrors, PathSeg, Problem, SourceFile};
 use crate::site::BASE_STRATEGIES;
-use ferry_model::profile::{CheckTest, Condition, FactTest, Procedure, StepSelector, VersionTest};
+use ferry_model::profile::{
+    CheckTest, Condition, FactTest, FactType, Procedure, StepSelector, VersionTest,
+};
 use ferry_model::ssh::{parse_template, Piece, ProbeTest, ProbeWait, StepSsh};
 use ferry_model::twin::TwinSpec;
 use ferry_model::StepKind;
@@ -88,6 +90,25 @@ impl Ctx<'_> {
                 format!("fact `{fact}` is not declared"),
                 Some("declare it in a [[fact]] table with its type".into()),
             );
+        }
+    }
+
+    /// A declared fact of type `integer` or `number`.
+    fn number_fact(&mut self, fact: &str, path: Path) {
+        let kind = self
+            .profile
+            .facts
+            .iter()
+            .find(|f| f.name == fact)
+            .map(|f| f.kind);
+        match kind {
+            None => self.fact(fact, path),
+            Some(FactType::Integer | FactType::Number) => {}
+            Some(other) => self.add(
+                path,
+                format!("fact `{fact}` is a {}, not a number", other.as_str()),
+                Some("declare it with type = \"number\" (or \"integer\")".into()),
+            ),
         }
     }
 
@@ -356,6 +377,28 @@ impl Ctx<'_> {
             }
             for r in [&d.capacity_rule, &d.reregister_rule].into_iter().flatten() {
                 self.rule(r, p.clone());
+            }
+            if let Some(r) = &d.capacity_rule {
+                let limit = self
+                    .profile
+                    .procedure
+                    .limits
+                    .iter()
+                    .filter(|l| &l.rule == r)
+                    .find_map(|l| l.capacity.as_ref());
+                if let Some(c) = limit {
+                    if c.severity != d.capacity_severity {
+                        self.add(
+                            join(&p, &[k("capacity_severity")]),
+                            format!(
+                                "the rehearsal would report {r} as {}, the plan as {} (its [[procedure.limit]])",
+                                d.capacity_severity.as_str(),
+                                c.severity.as_str()
+                            ),
+                            Some("give the rule one severity: capacity_severity here, capacity.severity in the limit".into()),
+                        );
+                    }
+                }
             }
             self.range(d.failover_s, join(&p, &[k("failover_s")]));
             self.range(d.reregister_min, join(&p, &[k("reregister_min")]));
@@ -819,6 +862,24 @@ impl Ctx<'_> {
             if let Some(c) = &o.when {
                 self.condition(c, join(&path, &[k("when")]));
             }
+            if let Some(y) = &o.yields_to {
+                let p = join(&path, &[k("yields_to"), k("rule")]);
+                self.rule(&y.rule, p.clone());
+                if !proc
+                    .limits
+                    .iter()
+                    .any(|l| l.rule == y.rule && l.capacity.is_some())
+                {
+                    self.add(
+                        p,
+                        format!(
+                            "no limit of rule `{}` with a capacity in this procedure",
+                            y.rule
+                        ),
+                        Some("an order gives way only to a capacity limit of its procedure".into()),
+                    );
+                }
+            }
         }
         for (n, s) in proc.sequences.iter().enumerate() {
             let path = vec![k(base), k("sequence"), i(n)];
@@ -879,6 +940,48 @@ impl Ctx<'_> {
                 );
                 if let Some(f) = &c.per_fact {
                     self.fact(f, join(&path, &[k("capacity"), k("per_fact")]));
+                }
+                if let Some(h) = &c.hold {
+                    let hp = join(&path, &[k("capacity"), k("hold")]);
+                    for (key, list) in [("from", &h.from), ("until", &h.until)] {
+                        if list.is_empty() {
+                            self.add(
+                                join(&hp, &[k(key)]),
+                                format!("a hold needs at least one `{key}` step"),
+                                None,
+                            );
+                        }
+                        for (m, id) in list.iter().enumerate() {
+                            if !ids.contains(id.as_str()) {
+                                self.add(
+                                    join(&hp, &[k(key), i(m)]),
+                                    format!("no step `{id}` in this procedure"),
+                                    None,
+                                );
+                            }
+                        }
+                    }
+                    for (m, id) in h.from.iter().enumerate() {
+                        if ids.contains(id.as_str()) && !l.steps.step.contains(id) {
+                            self.add(
+                                join(&hp, &[k("from"), i(m)]),
+                                format!("`{id}` is not one of the limit's steps"),
+                                Some("a load is held only from a step of the limit".into()),
+                            );
+                        }
+                    }
+                    if let Some(x) = h.max_hours {
+                        if !(x > 0.0 && x.is_finite()) {
+                            self.add(
+                                join(&hp, &[k("max_hours")]),
+                                "max_hours must be a positive number of hours",
+                                None,
+                            );
+                        }
+                    }
+                    if let Some(f) = &h.max_hours_fact {
+                        self.number_fact(f, join(&hp, &[k("max_hours_fact")]));
+                    }
                 }
             }
             if let Some(c) = &l.when {

@@ -499,3 +499,72 @@ proptest! {
         let _ = load_profile("fuzz.toml", &text);
     }
 }
+
+/// CCM-09's held capacity, the order that gives way to it and the rule's one severity
+/// (cisco-callmanager4): every mistake located at its line and key.
+#[test]
+fn capacity_hold_errors_name_line_and_key_ccm_09() {
+    let base = ferry_profiles::registry::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "cisco-callmanager4")
+        .expect("cisco-callmanager4")
+        .1;
+    let check = |from: &str, to: &str, key: &str, message: &str| {
+        assert!(base.contains(from), "fixture lacks {from:?}");
+        let text = base.replacen(from, to, 1);
+        let err = load_profile("mine.toml", &text).expect_err("profile must be rejected");
+        let e = err
+            .errors
+            .iter()
+            .find(|e| e.message.contains(message))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {message:?} in {:?}",
+                    err.errors.iter().map(|e| &e.message).collect::<Vec<_>>()
+                )
+            });
+        assert_eq!(e.key, key);
+        let changed_line = text[..text.find(to).expect("replaced")].lines().count() + 1;
+        assert!(
+            e.line.abs_diff(changed_line) <= 1,
+            "{message}: line {} vs {changed_line}",
+            e.line
+        );
+    };
+    check(
+        "until = [\"reboot-server\"]",
+        "until = [\"reboot\"]",
+        "procedure.limit[1].capacity.hold.until[0]",
+        "no step `reboot`",
+    );
+    check(
+        "hold = { from = [\"fail-over-to-backup\",",
+        "hold = { from = [\"verify-cluster\",",
+        "procedure.limit[1].capacity.hold.from[0]",
+        "`verify-cluster` is not one of the limit's steps",
+    );
+    check(
+        "max_hours = 4,",
+        "max_hours = 0,",
+        "procedure.limit[1].capacity.hold.max_hours",
+        "max_hours must be a positive number",
+    );
+    check(
+        "max_hours_fact = \"oversubscribe_max_hours\"",
+        "max_hours_fact = \"devices_on_backups\"",
+        "procedure.limit[1].capacity.hold.max_hours_fact",
+        "fact `devices_on_backups` is a bool, not a number",
+    );
+    check(
+        "yields_to = { rule = \"CCM-09\"",
+        "yields_to = { rule = \"CCM-11\"",
+        "procedure.order[5].yields_to.rule",
+        "no limit of rule `CCM-11` with a capacity",
+    );
+    check(
+        "capacity_severity = \"warning\"",
+        "capacity_severity = \"inhibitor\"",
+        "twin.devices[0].capacity_severity",
+        "the rehearsal would report CCM-09 as inhibitor, the plan as warning",
+    );
+}

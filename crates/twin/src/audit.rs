@@ -1,7 +1,8 @@
 //! The auditor: checks a run's trace against the profile's rules, independently of the planner.
 //!
 //! It reads the profiles' order, sequence and limit rules and the checks that can be judged on
-//! a run, and applies them to what actually ran (each step's start and end in the twin's trace)
+//! a run (an order giving way to a capacity limit read on the site as the planner reads it),
+//! and applies them to what actually ran (each step's start and end in the twin's trace)
 //! and to the world's end state; it adds the twin's incidents (a server over capacity, a wrong
 //! switchover, a step started while a gate before it did not hold). It never looks at the
 //! plan's edges, limits or schedule: the plan is only read for each cluster's upgrade type,
@@ -132,7 +133,7 @@ pub fn audit_runs(w: &World, runs: &[RunPlan]) -> Vec<Violation> {
     for i in &w.incidents {
         out.push(Violation {
             rule: i.rule.clone(),
-            severity: Severity::Inhibitor,
+            severity: i.severity,
             time: i.time,
             cluster: i.cluster.clone(),
             node: i.node.clone(),
@@ -208,6 +209,11 @@ fn audit_cluster(
             cond.as_ref().is_none_or(|x| eval(x, &scope, None))
         };
         for o in proc.orders.iter().filter(|o| applies(&o.when)) {
+            // Where the order gives way to a capacity limit, a node's steps do not hold back
+            // the others' (the limit orders them).
+            let yielding = ferry_model::capacity::yielding(o, &proc.limits, site_cluster, |l| {
+                applies(&l.when)
+            });
             // The steps the plan meant to run before, in this leg.
             let expected: Vec<&ferry_model::PlannedStep> = intended
                 .iter()
@@ -227,6 +233,13 @@ fn audit_cluster(
                 let late = expected
                     .iter()
                     .filter(|b| b.id != t.step)
+                    .filter(|b| {
+                        !ferry_model::capacity::gives_way(
+                            &yielding,
+                            b.node.as_deref().unwrap_or_default(),
+                            t.node.as_deref().unwrap_or_default(),
+                        )
+                    })
                     .filter_map(|b| {
                         let ended = leg_entries
                             .iter()

@@ -1,19 +1,19 @@
 //! Devices registered to servers: at home while the home server provides service, otherwise on
-//! its backup (or the least loaded serving peer), within each server's capacity. A move leaves
+//! its backup (or the least loaded serving peer), within the capacity of the server that takes
+//! them over (a server taking back its own devices is not limited). A move leaves
 //! the devices unregistered for a while: seconds to fail over, and minutes to fetch new loads
 //! when the server they move to runs a version they have not run.
 
 use crate::world::{Event, World};
 
-/// Devices registered to server `at`, not counting group `skip`.
+/// Devices registered to server `at`, not counting group `skip` (0, not -0, when none).
 fn load(w: &World, ci: usize, at: usize, skip: usize) -> f64 {
     w.clusters[ci]
         .devices
         .iter()
         .enumerate()
         .filter(|(i, d)| *i != skip && d.at == Some(at))
-        .map(|(_, d)| d.count - d.rejected)
-        .sum()
+        .fold(0.0, |sum, (_, d)| sum + (d.count - d.rejected))
 }
 
 /// Where group `di` should be registered now.
@@ -114,9 +114,16 @@ pub(crate) fn route(w: &mut World, ci: usize) {
 
 fn readmit(w: &mut World, ci: usize, di: usize) {
     let spec = w.profile(ci).twin.devices[w.clusters[ci].devices[di].spec].clone();
-    let Some(cap) = spec.capacity else { return };
     let d = &w.clusters[ci].devices[di];
     let Some(at) = d.at else { return };
+    // The capacity limits a server taking over others' devices, not one taking back its own.
+    let cap = match spec.capacity {
+        Some(cap) if at != d.home => cap,
+        _ => {
+            w.clusters[ci].devices[di].rejected = 0.0;
+            return;
+        }
+    };
     let room = (cap - load(w, ci, at, di)).max(0.0);
     let rejected = (d.count - room).max(0.0);
     w.clusters[ci].devices[di].rejected = rejected;
@@ -131,17 +138,20 @@ pub(crate) fn arrive(w: &mut World, ci: usize, di: usize, gen: u64) {
     w.touch(ci);
     let spec = w.profile(ci).twin.devices[d.spec].clone();
     let mut rejected = 0.0;
-    if let Some(cap) = spec.capacity {
+    // The capacity limits a server taking over others' devices (a backup), not a server
+    // taking back its own.
+    if let Some(cap) = spec.capacity.filter(|_| to != d.home) {
         let already = load(w, ci, to, di);
         if already + d.count > cap {
             rejected = (already + d.count - cap).min(d.count);
             let name = w.clusters[ci].nodes[to].name.clone();
             let home = w.clusters[ci].nodes[d.home].name.clone();
             let rule = spec.capacity_rule.clone().unwrap_or(spec.rule.clone());
-            w.incident(
+            w.incident_of(
                 ci,
                 Some(to),
                 &rule,
+                spec.capacity_severity,
                 format!(
                     "{} {} of {home} fail over to {name}, which already holds {}: {} cannot register (capacity {})",
                     d.count, spec.name, already, rejected, cap

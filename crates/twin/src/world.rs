@@ -10,7 +10,7 @@ use ferry_model::condition::{eval, Scope};
 use ferry_model::plan::Phase;
 use ferry_model::{
     Cluster, Effect, FactValue, Facts, Fault, FaultKind, Faults, Outcome, Plan, PlannedStep,
-    Profile, Site, StepKind, VendorVersion, Wait,
+    Profile, Severity, Site, StepKind, VendorVersion, Wait,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -84,6 +84,13 @@ pub struct Incident {
     pub step: Option<String>,
     pub rule: String,
     pub message: String,
+    /// How the auditor reports it (an inhibitor unless the profile says otherwise).
+    #[serde(default = "inhibitor")]
+    pub severity: Severity,
+}
+
+fn inhibitor() -> Severity {
+    Severity::Inhibitor
 }
 
 /// A line of the world's log: product log events (by code), promotions, replication states.
@@ -592,6 +599,18 @@ impl World {
     }
 
     pub(crate) fn incident(&mut self, ci: usize, node: Option<usize>, rule: &str, message: String) {
+        self.incident_of(ci, node, rule, Severity::Inhibitor, message);
+    }
+
+    /// An incident of the given severity.
+    pub(crate) fn incident_of(
+        &mut self,
+        ci: usize,
+        node: Option<usize>,
+        rule: &str,
+        severity: Severity,
+        message: String,
+    ) {
         let c = &self.clusters[ci];
         self.incidents.push(Incident {
             time: self.now,
@@ -600,6 +619,7 @@ impl World {
             step: None,
             rule: rule.to_string(),
             message,
+            severity,
         });
     }
 

@@ -235,6 +235,7 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
             start_s: 3600,
             duration_s: 1200,
         }],
+        occupancy: Vec::new(),
         limits: vec![LimitGroup {
             rule: "CUCM-LIM-1".to_string(),
             note: "one switch at a time".to_string(),

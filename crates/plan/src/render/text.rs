@@ -21,6 +21,7 @@ pub fn render_text(plan: &Plan) -> String {
     out.push_str(&estimate(plan));
     out.push_str(&measures(plan));
     out.push_str(&limits(plan));
+    out.push_str(&occupancy(plan));
     out.push_str(&rollback(plan));
     out
 }
@@ -262,6 +263,54 @@ fn limits(plan: &Plan) -> String {
             l.steps.len(),
             l.note
         );
+    }
+    out
+}
+
+/// A number as a person reads it: no decimals when it has none.
+fn amount(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn occupancy(plan: &Plan) -> String {
+    if plan.occupancy.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("\nCapacity over time (loads stay on a partition until their node is back)\n");
+    for o in &plan.occupancy {
+        let what = if o.what.is_empty() { "load" } else { &o.what };
+        let _ = writeln!(
+            out,
+            "  {}/{} [{}]: peak {} {what} (limit {}) from {} to {}",
+            o.cluster,
+            o.partition,
+            o.rule,
+            amount(o.peak),
+            amount(o.max),
+            clock(o.peak_start_s),
+            clock(o.peak_end_s)
+        );
+        for s in &o.spans {
+            let len = s.end_s - s.start_s;
+            let over = match o.max_span_s {
+                Some(m) if len > m => format!(", more than {}", duration(m)),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "    carries {} from {} to {} ({}{over}), peak {}",
+                s.nodes.join(", "),
+                clock(s.start_s),
+                clock(s.end_s),
+                duration(len),
+                amount(s.peak)
+            );
+        }
     }
     out
 }

@@ -329,3 +329,185 @@ fn observed_estimates_replace_profile_durations_and_are_marked() {
     }
     assert!(ferry_plan::render::text::render_text(&after).contains("(observed)"));
 }
+
+/// Workers that hand their load to a shared spare while they are rebuilt; the load stays on the
+/// spare from the hand-over until the worker's return (a capacity `hold`). `{yield}` lets the
+/// order give way to the spare's capacity.
+const SPARE_PROFILE: &str = r#"
+[profile]
+name = "spare"
+title = "workers handing their load to a shared spare while they are rebuilt"
+
+[[role]]
+name = "worker"
+
+[[role]]
+name = "spare"
+
+[[fact]]
+name = "load"
+type = "integer"
+
+[[fact]]
+name = "spare"
+type = "string"
+
+[[fact]]
+name = "max_away_hours"
+type = "number"
+
+[versions]
+rule = "SPR-01"
+
+[[versions.edge]]
+from = ["1"]
+to = "2"
+rule = "SPR-01"
+
+[[upgrade_type]]
+name = "standard"
+rule = "SPR-01"
+
+[[procedure.step]]
+id = "hand-over"
+title = "Hand the load to the spare"
+roles = ["worker"]
+minutes = 10
+rules = ["SPR-02"]
+
+[[procedure.step]]
+id = "rebuild"
+title = "Rebuild"
+roles = ["worker"]
+minutes = 120
+rules = ["SPR-03"]
+
+[[procedure.step]]
+id = "take-back"
+title = "Take the load back"
+roles = ["worker"]
+minutes = 10
+rules = ["SPR-02"]
+
+[[procedure.order]]
+rule = "SPR-04"
+before = { step = ["hand-over"] }
+then = { step = ["rebuild"] }
+note = "Every load is on the spare before any worker is rebuilt."
+{yield}
+
+[[procedure.limit]]
+rule = "SPR-05"
+steps = { step = ["hand-over", "rebuild", "take-back"] }
+capacity = { weight_fact = "load", max = 100, per_fact = "spare", hold = { from = ["hand-over"], until = ["take-back"], max_hours = 3, max_hours_fact = "max_away_hours" } }
+note = "The spare takes at most 100."
+"#;
+
+fn spare_plan(yields: bool, cluster_facts: &str) -> ferry_model::Plan {
+    let mut set = ProfileSet::builtin().expect("builtin");
+    let profile = SPARE_PROFILE.replace(
+        "{yield}",
+        if yields {
+            "yields_to = { rule = \"SPR-05\", note = \"A worker waiting for its turn keeps its load.\" }"
+        } else {
+            ""
+        },
+    );
+    set.add("spare.toml", &profile).expect("test profile loads");
+    let node = |name: &str, facts: &str| {
+        format!("\n[[cluster.node]]\nname = \"{name}\"\nrole = \"worker\"\nversion = \"1.0\"\nfacts = {{ {facts} }}\n")
+    };
+    let site = format!(
+        "[site]\nname = \"s\"\n\n[[cluster]]\nname = \"c\"\nprofile = \"spare\"\ntarget = \"2.0\"\nfacts = {{ {cluster_facts} }}\n\n[[cluster.node]]\nname = \"sp\"\nrole = \"spare\"\nversion = \"2.0\"\n{}{}",
+        node("w1", "load = 60, spare = \"sp\""),
+        node("w2", "load = 70, spare = \"sp\""),
+    );
+    let site = load_site("s.toml", &site, &set).expect("site loads");
+    ferry_plan::plan(
+        &site,
+        |n| set.get(n).map(|p| &p.profile),
+        String::new(),
+        &PlanOptions::default(),
+    )
+    .expect("plans")
+}
+
+/// A capacity `hold`: a load stays on its partition after the step that put it there. Where
+/// the rules leave no other order (every hand-over before any rebuild), the spare is reported
+/// over its limit with the nodes and times; where the order gives way (`yields_to`), the second
+/// worker hands over once the first has taken its load back, an edge of the limit's rule, and
+/// the order's rule reports what giving way costs. A spare carrying loads longer than
+/// `max_hours` (or the site's `max_hours_fact`) is warned about.
+#[test]
+fn held_loads_are_counted_until_taken_back() {
+    let check = |yields: bool, facts: &str, peak: &str, findings: &[(&str, &[&str])]| {
+        let p = spare_plan(yields, facts);
+        let got: Vec<(&str, &str)> = p
+            .findings
+            .iter()
+            .filter(|f| f.rule.starts_with("SPR-"))
+            .map(|f| {
+                (
+                    f.key.split('/').next().unwrap_or_default(),
+                    f.message.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(got.len(), findings.len(), "{got:#?}");
+        for (kind, parts) in findings {
+            let m = got
+                .iter()
+                .find(|(k, _)| k == kind)
+                .unwrap_or_else(|| panic!("no {kind} in {got:#?}"))
+                .1;
+            for part in *parts {
+                assert!(m.contains(part), "{part:?} in {m}");
+            }
+        }
+        let text = ferry_plan::render::text::render_text(&p);
+        assert!(text.contains(peak), "{peak:?} in {text}");
+        let edge = p
+            .edges
+            .iter()
+            .any(|e| e.from == "c/w1/take-back" && e.to == "c/w2/hand-over" && e.rule == "SPR-05");
+        assert_eq!(edge, yields, "{:#?}", p.edges);
+    };
+    // No other order: both loads on the spare from the second hand-over until the first is taken back.
+    check(
+        false,
+        "",
+        "c/sp [SPR-05]: peak 130 load (limit 100) from 0:10 to 2:30",
+        &[(
+            "capacity-peak",
+            &[
+                "sp would carry 130 load from 0:10 to 2:30",
+                "60 of w1, 70 of w2",
+            ],
+        )],
+    );
+    // The order gives way: in turn, 4h 40m on the spare without a break.
+    let in_turn: &[(&str, &[&str])] = &[
+        (
+            "capacity-yield",
+            &[
+                "sp cannot take the load of every node",
+                "130: 60 of w1, 70 of w2",
+                "A worker waiting",
+            ],
+        ),
+        (
+            "capacity-span",
+            &[
+                "for 4h 40m without a break, from 0:00 to 4:40",
+                "longer than 3h 00m",
+            ],
+        ),
+    ];
+    check(true, "", "c/sp [SPR-05]: peak 70 load (limit 100)", in_turn);
+    check(
+        true,
+        "max_away_hours = 5",
+        "c/sp [SPR-05]: peak 70 load (limit 100)",
+        &in_turn[..1],
+    );
+}

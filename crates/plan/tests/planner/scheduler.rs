@@ -1,7 +1,7 @@
 //! Scheduler invariants on random step graphs: every edge kept, every limit kept, the
 //! makespan between the lower bound and the one-at-a-time total, the same answer every time.
 
-use ferry_model::{Impact, Phase, PlannedStep, StepKind};
+use ferry_model::{Impact, Phase, PlannedStep, Severity, StepKind};
 use ferry_plan::graph::{CapacityGroup, Graph, Inst, LimitGroup};
 use ferry_plan::schedule::{lower_bound, schedule, sequential};
 use proptest::prelude::*;
@@ -92,6 +92,9 @@ fn graphs() -> impl Strategy<Value = Graph> {
                         })
                         .collect(),
                     base: BTreeMap::new(),
+                    what: String::new(),
+                    severity: Severity::Warning,
+                    hold: None,
                 });
                 g.limits.push(LimitGroup {
                     rule: "T-02".into(),

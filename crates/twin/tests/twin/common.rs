@@ -1,5 +1,6 @@
 //! Helpers: plan an example, build its twin, run the plan through it the way an executor
-//! would (every step once its `after` steps are done, within the plan's concurrency limits).
+//! would (every step once its `after` steps are done, within the plan's concurrency and
+//! capacity limits).
 #![allow(dead_code)]
 
 use ferry_model::{Faults, Outcome, Plan, PlannedStep, Profile, Site};
@@ -122,13 +123,7 @@ pub fn run_steps_until(
                 if !ready {
                     continue;
                 }
-                let fits = plan.limits.iter().all(|g| match g.max_concurrent {
-                    Some(m) if g.steps.contains(&s.id) => {
-                        running.iter().filter(|r| g.steps.contains(r)).count() < m as usize
-                    }
-                    _ => true,
-                });
-                if fits {
+                if fits_limits(plan, &running, &s.id) {
                     running.insert(s.id.clone());
                     w.begin(run_id, s);
                     if stop(w) {
@@ -152,6 +147,34 @@ pub fn run_steps_until(
         }
     }
     outcome
+}
+
+/// Whether step `id` may start next to the `running` steps within the plan's limits, as the
+/// executor keeps them: each `max_concurrent` group, and each partition of a capacity group
+/// (its base plus the running members' loads within the capacity; a member alone always runs).
+pub fn fits_limits(plan: &Plan, running: &BTreeSet<String>, id: &str) -> bool {
+    plan.limits.iter().all(|g| {
+        let width = match g.max_concurrent {
+            Some(m) if g.steps.iter().any(|x| x == id) => {
+                running.iter().filter(|r| g.steps.contains(r)).count() < m as usize
+            }
+            _ => true,
+        };
+        let capacity = match g.capacity {
+            Some(cap) => g.loads.iter().filter(|l| l.step == id).all(|l| {
+                let others: Vec<f64> = g
+                    .loads
+                    .iter()
+                    .filter(|o| o.partition == l.partition && running.contains(&o.step))
+                    .map(|o| o.weight)
+                    .collect();
+                let base = g.base.get(&l.partition).copied().unwrap_or(0.0);
+                others.is_empty() || base + others.iter().sum::<f64>() + l.weight <= cap + 1e-9
+            }),
+            None => true,
+        };
+        width && capacity
+    })
 }
 
 pub struct Rehearsal {
