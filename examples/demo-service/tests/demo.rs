@@ -30,6 +30,22 @@ fn port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// Runs `f` again while it fails with "text file busy": a binary just copied by one test can
+/// still be open for writing in a child another test's thread is forking at that moment (the
+/// descriptor is closed only when that child execs).
+fn retry_busy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match f() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn ask(port: u16, cmd: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -88,7 +104,8 @@ impl World {
             cmd.args(["--upstream", &format!("127.0.0.1:{u}")]);
         }
         cmd.stderr(std::process::Stdio::null());
-        self.children.push(cmd.spawn().expect("serve"));
+        self.children
+            .push(retry_busy(|| cmd.spawn()).expect("serve"));
         wait_for("the server", || ask(port, "PING").is_some());
         self.children.len() - 1
     }
@@ -100,10 +117,12 @@ impl World {
 }
 
 fn probe(bin: &Path, port: u16) -> (i32, String) {
-    let o = Command::new(bin)
-        .args(["probe", "--port", &port.to_string()])
-        .output()
-        .expect("probe");
+    let o = retry_busy(|| {
+        Command::new(bin)
+            .args(["probe", "--port", &port.to_string()])
+            .output()
+    })
+    .expect("probe");
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).trim().to_string(),
