@@ -68,15 +68,20 @@ pub(crate) fn holds(w: &World, ci: usize, ni: Option<usize>, wait: &Wait, starte
     }
 }
 
+/// The waits of a gate step, in the order written.
+pub(crate) fn waits_of(step: &PlannedStep) -> Vec<Wait> {
+    waits(step).cloned().collect()
+}
+
 /// Every wait of a running gate holds.
-pub(crate) fn satisfied(
+pub(crate) fn all_hold(
     w: &World,
     ci: usize,
     ni: Option<usize>,
-    step: &PlannedStep,
+    waits: &[Wait],
     started: i64,
 ) -> bool {
-    waits(step).all(|wt| holds(w, ci, ni, wt, started))
+    waits.iter().all(|wt| holds(w, ci, ni, wt, started))
 }
 
 /// A gate starts waiting.
@@ -150,7 +155,16 @@ pub(crate) fn watch(
         for t in gates {
             let nodes: Vec<Option<usize>> = match t.scope {
                 StepScope::Cluster => vec![None],
-                StepScope::Node => (0..w.clusters[ci].nodes.len())
+                StepScope::Node => w
+                    .nodes_with_roles(
+                        ci,
+                        if t.roles.is_empty() {
+                            &o.before.roles
+                        } else {
+                            &t.roles
+                        },
+                    )
+                    .into_iter()
                     .filter(|&m| {
                         let r = &w.clusters[ci].nodes[m].role;
                         w.clusters[ci].nodes[m].exists
