@@ -4,15 +4,22 @@
 use crate::condition::{eval, fact, Scope as EvalScope};
 use ferry_model::plan::Edge;
 use ferry_model::profile::{NodeFilter, Procedure, Scope, StepSelector, StepTemplate};
-use ferry_model::{Cluster, Effect, Estimate, Node, PlannedStep, Profile, Severity, StepKind};
-use std::collections::{BTreeMap, BTreeSet};
+use ferry_model::{
+    Cluster, Effect, Estimate, Impact, Node, PlannedStep, Profile, Severity, StepKind,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// An order between more step pairs than this (with at least two steps on each side) goes
+/// through a sync step instead of an edge per pair: the edges of a large cluster would grow
+/// with the square of its nodes.
+pub const SYNC_ABOVE_EDGES: usize = 1024;
 
 /// One step instance with what the scheduler needs besides the plain step.
 #[derive(Debug, Clone)]
 pub struct Inst {
     pub step: PlannedStep,
-    /// Index of the template in the procedure (its documented order).
-    pub template: usize,
+    /// Index of the template in the procedure (its documented order); `None` for a sync step.
+    pub template: Option<usize>,
 }
 
 /// A concurrency or capacity group over step instances.
@@ -87,8 +94,24 @@ impl Graph {
             .collect()
     }
 
+    /// Makes room for the steps and edges of `parts`, to be appended.
+    pub fn reserve<'a>(&mut self, parts: impl Iterator<Item = &'a Graph> + Clone) {
+        self.insts
+            .reserve_exact(parts.clone().map(|g| g.insts.len()).sum());
+        self.edges.reserve_exact(parts.map(|g| g.edges.len()).sum());
+    }
+
     /// Appends another graph, shifting its indices.
     pub fn append(&mut self, other: Graph) -> usize {
+        // Into an empty graph with no room made: the other graph as it is, without a copy.
+        if self.insts.capacity() == 0
+            && self.edges.capacity() == 0
+            && self.limits.is_empty()
+            && self.yielded.is_empty()
+        {
+            *self = other;
+            return 0;
+        }
         let base = self.insts.len();
         self.insts.extend(other.insts);
         self.edges.extend(
@@ -161,7 +184,7 @@ fn profile_duration_s(t: &StepTemplate, cluster: &Cluster, node: Option<&Node>) 
 
 /// The step's effects for this instance: conditional effects decided, in the order written.
 fn effects(list: &[Effect], scope: &EvalScope<'_>, node: Option<&Node>) -> Vec<Effect> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(list.len());
     for e in list {
         match e {
             Effect::If { when, then } => {
@@ -204,7 +227,9 @@ pub struct BuildInput<'a> {
 }
 
 fn selects(sel: &StepSelector, inst: &Inst, procedure: &Procedure) -> bool {
-    let t = &procedure.steps[inst.template];
+    let Some(t) = inst.template.map(|t| &procedure.steps[t]) else {
+        return false;
+    };
     sel.step.contains(&t.id)
         && (sel.roles.is_empty()
             || inst
@@ -271,7 +296,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     timeout_s: timeout_s(t, profile, duration_s),
                     rollback: false,
                 },
-                template: ti,
+                template: Some(ti),
             });
             g.insts.len() - 1
         };
@@ -308,6 +333,24 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         let yielding = ferry_model::capacity::yielding(o, &procedure.limits, cluster, |l| {
             l.when.as_ref().is_none_or(|c| eval(c, &scope, None))
         });
+        if yielding.is_empty() {
+            let title = || {
+                format!(
+                    "Every {} has ended before any {} starts",
+                    selection(&o.before),
+                    selection(&o.then)
+                )
+            };
+            let ends = Ends {
+                cluster: &cluster.name,
+                rule: &o.rule,
+                note: &o.note,
+                id_suffix,
+            };
+            if order_through_sync(&mut g, &before, &then, &ends, title) {
+                continue;
+            }
+        }
         let node_of = |i: usize| g.insts[i].step.node.as_deref().unwrap_or_default();
         let mut gave_way = false;
         for &b in &before {
@@ -348,18 +391,21 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         if !s.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
             continue;
         }
+        // Per node: its first and last step of the sequence.
+        let mut spans: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (i, inst) in g.insts.iter().enumerate() {
+            let (Some(node), Some(t)) = (inst.step.node.as_deref(), inst.template) else {
+                continue;
+            };
+            if s.steps.contains(&procedure.steps[t].id) {
+                spans.entry(node).and_modify(|b| b.1 = i).or_insert((i, i));
+            }
+        }
         let mut blocks: Vec<(usize, usize)> = Vec::new();
         for role in &s.roles {
             for n in cluster.nodes.iter().filter(|n| &n.role == role) {
-                let block: Vec<usize> = (0..g.insts.len())
-                    .filter(|&i| {
-                        let inst = &g.insts[i];
-                        inst.step.node.as_deref() == Some(n.name.as_str())
-                            && s.steps.contains(&procedure.steps[inst.template].id)
-                    })
-                    .collect();
-                if let (Some(first), Some(last)) = (block.first(), block.last()) {
-                    blocks.push((*first, *last));
+                if let Some(&block) = spans.get(n.name.as_str()) {
+                    blocks.push(block);
                 }
             }
         }
@@ -368,6 +414,13 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                 .push((w[0].1, w[1].0, s.rule.clone(), s.note.clone()));
         }
     }
+    let nodes: HashMap<&str, &Node> = cluster
+        .nodes
+        .iter()
+        .rev()
+        .map(|n| (n.name.as_str(), n))
+        .collect();
+    let node_named = |name: &str| nodes.get(name).copied();
     for l in &procedure.limits {
         if !l.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
             continue;
@@ -379,11 +432,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
             let mut weight = BTreeMap::new();
             let mut base = BTreeMap::new();
             for &m in &members {
-                let node = g.insts[m]
-                    .step
-                    .node
-                    .as_deref()
-                    .and_then(|n| cluster.node(n));
+                let node = g.insts[m].step.node.as_deref().and_then(node_named);
                 let w = fact(cluster, node, &c.weight_fact)
                     .and_then(|v| v.as_f64())
                     .unwrap_or(0.0);
@@ -394,8 +443,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     None => String::new(),
                 };
                 if c.include_named_node {
-                    let b = cluster
-                        .node(&part)
+                    let b = node_named(&part)
                         .and_then(|n| n.facts.get(&c.weight_fact))
                         .and_then(|v| v.as_f64())
                         .unwrap_or(0.0);
@@ -407,12 +455,18 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                 let from = members
                     .iter()
                     .copied()
-                    .filter(|&m| h.from.contains(&procedure.steps[g.insts[m].template].id))
+                    .filter(|&m| {
+                        g.insts[m]
+                            .template
+                            .is_some_and(|t| h.from.contains(&procedure.steps[t].id))
+                    })
                     .collect();
                 let until = (0..g.insts.len())
                     .filter(|&i| {
                         g.insts[i].step.node.is_some()
-                            && h.until.contains(&procedure.steps[g.insts[i].template].id)
+                            && g.insts[i]
+                                .template
+                                .is_some_and(|t| h.until.contains(&procedure.steps[t].id))
                     })
                     .collect();
                 let site_hours = h
@@ -455,11 +509,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
             Some(f) => {
                 let mut parts: BTreeMap<String, Vec<usize>> = BTreeMap::new();
                 for &m in &members {
-                    let node = g.insts[m]
-                        .step
-                        .node
-                        .as_deref()
-                        .and_then(|n| cluster.node(n));
+                    let node = g.insts[m].step.node.as_deref().and_then(node_named);
                     if let Some(v) = fact(cluster, node, f) {
                         parts.entry(v.to_string()).or_default().push(m);
                     }
@@ -483,6 +533,9 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
             }),
         }
     }
+    // A large cluster's steps stay in this graph until the plan is made: no room to spare.
+    g.insts.shrink_to_fit();
+    g.edges.shrink_to_fit();
     g
 }
 
@@ -491,6 +544,22 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
 /// nearest earlier template that has any. Each phase is its own
 /// sequence: steps look back only at steps of their own phase.
 fn procedure_edges(g: &mut Graph, procedure: &Procedure, by_template: &[Vec<usize>]) {
+    // Per template: its instances on each node, and its cluster-wide instances.
+    type Placed<'a> = (HashMap<&'a str, Vec<usize>>, Vec<usize>);
+    let placed: Vec<Placed> = by_template
+        .iter()
+        .map(|insts| {
+            let mut on: HashMap<&str, Vec<usize>> = HashMap::new();
+            let mut cluster_wide = Vec::new();
+            for &p in insts {
+                match g.insts[p].step.node.as_deref() {
+                    Some(n) => on.entry(n).or_default().push(p),
+                    None => cluster_wide.push(p),
+                }
+            }
+            (on, cluster_wide)
+        })
+        .collect();
     let mut new_edges = Vec::new();
     for (ti, insts) in by_template.iter().enumerate() {
         let t = &procedure.steps[ti];
@@ -498,23 +567,28 @@ fn procedure_edges(g: &mut Graph, procedure: &Procedure, by_template: &[Vec<usiz
             continue;
         }
         for &i in insts {
-            let node = g.insts[i].step.node.clone();
+            let node = g.insts[i].step.node.as_deref();
             // Each phase is its own sequence: the whole prepare phase comes before the window.
             for prev in (0..ti)
                 .rev()
                 .filter(|&p| procedure.steps[p].phase == t.phase)
             {
-                let candidates: Vec<usize> = by_template[prev]
-                    .iter()
-                    .copied()
-                    .filter(|&p| match &node {
-                        Some(n) => {
-                            g.insts[p].step.node.as_ref() == Some(n)
-                                || g.insts[p].step.node.is_none()
-                        }
-                        None => true,
-                    })
-                    .collect();
+                // Instances on the same node or cluster-wide, in instance order.
+                let candidates: Vec<usize> = match node {
+                    Some(n) => {
+                        let (on, cluster_wide) = &placed[prev];
+                        let mut c: Vec<usize> = on
+                            .get(n)
+                            .into_iter()
+                            .flatten()
+                            .chain(cluster_wide)
+                            .copied()
+                            .collect();
+                        c.sort_unstable();
+                        c
+                    }
+                    None => by_template[prev].clone(),
+                };
                 if candidates.is_empty() {
                     continue;
                 }
@@ -542,4 +616,101 @@ fn procedure_edges(g: &mut Graph, procedure: &Procedure, by_template: &[Vec<usiz
         }
     }
     g.edges.extend(new_edges);
+}
+
+/// The steps a selector picks, for a sync step's title: "`switch` (subscriber)".
+fn selection(sel: &StepSelector) -> String {
+    let steps = sel
+        .step
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join("/");
+    if sel.roles.is_empty() {
+        steps
+    } else {
+        format!("{steps} ({})", sel.roles.join(", "))
+    }
+}
+
+/// What the edges of an order carry, and where a sync step for it goes.
+pub(crate) struct Ends<'a> {
+    pub cluster: &'a str,
+    pub rule: &'a str,
+    pub note: &'a str,
+    /// The step IDs' suffix of this leg of the version path.
+    pub id_suffix: &'a str,
+}
+
+/// Orders every step of `before` before every step of `then` through a new sync step (edges
+/// from each of `before` to it and from it to each of `then`, with the order's rule and note)
+/// when an edge per pair would take more than `SYNC_ABOVE_EDGES` edges. It does not when the
+/// two sets share a step or their steps are not all of one phase. Returns whether it did.
+pub(crate) fn order_through_sync(
+    g: &mut Graph,
+    before: &[usize],
+    then: &[usize],
+    ends: &Ends<'_>,
+    title: impl FnOnce() -> String,
+) -> bool {
+    if before.len() < 2
+        || then.len() < 2
+        || before.len().saturating_mul(then.len()) <= SYNC_ABOVE_EDGES
+    {
+        return false;
+    }
+    let phase = g.insts[before[0]].step.phase;
+    let mut sides: Vec<usize> = before.iter().chain(then).copied().collect();
+    sides.sort_unstable();
+    if sides.windows(2).any(|w| w[0] == w[1])
+        || sides.iter().any(|&i| g.insts[i].step.phase != phase)
+    {
+        return false;
+    }
+    let prefix = format!("{}/sync-{}", ends.cluster, ends.rule);
+    let taken = |id: &str| g.insts.iter().any(|i| i.step.id == id);
+    let mut id = format!("{prefix}{}", ends.id_suffix);
+    let mut n = 1;
+    while taken(&id) {
+        n += 1;
+        id = format!("{prefix}-{n}{}", ends.id_suffix);
+    }
+    let sync = g.insts.len();
+    g.insts.push(Inst {
+        step: PlannedStep {
+            id,
+            cluster: ends.cluster.to_string(),
+            node: None,
+            role: None,
+            action: "sync".into(),
+            title: title(),
+            kind: StepKind::Sync,
+            phase,
+            after: Vec::new(),
+            rules: vec![ends.rule.to_string()],
+            start_s: 0,
+            duration_s: 0,
+            estimate: Estimate::Profile,
+            impact: Impact::None,
+            impact_note: String::new(),
+            instructions: "Nothing to do: the steps after this point start once every step before it has ended.".into(),
+            verify: String::new(),
+            warning: None,
+            version: None,
+            effects: Vec::new(),
+            retries: 0,
+            timeout_s: None,
+            rollback: false,
+        },
+        template: None,
+    });
+    for &b in before {
+        g.edges
+            .push((b, sync, ends.rule.to_string(), ends.note.to_string()));
+    }
+    for &t in then {
+        g.edges
+            .push((sync, t, ends.rule.to_string(), ends.note.to_string()));
+    }
+    true
 }

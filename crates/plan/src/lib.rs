@@ -189,24 +189,31 @@ fn plan_cluster(
                 .clone()
                 .filter(|i| in_leg(i) && !has_pred.contains(i))
                 .collect();
-            for &s in prev_sinks
-                .iter()
-                .filter(|&&s| graph.insts[s].step.phase == phase)
-            {
-                for &t in &sources {
-                    graph.edges.push((
-                        s,
-                        t,
-                        rule.clone(),
-                        format!("the whole cluster reaches {} before going further", path[h]),
-                    ));
-                }
-            }
             sinks.extend(
                 leg_range
                     .clone()
                     .filter(|i| in_leg(i) && !has_succ.contains(i)),
             );
+            let before: Vec<usize> = prev_sinks
+                .iter()
+                .copied()
+                .filter(|&s| graph.insts[s].step.phase == phase)
+                .collect();
+            let note = format!("the whole cluster reaches {} before going further", path[h]);
+            let ends = graph::Ends {
+                cluster: &cluster.name,
+                rule: &rule,
+                note: &note,
+                id_suffix: &suffix,
+            };
+            let title = || format!("The whole cluster reaches {} before going further", path[h]);
+            if !graph::order_through_sync(&mut graph, &before, &sources, &ends, title) {
+                for &s in &before {
+                    for &t in &sources {
+                        graph.edges.push((s, t, rule.clone(), note.clone()));
+                    }
+                }
+            }
         }
         prev_sinks = sinks;
         if !types.iter().any(|(t, _)| *t == ut) {
@@ -394,7 +401,7 @@ fn finish(mut graph: Graph, site: &Site) -> Result<Finished, PlanError> {
         }
     }
     let ids: Vec<String> = graph.insts.iter().map(|i| i.step.id.clone()).collect();
-    let mut steps: Vec<Option<PlannedStep>> = std::mem::take(&mut graph.insts)
+    let mut steps: Vec<PlannedStep> = std::mem::take(&mut graph.insts)
         .into_iter()
         .zip(incoming_rules)
         .enumerate()
@@ -407,26 +414,40 @@ fn finish(mut graph: Graph, site: &Site) -> Result<Finished, PlanError> {
                     s.rules.push(rule);
                 }
             }
-            Some(s)
+            s
         })
         .collect();
-    // Sort small keys, then move each step once.
+    // Sort small keys, then move the steps into that order in place.
     let mut order: Vec<(ferry_model::Phase, u64, usize)> = steps
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| s.as_ref().map(|s| (s.phase, s.start_s, i)))
+        .map(|(i, s)| (s.phase, s.start_s, i))
         .collect();
     order.sort_unstable();
+    permute(&mut steps, order.into_iter().map(|(_, _, i)| i).collect());
     Ok(Finished {
-        steps: order
-            .into_iter()
-            .filter_map(|(_, _, i)| steps[i].take())
-            .collect(),
+        steps,
         edges,
         lower_bound_s,
         occupancy,
         findings,
     })
+}
+
+/// Reorders `items` so that position `k` holds the item that was at `from[k]` (`from` is a
+/// permutation), in place: each cycle of the permutation is walked once.
+fn permute<T>(items: &mut [T], mut from: Vec<usize>) {
+    for start in 0..from.len() {
+        let mut k = start;
+        // Follow the cycle through `start`, marking each position done by pointing it at itself.
+        while from[k] != start {
+            let next = from[k];
+            items.swap(k, next);
+            from[k] = k;
+            k = next;
+        }
+        from[k] = k;
+    }
 }
 
 fn phase_end(steps: &[PlannedStep], phase: Phase) -> u64 {
@@ -494,6 +515,10 @@ pub fn plan<'p>(
     }
     let mut graph = Graph::default();
     let mut rollback = Graph::default();
+    if works.len() > 1 {
+        graph.reserve(works.iter().map(|(w, _)| &w.graph));
+        rollback.reserve(works.iter().map(|(w, _)| &w.rollback));
+    }
     let mut clusters = Vec::new();
     let mut findings = Vec::new();
     for (w, _) in works.iter_mut() {

@@ -210,12 +210,12 @@ pub fn audit_runs(w: &World, runs: &[RunPlan]) -> Vec<Violation> {
                 intended[ci].push(p);
             }
         }
-        for ci in 0..w.clusters.len() {
+        for (ci, intended) in intended.iter().enumerate() {
             if let Some(mine) = by.get(&(rp.run, ci)) {
                 let facts = rp.facts.and_then(|f| f.get(&w.clusters[ci].name));
                 let run = RunOfCluster {
                     plan: rp.plan,
-                    intended: &intended[ci],
+                    intended,
                     entries: mine,
                     rollback,
                     facts,
