@@ -226,19 +226,6 @@ pub struct BuildInput<'a> {
     pub run: Option<&'a ferry_model::RunProgress>,
 }
 
-fn selects(sel: &StepSelector, inst: &Inst, procedure: &Procedure) -> bool {
-    let Some(t) = inst.template.map(|t| &procedure.steps[t]) else {
-        return false;
-    };
-    sel.step.contains(&t.id)
-        && (sel.roles.is_empty()
-            || inst
-                .step
-                .role
-                .as_ref()
-                .is_some_and(|r| sel.roles.contains(r)))
-}
-
 pub fn build(input: &BuildInput<'_>) -> Graph {
     let BuildInput {
         cluster,
@@ -262,14 +249,49 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
     let mut g = Graph::default();
     // Instances per template, in template order.
     let mut by_template: Vec<Vec<usize>> = Vec::with_capacity(procedure.steps.len());
+    // Per instance: the position of its node in the cluster (`None`: cluster-wide).
+    let mut node_pos: Vec<Option<usize>> = Vec::new();
+    // Each node's target version as text, made at its first step.
+    let mut targets: Vec<Option<String>> = vec![None; cluster.nodes.len()];
     for (ti, t) in procedure.steps.iter().enumerate() {
         let mut here = Vec::new();
-        let push = |node: Option<&Node>, g: &mut Graph| {
+        // Which of the template's texts have `{...}` to fill in.
+        let to_fill = |text: &str| text.contains('{');
+        let (title_fills, instructions_fill, verify_fills) = (
+            to_fill(&t.title),
+            to_fill(&t.instructions),
+            to_fill(&t.verify),
+        );
+        let text = |fills: bool, text: &str, node: Option<&Node>| {
+            if fills {
+                crate::checks::fill(text, cluster, node, "")
+            } else {
+                text.to_string()
+            }
+        };
+        let mut push = |at: Option<(usize, &Node)>, g: &mut Graph| {
+            let node = at.map(|(_, n)| n);
             let (duration_s, estimate) = duration_s(t, cluster, node, estimates);
-            let id = match node {
-                Some(n) => format!("{}/{}/{}{}", cluster.name, n.name, t.id, id_suffix),
-                None => format!("{}/{}{}", cluster.name, t.id, id_suffix),
-            };
+            let mut id = String::with_capacity(
+                cluster.name.len()
+                    + node.map_or(0, |n| n.name.len() + 1)
+                    + t.id.len()
+                    + id_suffix.len()
+                    + 1,
+            );
+            id.push_str(&cluster.name);
+            id.push('/');
+            if let Some(n) = node {
+                id.push_str(&n.name);
+                id.push('/');
+            }
+            id.push_str(&t.id);
+            id.push_str(id_suffix);
+            let version = at.map(|(k, n)| {
+                targets[k]
+                    .get_or_insert_with(|| n.target.to_string())
+                    .clone()
+            });
             g.insts.push(Inst {
                 step: PlannedStep {
                     id,
@@ -277,7 +299,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     node: node.map(|n| n.name.clone()),
                     role: node.map(|n| n.role.clone()),
                     action: t.id.clone(),
-                    title: filled(&t.title, cluster, node),
+                    title: text(title_fills, &t.title, node),
                     kind: t.kind,
                     phase: t.phase,
                     after: Vec::new(),
@@ -287,10 +309,10 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     estimate,
                     impact: t.impact,
                     impact_note: t.impact_note.clone(),
-                    instructions: filled(&t.instructions, cluster, node),
-                    verify: filled(&t.verify, cluster, node),
+                    instructions: text(instructions_fill, &t.instructions, node),
+                    verify: text(verify_fills, &t.verify, node),
                     warning: t.warning.as_deref().map(|w| filled(w, cluster, node)),
-                    version: node.map(|n| n.target.to_string()),
+                    version,
                     effects: effects(&t.effects, &scope, node),
                     retries: t.retries,
                     timeout_s: timeout_s(t, profile, duration_s),
@@ -304,32 +326,67 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
             Scope::Cluster => {
                 if t.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
                     here.push(push(None, &mut g));
+                    node_pos.push(None);
                 }
             }
             Scope::Node => {
-                for n in &cluster.nodes {
+                for (k, n) in cluster.nodes.iter().enumerate() {
                     if (t.roles.is_empty() || t.roles.contains(&n.role))
                         && node_selected(t.nodes, n)
                         && t.when.as_ref().is_none_or(|c| eval(c, &scope, Some(n)))
                     {
-                        here.push(push(Some(n), &mut g));
+                        here.push(push(Some((k, n)), &mut g));
+                        node_pos.push(Some(k));
                     }
                 }
             }
         }
         by_template.push(here);
     }
-    procedure_edges(&mut g, procedure, &by_template);
+    procedure_edges(
+        &mut g,
+        procedure,
+        &by_template,
+        &node_pos,
+        cluster.nodes.len(),
+    );
+    // The instances of the templates named `ids` that `keep` keeps, in instance order.
+    let instances = |g: &Graph, ids: &[String], keep: &dyn Fn(&Inst) -> bool| -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        let mut templates = 0;
+        for (ti, t) in procedure.steps.iter().enumerate() {
+            if ids.contains(&t.id) {
+                templates += 1;
+                out.extend(
+                    by_template[ti]
+                        .iter()
+                        .copied()
+                        .filter(|&i| keep(&g.insts[i])),
+                );
+            }
+        }
+        if templates > 1 {
+            out.sort_unstable();
+        }
+        out
+    };
+    // The instances a selector picks, in instance order.
+    let selected = |g: &Graph, sel: &StepSelector| -> Vec<usize> {
+        instances(g, &sel.step, &|inst: &Inst| {
+            sel.roles.is_empty()
+                || inst
+                    .step
+                    .role
+                    .as_ref()
+                    .is_some_and(|r| sel.roles.contains(r))
+        })
+    };
     for o in &procedure.orders {
         if !o.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
             continue;
         }
-        let before: Vec<usize> = (0..g.insts.len())
-            .filter(|&i| selects(&o.before, &g.insts[i], procedure))
-            .collect();
-        let then: Vec<usize> = (0..g.insts.len())
-            .filter(|&i| selects(&o.then, &g.insts[i], procedure))
-            .collect();
+        let before = selected(&g, &o.before);
+        let then = selected(&g, &o.then);
         let yielding = ferry_model::capacity::yielding(o, &procedure.limits, cluster, |l| {
             l.when.as_ref().is_none_or(|c| eval(c, &scope, None))
         });
@@ -391,20 +448,26 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         if !s.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
             continue;
         }
-        // Per node: its first and last step of the sequence.
-        let mut spans: HashMap<&str, (usize, usize)> = HashMap::new();
-        for (i, inst) in g.insts.iter().enumerate() {
-            let (Some(node), Some(t)) = (inst.step.node.as_deref(), inst.template) else {
+        // Per node (by position): its first and last step of the sequence.
+        let mut spans: Vec<Option<(usize, usize)>> = vec![None; cluster.nodes.len()];
+        for (i, &k) in node_pos.iter().enumerate() {
+            let (Some(k), Some(t)) = (k, g.insts[i].template) else {
                 continue;
             };
             if s.steps.contains(&procedure.steps[t].id) {
-                spans.entry(node).and_modify(|b| b.1 = i).or_insert((i, i));
+                let span = spans[k].get_or_insert((i, i));
+                span.1 = i;
             }
         }
         let mut blocks: Vec<(usize, usize)> = Vec::new();
         for role in &s.roles {
-            for n in cluster.nodes.iter().filter(|n| &n.role == role) {
-                if let Some(&block) = spans.get(n.name.as_str()) {
+            for (k, _) in cluster
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| &n.role == role)
+            {
+                if let Some(block) = spans[k] {
                     blocks.push(block);
                 }
             }
@@ -414,25 +477,38 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                 .push((w[0].1, w[1].0, s.rule.clone(), s.note.clone()));
         }
     }
-    let nodes: HashMap<&str, &Node> = cluster
-        .nodes
-        .iter()
-        .rev()
-        .map(|n| (n.name.as_str(), n))
-        .collect();
-    let node_named = |name: &str| nodes.get(name).copied();
+    // The node of each instance, and nodes by name (made at the first need).
+    let node_of = |i: usize| {
+        node_pos
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|k| &cluster.nodes[k])
+    };
+    let by_name: std::cell::OnceCell<HashMap<&str, &Node>> = std::cell::OnceCell::new();
+    let node_named = |name: &str| {
+        by_name
+            .get_or_init(|| {
+                cluster
+                    .nodes
+                    .iter()
+                    .rev()
+                    .map(|n| (n.name.as_str(), n))
+                    .collect()
+            })
+            .get(name)
+            .copied()
+    };
     for l in &procedure.limits {
         if !l.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
             continue;
         }
-        let members: Vec<usize> = (0..g.insts.len())
-            .filter(|&i| selects(&l.steps, &g.insts[i], procedure))
-            .collect();
+        let members = selected(&g, &l.steps);
         let capacity = l.capacity.as_ref().map(|c| {
             let mut weight = BTreeMap::new();
             let mut base = BTreeMap::new();
             for &m in &members {
-                let node = g.insts[m].step.node.as_deref().and_then(node_named);
+                let node = node_of(m);
                 let w = fact(cluster, node, &c.weight_fact)
                     .and_then(|v| v.as_f64())
                     .unwrap_or(0.0);
@@ -461,13 +537,8 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                             .is_some_and(|t| h.from.contains(&procedure.steps[t].id))
                     })
                     .collect();
-                let until = (0..g.insts.len())
-                    .filter(|&i| {
-                        g.insts[i].step.node.is_some()
-                            && g.insts[i]
-                                .template
-                                .is_some_and(|t| h.until.contains(&procedure.steps[t].id))
-                    })
+                let until = instances(&g, &h.until, &|inst: &Inst| inst.step.node.is_some())
+                    .into_iter()
                     .collect();
                 let site_hours = h
                     .max_hours_fact
@@ -509,7 +580,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
             Some(f) => {
                 let mut parts: BTreeMap<String, Vec<usize>> = BTreeMap::new();
                 for &m in &members {
-                    let node = g.insts[m].step.node.as_deref().and_then(node_named);
+                    let node = node_of(m);
                     if let Some(v) = fact(cluster, node, f) {
                         parts.entry(v.to_string()).or_default().push(m);
                     }
@@ -543,23 +614,23 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
 /// the same node or a cluster-wide instance; a cluster step follows every instance of the
 /// nearest earlier template that has any. Each phase is its own
 /// sequence: steps look back only at steps of their own phase.
-fn procedure_edges(g: &mut Graph, procedure: &Procedure, by_template: &[Vec<usize>]) {
-    // Per template: its instances on each node, and its cluster-wide instances.
-    type Placed<'a> = (HashMap<&'a str, Vec<usize>>, Vec<usize>);
-    let placed: Vec<Placed> = by_template
-        .iter()
-        .map(|insts| {
-            let mut on: HashMap<&str, Vec<usize>> = HashMap::new();
-            let mut cluster_wide = Vec::new();
-            for &p in insts {
-                match g.insts[p].step.node.as_deref() {
-                    Some(n) => on.entry(n).or_default().push(p),
-                    None => cluster_wide.push(p),
-                }
+fn procedure_edges(
+    g: &mut Graph,
+    procedure: &Procedure,
+    by_template: &[Vec<usize>],
+    node_pos: &[Option<usize>],
+    nodes: usize,
+) {
+    // Per template and node position: its instance there. A node template has at most one
+    // instance per node, a cluster template at most one in all.
+    let mut on_node: Vec<usize> = vec![usize::MAX; by_template.len() * nodes];
+    for (ti, insts) in by_template.iter().enumerate() {
+        for &p in insts {
+            if let Some(k) = node_pos[p] {
+                on_node[ti * nodes + k] = p;
             }
-            (on, cluster_wide)
-        })
-        .collect();
+        }
+    }
     let mut new_edges = Vec::new();
     for (ti, insts) in by_template.iter().enumerate() {
         let t = &procedure.steps[ti];
@@ -568,26 +639,23 @@ fn procedure_edges(g: &mut Graph, procedure: &Procedure, by_template: &[Vec<usiz
         }
         for &i in insts {
             let node = g.insts[i].step.node.as_deref();
+            let pos = node_pos[i];
             // Each phase is its own sequence: the whole prepare phase comes before the window.
             for prev in (0..ti)
                 .rev()
                 .filter(|&p| procedure.steps[p].phase == t.phase)
             {
                 // Instances on the same node or cluster-wide, in instance order.
-                let candidates: Vec<usize> = match node {
-                    Some(n) => {
-                        let (on, cluster_wide) = &placed[prev];
-                        let mut c: Vec<usize> = on
-                            .get(n)
-                            .into_iter()
-                            .flatten()
-                            .chain(cluster_wide)
-                            .copied()
-                            .collect();
-                        c.sort_unstable();
-                        c
+                let candidates: Vec<usize> = match pos {
+                    Some(k) if procedure.steps[prev].scope == Scope::Node => {
+                        let p = on_node[prev * nodes + k];
+                        if p == usize::MAX {
+                            Vec::new()
+                        } else {
+                            vec![p]
+                        }
                     }
-                    None => by_template[prev].clone(),
+                    _ => by_template[prev].clone(),
                 };
                 if candidates.is_empty() {
                     continue;

@@ -96,6 +96,7 @@ fn leg_cluster(cluster: &Cluster, path: &[ferry_model::VendorVersion], h: usize)
 
 fn plan_cluster(
     site: &Site,
+    site_facts: &checks::SiteFacts<'_>,
     cluster: &Cluster,
     profile: &Profile,
     strategy: &str,
@@ -229,7 +230,9 @@ fn plan_cluster(
         leg: (0, legs),
         run: None,
     };
-    findings.extend(checks::run(site, cluster, profile, &scope, &graph));
+    findings.extend(checks::run(
+        site, site_facts, cluster, profile, &scope, &graph,
+    ));
     for l in &graph.limits {
         if let Some(c) = &l.capacity {
             for (m, (part, w)) in &c.weight {
@@ -350,7 +353,7 @@ pub fn check<'p>(
 }
 
 fn sort_findings(site: &Site, mut findings: Vec<Finding>) -> Vec<Finding> {
-    let pos: BTreeMap<&str, usize> = site
+    let pos: std::collections::HashMap<&str, usize> = site
         .clusters
         .iter()
         .enumerate()
@@ -361,9 +364,22 @@ fn sort_findings(site: &Site, mut findings: Vec<Finding>) -> Vec<Finding> {
             .and_then(|c| pos.get(c).copied())
             .unwrap_or(usize::MAX)
     };
-    findings.sort_by(|a, b| {
-        (at(&a.cluster), a.severity, &a.key).cmp(&(at(&b.cluster), b.severity, &b.key))
+    // By cluster (in site order), severity and key; equal ones keep their order.
+    let mut order: Vec<(usize, Severity, usize)> = findings
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (at(&f.cluster), f.severity, i))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| findings[a.2].key.cmp(&findings[b.2].key))
+            .then(a.2.cmp(&b.2))
     });
+    permute(
+        &mut findings,
+        order.into_iter().map(|(_, _, i)| i).collect(),
+    );
     findings.dedup_by(|a, b| a.key == b.key);
     findings
 }
@@ -393,28 +409,41 @@ fn finish(mut graph: Graph, site: &Site) -> Result<Finished, PlanError> {
         graph.edges.extend(held);
         schedule::prepare(&graph)?
     };
-    let edges = graph.plain_edges();
-    let mut incoming_rules: Vec<Vec<String>> = vec![Vec::new(); graph.insts.len()];
-    for (_, t, rule, _) in &graph.edges {
-        if !rule.is_empty() && !incoming_rules[*t].contains(rule) {
-            incoming_rules[*t].push(rule.clone());
+    // Each step names the rules of the edges into it, after its own.
+    let Graph {
+        mut insts,
+        edges: graph_edges,
+        ..
+    } = graph;
+    for (_, t, rule, _) in &graph_edges {
+        let rules = &mut insts[*t].step.rules;
+        if !rule.is_empty() && !rules.contains(rule) {
+            rules.push(rule.clone());
         }
     }
-    let ids: Vec<String> = graph.insts.iter().map(|i| i.step.id.clone()).collect();
-    let mut steps: Vec<PlannedStep> = std::mem::take(&mut graph.insts)
+    let afters: Vec<Vec<String>> = prep
+        .adj
+        .preds
+        .iter()
+        .map(|preds| preds.iter().map(|&p| insts[p].step.id.clone()).collect())
+        .collect();
+    let edges: Vec<Edge> = graph_edges
         .into_iter()
-        .zip(incoming_rules)
-        .enumerate()
-        .map(|(i, (inst, rules))| {
-            let mut s = inst.step;
-            s.start_s = start[i];
-            s.after = prep.adj.preds[i].iter().map(|&p| ids[p].clone()).collect();
-            for rule in rules {
-                if !s.rules.contains(&rule) {
-                    s.rules.push(rule);
-                }
-            }
-            s
+        .map(|(f, t, rule, note)| Edge {
+            from: insts[f].step.id.clone(),
+            to: insts[t].step.id.clone(),
+            rule,
+            note,
+        })
+        .collect();
+    let mut steps: Vec<PlannedStep> = insts
+        .into_iter()
+        .zip(afters)
+        .zip(start)
+        .map(|((inst, after), start_s)| PlannedStep {
+            start_s,
+            after,
+            ..inst.step
         })
         .collect();
     // Sort small keys, then move the steps into that order in place.
@@ -502,6 +531,7 @@ pub fn plan<'p>(
     opts: &PlanOptions,
 ) -> Result<Plan, PlanError> {
     let mut works = Vec::new();
+    let site_facts = checks::SiteFacts::new(site);
     for cluster in &site.clusters {
         let profile = profiles(&cluster.profile).ok_or_else(|| PlanError::UnknownProfile {
             cluster: cluster.name.clone(),
@@ -509,7 +539,7 @@ pub fn plan<'p>(
         })?;
         let strategy = strategy_of(opts, cluster);
         works.push((
-            plan_cluster(site, cluster, profile, &strategy, opts),
+            plan_cluster(site, &site_facts, cluster, profile, &strategy, opts),
             profile,
         ));
     }

@@ -160,10 +160,24 @@ pub struct RunPlan<'a> {
 /// Audits a plan's runs as the twin tests and rehearsals make them: each run of the trace
 /// carried out the plan's steps, or its rollback steps when it was a rollback run.
 pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
-    let rollback = Plan {
+    // The rollback steps as a plan of their own, made only when a run carried them out.
+    let rollback = (!w.rollback_runs.is_empty()).then(|| Plan {
         steps: plan.rollback.clone(),
-        ..plan.clone()
-    };
+        edges: Vec::new(),
+        rollback: Vec::new(),
+        rollback_edges: Vec::new(),
+        limits: Vec::new(),
+        rollback_limits: Vec::new(),
+        occupancy: Vec::new(),
+        findings: Vec::new(),
+        measures: Vec::new(),
+        clusters: plan.clusters.clone(),
+        site: plan.site.clone(),
+        strategy: plan.strategy.clone(),
+        input_hash: plan.input_hash.clone(),
+        window: plan.window.clone(),
+        ..*plan
+    });
     let runs: Vec<RunPlan> = w
         .trace
         .iter()
@@ -172,10 +186,9 @@ pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
         .into_iter()
         .map(|run| RunPlan {
             run,
-            plan: if w.rollback_runs.contains(&run) {
-                &rollback
-            } else {
-                plan
+            plan: match &rollback {
+                Some(rollback) if w.rollback_runs.contains(&run) => rollback,
+                _ => plan,
             },
             facts: None,
         })
@@ -294,6 +307,11 @@ fn audit_cluster(w: &World, ci: usize, run: &RunOfCluster<'_>, out: &mut Vec<Vio
     } else {
         &profile.procedure
     };
+    // The leg of each planned step.
+    let intended_legs: Vec<usize> = intended
+        .iter()
+        .map(|p| leg_of_planned(p, &path, rollback, legs))
+        .collect();
     let mut by_leg: Vec<Vec<&TraceEntry>> = vec![Vec::new(); legs];
     for e in entries {
         let h = if rollback {
@@ -336,10 +354,11 @@ fn audit_cluster(w: &World, ci: usize, run: &RunOfCluster<'_>, out: &mut Vec<Vio
             // The steps the plan meant to run before, in this leg.
             let expected: Vec<&ferry_model::PlannedStep> = intended
                 .iter()
-                .copied()
+                .zip(&intended_legs)
+                .filter(|(_, &leg)| leg == h)
+                .map(|(p, _)| *p)
                 .filter(|p| {
-                    leg_of_planned(p, &path, rollback, legs) == h
-                        && o.before.step.contains(&p.action)
+                    o.before.step.contains(&p.action)
                         && (o.before.roles.is_empty()
                             || p.role.as_ref().is_some_and(|r| o.before.roles.contains(r)))
                 })

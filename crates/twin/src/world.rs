@@ -417,6 +417,30 @@ pub struct World {
     names: Names,
 }
 
+/// Conditions read on one cluster as the twin sees it (`World::conditions`).
+pub(crate) struct Conditions<'w> {
+    w: &'w World,
+    ci: usize,
+    view: std::cell::OnceCell<Cluster>,
+}
+
+impl Conditions<'_> {
+    /// Whether `test` holds on the cluster (on node `ni`, when given).
+    pub(crate) fn holds(&self, ni: Option<usize>, test: &ferry_model::profile::Condition) -> bool {
+        let view = self.view.get_or_init(|| self.w.cluster_view(self.ci));
+        let c = &self.w.clusters[self.ci];
+        let scope = Scope {
+            cluster: view,
+            profile: self.w.profile(self.ci),
+            upgrade_type: Some(&c.upgrade_type),
+            strategy: &c.strategy,
+            leg: (0, 1),
+            run: None,
+        };
+        eval(test, &scope, ni.map(|n| &view.nodes[n]))
+    }
+}
+
 /// Clusters, nodes and roles by name, so that a step finds its node without a search; built
 /// once from the clusters, whose names and roles never change.
 #[derive(Debug, Clone, Default)]
@@ -779,13 +803,27 @@ impl World {
     pub(crate) fn cluster_view(&self, ci: usize) -> Cluster {
         let c = &self.clusters[ci];
         let site = &self.site.clusters[ci];
-        let mut view = site.clone();
-        view.facts = c.facts.clone();
-        for (v, n) in view.nodes.iter_mut().zip(&c.nodes) {
-            v.version = n.active.clone();
-            v.facts = n.facts.clone();
+        Cluster {
+            name: site.name.clone(),
+            profile: site.profile.clone(),
+            target: site.target.clone(),
+            strategy: site.strategy.clone(),
+            facts: c.facts.clone(),
+            nodes: site
+                .nodes
+                .iter()
+                .zip(&c.nodes)
+                .map(|(v, n)| ferry_model::Node {
+                    name: v.name.clone(),
+                    role: v.role.clone(),
+                    version: n.active.clone(),
+                    target: v.target.clone(),
+                    address: v.address.clone(),
+                    facts: n.facts.clone(),
+                })
+                .chain(site.nodes.iter().skip(c.nodes.len()).cloned())
+                .collect(),
         }
-        view
     }
 
     pub(crate) fn holds(
@@ -794,17 +832,17 @@ impl World {
         ni: Option<usize>,
         test: &ferry_model::profile::Condition,
     ) -> bool {
-        let view = self.cluster_view(ci);
-        let c = &self.clusters[ci];
-        let scope = Scope {
-            cluster: &view,
-            profile: self.profile(ci),
-            upgrade_type: Some(&c.upgrade_type),
-            strategy: &c.strategy,
-            leg: (0, 1),
-            run: None,
-        };
-        eval(test, &scope, ni.map(|n| &view.nodes[n]))
+        self.conditions(ci).holds(ni, test)
+    }
+
+    /// The profile's conditions on cluster `ci` as it is now, for several readings while the
+    /// world does not change: its view is made once, at the first.
+    pub(crate) fn conditions(&self, ci: usize) -> Conditions<'_> {
+        Conditions {
+            w: self,
+            ci,
+            view: std::cell::OnceCell::new(),
+        }
     }
 
     // -----------------------------------------------------------------------------------
@@ -958,6 +996,7 @@ impl World {
             }
         }
         // Checks the step makes before it acts.
+        let conditions = self.conditions(ci);
         for e in &step.effects {
             if let Effect::Require {
                 rule,
@@ -965,7 +1004,7 @@ impl World {
                 message,
             } = e
             {
-                if fail.is_none() && !self.holds(ci, ni, test) {
+                if fail.is_none() && !conditions.holds(ni, test) {
                     fail = Some(format!("{rule}: {message}"));
                 }
             }
