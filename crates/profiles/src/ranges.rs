@@ -411,7 +411,7 @@ pub fn range_of(kind: FileKind, parent: &str, key: &str) -> Range {
             above_min: false,
             max: MAX_NUMBER,
             whole: false,
-            meaning: "a number",
+            meaning: "facts, weights and thresholds",
         })
 }
 
