@@ -598,6 +598,61 @@ mod tests {
         );
     }
 
+    /// The "Ranges" table of docs/profiles.md lists every key of the code's tables, with the
+    /// same table, whole-ness and bounds.
+    #[test]
+    fn the_documented_table_lists_every_key() {
+        let doc = include_str!("../../../docs/profiles.md");
+        let section = &doc[doc.find("## Ranges").expect("a Ranges section")..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+        let rows: Vec<Vec<String>> = section
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| file") && !l.starts_with("| ---"))
+            .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+            .collect();
+        let number = |x: f64| {
+            if x == MAX_NUMBER {
+                "10^12".to_string()
+            } else if x == 1e6 {
+                "10^6".to_string()
+            } else {
+                show(x)
+            }
+        };
+        let mut listed = 0;
+        for (file, kind) in [
+            ("site", FileKind::Site),
+            ("profile", FileKind::Profile),
+            ("faults", FileKind::Faults),
+        ] {
+            for r in kind.table() {
+                let table = if r.parent.is_empty() {
+                    "any".to_string()
+                } else {
+                    format!("`{}`", r.parent)
+                };
+                let range = if r.above_min {
+                    format!("above {}, at most {}", number(r.min), number(r.max))
+                } else {
+                    format!("{} to {}", number(r.min), number(r.max))
+                };
+                let want = [
+                    file.to_string(),
+                    format!("`{}`", r.key),
+                    table,
+                    range,
+                    if r.whole { "yes".into() } else { String::new() },
+                ];
+                assert!(
+                    rows.iter().any(|row| row.len() > 6 && row[1..6] == want),
+                    "docs/profiles.md, Ranges, lacks the row {want:?}"
+                );
+                listed += 1;
+            }
+        }
+        assert_eq!(rows.len(), listed, "the documented table has rows the code does not");
+    }
+
     #[test]
     fn long_names_and_keys_are_refused() {
         let long = "n".repeat(MAX_NAME_CHARS + 1);
