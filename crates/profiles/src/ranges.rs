@@ -650,7 +650,11 @@ mod tests {
                 listed += 1;
             }
         }
-        assert_eq!(rows.len(), listed, "the documented table has rows the code does not");
+        assert_eq!(
+            rows.len(),
+            listed,
+            "the documented table has rows the code does not"
+        );
     }
 
     #[test]

@@ -401,7 +401,7 @@ fn rehearse_plan(
 
 /// One in-process case: the mutated text through every loader and what follows it.
 pub fn run_case(corpus: &Corpus, target: Target, text: &str, seed: u64) {
-    let heavy = seed % 25 == 0;
+    let heavy = seed.is_multiple_of(25);
     match target {
         Target::Site => {
             if let Ok(site) = ferry_profiles::load_site("site.toml", text, &corpus.profiles) {
@@ -442,7 +442,7 @@ pub fn run_case(corpus: &Corpus, target: Target, text: &str, seed: u64) {
             let Ok(faults) = ferry_profiles::load_faults("faults.toml", text) else {
                 return;
             };
-            if heavy || seed % 5 == 0 {
+            if heavy || seed.is_multiple_of(5) {
                 let site =
                     ferry_profiles::load_site("site.toml", &corpus.plan_site, &corpus.profiles)
                         .expect("site");
