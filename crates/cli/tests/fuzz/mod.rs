@@ -475,6 +475,9 @@ fn save_case(target: Target, seed: u64, text: &str) -> PathBuf {
     path
 }
 
+/// The name of the thread that runs the cases.
+const WORKER: &str = "ferry-fuzz-worker";
+
 /// Executions and failures of one target.
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
@@ -487,24 +490,32 @@ pub struct Tally {
 pub fn campaign(first: u64, cases: u64, until: Option<Instant>) -> BTreeMap<&'static str, Tally> {
     let (work_tx, work_rx) = mpsc::channel::<(Target, u64, String)>();
     let (done_tx, done_rx) = mpsc::channel::<Result<(), String>>();
-    let worker = std::thread::spawn(move || {
-        let corpus = Corpus::load();
-        // Quiet: the panic is reported by the campaign with its case.
-        std::panic::set_hook(Box::new(|_| {}));
-        for (target, seed, text) in work_rx {
-            let r = catch_unwind(AssertUnwindSafe(|| run_case(&corpus, target, &text, seed)))
-                .map_err(|p| {
-                    p.downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "panic".into())
-                });
-            if done_tx.send(r).is_err() {
-                break;
-            }
+    // Quiet on the worker only: its panics are reported by the campaign with their case, and
+    // the other tests of the binary keep their own panic messages.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() != Some(WORKER) {
+            previous(info)
         }
-        let _ = std::panic::take_hook();
-    });
+    }));
+    let worker = std::thread::Builder::new()
+        .name(WORKER.into())
+        .spawn(move || {
+            let corpus = Corpus::load();
+            for (target, seed, text) in work_rx {
+                let r = catch_unwind(AssertUnwindSafe(|| run_case(&corpus, target, &text, seed)))
+                    .map_err(|p| {
+                        p.downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "panic".into())
+                    });
+                if done_tx.send(r).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("worker thread");
     let corpus = Corpus::load();
     let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
     'cases: for i in 0..cases {
