@@ -169,7 +169,10 @@ pub fn read_faults(path: Option<&Path>) -> Result<ferry_model::Faults> {
 }
 
 fn open(state: &Path) -> Result<Journal> {
-    Journal::open(state).map_err(|e| bad(format!("cannot open the journal: {e}")))
+    Journal::open(state).map_err(|e| match ferry_exec::environment::journal_failure(&e) {
+        Some(f) => anyhow::Error::new(f),
+        None => bad(format!("cannot open the journal: {e}")),
+    })
 }
 
 /// The executor's options; `ignore_window`: the booked window is not checked (the flag given
@@ -501,6 +504,11 @@ fn exec_error(e: ExecError) -> Result<ExitCode> {
     match e {
         ExecError::BadPlan(m) => Err(bad(format!("the plan cannot be executed: {m}"))),
         ExecError::Journal(e @ JournalError::Busy { .. }) => Err(bad(e.to_string())),
+        // The driver could not keep its state in the journal: an environment failure.
+        ExecError::Driver {
+            source: ferry_exec::DriverError::Journal(e),
+            ..
+        } => Err(e.into()),
         e @ ExecError::Driver { .. } => {
             eprintln!("ferry: {e}");
             Ok(ExitCode::from(1))
@@ -528,7 +536,7 @@ make a new plan with `ferry plan {site} --format json -o {}`",
         )));
     }
     let opts = options(&plan, args, args.ignore_window);
-    ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
+    ferry_exec::validate(&plan, &opts).map_err(|e| bad(format!("{}: {e}", plan_path.display())))?;
     let kind = args.driver.unwrap_or(DriverKind::Manual);
     let mut inputs = loaded.inputs.clone();
     inputs.strategy = (plan.strategy != "fastest").then(|| plan.strategy.clone());
@@ -567,14 +575,19 @@ fn short(h: &str) -> &str {
 fn pick_run(journal: &Journal, run: Option<RunId>, state: &Path) -> Result<RunId> {
     match run {
         Some(r) => {
-            journal
-                .run(r)
-                .map_err(|e| bad(format!("{}: {e}", state.display())))?;
+            journal.run(r).map_err(|e| journal_err(state, e))?;
             Ok(r)
         }
-        None => journal
-            .latest_run()
-            .map_err(|e| bad(format!("{}: {e}", state.display()))),
+        None => journal.latest_run().map_err(|e| journal_err(state, e)),
+    }
+}
+
+/// A journal error of `state`: an environment failure (exit 4) when the journal is damaged or
+/// cannot be read or written, else bad input (no such run).
+fn journal_err(state: &Path, e: JournalError) -> anyhow::Error {
+    match ferry_exec::environment::journal_failure(&e) {
+        Some(f) => anyhow::Error::new(f),
+        None => bad(format!("{}: {e}", state.display())),
     }
 }
 
@@ -612,7 +625,8 @@ pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
     let plan = journal.plan(run)?;
     let ignore_window = args.ignore_window || summary.ignore_window_since.is_some();
     let opts = options(&plan, args, ignore_window);
-    ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
+    ferry_exec::validate(&plan, &opts)
+        .map_err(|e| bad(format!("{}: run {run}: {e}", args.state.display())))?;
     let kind = driver_of(&journal, run, args)?;
     let twin = match kind {
         k if k.needs_site() => Some(twin_for_run(&journal, run, args)?),
@@ -693,7 +707,12 @@ cannot be planned again; carry out the plan's rollback section by hand"
     let plan = ferry_exec::rollback_plan(&inputs, &observed, Some(&progress))
         .and_then(|p| ferry_exec::restrict(p, &scope))
         .map_err(|e| bad(format!("run {run}: {e}")))?;
-    ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
+    ferry_exec::validate(&plan, &opts).map_err(|e| {
+        bad(format!(
+            "{}: rollback of run {run}: {e}",
+            args.state.display()
+        ))
+    })?;
     write_out(
         None,
         &format!(
@@ -935,8 +954,6 @@ pub fn approve(state: &Path, run: Option<RunId>, step: &str) -> Result<ExitCode>
 /// The median observed seconds per (profile, action) in the journal of `state`.
 pub fn observed_estimates(state: &Path) -> Result<BTreeMap<(String, String), u64>> {
     let journal = existing(state)?;
-    let durations = journal
-        .durations()
-        .map_err(|e| bad(format!("{}: {e}", state.display())))?;
+    let durations = journal.durations().map_err(|e| journal_err(state, e))?;
     Ok(ferry_exec::medians(&durations))
 }

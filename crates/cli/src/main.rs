@@ -2,8 +2,9 @@
 //!
 //! Exit codes: 0 success; 1 the preflight found inhibitors (`check`), or a run did not complete
 //! (`apply`, `resume`, `rollback`: a step failed, or the run paused or stopped); 2 bad input (a
-//! site, profile, plan, journal or argument that cannot be used), with a message naming the
-//! file and key.
+//! site, profile, plan, faults file or argument that cannot be used), with a message naming
+//! the file and key; 3 an internal error (a bug in ferry); 4 the environment failed (a full
+//! disk, a damaged journal, a state directory that cannot be written), with what to do.
 
 mod agent;
 mod apply;
@@ -39,7 +40,8 @@ Start with:  ferry demo            (check and plan a built-in example)\n\
              ferry apply PLAN.json --site SITE   (carry it out, step by step, journaled)\n\
              ferry status / resume / approve / rollback   (follow and steer a run)\n\n\
 SITE is a path, or `example:NAME` for a built-in example.",
-    after_help = "Exit codes: 0 ok, 1 inhibitors found (check) or run not complete (apply, resume, rollback), 2 bad input."
+    after_help = "Exit codes: 0 ok, 1 inhibitors found (check) or run not complete (apply, resume, rollback), 2 bad input, \
+3 internal error (a bug in ferry), 4 environment failure (disk full, journal damaged, state directory unwritable)."
 )]
 struct Cli {
     /// Load extra profiles from this directory (every *.toml file). Repeatable.
@@ -463,6 +465,98 @@ fn bad(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(BadInput(msg.into()))
 }
 
+/// Exit codes (README, "Exit codes"): every code `ferry` can end with.
+mod exit {
+    /// Bad input: a site, profile, plan, faults file, journal entry asked for, or argument.
+    pub const BAD_INPUT: u8 = 2;
+    /// A bug in ferry: an error no input should cause, or a panic.
+    pub const INTERNAL: u8 = 3;
+    /// The environment failed: a full disk, a damaged journal, a file that cannot be written.
+    pub const ENVIRONMENT: u8 = 4;
+}
+
+/// The exit code and message of an error that ends a command: bad input (2), an environment
+/// failure (4, with what to do), or else an internal error (3).
+fn classify(e: &anyhow::Error) -> (u8, String) {
+    use ferry_exec::environment::{io_failure, journal_failure};
+    for cause in e.chain() {
+        if let Some(b) = cause.downcast_ref::<BadInput>() {
+            return (exit::BAD_INPUT, b.to_string());
+        }
+        if let Some(f) = cause.downcast_ref::<ferry_exec::environment::EnvironmentFailure>() {
+            return (exit::ENVIRONMENT, format!("ferry: {f}"));
+        }
+        if let Some(j) = journal_error(cause) {
+            return match journal_failure(j) {
+                Some(f) => (exit::ENVIRONMENT, format!("ferry: {f}")),
+                None => (exit::BAD_INPUT, format!("ferry: {j}")),
+            };
+        }
+        if let Some(x) = cause.downcast_ref::<ferry_exec::ExecError>() {
+            if let ferry_exec::ExecError::BadPlan(_) = x {
+                return (exit::BAD_INPUT, format!("ferry: {x}"));
+            }
+        }
+        if let Some(r) = cause.downcast_ref::<ferry_exec::RollbackError>() {
+            return (exit::BAD_INPUT, format!("ferry: {r}"));
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            let f = io_failure(std::path::Path::new("the output"), io);
+            return (exit::ENVIRONMENT, format!("ferry: {f}"));
+        }
+    }
+    (
+        exit::INTERNAL,
+        format!("ferry: internal error (a bug in ferry; please report it with the command that led to it): {e:#}"),
+    )
+}
+
+/// The journal error an error is, or wraps transparently (so it is no cause of its own).
+fn journal_error<'a>(
+    cause: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a ferry_exec::JournalError> {
+    use ferry_exec::{DriverError, ExecError, RehearseError};
+    let exec = |x: &'a ExecError| match x {
+        ExecError::Journal(j)
+        | ExecError::Driver {
+            source: DriverError::Journal(j),
+            ..
+        } => Some(j),
+        _ => None,
+    };
+    if let Some(j) = cause.downcast_ref::<ferry_exec::JournalError>() {
+        return Some(j);
+    }
+    if let Some(x) = cause.downcast_ref::<ExecError>() {
+        return exec(x);
+    }
+    if let Some(DriverError::Journal(j)) = cause.downcast_ref::<DriverError>() {
+        return Some(j);
+    }
+    match cause.downcast_ref::<RehearseError>()? {
+        RehearseError::Journal(j) => Some(j),
+        RehearseError::Exec(x) => exec(x),
+        _ => None,
+    }
+}
+
+/// A planning error as the command line reports it: the site file, and the profile (with
+/// the file it was read from) whose rules could not be scheduled.
+fn plan_error(l: &Loaded, e: ferry_plan::PlanError) -> anyhow::Error {
+    let profile = match &e {
+        ferry_plan::PlanError::Schedule { profile, .. } => l
+            .profiles
+            .get(profile)
+            .map(|p| format!("; profile `{profile}` was read from {}", p.origin)),
+        _ => None,
+    };
+    bad(format!(
+        "{}: {e}{}",
+        l.inputs.site_name,
+        profile.unwrap_or_default()
+    ))
+}
+
 fn render_diag(err: impl miette::Diagnostic + Send + Sync + 'static) -> String {
     format!("{:?}", miette::Report::new(err))
 }
@@ -546,9 +640,17 @@ fn load(profile_dirs: &[PathBuf], site_arg: &str) -> Result<Loaded> {
 
 fn write_out(output: Option<&Path>, text: &str) -> Result<()> {
     match output {
-        Some(p) => {
-            std::fs::write(p, text).map_err(|e| bad(format!("cannot write {}: {e}", p.display())))
-        }
+        Some(p) => std::fs::write(p, text).map_err(|e| {
+            use std::io::ErrorKind as K;
+            match e.kind() {
+                // A path that cannot be a file to write: the argument is wrong.
+                K::NotFound | K::PermissionDenied | K::IsADirectory | K::InvalidInput => {
+                    bad(format!("cannot write {}: {e}", p.display()))
+                }
+                // A full disk, a failing one: the environment.
+                _ => anyhow::Error::new(ferry_exec::environment::io_failure(p, &e)),
+            }
+        }),
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -587,7 +689,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 |n| l.profiles.get(n).map(|p| &p.profile),
                 &PlanOptions::default(),
             )
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| plan_error(&l, e))?;
             findings.append(&mut live);
             let text = match format {
                 Format::Json => report::check_json(&l.site.name, &findings),
@@ -634,7 +736,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 l.hash.clone(),
                 &opts,
             )
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| plan_error(&l, e))?;
             if let Some(id) = explain {
                 let text = ferry_plan::explain(&plan, &id).ok_or_else(|| {
                     let near: Vec<&str> = plan
@@ -829,16 +931,17 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if let Some(b) = e.downcast_ref::<BadInput>() {
-                eprintln!("{b}");
-                ExitCode::from(2)
-            } else {
-                eprintln!("ferry: {e:#}");
-                ExitCode::from(3)
-            }
+    // A panic is a bug like any internal error: exit code 3, not the runtime's 101.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            let (code, message) = classify(&e);
+            eprintln!("{message}");
+            ExitCode::from(code)
+        }
+        Err(_) => {
+            eprintln!("ferry: internal error (a bug in ferry; please report it with the command that led to it)");
+            ExitCode::from(exit::INTERNAL)
         }
     }
 }

@@ -3,7 +3,7 @@
 //! built-in example against the twin.
 
 use crate::apply::{read_faults, used_profiles, PolicyArg};
-use crate::{bad, load, read, write_out, Loaded};
+use crate::{bad, load, plan_error, read, write_out, Loaded};
 use anyhow::Result;
 use ferry_exec::{
     monte_carlo, rehearse, FailurePolicy, Journal, NewRun, Options, Rehearse, RunKind, RunStatus,
@@ -37,7 +37,7 @@ fn plan_site(l: &Loaded, strategy: Option<String>) -> Result<Plan> {
             ..PlanOptions::default()
         },
     )
-    .map_err(|e| bad(e.to_string()))
+    .map_err(|e| plan_error(l, e))
 }
 
 /// The plan to rehearse and what it was made from: a plan file with `--site`, or a site.
@@ -84,7 +84,8 @@ fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan
 
 pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
     let (l, plan) = target(profile_dirs, args)?;
-    ferry_exec::validate(&plan, &Options::default()).map_err(|e| bad(e.to_string()))?;
+    ferry_exec::validate(&plan, &Options::default())
+        .map_err(|e| bad(format!("{}: {e}", args.target)))?;
     let faults = read_faults(args.faults.as_deref())?;
     let profiles = used_profiles(&l.site, &l.profiles);
     let mut inputs = l.inputs.clone();
@@ -97,8 +98,17 @@ pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
         faults: &faults,
         policy: FailurePolicy::from(args.policy),
     };
+    // Named by the file it comes from: a fault entry by the faults file, the rest by the plan.
     let bad_twin = |e: ferry_exec::RehearseError| match e {
-        ferry_exec::RehearseError::Twin(e) => bad(format!("cannot rehearse: {e}")),
+        ferry_exec::RehearseError::Twin(e @ ferry_twin::TwinError::BadFault { .. }) => {
+            bad(format!(
+                "{}: cannot rehearse: {e}",
+                args.faults
+                    .as_deref()
+                    .map_or_else(|| "the faults".into(), |p| p.display().to_string())
+            ))
+        }
+        ferry_exec::RehearseError::Twin(e) => bad(format!("{}: cannot rehearse: {e}", args.target)),
         e => anyhow::Error::new(e),
     };
     if args.runs > 1 {

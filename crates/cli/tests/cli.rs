@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 mod agent;
+mod fuzz;
+mod hardening;
 use std::process::{Command, Output};
 
 fn ferry(args: &[&str]) -> Output {

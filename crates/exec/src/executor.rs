@@ -181,6 +181,7 @@ impl Observer for () {
 /// Checks that step IDs are unique, every `after` and every limit member names a step, the
 /// graph has no cycle, and every pause point names a step.
 pub fn validate(plan: &Plan, opts: &Options) -> Result<(), ExecError> {
+    plan_numbers(plan).map_err(ExecError::BadPlan)?;
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(plan.steps.len());
     for (i, s) in plan.steps.iter().enumerate() {
         if index.insert(s.id.as_str(), i).is_some() {
@@ -230,9 +231,104 @@ pub fn validate(plan: &Plan, opts: &Options) -> Result<(), ExecError> {
         }
     }
     if seen != plan.steps.len() {
-        return Err(ExecError::BadPlan(
-            "the steps' `after` lists form a cycle".into(),
-        ));
+        let stuck: Vec<&str> = (0..plan.steps.len())
+            .filter(|&i| indeg[i] > 0)
+            .take(8)
+            .map(|i| plan.steps[i].id.as_str())
+            .collect();
+        return Err(ExecError::BadPlan(format!(
+            "the steps' `after` lists form a cycle through {}",
+            stuck.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Every number of a plan within the range the planner makes (a plan file may have been
+/// edited by hand): steps no longer than `MAX_STEP_S`, moments and totals within
+/// `MAX_PLAN_S`, a window ferry can read, limits that admit a step. The message names the
+/// step or group and the key.
+fn plan_numbers(plan: &Plan) -> Result<(), String> {
+    use ferry_model::plan::{MAX_PLAN_S, MAX_STEP_S};
+    for s in plan.steps.iter().chain(&plan.rollback) {
+        for (key, value, max) in [
+            ("duration_s", s.duration_s, MAX_STEP_S),
+            ("timeout_s", s.timeout_s.unwrap_or(0), MAX_STEP_S),
+            ("start_s", s.start_s, MAX_PLAN_S),
+            ("retries", u64::from(s.retries), 100),
+        ] {
+            if value > max {
+                return Err(format!(
+                    "step `{}`: `{key}` is {value}, above the most a plan holds ({max})",
+                    s.id
+                ));
+            }
+        }
+    }
+    for (key, value) in [
+        ("makespan_s", plan.makespan_s),
+        ("prepare_s", plan.prepare_s),
+        ("lower_bound_s", plan.lower_bound_s),
+        ("sequential_s", plan.sequential_s),
+        ("rollback_makespan_s", plan.rollback_makespan_s),
+        ("window_s", plan.window_s.unwrap_or(0)),
+    ] {
+        if value > MAX_PLAN_S {
+            return Err(format!(
+                "`{key}` is {value}, above the most a plan holds ({MAX_PLAN_S})"
+            ));
+        }
+    }
+    for m in &plan.measures {
+        if m.start_s > MAX_PLAN_S || m.duration_s > MAX_PLAN_S {
+            return Err(format!(
+                "measure `{}/{}`: its start or length is above the most a plan holds ({MAX_PLAN_S})",
+                m.cluster, m.name
+            ));
+        }
+    }
+    if let Some(w) = &plan.window {
+        // Moments ferry shows: years -9999 to 9999; offsets within a day.
+        let moment = -377_705_116_800..=253_402_300_799;
+        if !moment.contains(&w.start_epoch_s) {
+            return Err(format!(
+                "`window.start_epoch_s` is {}, not a moment ferry can show",
+                w.start_epoch_s
+            ));
+        }
+        if w.offset_s.abs() >= 86_400 {
+            return Err(format!(
+                "`window.offset_s` is {}: a UTC offset is less than a day",
+                w.offset_s
+            ));
+        }
+        if !(w.hours.is_finite() && w.hours > 0.0 && w.hours <= 336.0) {
+            return Err(format!(
+                "`window.hours` is {}: a booked window lasts more than 0 and at most 336 hours",
+                w.hours
+            ));
+        }
+    }
+    for g in plan.limits.iter().chain(&plan.rollback_limits) {
+        if g.max_concurrent == Some(0) {
+            return Err(format!(
+                "limit `{}`: `max_concurrent` is 0, so none of its steps could start",
+                g.rule
+            ));
+        }
+        let weights = g
+            .capacity
+            .iter()
+            .chain(g.loads.iter().map(|l| &l.weight))
+            .chain(g.base.values());
+        for w in weights {
+            if !(w.is_finite() && (0.0..=1e12).contains(w)) {
+                return Err(format!(
+                    "limit `{}`: a capacity, load or base of {w}; they lie within 0 and 10^12",
+                    g.rule
+                ));
+            }
+        }
     }
     Ok(())
 }

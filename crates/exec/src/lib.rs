@@ -4,6 +4,7 @@
 
 pub mod agent_driver;
 pub mod driver;
+pub mod environment;
 pub mod executor;
 pub mod journal;
 pub mod manual;

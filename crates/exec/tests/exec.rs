@@ -1939,3 +1939,6 @@ fn a_step_the_profile_lets_retry_is_tried_again_in_a_rehearsal() {
 
 #[path = "exec/ssh.rs"]
 mod ssh;
+
+#[path = "exec/plan_numbers.rs"]
+mod plan_numbers;

@@ -7,6 +7,14 @@ use serde::{Deserialize, Serialize};
 /// Version of the JSON layout of plans and reports. Fields may be added, never renamed.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The longest step a plan holds, in seconds (about 31 years): the planner caps an estimate
+/// there, and a plan whose step is longer is refused.
+pub const MAX_STEP_S: u64 = 1_000_000_000;
+
+/// The largest moment or total a plan holds, in seconds from its start (a million steps of
+/// the longest length): far below `u64::MAX` and `i64::MAX`, so no sum of them overflows.
+pub const MAX_PLAN_S: u64 = 1_000_000 * MAX_STEP_S;
+
 /// What kind of work a step is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -131,7 +139,7 @@ fn is_zero(n: &u32) -> bool {
 
 impl PlannedStep {
     pub fn end_s(&self) -> u64 {
-        self.start_s + self.duration_s
+        self.start_s.saturating_add(self.duration_s)
     }
 }
 

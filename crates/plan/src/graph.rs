@@ -2,7 +2,7 @@
 //! that the procedure order, order rules and sequence rules put between them.
 
 use crate::condition::{eval, fact, Scope as EvalScope};
-use ferry_model::plan::Edge;
+use ferry_model::plan::{Edge, MAX_STEP_S};
 use ferry_model::profile::{NodeFilter, Procedure, Scope, StepSelector, StepTemplate};
 use ferry_model::{Cluster, Effect, Estimate, Node, PlannedStep, Profile, Severity, StepKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -143,7 +143,7 @@ fn duration_s(
 ) -> (u64, Estimate) {
     if !estimates.is_empty() {
         if let Some(&s) = estimates.get(&(cluster.profile.clone(), t.id.clone())) {
-            return (s, Estimate::Observed);
+            return (s.min(MAX_STEP_S), Estimate::Observed);
         }
     }
     (profile_duration_s(t, cluster, node), Estimate::Profile)
@@ -156,7 +156,16 @@ fn profile_duration_s(t: &StepTemplate, cluster: &Cluster, node: Option<&Node>) 
             minutes += (x.max(0.0) / pf.per).ceil() * pf.minutes;
         }
     }
-    (minutes * 60.0).round().max(0.0) as u64
+    seconds(minutes * 60.0)
+}
+
+/// Seconds as a step's length: rounded, and within 0 and `MAX_STEP_S` (NaN is 0).
+fn seconds(s: f64) -> u64 {
+    if s.is_nan() {
+        0
+    } else {
+        (s.round().clamp(0.0, MAX_STEP_S as f64)) as u64
+    }
 }
 
 /// The step's effects for this instance: conditional effects decided, in the order written.
@@ -181,8 +190,8 @@ fn timeout_s(t: &StepTemplate, profile: &Profile, duration_s: u64) -> Option<u64
         return None;
     }
     Some(match t.timeout_minutes {
-        Some(m) => (m * 60.0).round().max(0.0) as u64,
-        None => (duration_s as f64 * profile.twin.gate_timeout_factor).round() as u64,
+        Some(m) => seconds(m * 60.0),
+        None => seconds(duration_s as f64 * profile.twin.gate_timeout_factor),
     })
 }
 

@@ -29,8 +29,92 @@ pub use schedule::ScheduleError;
 pub enum PlanError {
     #[error("cluster `{cluster}` uses profile `{profile}`, which is not loaded")]
     UnknownProfile { cluster: String, profile: String },
+    /// A cluster's steps cannot be ordered: its profile's rules contradict each other (a
+    /// cluster whose nodes run different versions is a finding instead).
+    #[error("cluster `{cluster}` (profile `{profile}`): cannot schedule: {source}")]
+    Schedule {
+        cluster: String,
+        profile: String,
+        source: ScheduleError,
+    },
     #[error("cannot schedule: {0}")]
-    Schedule(#[from] ScheduleError),
+    Site(#[from] ScheduleError),
+}
+
+/// The engine's rule for clusters whose nodes run different versions.
+pub const MIXED_VERSIONS_RULE: &str = "FERRY-MIXED-VERSIONS";
+
+/// Nodes that should share a version and do not: the nodes of the profile's `version_roles`
+/// together (when it names them), else the nodes of each role. Empty when all agree.
+fn mixed_versions<'c>(cluster: &'c Cluster, profile: &Profile) -> Vec<&'c ferry_model::Node> {
+    let roles = &profile.profile.version_roles;
+    let groups: Vec<Vec<&ferry_model::Node>> = if roles.is_empty() {
+        profile
+            .roles
+            .iter()
+            .map(|r| cluster.nodes.iter().filter(|n| n.role == r.name).collect())
+            .collect()
+    } else {
+        vec![cluster
+            .nodes
+            .iter()
+            .filter(|n| roles.contains(&n.role))
+            .collect()]
+    };
+    groups
+        .into_iter()
+        .filter(|g| g.iter().any(|n| n.version != g[0].version))
+        .flatten()
+        .collect()
+}
+
+/// The finding for a cluster whose nodes run different versions: a warning when the plan can
+/// still order its steps, an inhibitor (and no steps) when `unschedulable` says why not.
+fn mixed_versions_finding(
+    cluster: &Cluster,
+    profile: &Profile,
+    nodes: &[&ferry_model::Node],
+    unschedulable: Option<&ScheduleError>,
+) -> Finding {
+    let list = nodes
+        .iter()
+        .map(|n| format!("{} ({}) runs {}", n.name, n.role, n.version))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (severity, consequence, remedy) = match unschedulable {
+        Some(ScheduleError::Cycle { steps, rules }) => (
+            Severity::Inhibitor,
+            format!(
+                "from these versions the rules {} of profile `{}` cannot all be kept (through steps {}), so no step is planned for this cluster",
+                rules.join(", "),
+                profile.profile.name,
+                steps.join(", ")
+            ),
+            "Bring the nodes behind to the version the others run first (upgrade them, or restore them from backup), or correct their `version` in the site file if it is wrong; then plan again.",
+        ),
+        Some(e) => (
+            Severity::Inhibitor,
+            format!("from these versions the steps cannot be ordered ({e}), so no step is planned for this cluster"),
+            "Bring the nodes behind to the version the others run first (upgrade them, or restore them from backup), or correct their `version` in the site file if it is wrong; then plan again.",
+        ),
+        None => (
+            Severity::Warning,
+            "the plan takes each node from its own version to its target, along the path from the oldest".to_string(),
+            "Check the nodes' `version` in the site file: a cluster normally runs one version. If a node was left behind by an earlier upgrade, consider bringing it level first.",
+        ),
+    };
+    Finding {
+        key: format!("mixed-versions/{}", cluster.name),
+        rule: MIXED_VERSIONS_RULE.to_string(),
+        severity,
+        cluster: Some(cluster.name.clone()),
+        node: None,
+        message: format!(
+            "the nodes of cluster {} run different versions: {list}; {consequence}",
+            cluster.name
+        ),
+        remedy: remedy.to_string(),
+    }
 }
 
 /// Choices the user makes when planning.
@@ -487,10 +571,32 @@ pub fn plan<'p>(
             profile: cluster.profile.clone(),
         })?;
         let strategy = strategy_of(opts, cluster);
-        works.push((
-            plan_cluster(site, cluster, profile, &strategy, opts),
-            profile,
-        ));
+        let mut work = plan_cluster(site, cluster, profile, &strategy, opts);
+        let mixed = mixed_versions(cluster, profile);
+        let unschedulable = schedule::prepare(&work.graph)
+            .and_then(|_| schedule::prepare(&work.rollback))
+            .err();
+        match (unschedulable, mixed.is_empty()) {
+            (None, true) => {}
+            (None, false) => work
+                .findings
+                .push(mixed_versions_finding(cluster, profile, &mixed, None)),
+            (Some(e), false) => {
+                // Nothing sensible can be ordered: the cluster gets the finding and no steps.
+                work.findings
+                    .push(mixed_versions_finding(cluster, profile, &mixed, Some(&e)));
+                work.graph = Graph::default();
+                work.rollback = Graph::default();
+            }
+            (Some(source), true) => {
+                return Err(PlanError::Schedule {
+                    cluster: cluster.name.clone(),
+                    profile: cluster.profile.clone(),
+                    source,
+                })
+            }
+        }
+        works.push((work, profile));
     }
     let mut graph = Graph::default();
     let mut rollback = Graph::default();

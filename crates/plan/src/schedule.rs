@@ -1,6 +1,9 @@
 //! The scheduler: list scheduling of the step graph under its edges, concurrency limits and
 //! capacity limits, longest remaining chain first. Also the two yardsticks a schedule is
 //! judged by: the lower bound no schedule can beat, and the one-at-a-time total.
+//!
+//! Step lengths are at most `MAX_STEP_S` (the loaders' ranges and the planner's cap), so sums
+//! stay far from `u64::MAX`; they saturate all the same rather than wrap.
 
 use crate::graph::{Graph, LimitGroup};
 use ferry_model::Phase;
@@ -118,7 +121,7 @@ fn tails(g: &Graph, adj: &Adjacency, order: &[usize]) -> Vec<u64> {
             .map(|&s| tail[s])
             .max()
             .unwrap_or(0);
-        tail[i] = best + g.insts[i].step.duration_s;
+        tail[i] = best.saturating_add(g.insts[i].step.duration_s);
     }
     tail
 }
@@ -306,7 +309,7 @@ pub fn schedule_holding(g: &Graph, prep: &Prepared) -> Scheduled {
                         states[l].take(g, i, true);
                     }
                     start[i] = now;
-                    running.push(Reverse((now + g.insts[i].step.duration_s, i)));
+                    running.push(Reverse((now.saturating_add(g.insts[i].step.duration_s), i)));
                 };
             for &(key, i) in ready.iter() {
                 let refused: Vec<usize> = member_of[i]
@@ -431,7 +434,7 @@ pub fn lower_bound_prepared(g: &Graph, prep: &Prepared, phase: Phase) -> u64 {
             .map(|&p| finish[p])
             .max()
             .unwrap_or(0);
-        finish[i] = ready + g.insts[i].step.duration_s;
+        finish[i] = ready.saturating_add(g.insts[i].step.duration_s);
         chain = chain.max(finish[i]);
     }
     let groups = g
@@ -444,7 +447,7 @@ pub fn lower_bound_prepared(g: &Graph, prep: &Prepared, phase: Phase) -> u64 {
                 .iter()
                 .filter(|&&m| g.insts[m].step.phase == phase)
                 .map(|&m| g.insts[m].step.duration_s)
-                .sum();
+                .fold(0u64, u64::saturating_add);
             Some(work.div_ceil(width))
         })
         .max()
@@ -458,5 +461,5 @@ pub fn sequential(g: &Graph, phase: Phase) -> u64 {
         .iter()
         .filter(|i| i.step.phase == phase)
         .map(|i| i.step.duration_s)
-        .sum()
+        .fold(0, u64::saturating_add)
 }

@@ -25,3 +25,6 @@ mod scheduler;
 
 #[path = "planner/engine.rs"]
 mod engine;
+
+#[path = "planner/hardening.rs"]
+mod hardening;

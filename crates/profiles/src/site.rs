@@ -86,6 +86,7 @@ fn key(k: &str) -> PathSeg {
 /// Parses and validates a site file. `name` is how errors name the file.
 pub fn load_site(name: &str, text: &str, profiles: &ProfileSet) -> Result<Site, InputErrors> {
     let src = SourceFile { name, text };
+    crate::diagnostic::checked_toml(&src, crate::ranges::FileKind::Site)?;
     let raw: RawSite = toml::from_str(text).map_err(|e| InputErrors {
         file: name.to_string(),
         errors: vec![src.from_toml(&e)],
@@ -135,18 +136,18 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
                 None,
             );
         }
-        match start.parse::<jiff::Timestamp>() {
-            Ok(ts) => Some(Window {
-                offset_s: utc_offset_s(&start),
+        match parse_datetime(&start) {
+            Ok((start_epoch_s, offset_s)) => Some(Window {
+                offset_s,
                 start,
-                start_epoch_s: ts.as_second(),
+                start_epoch_s,
                 hours: w.hours,
             }),
-            Err(e) => {
+            Err((message, help)) => {
                 p.add(
                     [path, vec![key("start")]].concat(),
-                    format!("window start `{start}` is not an RFC 3339 date-time with offset: {e}"),
-                    Some("write it as \"2026-12-05T22:00:00-05:00\"".into()),
+                    format!("window start `{start}`: {message}"),
+                    Some(help),
                 );
                 None
             }
@@ -215,6 +216,13 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
             }
         }
         check_facts(profile, &c.facts, &at("facts"), p);
+        if c.node.is_empty() {
+            p.add(
+                at("name"),
+                format!("cluster `{}` has no nodes: there is nothing to upgrade", c.name),
+                Some("list its nodes in [[cluster.node]] tables after the [[cluster]] table, or remove the cluster".into()),
+            );
+        }
         let mut nodes = Vec::new();
         let mut node_names = BTreeSet::new();
         for (ni, n) in c.node.iter().enumerate() {
@@ -325,20 +333,67 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
     })
 }
 
-/// The UTC offset of a valid RFC 3339 date-time: `Z` or the trailing `+HH:MM` / `-HH:MM`.
-fn utc_offset_s(text: &str) -> i32 {
-    let t = text.trim();
-    let Some(tail) = t.get(t.len().saturating_sub(6)..) else {
-        return 0;
+/// Reads an RFC 3339 date-time, or an RFC 9557 one with a time-zone annotation
+/// (`2026-12-05T22:00:00-05:00[America/New_York]`): its moment (seconds since the Unix epoch)
+/// and the UTC offset it is written in. The offset written wins over the annotation; an
+/// annotation without an offset is refused, since resolving a zone name needs a time-zone
+/// database, which the pure core does not read. An error is a message and what to write.
+pub fn parse_datetime(text: &str) -> Result<(i64, i32), (String, String)> {
+    use jiff::fmt::temporal::{Pieces, PiecesOffset, TimeZoneAnnotationKind};
+    let example = "write it with its UTC offset, as 2026-12-05T22:00:00-05:00 (a zone may follow: 2026-12-05T22:00:00-05:00[America/New_York])";
+    let pieces = Pieces::parse(text.trim()).map_err(|e| {
+        (
+            format!("not an RFC 3339 date-time with offset: {e}"),
+            example.to_string(),
+        )
+    })?;
+    let Some(time) = pieces.time() else {
+        return Err((
+            "a date without a time of day".to_string(),
+            example.to_string(),
+        ));
     };
-    let sign = match tail.as_bytes().first() {
-        Some(b'+') => 1,
-        Some(b'-') => -1,
-        _ => return 0,
+    let offset = match (pieces.offset(), pieces.time_zone_annotation()) {
+        (Some(PiecesOffset::Zulu), _) => jiff::tz::Offset::UTC,
+        (Some(PiecesOffset::Numeric(n)), _) => n.offset(),
+        (Some(_), _) => {
+            return Err((
+                "an offset ferry cannot read".to_string(),
+                example.to_string(),
+            ))
+        }
+        (None, Some(a)) => match a.kind() {
+            TimeZoneAnnotationKind::Offset(o) => *o,
+            TimeZoneAnnotationKind::Named(name) => {
+                return Err((
+                    format!(
+                        "the zone `{}` is named without a UTC offset; ferry reads no time-zone database, so it cannot tell the offset",
+                        name.as_str()
+                    ),
+                    format!(
+                        "write the offset the time has in that zone before the annotation, as 2026-12-05T22:00:00-05:00[{}]",
+                        name.as_str()
+                    ),
+                ))
+            }
+            _ => {
+                return Err((
+                    "a zone annotation ferry cannot read, and no offset".to_string(),
+                    example.to_string(),
+                ))
+            }
+        },
+        (None, None) => {
+            return Err((
+                "no UTC offset: a local time could be any moment".to_string(),
+                example.to_string(),
+            ))
+        }
     };
-    let h: i32 = tail[1..3].parse().unwrap_or(0);
-    let m: i32 = tail[4..6].parse().unwrap_or(0);
-    sign * (h * 3600 + m * 60)
+    let at = offset
+        .to_timestamp(pieces.date().to_datetime(time))
+        .map_err(|e| (format!("out of range: {e}"), example.to_string()))?;
+    Ok((at.as_second(), offset.seconds()))
 }
 
 fn role_help(profile: &ferry_model::Profile) -> String {
@@ -366,9 +421,7 @@ fn check_facts(
         };
         let fv = crate::facts::fact_from_toml(value);
         let datetime_ok = !matches!(spec.kind, ferry_model::profile::FactType::Datetime)
-            || fv
-                .as_str()
-                .is_some_and(|s| s.parse::<jiff::Timestamp>().is_ok());
+            || fv.as_str().is_some_and(|s| parse_datetime(s).is_ok());
         if !spec.kind.accepts(&fv) || !datetime_ok {
             p.add(
                 [path.to_vec(), vec![key(name)]].concat(),

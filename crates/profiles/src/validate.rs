@@ -994,6 +994,7 @@ impl Ctx<'_> {
 /// Parses and validates one profile. `origin` is how errors name the file.
 pub fn load_profile(origin: &str, text: &str) -> Result<Profile, InputErrors> {
     let src = SourceFile { name: origin, text };
+    crate::diagnostic::checked_toml(&src, crate::ranges::FileKind::Profile)?;
     let profile: Profile = toml::from_str(text).map_err(|e| InputErrors {
         file: origin.to_string(),
         errors: vec![src.from_toml(&e)],

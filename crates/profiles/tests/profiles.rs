@@ -4,6 +4,9 @@
 use ferry_profiles::{load_profile, load_site, InputErrors, ProfileSet};
 use proptest::prelude::*;
 
+#[path = "profiles/ranges.rs"]
+mod ranges;
+
 const PAIR: &str = r#"[site]
 name = "lab"
 window = { start = "2026-12-05T22:00:00-05:00", hours = 2 }

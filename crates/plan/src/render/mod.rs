@@ -19,7 +19,8 @@ pub(crate) fn clock(secs: u64) -> String {
 pub fn wall_clock(plan: &ferry_model::Plan, secs: u64) -> Option<String> {
     let w = plan.window.as_ref()?;
     let offset = jiff::tz::Offset::from_seconds(w.offset_s).ok()?;
-    let at = jiff::Timestamp::from_second(w.start_epoch_s.checked_add(secs as i64)?).ok()?;
+    let at = jiff::Timestamp::from_second(w.start_epoch_s.checked_add(i64::try_from(secs).ok()?)?)
+        .ok()?;
     Some(
         at.to_zoned(jiff::tz::TimeZone::fixed(offset))
             .strftime("%a %d %b %H:%M")
@@ -45,7 +46,9 @@ pub fn site_time(window: Option<&ferry_model::site::Window>, epoch_s: i64) -> St
 
 /// The booked window as a person reads it: `2026-12-05 18:00 -05:00 to 2026-12-06 06:00 -05:00`.
 pub fn window_span(window: &ferry_model::site::Window, len_s: u64) -> String {
-    let end = window.start_epoch_s.saturating_add(len_s as i64);
+    let end = window
+        .start_epoch_s
+        .saturating_add(i64::try_from(len_s).unwrap_or(i64::MAX));
     format!(
         "{} to {}",
         site_time(Some(window), window.start_epoch_s),

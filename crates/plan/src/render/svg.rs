@@ -132,14 +132,15 @@ struct Scale {
 
 impl Scale {
     fn new(span_s: u64, x0: f64) -> Self {
-        let end_s = span_s.div_ceil(1800).max(1) * 1800;
+        let end_s = span_s.div_ceil(1800).max(1).saturating_mul(1800);
         let hours = end_s as f64 / 3600.0;
         let width = (hours * 240.0).clamp(480.0, 2400.0);
         let px_per_s = width / end_s as f64;
         let tick_s = [1800, 3600, 7200, 10800, 21600, 43200, 86400]
             .into_iter()
             .find(|t| *t as f64 * px_per_s >= 48.0)
-            .unwrap_or(86400);
+            // Whole days, at most about 50 ticks however long the span.
+            .unwrap_or_else(|| end_s.div_ceil(50 * 86400).max(1).saturating_mul(86400));
         Scale {
             x0,
             px_per_s,
@@ -266,7 +267,7 @@ fn lane_backgrounds(lanes: &[Lane], scale: &Scale, top: f64) -> String {
 fn axis(scale: &Scale, top: f64, bottom: f64) -> String {
     let mut out = String::new();
     let mut t = 0;
-    while t <= scale.end_s {
+    while t <= scale.end_s && scale.tick_s > 0 {
         let x = scale.x(t);
         let hour = t % 3600 == 0;
         let (stroke, label_size) = if hour {
@@ -285,7 +286,10 @@ fn axis(scale: &Scale, top: f64, bottom: f64) -> String {
             top - 8.0,
             clock(t)
         );
-        t += scale.tick_s;
+        match t.checked_add(scale.tick_s) {
+            Some(next) => t = next,
+            None => break,
+        }
     }
     let _ = writeln!(
         out,

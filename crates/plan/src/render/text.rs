@@ -137,12 +137,16 @@ fn steps_section(plan: &Plan, phase: Phase, heading: &str) -> String {
     out
 }
 
+/// The widest a table column is padded to: a longer cell is written whole, unpadded (the
+/// formatter refuses widths of 65,535 and more, and no terminal shows such a column).
+const MAX_COLUMN: usize = 1_000;
+
 /// A left-aligned table with two spaces between columns and a dashed rule under the header.
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.chars().count()).min(MAX_COLUMN);
         }
     }
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
@@ -237,7 +241,7 @@ fn measures(plan: &Plan) -> String {
             m.rule,
             duration(m.duration_s),
             clock(m.start_s),
-            clock(m.start_s + m.duration_s),
+            clock(m.start_s.saturating_add(m.duration_s)),
             m.description
         );
     }
