@@ -798,9 +798,16 @@ fn upgrade_source_is_staged_before_the_window_ucm_22() {
         assert!(stage.instructions.contains(option), "{option}");
     }
     assert!(findings_of(&p.findings, "UCM-22").is_empty());
-    for bad in [
-        "facts = { configured_devices = 9400 }",
-        "facts = { configured_devices = 9400, upgrade_source = \"usb\" }",
+    // (the cluster's facts, what the warning says the source is)
+    for (bad, says) in [
+        (
+            "facts = { configured_devices = 9400 }",
+            "(upgrade_source = not set)",
+        ),
+        (
+            "facts = { configured_devices = 9400, upgrade_source = \"usb\" }",
+            "(upgrade_source = usb)",
+        ),
     ] {
         let site = edit(
             &example("ucm-standard"),
@@ -811,6 +818,7 @@ fn upgrade_source_is_staged_before_the_window_ucm_22() {
         let w = findings_of(&f, "UCM-22");
         assert_eq!(w.len(), 1, "{f:?}");
         assert_eq!(w[0].severity, Severity::Warning);
+        assert!(w[0].message.ends_with(says), "{}", w[0].message);
     }
 }
 
