@@ -378,6 +378,7 @@ fn a_cucm_site_is_upgraded_and_reverted_over_ssh() {
         driver: "ssh".into(),
         inputs: Some(s.inputs.clone()),
         ignore_window: false,
+        supersede: false,
     };
     let mut cards = Vec::new();
     let report = {
@@ -446,6 +447,7 @@ fn a_cucm_site_is_upgraded_and_reverted_over_ssh() {
         driver: "ssh".into(),
         inputs: Some(s.inputs.clone()),
         ignore_window: false,
+        supersede: false,
     };
     let report = {
         let mut d = SshDriver::new(
