@@ -95,6 +95,8 @@ pub struct RunArgs {
 
 /// What the drivers that act on the site's nodes are built from (the twin, the agents, ssh).
 pub struct TwinSetup {
+    /// The run whose twin world this is (see `ferry_exec::world_root`); `None` for a new run.
+    pub root: Option<RunId>,
     pub site: ferry_model::Site,
     pub profiles: BTreeMap<String, ferry_model::Profile>,
     pub input_hash: String,
@@ -144,6 +146,7 @@ fn twin_for_run(journal: &Journal, run: RunId, args: &RunArgs) -> Result<TwinSet
         _ => journal.plan(run)?,
     };
     Ok(TwinSetup {
+        root: Some(ferry_exec::world_root(journal, run).map_err(|e| bad(e.to_string()))?),
         profiles: used_profiles(&site, &set),
         site,
         input_hash: inputs.input_hash(),
@@ -169,10 +172,16 @@ pub fn read_faults(path: Option<&Path>) -> Result<ferry_model::Faults> {
 }
 
 fn open(state: &Path) -> Result<Journal> {
-    Journal::open(state).map_err(|e| match ferry_exec::environment::journal_failure(&e) {
+    Journal::open(state).map_err(open_failure)
+}
+
+/// A journal that cannot be opened: a full disk or a damaged file is the environment's
+/// failure (exit 4), anything else bad input.
+fn open_failure(e: JournalError) -> anyhow::Error {
+    match ferry_exec::environment::journal_failure(&e) {
         Some(f) => anyhow::Error::new(f),
         None => bad(format!("cannot open the journal: {e}")),
-    })
+    }
 }
 
 /// The executor's options; `ignore_window`: the booked window is not checked (the flag given
@@ -240,6 +249,7 @@ fn with_driver<T>(
             )),
             Some(t) => match ferry_exec::TwinDriver::persistent(
                 journal,
+                t.root,
                 &t.input_hash,
                 &t.profiles,
                 || ferry_twin::World::build(&t.site, &t.profiles, &t.plan, &t.faults, t.seed),
@@ -326,6 +336,9 @@ struct Suspending<D> {
 impl<D: Driver> Driver for Suspending<D> {
     fn now(&self) -> i64 {
         self.inner.now()
+    }
+    fn attach_run(&mut self, run: RunId) -> Result<(), DriverError> {
+        self.inner.attach_run(run)
     }
     fn start(&mut self, run: RunId, step: &PlannedStep) -> Result<(), DriverError> {
         self.bar.suspend(|| self.inner.start(run, step))
@@ -503,7 +516,11 @@ fn finish(
 fn exec_error(e: ExecError) -> Result<ExitCode> {
     match e {
         ExecError::BadPlan(m) => Err(bad(format!("the plan cannot be executed: {m}"))),
-        ExecError::Journal(e @ JournalError::Busy { .. }) => Err(bad(e.to_string())),
+        ExecError::Journal(
+            e @ (JournalError::Busy { .. }
+            | JournalError::Conflict(_)
+            | JournalError::NotAJournal { .. }),
+        ) => Err(bad(e.to_string())),
         // The driver could not keep its state in the journal: an environment failure.
         ExecError::Driver {
             source: ferry_exec::DriverError::Journal(e),
@@ -517,7 +534,13 @@ fn exec_error(e: ExecError) -> Result<ExitCode> {
     }
 }
 
-pub fn apply(loaded: &Loaded, plan_path: &Path, site: &str, args: &RunArgs) -> Result<ExitCode> {
+pub fn apply(
+    loaded: &Loaded,
+    plan_path: &Path,
+    site: &str,
+    args: &RunArgs,
+    supersede: bool,
+) -> Result<ExitCode> {
     let text = read(plan_path)?;
     let plan: Plan = serde_json::from_str(&text).map_err(|e| {
         bad(format!(
@@ -546,9 +569,11 @@ make a new plan with `ferry plan {site} --format json -o {}`",
         driver: kind.name().to_string(),
         inputs: Some(inputs),
         ignore_window: args.ignore_window,
+        supersede,
     };
     let twin = match kind {
         k if k.needs_site() => Some(TwinSetup {
+            root: None,
             site: loaded.site.clone(),
             profiles: used_profiles(&loaded.site, &loaded.profiles),
             input_hash: loaded.hash.clone(),
@@ -591,15 +616,45 @@ fn journal_err(state: &Path, e: JournalError) -> anyhow::Error {
     }
 }
 
-/// A state directory that must already hold a journal (commands that only read or answer).
+/// A state directory that must already hold a journal (commands that carry on or answer).
 fn existing(state: &Path) -> Result<Journal> {
+    no_journal_here(state)?;
+    open(state)
+}
+
+/// As `existing`, for commands that only read: nothing is written (a journal this user may
+/// not write can be read).
+fn existing_read_only(state: &Path) -> Result<Journal> {
+    no_journal_here(state)?;
+    Journal::open_read_only(state).map_err(open_failure)
+}
+
+fn no_journal_here(state: &Path) -> Result<()> {
     if !state.join(ferry_exec::JOURNAL_FILE).exists() {
         return Err(bad(format!(
             "{}: no journal here (runs are journaled by `ferry apply --state DIR`)",
             state.display()
         )));
     }
-    open(state)
+    Ok(())
+}
+
+/// Holds `run`'s lock for this process, and checks that no other process carries out a run on
+/// its nodes: before a driver is made for it (a driver may read and tidy the run's state).
+fn hold(journal: &Journal, run: RunId) -> Result<ferry_exec::RunLock> {
+    let lock = journal
+        .lock_run(run)
+        .map_err(|e| exec_error_text(ExecError::Journal(e)))?;
+    ferry_exec::admission::admit_resume(journal, run)
+        .map_err(|e| exec_error_text(ExecError::Journal(e)))?;
+    Ok(lock)
+}
+
+fn exec_error_text(e: ExecError) -> anyhow::Error {
+    match exec_error(e) {
+        Err(e) => e,
+        Ok(_) => bad("the run cannot be carried on"),
+    }
 }
 
 /// The driver a run was started with, unless the command line names one.
@@ -621,6 +676,7 @@ fn driver_of(journal: &Journal, run: RunId, args: &RunArgs) -> Result<DriverKind
 pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
     let journal = existing(&args.state)?;
     let run = pick_run(&journal, run, &args.state)?;
+    let _held = hold(&journal, run)?;
     let summary = journal.run(run)?;
     let plan = journal.plan(run)?;
     let ignore_window = args.ignore_window || summary.ignore_window_since.is_some();
@@ -679,6 +735,7 @@ cannot be planned again; carry out the plan's rollback section by hand"
         driver: kind.name().to_string(),
         inputs: Some(inputs.clone()),
         ignore_window: false,
+        supersede: false,
     };
     let opts = Options {
         parallel: args.parallel,
@@ -771,7 +828,7 @@ fn booked_window(plan: &Plan, summary: &ferry_exec::RunSummary, now: i64) -> Opt
 }
 
 pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> {
-    let journal = existing(state)?;
+    let journal = existing_read_only(state)?;
     let runs = journal.runs()?;
     let run = pick_run(&journal, run, state)?;
     let summary = journal.run(run)?;
@@ -826,6 +883,11 @@ pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> 
         ));
         if let Some(p) = summary.parent {
             t.push_str(&format!("rolls back run {p}\n"));
+        }
+        if let Some(by) = summary.superseded_by {
+            t.push_str(&format!(
+                "superseded by run {by} (started on its nodes with --supersede)\n"
+            ));
         }
         if let Some(w) = &window {
             t.push_str(&format!("window {} to {}: {}", w.start, w.end, w.state));
@@ -953,7 +1015,7 @@ pub fn approve(state: &Path, run: Option<RunId>, step: &str) -> Result<ExitCode>
 
 /// The median observed seconds per (profile, action) in the journal of `state`.
 pub fn observed_estimates(state: &Path) -> Result<BTreeMap<(String, String), u64>> {
-    let journal = existing(state)?;
+    let journal = existing_read_only(state)?;
     let durations = journal.durations().map_err(|e| journal_err(state, e))?;
     Ok(ferry_exec::medians(&durations))
 }

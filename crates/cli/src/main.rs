@@ -115,8 +115,13 @@ enum Command {
     /// Pause steps of the profile wait for `ferry approve STEP` (or `--approve`); gates fail
     /// when they pass their timeout; a failed step with retries left is started again.
     ///
+    /// One run at a time acts on a node: while another ferry process carries out a run on any
+    /// of the plan's nodes, `apply` is refused; while a run there is unfinished (paused,
+    /// stopped, failed or interrupted), it is refused too, naming the run to resume or roll
+    /// back, unless `--supersede` says to start anyway.
+    ///
     /// Exit 0 when every step is done, 1 when a step failed or the run paused or stopped, 2 when
-    /// the plan no longer matches the site or an argument is wrong.
+    /// the plan no longer matches the site, an argument is wrong, or another run is in the way.
     #[command(after_help = "Examples:\n  \
 ferry plan site.toml --format json -o plan.json\n  \
 ferry apply plan.json --site site.toml --pause-after ucm/ucm-pub/switch-version\n  \
@@ -127,6 +132,12 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         /// The site file the plan was made from (or `example:NAME`): refused if it changed.
         #[arg(long)]
         site: String,
+        /// Start although an earlier run on some of the same nodes is unfinished (paused,
+        /// stopped, failed or interrupted, and not rolled back): that run is marked as
+        /// superseded by this one and no longer holds its nodes. A run another ferry process
+        /// carries out is never superseded.
+        #[arg(long)]
+        supersede: bool,
         #[command(flatten)]
         run: RunFlags,
     },
@@ -771,9 +782,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_out(output.as_deref(), &text)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Apply { plan, site, run } => {
+        Command::Apply {
+            plan,
+            site,
+            supersede,
+            run,
+        } => {
             let l = load(&cli.profiles, &site)?;
-            apply::apply(&l, &plan, &site, &run.args()?)
+            apply::apply(&l, &plan, &site, &run.args()?, supersede)
         }
         Command::Resume { run, run_flags } => apply::resume(run, &run_flags.args()?),
         Command::Rollback { run, run_flags } => apply::rollback(run, &run_flags.args()?),

@@ -212,7 +212,7 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
     let state = std::env::temp_dir().join(format!("ferry-demo-{}", std::process::id()));
     let applied = (|| -> Result<String> {
         let journal = Journal::open(&state)?;
-        let mut driver = TwinDriver::persistent(&journal, &l.hash, &profiles, || {
+        let mut driver = TwinDriver::persistent(&journal, None, &l.hash, &profiles, || {
             ferry_twin::World::build(&l.site, &profiles, &plan, &faults, 1)
         })?;
         let new = NewRun {
@@ -221,6 +221,7 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
             driver: "twin".into(),
             inputs: Some(l.inputs.clone()),
             ignore_window: false,
+            supersede: false,
         };
         let opts = Options {
             approve_all: true,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 mod agent;
 mod fuzz;
 mod hardening;
+mod runs;
 use std::process::{Command, Output};
 
 fn ferry(args: &[&str]) -> Output {
@@ -718,27 +719,30 @@ fn run_or_kill(args: &[&str], after_ms: u64) -> Option<i32> {
 /// How many times each step of run 1 took effect in the twin, read from the twin's own record
 /// saved in the journal (the witness), and each step's outcome there.
 fn twin_record(state: &str) -> std::collections::BTreeMap<String, (u64, String)> {
-    let journal = ferry_exec::Journal::open(std::path::Path::new(state)).expect("journal");
-    let text = journal
-        .driver_state(ferry_exec::TWIN_STATE)
-        .expect("driver state")
+    twin_record_of(state, 1)
+}
+
+/// As `twin_record`, for run `run`: its world replayed from the journal.
+fn twin_record_of(state: &str, run: i64) -> std::collections::BTreeMap<String, (u64, String)> {
+    let journal =
+        ferry_exec::Journal::open_read_only(std::path::Path::new(state)).expect("journal");
+    let world = ferry_exec::run_world(&journal, run)
+        .expect("the twin's world")
         .expect("the twin is saved");
-    let saved: serde_json::Value = serde_json::from_str(&text).expect("twin JSON");
-    saved["world"]["records"]
-        .as_array()
-        .expect("records")
+    world
+        .records
         .iter()
-        .filter(|r| r[0][0] == 1)
-        .map(|r| {
+        .filter(|((r, _), _)| *r == run)
+        .map(|((_, id), rec)| {
+            let outcome = match &rec.outcome {
+                Some(ferry_model::Outcome::Done) => "done",
+                Some(ferry_model::Outcome::Skipped) => "skipped",
+                Some(ferry_model::Outcome::Failed(_)) => "failed",
+                None => "-",
+            };
             (
-                r[0][1].as_str().unwrap().to_string(),
-                (
-                    r[1]["applications"].as_u64().unwrap(),
-                    r[1]["outcome"]["outcome"]
-                        .as_str()
-                        .unwrap_or("-")
-                        .to_string(),
-                ),
+                id.clone(),
+                (u64::from(rec.applications), outcome.to_string()),
             )
         })
         .collect()
@@ -1014,17 +1018,12 @@ fn apply_resume_and_rollback_through_the_twin_driver() {
     ]));
     assert_eq!(st["run"]["kind"], "rollback");
     assert_eq!(st["run"]["parent"], 1);
-    // The twin's world after the rollback: every node back on 5.3.9.
-    let journal = ferry_exec::Journal::open(std::path::Path::new(&state)).unwrap();
-    let saved: serde_json::Value = serde_json::from_str(
-        &journal
-            .driver_state(ferry_exec::TWIN_STATE)
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
-    for n in saved["world"]["clusters"][0]["nodes"].as_array().unwrap() {
-        assert_eq!(n["active"], n["original"], "{}", n["name"]);
+    // The twin's world after the rollback (run 1's, which its rollback carries on with):
+    // every node back on 5.3.9.
+    let journal = ferry_exec::Journal::open_read_only(std::path::Path::new(&state)).unwrap();
+    let world = ferry_exec::run_world(&journal, 2).unwrap().unwrap();
+    for n in &world.clusters[0].nodes {
+        assert_eq!(n.active, n.original, "{}", n.name);
     }
 }
 

@@ -104,7 +104,9 @@ pub fn journal_failure(e: &JournalError) -> Option<EnvironmentFailure> {
             };
             Some(failure(kind, path, source))
         }
-        JournalError::Dir { path, source } | JournalError::Lock { path, source, .. } => {
+        JournalError::Dir { path, source }
+        | JournalError::Lock { path, source, .. }
+        | JournalError::Admission { path, source } => {
             let kind = if source.kind() == std::io::ErrorKind::StorageFull {
                 FailureKind::DiskFull
             } else {
@@ -119,7 +121,13 @@ pub fn journal_failure(e: &JournalError) -> Option<EnvironmentFailure> {
             Path::new(crate::JOURNAL_FILE),
             e,
         )),
-        JournalError::NoRun(_) | JournalError::Empty | JournalError::Busy { .. } => None,
+        // What the command line asked wrongly: another program's file, a run on nodes another
+        // run holds.
+        JournalError::NoRun(_)
+        | JournalError::Empty
+        | JournalError::Busy { .. }
+        | JournalError::NotAJournal { .. }
+        | JournalError::Conflict(_) => None,
     }
 }
 

@@ -333,7 +333,9 @@ fn plan_numbers(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts a new run of `plan` (recorded as `new` says) and carries it out.
+/// Starts a new run of `plan` (recorded as `new` says) and carries it out. Refused
+/// (`JournalError::Conflict`) while another run on its nodes is under way, or unfinished
+/// (unless `new.supersede`): see `admission`.
 pub fn apply(
     journal: &Journal,
     plan: &Plan,
@@ -343,14 +345,22 @@ pub fn apply(
     observer: &mut dyn Observer,
 ) -> Result<Report, ExecError> {
     validate(plan, opts)?;
-    let run = journal.create_run(plan, driver.now(), new)?;
-    let _lock = journal.lock_run(run)?;
+    let (run, _lock) = crate::admission::begin_run(journal, plan, driver.now(), new)?;
+    if let Err(source) = driver.attach_run(run) {
+        let e = ExecError::Driver {
+            steps: Vec::new(),
+            source,
+        };
+        journal.set_outcome(run, RunStatus::Stopped, Some(&e.to_string()))?;
+        return Err(e);
+    }
     execute(journal, run, plan, driver, opts, observer)
 }
 
 /// Continues a run: steps started but not ended are inspected through the driver first;
 /// steps done or skipped are never run again; failed steps are tried again, with their
-/// retries afresh. Refused (`JournalError::Busy`) while another process carries the run out.
+/// retries afresh. Refused (`JournalError::Busy`) while another process carries the run out,
+/// and (`JournalError::Conflict`) while another process carries out a run on its nodes.
 pub fn resume(
     journal: &Journal,
     run: RunId,
@@ -359,6 +369,7 @@ pub fn resume(
     observer: &mut dyn Observer,
 ) -> Result<Report, ExecError> {
     let _lock = journal.lock_run(run)?;
+    crate::admission::admit_resume(journal, run)?;
     let plan = journal.plan(run)?;
     validate(&plan, opts)?;
     if opts.ignore_window {

@@ -98,6 +98,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
         driver: "twin".into(),
         inputs: None,
         ignore_window: false,
+        supersede: false,
     };
     let report = apply(&journal, r.plan, &new, &mut driver, &opts, &mut ())?;
     let mut rollback = None;
@@ -118,6 +119,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
             driver: "twin".into(),
             inputs: None,
             ignore_window: false,
+            supersede: false,
         };
         let opts = Options {
             approve_all: true,

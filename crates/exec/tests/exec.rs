@@ -450,6 +450,7 @@ fn journal_round_trip_durability_and_in_memory() {
         driver: "manual".into(),
         inputs: Some(inputs.clone()),
         ignore_window: false,
+        supersede: false,
     };
     let run = {
         let j = Journal::open(&dir.0).expect("open");
@@ -574,6 +575,7 @@ fn an_old_journal_file_is_upgraded_in_place() {
                 driver: "manual".into(),
                 inputs: None,
                 ignore_window: false,
+                supersede: false,
             },
         )
         .expect("new run");
@@ -1937,8 +1939,12 @@ fn a_step_the_profile_lets_retry_is_tried_again_in_a_rehearsal() {
     assert_eq!((record.attempts, record.applications), (2, 1));
 }
 
+#[path = "exec/runs.rs"]
+mod runs;
 #[path = "exec/ssh.rs"]
 mod ssh;
 
 #[path = "exec/plan_numbers.rs"]
 mod plan_numbers;
+#[path = "exec/twin_journal.rs"]
+mod twin_journal;
