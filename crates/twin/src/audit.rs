@@ -204,6 +204,8 @@ fn audit_cluster(
             strategy: &c.strategy,
             leg: if rollback { (0, 1) } else { (h, legs) },
             run: None,
+            // A rollback is never staged.
+            staging: !rollback && cp.is_some_and(|p| p.staging),
         };
         let applies = |cond: &Option<ferry_model::profile::Condition>| {
             cond.as_ref().is_none_or(|x| eval(x, &scope, None))
@@ -491,6 +493,7 @@ fn run_scope(w: &World, ci: usize) -> Scope<'_> {
         strategy: &c.strategy,
         leg: (0, 1),
         run: None,
+        staging: c.staging,
     }
 }
 
