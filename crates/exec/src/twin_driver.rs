@@ -136,6 +136,9 @@ impl Driver for TwinDriver<'_> {
         deadline: Option<i64>,
     ) -> Result<Option<(String, Outcome)>, DriverError> {
         let before = self.world.now;
+        // With nothing under way (waiting for the booked window to open), virtual time jumps
+        // to the deadline at once, even when paced.
+        let idle = self.world.running().next().is_none();
         let ended = loop {
             match self.world.advance(deadline) {
                 Some((r, id, o)) if r == run => break Some((id, o)),
@@ -144,7 +147,7 @@ impl Driver for TwinDriver<'_> {
                 None => break None,
             }
         };
-        if let Some(speed) = self.speed {
+        if let Some(speed) = self.speed.filter(|_| !idle) {
             let real = (self.world.now - before) as f64 / speed;
             if real > 0.0 {
                 std::thread::sleep(std::time::Duration::from_secs_f64(real.min(3600.0)));

@@ -263,5 +263,6 @@ pub(crate) fn cluster_state(
         accounted_at: start,
         first_window_start: None,
         last_end: None,
+        staged_steps: 0,
     }
 }

@@ -265,6 +265,9 @@ pub struct ClusterState {
     pub accounted_at: i64,
     pub first_window_start: Option<i64>,
     pub last_end: Option<i64>,
+    /// Steps begun ahead of the window (the staging phase).
+    #[serde(default)]
+    pub staged_steps: u64,
 }
 
 /// A step the twin is carrying out.
@@ -839,6 +842,9 @@ impl World {
         rec.outcome = None;
         if step.phase == Phase::Window && self.clusters[ci].first_window_start.is_none() {
             self.clusters[ci].first_window_start = Some(self.now);
+        }
+        if step.phase == Phase::Staging {
+            self.clusters[ci].staged_steps += 1;
         }
         // Faults bound to this step.
         let changes_before = self.config_changes_applied(ci);
