@@ -411,9 +411,9 @@ pub fn rehearsal_text(r: &Rehearsal, plan: &Plan, trace: bool) -> String {
                 format!("{} min", thousands(st.configuration_frozen_minutes)),
             );
             line(
-                "a configuration change lost on switch",
+                "configuration at risk",
                 format!(
-                    "{} min in which one would have been",
+                    "{} min (a change made then is lost on the switch)",
                     thousands(st.configuration_at_risk_minutes)
                 ),
             );

@@ -71,7 +71,7 @@ pub fn figures(i: &Impact) -> BTreeMap<String, f64> {
                 st.configuration_frozen_minutes,
             );
             add(
-                "staging: minutes a configuration change would be lost".into(),
+                "staging: configuration at-risk minutes".into(),
                 st.configuration_at_risk_minutes,
             );
         }
