@@ -1256,6 +1256,27 @@ fn the_staged_example_plans_a_short_window_and_states_the_freeze_ucm_02_ucm_04()
     );
     let plain = stdout(&ferry(&["plan", "example:ucm-standard"]));
     assert!(plain.contains("window:   11h 03m") && !plain.contains("Staging"));
+    let o = ferry(&["rehearse", "example:ucm-standard", "--stage"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("staged ahead of the window           17 step(s)")
+            && text.contains("configuration frozen"),
+        "{text}"
+    );
+    // Booked for another evening, the staging period keeps its place eleven hours before.
+    let o = ferry(&[
+        "examples",
+        "ucm-staged",
+        "--window-start",
+        "2031-03-01T19:30:00+01:00",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("stage = { start = \"2031-03-01T02:30:00-05:00\", hours = 9 }"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// The instant a site text's window opens, in seconds since the Unix epoch (for RFC 3339 times

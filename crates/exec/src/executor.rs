@@ -572,8 +572,9 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         let now = self.driver.now();
+        // The journal is asked for an early opening only while window steps wait for it.
         let due = self.opts.window_opens.is_none_or(|t| now >= t)
-            || self.journal.approval(self.run, OPEN_WINDOW)?.is_some();
+            || (!self.held.is_empty() && self.journal.approval(self.run, OPEN_WINDOW)?.is_some());
         if !due {
             return Ok(());
         }
@@ -598,6 +599,11 @@ impl<'a> Run<'a> {
             self.window_open = true;
             return Ok(());
         };
+        // Opened early before the run got here (an approval given ahead, a resume after it).
+        self.open_window_if_due()?;
+        if self.window_open {
+            return Ok(());
+        }
         if !self.waiting_noted {
             let now = self.driver.now();
             let w = self.plan.window.as_ref();

@@ -647,6 +647,12 @@ fn stage_errors_name_line_and_key() {
             "procedure.step[3].stage.rule",
             "`lha3` is not a rule ID",
         ),
+        (
+            "stage = { rule = \"LHA-03\", note = \"a snapshot changes nothing on the service\" }",
+            "stage = { rule = \"LHA-03\", with = [\"stag\"] }",
+            "procedure.step[0].stage.with[0]",
+            "no step `stag`",
+        ),
         // A rollback is never staged.
         (
             "rules = [\"LHA-04\"]\neffects = [\"revert\"]\n",

@@ -1917,4 +1917,47 @@ fn a_cop_file_that_restarts_the_node_keeps_the_installs_after_it_in_the_window_u
     );
     assert_eq!(phase_name(step(&p, "uc/freeze-configuration")), "window");
     assert_edges_go_forward(&p);
+    // `--explain` says what keeps a stageable step in the window.
+    let e = ferry_plan::explain(&p, "uc/uc-pub/install-inactive").expect("step");
+    assert!(
+        e.contains("May run ahead of the window by UCM-02")
+            && e.contains("stays in the window because it waits for `uc/uc-sub1/")
+            && e.contains("(UCM-06), which stays in the window"),
+        "{e}"
+    );
+    let e = ferry_plan::explain(&p, "uc/freeze-configuration").expect("step");
+    assert!(
+        e.contains("it goes ahead only with `install-inactive` or `imp-install-inactive`"),
+        "{e}"
+    );
+}
+
+/// A staging period too short for the work staged in it: the plan says so, under the rule that
+/// lets the work run ahead, and the rest still waits for it when the window opens (UCM-02).
+#[test]
+fn staged_work_longer_than_the_booked_staging_period_is_a_warning_ucm_02() {
+    let short = STAGED_STANDARD.replace(
+        "stage = { start = \"2027-03-06T08:00:00+01:00\", hours = 9 }",
+        "stage = { start = \"2027-03-06T15:00:00+01:00\", hours = 2 }",
+    );
+    let p = plan(&short);
+    let f: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|f| f.key == "staging-overrun/uc")
+        .collect();
+    assert_eq!(f.len(), 1, "{:?}", p.findings);
+    assert_eq!(f[0].rule, "UCM-04");
+    assert_eq!(f[0].severity, Severity::Warning);
+    assert!(
+        f[0].message
+            .contains("longer than the booked staging period (2h 00m"),
+        "{}",
+        f[0].message
+    );
+    // Booked long enough: no warning.
+    assert!(!plan(STAGED_STANDARD)
+        .findings
+        .iter()
+        .any(|f| f.key.starts_with("staging-overrun")));
 }
