@@ -584,11 +584,9 @@ impl<'a> Run<'a> {
                 .set_outcome(self.run, RunStatus::Running, None)?;
         }
         let held = std::mem::take(&mut self.held);
-        if !held.is_empty() {
-            self.ready.extend(held);
-            self.judge_window()?;
-        }
-        Ok(())
+        self.ready.extend(held);
+        // Its work is about to start (or starts as soon as the staging it waits for ends).
+        self.judge_window()
     }
 
     /// Nothing is under way and window steps wait for the window: says so (journaled, so that
@@ -907,7 +905,13 @@ impl<'a> Run<'a> {
             _ => now,
         };
         let (plan, state, started) = (self.plan, &self.state, &self.started_at);
-        let left = window::remaining_window_work(plan, |i| match state[i] {
+        // Once the window is open, staging steps still to run hold its work back.
+        let phases: &[Phase] = if self.window_open {
+            &[Phase::Staging, Phase::Window]
+        } else {
+            &[Phase::Window]
+        };
+        let left = window::remaining_work(plan, phases, |i| match state[i] {
             StepState::Done | StepState::Skipped => None,
             // Under way since before a crash.
             StepState::Running => {

@@ -2214,7 +2214,7 @@ fn a_staged_plan_waits_for_its_window_or_an_approval_ucm_02() {
     let plan = plan_of(STAGED_PAIR);
     assert!(plan.steps.iter().any(|s| s.phase == Phase::Staging));
     let opens = 1_000_000 + 3 * 3600;
-    let run = |open_early: bool, window_end: Option<i64>| {
+    let run_from = |opens: i64, open_early: bool, window_end: Option<i64>| {
         let journal = Journal::in_memory().expect("journal");
         let world = Rc::new(RefCell::new(World {
             now: 1_000_000,
@@ -2239,6 +2239,7 @@ fn a_staged_plan_waits_for_its_window_or_an_approval_ucm_02() {
         let timeline = world.borrow().timeline.clone();
         (report, stored, seen, timeline)
     };
+    let run = |open_early: bool, window_end: Option<i64>| run_from(opens, open_early, window_end);
     let phase_of = |id: &str| plan.steps.iter().find(|s| s.id == id).expect("step").phase;
     // Waits: the staged steps first, the window's at its opening.
     let (report, stored, seen, timeline) = run(false, None);
@@ -2292,4 +2293,18 @@ fn a_staged_plan_waits_for_its_window_or_an_approval_ucm_02() {
         "{report:?}"
     );
     assert!(timeline.is_empty(), "{timeline:?}");
+    // The window open already when the run starts: the staging still to run holds its work
+    // back, so a window that would hold the window's work alone but not the staging first is
+    // too short as well.
+    let now = 1_000_000;
+    let end = now + plan.makespan_s as i64 + plan.staging_s as i64 / 2;
+    let (report, _, _, timeline) = run_from(now - 60, false, Some(end));
+    assert_eq!(report.status, RunStatus::Stopped, "{report:?}");
+    assert!(timeline.is_empty(), "{timeline:?}");
+    let (report, _, _, _) = run_from(
+        now - 60,
+        false,
+        Some(now + (plan.makespan_s + plan.staging_s) as i64),
+    );
+    assert_eq!(report.status, RunStatus::Complete, "{report:?}");
 }
