@@ -184,9 +184,9 @@ fn open_failure(e: JournalError) -> anyhow::Error {
     }
 }
 
-/// The executor's options; `ignore_window`: the booked window is not checked (the flag given
-/// now, or journaled for the run).
-fn options(plan: &Plan, args: &RunArgs, ignore_window: bool) -> Options {
+/// The executor's options; `ignore_window`: the booked window is not checked, nor waited for
+/// (the flag given now, or journaled for the run).
+fn options(plan: &Plan, args: &RunArgs, ignore_window: bool, kind: DriverKind) -> Options {
     Options {
         parallel: args.parallel,
         pause_after: args.pause_after.clone(),
@@ -198,6 +198,14 @@ fn options(plan: &Plan, args: &RunArgs, ignore_window: bool) -> Options {
         policy: args.policy.into(),
         approve_all: args.approve_all,
         ignore_window: args.ignore_window,
+        window_opens: if ignore_window {
+            None
+        } else {
+            ferry_exec::window_opens(plan)
+        },
+        // On a real clock an operator may open the window early from another shell: look for
+        // the approval every second. The twin's virtual clock jumps to the window's opening.
+        window_poll_s: (kind != DriverKind::Twin).then_some(1),
     }
 }
 
@@ -381,6 +389,10 @@ fn outcome_word(o: &Outcome) -> String {
 struct LineProgress;
 
 impl Observer for LineProgress {
+    fn waiting(&mut self, message: &str) {
+        let _ = write_out(None, &format!("{message}\n"));
+    }
+
     fn progress(&mut self, p: &Progress<'_>) {
         let line = match p.change {
             Change::Started { attempt } if attempt > 1 => format!(
@@ -410,6 +422,11 @@ struct BarProgress {
 }
 
 impl Observer for BarProgress {
+    fn waiting(&mut self, message: &str) {
+        self.bar.println(message);
+        self.bar.set_message(message.to_string());
+    }
+
     fn progress(&mut self, p: &Progress<'_>) {
         match p.change {
             Change::Started { .. } => {
@@ -558,9 +575,9 @@ make a new plan with `ferry plan {site} --format json -o {}`",
             plan_path.display()
         )));
     }
-    let opts = options(&plan, args, args.ignore_window);
-    ferry_exec::validate(&plan, &opts).map_err(|e| bad(format!("{}: {e}", plan_path.display())))?;
     let kind = args.driver.unwrap_or(DriverKind::Manual);
+    let opts = options(&plan, args, args.ignore_window, kind);
+    ferry_exec::validate(&plan, &opts).map_err(|e| bad(format!("{}: {e}", plan_path.display())))?;
     let mut inputs = loaded.inputs.clone();
     inputs.strategy = (plan.strategy != "fastest").then(|| plan.strategy.clone());
     let new = NewRun {
@@ -680,10 +697,10 @@ pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
     let summary = journal.run(run)?;
     let plan = journal.plan(run)?;
     let ignore_window = args.ignore_window || summary.ignore_window_since.is_some();
-    let opts = options(&plan, args, ignore_window);
+    let kind = driver_of(&journal, run, args)?;
+    let opts = options(&plan, args, ignore_window, kind);
     ferry_exec::validate(&plan, &opts)
         .map_err(|e| bad(format!("{}: run {run}: {e}", args.state.display())))?;
-    let kind = driver_of(&journal, run, args)?;
     let twin = match kind {
         k if k.needs_site() => Some(twin_for_run(&journal, run, args)?),
         _ => None,
@@ -745,6 +762,8 @@ cannot be planned again; carry out the plan's rollback section by hand"
         policy: FailurePolicy::Stop,
         approve_all: args.approve_all,
         ignore_window: false,
+        window_opens: None,
+        window_poll_s: None,
     };
     // The plan is needed to build the driver, and the driver's observations to plan: observe
     // with a driver for the upgrade plan, then carry out the rollback with a fresh one.
@@ -995,6 +1014,9 @@ pub fn answer(state: &Path, run: Option<RunId>, step: &str, answer: Answer) -> R
 pub fn approve(state: &Path, run: Option<RunId>, step: &str) -> Result<ExitCode> {
     let journal = existing(state)?;
     let run = pick_run(&journal, run, state)?;
+    if step == ferry_exec::OPEN_WINDOW {
+        return open_window(&journal, run, state);
+    }
     let s = open_step(&journal, run, step)?;
     if s.kind != StepKind::Pause {
         return Err(bad(format!(
@@ -1010,6 +1032,30 @@ pub fn approve(state: &Path, run: Option<RunId>, step: &str) -> Result<ExitCode>
             state.display()
         ),
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ferry approve open-window`: the operator opens the booked window early for a run that
+/// waits for it (its staging is done); a waiting `apply` or `resume` goes on within a second.
+fn open_window(journal: &Journal, run: RunId, state: &Path) -> Result<ExitCode> {
+    let plan = journal.plan(run)?;
+    let Some(opens) = ferry_exec::window_opens(&plan) else {
+        return Err(bad(format!(
+            "run {run} does not wait for its window (its plan books no window, or runs nothing ahead of it): there is no window to open"
+        )));
+    };
+    let now = ferry_exec::system_now();
+    journal.approve(run, ferry_exec::OPEN_WINDOW, "operator", now)?;
+    let when = ferry_plan::render::site_time(plan.window.as_ref(), opens);
+    let text = if now >= opens {
+        format!("run {run}: the window opened at {when} already; approval recorded\n")
+    } else {
+        format!(
+            "run {run}: the window is opened now, before its booked start ({when}); a waiting `ferry apply` goes on, or continue with `ferry resume --state {} {run}`\n",
+            state.display()
+        )
+    };
+    write_out(None, &text)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -195,6 +195,7 @@ fn build_fleet(examples: &[Site], profiles: &ProfileSet, clusters: usize, nodes:
     Site {
         name: "generated-fleet".into(),
         window: None,
+        stage: None,
         clusters: out,
     }
 }

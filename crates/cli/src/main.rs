@@ -88,6 +88,11 @@ enum Command {
         /// `fastest` (default: the shortest window the rules allow), `one-at-a-time`, or a profile's own strategy.
         #[arg(long)]
         strategy: Option<String>,
+        /// Run ahead of the window what the profiles let run while the nodes keep serving (a
+        /// standard install, a package staged into an inactive slot), even when the site books
+        /// no staging period (`[site] stage`): it is planned to end as the window opens.
+        #[arg(long)]
+        stage: bool,
         /// Explain why one step is where it is (its ID, as `cluster/node/action`).
         #[arg(long, value_name = "STEP")]
         explain: Option<String>,
@@ -119,6 +124,10 @@ enum Command {
     /// of the plan's nodes, `apply` is refused; while a run there is unfinished (paused,
     /// stopped, failed or interrupted), it is refused too, naming the run to resume or roll
     /// back, unless `--supersede` says to start anyway.
+    ///
+    /// A plan that runs work ahead of the window (staging) carries it out, then waits for the
+    /// booked window to open before any window step (`ferry status` says so, with the date);
+    /// `ferry approve open-window` from another shell opens it early (`--approve` does not).
     ///
     /// Exit 0 when every step is done, 1 when a step failed or the run paused or stopped, 2 when
     /// the plan no longer matches the site, an argument is wrong, or another run is in the way.
@@ -172,9 +181,10 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         #[command(flatten)]
         run_flags: RunFlags,
     },
-    /// Approve a pause step of a run, so that `ferry resume` may start it.
+    /// Approve a pause step of a run, so that `ferry resume` may start it; or open the booked
+    /// window early for a run that waits for it after its staging (`ferry approve open-window`).
     Approve {
-        /// The pause step's ID (`cluster/node/action` or `cluster/action`).
+        /// The pause step's ID (`cluster/node/action` or `cluster/action`), or `open-window`.
         step: String,
         /// The run (the newest when omitted).
         #[arg(long)]
@@ -240,6 +250,10 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         /// Planning a site: `fastest` (default), `one-at-a-time`, or a profile's own strategy.
         #[arg(long)]
         strategy: Option<String>,
+        /// Planning a site: run ahead of the window what the profiles let run while the nodes
+        /// keep serving, even when the site books no staging period (see `ferry plan --stage`).
+        #[arg(long)]
+        stage: bool,
         /// What a failed step leads to: rollback-node and rollback-all rehearse the rollback too.
         #[arg(long, value_enum, default_value = "stop")]
         policy: apply::PolicyArg,
@@ -718,6 +732,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             site,
             format,
             strategy,
+            stage,
             explain,
             output,
             estimates_from,
@@ -739,6 +754,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let opts = PlanOptions {
                 strategy,
                 estimates,
+                stage,
                 ..PlanOptions::default()
             };
             let plan = ferry_plan::plan(
@@ -822,6 +838,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runs,
             seed,
             strategy,
+            stage,
             policy,
             format,
             trace,
@@ -839,6 +856,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     runs: runs as usize,
                     seed,
                     strategy,
+                    stage,
                     policy,
                     json: format == Format::Json,
                     trace,

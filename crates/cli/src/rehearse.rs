@@ -21,19 +21,22 @@ pub struct RehearseArgs {
     pub runs: usize,
     pub seed: u64,
     pub strategy: Option<String>,
+    /// Planning a site: stage work ahead of the window even without a booked staging period.
+    pub stage: bool,
     pub policy: PolicyArg,
     pub json: bool,
     pub trace: bool,
     pub output: Option<PathBuf>,
 }
 
-fn plan_site(l: &Loaded, strategy: Option<String>) -> Result<Plan> {
+fn plan_site(l: &Loaded, strategy: Option<String>, stage: bool) -> Result<Plan> {
     ferry_plan::plan(
         &l.site,
         |n| l.profiles.get(n).map(|p| &p.profile),
         l.hash.clone(),
         &PlanOptions {
             strategy,
+            stage,
             ..PlanOptions::default()
         },
     )
@@ -51,7 +54,7 @@ fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan
             )));
         }
         let l = load(profile_dirs, &args.target)?;
-        let plan = plan_site(&l, args.strategy.clone())?;
+        let plan = plan_site(&l, args.strategy.clone(), args.stage)?;
         return Ok((l, plan));
     }
     let site = args.site.as_deref().ok_or_else(|| {
@@ -63,6 +66,11 @@ fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan
     if args.strategy.is_some() {
         return Err(bad(
             "`--strategy` goes with a site; a plan file already has its strategy",
+        ));
+    }
+    if args.stage {
+        return Err(bad(
+            "`--stage` goes with a site; a plan file already says what it stages",
         ));
     }
     let text = read(Path::new(&args.target))?;
@@ -162,7 +170,7 @@ pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
 pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
     let site = format!("example:{name}");
     let l = load(profile_dirs, &site)?;
-    let plan = plan_site(&l, None)?;
+    let plan = plan_site(&l, None, false)?;
     let mut text = String::new();
     text.push_str(&format!("== 1. check {site}\n\n"));
     text.push_str(&ferry_plan::report::check_text(
@@ -185,7 +193,7 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
     text.push_str(&format!("\n== 3. rehearse {site}\n\n"));
     text.push_str(&ferry_exec::rehearse::rehearsal_text(&rh, &plan, false));
     // The same site with the cautious strategy, side by side.
-    let cautious = plan_site(&l, Some("one-at-a-time".into()))?;
+    let cautious = plan_site(&l, Some("one-at-a-time".into()), false)?;
     let mut inputs = l.inputs.clone();
     inputs.strategy = Some("one-at-a-time".into());
     let rc = rehearse(

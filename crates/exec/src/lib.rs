@@ -19,8 +19,8 @@ pub use admission::{run_nodes, NodeRef, RunConflict, RunConflicts};
 pub use agent_driver::{random_hex, AgentDriver, AgentOptions, NodeSurvey};
 pub use driver::{system_now, Driver, DriverError, Inspection, Outcome};
 pub use executor::{
-    apply, resume, validate, window_end, Change, ExecError, FailurePolicy, Observer, Options,
-    Progress, Report, RollbackScope,
+    apply, resume, validate, window_end, window_opens, Change, ExecError, FailurePolicy, Observer,
+    Options, Progress, Report, RollbackScope, OPEN_WINDOW,
 };
 pub use journal::{
     medians, AdmissionLock, Answer, Approval, Event, EventRecord, Journal, JournalError, NewRun,

@@ -109,6 +109,11 @@ pub fn rollback_plan(
         edges: upgrade.rollback_edges,
         makespan_s: upgrade.rollback_makespan_s,
         prepare_s: 0,
+        // A rollback runs nothing ahead of the window.
+        staging_s: 0,
+        stage: None,
+        staging: Vec::new(),
+        staging_costs: Vec::new(),
         lower_bound_s: 0,
         sequential_s: 0,
         window_s: None,

@@ -463,7 +463,11 @@ impl Driver for SshDriver<'_> {
             }
             if self.running.is_empty() && self.operator.is_empty() {
                 return match deadline {
-                    Some(_) => Ok(None),
+                    Some(d) => {
+                        // Nothing under way (the run waits for its window): sleep to the deadline.
+                        crate::manual::sleep_until(&system_now, d);
+                        Ok(None)
+                    }
                     None => Err(DriverError::Other(
                         "the ssh driver has no step under way to wait for".into(),
                     )),

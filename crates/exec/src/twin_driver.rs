@@ -463,6 +463,9 @@ impl Driver for TwinDriver<'_> {
         deadline: Option<i64>,
     ) -> Result<Option<(String, Outcome)>, DriverError> {
         let before = self.world.now;
+        // With nothing under way (waiting for the booked window to open), virtual time jumps
+        // to the deadline at once, even when paced.
+        let idle = self.world.running().next().is_none();
         // Logged before the world moves (a new run's first change saves the world as built).
         self.log(
             run,
@@ -481,7 +484,7 @@ impl Driver for TwinDriver<'_> {
             *e = ended.clone();
             *n = self.world.now;
         }
-        if let Some(speed) = self.speed {
+        if let Some(speed) = self.speed.filter(|_| !idle) {
             let real = (self.world.now - before) as f64 / speed;
             if real > 0.0 {
                 std::thread::sleep(std::time::Duration::from_secs_f64(real.min(3600.0)));

@@ -28,6 +28,10 @@ pub struct Profile {
     pub checks: Vec<Check>,
     #[serde(default, rename = "measure")]
     pub measures: Vec<MeasureRule>,
+    /// What running work ahead of the window costs (`[[staging_cost]]`): stated by every plan
+    /// that stages work of a cluster of this profile.
+    #[serde(default, rename = "staging_cost")]
+    pub staging_costs: Vec<StagingCostRule>,
     /// How the digital twin simulates this product (`[twin]`).
     #[serde(default)]
     pub twin: crate::twin::TwinSpec,
@@ -283,6 +287,44 @@ pub struct StepTemplate {
     /// How the ssh driver carries the step out (commands, verification, waits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<crate::ssh::StepSsh>,
+    /// The step may run ahead of the window, in the staging phase, because its node keeps
+    /// serving while it runs: the rule that says so. Only when the plan stages, and only when
+    /// every step it waits for runs ahead too (or before the window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<StageRule>,
+}
+
+/// Why and when a step may run ahead of the window (`stage = { rule = "UCM-02" }`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageRule {
+    /// The rule that lets the step run while the node keeps serving.
+    pub rule: String,
+    /// Only where this holds (node context for node-scope steps).
+    #[serde(default)]
+    pub when: Option<Condition>,
+    /// Runs ahead only together with one of these steps (of its cluster): a configuration
+    /// freeze that starts with the first install goes ahead only when an install does.
+    #[serde(default)]
+    pub with: Vec<String>,
+    /// Why, in words, for `--explain`.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A cost of running work ahead of the window, stated by a plan that stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagingCostRule {
+    pub rule: String,
+    /// What it costs, in words.
+    pub text: String,
+    /// A `[[measure]]` of the profile whose length the plan states with it (e.g. the freeze).
+    #[serde(default)]
+    pub measure: Option<String>,
+    /// Only where this holds.
+    #[serde(default)]
+    pub when: Option<Condition>,
 }
 
 fn yes() -> bool {
@@ -466,6 +508,9 @@ pub enum Condition {
     /// knows; in a plan made before any run it holds, so that the plan's rollback section lists
     /// every step a rollback may need.
     Run(RunTest),
+    /// Whether (true) or not (false) the plan stages work ahead of the window (the site books a
+    /// staging period, or the plan is made with `--stage`).
+    Staging(bool),
 }
 
 /// A test on the run being rolled back: its steps on the nodes of `roles` (every step of the

@@ -63,6 +63,16 @@ pub struct Yielded {
     pub max: f64,
 }
 
+/// A step instance the profile lets run ahead of the window (its template's `stage`, whose
+/// condition holds for it): whether it does is decided on the whole graph (`stage::decide`).
+#[derive(Debug, Clone)]
+pub struct Stageable {
+    pub rule: String,
+    pub note: String,
+    /// It runs ahead only together with a step of one of these actions, of its cluster.
+    pub with: Vec<String>,
+}
+
 /// Steps, edges and limits of (part of) a plan.
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
@@ -72,6 +82,8 @@ pub struct Graph {
     pub limits: Vec<LimitGroup>,
     /// Orders that gave way to a capacity limit, per partition.
     pub yielded: Vec<Yielded>,
+    /// Instances the profile lets run ahead of the window, when the plan stages.
+    pub stageable: BTreeMap<usize, Stageable>,
 }
 
 impl Graph {
@@ -112,6 +124,8 @@ impl Graph {
             self.limits.push(l);
         }
         self.yielded.extend(other.yielded);
+        self.stageable
+            .extend(other.stageable.into_iter().map(|(i, s)| (i + base, s)));
         base
     }
 }
@@ -210,6 +224,9 @@ pub struct BuildInput<'a> {
     pub estimates: &'a BTreeMap<(String, String), u64>,
     /// The run whose rollback is built (`run` conditions), when one is known.
     pub run: Option<&'a ferry_model::RunProgress>,
+    /// The plan stages work ahead of the window: `staging` conditions hold, and steps with a
+    /// `stage` rule are noted as stageable.
+    pub staging: bool,
 }
 
 fn selects(sel: &StepSelector, inst: &Inst, procedure: &Procedure) -> bool {
@@ -234,6 +251,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         leg,
         estimates,
         run,
+        staging,
     } = *input;
     let scope = EvalScope {
         cluster,
@@ -242,6 +260,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         strategy,
         leg,
         run,
+        staging,
     };
     let mut g = Graph::default();
     // Instances per template, in template order.
@@ -282,7 +301,20 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                 },
                 template: ti,
             });
-            g.insts.len() - 1
+            let i = g.insts.len() - 1;
+            if let Some(st) = t.stage.as_ref().filter(|_| staging) {
+                if st.when.as_ref().is_none_or(|c| eval(c, &scope, node)) {
+                    g.stageable.insert(
+                        i,
+                        Stageable {
+                            rule: st.rule.clone(),
+                            note: st.note.clone(),
+                            with: st.with.clone(),
+                        },
+                    );
+                }
+            }
+            i
         };
         match t.scope {
             Scope::Cluster => {

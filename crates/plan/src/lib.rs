@@ -12,8 +12,9 @@ pub mod path;
 pub mod render;
 pub mod report;
 pub mod schedule;
+pub mod stage;
 
-use condition::Scope;
+use condition::{eval, Scope};
 use ferry_model::plan::{Edge, LimitGroup as PlanLimit, SCHEMA_VERSION};
 use ferry_model::{
     Cluster, ClusterPlan, Finding, Measure, Phase, Plan, PlannedStep, Profile, Severity, Site,
@@ -35,7 +36,7 @@ pub enum PlanError {
     Schedule {
         cluster: String,
         profile: String,
-        source: ScheduleError,
+        source: Box<ScheduleError>,
     },
     #[error("cannot schedule: {0}")]
     Site(#[from] ScheduleError),
@@ -129,6 +130,14 @@ pub struct PlanOptions {
     /// The run whose rollback is planned: how far it got decides the rollback procedure's
     /// `run` conditions. `None` (a plan made before any run): they hold.
     pub progress: Option<ferry_model::RunProgress>,
+    /// Stage work ahead of the window even when the site books no staging period: the steps
+    /// the profiles let run while their nodes keep serving are planned just before the window.
+    pub stage: bool,
+}
+
+/// Whether a plan of `site` with `opts` stages work ahead of the window.
+pub fn stages(site: &Site, opts: &PlanOptions) -> bool {
+    opts.stage || site.stage.is_some()
 }
 
 /// SHA-256 over named input texts, in the order given.
@@ -186,6 +195,7 @@ fn plan_cluster(
     opts: &PlanOptions,
 ) -> ClusterWork {
     let estimates = &opts.estimates;
+    let staging = stages(site, opts);
     let mut findings = Vec::new();
     let upgrading: Vec<_> = cluster.nodes.iter().filter(|n| n.upgrading()).collect();
     // The cluster's version is read from the profile's `version_roles` (all roles if none).
@@ -248,6 +258,7 @@ fn plan_cluster(
             leg: (h, legs),
             estimates,
             run: None,
+            staging,
         });
         let base = graph.append(g);
         // Each phase of this leg starts after the same phase of the previous leg has ended.
@@ -305,6 +316,7 @@ fn plan_cluster(
         strategy,
         leg: (0, legs),
         run: None,
+        staging,
     };
     findings.extend(checks::run(site, cluster, profile, &scope, &graph));
     for l in &graph.limits {
@@ -346,6 +358,7 @@ fn plan_cluster(
         leg: (0, 1),
         estimates,
         run: opts.progress.as_ref(),
+        staging: false,
     });
     ClusterWork {
         plan: ClusterPlan {
@@ -362,6 +375,7 @@ fn plan_cluster(
             upgrade_type_rule: first_rule,
             strategy: strategy.to_string(),
             makespan_s: 0,
+            staging,
         },
         graph,
         rollback,
@@ -557,6 +571,41 @@ fn limit_groups(graph: &Graph) -> Vec<PlanLimit> {
         .collect()
 }
 
+/// A cluster's work staged ahead of the window that does not fit the booked staging period:
+/// the rest would still run when the window opens.
+fn staging_overrun(
+    site: &Site,
+    cluster: &str,
+    staged: &[&&PlannedStep],
+    decisions: &[ferry_model::plan::StageDecision],
+) -> Option<Finding> {
+    let period = site.stage.as_ref()?;
+    let booked = (period.hours * 3600.0).round() as u64;
+    let ends = staged.iter().map(|s| s.end_s()).max()?;
+    if ends <= booked {
+        return None;
+    }
+    let rule = decisions
+        .iter()
+        .find(|d| staged.iter().any(|s| s.id == d.step))
+        .map(|d| d.rule.clone())
+        .unwrap_or_default();
+    Some(Finding {
+        key: format!("staging-overrun/{cluster}"),
+        rule,
+        severity: Severity::Warning,
+        cluster: Some(cluster.to_string()),
+        node: None,
+        message: format!(
+            "the work of {cluster} staged ahead of the window takes {}, longer than the booked staging period ({}, from {}): the rest still runs when the window opens, and the window's work waits for it",
+            render::duration(ends),
+            render::duration(booked),
+            render::site_time(Some(period), period.start_epoch_s)
+        ),
+        remedy: "Book a longer staging period, or start it earlier (`[site] stage`).".into(),
+    })
+}
+
 /// Plans the whole site.
 pub fn plan<'p>(
     site: &Site,
@@ -592,7 +641,7 @@ pub fn plan<'p>(
                 return Err(PlanError::Schedule {
                     cluster: cluster.name.clone(),
                     profile: cluster.profile.clone(),
-                    source,
+                    source: Box::new(source),
                 })
             }
         }
@@ -607,6 +656,7 @@ pub fn plan<'p>(
         rollback.append(std::mem::take(&mut w.rollback));
         findings.append(&mut w.findings);
     }
+    let staging = stage::decide(&mut graph);
     let limits = limit_groups(&graph);
     let rollback_limits = limit_groups(&rollback);
     let sequential_s = schedule::sequential(&graph, Phase::Window);
@@ -630,7 +680,27 @@ pub fn plan<'p>(
     for s in &steps {
         by_cluster.entry(s.cluster.as_str()).or_default().push(s);
     }
+    let staging_s = phase_end(&steps, Phase::Staging);
+    let prepare_s = phase_end(&steps, Phase::Prepare);
+    // Where each phase starts, in seconds from the window's opening: staging in the booked
+    // staging period (else just before the window), preparation just before staging.
+    let staging_at = match (&site.window, &site.stage) {
+        (Some(w), Some(st)) => st.start_epoch_s - w.start_epoch_s,
+        _ => -(staging_s as i64),
+    };
+    let phase_at = |p: Phase| match p {
+        Phase::Window => 0,
+        Phase::Staging => staging_at,
+        Phase::Prepare => {
+            if staging_s > 0 {
+                staging_at - prepare_s as i64
+            } else {
+                -(prepare_s as i64)
+            }
+        }
+    };
     let mut measures = Vec::new();
+    let mut staging_costs = Vec::new();
     for (w, profile) in &works {
         let mut cp = w.plan.clone();
         let mine = by_cluster
@@ -643,35 +713,39 @@ pub fn plan<'p>(
             .map(|s| s.end_s())
             .max()
             .unwrap_or(0);
+        let mut mine_measures = Vec::new();
         for m in &profile.measures {
+            // From the earliest start to the latest end, across phases.
+            let at = |s: &PlannedStep, t: u64| phase_at(s.phase) + t as i64;
             let from = mine
                 .iter()
                 .filter(|s| s.action == m.from_step)
-                .map(|s| s.start_s)
-                .min();
+                .min_by_key(|s| (at(s, s.start_s), s.phase));
             let to = mine
                 .iter()
                 .filter(|s| s.action == m.to_step)
-                .map(|s| s.end_s())
+                .map(|s| at(s, s.end_s()))
                 .max();
             if let (Some(from), Some(to)) = (from, to) {
-                measures.push(Measure {
+                mine_measures.push(Measure {
                     cluster: cp.name.clone(),
                     name: m.name.clone(),
                     rule: m.rule.clone(),
                     description: m.description.clone(),
-                    start_s: from,
-                    duration_s: to.saturating_sub(from),
+                    start_s: from.start_s,
+                    duration_s: to.saturating_sub(at(from, from.start_s)).max(0) as u64,
+                    phase: from.phase,
                 });
             }
         }
-        if let Some(cluster) = site.clusters.iter().find(|c| c.name == cp.name) {
-            let ut = cp
-                .upgrade_type
-                .split(" then ")
-                .next()
-                .unwrap_or_default()
-                .to_string();
+        let cluster = site.clusters.iter().find(|c| c.name == cp.name);
+        let ut = cp
+            .upgrade_type
+            .split(" then ")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if let Some(cluster) = cluster {
             let scope = Scope {
                 cluster,
                 profile,
@@ -679,6 +753,7 @@ pub fn plan<'p>(
                 strategy: &cp.strategy,
                 leg: (0, 1),
                 run: None,
+                staging: cp.staging,
             };
             findings.extend(checks::window_findings(
                 site,
@@ -687,7 +762,31 @@ pub fn plan<'p>(
                 &scope,
                 cp.makespan_s,
             ));
+            let staged: Vec<&&PlannedStep> =
+                mine.iter().filter(|s| s.phase == Phase::Staging).collect();
+            if !staged.is_empty() {
+                for c in &profile.staging_costs {
+                    if !c.when.as_ref().is_none_or(|x| eval(x, &scope, None)) {
+                        continue;
+                    }
+                    let measure = c
+                        .measure
+                        .as_ref()
+                        .and_then(|name| mine_measures.iter().find(|m| &m.name == name));
+                    staging_costs.push(ferry_model::plan::StagingCost {
+                        cluster: cp.name.clone(),
+                        rule: c.rule.clone(),
+                        text: c.text.clone(),
+                        measure: measure.map(|m| m.name.clone()),
+                        duration_s: measure.map(|m| m.duration_s),
+                    });
+                }
+                if let Some(f) = staging_overrun(site, &cp.name, &staged, &staging) {
+                    findings.push(f);
+                }
+            }
         }
+        measures.append(&mut mine_measures);
         clusters.push(cp);
     }
 
@@ -697,7 +796,11 @@ pub fn plan<'p>(
         strategy: opts.strategy.clone().unwrap_or_else(|| "fastest".into()),
         input_hash,
         makespan_s: phase_end(&steps, Phase::Window),
-        prepare_s: phase_end(&steps, Phase::Prepare),
+        prepare_s,
+        staging_s,
+        stage: site.stage.clone(),
+        staging,
+        staging_costs,
         lower_bound_s,
         sequential_s,
         window_s: site

@@ -18,8 +18,10 @@ pub enum ScheduleError {
         steps: Vec<String>,
         rules: Vec<String>,
     },
-    #[error("step `{to}` is in the prepare phase but waits for window step `{from}` ({rule})")]
+    #[error("step `{to}` ({to_phase} phase) waits for step `{from}` of the later {from_phase} phase ({rule})")]
     PhaseInversion {
+        from_phase: &'static str,
+        to_phase: &'static str,
         from: String,
         to: String,
         rule: String,
@@ -99,8 +101,11 @@ pub fn topo_order(g: &Graph, adj: &Adjacency) -> Result<Vec<usize>, ScheduleErro
 
 fn check_phases(g: &Graph) -> Result<(), ScheduleError> {
     for (f, t, r, _) in &g.edges {
-        if g.insts[*f].step.phase == Phase::Window && g.insts[*t].step.phase == Phase::Prepare {
+        let (pf, pt) = (g.insts[*f].step.phase, g.insts[*t].step.phase);
+        if pf > pt {
             return Err(ScheduleError::PhaseInversion {
+                from_phase: pf.as_str(),
+                to_phase: pt.as_str(),
                 from: g.insts[*f].step.id.clone(),
                 to: g.insts[*t].step.id.clone(),
                 rule: r.clone(),
@@ -236,7 +241,7 @@ pub struct Scheduled {
 }
 
 /// Start times for every step. Prepare-phase steps are timed from the start of preparation,
-/// window steps from the start of the window.
+/// staging steps from the start of staging, window steps from the start of the window.
 pub fn schedule(g: &Graph) -> Result<Vec<u64>, ScheduleError> {
     Ok(schedule_prepared(g, &prepare(g)?))
 }
@@ -269,7 +274,7 @@ pub fn schedule_holding(g: &Graph, prep: &Prepared) -> Scheduled {
     }
     let mut start = vec![0u64; n];
     let mut edges = Vec::new();
-    for phase in [Phase::Prepare, Phase::Window] {
+    for phase in [Phase::Prepare, Phase::Staging, Phase::Window] {
         let in_phase: Vec<usize> = (0..n).filter(|&i| g.insts[i].step.phase == phase).collect();
         let mut waiting: Vec<usize> = vec![0; n];
         for &i in &in_phase {

@@ -24,6 +24,9 @@ struct RawSiteMeta {
     description: Option<String>,
     #[serde(default)]
     window: Option<RawWindow>,
+    /// The staging period before the window.
+    #[serde(default)]
+    stage: Option<RawWindow>,
 }
 
 #[derive(Deserialize)]
@@ -111,48 +114,79 @@ fn parse_version(text: &str, path: Vec<PathSeg>, p: &mut Problems) -> Option<Ven
     }
 }
 
-fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Site> {
-    let window = raw.site.window.as_ref().and_then(|w| {
-        let start = match &w.start {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Datetime(d) => d.to_string(),
-            other => {
-                p.add(
-                    vec![key("site"), key("window"), key("start")],
-                    format!(
-                        "window start must be a date-time, found {}",
-                        other.type_str()
-                    ),
-                    Some("write it as \"2026-12-05T22:00:00-05:00\"".into()),
-                );
-                return None;
-            }
-        };
-        let path = vec![key("site"), key("window")];
-        if !(w.hours.is_finite() && w.hours > 0.0 && w.hours <= 24.0 * 14.0) {
+/// A booked period (`[site] window`, `[site] stage`): its start and length, checked.
+fn period(w: &RawWindow, name: &str, p: &mut Problems) -> Option<Window> {
+    let start = match &w.start {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => {
             p.add(
-                [path.clone(), vec![key("hours")]].concat(),
-                format!("window hours must be between 0 and 336, found {}", w.hours),
-                None,
+                vec![key("site"), key(name), key("start")],
+                format!(
+                    "{name} start must be a date-time, found {}",
+                    other.type_str()
+                ),
+                Some("write it as \"2026-12-05T22:00:00-05:00\"".into()),
             );
+            return None;
         }
-        match parse_datetime(&start) {
-            Ok((start_epoch_s, offset_s)) => Some(Window {
-                offset_s,
-                start,
-                start_epoch_s,
-                hours: w.hours,
-            }),
-            Err((message, help)) => {
-                p.add(
-                    [path, vec![key("start")]].concat(),
-                    format!("window start `{start}`: {message}"),
-                    Some(help),
-                );
-                None
+    };
+    let path = vec![key("site"), key(name)];
+    if !(w.hours.is_finite() && w.hours > 0.0 && w.hours <= 24.0 * 14.0) {
+        p.add(
+            [path.clone(), vec![key("hours")]].concat(),
+            format!("{name} hours must be between 0 and 336, found {}", w.hours),
+            None,
+        );
+    }
+    match parse_datetime(&start) {
+        Ok((start_epoch_s, offset_s)) => Some(Window {
+            offset_s,
+            start,
+            start_epoch_s,
+            hours: w.hours,
+        }),
+        Err((message, help)) => {
+            p.add(
+                [path, vec![key("start")]].concat(),
+                format!("{name} start `{start}`: {message}"),
+                Some(help),
+            );
+            None
+        }
+    }
+}
+
+fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Site> {
+    let window = raw
+        .site
+        .window
+        .as_ref()
+        .and_then(|w| period(w, "window", p));
+    let stage = raw.site.stage.as_ref().and_then(|s| period(s, "stage", p));
+    if let Some(s) = &stage {
+        match &window {
+            None if raw.site.window.is_none() => p.add(
+                vec![key("site"), key("stage")],
+                "the site books a staging period but no window: staging is work ahead of the window",
+                Some("book the window too: `window = { start = \"2026-12-05T22:00:00-05:00\", hours = 8 }`".into()),
+            ),
+            Some(w) => {
+                let stage_end = s.start_epoch_s + (s.hours * 3600.0).round() as i64;
+                if stage_end > w.start_epoch_s {
+                    p.add(
+                        vec![key("site"), key("stage")],
+                        format!(
+                            "the staging period {} ends after the window opens ({}): staged work must end before the window",
+                            s.start, w.start
+                        ),
+                        Some("end the staging period at or before the window's start, or shorten it".into()),
+                    );
+                }
             }
+            None => {}
         }
-    });
+    }
     if raw.site.name.trim().is_empty() {
         p.add(vec![key("site"), key("name")], "site name is empty", None);
     }
@@ -329,6 +363,7 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
     Some(Site {
         name: raw.site.name.clone(),
         window,
+        stage,
         clusters,
     })
 }

@@ -172,7 +172,7 @@ impl Ctx<'_> {
             Condition::Fact(t) => self.fact_test(t, join(&path, &[k("fact")])),
             Condition::ClusterFact(t) => self.fact_test(t, join(&path, &[k("cluster_fact")])),
             Condition::Version(t) => self.version_test(t, join(&path, &[k("version")])),
-            Condition::FirstLeg(_) | Condition::LastLeg(_) => {}
+            Condition::FirstLeg(_) | Condition::LastLeg(_) | Condition::Staging(_) => {}
             Condition::Run(t) => {
                 self.roles(&t.roles, &join(&path, &[k("run"), k("roles")]));
                 if !self.in_rollback {
@@ -790,6 +790,58 @@ impl Ctx<'_> {
         }
     }
 
+    /// A step's `stage`: only a step of the upgrade procedure whose node keeps serving may run
+    /// ahead of the window, under a rule.
+    fn stage(
+        &mut self,
+        step: &ferry_model::profile::StepTemplate,
+        stage: &ferry_model::profile::StageRule,
+        path: Path,
+    ) {
+        if self.in_rollback {
+            self.add(
+                path,
+                "a rollback step never runs ahead of the window: `stage` belongs to the upgrade procedure",
+                None,
+            );
+            return;
+        }
+        if step.impact == ferry_model::Impact::Down {
+            self.add(
+                path.clone(),
+                format!(
+                    "step `{}` takes its node down (impact = \"down\"): it never runs ahead of the window",
+                    step.id
+                ),
+                Some("only a step during which the node keeps serving may be staged".into()),
+            );
+        }
+        if step.phase == ferry_model::Phase::Prepare {
+            self.add(
+                path.clone(),
+                format!(
+                    "step `{}` is a prepare step: it runs before the window already",
+                    step.id
+                ),
+                None,
+            );
+        }
+        if step.kind == StepKind::Pause {
+            self.add(
+                path.clone(),
+                format!(
+                    "step `{}` is a pause (a go/no-go of the window): it is not staged",
+                    step.id
+                ),
+                None,
+            );
+        }
+        self.rule(&stage.rule, join(&path, &[k("rule")]));
+        if let Some(c) = &stage.when {
+            self.condition(c, join(&path, &[k("when")]));
+        }
+    }
+
     fn procedure(&mut self, proc: &Procedure, base: &str) {
         let mut ids = BTreeSet::new();
         for (n, s) in proc.steps.iter().enumerate() {
@@ -849,6 +901,22 @@ impl Ctx<'_> {
                     self.add(
                         join(&path, &[k("timeout_minutes")]),
                         "timeout_minutes must be a positive number",
+                        None,
+                    );
+                }
+            }
+            if let Some(stage) = &s.stage {
+                self.stage(s, stage, join(&path, &[k("stage")]));
+            }
+        }
+        // What a `stage.with` names: steps of this procedure.
+        for (n, s) in proc.steps.iter().enumerate() {
+            let Some(stage) = &s.stage else { continue };
+            for (m, id) in stage.with.iter().enumerate() {
+                if !ids.contains(id.as_str()) {
+                    self.add(
+                        vec![k(base), k("step"), i(n), k("stage"), k("with"), i(m)],
+                        format!("no step `{id}` in this procedure"),
                         None,
                     );
                 }
@@ -1165,6 +1233,23 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
                     None,
                 );
             }
+        }
+    }
+    let measure_names: BTreeSet<&str> = profile.measures.iter().map(|m| m.name.as_str()).collect();
+    for (n, c) in profile.staging_costs.iter().enumerate() {
+        let path = vec![k("staging_cost"), i(n)];
+        cx.rule(&c.rule, join(&path, &[k("rule")]));
+        if let Some(m) = &c.measure {
+            if !measure_names.contains(m.as_str()) {
+                cx.add(
+                    join(&path, &[k("measure")]),
+                    format!("no measure `{m}` in this profile"),
+                    Some("name a [[measure]] of the profile".into()),
+                );
+            }
+        }
+        if let Some(w) = &c.when {
+            cx.condition(w, join(&path, &[k("when")]));
         }
     }
     let mut check_ids = BTreeSet::new();

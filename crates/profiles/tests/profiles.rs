@@ -571,3 +571,117 @@ fn capacity_hold_errors_name_line_and_key_ccm_09() {
         "the rehearsal would report CCM-09 as inhibitor, the plan as warning",
     );
 }
+
+/// A staging period (`[site] stage`) is a period of its own before the booked window: its
+/// errors name the line and key like the window's.
+#[test]
+fn staging_period_errors_name_line_and_key() {
+    let staged = PAIR.replacen(
+        "window = { start = \"2026-12-05T22:00:00-05:00\", hours = 2 }\n",
+        "window = { start = \"2026-12-05T22:00:00-05:00\", hours = 2 }\nstage = { start = \"2026-12-05T08:00:00-05:00\", hours = 10 }\n",
+        1,
+    );
+    let set = builtin();
+    let site =
+        load_site("site.toml", &staged, &set).expect("a staging period before the window loads");
+    let stage = &serde_json::to_value(&site).expect("json")["stage"];
+    assert_eq!(stage["hours"], 10.0, "{stage}");
+    assert_eq!(stage["offset_s"], -5 * 3600, "{stage}");
+    let cases: &[(&str, &str, usize, &str, &str)] = &[
+        (
+            "hours = 10",
+            "hours = 15",
+            4,
+            "site.stage",
+            "ends after the window opens",
+        ),
+        (
+            "hours = 10",
+            "hours = 0",
+            4,
+            "site.stage.hours",
+            "between 0 and 336",
+        ),
+        (
+            "2026-12-05T08:00:00-05:00",
+            "this morning",
+            4,
+            "site.stage.start",
+            "not an RFC 3339",
+        ),
+    ];
+    for (from, to, line, key, message) in cases {
+        check_site_error(&staged.replacen(from, to, 1), *line, key, message);
+    }
+    // Staging is ahead of a window: a site without one cannot book it.
+    check_site_error(
+        &staged.replacen(
+            "window = { start = \"2026-12-05T22:00:00-05:00\", hours = 2 }\n",
+            "",
+            1,
+        ),
+        3,
+        "site.stage",
+        "but no window",
+    );
+}
+
+/// The `stage` key of a step (the rule that lets it run ahead of the window) and the profile's
+/// `[[staging_cost]]` are checked where they are written.
+#[test]
+fn stage_errors_name_line_and_key() {
+    let base = ferry_profiles::registry::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "linux-ha")
+        .expect("linux-ha")
+        .1;
+    let switch = "rules = [\"LHA-04\"]\neffects = [\"switch\"]\n";
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // A step that takes its node down never runs ahead of the window.
+        (
+            switch,
+            "stage = { rule = \"LHA-03\" }\nrules = [\"LHA-04\"]\neffects = [\"switch\"]\n",
+            "procedure.step[3].stage",
+            "takes its node down",
+        ),
+        (
+            switch,
+            "stage = { rule = \"lha3\" }\nrules = [\"LHA-04\"]\neffects = [\"switch\"]\n",
+            "procedure.step[3].stage.rule",
+            "`lha3` is not a rule ID",
+        ),
+        (
+            "stage = { rule = \"LHA-03\", note = \"a snapshot changes nothing on the service\" }",
+            "stage = { rule = \"LHA-03\", with = [\"stag\"] }",
+            "procedure.step[0].stage.with[0]",
+            "no step `stag`",
+        ),
+        // A rollback is never staged.
+        (
+            "rules = [\"LHA-04\"]\neffects = [\"revert\"]\n",
+            "stage = { rule = \"LHA-03\" }\nrules = [\"LHA-04\"]\neffects = [\"revert\"]\n",
+            "rollback.step[1].stage",
+            "rollback",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        check_profile_error(base, from, to, key, message);
+    }
+    // What staging costs names the measure that says how long: one of the profile's.
+    let text = format!(
+        "{base}\n[[staging_cost]]\nrule = \"LHA-03\"\nmeasure = \"slot_time\"\ntext = \"The slot holds the new version for hours.\"\n"
+    );
+    let err = load_profile("mine.toml", &text).expect_err("an unknown measure is rejected");
+    let e = err
+        .errors
+        .iter()
+        .find(|e| e.message.contains("no measure `slot_time`"))
+        .unwrap_or_else(|| {
+            panic!(
+                "{:?}",
+                err.errors.iter().map(|e| &e.message).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(e.key, "staging_cost[0].measure");
+    assert_eq!(e.line, text.lines().count() - 1);
+}

@@ -14,6 +14,7 @@ pub(crate) fn cluster_state(
     profile: &Profile,
     upgrade_type: String,
     strategy: String,
+    staging: bool,
     start: i64,
     _rng: &mut ChaCha8Rng,
 ) -> ClusterState {
@@ -222,6 +223,7 @@ pub(crate) fn cluster_state(
         strategy: &strategy,
         leg: (0, 1),
         run: None,
+        staging,
     };
     let dependencies = spec
         .dependencies
@@ -239,6 +241,7 @@ pub(crate) fn cluster_state(
         profile: profile.profile.name.clone(),
         upgrade_type,
         strategy,
+        staging,
         facts: c.facts.clone(),
         nodes,
         frozen: false,
@@ -260,5 +263,6 @@ pub(crate) fn cluster_state(
         accounted_at: start,
         first_window_start: None,
         last_end: None,
+        staged_steps: 0,
     }
 }

@@ -233,6 +233,9 @@ pub struct ClusterState {
     pub profile: String,
     pub upgrade_type: String,
     pub strategy: String,
+    /// The plan stages work of this cluster ahead of the window (its `staging` conditions).
+    #[serde(default)]
+    pub staging: bool,
     pub facts: Facts,
     pub nodes: Vec<NodeState>,
     pub frozen: bool,
@@ -262,6 +265,9 @@ pub struct ClusterState {
     pub accounted_at: i64,
     pub first_window_start: Option<i64>,
     pub last_end: Option<i64>,
+    /// Steps begun ahead of the window (the staging phase).
+    #[serde(default)]
+    pub staged_steps: u64,
 }
 
 /// A step the twin is carrying out.
@@ -450,12 +456,20 @@ impl World {
         seed: u64,
     ) -> Result<World, TwinError> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let start = plan
+        // The world starts with the work before the window: preparation, then staging (in the
+        // booked staging period, else just before the window).
+        let window_start = plan
             .window
             .as_ref()
             .map(|w| w.start_epoch_s)
-            .unwrap_or(1_800_000_000)
-            - plan.prepare_s as i64;
+            .unwrap_or(1_800_000_000);
+        let staging_start = if plan.stages() {
+            plan.staging_start_epoch_s()
+                .unwrap_or(window_start - plan.staging_s as i64)
+        } else {
+            window_start
+        };
+        let start = staging_start - plan.prepare_s as i64;
         let mut used = BTreeMap::new();
         let mut clusters = Vec::new();
         for c in &site.clusters {
@@ -484,6 +498,7 @@ impl World {
                 profile,
                 upgrade_type,
                 strategy,
+                cp.is_some_and(|p| p.staging),
                 start,
                 &mut rng,
             ));
@@ -714,6 +729,7 @@ impl World {
             strategy: &c.strategy,
             leg: (0, 1),
             run: None,
+            staging: c.staging,
         };
         eval(test, &scope, ni.map(|n| &view.nodes[n]))
     }
@@ -826,6 +842,9 @@ impl World {
         rec.outcome = None;
         if step.phase == Phase::Window && self.clusters[ci].first_window_start.is_none() {
             self.clusters[ci].first_window_start = Some(self.now);
+        }
+        if step.phase == Phase::Staging {
+            self.clusters[ci].staged_steps += 1;
         }
         // Faults bound to this step.
         let changes_before = self.config_changes_applied(ci);

@@ -290,6 +290,8 @@ fn opts() -> Options {
         policy: ferry_exec::FailurePolicy::Stop,
         approve_all: true,
         ignore_window: false,
+        window_opens: None,
+        window_poll_s: None,
     }
 }
 

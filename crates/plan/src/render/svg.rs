@@ -29,6 +29,11 @@ pub fn render_svg(plan: &Plan) -> String {
         .iter()
         .filter(|s| s.phase == Phase::Prepare)
         .collect();
+    let staging: Vec<&PlannedStep> = plan
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Staging)
+        .collect();
     let label_w = label_width(&plan.steps);
     let mut body = title(plan);
     let mut y = 64.0;
@@ -45,6 +50,23 @@ pub fn render_svg(plan: &Plan) -> String {
     body.push_str(&legend(y));
     y += 30.0;
     let mut width = main.width;
+    if !staging.is_empty() {
+        let booked = plan
+            .stage
+            .as_ref()
+            .map(|st| (st.hours * 3600.0).round() as u64);
+        let heading = match &plan.stage {
+            Some(st) => format!(
+                "Staging, ahead of the window: the nodes keep serving (booked from {}, not counted in the window)",
+                super::site_time(Some(st), st.start_epoch_s)
+            ),
+            None => "Staging, ahead of the window: the nodes keep serving (not counted in the window)".to_string(),
+        };
+        let st = chart(&staging, plan.staging_s, booked, label_w, y + 8.0, &heading);
+        body.push_str(&st.svg);
+        y += st.height + 16.0;
+        width = width.max(st.width);
+    }
     if !prepare.is_empty() {
         let heading = "Before the window (not counted in the window)";
         let pre = chart(&prepare, plan.prepare_s, None, label_w, y + 8.0, heading);

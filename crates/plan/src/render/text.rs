@@ -16,10 +16,16 @@ pub fn render_text(plan: &Plan) -> String {
     out.push_str(&clusters(plan));
     out.push_str(&findings(&plan.findings));
     out.push_str(&steps_section(plan, Phase::Prepare, "Before the window"));
+    out.push_str(&steps_section(
+        plan,
+        Phase::Staging,
+        "Staging, ahead of the window (the nodes keep serving)",
+    ));
     out.push_str(&steps_section(plan, Phase::Window, "Maintenance window"));
     out.push_str(&step_warnings(&plan.steps));
     out.push_str(&estimate(plan));
     out.push_str(&measures(plan));
+    out.push_str(&staging_costs(plan));
     out.push_str(&limits(plan));
     out.push_str(&occupancy(plan));
     out.push_str(&rollback(plan));
@@ -127,9 +133,13 @@ fn steps_section(plan: &Plan, phase: Phase, heading: &str) -> String {
     }
     let span = match phase {
         Phase::Prepare => plan.prepare_s,
+        Phase::Staging => plan.staging_s,
         Phase::Window => plan.makespan_s,
     };
     let mut out = format!("\n{heading}: {} step(s), {}\n", rows.len(), duration(span));
+    if phase == Phase::Staging {
+        out.push_str(&staging_period(plan));
+    }
     out.push_str(&table(
         &["START", "DUR", "NODE", "STEP", "IMPACT", "RULES"],
         &rows,
@@ -210,6 +220,13 @@ fn estimate(plan: &Plan) -> String {
         ratio(plan.sequential_s, plan.makespan_s)
     );
     let _ = writeln!(out, "  before the window:   {}", duration(plan.prepare_s));
+    if plan.staging_s > 0 {
+        let _ = writeln!(
+            out,
+            "  staging:             {} ahead of the window, not counted in it",
+            duration(plan.staging_s)
+        );
+    }
     if let Some(w) = plan.window_s {
         let verdict = if plan.makespan_s <= w {
             format!("fits, {} spare", duration(w - plan.makespan_s))
@@ -233,17 +250,67 @@ fn measures(plan: &Plan) -> String {
     }
     let mut out = String::from("\nMeasures\n");
     for m in &plan.measures {
+        let span = if m.phase == Phase::Window {
+            format!(
+                "from {} to {}",
+                clock(m.start_s),
+                clock(m.start_s.saturating_add(m.duration_s))
+            )
+        } else {
+            // Across phases: where it starts in its phase, where it ends from the window's
+            // opening (or in its own phase, when it ends before the window).
+            let end = super::phase_offset_s(plan, m.phase)
+                .saturating_add(m.start_s.saturating_add(m.duration_s) as i64);
+            let until = if end >= 0 {
+                format!("window {}", clock(end as u64))
+            } else {
+                format!(
+                    "{} {}",
+                    m.phase.as_str(),
+                    clock(m.start_s.saturating_add(m.duration_s))
+                )
+            };
+            format!("from {} {} to {until}", m.phase.as_str(), clock(m.start_s))
+        };
         let _ = writeln!(
             out,
-            "  {}/{} [{}]: {} (from {} to {}) - {}",
+            "  {}/{} [{}]: {} ({span}) - {}",
             m.cluster,
             m.name,
             m.rule,
             duration(m.duration_s),
-            clock(m.start_s),
-            clock(m.start_s.saturating_add(m.duration_s)),
             m.description
         );
+    }
+    out
+}
+
+/// Where the staging phase runs: the booked staging period, or just before the window.
+fn staging_period(plan: &Plan) -> String {
+    let booked = match &plan.stage {
+        Some(st) => format!(
+            "  booked staging period: {}; ",
+            super::window_span(st, (st.hours * 3600.0).round() as u64)
+        ),
+        None => "  no staging period booked: planned to end as the window opens; ".to_string(),
+    };
+    format!(
+        "{booked}`ferry apply` runs these steps, then waits for the window to open (or `ferry approve open-window`)\n"
+    )
+}
+
+/// What the work run ahead of the window costs, as the profiles say.
+fn staging_costs(plan: &Plan) -> String {
+    if plan.staging_costs.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nStaging costs\n");
+    for c in &plan.staging_costs {
+        let length = match (&c.measure, c.duration_s) {
+            (Some(m), Some(d)) => format!(" ({m}: {})", duration(d)),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  {} [{}]{length}: {}", c.cluster, c.rule, c.text);
     }
     out
 }

@@ -1401,3 +1401,50 @@ fn clean_examples_check_without_inhibitors_and_the_inhibitor_example_has_many() 
         vec!["CCM-01", "CCM-03", "CCM-06", "CCM-15", "CCM-17", "CCM-18", "CCM-21", "CCM-22"]
     );
 }
+
+/// Seed 001: the CallManager 4.0(1) installation runs on the server itself ("finish and reboot
+/// one server before starting the next", CCM-05), and the OS upgrades before it reboot it: no
+/// step takes place while the server keeps serving, so a staging period changes nothing.
+#[test]
+fn nothing_of_a_callmanager_upgrade_runs_ahead_of_the_window_ccm_05() {
+    let site = r#"
+[site]
+name = "depot"
+window = { start = "2027-01-16T20:00:00-06:00", hours = 10 }
+stage = { start = "2027-01-16T08:00:00-06:00", hours = 10 }
+
+[[cluster]]
+name = "ccm-depot"
+profile = "cisco-callmanager4"
+target = "4.0(1)"
+facts = { db_name = "CCM0300", busy_hour_call_attempts = 200, h323_trunks = ["ICT-DEPOT"] }
+
+[[cluster.node]]
+name = "depot-pub"
+role = "publisher"
+version = "3.3(3)"
+facts = { runs_callmanager = true, devices = 300, backup = "depot-sub", os_version = "2000.2.4sr4", server_model = "MCS-7835H-2.4", terminal_services = false, installed_apps = [] }
+
+[[cluster.node]]
+name = "depot-sub"
+role = "subscriber"
+version = "3.3(3)"
+facts = { devices = 200, os_version = "2000.2.4sr4", server_model = "MCS-7835H-2.4", terminal_services = false, installed_apps = [] }
+"#;
+    let p = plan(site);
+    assert!(
+        in_phase(&p, "staging").is_empty(),
+        "{:?}",
+        in_phase(&p, "staging")
+    );
+    for action in ["install-publisher", "install-subscriber", "upgrade-os"] {
+        for s in steps_of(&p, action, None) {
+            assert_eq!(phase_name(s), "window", "{}", s.id);
+        }
+    }
+    let unstaged = plan(&site.replace(
+        "stage = { start = \"2027-01-16T08:00:00-06:00\", hours = 10 }\n",
+        "",
+    ));
+    assert_eq!(p.makespan_s, unstaged.makespan_s);
+}

@@ -1648,3 +1648,324 @@ fn the_rollback_offers_the_imp_recovery_choice_only_after_cucm_succeeded_ucm_25(
         false,
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Staging: installs ahead of the window, switches in it (UCM-02, UCM-04, UCM-21)
+// ---------------------------------------------------------------------------------------------
+
+/// Seed 004, standard upgrades: "The system continues to function normally while you are
+/// installing the software ... you can manually switch to the new software at a later time."
+/// A small CUCM + IM&P cluster, 12.5 to 14 (same OS: standard), that books the day for the
+/// installs and the night for the switches.
+const STAGED_STANDARD: &str = r#"
+[site]
+name = "harbour-collab"
+window = { start = "2027-03-06T21:00:00+01:00", hours = 6 }
+stage = { start = "2027-03-06T08:00:00+01:00", hours = 9 }
+
+[[cluster]]
+name = "uc"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+targets = { imp_publisher = "14.0.1.13900-8", imp_subscriber = "14.0.1.13900-8" }
+facts = { configured_devices = 3000, upgrade_source = "sftp" }
+
+[[cluster.node]]
+name = "uc-pub"
+role = "publisher"
+version = "12.5.1.17900-64"
+facts = { devices = 0, replication_state = 2, drs_backup_at = "2027-03-05T22:00:00+01:00" }
+
+[[cluster.node]]
+name = "uc-sub1"
+role = "subscriber"
+version = "12.5.1.17900-64"
+facts = { devices = 1200, replication_state = 2 }
+
+[[cluster.node]]
+name = "uc-sub2"
+role = "subscriber"
+version = "12.5.1.17900-64"
+facts = { devices = 900, replication_state = 2 }
+
+[[cluster.node]]
+name = "im-pub"
+role = "imp_publisher"
+version = "12.5.1.17900-7"
+facts = { users = 800, replication_state = 2 }
+
+[[cluster.node]]
+name = "im-sub"
+role = "imp_subscriber"
+version = "12.5.1.17900-7"
+facts = { users = 700, replication_state = 2 }
+"#;
+
+#[test]
+fn standard_installs_run_ahead_of_the_window_and_the_switches_stay_in_it_ucm_02() {
+    let p = plan(STAGED_STANDARD);
+    assert_eq!(
+        in_phase(&p, "staging"),
+        vec![
+            "-/freeze-configuration",
+            "im-pub/imp-install-inactive",
+            "im-pub/imp-verify-install-log",
+            "im-sub/imp-install-inactive",
+            "im-sub/imp-verify-install-log",
+            "uc-pub/install-inactive",
+            "uc-pub/verify-install-log",
+            "uc-sub1/install-inactive",
+            "uc-sub1/verify-install-log",
+            "uc-sub2/install-inactive",
+            "uc-sub2/verify-install-log",
+        ],
+        "the node keeps serving while these run (UCM-02); the freeze starts with the first install (UCM-04)"
+    );
+    assert_eq!(
+        in_phase(&p, "window"),
+        vec![
+            "-/cucm-post-upgrade",
+            "-/cucm-replication-gate",
+            "-/imp-post-upgrade",
+            "-/imp-replication-gate",
+            "-/release-configuration-freeze",
+            "im-pub/imp-switch-version",
+            "im-sub/imp-switch-version",
+            "uc-pub/switch-version",
+            "uc-sub1/switch-version",
+            "uc-sub2/switch-version",
+        ],
+        "switches, replication waits and post-upgrade tasks stay in the window"
+    );
+    for s in p.steps.iter().filter(|s| phase_name(s) == "staging") {
+        assert!(
+            s.rules.iter().any(|r| r == "UCM-02" || r == "UCM-04"),
+            "{} names the rule that lets it run ahead: {:?}",
+            s.id,
+            s.rules
+        );
+    }
+    assert_edges_go_forward(&p);
+    // The window is the chain of switches, replication waits and post-upgrade tasks, and the
+    // plan's lower bound is still one.
+    let d = |id: &str| step(&p, id).duration_s;
+    let sub_switch = d("uc/uc-sub1/switch-version").max(d("uc/uc-sub2/switch-version"));
+    let chain = d("uc/uc-pub/switch-version")
+        + sub_switch
+        + d("uc/cucm-replication-gate")
+        + d("uc/cucm-post-upgrade")
+        + d("uc/im-pub/imp-switch-version")
+        + d("uc/im-sub/imp-switch-version")
+        + d("uc/imp-replication-gate")
+        + d("uc/imp-post-upgrade")
+        + d("uc/release-configuration-freeze");
+    assert_eq!(p.makespan_s, chain);
+    assert_eq!(p.lower_bound_s, chain);
+    // Without the staging period the same site keeps every install in the window.
+    let unstaged = plan(&STAGED_STANDARD.replace(
+        "stage = { start = \"2027-03-06T08:00:00+01:00\", hours = 9 }\n",
+        "",
+    ));
+    assert!(in_phase(&unstaged, "staging").is_empty());
+    assert!(
+        unstaged.makespan_s > p.makespan_s + d("uc/uc-pub/install-inactive"),
+        "{} vs {}",
+        unstaged.makespan_s,
+        p.makespan_s
+    );
+    // Staged work is timed inside the booked staging period, from its start.
+    let j = plan_json(&p);
+    let staging_s = j["staging_s"].as_u64().expect("staging_s");
+    assert!(staging_s > 0 && staging_s <= 9 * 3600, "{staging_s}");
+    assert_eq!(step(&p, "uc/freeze-configuration").start_s, 0);
+}
+
+#[test]
+fn staged_imp_installs_wait_for_every_cucm_install_and_imp_switches_for_the_cucm_phase_ucm_13_ucm_10(
+) {
+    let p = plan(STAGED_STANDARD);
+    // The IM&P publisher installs once every CUCM node holds the new version inactive
+    // (UCM-13's first option), before any switch.
+    assert_all_before(
+        &steps_of(&p, "verify-install-log", None),
+        &[step(&p, "uc/im-pub/imp-install-inactive")],
+    );
+    assert_edge(
+        &p,
+        "uc/uc-sub2/verify-install-log",
+        "uc/im-pub/imp-install-inactive",
+        "UCM-13",
+    );
+    // No IM&P node switches before CUCM replication is complete (UCM-10) and the CUCM
+    // post-upgrade tasks are done (UCM-27).
+    assert_edge(
+        &p,
+        "uc/cucm-replication-gate",
+        "uc/im-pub/imp-switch-version",
+        "UCM-10",
+    );
+    assert_edge(
+        &p,
+        "uc/cucm-post-upgrade",
+        "uc/im-pub/imp-switch-version",
+        "UCM-27",
+    );
+    assert_all_before(
+        &[step(&p, "uc/cucm-post-upgrade")],
+        &steps_of(&p, "imp-switch-version", None),
+    );
+}
+
+#[test]
+fn the_freeze_lasts_from_the_first_install_to_the_end_and_the_plan_states_what_staging_costs_ucm_04_ucm_21(
+) {
+    let p = plan(STAGED_STANDARD);
+    let freeze = step(&p, "uc/freeze-configuration");
+    let first_install = steps_of(&p, "install-inactive", None)
+        .iter()
+        .map(|s| s.start_s)
+        .min()
+        .expect("installs");
+    assert_eq!(phase_name(freeze), "staging");
+    assert!(freeze.end_s() <= first_install);
+    let release = step(&p, "uc/release-configuration-freeze");
+    assert_eq!(phase_name(release), "window");
+    // From 08:00 (the staging period opens with the freeze) to the release at the end of the
+    // window: thirteen hours before the window opens, then the window's work.
+    let expected = 13 * 3600 + release.end_s();
+    let j = plan_json(&p);
+    let measure = j["measures"]
+        .as_array()
+        .expect("measures")
+        .iter()
+        .find(|m| m["name"] == "configuration_freeze")
+        .expect("the freeze is measured");
+    assert_eq!(measure["duration_s"].as_u64(), Some(expected), "{measure}");
+    let costs = j["staging_costs"].as_array().expect("staging_costs");
+    let rules: Vec<&str> = costs.iter().filter_map(|c| c["rule"].as_str()).collect();
+    assert!(
+        rules.contains(&"UCM-04") && rules.contains(&"UCM-21"),
+        "{costs:?}"
+    );
+    let freeze_cost = costs
+        .iter()
+        .find(|c| c["rule"] == "UCM-04")
+        .expect("UCM-04");
+    assert_eq!(freeze_cost["duration_s"].as_u64(), Some(expected));
+    let text = ferry_plan::render::text::render_text(&p);
+    assert!(text.contains("Staging"), "{text}");
+    assert!(text.contains("Staging costs"), "{text}");
+}
+
+#[test]
+fn refresh_installs_take_the_node_down_and_never_leave_the_window_ucm_03() {
+    // Seed 004: "You must perform all refresh upgrades during a maintenance window because the
+    // system will not be available during the upgrade." 11.0 to 12.5 changes the OS major.
+    let site = r#"
+[site]
+name = "quarry-collab"
+window = { start = "2027-04-10T20:00:00-04:00", hours = 16 }
+stage = { start = "2027-04-10T07:00:00-04:00", hours = 12 }
+
+[[cluster]]
+name = "uc"
+profile = "cisco-ucm"
+target = "12.5.1.17900-64"
+facts = { configured_devices = 2000, upgrade_source = "sftp" }
+
+[[cluster.node]]
+name = "q-pub"
+role = "publisher"
+version = "11.0.1.10000-10"
+facts = { devices = 0, replication_state = 2, drs_backup_at = "2027-04-10T06:00:00-04:00" }
+
+[[cluster.node]]
+name = "q-sub"
+role = "subscriber"
+version = "11.0.1.10000-10"
+facts = { devices = 800, replication_state = 2 }
+"#;
+    let p = plan(site);
+    assert_eq!(p.clusters[0].upgrade_type, "refresh");
+    assert!(
+        in_phase(&p, "staging").is_empty(),
+        "nothing of a refresh runs ahead, not even the freeze that goes with the installs: {:?}",
+        in_phase(&p, "staging")
+    );
+    for s in steps_of(&p, "refresh-install", None) {
+        assert_eq!(phase_name(s), "window", "{}", s.id);
+    }
+    assert_eq!(phase_name(step(&p, "uc/freeze-configuration")), "window");
+}
+
+#[test]
+fn a_cop_file_that_restarts_the_node_keeps_the_installs_after_it_in_the_window_ucm_06() {
+    // "After you install a COP file, you must restart the node": the restart takes the node
+    // down, so it stays in the window, and the installs that follow it with it.
+    let site = STAGED_STANDARD.replacen(
+        "facts = { devices = 1200, replication_state = 2 }",
+        "facts = { devices = 1200, replication_state = 2, planned_cops = [\"ciscocm.vmware-disk-size-reallocation-1.0.cop.sgn\"] }",
+        1,
+    );
+    let p = plan(&site);
+    assert_eq!(
+        phase_name(step(&p, "uc/uc-sub1/restart-after-cop")),
+        "window"
+    );
+    for s in steps_of(&p, "install-inactive", None) {
+        assert_eq!(phase_name(s), "window", "{}", s.id);
+    }
+    // Every CUCM node installs its COP files before any installs the new version (UCM-06),
+    // and the IM&P nodes install after the CUCM nodes (UCM-13): nothing is left to run ahead,
+    // so the freeze, which goes with the first install (UCM-04), stays in the window too.
+    assert!(
+        in_phase(&p, "staging").is_empty(),
+        "{:?}",
+        in_phase(&p, "staging")
+    );
+    assert_eq!(phase_name(step(&p, "uc/freeze-configuration")), "window");
+    assert_edges_go_forward(&p);
+    // `--explain` says what keeps a stageable step in the window.
+    let e = ferry_plan::explain(&p, "uc/uc-pub/install-inactive").expect("step");
+    assert!(
+        e.contains("May run ahead of the window by UCM-02")
+            && e.contains("stays in the window because it waits for `uc/uc-sub1/")
+            && e.contains("(UCM-06), which stays in the window"),
+        "{e}"
+    );
+    let e = ferry_plan::explain(&p, "uc/freeze-configuration").expect("step");
+    assert!(
+        e.contains("it goes ahead only with `install-inactive` or `imp-install-inactive`"),
+        "{e}"
+    );
+}
+
+/// A staging period too short for the work staged in it: the plan says so, under the rule that
+/// lets the work run ahead, and the rest still waits for it when the window opens (UCM-02).
+#[test]
+fn staged_work_longer_than_the_booked_staging_period_is_a_warning_ucm_02() {
+    let short = STAGED_STANDARD.replace(
+        "stage = { start = \"2027-03-06T08:00:00+01:00\", hours = 9 }",
+        "stage = { start = \"2027-03-06T15:00:00+01:00\", hours = 2 }",
+    );
+    let p = plan(&short);
+    let f: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|f| f.key == "staging-overrun/uc")
+        .collect();
+    assert_eq!(f.len(), 1, "{:?}", p.findings);
+    assert_eq!(f[0].rule, "UCM-04");
+    assert_eq!(f[0].severity, Severity::Warning);
+    assert!(
+        f[0].message
+            .contains("longer than the booked staging period (2h 00m"),
+        "{}",
+        f[0].message
+    );
+    // Booked long enough: no warning.
+    assert!(!plan(STAGED_STANDARD)
+        .findings
+        .iter()
+        .any(|f| f.key.starts_with("staging-overrun")));
+}

@@ -149,3 +149,64 @@ pub fn first_start(plan: &Plan, action: &str) -> u64 {
         .min()
         .unwrap_or_else(|| panic!("no {action} step"))
 }
+
+/// The phase a step is planned in, as the plan's JSON names it (`prepare`, `staging`, `window`).
+pub fn phase_name(s: &PlannedStep) -> String {
+    serde_json::to_value(s.phase)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The actions of the plan's steps in `phase`, each with its node (`cluster` steps: `-`),
+/// sorted: `node/action`.
+pub fn in_phase(plan: &Plan, phase: &str) -> Vec<String> {
+    let mut v: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| phase_name(s) == phase)
+        .map(|s| format!("{}/{}", s.node.as_deref().unwrap_or("-"), s.action))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The plan as JSON (what `ferry plan --format json` writes).
+pub fn plan_json(plan: &Plan) -> serde_json::Value {
+    serde_json::to_value(plan).expect("a plan serialises")
+}
+
+/// A site text with `line` (e.g. a staging period) added to its `[site]` table, right after
+/// its `window = ...` line.
+pub fn with_site_line(site: &str, line: &str) -> String {
+    let at = site
+        .lines()
+        .position(|l| l.trim_start().starts_with("window ="))
+        .expect("the site books a window");
+    let mut lines: Vec<&str> = site.lines().collect();
+    lines.insert(at + 1, line);
+    lines.join("\n") + "\n"
+}
+
+/// Every ordering edge of the plan goes forward in phase order: no step of an earlier phase
+/// waits for a step of a later one.
+pub fn assert_edges_go_forward(plan: &Plan) {
+    let rank = |p: &str| match p {
+        "prepare" => 0,
+        "staging" => 1,
+        _ => 2,
+    };
+    for s in &plan.steps {
+        for a in &s.after {
+            let before = step(plan, a);
+            assert!(
+                rank(&phase_name(before)) <= rank(&phase_name(s)),
+                "{} ({}) waits for {} ({})",
+                s.id,
+                phase_name(s),
+                a,
+                phase_name(before)
+            );
+        }
+    }
+}

@@ -39,6 +39,7 @@ fn check_consistent(plan: &Plan) {
         assert!(s.duration_s <= ferry_model::plan::MAX_STEP_S, "{}", s.id);
         let span = match s.phase {
             ferry_model::Phase::Prepare => plan.prepare_s,
+            ferry_model::Phase::Staging => plan.staging_s,
             ferry_model::Phase::Window => plan.makespan_s,
         };
         assert!(s.end_s() <= span, "{} ends after its phase", s.id);

@@ -478,3 +478,62 @@ fn a_saved_world_carries_on_exactly_as_the_original() {
     assert!(!ea.is_empty());
     assert_eq!(ea, eb);
 }
+
+/// Seed 004: "You must perform all refresh upgrades during a maintenance window because the
+/// system will not be available during the upgrade." A plan edited by hand to run a refresh
+/// install ahead of the window (in the staging phase) is caught by the auditor, whatever the
+/// planner would have done: the profile gives `refresh-install` no `stage` rule.
+#[test]
+fn the_auditor_catches_a_refresh_install_run_ahead_of_the_window_ucm_03() {
+    let site = r#"
+[site]
+name = "quarry-collab"
+window = { start = "2027-04-10T20:00:00-04:00", hours = 16 }
+stage = { start = "2027-04-10T07:00:00-04:00", hours = 12 }
+
+[[cluster]]
+name = "uc"
+profile = "cisco-ucm"
+target = "12.5.1.17900-64"
+facts = { configured_devices = 2000, upgrade_source = "sftp" }
+
+[[cluster.node]]
+name = "q-pub"
+role = "publisher"
+version = "11.0.1.10000-10"
+facts = { devices = 0, replication_state = 2, drs_backup_at = "2027-04-10T06:00:00-04:00" }
+
+[[cluster.node]]
+name = "q-sub"
+role = "subscriber"
+version = "11.0.1.10000-10"
+facts = { devices = 800, replication_state = 2 }
+"#;
+    let mut c = case_with(site, None);
+    // As planned nothing runs ahead: the auditor finds nothing to say about staging.
+    let r = rehearse_case(&c, &Faults::default(), 1);
+    assert!(inhibitors(&r.violations).is_empty(), "{:#?}", r.violations);
+    // The publisher's refresh install and what precedes it moved ahead by hand.
+    for s in &mut c.plan.steps {
+        if s.id == "uc/freeze-configuration" || s.id == "uc/q-pub/refresh-install" {
+            s.phase = ferry_model::Phase::Staging;
+        }
+    }
+    let r = rehearse_case(&c, &Faults::default(), 1);
+    let v: Vec<_> = inhibitors(&r.violations)
+        .into_iter()
+        .filter(|v| v.step.as_deref() == Some("uc/q-pub/refresh-install"))
+        .collect();
+    assert_eq!(v.len(), 1, "{:#?}", r.violations);
+    assert_eq!(v[0].rule, "UCM-03");
+    assert!(
+        v[0].message.contains("ahead of the window"),
+        "{}",
+        v[0].message
+    );
+    // The freeze may go ahead (UCM-04): it is not reported.
+    assert!(!r
+        .violations
+        .iter()
+        .any(|v| v.step.as_deref() == Some("uc/freeze-configuration")));
+}
