@@ -525,6 +525,23 @@ impl World {
                     message: format!("a `{}` fault needs `step` or `at_min`", f.kind.as_str()),
                 });
             }
+            if let Some(pat) = &f.step {
+                // A fault on a step the plan does not have would never fire: a mistake.
+                let steps = || plan.steps.iter().chain(&plan.rollback);
+                let known = match pat.strip_prefix("*/") {
+                    Some(action) => steps().any(|s| s.action == action),
+                    None => steps().any(|s| &s.id == pat),
+                };
+                if !known {
+                    return Err(TwinError::BadFault {
+                        index,
+                        message: format!(
+                            "no step `{pat}` in the plan (nor in its rollback): the fault would never fire; \
+`ferry plan SITE --format json` lists the step IDs, and `*/ACTION` names an action on every node"
+                        ),
+                    });
+                }
+            }
             if f.step.is_none() && f.node.is_none() {
                 return Err(TwinError::BadFault {
                     index,
