@@ -325,13 +325,13 @@ fn ssh_errors_name_line_and_key() {
         (
             "verify = [{ probe = \"version_inactive\", equals = \"{target}\" }]",
             "verify = [{ probe = \"version_inactiv\", equals = \"{target}\" }]",
-            "procedure.step[6].ssh.verify[0].probe",
+            "procedure.step[7].ssh.verify[0].probe",
             "unknown probe `version_inactiv`",
         ),
         (
             "verify = [{ probe = \"version_inactive\", equals = \"{target}\" }]",
             "verify = [{ probe = \"version_inactive\", equals = \"{targt}\" }]",
-            "procedure.step[6].ssh.verify[0].equals",
+            "procedure.step[7].ssh.verify[0].equals",
             "unknown placeholder `{targt}`",
         ),
         (
@@ -355,13 +355,13 @@ fn ssh_errors_name_line_and_key() {
         (
             "\"{fact.upgrade_server}\"",
             "\"{fact.upgrade_host}\"",
-            "procedure.step[6].ssh.commands[0].input[2]",
+            "procedure.step[7].ssh.commands[0].input[2]",
             "fact `upgrade_host` is not declared",
         ),
         (
             "from = [\"publisher\"], roles",
             "from = [\"publishr\"], roles",
-            "procedure.step[19].ssh.wait[0].from[0]",
+            "procedure.step[21].ssh.wait[0].from[0]",
             "unknown role `publishr`",
         ),
     ];

@@ -20,6 +20,7 @@ pub fn render_text(plan: &Plan) -> String {
     out.push_str(&step_warnings(&plan.steps));
     out.push_str(&estimate(plan));
     out.push_str(&measures(plan));
+    out.push_str(&batches(plan));
     out.push_str(&limits(plan));
     out.push_str(&occupancy(plan));
     out.push_str(&rollback(plan));
@@ -244,6 +245,49 @@ fn measures(plan: &Plan) -> String {
             clock(m.start_s.saturating_add(m.duration_s)),
             m.description
         );
+    }
+    out
+}
+
+/// The batches of the batch rules: which nodes go out together, in order.
+pub(crate) fn batch_lines(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    for b in &plan.batches {
+        let leg = b
+            .leg
+            .as_ref()
+            .map(|v| format!(" (to {v})"))
+            .unwrap_or_default();
+        let list = b
+            .batches
+            .iter()
+            .enumerate()
+            .map(|(i, nodes)| format!("{}. {}", i + 1, nodes.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        lines.push(format!(
+            "{}{leg} [{}]: {} batch(es) keeping every group of {} served: {list}",
+            b.cluster,
+            b.rule,
+            b.batches.len(),
+            b.devices.join(" and "),
+        ));
+    }
+    lines
+}
+
+fn batches(plan: &Plan) -> String {
+    let lines = batch_lines(plan);
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "
+Batches
+",
+    );
+    for l in lines {
+        let _ = writeln!(out, "  {l}");
     }
     out
 }

@@ -467,7 +467,8 @@ fn publisher_switches_before_any_subscriber_ucm_09() {
 
 #[test]
 fn replication_gate_after_the_switches_and_before_the_imp_phase_ucm_10() {
-    let p = plan(&example("ucm-standard"));
+    // The documented task list: the IM&P phase starts after the gate.
+    let p = plan_with(&example("ucm-standard"), Some("documented"));
     let gate = cluster_step(&p, "cucm-replication-gate");
     let switches: Vec<&PlannedStep> = p
         .steps
@@ -487,7 +488,8 @@ fn replication_gate_after_the_switches_and_before_the_imp_phase_ucm_10() {
         assert_edge(&p, &gate.id, &s.id, "UCM-10");
         assert_all_before(&[gate], &[s]);
     }
-    // Parallel option: the IM&P nodes install early but switch only after the gate.
+    // Parallel option (in the fastest plan): the IM&P nodes install early but switch only
+    // after the gate.
     let p = plan(&example("ucm-parallel"));
     let gate = cluster_step(&p, "cucm-replication-gate");
     for s in steps_of(&p, "imp-switch-version", None) {
@@ -531,9 +533,11 @@ fn imp_publisher_is_the_first_imp_node_upgraded_ucm_12() {
 
 #[test]
 fn parallel_option_installs_the_imp_publisher_with_the_cucm_subscribers_ucm_13() {
+    // The option is part of the fastest plan; the documented strategy keeps the task list's
+    // order.
     let site = example("ucm-parallel");
     let par = plan(&site);
-    assert_eq!(par.clusters[0].strategy, "parallel");
+    assert_eq!(par.clusters[0].strategy, "fastest");
     let imp_pub = step(&par, "ucm-dc/dc-imp-pub/imp-install-inactive");
     let subs = steps_of(&par, "install-inactive", Some("subscriber"));
     assert!(subs.iter().all(|s| s.start_s == imp_pub.start_s));
@@ -544,14 +548,17 @@ fn parallel_option_installs_the_imp_publisher_with_the_cucm_subscribers_ucm_13()
         "UCM-13",
     );
     // Without the option the IM&P publisher waits for every CUCM node and the CUCM phase.
-    let fast = plan_with(&site, Some("fastest"));
-    let imp_pub = step(&fast, "ucm-dc/dc-imp-pub/imp-install-inactive");
+    let documented = plan_with(&site, Some("documented"));
+    let imp_pub = step(&documented, "ucm-dc/dc-imp-pub/imp-install-inactive");
     assert_all_before(
-        &steps_of(&fast, "verify-install-log", Some("subscriber")),
+        &steps_of(&documented, "verify-install-log", Some("subscriber")),
         &[imp_pub],
     );
-    assert_all_before(&[cluster_step(&fast, "cucm-post-upgrade")], &[imp_pub]);
-    assert!(par.makespan_s < fast.makespan_s);
+    assert_all_before(
+        &[cluster_step(&documented, "cucm-post-upgrade")],
+        &[imp_pub],
+    );
+    assert!(par.makespan_s < documented.makespan_s);
 }
 
 #[test]
@@ -612,7 +619,12 @@ fn cucm_subscriber_switching_is_a_site_choice_ucm_15() {
     let slow = plan_with(&site, Some("one-at-a-time"));
     let subs = steps_of(&slow, "switch-version", Some("subscriber"));
     assert_one_at_a_time(&subs);
-    assert_edge(&slow, &subs[0].id, &subs[1].id, "UCM-15");
+    // Each waits until the one before serves again (its gate), so that no CM group is left
+    // without a subscriber.
+    let back = steps_of(&slow, "subscriber-serving", Some("subscriber"));
+    assert_eq!(back.len(), subs.len());
+    assert_edge(&slow, &back[0].id, &subs[1].id, "UCM-15");
+    assert!(back[0].start_s >= subs[0].end_s() && subs[1].start_s >= back[0].end_s());
     assert!(slow.makespan_s > fast.makespan_s);
     // The site may write its choice down.
     let chosen = plan(&edit(
@@ -811,8 +823,8 @@ fn upgrade_source_is_staged_before_the_window_ucm_22() {
     ] {
         let site = edit(
             &example("ucm-standard"),
-            "facts = { configured_devices = 9400, upgrade_source = \"sftp\" }",
-            bad,
+            "facts = { configured_devices = 9400, upgrade_source = \"sftp\", device_capacity",
+            &bad.replace(" }", ", device_capacity"),
         );
         let f = findings(&site);
         let w = findings_of(&f, "UCM-22");
@@ -960,7 +972,7 @@ const C: Option<&str> = None;
 
 #[test]
 fn task_list_standard_cucm_and_imp_ucm_27() {
-    let p = plan(&example("ucm-standard"));
+    let p = plan_with(&example("ucm-standard"), Some("documented"));
     assert_task_list(
         &p,
         &[

@@ -15,6 +15,11 @@ fn inhibitors(v: &[ferry_twin::Violation]) -> Vec<&ferry_twin::Violation> {
         .collect()
 }
 
+/// An example planned with the documented strategy (the task lists' own order).
+fn documented(name: &str) -> Case {
+    case_with(&example(name), Some("documented"))
+}
+
 /// Runs `c`'s plan until `step` has started, and returns the world at that moment.
 fn at_start_of(c: &Case, step: &str) -> World {
     let mut w = world(c, &Faults::default(), 1);
@@ -192,20 +197,34 @@ fn subscriber_services_wait_for_replication_state_2_ucm_11() {
         (21.0..=43.0).contains(&minutes),
         "converged in {minutes} min"
     );
-    // Its phones are not back before replication is good.
+    // Its phones are not back before replication is good: once it runs the new version, the
+    // world is followed minute by minute until its replication setup runs (state 1).
     let c = case("ucm-standard");
     let mut w = world(&c, &Faults::default(), 1);
     run_steps_until(&mut w, &c.plan, 1, &c.plan.steps, |w| {
         w.node(CLUSTER, "cucm-sub1")
-            .is_some_and(|n| n.active == n.target && n.repl.values().any(|&s| s == 1))
+            .is_some_and(|n| n.active == n.target)
     });
+    let setting_up = |w: &World| {
+        w.node(CLUSTER, "cucm-sub1")
+            .is_some_and(|n| n.repl.values().any(|&s| s == 1))
+    };
+    for _ in 0..120 {
+        if setting_up(&w) {
+            break;
+        }
+        let next = w.now + 60;
+        while w.advance(Some(next)).is_some() {}
+    }
+    assert!(setting_up(&w), "cucm-sub1 never set its replication up");
     assert!(!w.serving(CLUSTER, "cucm-sub1"));
     assert_eq!(w.registered(CLUSTER, "cucm-sub1"), 0.0);
 }
 
 #[test]
 fn replication_stuck_at_4_fails_the_replication_gate_ucm_10_ucm_11() {
-    let c = case("ucm-standard");
+    // The documented task list: the IM&P phase waits for the gate.
+    let c = documented("ucm-standard");
     let r = rehearse_case(
         &c,
         &faults("[[fault]]\nkind = \"replication_stuck\"\nnode = \"cucm-sub2\"\nstate = 4\n"),
@@ -302,7 +321,8 @@ fn after_free_common_space_the_upgrade_still_reverts_to_the_old_version_ucm_06()
 
 #[test]
 fn an_imp_failure_after_a_good_cucm_upgrade_is_recovered_by_the_rollback_ucm_25() {
-    let c = case("ucm-standard");
+    // The documented task list: the IM&P publisher installs after the CUCM phase.
+    let c = documented("ucm-standard");
     let mut r = rehearse_case(
         &c,
         &faults("[[fault]]\nkind = \"install_failure\"\nstep = \"ucm-hq/imp-pub/imp-install-inactive\"\n"),
@@ -392,7 +412,7 @@ fn the_auditor_catches_a_subscriber_switched_before_its_publisher_ucm_09() {
 
 #[test]
 fn the_auditor_catches_imp_switched_before_cucm_replication_ucm_10() {
-    let mut c = case("ucm-standard");
+    let mut c = documented("ucm-standard");
     c.plan = swap_order(
         &c.plan,
         "ucm-hq/cucm-replication-gate",
