@@ -3,7 +3,8 @@
 //! that, while one batch is out and every other server serves, every device group keeps a
 //! serving server and no server carries more than its capacity. The batches also follow the
 //! order the other rules put between the nodes' blocks: a node whose block comes before
-//! another's is not in a later batch, and nodes the rules order both ways share a batch.
+//! another's is not in a later batch. Nodes the rules order both ways (their blocks interleave)
+//! are left to those rules, out of the batches.
 //!
 //! What cannot be avoided is tolerated and reported: a group whose devices lose every server
 //! when a single node (or a set the rules tie together) is out, and a node whose absence alone
@@ -34,6 +35,8 @@ pub struct Batching {
     pub unavoidable: Vec<(usize, Shortfall, Vec<usize>)>,
     /// Whether the batches are the fewest; false when the budget ran out (a first fit).
     pub fewest: bool,
+    /// Sets of nodes the rules order both ways, left out of the batches.
+    pub left_out: Vec<Vec<usize>>,
 }
 
 /// Work the exact search may do before it settles for a first fit, and the first fit before
@@ -339,9 +342,19 @@ pub fn batches(input: Input<'_>) -> Batching {
         }
     }
     let count = search.units.len();
-    let order = unit_order(count, &search.before);
+    // Interleaved nodes stay out of the batches (and of the search).
+    let left_out: Vec<Vec<usize>> = search
+        .units
+        .iter()
+        .filter(|u| u.len() > 1)
+        .cloned()
+        .collect();
+    let order: Vec<usize> = unit_order(count, &search.before)
+        .into_iter()
+        .filter(|&u| search.units[u].len() == 1)
+        .collect();
     let mut found: Option<(Vec<Option<usize>>, usize)> = None;
-    for k in 1..=count {
+    for k in 1..=order.len() {
         let mut assign = vec![None; count];
         let mut members = Vec::new();
         if search.dfs(&order, 0, k, &mut assign, &mut members) {
@@ -352,7 +365,7 @@ pub fn batches(input: Input<'_>) -> Batching {
             break;
         }
     }
-    let fewest = found.is_some();
+    let fewest = found.is_some() || order.is_empty();
     let (assign, batch_count) = found.unwrap_or_else(|| {
         search.spent = 0;
         search.first_fit(&order)
@@ -371,9 +384,11 @@ pub fn batches(input: Input<'_>) -> Batching {
         })
         .filter(|b: &Vec<usize>| !b.is_empty())
         .collect();
+    unavoidable.retain(|(_, _, set)| set.len() == 1);
     Batching {
         batches,
         unavoidable,
         fewest,
+        left_out,
     }
 }

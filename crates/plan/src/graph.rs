@@ -81,6 +81,8 @@ pub struct Batched {
     /// Servers that take over others' devices in some batch without a stated capacity, in
     /// words (the batches assume they can carry them).
     pub uncapped: Vec<String>,
+    /// Nodes the other rules order both ways, left out of the batches.
+    pub left_out: Vec<Vec<String>>,
 }
 
 /// Steps, edges and limits of (part of) a plan.
@@ -557,15 +559,34 @@ fn batch_edges(
             blocks.push(block);
         }
     }
-    if nodes.is_empty() {
-        return;
-    }
     let redundancy: Vec<Redundancy> = rule
         .devices
         .iter()
         .filter_map(|d| profile.twin.devices.iter().find(|s| &s.name == d))
         .map(|s| Redundancy::of(s, cluster))
         .collect();
+    // A node that serves no group, as home or backup, is out of service without a cost: it is
+    // left out of the batches.
+    let serves = |name: &str| {
+        redundancy.iter().any(|r| {
+            r.servers
+                .iter()
+                .position(|(s, _)| s == name)
+                .is_some_and(|x| {
+                    r.groups
+                        .iter()
+                        .any(|g| g.count > 0.0 && (g.servers.contains(&x) || g.peers.contains(&x)))
+                })
+        })
+    };
+    let keep: Vec<bool> = nodes.iter().map(|n| serves(n)).collect();
+    let mut k = keep.iter();
+    nodes.retain(|_| *k.next().unwrap_or(&false));
+    let mut k = keep.iter();
+    blocks.retain(|_| *k.next().unwrap_or(&false));
+    if nodes.is_empty() {
+        return;
+    }
     // Which blocks the rules already put after which.
     let mut owner = vec![usize::MAX; g.insts.len()];
     for (ni, b) in blocks.iter().enumerate() {
@@ -728,6 +749,11 @@ fn batch_edges(
         leg: None,
         unavoidable,
         uncapped,
+        left_out: result
+            .left_out
+            .iter()
+            .map(|u| u.iter().map(|&m| nodes[m].clone()).collect())
+            .collect(),
     });
 }
 

@@ -473,6 +473,9 @@ fn batch_results(
 ) -> Vec<ferry_model::plan::Batching> {
     let mut out = Vec::new();
     for b in batched {
+        if b.batches.is_empty() && b.left_out.is_empty() {
+            continue;
+        }
         for (node, text) in &b.unavoidable {
             findings.push(Finding {
                 key: format!("batch/{}/{}/{node}", cluster.name, b.rule),
@@ -485,6 +488,21 @@ fn batch_results(
                     "State more servers for these {} (another server in their group, or room on their backups), or accept the loss while {node} is out.",
                     b.devices.join(" and ")
                 ),
+            });
+        }
+        for (n, set) in b.left_out.iter().enumerate() {
+            findings.push(Finding {
+                key: format!("batch-interleaved/{}/{}/{n}", cluster.name, b.rule),
+                rule: b.rule.clone(),
+                severity: Severity::Info,
+                cluster: Some(cluster.name.clone()),
+                node: None,
+                message: format!(
+                    "the other rules order the steps of {} both ways (they take turns), so the batches of {} leave them to those rules",
+                    set.join(" and "),
+                    b.devices.join(" and ")
+                ),
+                remedy: String::new(),
             });
         }
         for (n, text) in b.uncapped.iter().enumerate() {

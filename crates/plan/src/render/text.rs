@@ -265,6 +265,13 @@ pub(crate) fn batch_lines(plan: &Plan) -> Vec<String> {
             .map(|(i, nodes)| format!("{}. {}", i + 1, nodes.join(", ")))
             .collect::<Vec<_>>()
             .join("; ");
+        if b.batches.is_empty() {
+            lines.push(format!(
+                "{}{leg} [{}]: no batch: the other rules order these nodes' steps",
+                b.cluster, b.rule
+            ));
+            continue;
+        }
         lines.push(format!(
             "{}{leg} [{}]: {} batch(es) keeping every group of {} served: {list}",
             b.cluster,

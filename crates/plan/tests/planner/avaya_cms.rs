@@ -1168,3 +1168,29 @@ fn rollback_restores_the_original_then_moves_the_links_back_briefly_cms_10_cms_1
     assert!(has_rule(rb("busy-out-links"), "CMS-10"));
     assert_eq!(rb("backup-ha-data").node.as_deref(), Some("cms-ha"));
 }
+
+#[test]
+fn balanced_plans_as_fastest_where_no_device_redundancy_is_declared_cms_10() {
+    // The CMS pair has no devices that fail over between servers: balanced plans as fastest.
+    let site = r#"[site]
+name = "reporting-room"
+
+[[cluster]]
+name = "stats"
+profile = "avaya-cms-ha"
+target = "21.0.0.1"
+facts = { acds = [{ name = "acd-1", cm_release = "10.2.1", links = "dual" }], switchover = "none" }
+
+[[cluster.node]]
+name = "stats-old"
+role = "original"
+version = "21.0.0.0"
+facts = { ha_role = "primary" }
+
+[[cluster.node]]
+name = "stats-new"
+role = "new_ha"
+version = "21.0.0.1"
+"#;
+    assert_planned_as_fastest(site, "balanced");
+}
