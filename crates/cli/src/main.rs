@@ -85,7 +85,7 @@ enum Command {
         /// Output format: text, json, mop (Markdown method of procedure), svg (Gantt chart), dot.
         #[arg(long, short, value_enum, default_value = "text")]
         format: Format,
-        /// `fastest` (default: the shortest window the rules allow), `one-at-a-time`, or a profile's own strategy.
+        /// `fastest` (default: the shortest window the rules allow), `one-at-a-time`, `balanced` (servers out in batches that keep every device served), `documented` (the documents' task order), or a profile's own strategy.
         #[arg(long)]
         strategy: Option<String>,
         /// Explain why one step is where it is (its ID, as `cluster/node/action`).
@@ -226,7 +226,7 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         /// Seed of the first run (durations and convergence times are drawn from it).
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Planning a site: `fastest` (default), `one-at-a-time`, or a profile's own strategy.
+        /// Planning a site: `fastest` (default), `one-at-a-time`, `balanced`, `documented`, or a profile's own strategy.
         #[arg(long)]
         strategy: Option<String>,
         /// What a failed step leads to: rollback-node and rollback-all rehearse the rollback too.

@@ -24,6 +24,20 @@ fn load(w: &World, ci: usize, at: usize, skip: usize) -> f64 {
         .fold(0.0, |sum, (_, d)| sum + (d.count - d.rejected))
 }
 
+/// Devices registered to server `at` or on their way to it, not counting group `skip`: what
+/// a group choosing the least loaded server weighs, so that groups that fail over at once
+/// spread over the servers rather than all pick the one that was least loaded before.
+fn expected_load(w: &World, ci: usize, at: usize, skip: usize) -> f64 {
+    let moving_in: f64 = w.clusters[ci]
+        .devices
+        .iter()
+        .enumerate()
+        .filter(|(i, d)| *i != skip && d.moving.is_some_and(|(to, _)| to == at))
+        .map(|(_, d)| d.count)
+        .sum();
+    load(w, ci, at, skip) + moving_in
+}
+
 /// Where group `di` should be registered now.
 fn desired(w: &World, ci: usize, di: usize) -> Option<usize> {
     let d = &w.clusters[ci].devices[di];
@@ -50,8 +64,8 @@ fn desired(w: &World, ci: usize, di: usize) -> Option<usize> {
             m != d.home && spec.roles.contains(&w.clusters[ci].nodes[m].role) && w.provides(ci, m)
         })
         .min_by(|&a, &b| {
-            load(w, ci, a, di)
-                .partial_cmp(&load(w, ci, b, di))
+            expected_load(w, ci, a, di)
+                .partial_cmp(&expected_load(w, ci, b, di))
                 .unwrap_or(std::cmp::Ordering::Equal)
                 .then(a.cmp(&b))
         })
