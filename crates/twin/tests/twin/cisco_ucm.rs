@@ -706,3 +706,75 @@ fn balanced_costs_the_calls_of_one_at_a_time_in_the_window_of_the_fastest_ucm_15
     );
     assert!(calls * 3.0 < fast_calls);
 }
+
+#[test]
+fn phones_failing_over_at_once_spread_over_the_least_loaded_subscribers_ucm_15() {
+    // No CM group stated: a switching subscriber's phones go to the least loaded other one.
+    // When two switch together (a balanced batch within 5,000 phones a subscriber), each
+    // group weighs the phones already on their way, so the two groups take one subscriber each.
+    let site = r#"[site]
+name = "wharf"
+
+[[cluster]]
+name = "cm"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+facts = { configured_devices = 8000, upgrade_source = "sftp", device_capacity = 5000 }
+
+[[cluster.node]]
+name = "cm-pub"
+role = "publisher"
+version = "12.5.1.16900-48"
+
+[[cluster.node]]
+name = "cm-a"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 2000 }
+
+[[cluster.node]]
+name = "cm-b"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 2000 }
+
+[[cluster.node]]
+name = "cm-c"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 2000 }
+
+[[cluster.node]]
+name = "cm-d"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 2000 }
+"#;
+    let c = case_with(site, Some("balanced"));
+    let s = |node: &str| {
+        c.plan
+            .steps
+            .iter()
+            .find(|s| s.id == format!("cm/{node}/switch-version"))
+            .unwrap()
+            .start_s
+    };
+    assert_eq!(s("cm-a"), s("cm-b"), "cm-a and cm-b switch together");
+    let mut w = world(&c, &Faults::default(), 1);
+    let running = |w: &World, node: &str| {
+        w.status(1, &format!("cm/{node}/switch-version")) == Some(StepStatus::Running)
+    };
+    run_steps_until(&mut w, &c.plan, 1, &c.plan.steps, |w| {
+        running(w, "cm-a") && running(w, "cm-b")
+    });
+    assert!(running(&w, "cm-a") && running(&w, "cm-b"));
+    let later = w.now + 5 * 60;
+    while w.advance(Some(later)).is_some() {}
+    assert_eq!(w.registered("cm", "cm-c"), 4000.0);
+    assert_eq!(w.registered("cm", "cm-d"), 4000.0);
+    assert!(
+        !w.incidents.iter().any(|i| i.rule == "UCM-15"),
+        "{:#?}",
+        w.incidents
+    );
+}
