@@ -95,6 +95,8 @@ pub struct RunArgs {
 
 /// What the drivers that act on the site's nodes are built from (the twin, the agents, ssh).
 pub struct TwinSetup {
+    /// The run whose twin world this is (see `ferry_exec::world_root`); `None` for a new run.
+    pub root: Option<RunId>,
     pub site: ferry_model::Site,
     pub profiles: BTreeMap<String, ferry_model::Profile>,
     pub input_hash: String,
@@ -144,6 +146,7 @@ fn twin_for_run(journal: &Journal, run: RunId, args: &RunArgs) -> Result<TwinSet
         _ => journal.plan(run)?,
     };
     Ok(TwinSetup {
+        root: Some(ferry_exec::world_root(journal, run).map_err(|e| bad(e.to_string()))?),
         profiles: used_profiles(&site, &set),
         site,
         input_hash: inputs.input_hash(),
@@ -169,12 +172,21 @@ pub fn read_faults(path: Option<&Path>) -> Result<ferry_model::Faults> {
 }
 
 fn open(state: &Path) -> Result<Journal> {
-    Journal::open(state).map_err(|e| bad(format!("cannot open the journal: {e}")))
+    Journal::open(state).map_err(open_failure)
 }
 
-/// The executor's options; `ignore_window`: the booked window is not checked (the flag given
-/// now, or journaled for the run).
-fn options(plan: &Plan, args: &RunArgs, ignore_window: bool) -> Options {
+/// A journal that cannot be opened: a full disk or a damaged file is the environment's
+/// failure (exit 4), anything else bad input.
+fn open_failure(e: JournalError) -> anyhow::Error {
+    match ferry_exec::environment::journal_failure(&e) {
+        Some(f) => anyhow::Error::new(f),
+        None => bad(format!("cannot open the journal: {e}")),
+    }
+}
+
+/// The executor's options; `ignore_window`: the booked window is not checked, nor waited for
+/// (the flag given now, or journaled for the run).
+fn options(plan: &Plan, args: &RunArgs, ignore_window: bool, kind: DriverKind) -> Options {
     Options {
         parallel: args.parallel,
         pause_after: args.pause_after.clone(),
@@ -186,6 +198,14 @@ fn options(plan: &Plan, args: &RunArgs, ignore_window: bool) -> Options {
         policy: args.policy.into(),
         approve_all: args.approve_all,
         ignore_window: args.ignore_window,
+        window_opens: if ignore_window {
+            None
+        } else {
+            ferry_exec::window_opens(plan)
+        },
+        // On a real clock an operator may open the window early from another shell: look for
+        // the approval every second. The twin's virtual clock jumps to the window's opening.
+        window_poll_s: (kind != DriverKind::Twin).then_some(1),
     }
 }
 
@@ -237,6 +257,7 @@ fn with_driver<T>(
             )),
             Some(t) => match ferry_exec::TwinDriver::persistent(
                 journal,
+                t.root,
                 &t.input_hash,
                 &t.profiles,
                 || ferry_twin::World::build(&t.site, &t.profiles, &t.plan, &t.faults, t.seed),
@@ -324,6 +345,9 @@ impl<D: Driver> Driver for Suspending<D> {
     fn now(&self) -> i64 {
         self.inner.now()
     }
+    fn attach_run(&mut self, run: RunId) -> Result<(), DriverError> {
+        self.inner.attach_run(run)
+    }
     fn start(&mut self, run: RunId, step: &PlannedStep) -> Result<(), DriverError> {
         self.bar.suspend(|| self.inner.start(run, step))
     }
@@ -365,6 +389,10 @@ fn outcome_word(o: &Outcome) -> String {
 struct LineProgress;
 
 impl Observer for LineProgress {
+    fn waiting(&mut self, message: &str) {
+        let _ = write_out(None, &format!("{message}\n"));
+    }
+
     fn progress(&mut self, p: &Progress<'_>) {
         let line = match p.change {
             Change::Started { attempt } if attempt > 1 => format!(
@@ -394,6 +422,11 @@ struct BarProgress {
 }
 
 impl Observer for BarProgress {
+    fn waiting(&mut self, message: &str) {
+        self.bar.println(message);
+        self.bar.set_message(message.to_string());
+    }
+
     fn progress(&mut self, p: &Progress<'_>) {
         match p.change {
             Change::Started { .. } => {
@@ -500,7 +533,16 @@ fn finish(
 fn exec_error(e: ExecError) -> Result<ExitCode> {
     match e {
         ExecError::BadPlan(m) => Err(bad(format!("the plan cannot be executed: {m}"))),
-        ExecError::Journal(e @ JournalError::Busy { .. }) => Err(bad(e.to_string())),
+        ExecError::Journal(
+            e @ (JournalError::Busy { .. }
+            | JournalError::Conflict(_)
+            | JournalError::NotAJournal { .. }),
+        ) => Err(bad(e.to_string())),
+        // The driver could not keep its state in the journal: an environment failure.
+        ExecError::Driver {
+            source: ferry_exec::DriverError::Journal(e),
+            ..
+        } => Err(e.into()),
         e @ ExecError::Driver { .. } => {
             eprintln!("ferry: {e}");
             Ok(ExitCode::from(1))
@@ -509,7 +551,13 @@ fn exec_error(e: ExecError) -> Result<ExitCode> {
     }
 }
 
-pub fn apply(loaded: &Loaded, plan_path: &Path, site: &str, args: &RunArgs) -> Result<ExitCode> {
+pub fn apply(
+    loaded: &Loaded,
+    plan_path: &Path,
+    site: &str,
+    args: &RunArgs,
+    supersede: bool,
+) -> Result<ExitCode> {
     let text = read(plan_path)?;
     let plan: Plan = serde_json::from_str(&text).map_err(|e| {
         bad(format!(
@@ -527,9 +575,9 @@ make a new plan with `ferry plan {site} --format json -o {}`",
             plan_path.display()
         )));
     }
-    let opts = options(&plan, args, args.ignore_window);
-    ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
     let kind = args.driver.unwrap_or(DriverKind::Manual);
+    let opts = options(&plan, args, args.ignore_window, kind);
+    ferry_exec::validate(&plan, &opts).map_err(|e| bad(format!("{}: {e}", plan_path.display())))?;
     let mut inputs = loaded.inputs.clone();
     inputs.strategy = (plan.strategy != "fastest").then(|| plan.strategy.clone());
     let new = NewRun {
@@ -538,9 +586,11 @@ make a new plan with `ferry plan {site} --format json -o {}`",
         driver: kind.name().to_string(),
         inputs: Some(inputs),
         ignore_window: args.ignore_window,
+        supersede,
     };
     let twin = match kind {
         k if k.needs_site() => Some(TwinSetup {
+            root: None,
             site: loaded.site.clone(),
             profiles: used_profiles(&loaded.site, &loaded.profiles),
             input_hash: loaded.hash.clone(),
@@ -553,11 +603,28 @@ make a new plan with `ferry plan {site} --format json -o {}`",
         }),
         _ => None,
     };
+    if let (DriverKind::Twin, Some(t)) = (kind, &twin) {
+        check_faults(t, args.faults.as_deref())?;
+    }
     let journal = open(&args.state)?;
     let result = with_driver(kind, &journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::apply(&journal, &plan, &new, d, &opts, o)
     });
     finish(&journal, result, RunKind::Apply, args)
+}
+
+/// A faults file whose entries do not fit the site and plan (a step or node it does not
+/// have) is bad input, named by the file, before anything is journaled.
+fn check_faults(t: &TwinSetup, path: Option<&Path>) -> Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    match ferry_twin::World::build(&t.site, &t.profiles, &t.plan, &t.faults, t.seed) {
+        Err(e @ ferry_twin::TwinError::BadFault { .. }) => {
+            Err(bad(format!("{}: {e}", path.display())))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn short(h: &str) -> &str {
@@ -567,26 +634,61 @@ fn short(h: &str) -> &str {
 fn pick_run(journal: &Journal, run: Option<RunId>, state: &Path) -> Result<RunId> {
     match run {
         Some(r) => {
-            journal
-                .run(r)
-                .map_err(|e| bad(format!("{}: {e}", state.display())))?;
+            journal.run(r).map_err(|e| journal_err(state, e))?;
             Ok(r)
         }
-        None => journal
-            .latest_run()
-            .map_err(|e| bad(format!("{}: {e}", state.display()))),
+        None => journal.latest_run().map_err(|e| journal_err(state, e)),
     }
 }
 
-/// A state directory that must already hold a journal (commands that only read or answer).
+/// A journal error of `state`: an environment failure (exit 4) when the journal is damaged or
+/// cannot be read or written, else bad input (no such run).
+fn journal_err(state: &Path, e: JournalError) -> anyhow::Error {
+    match ferry_exec::environment::journal_failure(&e) {
+        Some(f) => anyhow::Error::new(f),
+        None => bad(format!("{}: {e}", state.display())),
+    }
+}
+
+/// A state directory that must already hold a journal (commands that carry on or answer).
 fn existing(state: &Path) -> Result<Journal> {
+    no_journal_here(state)?;
+    open(state)
+}
+
+/// As `existing`, for commands that only read: nothing is written (a journal this user may
+/// not write can be read).
+fn existing_read_only(state: &Path) -> Result<Journal> {
+    no_journal_here(state)?;
+    Journal::open_read_only(state).map_err(open_failure)
+}
+
+fn no_journal_here(state: &Path) -> Result<()> {
     if !state.join(ferry_exec::JOURNAL_FILE).exists() {
         return Err(bad(format!(
             "{}: no journal here (runs are journaled by `ferry apply --state DIR`)",
             state.display()
         )));
     }
-    open(state)
+    Ok(())
+}
+
+/// Holds `run`'s lock for this process, and checks that no other process carries out a run on
+/// its nodes: before a driver is made for it (a driver may read and tidy the run's state).
+fn hold(journal: &Journal, run: RunId) -> Result<ferry_exec::RunLock> {
+    let lock = journal
+        .lock_run(run)
+        .map_err(|e| exec_error_text(ExecError::Journal(e)))?;
+    ferry_exec::admission::admit_resume(journal, run)
+        .map_err(|e| exec_error_text(ExecError::Journal(e)))?;
+    Ok(lock)
+}
+
+fn exec_error_text(e: ExecError) -> anyhow::Error {
+    match exec_error(e) {
+        Err(e) => e,
+        Ok(_) => bad("the run cannot be carried on"),
+    }
 }
 
 /// The driver a run was started with, unless the command line names one.
@@ -608,12 +710,14 @@ fn driver_of(journal: &Journal, run: RunId, args: &RunArgs) -> Result<DriverKind
 pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
     let journal = existing(&args.state)?;
     let run = pick_run(&journal, run, &args.state)?;
+    let _held = hold(&journal, run)?;
     let summary = journal.run(run)?;
     let plan = journal.plan(run)?;
     let ignore_window = args.ignore_window || summary.ignore_window_since.is_some();
-    let opts = options(&plan, args, ignore_window);
-    ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
     let kind = driver_of(&journal, run, args)?;
+    let opts = options(&plan, args, ignore_window, kind);
+    ferry_exec::validate(&plan, &opts)
+        .map_err(|e| bad(format!("{}: run {run}: {e}", args.state.display())))?;
     let twin = match kind {
         k if k.needs_site() => Some(twin_for_run(&journal, run, args)?),
         _ => None,
@@ -665,6 +769,7 @@ cannot be planned again; carry out the plan's rollback section by hand"
         driver: kind.name().to_string(),
         inputs: Some(inputs.clone()),
         ignore_window: false,
+        supersede: false,
     };
     let opts = Options {
         parallel: args.parallel,
@@ -674,6 +779,8 @@ cannot be planned again; carry out the plan's rollback section by hand"
         policy: FailurePolicy::Stop,
         approve_all: args.approve_all,
         ignore_window: false,
+        window_opens: None,
+        window_poll_s: None,
     };
     // The plan is needed to build the driver, and the driver's observations to plan: observe
     // with a driver for the upgrade plan, then carry out the rollback with a fresh one.
@@ -693,7 +800,12 @@ cannot be planned again; carry out the plan's rollback section by hand"
     let plan = ferry_exec::rollback_plan(&inputs, &observed, Some(&progress))
         .and_then(|p| ferry_exec::restrict(p, &scope))
         .map_err(|e| bad(format!("run {run}: {e}")))?;
-    ferry_exec::validate(&plan, &opts).map_err(|e| bad(e.to_string()))?;
+    ferry_exec::validate(&plan, &opts).map_err(|e| {
+        bad(format!(
+            "{}: rollback of run {run}: {e}",
+            args.state.display()
+        ))
+    })?;
     write_out(
         None,
         &format!(
@@ -752,7 +864,7 @@ fn booked_window(plan: &Plan, summary: &ferry_exec::RunSummary, now: i64) -> Opt
 }
 
 pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> {
-    let journal = existing(state)?;
+    let journal = existing_read_only(state)?;
     let runs = journal.runs()?;
     let run = pick_run(&journal, run, state)?;
     let summary = journal.run(run)?;
@@ -807,6 +919,11 @@ pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> 
         ));
         if let Some(p) = summary.parent {
             t.push_str(&format!("rolls back run {p}\n"));
+        }
+        if let Some(by) = summary.superseded_by {
+            t.push_str(&format!(
+                "superseded by run {by} (started on its nodes with --supersede)\n"
+            ));
         }
         if let Some(w) = &window {
             t.push_str(&format!("window {} to {}: {}", w.start, w.end, w.state));
@@ -914,6 +1031,9 @@ pub fn answer(state: &Path, run: Option<RunId>, step: &str, answer: Answer) -> R
 pub fn approve(state: &Path, run: Option<RunId>, step: &str) -> Result<ExitCode> {
     let journal = existing(state)?;
     let run = pick_run(&journal, run, state)?;
+    if step == ferry_exec::OPEN_WINDOW {
+        return open_window(&journal, run, state);
+    }
     let s = open_step(&journal, run, step)?;
     if s.kind != StepKind::Pause {
         return Err(bad(format!(
@@ -932,11 +1052,33 @@ pub fn approve(state: &Path, run: Option<RunId>, step: &str) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// `ferry approve open-window`: the operator opens the booked window early for a run that
+/// waits for it (its staging is done); a waiting `apply` or `resume` goes on within a second.
+fn open_window(journal: &Journal, run: RunId, state: &Path) -> Result<ExitCode> {
+    let plan = journal.plan(run)?;
+    let Some(opens) = ferry_exec::window_opens(&plan) else {
+        return Err(bad(format!(
+            "run {run} does not wait for its window (its plan books no window, or runs nothing ahead of it): there is no window to open"
+        )));
+    };
+    let now = ferry_exec::system_now();
+    journal.approve(run, ferry_exec::OPEN_WINDOW, "operator", now)?;
+    let when = ferry_plan::render::site_time(plan.window.as_ref(), opens);
+    let text = if now >= opens {
+        format!("run {run}: the window opened at {when} already; approval recorded\n")
+    } else {
+        format!(
+            "run {run}: the window is opened now, before its booked start ({when}); a waiting `ferry apply` goes on, or continue with `ferry resume --state {} {run}`\n",
+            state.display()
+        )
+    };
+    write_out(None, &text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The median observed seconds per (profile, action) in the journal of `state`.
 pub fn observed_estimates(state: &Path) -> Result<BTreeMap<(String, String), u64>> {
-    let journal = existing(state)?;
-    let durations = journal
-        .durations()
-        .map_err(|e| bad(format!("{}: {e}", state.display())))?;
+    let journal = existing_read_only(state)?;
+    let durations = journal.durations().map_err(|e| journal_err(state, e))?;
     Ok(ferry_exec::medians(&durations))
 }

@@ -92,6 +92,31 @@ struct ExampleFigures {
     sequential_over_makespan: f64,
     /// Window of the `one-at-a-time` strategy over the `fastest` one, planned side by side.
     one_at_a_time_over_fastest: f64,
+    /// Window of the `balanced` strategy over the `fastest` one, where a profile of the example
+    /// offers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    balanced_over_fastest: Option<f64>,
+}
+
+/// The strategies an example is rehearsed with: fastest, the shared strategies a profile of
+/// the example offers (documented, balanced), and one at a time.
+fn strategies_of(site: &Site, profiles: &ProfileSet) -> Vec<&'static str> {
+    let offered = |s: &str| {
+        site.clusters.iter().any(|c| {
+            profiles
+                .get(&c.profile)
+                .is_some_and(|p| p.profile.profile.strategies.iter().any(|x| x == s))
+        })
+    };
+    let mut v = vec!["fastest"];
+    v.extend(
+        ferry_model::profile::SHARED_STRATEGIES
+            .iter()
+            .copied()
+            .filter(|s| offered(s)),
+    );
+    v.push("one-at-a-time");
+    v
 }
 
 /// Rehearsal and executor figures, measured side by side in one run.
@@ -113,8 +138,29 @@ struct RunFiguresBench {
     durable_steps: usize,
     executor_twin_durable_us_per_step: f64,
     executor_twin_memory_us_per_step_same_example: f64,
+    /// `apply` through the twin with its world in a journal on disk (`--driver twin`), on
+    /// generated fleets of growing size, measured side by side: the cost per step must not
+    /// grow with the run's length.
+    twin_journal_scaling: Vec<ScalingPoint>,
     peak_rss_mb: Option<f64>,
 }
+
+/// One size of the twin journal's scaling figure.
+#[derive(Serialize, Clone)]
+struct ScalingPoint {
+    /// Steps the plan has.
+    steps: usize,
+    /// Steps the run carried out.
+    ran: usize,
+    us_per_step: f64,
+}
+
+/// Plan sizes of the twin journal's scaling figure (approximately: whole clusters).
+const SCALING_STEPS: [usize; 3] = [1_000, 5_000, 20_000];
+
+/// The example whose clusters, replicated, make the scaling figure's plans: its fleets of 13 to
+/// 260 copies complete against the twin with seed 1, so every step of them runs.
+const SCALING_EXAMPLE: &str = "genesys-framework";
 
 #[derive(Serialize)]
 struct FleetFigures {
@@ -174,6 +220,7 @@ fn build_fleet(examples: &[Site], profiles: &ProfileSet, clusters: usize, nodes:
     Site {
         name: "generated-fleet".into(),
         window: None,
+        stage: None,
         clusters: out,
     }
 }
@@ -237,6 +284,20 @@ pub fn run(
                 ..Default::default()
             },
         )?;
+        let strategies = strategies_of(&site, profiles);
+        let balanced = if strategies.contains(&"balanced") {
+            Some(ferry_plan::plan(
+                &site,
+                |n| profiles.get(n).map(|p| &p.profile),
+                String::new(),
+                &PlanOptions {
+                    strategy: Some("balanced".into()),
+                    ..Default::default()
+                },
+            )?)
+        } else {
+            None
+        };
         let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
         per_example.push(ExampleFigures {
             example: name.to_string(),
@@ -248,11 +309,14 @@ pub fn run(
             makespan_over_lower_bound: ratio(plan.makespan_s, plan.lower_bound_s),
             sequential_over_makespan: ratio(plan.sequential_s, plan.makespan_s),
             one_at_a_time_over_fastest: ratio(cautious.makespan_s, plan.makespan_s),
+            balanced_over_fastest: balanced
+                .as_ref()
+                .map(|b| ratio(b.makespan_s, plan.makespan_s)),
         });
         if !name.contains("inhibitor") {
             clean.push(site.clone());
         }
-        for strategy in ["fastest", "one-at-a-time"] {
+        for strategy in strategies {
             rehearsed.push(rehearse_example(name, text, &site, profiles, strategy)?);
         }
         sites.push(site);
@@ -290,9 +354,19 @@ pub fn run(
     eprintln!("rehearsing a fleet without the inhibitor examples against the twin ...");
     let clean_fleet = build_fleet(&clean, profiles, clusters, nodes);
     // The median of `runs` measurements of each figure (this machine's timings vary run to run).
+    let scaling_example = EXAMPLES
+        .iter()
+        .find(|(name, _)| *name == SCALING_EXAMPLE)
+        .map(|(name, text)| load_site(name, text, profiles))
+        .ok_or_else(|| anyhow::anyhow!("no example {SCALING_EXAMPLE}"))??;
     let mut all = Vec::new();
     for _ in 0..runs.max(1) {
-        all.push(run_figures(profiles, &clean_fleet, &sites)?);
+        all.push(run_figures(
+            profiles,
+            &clean_fleet,
+            &sites,
+            &scaling_example,
+        )?);
     }
     let runs_fig = median_figures(all);
     if json {
@@ -345,15 +419,41 @@ pub fn run(
         r.executor_twin_us_per_step / r.executor_us_per_step.max(1e-9)
     ));
     out.push_str(&format!(
-        "executor per step against the twin, {} ({} steps): {:.1} us journal in memory, {:.1} us journal on disk ({:.1}x)\n\n",
+        "executor per step against the twin, {} ({} steps): {:.1} us journal in memory, {:.1} us journal on disk ({:.1}x)\n",
         r.durable_example,
         r.durable_steps,
         r.executor_twin_memory_us_per_step_same_example,
         r.executor_twin_durable_us_per_step,
         r.executor_twin_durable_us_per_step / r.executor_twin_memory_us_per_step_same_example.max(1e-9)
     ));
+    if let (Some(first), Some(last)) = (
+        r.twin_journal_scaling.first(),
+        r.twin_journal_scaling.last(),
+    ) {
+        let points: Vec<String> = r
+            .twin_journal_scaling
+            .iter()
+            .map(|p| {
+                let ran = if p.ran == p.steps {
+                    String::new()
+                } else {
+                    format!(", {} ran", p.ran)
+                };
+                format!("{} steps{ran}: {:.1} us", p.steps, p.us_per_step)
+            })
+            .collect();
+        out.push_str(&format!(
+            "executor per step against the twin, journal on disk, by the run's length: {} ({} over {} steps: {:.2}x)\n\n",
+            points.join("; "),
+            last.steps,
+            first.steps,
+            last.us_per_step / first.us_per_step.max(1e-9)
+        ));
+    } else {
+        out.push('\n');
+    }
     out.push_str(&format!(
-        "{:28} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}\n",
+        "{:28} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10}\n",
         "example",
         "nodes",
         "window_s",
@@ -361,11 +461,12 @@ pub fn run(
         "serial_s",
         "win/bound",
         "serial/win",
-        "1aat/win"
+        "1aat/win",
+        "bal/win"
     ));
     for e in &per_example {
         out.push_str(&format!(
-            "{:28} {:>5} {:>9} {:>9} {:>9} {:>10.3} {:>10.2} {:>10.2}\n",
+            "{:28} {:>5} {:>9} {:>9} {:>9} {:>10.3} {:>10.2} {:>10.2} {:>10}\n",
             e.example,
             e.nodes,
             e.makespan_s,
@@ -373,7 +474,10 @@ pub fn run(
             e.sequential_s,
             e.makespan_over_lower_bound,
             e.sequential_over_makespan,
-            e.one_at_a_time_over_fastest
+            e.one_at_a_time_over_fastest,
+            e.balanced_over_fastest
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_else(|| "-".into())
         ));
     }
     out.push_str(&rehearsal_table(&rehearsed));
@@ -435,7 +539,8 @@ fn used(
         .collect()
 }
 
-/// Times `apply` of `plan` against the twin, with the journal in memory or in `dir`.
+/// Times `apply` of `plan` against the twin, with the journal (and the twin's world) in memory,
+/// or in `dir` as `ferry apply --driver twin` keeps them.
 fn time_twin_apply(
     site: &Site,
     profiles: &ProfileSet,
@@ -443,26 +548,69 @@ fn time_twin_apply(
     dir: Option<&std::path::Path>,
 ) -> Result<(f64, ferry_exec::Report)> {
     let map = used(site, profiles);
-    let world = ferry_twin::World::build(site, &map, plan, &Default::default(), 1)?;
-    let journal = match dir {
-        Some(d) => ferry_exec::Journal::open(d)?,
-        None => ferry_exec::Journal::in_memory()?,
-    };
-    let mut driver = ferry_exec::TwinDriver::new(world);
+    let build = || ferry_twin::World::build(site, &map, plan, &Default::default(), 1);
     let opts = ferry_exec::Options {
         approve_all: true,
         ..Default::default()
     };
-    let t0 = Instant::now();
-    let report = ferry_exec::apply(
-        &journal,
-        plan,
-        &ferry_exec::NewRun::default(),
-        &mut driver,
-        &opts,
-        &mut (),
-    )?;
-    Ok((t0.elapsed().as_secs_f64(), report))
+    let new = ferry_exec::NewRun {
+        driver: "twin".into(),
+        ..Default::default()
+    };
+    match dir {
+        Some(d) => {
+            let journal = ferry_exec::Journal::open(d)?;
+            let t0 = Instant::now();
+            let mut driver =
+                ferry_exec::TwinDriver::persistent(&journal, None, &plan.input_hash, &map, build)?;
+            let report = ferry_exec::apply(&journal, plan, &new, &mut driver, &opts, &mut ())?;
+            Ok((t0.elapsed().as_secs_f64(), report))
+        }
+        None => {
+            let journal = ferry_exec::Journal::in_memory()?;
+            let t0 = Instant::now();
+            let mut driver = ferry_exec::TwinDriver::new(build()?);
+            let report = ferry_exec::apply(&journal, plan, &new, &mut driver, &opts, &mut ())?;
+            Ok((t0.elapsed().as_secs_f64(), report))
+        }
+    }
+}
+
+/// `apply` through the twin with the journal on disk, on fleets of about each of `sizes` steps
+/// made of copies of `example`'s clusters: per step, side by side.
+fn twin_journal_scaling(
+    profiles: &ProfileSet,
+    example: &Site,
+    sizes: &[usize],
+    dir: &std::path::Path,
+) -> Result<Vec<ScalingPoint>> {
+    let examples = std::slice::from_ref(example);
+    let per_cluster =
+        plan_of(example, profiles)?.steps.len() as f64 / example.clusters.len().max(1) as f64;
+    let mut out = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let clusters = ((size as f64 / per_cluster).round() as usize).max(1);
+        let fleet = build_fleet(examples, profiles, clusters, 0);
+        let plan = plan_of(&fleet, profiles)?;
+        let d = dir.join(format!("scaling-{i}"));
+        let (secs, report) = time_twin_apply(&fleet, profiles, &plan, Some(&d))?;
+        let _ = std::fs::remove_dir_all(&d);
+        out.push(ScalingPoint {
+            steps: plan.steps.len(),
+            ran: report.ran.len(),
+            us_per_step: secs * 1e6 / report.ran.len().max(1) as f64,
+        });
+    }
+    Ok(out)
+}
+
+fn plan_of(site: &Site, profiles: &ProfileSet) -> Result<ferry_model::Plan> {
+    Ok(ferry_plan::plan(
+        site,
+        |n| profiles.get(n).map(|p| &p.profile),
+        String::new(),
+        &PlanOptions::default(),
+    )?)
 }
 
 fn median_figures(mut all: Vec<RunFiguresBench>) -> RunFiguresBench {
@@ -476,7 +624,18 @@ fn median_figures(mut all: Vec<RunFiguresBench>) -> RunFiguresBench {
     let twin = pick(|r| r.executor_twin_us_per_step);
     let durable = pick(|r| r.executor_twin_durable_us_per_step);
     let memory = pick(|r| r.executor_twin_memory_us_per_step_same_example);
+    let scaling: Vec<ScalingPoint> = (0..all[0].twin_journal_scaling.len())
+        .map(|i| {
+            let mut p = all[0].twin_journal_scaling[i].clone();
+            p.us_per_step = med(&mut all
+                .iter()
+                .map(|r| r.twin_journal_scaling[i].us_per_step)
+                .collect::<Vec<_>>());
+            p
+        })
+        .collect();
     let mut r = all.swap_remove(0);
+    r.twin_journal_scaling = scaling;
     r.rehearse_ms = rehearse_ms;
     r.executor_us_per_step = executor;
     r.executor_twin_us_per_step = twin;
@@ -485,7 +644,12 @@ fn median_figures(mut all: Vec<RunFiguresBench>) -> RunFiguresBench {
     r
 }
 
-fn run_figures(profiles: &ProfileSet, fleet: &Site, examples: &[Site]) -> Result<RunFiguresBench> {
+fn run_figures(
+    profiles: &ProfileSet,
+    fleet: &Site,
+    examples: &[Site],
+    scaling_example: &Site,
+) -> Result<RunFiguresBench> {
     let plan = ferry_plan::plan(
         fleet,
         |n| profiles.get(n).map(|p| &p.profile),
@@ -566,6 +730,7 @@ fn run_figures(profiles: &ProfileSet, fleet: &Site, examples: &[Site]) -> Result
         durable.push(time_twin_apply(biggest, profiles, &ex_plan, Some(&d))?.0);
         memory.push(time_twin_apply(biggest, profiles, &ex_plan, None)?.0);
     }
+    let scaling = twin_journal_scaling(profiles, scaling_example, &SCALING_STEPS, &dir)?;
     let _ = std::fs::remove_dir_all(&dir);
     durable.sort_by(f64::total_cmp);
     memory.sort_by(f64::total_cmp);
@@ -581,6 +746,7 @@ fn run_figures(profiles: &ProfileSet, fleet: &Site, examples: &[Site]) -> Result
         durable_steps: ex_plan.steps.len(),
         executor_twin_durable_us_per_step: durable[2] * 1e6 / n,
         executor_twin_memory_us_per_step_same_example: memory[2] * 1e6 / n,
+        twin_journal_scaling: scaling,
         peak_rss_mb: peak,
     })
 }

@@ -11,7 +11,8 @@ pub fn names() -> Vec<&'static str> {
 }
 
 /// The example `text` with its booked window starting at `start` (`now`, rounded down to the
-/// minute and written in the example's own zone, or an RFC 3339 time), its length kept.
+/// minute and written in the example's own zone, or an RFC 3339 time), its length kept; a
+/// staging period it books moves with it.
 pub fn with_window_start(name: &str, text: &str, start: &str) -> Result<String, String> {
     let line_at = text
         .lines()
@@ -44,6 +45,40 @@ pub fn with_window_start(name: &str, text: &str, start: &str) -> Result<String, 
     };
     let mut out: Vec<String> = text.lines().map(str::to_string).collect();
     out[line_at] = format!("{before}start = \"{new}\"{after}");
+    // A staging period keeps its place before the window.
+    let shift = match (
+        old.parse::<jiff::Timestamp>(),
+        new.parse::<jiff::Timestamp>(),
+    ) {
+        (Ok(a), Ok(b)) => b.as_second() - a.as_second(),
+        _ => 0,
+    };
+    if let Some(at) = out
+        .iter()
+        .position(|l| l.trim_start().starts_with("stage") && l.contains("start = \""))
+    {
+        let line = out[at].clone();
+        if let Some((head, rest)) = line.split_once("start = \"") {
+            if let Some((stage_old, tail)) = rest.split_once('"') {
+                let moved = stage_old
+                    .parse::<jiff::Timestamp>()
+                    .ok()
+                    .zip(utc_offset(stage_old))
+                    .and_then(|(t, offset)| {
+                        jiff::Timestamp::from_second(t.as_second() + shift)
+                            .ok()
+                            .map(|t| {
+                                t.to_zoned(jiff::tz::TimeZone::fixed(offset))
+                                    .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                                    .to_string()
+                            })
+                    });
+                if let Some(moved) = moved {
+                    out[at] = format!("{head}start = \"{moved}\"{tail}");
+                }
+            }
+        }
+    }
     let mut joined = out.join("\n");
     if text.ends_with('\n') {
         joined.push('\n');

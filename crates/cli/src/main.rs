@@ -2,8 +2,9 @@
 //!
 //! Exit codes: 0 success; 1 the preflight found inhibitors (`check`), or a run did not complete
 //! (`apply`, `resume`, `rollback`: a step failed, or the run paused or stopped); 2 bad input (a
-//! site, profile, plan, journal or argument that cannot be used), with a message naming the
-//! file and key.
+//! site, profile, plan, faults file or argument that cannot be used), with a message naming
+//! the file and key; 3 an internal error (a bug in ferry); 4 the environment failed (a full
+//! disk, a damaged journal, a state directory that cannot be written), with what to do.
 
 mod agent;
 mod apply;
@@ -39,7 +40,8 @@ Start with:  ferry demo            (check and plan a built-in example)\n\
              ferry apply PLAN.json --site SITE   (carry it out, step by step, journaled)\n\
              ferry status / resume / approve / rollback   (follow and steer a run)\n\n\
 SITE is a path, or `example:NAME` for a built-in example.",
-    after_help = "Exit codes: 0 ok, 1 inhibitors found (check) or run not complete (apply, resume, rollback), 2 bad input."
+    after_help = "Exit codes: 0 ok, 1 inhibitors found (check) or run not complete (apply, resume, rollback), 2 bad input, \
+3 internal error (a bug in ferry), 4 environment failure (disk full, journal damaged, state directory unwritable)."
 )]
 struct Cli {
     /// Load extra profiles from this directory (every *.toml file). Repeatable.
@@ -83,9 +85,14 @@ enum Command {
         /// Output format: text, json, mop (Markdown method of procedure), svg (Gantt chart), dot.
         #[arg(long, short, value_enum, default_value = "text")]
         format: Format,
-        /// `fastest` (default: the shortest window the rules allow), `one-at-a-time`, or a profile's own strategy.
+        /// `fastest` (default: the shortest window the rules allow), `one-at-a-time`, `balanced` (servers out in batches that keep every device served), `documented` (the documents' task order), or a profile's own strategy.
         #[arg(long)]
         strategy: Option<String>,
+        /// Run ahead of the window what the profiles let run while the nodes keep serving (a
+        /// standard install, a package staged into an inactive slot), even when the site books
+        /// no staging period (`[site] stage`): it is planned to end as the window opens.
+        #[arg(long)]
+        stage: bool,
         /// Explain why one step is where it is (its ID, as `cluster/node/action`).
         #[arg(long, value_name = "STEP")]
         explain: Option<String>,
@@ -113,8 +120,17 @@ enum Command {
     /// Pause steps of the profile wait for `ferry approve STEP` (or `--approve`); gates fail
     /// when they pass their timeout; a failed step with retries left is started again.
     ///
+    /// One run at a time acts on a node: while another ferry process carries out a run on any
+    /// of the plan's nodes, `apply` is refused; while a run there is unfinished (paused,
+    /// stopped, failed or interrupted), it is refused too, naming the run to resume or roll
+    /// back, unless `--supersede` says to start anyway.
+    ///
+    /// A plan that runs work ahead of the window (staging) carries it out, then waits for the
+    /// booked window to open before any window step (`ferry status` says so, with the date);
+    /// `ferry approve open-window` from another shell opens it early (`--approve` does not).
+    ///
     /// Exit 0 when every step is done, 1 when a step failed or the run paused or stopped, 2 when
-    /// the plan no longer matches the site or an argument is wrong.
+    /// the plan no longer matches the site, an argument is wrong, or another run is in the way.
     #[command(after_help = "Examples:\n  \
 ferry plan site.toml --format json -o plan.json\n  \
 ferry apply plan.json --site site.toml --pause-after ucm/ucm-pub/switch-version\n  \
@@ -125,6 +141,12 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         /// The site file the plan was made from (or `example:NAME`): refused if it changed.
         #[arg(long)]
         site: String,
+        /// Start although an earlier run on some of the same nodes is unfinished (paused,
+        /// stopped, failed or interrupted, and not rolled back): that run is marked as
+        /// superseded by this one and no longer holds its nodes. A run another ferry process
+        /// carries out is never superseded.
+        #[arg(long)]
+        supersede: bool,
         #[command(flatten)]
         run: RunFlags,
     },
@@ -159,9 +181,10 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         #[command(flatten)]
         run_flags: RunFlags,
     },
-    /// Approve a pause step of a run, so that `ferry resume` may start it.
+    /// Approve a pause step of a run, so that `ferry resume` may start it; or open the booked
+    /// window early for a run that waits for it after its staging (`ferry approve open-window`).
     Approve {
-        /// The pause step's ID (`cluster/node/action` or `cluster/action`).
+        /// The pause step's ID (`cluster/node/action` or `cluster/action`), or `open-window`.
         step: String,
         /// The run (the newest when omitted).
         #[arg(long)]
@@ -224,9 +247,13 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         /// Seed of the first run (durations and convergence times are drawn from it).
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Planning a site: `fastest` (default), `one-at-a-time`, or a profile's own strategy.
+        /// Planning a site: `fastest` (default), `one-at-a-time`, `balanced`, `documented`, or a profile's own strategy.
         #[arg(long)]
         strategy: Option<String>,
+        /// Planning a site: run ahead of the window what the profiles let run while the nodes
+        /// keep serving, even when the site books no staging period (see `ferry plan --stage`).
+        #[arg(long)]
+        stage: bool,
         /// What a failed step leads to: rollback-node and rollback-all rehearse the rollback too.
         #[arg(long, value_enum, default_value = "stop")]
         policy: apply::PolicyArg,
@@ -463,6 +490,98 @@ fn bad(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(BadInput(msg.into()))
 }
 
+/// Exit codes (README, "Exit codes"): every code `ferry` can end with.
+mod exit {
+    /// Bad input: a site, profile, plan, faults file, journal entry asked for, or argument.
+    pub const BAD_INPUT: u8 = 2;
+    /// A bug in ferry: an error no input should cause, or a panic.
+    pub const INTERNAL: u8 = 3;
+    /// The environment failed: a full disk, a damaged journal, a file that cannot be written.
+    pub const ENVIRONMENT: u8 = 4;
+}
+
+/// The exit code and message of an error that ends a command: bad input (2), an environment
+/// failure (4, with what to do), or else an internal error (3).
+fn classify(e: &anyhow::Error) -> (u8, String) {
+    use ferry_exec::environment::{io_failure, journal_failure};
+    for cause in e.chain() {
+        if let Some(b) = cause.downcast_ref::<BadInput>() {
+            return (exit::BAD_INPUT, b.to_string());
+        }
+        if let Some(f) = cause.downcast_ref::<ferry_exec::environment::EnvironmentFailure>() {
+            return (exit::ENVIRONMENT, format!("ferry: {f}"));
+        }
+        if let Some(j) = journal_error(cause) {
+            return match journal_failure(j) {
+                Some(f) => (exit::ENVIRONMENT, format!("ferry: {f}")),
+                None => (exit::BAD_INPUT, format!("ferry: {j}")),
+            };
+        }
+        if let Some(x) = cause.downcast_ref::<ferry_exec::ExecError>() {
+            if let ferry_exec::ExecError::BadPlan(_) = x {
+                return (exit::BAD_INPUT, format!("ferry: {x}"));
+            }
+        }
+        if let Some(r) = cause.downcast_ref::<ferry_exec::RollbackError>() {
+            return (exit::BAD_INPUT, format!("ferry: {r}"));
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            let f = io_failure(std::path::Path::new("the output"), io);
+            return (exit::ENVIRONMENT, format!("ferry: {f}"));
+        }
+    }
+    (
+        exit::INTERNAL,
+        format!("ferry: internal error (a bug in ferry; please report it with the command that led to it): {e:#}"),
+    )
+}
+
+/// The journal error an error is, or wraps transparently (so it is no cause of its own).
+fn journal_error<'a>(
+    cause: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a ferry_exec::JournalError> {
+    use ferry_exec::{DriverError, ExecError, RehearseError};
+    let exec = |x: &'a ExecError| match x {
+        ExecError::Journal(j)
+        | ExecError::Driver {
+            source: DriverError::Journal(j),
+            ..
+        } => Some(j),
+        _ => None,
+    };
+    if let Some(j) = cause.downcast_ref::<ferry_exec::JournalError>() {
+        return Some(j);
+    }
+    if let Some(x) = cause.downcast_ref::<ExecError>() {
+        return exec(x);
+    }
+    if let Some(DriverError::Journal(j)) = cause.downcast_ref::<DriverError>() {
+        return Some(j);
+    }
+    match cause.downcast_ref::<RehearseError>()? {
+        RehearseError::Journal(j) => Some(j),
+        RehearseError::Exec(x) => exec(x),
+        _ => None,
+    }
+}
+
+/// A planning error as the command line reports it: the site file, and the profile (with
+/// the file it was read from) whose rules could not be scheduled.
+fn plan_error(l: &Loaded, e: ferry_plan::PlanError) -> anyhow::Error {
+    let profile = match &e {
+        ferry_plan::PlanError::Schedule { profile, .. } => l
+            .profiles
+            .get(profile)
+            .map(|p| format!("; profile `{profile}` was read from {}", p.origin)),
+        _ => None,
+    };
+    bad(format!(
+        "{}: {e}{}",
+        l.inputs.site_name,
+        profile.unwrap_or_default()
+    ))
+}
+
 fn render_diag(err: impl miette::Diagnostic + Send + Sync + 'static) -> String {
     format!("{:?}", miette::Report::new(err))
 }
@@ -546,9 +665,17 @@ fn load(profile_dirs: &[PathBuf], site_arg: &str) -> Result<Loaded> {
 
 fn write_out(output: Option<&Path>, text: &str) -> Result<()> {
     match output {
-        Some(p) => {
-            std::fs::write(p, text).map_err(|e| bad(format!("cannot write {}: {e}", p.display())))
-        }
+        Some(p) => std::fs::write(p, text).map_err(|e| {
+            use std::io::ErrorKind as K;
+            match e.kind() {
+                // A path that cannot be a file to write: the argument is wrong.
+                K::NotFound | K::PermissionDenied | K::IsADirectory | K::InvalidInput => {
+                    bad(format!("cannot write {}: {e}", p.display()))
+                }
+                // A full disk, a failing one: the environment.
+                _ => anyhow::Error::new(ferry_exec::environment::io_failure(p, &e)),
+            }
+        }),
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -587,7 +714,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 |n| l.profiles.get(n).map(|p| &p.profile),
                 &PlanOptions::default(),
             )
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| plan_error(&l, e))?;
             findings.append(&mut live);
             let text = match format {
                 Format::Json => report::check_json(&l.site.name, &findings),
@@ -605,20 +732,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             site,
             format,
             strategy,
+            stage,
             explain,
             output,
             estimates_from,
         } => {
             let l = load(&cli.profiles, &site)?;
-            if let Some(s) = &strategy {
-                let known = known_strategies(&l);
-                if !known.contains(s) {
-                    return Err(bad(format!(
-                        "unknown strategy `{s}`; known: {}",
-                        known.join(", ")
-                    )));
-                }
-            }
+            check_strategy(&l, strategy.as_deref())?;
             let estimates = match &estimates_from {
                 Some(state) => apply::observed_estimates(state)?,
                 None => Default::default(),
@@ -626,6 +746,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let opts = PlanOptions {
                 strategy,
                 estimates,
+                stage,
                 ..PlanOptions::default()
             };
             let plan = ferry_plan::plan(
@@ -634,7 +755,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 l.hash.clone(),
                 &opts,
             )
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| plan_error(&l, e))?;
             if let Some(id) = explain {
                 let text = ferry_plan::explain(&plan, &id).ok_or_else(|| {
                     let near: Vec<&str> = plan
@@ -669,9 +790,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_out(output.as_deref(), &text)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Apply { plan, site, run } => {
+        Command::Apply {
+            plan,
+            site,
+            supersede,
+            run,
+        } => {
             let l = load(&cli.profiles, &site)?;
-            apply::apply(&l, &plan, &site, &run.args()?)
+            apply::apply(&l, &plan, &site, &run.args()?, supersede)
         }
         Command::Resume { run, run_flags } => apply::resume(run, &run_flags.args()?),
         Command::Rollback { run, run_flags } => apply::rollback(run, &run_flags.args()?),
@@ -704,6 +830,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runs,
             seed,
             strategy,
+            stage,
             policy,
             format,
             trace,
@@ -721,6 +848,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     runs: runs as usize,
                     seed,
                     strategy,
+                    stage,
                     policy,
                     json: format == Format::Json,
                     trace,
@@ -800,21 +928,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The strategy names `--strategy` accepts for a site: the base and shared strategies, and
+/// every strategy (or renamed one) of the site's profiles.
 fn known_strategies(l: &Loaded) -> Vec<String> {
-    let mut v: Vec<String> = ferry_profiles::site::BASE_STRATEGIES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut v: Vec<String> = Vec::new();
     for c in &l.site.clusters {
         if let Some(p) = l.profiles.get(&c.profile) {
-            for s in &p.profile.profile.strategies {
-                if !v.contains(s) {
-                    v.push(s.clone());
+            for s in ferry_profiles::site::known_strategies(&p.profile) {
+                if !v.contains(&s) {
+                    v.push(s);
                 }
             }
         }
     }
     v
+}
+
+/// `--strategy` must name a strategy of the site's profiles (exit 2 otherwise, listing them);
+/// a renamed one is planned under its new name, with a warning on standard error.
+pub(crate) fn check_strategy(l: &Loaded, strategy: Option<&str>) -> Result<()> {
+    let Some(s) = strategy else { return Ok(()) };
+    let known = known_strategies(l);
+    if !known.iter().any(|k| k == s) {
+        return Err(bad(format!(
+            "unknown strategy `{s}`; known: {}",
+            known.join(", ")
+        )));
+    }
+    for c in &l.site.clusters {
+        let Some(p) = l.profiles.get(&c.profile) else {
+            continue;
+        };
+        let meta = &p.profile.profile;
+        if let Some(r) = meta.renamed_strategies.iter().find(|r| r.name == s) {
+            let why = if r.note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.note)
+            };
+            eprintln!(
+                "warning: `--strategy {s}` is deprecated: profile `{}` renamed it to `{}`{why}; planning with `--strategy {}`",
+                meta.name, r.now, r.now
+            );
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -829,16 +988,17 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if let Some(b) = e.downcast_ref::<BadInput>() {
-                eprintln!("{b}");
-                ExitCode::from(2)
-            } else {
-                eprintln!("ferry: {e:#}");
-                ExitCode::from(3)
-            }
+    // A panic is a bug like any internal error: exit code 3, not the runtime's 101.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            let (code, message) = classify(&e);
+            eprintln!("{message}");
+            ExitCode::from(code)
+        }
+        Err(_) => {
+            eprintln!("ferry: internal error (a bug in ferry; please report it with the command that led to it)");
+            ExitCode::from(exit::INTERNAL)
         }
     }
 }

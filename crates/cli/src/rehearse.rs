@@ -3,7 +3,7 @@
 //! built-in example against the twin.
 
 use crate::apply::{read_faults, used_profiles, PolicyArg};
-use crate::{bad, load, read, write_out, Loaded};
+use crate::{bad, load, plan_error, read, write_out, Loaded};
 use anyhow::Result;
 use ferry_exec::{
     monte_carlo, rehearse, FailurePolicy, Journal, NewRun, Options, Rehearse, RunKind, RunStatus,
@@ -21,23 +21,26 @@ pub struct RehearseArgs {
     pub runs: usize,
     pub seed: u64,
     pub strategy: Option<String>,
+    /// Planning a site: stage work ahead of the window even without a booked staging period.
+    pub stage: bool,
     pub policy: PolicyArg,
     pub json: bool,
     pub trace: bool,
     pub output: Option<PathBuf>,
 }
 
-fn plan_site(l: &Loaded, strategy: Option<String>) -> Result<Plan> {
+fn plan_site(l: &Loaded, strategy: Option<String>, stage: bool) -> Result<Plan> {
     ferry_plan::plan(
         &l.site,
         |n| l.profiles.get(n).map(|p| &p.profile),
         l.hash.clone(),
         &PlanOptions {
             strategy,
+            stage,
             ..PlanOptions::default()
         },
     )
-    .map_err(|e| bad(e.to_string()))
+    .map_err(|e| plan_error(l, e))
 }
 
 /// The plan to rehearse and what it was made from: a plan file with `--site`, or a site.
@@ -51,7 +54,8 @@ fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan
             )));
         }
         let l = load(profile_dirs, &args.target)?;
-        let plan = plan_site(&l, args.strategy.clone())?;
+        crate::check_strategy(&l, args.strategy.as_deref())?;
+        let plan = plan_site(&l, args.strategy.clone(), args.stage)?;
         return Ok((l, plan));
     }
     let site = args.site.as_deref().ok_or_else(|| {
@@ -63,6 +67,11 @@ fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan
     if args.strategy.is_some() {
         return Err(bad(
             "`--strategy` goes with a site; a plan file already has its strategy",
+        ));
+    }
+    if args.stage {
+        return Err(bad(
+            "`--stage` goes with a site; a plan file already says what it stages",
         ));
     }
     let text = read(Path::new(&args.target))?;
@@ -84,7 +93,8 @@ fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan
 
 pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
     let (l, plan) = target(profile_dirs, args)?;
-    ferry_exec::validate(&plan, &Options::default()).map_err(|e| bad(e.to_string()))?;
+    ferry_exec::validate(&plan, &Options::default())
+        .map_err(|e| bad(format!("{}: {e}", args.target)))?;
     let faults = read_faults(args.faults.as_deref())?;
     let profiles = used_profiles(&l.site, &l.profiles);
     let mut inputs = l.inputs.clone();
@@ -97,8 +107,17 @@ pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
         faults: &faults,
         policy: FailurePolicy::from(args.policy),
     };
+    // Named by the file it comes from: a fault entry by the faults file, the rest by the plan.
     let bad_twin = |e: ferry_exec::RehearseError| match e {
-        ferry_exec::RehearseError::Twin(e) => bad(format!("cannot rehearse: {e}")),
+        ferry_exec::RehearseError::Twin(e @ ferry_twin::TwinError::BadFault { .. }) => {
+            bad(format!(
+                "{}: cannot rehearse: {e}",
+                args.faults
+                    .as_deref()
+                    .map_or_else(|| "the faults".into(), |p| p.display().to_string())
+            ))
+        }
+        ferry_exec::RehearseError::Twin(e) => bad(format!("{}: cannot rehearse: {e}", args.target)),
         e => anyhow::Error::new(e),
     };
     if args.runs > 1 {
@@ -152,7 +171,7 @@ pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
 pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
     let site = format!("example:{name}");
     let l = load(profile_dirs, &site)?;
-    let plan = plan_site(&l, None)?;
+    let plan = plan_site(&l, None, false)?;
     let mut text = String::new();
     text.push_str(&format!("== 1. check {site}\n\n"));
     text.push_str(&ferry_plan::report::check_text(
@@ -175,7 +194,7 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
     text.push_str(&format!("\n== 3. rehearse {site}\n\n"));
     text.push_str(&ferry_exec::rehearse::rehearsal_text(&rh, &plan, false));
     // The same site with the cautious strategy, side by side.
-    let cautious = plan_site(&l, Some("one-at-a-time".into()))?;
+    let cautious = plan_site(&l, Some("one-at-a-time".into()), false)?;
     let mut inputs = l.inputs.clone();
     inputs.strategy = Some("one-at-a-time".into());
     let rc = rehearse(
@@ -202,7 +221,7 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
     let state = std::env::temp_dir().join(format!("ferry-demo-{}", std::process::id()));
     let applied = (|| -> Result<String> {
         let journal = Journal::open(&state)?;
-        let mut driver = TwinDriver::persistent(&journal, &l.hash, &profiles, || {
+        let mut driver = TwinDriver::persistent(&journal, None, &l.hash, &profiles, || {
             ferry_twin::World::build(&l.site, &profiles, &plan, &faults, 1)
         })?;
         let new = NewRun {
@@ -211,6 +230,7 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
             driver: "twin".into(),
             inputs: Some(l.inputs.clone()),
             ignore_window: false,
+            supersede: false,
         };
         let opts = Options {
             approve_all: true,

@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 mod agent;
+mod fuzz;
+mod hardening;
+mod runs;
 use std::process::{Command, Output};
 
 fn ferry(args: &[&str]) -> Output {
@@ -145,9 +148,16 @@ fn plan_json_keeps_its_contract() {
                 "start_s",
                 "duration_s",
                 "impact",
+                "phase",
             ] {
                 assert!(s.get(key).is_some(), "{name}: step lacks {key}");
             }
+            assert!(
+                ["prepare", "staging", "window"].contains(&s["phase"].as_str().unwrap_or("")),
+                "{name}: {} has phase {}",
+                s["id"],
+                s["phase"]
+            );
             assert!(
                 !s["rules"].as_array().expect("rules").is_empty(),
                 "{name}: {} has no rule",
@@ -716,27 +726,30 @@ fn run_or_kill(args: &[&str], after_ms: u64) -> Option<i32> {
 /// How many times each step of run 1 took effect in the twin, read from the twin's own record
 /// saved in the journal (the witness), and each step's outcome there.
 fn twin_record(state: &str) -> std::collections::BTreeMap<String, (u64, String)> {
-    let journal = ferry_exec::Journal::open(std::path::Path::new(state)).expect("journal");
-    let text = journal
-        .driver_state(ferry_exec::TWIN_STATE)
-        .expect("driver state")
+    twin_record_of(state, 1)
+}
+
+/// As `twin_record`, for run `run`: its world replayed from the journal.
+fn twin_record_of(state: &str, run: i64) -> std::collections::BTreeMap<String, (u64, String)> {
+    let journal =
+        ferry_exec::Journal::open_read_only(std::path::Path::new(state)).expect("journal");
+    let world = ferry_exec::run_world(&journal, run)
+        .expect("the twin's world")
         .expect("the twin is saved");
-    let saved: serde_json::Value = serde_json::from_str(&text).expect("twin JSON");
-    saved["world"]["records"]
-        .as_array()
-        .expect("records")
+    world
+        .records
         .iter()
-        .filter(|r| r[0][0] == 1)
-        .map(|r| {
+        .filter(|((r, _), _)| *r == run)
+        .map(|((_, id), rec)| {
+            let outcome = match &rec.outcome {
+                Some(ferry_model::Outcome::Done) => "done",
+                Some(ferry_model::Outcome::Skipped) => "skipped",
+                Some(ferry_model::Outcome::Failed(_)) => "failed",
+                None => "-",
+            };
             (
-                r[0][1].as_str().unwrap().to_string(),
-                (
-                    r[1]["applications"].as_u64().unwrap(),
-                    r[1]["outcome"]["outcome"]
-                        .as_str()
-                        .unwrap_or("-")
-                        .to_string(),
-                ),
+                id.clone(),
+                (u64::from(rec.applications), outcome.to_string()),
             )
         })
         .collect()
@@ -849,6 +862,89 @@ fn apply_killed_at_random_points_resumes_with_no_step_applied_twice_or_skipped()
         }
     }
     assert!(kills >= 200, "{kills} kills");
+}
+
+/// A CUCM site of mine that still asks for `parallel`, the name the UCM-13 option had.
+const STILL_PARALLEL: &str = r#"[site]
+name = "ferry-terminal"
+
+[[cluster]]
+name = "cm"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+targets = { imp_publisher = "14.0.1.13900-8" }
+STRATEGY
+facts = { upgrade_source = "sftp" }
+
+[[cluster.node]]
+name = "cm-pub"
+role = "publisher"
+version = "12.5.1.16900-48"
+
+[[cluster.node]]
+name = "cm-sub"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 800 }
+
+[[cluster.node]]
+name = "pres"
+role = "imp_publisher"
+version = "12.5.1.16900-5"
+facts = { users = 300 }
+"#;
+
+#[test]
+fn a_site_or_command_line_that_still_says_parallel_is_planned_as_fastest_with_a_warning_ucm_13() {
+    let dir = Scratch::new("still-parallel");
+    let write = |name: &str, strategy: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, STILL_PARALLEL.replace("STRATEGY", strategy)).unwrap();
+        path
+    };
+    let plain = write("plain.toml", "");
+    let fastest = stdout(&ferry(&["plan", &plain, "--format", "json"]));
+    let steps = |text: &str| {
+        let j: serde_json::Value = serde_json::from_str(text).unwrap();
+        j["steps"].clone()
+    };
+    // On the command line: a warning on standard error, and the fastest plan.
+    for cmd in ["plan", "rehearse"] {
+        let o = ferry(&[cmd, &plain, "--strategy", "parallel", "--format", "json"]);
+        assert_eq!(o.status.code(), Some(0), "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("warning: `--strategy parallel` is deprecated: profile `cisco-ucm` renamed it to `fastest`"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+        if cmd == "plan" {
+            assert_eq!(steps(&stdout(&o)), steps(&fastest));
+            assert_eq!(json(&o)["strategy"], "fastest");
+        }
+    }
+    // In the site file: the plan's finding says what to write.
+    let site = write("site.toml", "strategy = \"parallel\"");
+    let o = ferry(&["plan", &site]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("[FERRY-STRATEGY] cm: `strategy = \"parallel\"` in the site file: profile `cisco-ucm` renamed strategy `parallel` to `fastest`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("remedy: Remove the cluster's `strategy` from the site file"),
+        "{text}"
+    );
+    // A name no profile knows is bad input, for `rehearse` as for `plan`.
+    for cmd in ["plan", "rehearse"] {
+        let o = ferry(&[cmd, &plain, "--strategy", "parralel"]);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        assert!(
+            stderr(&o).contains("unknown strategy `parralel`; known: fastest, one-at-a-time, documented, balanced, parallel"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
 }
 
 #[test]
@@ -1012,17 +1108,12 @@ fn apply_resume_and_rollback_through_the_twin_driver() {
     ]));
     assert_eq!(st["run"]["kind"], "rollback");
     assert_eq!(st["run"]["parent"], 1);
-    // The twin's world after the rollback: every node back on 5.3.9.
-    let journal = ferry_exec::Journal::open(std::path::Path::new(&state)).unwrap();
-    let saved: serde_json::Value = serde_json::from_str(
-        &journal
-            .driver_state(ferry_exec::TWIN_STATE)
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
-    for n in saved["world"]["clusters"][0]["nodes"].as_array().unwrap() {
-        assert_eq!(n["active"], n["original"], "{}", n["name"]);
+    // The twin's world after the rollback (run 1's, which its rollback carries on with):
+    // every node back on 5.3.9.
+    let journal = ferry_exec::Journal::open_read_only(std::path::Path::new(&state)).unwrap();
+    let world = ferry_exec::run_world(&journal, 2).unwrap().unwrap();
+    for n in &world.clusters[0].nodes {
+        assert_eq!(n.active, n.original, "{}", n.name);
     }
 }
 
@@ -1181,5 +1272,296 @@ fn examples_print_one_and_book_its_window_where_asked() {
         &["examples", "cms-base-load", "--window-start", "now"],
         0,
         ":00-08:00\", hours = 8 }",
+    );
+}
+
+/// Seed 004, standard upgrades: "you can manually switch to the new software at a later time".
+/// The staged example plans a window of switches, replication waits and post-upgrade tasks,
+/// states the freeze it costs (UCM-04), and shows the staging in every format; `--stage`
+/// stages a site that books no staging period; `--explain` names the rule behind a staged step.
+#[test]
+fn the_staged_example_plans_a_short_window_and_states_the_freeze_ucm_02_ucm_04() {
+    let o = ferry(&["plan", "example:ucm-staged"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    for part in [
+        "window:   4h 28m",
+        "Staging, ahead of the window (the nodes keep serving): 17 step(s), 6h 35m",
+        "booked staging period: 2026-12-05 09:00 -05:00 to 2026-12-05 18:00 -05:00",
+        "ucm-hq [UCM-04] (configuration_freeze: 15h 28m)",
+        "ucm-hq [UCM-21]",
+    ] {
+        assert!(text.contains(part), "{part:?} not in\n{text}");
+    }
+    let j = json(&ferry(&["plan", "example:ucm-staged", "--format", "json"]));
+    assert!(j["makespan_s"].as_u64().expect("makespan") <= 4 * 3600 + 50 * 60);
+    assert!(j["staging_s"].as_u64().expect("staging_s") > 0);
+    let staged: Vec<&str> = j["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["phase"] == "staging")
+        .filter_map(|s| s["action"].as_str())
+        .collect();
+    assert!(staged.contains(&"install-inactive") && staged.contains(&"imp-install-inactive"));
+    assert!(!staged.iter().any(|a| a.contains("switch")), "{staged:?}");
+    let costs = j["staging_costs"].as_array().expect("staging_costs");
+    assert_eq!(costs[0]["rule"], "UCM-04");
+    assert_eq!(costs[0]["duration_s"], 15 * 3600 + 28 * 60);
+    let mop = stdout(&ferry(&["plan", "example:ucm-staged", "--format", "mop"]));
+    assert!(
+        mop.contains("## Staging (ahead of the window, the nodes keep serving)")
+            && mop.contains("What staging costs")
+            && mop.contains("ferry approve open-window"),
+        "{mop}"
+    );
+    let svg = stdout(&ferry(&["plan", "example:ucm-staged", "--format", "svg"]));
+    assert!(svg.contains("Staging, ahead of the window"), "svg");
+    let dot = stdout(&ferry(&["plan", "example:ucm-staged", "--format", "dot"]));
+    assert!(dot.contains("S+0:15"), "dot");
+    let e = stdout(&ferry(&[
+        "plan",
+        "example:ucm-staged",
+        "--explain",
+        "ucm-hq/cucm-pub/install-inactive",
+    ]));
+    assert!(
+        e.contains("staging phase")
+            && e.contains("Runs ahead of the window, while its node keeps serving, by UCM-02"),
+        "{e}"
+    );
+    // The same site unstaged, staged by the plan option: planned to end as the window opens.
+    let o = ferry(&["plan", "example:ucm-standard", "--stage"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("window:   4h 28m") && text.contains("no staging period booked"),
+        "{text}"
+    );
+    let plain = stdout(&ferry(&["plan", "example:ucm-standard"]));
+    assert!(plain.contains("window:   11h 03m") && !plain.contains("Staging"));
+    let o = ferry(&["rehearse", "example:ucm-standard", "--stage"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("staged ahead of the window           17 step(s)")
+            && text.contains("configuration frozen"),
+        "{text}"
+    );
+    // Booked for another evening, the staging period keeps its place eleven hours before.
+    let o = ferry(&[
+        "examples",
+        "ucm-staged",
+        "--window-start",
+        "2031-03-01T19:30:00+01:00",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("stage = { start = \"2031-03-01T02:30:00-05:00\", hours = 9 }"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// The instant a site text's window opens, in seconds since the Unix epoch (for RFC 3339 times
+/// with an offset, as the examples write them).
+fn epoch_of(rfc3339: &str) -> i64 {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .expect("RFC 3339")
+        .as_second()
+}
+
+/// `ferry apply --driver twin` of a staged plan: the staging steps run in the staging period,
+/// the run says it waits for the booked window and the twin's clock jumps to its opening, then
+/// the window's steps run and the run completes. UCM-02.
+#[test]
+fn apply_through_the_twin_stages_then_waits_for_the_window_and_completes_ucm_02() {
+    let dir = Scratch::new("twin-staged");
+    let plan = dir.path("plan.json");
+    let o = ferry(&[
+        "plan",
+        "example:ucm-staged",
+        "--format",
+        "json",
+        "-o",
+        &plan,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let state = dir.path("state");
+    let o = ferry(&[
+        "apply",
+        &plan,
+        "--site",
+        "example:ucm-staged",
+        "--driver",
+        "twin",
+        "--state",
+        &state,
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("waiting for the booked window to open at 2026-12-05 20:00 -05:00"),
+        "{out}"
+    );
+    let st = json(&ferry(&["status", "--state", &state, "--format", "json"]));
+    assert_eq!(st["run"]["status"], "complete");
+    assert_eq!(st["run"]["message"], serde_json::Value::Null);
+    // The twin's own trace: staged work before the window, the window's work in it.
+    let journal =
+        ferry_exec::Journal::open_read_only(std::path::Path::new(&state)).expect("journal");
+    let world = ferry_exec::run_world(&journal, 1)
+        .expect("the twin's world")
+        .expect("the twin is saved");
+    let saved = serde_json::json!({ "world": serde_json::to_value(&world).expect("twin JSON") });
+    let opens = epoch_of("2026-12-05T20:00:00-05:00");
+    let trace = saved["world"]["trace"].as_array().expect("trace");
+    let staged: Vec<&serde_json::Value> =
+        trace.iter().filter(|e| e["phase"] == "staging").collect();
+    assert_eq!(staged.len(), 17);
+    for e in &staged {
+        assert!(e["end"].as_i64().expect("end") <= opens, "{e}");
+    }
+    let first_window = trace
+        .iter()
+        .filter(|e| e["phase"] == "window")
+        .map(|e| e["start"].as_i64().expect("start"))
+        .min()
+        .expect("window steps");
+    assert_eq!(first_window, opens);
+}
+
+/// The manual runbook of a staged plan on the real clock, its window booked two minutes from
+/// now: the operator answers the staged steps, the run waits for the window and `status` says
+/// so with the window's date and zone; killed with SIGKILL during the wait, `resume` waits
+/// again; `ferry approve open-window` opens the window early and the run completes. LHA-03.
+#[test]
+fn the_manual_runbook_waits_for_the_window_and_resumes_after_a_kill_lha_03() {
+    let dir = Scratch::new("manual-staged");
+    let (start, start_text, _) = window_from_now(2, 1.0);
+    let (stage_start, _, _) = window_from_now(-60, 0.9);
+    let site_text = format!(
+        r#"[site]
+name = "cache-pair"
+window = {{ start = "{start}", hours = 1 }}
+stage = {{ start = "{stage_start}", hours = 0.9 }}
+
+[[cluster]]
+name = "cache"
+profile = "linux-ha"
+target = "3.4.0"
+
+[[cluster.node]]
+name = "cache-1"
+role = "primary"
+version = "3.3.2"
+
+[[cluster.node]]
+name = "cache-2"
+role = "backup"
+version = "3.3.2"
+"#
+    );
+    let site = dir.path("site.toml");
+    std::fs::write(&site, site_text).expect("site");
+    let plan = dir.path("plan.json");
+    let o = ferry(&["plan", &site, "--format", "json", "-o", &plan]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).expect("plan")).expect("json");
+    let ids_of = |phase: &str| -> Vec<String> {
+        j["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter(|s| s["phase"] == phase)
+            .map(|s| s["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let (staged, window) = (ids_of("staging"), ids_of("window"));
+    assert_eq!(staged.len(), 4, "{staged:?}");
+    let state = dir.path("state");
+    let mut child = spawn(&["apply", &plan, "--site", &site, "--state", &state]);
+    wait_for_status(&state, "1", |_| true);
+    for id in &staged {
+        let o = ferry(&["step", "done", id, "--state", &state]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let waits = format!("waiting for the booked window to open at {start_text}");
+    let waiting = |j: &serde_json::Value| {
+        j["run"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&waits))
+    };
+    wait_for_status(&state, "1", waiting);
+    let j1 = json(&ferry(&["status", "--state", &state, "--format", "json"]));
+    assert_eq!(j1["run"]["status"], "running");
+    assert_eq!(j1["window"]["state"], "ahead");
+    let t = stdout(&ferry(&["status", "--state", &state]));
+    assert!(
+        t.contains(&format!("running: {waits}")) && t.contains("ferry approve open-window"),
+        "{t}"
+    );
+    assert!(j1["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| window.contains(&s["id"].as_str().unwrap_or_default().to_string()))
+        .all(|s| s["state"] == "pending"));
+    // kill -9 during the wait.
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let t = stdout(&ferry(&["status", "--state", &state]));
+    assert!(t.contains("(interrupted)") && t.contains(&waits), "{t}");
+    // Resumed, it waits again (its process holds the run, the window's steps still wait); the
+    // operator opens the window early.
+    let child = spawn(&["resume", "--state", &state]);
+    wait_for_status(&state, "1", |j| j["active"] == true && waiting(j));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let j2 = json(&ferry(&["status", "--state", &state, "--format", "json"]));
+    assert!(waiting(&j2) && j2["active"] == true, "{j2}");
+    assert!(j2["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| window.contains(&s["id"].as_str().unwrap_or_default().to_string()))
+        .all(|s| s["state"] == "pending"));
+    let o = ferry(&["approve", "open-window", "--state", &state]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("the window is opened now"),
+        "{}",
+        stdout(&o)
+    );
+    for id in &window {
+        let o = ferry(&["step", "done", id, "--state", &state]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let out = child.wait_with_output().expect("resume ends");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let j = json(&ferry(&["status", "--state", &state, "--format", "json"]));
+    assert_eq!(j["run"]["status"], "complete");
+    assert_eq!(j["run"]["message"], serde_json::Value::Null);
+    assert!(j["approvals"]
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .any(|a| a["step"] == "open-window"));
+    // A run that waits for nothing has no window to open.
+    let dir2 = Scratch::new("manual-unstaged");
+    let (site2, plan2) = plan_site_into(&dir2);
+    let state2 = dir2.path("state");
+    let o = ferry(&[
+        "apply", &plan2, "--site", &site2, "--state", &state2, "--driver", "twin",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = ferry(&["approve", "open-window", "--state", &state2]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not wait for its window"),
+        "{}",
+        stderr(&o)
     );
 }

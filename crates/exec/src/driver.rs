@@ -49,6 +49,12 @@ pub trait Driver {
     /// The driver's clock, seconds since the Unix epoch (virtual time for a simulated driver).
     fn now(&self) -> i64;
 
+    /// The run this driver carries out was just recorded, with this number, and nothing of it
+    /// has started: a driver that keeps state of its own per run sets it up here.
+    fn attach_run(&mut self, _run: RunId) -> Result<(), DriverError> {
+        Ok(())
+    }
+
     /// Begins a step. Idempotent per (run, step id): beginning a step that already began or
     /// ended applies nothing again.
     fn start(&mut self, run: RunId, step: &PlannedStep) -> Result<(), DriverError>;

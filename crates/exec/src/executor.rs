@@ -3,9 +3,14 @@
 //! can be resumed after a crash without any step taking effect twice.
 //!
 //! It is event-driven: a step becomes *ready* when its last `after` step is done or skipped
-//! (a counter per step) — and, for a step of the window, once every step of the prepare phase
-//! is done or skipped: the window opens after the work before it — and ready steps start in schedule order — prepare phase first, then
-//! planned start, then plan order — while `Options::parallel` and every limit group allow. A
+//! (a counter per step) — and, for a step of the staging phase or the window, once every step
+//! of the prepare phase is done or skipped: the window opens after the work before it — and
+//! ready steps start in schedule order — prepare phase first, then staging, then planned
+//! start, then plan order — while `Options::parallel` and every limit group allow. A plan that
+//! stages work waits for its booked window (`Options::window_opens`): its window steps are held
+//! until the driver's clock reaches the window's start, or until the operator opens it early
+//! (an approval of the pseudo-step `open-window`); meanwhile the run says what it waits for,
+//! journaled, so that `status` shows it and `resume` waits again after a crash. A
 //! ready step that a limit holds back is parked on that limit and looked at again only when a
 //! member of the limit ends, so the work per step does not grow with the size of the plan.
 //!
@@ -88,13 +93,33 @@ pub struct Options {
     /// with the run when `resume` takes it (a new run records it through `NewRun`). The
     /// check itself is off when `window_end` is `None`.
     pub ignore_window: bool,
+    /// Window steps do not start before this time (driver clock), unless the operator opens
+    /// the window early with an approval of `OPEN_WINDOW`: a plan that stages work waits for
+    /// its window after the staging (`window_opens`). `None`: they start as soon as the steps
+    /// they follow are done.
+    pub window_opens: Option<i64>,
+    /// While it waits for the window, the executor looks for that approval this often (driver
+    /// seconds: a real clock, where an approval comes from another process). `None`: it waits
+    /// for the window's opening in one go (a simulated clock jumps to it).
+    pub window_poll_s: Option<u64>,
 }
+
+/// The pseudo-step an operator approves to open the window early (`ferry approve open-window`).
+pub const OPEN_WINDOW: &str = "open-window";
 
 /// The end of the plan's booked window, when the plan has one.
 pub fn window_end(plan: &Plan) -> Option<i64> {
     let w = plan.window.as_ref()?;
     let len = plan.window_s?;
     Some(w.start_epoch_s + len as i64)
+}
+
+/// When the window steps of a plan may start: the booked window's opening, for a plan that
+/// runs work ahead of it (staging steps, or a staging period booked). `None`: they need not
+/// wait (no window booked, or nothing planned ahead of it but preparation).
+pub fn window_opens(plan: &Plan) -> Option<i64> {
+    let w = plan.window.as_ref()?;
+    (plan.stages() || plan.stage.is_some()).then_some(w.start_epoch_s)
 }
 
 /// What a call to `apply` or `resume` did.
@@ -171,6 +196,10 @@ pub enum Change<'a> {
 /// Told of every step that starts or ends (progress bars, log lines).
 pub trait Observer {
     fn progress(&mut self, p: &Progress<'_>);
+
+    /// The run waits with nothing under way (for the booked window to open): why, and until
+    /// when.
+    fn waiting(&mut self, _message: &str) {}
 }
 
 /// An observer that ignores everything.
@@ -181,6 +210,7 @@ impl Observer for () {
 /// Checks that step IDs are unique, every `after` and every limit member names a step, the
 /// graph has no cycle, and every pause point names a step.
 pub fn validate(plan: &Plan, opts: &Options) -> Result<(), ExecError> {
+    plan_numbers(plan).map_err(ExecError::BadPlan)?;
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(plan.steps.len());
     for (i, s) in plan.steps.iter().enumerate() {
         if index.insert(s.id.as_str(), i).is_some() {
@@ -230,14 +260,111 @@ pub fn validate(plan: &Plan, opts: &Options) -> Result<(), ExecError> {
         }
     }
     if seen != plan.steps.len() {
-        return Err(ExecError::BadPlan(
-            "the steps' `after` lists form a cycle".into(),
-        ));
+        let stuck: Vec<&str> = (0..plan.steps.len())
+            .filter(|&i| indeg[i] > 0)
+            .take(8)
+            .map(|i| plan.steps[i].id.as_str())
+            .collect();
+        return Err(ExecError::BadPlan(format!(
+            "the steps' `after` lists form a cycle through {}",
+            stuck.join(", ")
+        )));
     }
     Ok(())
 }
 
-/// Starts a new run of `plan` (recorded as `new` says) and carries it out.
+/// Every number of a plan within the range the planner makes (a plan file may have been
+/// edited by hand): steps no longer than `MAX_STEP_S`, moments and totals within
+/// `MAX_PLAN_S`, a window ferry can read, limits that admit a step. The message names the
+/// step or group and the key.
+fn plan_numbers(plan: &Plan) -> Result<(), String> {
+    use ferry_model::plan::{MAX_PLAN_S, MAX_STEP_S};
+    for s in plan.steps.iter().chain(&plan.rollback) {
+        for (key, value, max) in [
+            ("duration_s", s.duration_s, MAX_STEP_S),
+            ("timeout_s", s.timeout_s.unwrap_or(0), MAX_STEP_S),
+            ("start_s", s.start_s, MAX_PLAN_S),
+            ("retries", u64::from(s.retries), 100),
+        ] {
+            if value > max {
+                return Err(format!(
+                    "step `{}`: `{key}` is {value}, above the most a plan holds ({max})",
+                    s.id
+                ));
+            }
+        }
+    }
+    for (key, value) in [
+        ("makespan_s", plan.makespan_s),
+        ("prepare_s", plan.prepare_s),
+        ("lower_bound_s", plan.lower_bound_s),
+        ("sequential_s", plan.sequential_s),
+        ("rollback_makespan_s", plan.rollback_makespan_s),
+        ("window_s", plan.window_s.unwrap_or(0)),
+    ] {
+        if value > MAX_PLAN_S {
+            return Err(format!(
+                "`{key}` is {value}, above the most a plan holds ({MAX_PLAN_S})"
+            ));
+        }
+    }
+    for m in &plan.measures {
+        if m.start_s > MAX_PLAN_S || m.duration_s > MAX_PLAN_S {
+            return Err(format!(
+                "measure `{}/{}`: its start or length is above the most a plan holds ({MAX_PLAN_S})",
+                m.cluster, m.name
+            ));
+        }
+    }
+    if let Some(w) = &plan.window {
+        // Moments ferry shows: years -9999 to 9999; offsets within a day.
+        let moment = -377_705_116_800..=253_402_300_799;
+        if !moment.contains(&w.start_epoch_s) {
+            return Err(format!(
+                "`window.start_epoch_s` is {}, not a moment ferry can show",
+                w.start_epoch_s
+            ));
+        }
+        if w.offset_s.abs() >= 86_400 {
+            return Err(format!(
+                "`window.offset_s` is {}: a UTC offset is less than a day",
+                w.offset_s
+            ));
+        }
+        if !(w.hours.is_finite() && w.hours > 0.0 && w.hours <= 336.0) {
+            return Err(format!(
+                "`window.hours` is {}: a booked window lasts more than 0 and at most 336 hours",
+                w.hours
+            ));
+        }
+    }
+    for g in plan.limits.iter().chain(&plan.rollback_limits) {
+        if g.max_concurrent == Some(0) {
+            return Err(format!(
+                "limit `{}`: `max_concurrent` is 0, so none of its steps could start",
+                g.rule
+            ));
+        }
+        let weights = g
+            .capacity
+            .iter()
+            .chain(g.loads.iter().map(|l| &l.weight))
+            .chain(g.base.values());
+        for w in weights {
+            if !(w.is_finite() && (0.0..=1e12).contains(w)) {
+                return Err(format!(
+                    "limit `{}`: a capacity, load or base of {w}; they lie within 0 and 10^12",
+                    g.rule
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts a new run of `plan` (recorded as `new` says) and carries it out. Refused
+/// (`JournalError::Conflict`) while another run on its nodes is under way, or unfinished
+/// (unless `new.supersede`): see `admission`.
 pub fn apply(
     journal: &Journal,
     plan: &Plan,
@@ -247,14 +374,22 @@ pub fn apply(
     observer: &mut dyn Observer,
 ) -> Result<Report, ExecError> {
     validate(plan, opts)?;
-    let run = journal.create_run(plan, driver.now(), new)?;
-    let _lock = journal.lock_run(run)?;
+    let (run, _lock) = crate::admission::begin_run(journal, plan, driver.now(), new)?;
+    if let Err(source) = driver.attach_run(run) {
+        let e = ExecError::Driver {
+            steps: Vec::new(),
+            source,
+        };
+        journal.set_outcome(run, RunStatus::Stopped, Some(&e.to_string()))?;
+        return Err(e);
+    }
     execute(journal, run, plan, driver, opts, observer)
 }
 
 /// Continues a run: steps started but not ended are inspected through the driver first;
 /// steps done or skipped are never run again; failed steps are tried again, with their
-/// retries afresh. Refused (`JournalError::Busy`) while another process carries the run out.
+/// retries afresh. Refused (`JournalError::Busy`) while another process carries the run out,
+/// and (`JournalError::Conflict`) while another process carries out a run on its nodes.
 pub fn resume(
     journal: &Journal,
     run: RunId,
@@ -263,6 +398,7 @@ pub fn resume(
     observer: &mut dyn Observer,
 ) -> Result<Report, ExecError> {
     let _lock = journal.lock_run(run)?;
+    crate::admission::admit_resume(journal, run)?;
     let plan = journal.plan(run)?;
     validate(&plan, opts)?;
     if opts.ignore_window {
@@ -279,8 +415,8 @@ enum Halt {
     Failed,
 }
 
-/// Ready-set key: prepare phase first, then planned start, then plan order.
-type Key = (bool, u64, usize);
+/// Ready-set key: prepare phase first, then staging, then planned start, then plan order.
+type Key = (Phase, u64, usize);
 
 /// A limit the executor keeps: a `max_concurrent` group (weights 1), or one partition of a
 /// capacity group.
@@ -310,8 +446,16 @@ struct Run<'a> {
     /// Per step: how many of its `after` steps are not yet done or skipped (plus one for a
     /// window step while a prepare step is open).
     unsettled_preds: Vec<u32>,
-    /// Prepare-phase steps not yet done or skipped: the window's steps wait for all of them.
+    /// Prepare-phase steps not yet done or skipped: the staging and window steps wait for all
+    /// of them.
     prepare_open: usize,
+    /// Whether window steps may start (`Options::window_opens` reached, or the window opened
+    /// early by an approval).
+    window_open: bool,
+    /// Window steps ready while the window has not opened: they start when it opens.
+    held: BTreeSet<Key>,
+    /// The run's journaled message says it waits for the window.
+    waiting_noted: bool,
     state: Vec<StepState>,
     /// Per step: starts in this call (retries are counted against it).
     tries: Vec<u32>,
@@ -423,6 +567,9 @@ impl<'a> Run<'a> {
             succs,
             unsettled_preds: vec![0; n],
             prepare_open: 0,
+            window_open: opts.window_opens.is_none(),
+            held: BTreeSet::new(),
+            waiting_noted: false,
             state: vec![StepState::Pending; n],
             tries: vec![0; n],
             started_at: vec![0; n],
@@ -450,7 +597,14 @@ impl<'a> Run<'a> {
 
     fn key(&self, i: usize) -> Key {
         let s = &self.plan.steps[i];
-        (s.phase != Phase::Prepare, s.start_s, i)
+        // Staging and window steps are ordered by planned start together: the window's wait
+        // holds its steps back anyway.
+        let phase = if s.phase == Phase::Prepare {
+            Phase::Prepare
+        } else {
+            Phase::Window
+        };
+        (phase, s.start_s, i)
     }
 
     fn driver_err(&self, source: DriverError) -> ExecError {
@@ -463,13 +617,21 @@ impl<'a> Run<'a> {
 
     fn carry_out(&mut self) -> Result<Report, ExecError> {
         self.load_journal()?;
+        self.open_window_if_due()?;
         self.judge_window()?;
         loop {
             self.dispatch()?;
             if self.running == 0 {
+                if self.halt.is_none() && !self.window_open && !self.held.is_empty() {
+                    self.wait_for_window()?;
+                    continue;
+                }
                 break;
             }
-            let deadline = self.deadlines.first().map(|d| d.0);
+            let deadline = match (self.deadlines.first().map(|d| d.0), self.window_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             self.flush()?;
             match self.driver.wait(self.run, deadline) {
                 Ok(Some((id, outcome))) => {
@@ -490,8 +652,91 @@ impl<'a> Run<'a> {
                 Err(e) => return Err(self.driver_err(e)),
             }
             self.expire_gates()?;
+            self.open_window_if_due()?;
         }
         self.finish()
+    }
+
+    /// When the executor next looks at the window while it waits for it to open: its opening,
+    /// or sooner on a real clock (an approval may come from another process). `None` when
+    /// nothing waits for the window.
+    fn window_deadline(&self) -> Option<i64> {
+        if self.window_open || self.held.is_empty() {
+            return None;
+        }
+        let opens = self.opts.window_opens?;
+        Some(match self.opts.window_poll_s {
+            Some(p) => opens.min(self.driver.now().saturating_add(p.max(1) as i64)),
+            None => opens,
+        })
+    }
+
+    /// Opens the window when its time has come or the operator approved `OPEN_WINDOW`: the
+    /// held window steps become ready, the journaled waiting message goes, and the window is
+    /// judged again now that its work is about to start.
+    fn open_window_if_due(&mut self) -> Result<(), ExecError> {
+        if self.window_open {
+            return Ok(());
+        }
+        let now = self.driver.now();
+        // The journal is asked for an early opening only while window steps wait for it.
+        let due = self.opts.window_opens.is_none_or(|t| now >= t)
+            || (!self.held.is_empty() && self.journal.approval(self.run, OPEN_WINDOW)?.is_some());
+        if !due {
+            return Ok(());
+        }
+        self.window_open = true;
+        if std::mem::take(&mut self.waiting_noted) {
+            self.journal
+                .set_outcome(self.run, RunStatus::Running, None)?;
+        }
+        let held = std::mem::take(&mut self.held);
+        self.ready.extend(held);
+        // Its work is about to start (or starts as soon as the staging it waits for ends).
+        self.judge_window()
+    }
+
+    /// Nothing is under way and window steps wait for the window: says so (journaled, so that
+    /// `status` shows it after a crash too) and waits through the driver until the window
+    /// opens or the operator opens it.
+    fn wait_for_window(&mut self) -> Result<(), ExecError> {
+        let Some(opens) = self.opts.window_opens else {
+            self.window_open = true;
+            return Ok(());
+        };
+        // Opened early before the run got here (an approval given ahead, a resume after it).
+        self.open_window_if_due()?;
+        if self.window_open {
+            return Ok(());
+        }
+        if !self.waiting_noted {
+            let now = self.driver.now();
+            let w = self.plan.window.as_ref();
+            let message = format!(
+                "waiting for the booked window to open at {} (in {}): the work ahead of it is done; `ferry approve {OPEN_WINDOW} --run {}` opens it now",
+                ferry_plan::render::site_time(w, opens),
+                ferry_plan::render::duration((opens - now).max(0) as u64),
+                self.run
+            );
+            self.flush()?;
+            self.journal
+                .set_outcome(self.run, RunStatus::Running, Some(&message))?;
+            self.waiting_noted = true;
+            self.observer.waiting(&message);
+        }
+        let deadline = self.window_deadline().unwrap_or(opens);
+        match self.driver.wait(self.run, Some(deadline)) {
+            Ok(Some((id, outcome))) => {
+                if let Some(&i) = self.index.get(id.as_str()) {
+                    if self.state[i] == StepState::Running {
+                        self.end(i, outcome)?;
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Err(self.driver_err(e)),
+        }
+        self.open_window_if_due()
     }
 
     /// Fails every running gate whose deadline has passed (driver clock), after cancelling it.
@@ -542,13 +787,13 @@ impl<'a> Run<'a> {
                 .filter(|a| !self.state[self.index[a.as_str()]].is_settled())
                 .count() as u32;
         }
-        // The window opens once the work before it is done.
+        // Staging and the window follow the work before them.
         self.prepare_open = (0..self.state.len())
             .filter(|&i| self.plan.steps[i].phase == Phase::Prepare && !self.state[i].is_settled())
             .count();
         if self.prepare_open > 0 {
             for i in 0..self.state.len() {
-                if self.plan.steps[i].phase == Phase::Window {
+                if self.plan.steps[i].phase != Phase::Prepare {
                     self.unsettled_preds[i] += 1;
                 }
             }
@@ -703,6 +948,10 @@ impl<'a> Run<'a> {
                 break;
             };
             let i = k.2;
+            if !self.window_open && self.plan.steps[i].phase == Phase::Window {
+                self.held.insert(k);
+                continue;
+            }
             if let Some(s) = self.blocking_slot(i) {
                 self.parked[s].insert(k);
                 parked_any = true;
@@ -757,8 +1006,19 @@ impl<'a> Run<'a> {
             return Ok(());
         };
         let now = self.driver.now();
+        // Window work cannot start before the window opens (unless it is opened early).
+        let now = match (self.window_open, self.opts.window_opens) {
+            (false, Some(opens)) => now.max(opens),
+            _ => now,
+        };
         let (plan, state, started) = (self.plan, &self.state, &self.started_at);
-        let left = window::remaining_window_work(plan, |i| match state[i] {
+        // Once the window is open, staging steps still to run hold its work back.
+        let phases: &[Phase] = if self.window_open {
+            &[Phase::Staging, Phase::Window]
+        } else {
+            &[Phase::Window]
+        };
+        let left = window::remaining_work(plan, phases, |i| match state[i] {
             StepState::Done | StepState::Skipped => None,
             // Under way since before a crash.
             StepState::Running => {
@@ -895,7 +1155,7 @@ impl<'a> Run<'a> {
             self.prepare_open -= 1;
             if self.prepare_open == 0 {
                 for s in 0..self.state.len() {
-                    if plan.steps[s].phase == Phase::Window {
+                    if plan.steps[s].phase != Phase::Prepare {
                         self.unsettled_preds[s] -= 1;
                         if self.unsettled_preds[s] == 0 && self.state[s] == StepState::Pending {
                             self.became_ready(s);

@@ -7,15 +7,20 @@
 //! interrupted; the executor asks the driver what happened to it before acting again.
 //!
 //! A journal file written by an older ferry is upgraded in place when opened: missing columns
-//! are added with `ALTER TABLE`, missing tables are created. `Journal::in_memory` keeps the same
-//! schema in memory, for rehearsals.
+//! are added with `ALTER TABLE`, missing tables are created. A database that is not a ferry
+//! journal (another program's, or not SQLite at all) is refused before anything is written to
+//! it. `Journal::open_read_only` reads a journal without writing anything (`ferry status` on a
+//! journal it may not write). `Journal::in_memory` keeps the same schema in memory, for
+//! rehearsals.
 
+use crate::admission::RunConflicts;
 use crate::executor::RollbackScope;
 use ferry_model::Plan;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
 
 /// File name of the journal inside the state directory.
 pub const JOURNAL_FILE: &str = "journal.sqlite";
@@ -25,6 +30,13 @@ pub const DEFAULT_STATE_DIR: &str = ".ferry";
 
 /// A run's number in the journal.
 pub type RunId = i64;
+
+/// SQLite's `application_id` of a ferry journal (`frry`): set when ferry creates or upgrades
+/// one, so that a journal is known for what it is.
+pub const APPLICATION_ID: i32 = 0x6672_7279;
+
+/// The lock file held while a new run is admitted (see `admission`).
+const ADMISSION_LOCK: &str = "admission.lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -64,6 +76,15 @@ pub enum JournalError {
         what: &'static str,
         value: String,
     },
+    #[error("{path} is not a ferry journal: it is {what}. ferry changes nothing in it; keep each journal in a state directory of its own (`--state DIR`)")]
+    NotAJournal { path: PathBuf, what: String },
+    #[error("cannot lock {path}: {source}")]
+    Admission {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Conflict(RunConflicts),
 }
 
 /// What happened to a step, as journaled.
@@ -218,6 +239,10 @@ pub struct NewRun {
     pub inputs: Option<RunInputs>,
     /// The operator carries the run out whatever the booked window says (`--ignore-window`).
     pub ignore_window: bool,
+    /// The operator starts the run although earlier runs on the same nodes are unfinished
+    /// (`--supersede`): they are marked as superseded by it.
+    #[serde(default)]
+    pub supersede: bool,
 }
 
 /// The texts a plan was made from: the site file and every profile the site uses.
@@ -262,6 +287,9 @@ pub struct RunSummary {
     /// When the operator chose to carry the run out whatever the booked window says
     /// (`--ignore-window`), seconds since the Unix epoch; `None`: the window is kept.
     pub ignore_window_since: Option<i64>,
+    /// The run that was started on the same nodes while this one was unfinished
+    /// (`--supersede`): this one no longer holds them.
+    pub superseded_by: Option<RunId>,
 }
 
 /// A person's approval of a pause step (`ferry approve STEP`).
@@ -273,8 +301,14 @@ pub struct Approval {
     pub by: String,
 }
 
-/// Held while a process carries out a run; released on drop or when the process dies.
+/// Held while a process carries out a run; released when the last guard of it is dropped or
+/// when the process dies.
 pub struct RunLock {
+    _file: Option<Rc<std::fs::File>>,
+}
+
+/// Held while a new run is admitted: one process at a time decides whether its run may start.
+pub struct AdmissionLock {
     _file: Option<std::fs::File>,
 }
 
@@ -319,6 +353,43 @@ pub struct Journal {
     dir: Option<PathBuf>,
     /// An in-memory journal keeps its runs' plans as they are, not as JSON.
     plans: std::cell::RefCell<HashMap<RunId, Plan>>,
+    /// What the file has: every table and column of ferry's schema, except in a journal of an
+    /// older ferry opened read-only (nothing is upgraded then).
+    schema: Schema,
+    /// Run locks this handle holds: `lock_run` of a run it holds already shares the lock.
+    held: std::cell::RefCell<HashMap<RunId, Weak<std::fs::File>>>,
+    /// Driver log entries (key, entry) to write with the next step events.
+    staged: std::cell::RefCell<Vec<(String, String)>>,
+}
+
+/// The tables and `runs` columns a journal file has.
+#[derive(Debug, Clone, Default)]
+struct Schema {
+    tables: BTreeSet<String>,
+    run_columns: BTreeSet<String>,
+    /// Opened for reading only: nothing is written.
+    read_only: bool,
+}
+
+impl Schema {
+    fn has(&self, table: &str) -> bool {
+        self.tables.contains(table)
+    }
+
+    /// The select list of a run's summary: a column this file lacks reads as its default.
+    fn run_fields(&self) -> String {
+        RUN_FIELDS
+            .iter()
+            .map(|&(name, default)| {
+                if self.run_columns.contains(name) {
+                    name.to_string()
+                } else {
+                    format!("{default} AS {name}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 const SCHEMA: &str = "
@@ -362,11 +433,22 @@ CREATE TABLE IF NOT EXISTS run_plans (
     run INTEGER PRIMARY KEY REFERENCES runs(id),
     plan TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS driver_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS driver_log_key ON driver_log(key, seq);
 ";
+
+/// The `runs` columns of the first ferry journal: a file whose `runs` table has them (and
+/// whose `events` table has `EVENT_COLUMNS`) is a journal of an older ferry.
+const FIRST_RUN_COLUMNS: [&str; 6] = ["id", "site", "input_hash", "plan", "created", "status"];
+const EVENT_COLUMNS: [&str; 5] = ["seq", "run", "step", "event", "time"];
 
 /// Columns added to `runs` after its first version: (name, declaration). A journal file that
 /// lacks one gets it with `ALTER TABLE` when opened.
-const RUN_COLUMNS: [(&str, &str); 7] = [
+const RUN_COLUMNS: [(&str, &str); 8] = [
     ("kind", "TEXT NOT NULL DEFAULT 'apply'"),
     ("parent", "INTEGER"),
     ("driver", "TEXT NOT NULL DEFAULT ''"),
@@ -374,14 +456,124 @@ const RUN_COLUMNS: [(&str, &str); 7] = [
     ("rollback", "TEXT"),
     ("message", "TEXT"),
     ("ignore_window", "INTEGER"),
+    ("superseded_by", "INTEGER"),
 ];
 
-const RUN_FIELDS: &str =
-    "id, site, input_hash, created, status, kind, parent, driver, rollback, message, ignore_window";
+/// The columns of a run's summary, in `summary_row`'s order, with the value a journal that
+/// lacks one reads.
+const RUN_FIELDS: [(&str, &str); 12] = [
+    ("id", "NULL"),
+    ("site", "''"),
+    ("input_hash", "''"),
+    ("created", "0"),
+    ("status", "''"),
+    ("kind", "'apply'"),
+    ("parent", "NULL"),
+    ("driver", "''"),
+    ("rollback", "NULL"),
+    ("message", "NULL"),
+    ("ignore_window", "NULL"),
+    ("superseded_by", "NULL"),
+];
+
+/// What a database file turned out to be.
+enum Found {
+    /// No table at all: a journal being created.
+    Empty,
+    /// A ferry journal (of this ferry or an older one).
+    Ferry,
+}
+
+/// Reads (without writing anything) what the database at `path` is: a ferry journal, an empty
+/// database, or something else (refused).
+fn identify(conn: &Connection, path: &Path) -> Result<(Found, Schema), JournalError> {
+    let not_a_journal = |what: String| JournalError::NotAJournal {
+        path: path.to_path_buf(),
+        what,
+    };
+    let sqlite = |source: rusqlite::Error| match source {
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::NotADatabase => {
+            not_a_journal("not an SQLite database".into())
+        }
+        source => JournalError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        },
+    };
+    let app: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(sqlite)?;
+    let mut schema = Schema::default();
+    {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .map_err(sqlite)?;
+        schema.tables = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|it| it.collect::<rusqlite::Result<_>>())
+            .map_err(sqlite)?;
+    }
+    let columns = |table: &str| -> Result<BTreeSet<String>, JournalError> {
+        let mut stmt = conn
+            .prepare(&format!("PRAGMA table_info({table})"))
+            .map_err(sqlite)?;
+        stmt.query_map([], |r| r.get::<_, String>(1))
+            .and_then(|it| it.collect::<rusqlite::Result<_>>())
+            .map_err(sqlite)
+    };
+    schema.run_columns = columns("runs")?;
+    let event_columns = columns("events")?;
+    let ours = FIRST_RUN_COLUMNS
+        .iter()
+        .all(|c| schema.run_columns.contains(*c))
+        && EVENT_COLUMNS.iter().all(|c| event_columns.contains(*c));
+    let user_tables: Vec<&str> = schema
+        .tables
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.starts_with("sqlite_"))
+        .collect();
+    if app != 0 && app != APPLICATION_ID {
+        return Err(not_a_journal(format!(
+            "the SQLite database of another application (application_id {app:#x})"
+        )));
+    }
+    if user_tables.is_empty() && app == 0 {
+        return Ok((Found::Empty, schema));
+    }
+    if ours {
+        return Ok((Found::Ferry, schema));
+    }
+    Err(not_a_journal(if user_tables.is_empty() {
+        "an SQLite database marked as a ferry journal, without its tables".into()
+    } else {
+        format!(
+            "an SQLite database with the tables {}",
+            user_tables.join(", ")
+        )
+    }))
+}
+
+/// `path` as an SQLite URI (`file:` and the path with `%`, `?` and `#` escaped).
+fn sqlite_uri(path: &Path, query: &str) -> String {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push('?');
+    uri.push_str(query);
+    uri
+}
 
 impl Journal {
     /// Opens the journal in `state_dir` (created when missing), in WAL mode with
-    /// `synchronous=FULL`, upgrading an older schema in place.
+    /// `synchronous=FULL`, upgrading an older schema in place. A file there that is not a
+    /// ferry journal is refused (`NotAJournal`) before anything is written to it.
     pub fn open(state_dir: &Path) -> Result<Journal, JournalError> {
         std::fs::create_dir_all(state_dir).map_err(|source| JournalError::Dir {
             path: state_dir.to_path_buf(),
@@ -392,11 +584,15 @@ impl Journal {
             path: path.clone(),
             source,
         })?;
-        let j = Journal {
+        let (_, schema) = identify(&conn, &path)?;
+        let mut j = Journal {
             conn,
             path,
             dir: Some(state_dir.to_path_buf()),
             plans: Default::default(),
+            schema,
+            held: Default::default(),
+            staged: Default::default(),
         };
         j.wrap(j.conn.busy_timeout(std::time::Duration::from_secs(10)))?;
         j.wrap(
@@ -411,6 +607,65 @@ impl Journal {
         Ok(j)
     }
 
+    /// Opens the journal in `state_dir` for reading only: nothing is written, not the schema,
+    /// not a lock (SQLite's `query_only`). A journal this user may not write, in a directory
+    /// that cannot take SQLite's shared-memory file, is read as it is on disk when no
+    /// write-ahead log is beside it (every commit is then in the file). For `ferry status` on a
+    /// journal it may not write. A journal of an older ferry is read as it is (what it lacks
+    /// reads as empty).
+    pub fn open_read_only(state_dir: &Path) -> Result<Journal, JournalError> {
+        let path = state_dir.join(JOURNAL_FILE);
+        let sqlite = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        // Read-write when the file allows it (SQLite falls back to reading otherwise), so
+        // that the last connection to close still tidies the write-ahead log away as before.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(sqlite)?;
+        let reading = |conn: &Connection| {
+            conn.execute_batch("PRAGMA query_only = ON")
+                .map_err(sqlite)?;
+            identify(conn, &path)
+        };
+        let found = reading(&conn);
+        let cannot_open = |e: &JournalError| {
+            matches!(e, JournalError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(f, _), ..
+            } if matches!(f.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly))
+        };
+        let wal = state_dir.join(format!("{JOURNAL_FILE}-wal"));
+        let (conn, (_, mut schema)) = match found {
+            Err(e) if cannot_open(&e) && !wal.exists() => {
+                drop(conn);
+                let conn = Connection::open_with_flags(
+                    sqlite_uri(&path, "immutable=1"),
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_URI
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sqlite)?;
+                let found = reading(&conn)?;
+                (conn, found)
+            }
+            found => (conn, found?),
+        };
+        schema.read_only = true;
+        let j = Journal {
+            conn,
+            path,
+            dir: Some(state_dir.to_path_buf()),
+            plans: Default::default(),
+            schema,
+            held: Default::default(),
+            staged: Default::default(),
+        };
+        j.wrap(j.conn.busy_timeout(std::time::Duration::from_secs(10)))?;
+        Ok(j)
+    }
+
     /// A journal in memory with the same schema, for rehearsals: nothing is written to disk.
     pub fn in_memory() -> Result<Journal, JournalError> {
         let path = PathBuf::from(":memory:");
@@ -418,11 +673,14 @@ impl Journal {
             path: path.clone(),
             source,
         })?;
-        let j = Journal {
+        let mut j = Journal {
             conn,
             path,
             dir: None,
             plans: Default::default(),
+            schema: Schema::default(),
+            held: Default::default(),
+            staged: Default::default(),
         };
         // Nothing to recover from in memory: no rollback journal.
         j.wrap(
@@ -434,14 +692,31 @@ impl Journal {
         Ok(j)
     }
 
-    /// Creates missing tables and adds the columns older journals lack.
-    fn migrate(&self) -> Result<(), JournalError> {
+    /// Creates missing tables, adds the columns older journals lack, and marks the file as a
+    /// ferry journal, in one transaction: a process killed meanwhile leaves the file as it was
+    /// (empty, or the older journal), never half a journal that `identify` would refuse.
+    fn migrate(&mut self) -> Result<(), JournalError> {
+        self.wrap(self.conn.execute_batch("BEGIN IMMEDIATE"))?;
+        match self.migrate_in_transaction() {
+            Ok(()) => self.wrap(self.conn.execute_batch("COMMIT")),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }?;
+        let (_, schema) = identify(&self.conn, &self.path)?;
+        self.schema = schema;
+        Ok(())
+    }
+
+    fn migrate_in_transaction(&mut self) -> Result<(), JournalError> {
         self.wrap(self.conn.execute_batch(SCHEMA))?;
         let mut stmt = self.wrap(self.conn.prepare("PRAGMA table_info(runs)"))?;
         let have: Vec<String> = self.wrap(
             stmt.query_map([], |r| r.get::<_, String>(1))
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
         )?;
+        drop(stmt);
         for (name, decl) in RUN_COLUMNS {
             if !have.iter().any(|h| h == name) {
                 self.wrap(
@@ -450,16 +725,41 @@ impl Journal {
                 )?;
             }
         }
+        let app: i32 = self.wrap(
+            self.conn
+                .query_row("PRAGMA application_id", [], |r| r.get(0)),
+        )?;
+        if app != APPLICATION_ID {
+            self.wrap(
+                self.conn
+                    .execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}")),
+            )?;
+        }
         Ok(())
     }
 
+    /// Whether this handle was opened for reading only.
+    pub fn is_read_only(&self) -> bool {
+        self.schema.read_only
+    }
+
+    /// The state directory, for a journal on disk.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     /// Marks `run` as being carried out by this process: a lock file beside the journal, held
-    /// until the returned guard is dropped or the process ends (even by `kill -9`). Fails with
-    /// `Busy` when another process holds it. In-memory journals need no lock.
+    /// until the last guard is dropped or the process ends (even by `kill -9`). Fails with
+    /// `Busy` when another process holds it; a run this handle holds already is shared. A
+    /// process that merely looks (`run_is_active`) holds it for a moment: that is waited out.
+    /// In-memory journals need no lock.
     pub fn lock_run(&self, run: RunId) -> Result<RunLock, JournalError> {
         let Some(dir) = &self.dir else {
             return Ok(RunLock { _file: None });
         };
+        if let Some(file) = self.held.borrow().get(&run).and_then(Weak::upgrade) {
+            return Ok(RunLock { _file: Some(file) });
+        }
         let path = dir.join(format!("run-{run}.lock"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -471,23 +771,77 @@ impl Journal {
                 path: path.clone(),
                 source,
             })?;
-        match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: Some(file) }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Busy { run, path }),
+        let mut tries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                // Another process holds it, or looks at it for a moment (`run_is_active`).
+                Err(std::fs::TryLockError::WouldBlock) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(4));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(JournalError::Busy { run, path })
+                }
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(JournalError::Lock { run, path, source })
+                }
+            }
+        }
+        let file = Rc::new(file);
+        self.held.borrow_mut().insert(run, Rc::downgrade(&file));
+        Ok(RunLock { _file: Some(file) })
+    }
+
+    /// Whether a process carries out `run` now (holds its lock): another process, or this
+    /// handle itself. A run whose status is `running` but that no process holds was
+    /// interrupted. Looks without creating anything (a read-only journal can be asked).
+    pub fn run_is_active(&self, run: RunId) -> Result<bool, JournalError> {
+        let Some(dir) = &self.dir else {
+            return Ok(false);
+        };
+        if self.holds(run) {
+            return Ok(true);
+        }
+        let path = dir.join(format!("run-{run}.lock"));
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            // Never locked: no process carries it out.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(JournalError::Lock { run, path, source }),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(false),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
             Err(std::fs::TryLockError::Error(source)) => {
                 Err(JournalError::Lock { run, path, source })
             }
         }
     }
 
-    /// Whether another process is carrying out `run` now (holds its lock). A run whose status
-    /// is `running` but that no process holds was interrupted.
-    pub fn run_is_active(&self, run: RunId) -> Result<bool, JournalError> {
-        match self.lock_run(run) {
-            Ok(_) => Ok(false),
-            Err(JournalError::Busy { .. }) => Ok(true),
-            Err(e) => Err(e),
-        }
+    /// Whether this handle holds the lock of `run`.
+    pub fn holds(&self, run: RunId) -> bool {
+        self.held
+            .borrow()
+            .get(&run)
+            .is_some_and(|w| w.strong_count() > 0)
+    }
+
+    /// Waits for, and holds, the state directory's admission lock: one process at a time
+    /// decides whether its run may start (`admission`). In-memory journals need none.
+    pub fn lock_admission(&self) -> Result<AdmissionLock, JournalError> {
+        let Some(dir) = &self.dir else {
+            return Ok(AdmissionLock { _file: None });
+        };
+        let path = dir.join(ADMISSION_LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|source| JournalError::Admission { path, source })?;
+        Ok(AdmissionLock { _file: Some(file) })
     }
 
     /// The journal file.
@@ -522,6 +876,18 @@ impl Journal {
 
     /// Records a new run of `plan`, status `running`, with its kind, parent, driver and inputs.
     pub fn create_run(&self, plan: &Plan, now: i64, new: &NewRun) -> Result<RunId, JournalError> {
+        self.create_run_superseding(plan, now, new, &[])
+    }
+
+    /// As `create_run`, marking the runs in `superseded` as superseded by the new one, in the
+    /// same commit.
+    pub fn create_run_superseding(
+        &self,
+        plan: &Plan,
+        now: i64,
+        new: &NewRun,
+        superseded: &[RunId],
+    ) -> Result<RunId, JournalError> {
         let inputs = new
             .inputs
             .as_ref()
@@ -556,12 +922,22 @@ impl Journal {
                 params![run, json],
             ))?;
         }
+        for old in superseded {
+            self.wrap(tx.execute(
+                "UPDATE runs SET superseded_by = ?1 WHERE id = ?2",
+                params![run, old],
+            ))?;
+        }
         self.wrap(tx.commit())?;
         Ok(run)
     }
 
     /// The texts the run's plan was made from, when they were stored.
     pub fn inputs(&self, run: RunId) -> Result<Option<RunInputs>, JournalError> {
+        if !self.schema.run_columns.contains("inputs") {
+            self.run(run)?;
+            return Ok(None);
+        }
         let text: Option<Option<String>> = self.wrap(
             self.conn
                 .query_row("SELECT inputs FROM runs WHERE id = ?1", params![run], |r| {
@@ -627,6 +1003,19 @@ impl Journal {
         Ok(())
     }
 
+    /// Records that `run` was superseded by `by`: a run started on its nodes while it was
+    /// unfinished (`--supersede`).
+    pub fn set_superseded(&self, run: RunId, by: RunId) -> Result<(), JournalError> {
+        let n = self.wrap(self.conn.execute(
+            "UPDATE runs SET superseded_by = ?1 WHERE id = ?2",
+            params![by, run],
+        ))?;
+        if n == 0 {
+            return Err(JournalError::NoRun(run));
+        }
+        Ok(())
+    }
+
     /// Records that the operator chose, at `now`, to carry the run out whatever the booked
     /// window says (`--ignore-window`). The first such moment is kept.
     pub fn set_ignore_window(&self, run: RunId, now: i64) -> Result<(), JournalError> {
@@ -661,12 +1050,14 @@ impl Journal {
         )
     }
 
-    /// Appends step events, in order, in one durable commit (as `record` does each).
+    /// Appends step events, in order, in one durable commit (as `record` does each), with the
+    /// driver log entries staged since the last one (`stage_driver_log`).
     pub fn record_all(&self, run: RunId, events: &[StepEvent]) -> Result<(), JournalError> {
         if events.is_empty() {
             return Ok(());
         }
         let tx = self.wrap(self.conn.unchecked_transaction())?;
+        self.write_staged(&tx)?;
         {
             let mut insert = self.wrap(tx.prepare_cached(
                 "INSERT INTO events (run, step, event, time, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -689,11 +1080,43 @@ impl Journal {
                 ))?;
             }
         }
-        self.wrap(tx.commit())
+        self.wrap(tx.commit())?;
+        self.staged.borrow_mut().clear();
+        Ok(())
+    }
+
+    /// Keeps an entry for a driver's log under `key`, to be written in the same commit as the
+    /// next step events the executor records (one durable commit for both): for a driver whose
+    /// log must be durable by the time the executor records what it reported, and need not be
+    /// before. A handle that ends without that commit loses them, as a crash would.
+    pub fn stage_driver_log(&self, key: &str, entry: String) {
+        self.staged.borrow_mut().push((key.to_string(), entry));
+    }
+
+    /// Forgets the staged entries of `key` (a driver that ends without them reaching the
+    /// journal: what it did after its last commit is lost, as in a crash).
+    pub fn discard_staged(&self, key: &str) {
+        self.staged.borrow_mut().retain(|(k, _)| k != key);
+    }
+
+    fn write_staged(&self, tx: &rusqlite::Transaction<'_>) -> Result<(), JournalError> {
+        let staged = self.staged.borrow();
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let mut insert =
+            self.wrap(tx.prepare_cached("INSERT INTO driver_log (key, entry) VALUES (?1, ?2)"))?;
+        for (key, entry) in staged.iter() {
+            self.wrap(insert.execute(params![key, entry]))?;
+        }
+        Ok(())
     }
 
     /// Every event of a run, in the order written.
     pub fn events(&self, run: RunId) -> Result<Vec<EventRecord>, JournalError> {
+        if !self.schema.has("events") {
+            return Ok(Vec::new());
+        }
         let mut stmt =
             self.wrap(self.conn.prepare(
                 "SELECT step, event, time, detail FROM events WHERE run = ?1 ORDER BY seq",
@@ -728,10 +1151,16 @@ impl Journal {
 
     /// The run's summary.
     pub fn run(&self, run: RunId) -> Result<RunSummary, JournalError> {
+        if !self.schema.has("runs") {
+            return Err(JournalError::NoRun(run));
+        }
         let row = self.wrap(
             self.conn
                 .query_row(
-                    &format!("SELECT {RUN_FIELDS} FROM runs WHERE id = ?1"),
+                    &format!(
+                        "SELECT {} FROM runs WHERE id = ?1",
+                        self.schema.run_fields()
+                    ),
                     params![run],
                     summary_row,
                 )
@@ -746,14 +1175,15 @@ impl Journal {
             return Ok(p.clone());
         }
         // Journals written before plans had their own table keep them in the run's row.
+        let query = if self.schema.has("run_plans") {
+            "SELECT COALESCE((SELECT plan FROM run_plans WHERE run = runs.id), plan) \
+             FROM runs WHERE id = ?1"
+        } else {
+            "SELECT plan FROM runs WHERE id = ?1"
+        };
         let text: Option<String> = self.wrap(
             self.conn
-                .query_row(
-                    "SELECT COALESCE((SELECT plan FROM run_plans WHERE run = runs.id), plan) \
-                     FROM runs WHERE id = ?1",
-                    params![run],
-                    |r| r.get(0),
-                )
+                .query_row(query, params![run], |r| r.get(0))
                 .optional(),
         )?;
         let text = text.ok_or(JournalError::NoRun(run))?;
@@ -765,10 +1195,13 @@ impl Journal {
 
     /// Every run, oldest first.
     pub fn runs(&self) -> Result<Vec<RunSummary>, JournalError> {
-        let mut stmt = self.wrap(
-            self.conn
-                .prepare(&format!("SELECT {RUN_FIELDS} FROM runs ORDER BY id")),
-        )?;
+        if !self.schema.has("runs") {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.wrap(self.conn.prepare(&format!(
+            "SELECT {} FROM runs ORDER BY id",
+            self.schema.run_fields()
+        )))?;
         let rows = self.wrap(
             stmt.query_map([], summary_row)
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
@@ -878,6 +1311,9 @@ impl Journal {
 
     /// Every approval of a run, oldest first.
     pub fn approvals(&self, run: RunId) -> Result<Vec<Approval>, JournalError> {
+        if !self.schema.has("approvals") {
+            return Ok(Vec::new());
+        }
         let mut stmt = self
             .wrap(self.conn.prepare(
                 "SELECT step, time, by FROM approvals WHERE run = ?1 ORDER BY time, step",
@@ -924,8 +1360,76 @@ impl Journal {
         Ok(())
     }
 
+    /// Stores a driver's state under `key` unless there is one already; `false`: there was
+    /// (another process stored it first), and it is kept.
+    pub fn put_driver_state_if_absent(&self, key: &str, text: &str) -> Result<bool, JournalError> {
+        let n = self.wrap(self.conn.execute(
+            "INSERT OR IGNORE INTO driver_state (key, value) VALUES (?1, ?2)",
+            params![key, text],
+        ))?;
+        Ok(n == 1)
+    }
+
+    /// Replaces a driver's state under `key` and, in the same commit, forgets the entries of
+    /// its log under `key` up to `log_upto` (those the new state includes).
+    pub fn checkpoint_driver_state(
+        &self,
+        key: &str,
+        text: &str,
+        log_upto: Option<i64>,
+    ) -> Result<(), JournalError> {
+        let tx = self.wrap(self.conn.unchecked_transaction())?;
+        self.wrap(tx.execute(
+            "INSERT OR REPLACE INTO driver_state (key, value) VALUES (?1, ?2)",
+            params![key, text],
+        ))?;
+        if let Some(upto) = log_upto {
+            self.wrap(tx.execute(
+                "DELETE FROM driver_log WHERE key = ?1 AND seq <= ?2",
+                params![key, upto],
+            ))?;
+        }
+        self.wrap(tx.commit())
+    }
+
+    /// Forgets a driver's state under `key` and its log.
+    pub fn delete_driver_state(&self, key: &str) -> Result<(), JournalError> {
+        let tx = self.wrap(self.conn.unchecked_transaction())?;
+        self.wrap(tx.execute("DELETE FROM driver_state WHERE key = ?1", params![key]))?;
+        self.wrap(tx.execute("DELETE FROM driver_log WHERE key = ?1", params![key]))?;
+        self.wrap(tx.commit())
+    }
+
+    /// Appends an entry to a driver's log under `key`, in one durable commit: what a driver
+    /// records as it goes, at a cost that does not grow with what it recorded before.
+    pub fn append_driver_log(&self, key: &str, entry: &str) -> Result<(), JournalError> {
+        self.wrap(self.conn.execute(
+            "INSERT INTO driver_log (key, entry) VALUES (?1, ?2)",
+            params![key, entry],
+        ))?;
+        Ok(())
+    }
+
+    /// A driver's log under `key`, oldest first: (sequence number, entry).
+    pub fn driver_log(&self, key: &str) -> Result<Vec<(i64, String)>, JournalError> {
+        if !self.schema.has("driver_log") {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.wrap(
+            self.conn
+                .prepare_cached("SELECT seq, entry FROM driver_log WHERE key = ?1 ORDER BY seq"),
+        )?;
+        self.wrap(
+            stmt.query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        )
+    }
+
     /// A driver's state stored under `key`.
     pub fn driver_state(&self, key: &str) -> Result<Option<String>, JournalError> {
+        if !self.schema.has("driver_state") {
+            return Ok(None);
+        }
         self.wrap(
             self.conn
                 .query_row(
@@ -1061,6 +1565,7 @@ type SummaryRow = (
     Option<String>,
     Option<String>,
     Option<i64>,
+    Option<i64>,
 );
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
@@ -1076,6 +1581,7 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
         r.get(8)?,
         r.get(9)?,
         r.get(10)?,
+        r.get(11)?,
     ))
 }
 
@@ -1092,6 +1598,7 @@ fn summary(row: SummaryRow) -> Result<RunSummary, JournalError> {
         rollback,
         message,
         ignore_window_since,
+        superseded_by,
     ) = row;
     let st = RunStatus::parse(&status).ok_or(JournalError::BadValue {
         run: id,
@@ -1124,5 +1631,6 @@ fn summary(row: SummaryRow) -> Result<RunSummary, JournalError> {
         rollback_wanted,
         message,
         ignore_window_since,
+        superseded_by,
     })
 }

@@ -2,8 +2,10 @@
 //! `Driver`, several steps at once where the rules allow, writing every step to the journal
 //! before it starts and after it ends, so a run survives a crash and no step takes effect twice.
 
+pub mod admission;
 pub mod agent_driver;
 pub mod driver;
+pub mod environment;
 pub mod executor;
 pub mod journal;
 pub mod manual;
@@ -13,20 +15,21 @@ pub mod ssh_driver;
 pub mod twin_driver;
 pub mod window;
 
+pub use admission::{run_nodes, NodeRef, RunConflict, RunConflicts};
 pub use agent_driver::{random_hex, AgentDriver, AgentOptions, NodeSurvey};
 pub use driver::{system_now, Driver, DriverError, Inspection, Outcome};
 pub use executor::{
-    apply, resume, validate, window_end, Change, ExecError, FailurePolicy, Observer, Options,
-    Progress, Report, RollbackScope,
+    apply, resume, validate, window_end, window_opens, Change, ExecError, FailurePolicy, Observer,
+    Options, Progress, Report, RollbackScope, OPEN_WINDOW,
 };
 pub use journal::{
-    medians, Answer, Approval, Event, EventRecord, Journal, JournalError, NewRun, RunId, RunInputs,
-    RunKind, RunLock, RunStatus, RunSummary, StepEvent, StepState, StepStatus, DEFAULT_STATE_DIR,
-    JOURNAL_FILE,
+    medians, AdmissionLock, Answer, Approval, Event, EventRecord, Journal, JournalError, NewRun,
+    RunId, RunInputs, RunKind, RunLock, RunStatus, RunSummary, StepEvent, StepState, StepStatus,
+    APPLICATION_ID, DEFAULT_STATE_DIR, JOURNAL_FILE,
 };
 pub use manual::{parse_answer, Input, ManualDriver};
 pub use rehearse::{monte_carlo, rehearse, Rehearsal, Rehearse, RehearseError};
 pub use rollback::{load_inputs, restrict, rollback_plan, run_progress, RollbackError};
-pub use ssh_driver::{SshDriver, SshOptions, SSH_STATE};
-pub use twin_driver::{saved_world, TwinDriver, TWIN_STATE};
+pub use ssh_driver::{ssh_log_key, SshDriver, SshOptions, SSH_STATE};
+pub use twin_driver::{run_world, saved_world, world_key, world_root, TwinDriver, TWIN_STATE};
 pub use window::WindowRefusal;

@@ -228,6 +228,10 @@ impl Driver for ManualDriver<'_> {
             return Ok(Some(found));
         }
         if self.open.is_empty() {
+            // Nothing to answer (the run waits for its window): the clock runs to the deadline.
+            if let Some(d) = deadline {
+                sleep_until(&*self.now, d);
+            }
             return Ok(None);
         }
         let (every, max_wait) = match &self.input {
@@ -310,6 +314,18 @@ impl Driver for ManualDriver<'_> {
             " — shown before the interruption, not answered yet",
         )?;
         Ok(Inspection::Running)
+    }
+}
+
+/// Sleeps until the clock `now` reads `deadline`, in steps of at most a second, so that a clock
+/// set forward meanwhile is noticed.
+pub(crate) fn sleep_until(now: &dyn Fn() -> i64, deadline: i64) {
+    loop {
+        let left = deadline - now();
+        if left <= 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis((left.min(1) * 1000) as u64));
     }
 }
 

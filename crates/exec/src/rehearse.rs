@@ -90,6 +90,9 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
         approve_all: true,
         policy: r.policy,
         window_end: None,
+        // Work staged ahead of the window is done in the staging period; the window's work
+        // waits for the window (the twin's clock jumps to it).
+        window_opens: crate::executor::window_opens(r.plan),
         ..Options::default()
     };
     let new = NewRun {
@@ -98,6 +101,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
         driver: "twin".into(),
         inputs: None,
         ignore_window: false,
+        supersede: false,
     };
     let report = apply(&journal, r.plan, &new, &mut driver, &opts, &mut ())?;
     let mut rollback = None;
@@ -118,6 +122,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
             driver: "twin".into(),
             inputs: None,
             ignore_window: false,
+            supersede: false,
         };
         let opts = Options {
             approve_all: true,
@@ -397,6 +402,23 @@ pub fn rehearsal_text(r: &Rehearsal, plan: &Plan, trace: bool) -> String {
         }
         if c.wrong_switchovers > 0 {
             line("wrong switchovers", c.wrong_switchovers.to_string());
+        }
+        if let Some(st) = &c.staging {
+            line(
+                "staged ahead of the window",
+                format!("{} step(s)", st.staged_steps),
+            );
+            line(
+                "configuration frozen",
+                format!("{} min", thousands(st.configuration_frozen_minutes)),
+            );
+            line(
+                "configuration at risk",
+                format!(
+                    "{} min (a change made then is lost on the switch)",
+                    thousands(st.configuration_at_risk_minutes)
+                ),
+            );
         }
         if c.on_target {
             line(

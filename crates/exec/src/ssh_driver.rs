@@ -27,8 +27,9 @@
 //! runs. `accept_new` relaxes this to accept-new (a key never seen is added; a changed key is
 //! still refused).
 //!
-//! **Idempotency** per (run, step ID): the journal's driver state `ssh` records every ssh step
-//! whose work ended, with its outcome, before `wait` reports the end. Starting a step recorded
+//! **Idempotency** per (run, step ID): the journal's driver log `ssh/run-N` records every ssh
+//! step of run N whose work ended, with its outcome, before `wait` reports the end (one entry
+//! per end; a journal of an older ferry has them all in the driver state `ssh`, still read). Starting a step recorded
 //! done applies nothing (its end is reported by the next `wait`); a step recorded failed is
 //! begun anew (a retry). After a crash, `inspect` answers from that record; a step with
 //! commands and no record was interrupted mid-command (or ended unrecorded): when its `verify`
@@ -53,8 +54,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
-/// Key of the ssh driver's record in the journal's driver state.
+/// Key of the ssh driver's record of every run in the driver state of a journal written before
+/// records were kept per run (read, never written).
 pub const SSH_STATE: &str = "ssh";
+
+/// Key of the ssh driver's log of run `run` (its ended steps) in the journal's driver log.
+pub fn ssh_log_key(run: RunId) -> String {
+    format!("{SSH_STATE}/run-{run}")
+}
+
+/// One entry of a run's log: a step's work ended, or (`None`) its earlier end is forgotten
+/// because it is begun anew.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Logged {
+    step: String,
+    outcome: Option<Outcome>,
+}
 
 /// How the driver connects and how long it waits.
 #[derive(Debug, Clone)]
@@ -91,7 +106,8 @@ impl Default for SshOptions {
     }
 }
 
-/// What the journal keeps: the outcome of every ssh step whose work ended, by `run/step`.
+/// What a journal of an older ferry keeps: the outcome of every ssh step whose work ended, by
+/// `run/step`.
 type Record = BTreeMap<String, Outcome>;
 
 /// A node as the templates see it.
@@ -153,7 +169,11 @@ pub struct SshDriver<'j> {
     running: HashMap<String, tokio::task::JoinHandle<()>>,
     operator: BTreeSet<String>,
     to_report: VecDeque<(String, Outcome)>,
-    record: Record,
+    /// Per run, read from the journal when first needed: the outcome of every step whose work
+    /// ended, by step ID.
+    records: HashMap<RunId, BTreeMap<String, Outcome>>,
+    /// The record of every run in a journal of an older ferry.
+    legacy: Record,
     out: Box<dyn Write + 'j>,
 }
 
@@ -172,7 +192,7 @@ impl<'j> SshDriver<'j> {
             .enable_all()
             .thread_name("ferry-ssh")
             .build()?;
-        let record = match journal.driver_state(SSH_STATE)? {
+        let legacy = match journal.driver_state(SSH_STATE)? {
             Some(text) => serde_json::from_str(&text).map_err(|e| {
                 DriverError::Other(format!("the ssh driver's record cannot be read: {e}"))
             })?,
@@ -191,24 +211,56 @@ impl<'j> SshDriver<'j> {
             running: HashMap::new(),
             operator: BTreeSet::new(),
             to_report: VecDeque::new(),
-            record,
+            records: HashMap::new(),
+            legacy,
             out,
         })
     }
 
-    fn key(run: RunId, id: &str) -> String {
-        format!("{run}/{id}")
+    /// The record of `run`: the older ferry's entries of it, then its own log.
+    fn record(&mut self, run: RunId) -> Result<&mut BTreeMap<String, Outcome>, DriverError> {
+        if !self.records.contains_key(&run) {
+            let prefix = format!("{run}/");
+            let mut record: BTreeMap<String, Outcome> = self
+                .legacy
+                .iter()
+                .filter_map(|(k, o)| {
+                    k.strip_prefix(&prefix)
+                        .map(|id| (id.to_string(), o.clone()))
+                })
+                .collect();
+            for (_, entry) in self.journal.driver_log(&ssh_log_key(run))? {
+                let l: Logged = serde_json::from_str(&entry).map_err(|e| {
+                    DriverError::Other(format!("the ssh driver's record cannot be read: {e}"))
+                })?;
+                match l.outcome {
+                    Some(o) => record.insert(l.step, o),
+                    None => record.remove(&l.step),
+                };
+            }
+            self.records.insert(run, record);
+        }
+        Ok(self.records.get_mut(&run).expect("just read"))
     }
 
-    fn save(&mut self, run: RunId, id: &str, o: &Outcome) -> Result<(), DriverError> {
-        self.record.insert(Self::key(run, id), o.clone());
-        self.store()
+    /// How step `id` of `run` ended, as recorded.
+    fn recorded(&mut self, run: RunId, id: &str) -> Result<Option<Outcome>, DriverError> {
+        Ok(self.record(run)?.get(id).cloned())
     }
 
-    fn store(&self) -> Result<(), DriverError> {
-        let text = serde_json::to_string(&self.record)
-            .map_err(|e| DriverError::Other(format!("cannot save the ssh record: {e}")))?;
-        self.journal.put_driver_state(SSH_STATE, &text)?;
+    /// Records how step `id` of `run` ended (`None`: forgets it), in one durable commit.
+    fn save(&mut self, run: RunId, id: &str, o: Option<&Outcome>) -> Result<(), DriverError> {
+        let entry = serde_json::to_string(&Logged {
+            step: id.to_string(),
+            outcome: o.cloned(),
+        })
+        .map_err(|e| DriverError::Other(format!("cannot save the ssh record: {e}")))?;
+        self.journal.append_driver_log(&ssh_log_key(run), &entry)?;
+        let record = self.record(run)?;
+        match o {
+            Some(o) => record.insert(id.to_string(), o.clone()),
+            None => record.remove(id),
+        };
         Ok(())
     }
 
@@ -375,18 +427,14 @@ impl Driver for SshDriver<'_> {
         if self.running.contains_key(&id) || self.operator.contains(&id) {
             return Ok(());
         }
-        match self.record.get(&Self::key(run, &id)) {
+        match self.recorded(run, &id)? {
             Some(o @ (Outcome::Done | Outcome::Skipped)) => {
-                let o = o.clone();
                 self.to_report.push_back((id, o));
                 return Ok(());
             }
             // A retry: begun anew below, its old end forgotten (so that `inspect` after a
             // crash asks the node rather than reporting the earlier failure).
-            Some(Outcome::Failed(_)) => {
-                self.record.remove(&Self::key(run, &id));
-                self.store()?;
-            }
+            Some(Outcome::Failed(_)) => self.save(run, &id, None)?,
             None => {}
         }
         match self.work(step) {
@@ -415,7 +463,11 @@ impl Driver for SshDriver<'_> {
             }
             if self.running.is_empty() && self.operator.is_empty() {
                 return match deadline {
-                    Some(_) => Ok(None),
+                    Some(d) => {
+                        // Nothing under way (the run waits for its window): sleep to the deadline.
+                        crate::manual::sleep_until(&system_now, d);
+                        Ok(None)
+                    }
                     None => Err(DriverError::Other(
                         "the ssh driver has no step under way to wait for".into(),
                     )),
@@ -436,7 +488,7 @@ impl Driver for SshDriver<'_> {
                         continue;
                     }
                     // Saved before the executor records the end.
-                    self.save(run, &id, &o)?;
+                    self.save(run, &id, Some(&o))?;
                     return Ok(Some((id, o)));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
@@ -461,8 +513,8 @@ impl Driver for SshDriver<'_> {
     }
 
     fn inspect(&mut self, run: RunId, step: &PlannedStep) -> Result<Inspection, DriverError> {
-        if let Some(o) = self.record.get(&Self::key(run, &step.id)) {
-            return Ok(Inspection::Ended(o.clone()));
+        if let Some(o) = self.recorded(run, &step.id)? {
+            return Ok(Inspection::Ended(o));
         }
         match self.work(step) {
             // Nothing of it can have run: it fails again when started.
@@ -496,7 +548,7 @@ impl Driver for SshDriver<'_> {
                 match verdict {
                     Ok(None) => {
                         let o = Outcome::Done;
-                        self.save(run, &step.id, &o)?;
+                        self.save(run, &step.id, Some(&o))?;
                         Ok(Inspection::Ended(o))
                     }
                     Ok(Some(_)) => Ok(Inspection::NotStarted),

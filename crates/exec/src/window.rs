@@ -32,15 +32,27 @@ pub enum WindowRefusal {
 /// it longer, so a window shorter than this cannot hold the work as planned. `None` when no
 /// window step is left.
 pub fn remaining_window_work(plan: &Plan, left: impl Fn(usize) -> Option<u64>) -> Option<u64> {
+    remaining_work(plan, &[Phase::Window], left)
+}
+
+/// As `remaining_window_work`, counting the steps of `phases`: with the window already open,
+/// staging steps still to run hold back the window steps that wait for them, so they count.
+pub fn remaining_work(
+    plan: &Plan,
+    phases: &[Phase],
+    left: impl Fn(usize) -> Option<u64>,
+) -> Option<u64> {
     let n = plan.steps.len();
     let need: Vec<Option<u64>> = (0..n)
         .map(|i| {
-            (plan.steps[i].phase == Phase::Window)
+            phases
+                .contains(&plan.steps[i].phase)
                 .then(|| left(i))
                 .flatten()
         })
         .collect();
-    if need.iter().all(Option::is_none) {
+    let window_left = (0..n).any(|i| need[i].is_some() && plan.steps[i].phase == Phase::Window);
+    if !window_left {
         return None;
     }
     let index = plan.step_index();

@@ -450,6 +450,7 @@ fn journal_round_trip_durability_and_in_memory() {
         driver: "manual".into(),
         inputs: Some(inputs.clone()),
         ignore_window: false,
+        supersede: false,
     };
     let run = {
         let j = Journal::open(&dir.0).expect("open");
@@ -574,6 +575,7 @@ fn an_old_journal_file_is_upgraded_in_place() {
                 driver: "manual".into(),
                 inputs: None,
                 ignore_window: false,
+                supersede: false,
             },
         )
         .expect("new run");
@@ -1943,7 +1945,8 @@ fn a_rollback_rehearsal_after_free_common_space_switches_back_ucm_06() {
 /// UCM-25. The document: "If the upgrade of Unified Communications Manager nodes is successful
 /// but the upgrade of IM and Presence nodes fails, you must either: perform another upgrade of
 /// both ... or perform a DRS restore". The rollback asks for that choice in that case only: not
-/// when a CUCM node's own upgrade failed.
+/// when a CUCM node's own upgrade failed. (In the documented order, in which the IM&P nodes
+/// install after the CUCM phase; the fastest plan installs the IM&P publisher earlier, UCM-13.)
 #[test]
 fn the_imp_recovery_choice_is_offered_only_when_cucm_succeeded_ucm_25() {
     fn check(failing_step: &str, offered: bool) {
@@ -1951,7 +1954,7 @@ fn the_imp_recovery_choice_is_offered_only_when_cucm_succeeded_ucm_25() {
         let r = rehearse_site(
             "riverside",
             RIVERSIDE,
-            None,
+            Some("documented"),
             &faults,
             FailurePolicy::RollbackAll,
             1,
@@ -1988,5 +1991,381 @@ fn a_step_the_profile_lets_retry_is_tried_again_in_a_rehearsal() {
     assert_eq!((record.attempts, record.applications), (2, 1));
 }
 
+#[path = "exec/runs.rs"]
+mod runs;
 #[path = "exec/ssh.rs"]
 mod ssh;
+
+#[path = "exec/plan_numbers.rs"]
+mod plan_numbers;
+#[path = "exec/twin_journal.rs"]
+mod twin_journal;
+
+// ------------------------------------------------------------------------------------------
+// Staging: work ahead of the window, then the window
+// ------------------------------------------------------------------------------------------
+
+/// An instant as RFC 3339 in UTC (`2026-12-05T07:00:00Z`).
+fn utc_rfc3339(epoch_s: i64) -> String {
+    let days = epoch_s.div_euclid(86_400);
+    let secs = epoch_s.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// The site text with a staging period of `hours` booked to end `gap_h` hours before its
+/// window opens (unless it books one), and the window's start (seconds since the Unix epoch).
+fn with_staging_period(text: &str, hours: i64, gap_h: i64) -> (String, i64) {
+    let set = ProfileSet::builtin().expect("built-in profiles");
+    let site = load_site("site.toml", text, &set).expect("site");
+    let w = site.window.expect("the site books a window");
+    if site.stage.is_some() {
+        // Booked already (`ucm-staged`).
+        return (text.to_string(), w.start_epoch_s);
+    }
+    let start = w.start_epoch_s - (hours + gap_h) * 3600;
+    let line = format!(
+        "stage = {{ start = \"{}\", hours = {hours} }}",
+        utc_rfc3339(start)
+    );
+    let at = text
+        .lines()
+        .position(|l| l.trim_start().starts_with("window ="))
+        .expect("window line");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(at + 1, &line);
+    (lines.join("\n") + "\n", w.start_epoch_s)
+}
+
+/// Every example, with a staging period booked the day of its window, rehearses through the
+/// executor: what may run ahead runs in the staging period, the window's work waits for the
+/// window to open (virtual time jumps to it), and the auditor finds no broken rule (the
+/// inhibitor examples still show why they inhibit). UCM-02, UCM-04, LHA-03, CMS-09.
+#[test]
+fn every_example_with_a_staging_period_rehearses_with_no_rule_broken_ucm_02() {
+    let mut staged_any = Vec::new();
+    for name in example_names() {
+        let (text, opens) = with_staging_period(&example_text(&name), 10, 2);
+        let r = rehearse_site(&name, &text, None, "", FailurePolicy::Stop, 1);
+        if name.contains("inhibitors") {
+            assert!(
+                !broken(&r).is_empty() || r.report.status != RunStatus::Complete,
+                "{name}: the inhibitors went unnoticed"
+            );
+            continue;
+        }
+        assert_eq!(
+            r.report.status,
+            RunStatus::Complete,
+            "{name}: {:?}",
+            r.report
+        );
+        assert!(broken(&r).is_empty(), "{name}: {:#?}", broken(&r));
+        for c in &r.impact.clusters {
+            assert!(c.on_target, "{name}: {:?}", c.off_target);
+        }
+        let trace = &r.world.trace;
+        let staged: Vec<_> = trace.iter().filter(|e| e.phase == Phase::Staging).collect();
+        for e in trace.iter().filter(|e| e.phase == Phase::Window) {
+            assert!(
+                e.start >= opens,
+                "{name}: {} started {} s before the window opened",
+                e.step,
+                opens - e.start
+            );
+        }
+        for e in &staged {
+            assert!(
+                e.end <= opens,
+                "{name}: staged {} ended after the window opened",
+                e.step
+            );
+        }
+        if !staged.is_empty() {
+            staged_any.push(name.clone());
+        }
+    }
+    for name in [
+        "ucm-standard",
+        "ucm-staged",
+        "ucm-cucm-only-standard",
+        "linux-ha-pair",
+        "cms-ha",
+    ] {
+        assert!(
+            staged_any.iter().any(|n| n == name),
+            "{name} stages nothing: {staged_any:?}"
+        );
+    }
+}
+
+/// A CUCM + IM&P standard upgrade (12.5 to 14) that installs in the day and switches at night.
+const DAY_AND_NIGHT: &str = r#"
+[site]
+name = "harbour-collab"
+window = { start = "2027-03-06T21:00:00+01:00", hours = 6 }
+stage = { start = "2027-03-06T08:00:00+01:00", hours = 9 }
+
+[[cluster]]
+name = "uc"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+targets = { imp_publisher = "14.0.1.13900-8", imp_subscriber = "14.0.1.13900-8" }
+facts = { configured_devices = 3000, upgrade_source = "sftp" }
+
+[[cluster.node]]
+name = "uc-pub"
+role = "publisher"
+version = "12.5.1.17900-64"
+facts = { devices = 0, replication_state = 2, drs_backup_at = "2027-03-05T22:00:00+01:00" }
+
+[[cluster.node]]
+name = "uc-sub1"
+role = "subscriber"
+version = "12.5.1.17900-64"
+facts = { devices = 1200, replication_state = 2 }
+
+[[cluster.node]]
+name = "im-pub"
+role = "imp_publisher"
+version = "12.5.1.17900-7"
+facts = { users = 800, replication_state = 2 }
+"#;
+
+/// UCM-04: "If you make changes to the database after an upgrade, you must repeat those changes
+/// after switching to the new software", so the freeze starts with the first install; UCM-21:
+/// settings changed "for a short period of time after you install" may be lost. The rehearsal
+/// measures what installing in the day costs: the freeze from the staging period's first step
+/// to its release at the end of the window, and the time a change on the publisher would have
+/// been lost on its switch.
+#[test]
+fn a_staged_rehearsal_measures_the_freeze_and_the_changes_at_risk_ucm_04_ucm_21() {
+    let r = rehearse_own_site(DAY_AND_NIGHT, "", FailurePolicy::Stop);
+    assert_eq!(r.report.status, RunStatus::Complete, "{:?}", r.report);
+    assert!(broken(&r).is_empty(), "{:#?}", broken(&r));
+    let c = &r.impact.clusters[0];
+    let st = c.staging.as_ref().expect("the run staged work");
+    // Freeze, installs and install-log checks of three nodes.
+    assert_eq!(st.staged_steps, 7);
+    // From the freeze step's end (it opens the staging period at 08:00 and takes 15 minutes,
+    // give or take the twin's spread) to 21:00, and the window's work after it.
+    let window_min = r.impact.window_s as f64 / 60.0;
+    let frozen = st.configuration_frozen_minutes;
+    assert!(
+        frozen >= 13.0 * 60.0 - 20.0 + window_min && frozen <= 13.0 * 60.0 + window_min,
+        "{st:?}, window {window_min} min"
+    );
+    // From the publisher's install to its switch: most of the day.
+    assert!(st.configuration_at_risk_minutes > 10.0 * 60.0, "{st:?}");
+    let text = ferry_exec::rehearse::rehearsal_text(&r, &plan_of(DAY_AND_NIGHT), false);
+    assert!(text.contains("configuration frozen"), "{text}");
+    // The same site without its staging period: nothing staged, no staging figures.
+    let unstaged = rehearse_own_site(
+        &DAY_AND_NIGHT.replace(
+            "stage = { start = \"2027-03-06T08:00:00+01:00\", hours = 9 }\n",
+            "",
+        ),
+        "",
+        FailurePolicy::Stop,
+    );
+    assert!(unstaged.impact.clusters[0].staging.is_none());
+    assert!(unstaged.impact.window_s > r.impact.window_s);
+}
+
+/// The plan of a site text of a test's own.
+fn plan_of(text: &str) -> Plan {
+    let set = ProfileSet::builtin().expect("built-in profiles");
+    let site = load_site("site.toml", text, &set).expect("site");
+    ferry_plan::plan(
+        &site,
+        |n| set.get(n).map(|p| &p.profile),
+        "test".into(),
+        &PlanOptions::default(),
+    )
+    .expect("plan")
+}
+
+/// A pair that stages its packages in the afternoon and switches in the evening (linux-ha,
+/// LHA-03: "stage everywhere while serving").
+const STAGED_PAIR: &str = r#"
+[site]
+name = "cache-pair"
+window = { start = "2027-02-13T19:00:00+00:00", hours = 1 }
+stage = { start = "2027-02-13T13:00:00+00:00", hours = 4 }
+
+[[cluster]]
+name = "cache"
+profile = "linux-ha"
+target = "3.4.0"
+
+[[cluster.node]]
+name = "cache-1"
+role = "primary"
+version = "3.3.2"
+
+[[cluster.node]]
+name = "cache-2"
+role = "backup"
+version = "3.3.2"
+"#;
+
+/// The scripted driver, with an operator who looks at the run each time the executor waits
+/// with nothing under way: what the journal says then, and (when told to) an approval of the
+/// pseudo-step `open-window` given from "another shell".
+struct Watching<'j> {
+    inner: ScriptDriver,
+    journal: &'j Journal,
+    open_early: bool,
+    seen: Vec<(i64, Option<String>)>,
+}
+
+impl Driver for Watching<'_> {
+    fn now(&self) -> i64 {
+        self.inner.now()
+    }
+    fn start(&mut self, run: RunId, step: &PlannedStep) -> Result<(), DriverError> {
+        self.inner.start(run, step)
+    }
+    fn wait(
+        &mut self,
+        run: RunId,
+        deadline: Option<i64>,
+    ) -> Result<Option<(String, Outcome)>, DriverError> {
+        if self.inner.world.borrow().running.is_empty() {
+            let message = self.journal.run(run).expect("run").message;
+            self.seen.push((self.now(), message));
+            if self.open_early {
+                self.journal
+                    .approve(run, ferry_exec::OPEN_WINDOW, "operator", self.now())
+                    .expect("approve");
+                return Ok(None);
+            }
+        }
+        self.inner.wait(run, deadline)
+    }
+    fn cancel(&mut self, run: RunId, step_id: &str) -> Result<(), DriverError> {
+        self.inner.cancel(run, step_id)
+    }
+    fn inspect(&mut self, run: RunId, step: &PlannedStep) -> Result<Inspection, DriverError> {
+        self.inner.inspect(run, step)
+    }
+}
+
+/// Seed 004: "you can manually switch to the new software at a later time". The executor runs
+/// the staged steps, then waits, with nothing under way, for the booked window to open (the
+/// scripted clock jumps to it) and says so in the journal; an operator's approval of
+/// `open-window` opens it early; a window too short for the work left refuses the run before
+/// anything starts, staging included (UCM-02, LHA-03).
+#[test]
+fn a_staged_plan_waits_for_its_window_or_an_approval_ucm_02() {
+    let plan = plan_of(STAGED_PAIR);
+    assert!(plan.steps.iter().any(|s| s.phase == Phase::Staging));
+    let opens = 1_000_000 + 3 * 3600;
+    let run_from = |opens: i64, open_early: bool, window_end: Option<i64>| {
+        let journal = Journal::in_memory().expect("journal");
+        let world = Rc::new(RefCell::new(World {
+            now: 1_000_000,
+            ..World::default()
+        }));
+        let mut d = Watching {
+            inner: ScriptDriver::new(&world, Script::default()),
+            journal: &journal,
+            open_early,
+            seen: Vec::new(),
+        };
+        let opts = Options {
+            window_opens: Some(opens),
+            window_poll_s: Some(60),
+            window_end,
+            ..Options::default()
+        };
+        let report = apply(&journal, &plan, &NewRun::default(), &mut d, &opts, &mut ())
+            .unwrap_or_else(|e| panic!("apply: {e}"));
+        let stored = journal.run(report.run).expect("run").message;
+        let seen = d.seen.clone();
+        let timeline = world.borrow().timeline.clone();
+        (report, stored, seen, timeline)
+    };
+    let run = |open_early: bool, window_end: Option<i64>| run_from(opens, open_early, window_end);
+    let phase_of = |id: &str| plan.steps.iter().find(|s| s.id == id).expect("step").phase;
+    // Waits: the staged steps first, the window's at its opening.
+    let (report, stored, seen, timeline) = run(false, None);
+    assert_eq!(report.status, RunStatus::Complete, "{report:?}");
+    assert_eq!(
+        stored, None,
+        "the waiting message goes once the window opens"
+    );
+    let staged_end = timeline
+        .iter()
+        .filter(|t| phase_of(&t.0) == Phase::Staging)
+        .map(|t| t.2)
+        .max()
+        .expect("staged steps ran");
+    let window_start = timeline
+        .iter()
+        .filter(|t| phase_of(&t.0) == Phase::Window)
+        .map(|t| t.1)
+        .min()
+        .expect("window steps ran");
+    assert!(staged_end < opens);
+    assert_eq!(window_start, opens);
+    let (at, message) = seen.first().cloned().expect("the executor waited");
+    assert!(at >= staged_end && at < opens);
+    let message = message.expect("the wait is journaled");
+    assert!(
+        message.contains("waiting for the booked window to open at 1970-01-12")
+            && message.contains("+00:00")
+            && message.contains("ferry approve open-window"),
+        "{message}"
+    );
+    // Opened early by the operator: the window's work starts at once.
+    let (report, _, _, timeline) = run(true, None);
+    assert_eq!(report.status, RunStatus::Complete, "{report:?}");
+    let window_start = timeline
+        .iter()
+        .filter(|t| phase_of(&t.0) == Phase::Window)
+        .map(|t| t.1)
+        .min()
+        .expect("window steps ran");
+    assert!(window_start < opens, "{window_start} vs {opens}");
+    // A window shorter than the work left in it: nothing starts, not even the staging.
+    let (report, _, _, timeline) = run(false, Some(opens + 60));
+    assert_eq!(report.status, RunStatus::Stopped, "{report:?}");
+    assert!(
+        report
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("does not fit"),
+        "{report:?}"
+    );
+    assert!(timeline.is_empty(), "{timeline:?}");
+    // The window open already when the run starts: the staging still to run holds its work
+    // back, so a window that would hold the window's work alone but not the staging first is
+    // too short as well.
+    let now = 1_000_000;
+    let end = now + plan.makespan_s as i64 + plan.staging_s as i64 / 2;
+    let (report, _, _, timeline) = run_from(now - 60, false, Some(end));
+    assert_eq!(report.status, RunStatus::Stopped, "{report:?}");
+    assert!(timeline.is_empty(), "{timeline:?}");
+    let (report, _, _, _) = run_from(
+        now - 60,
+        false,
+        Some(now + (plan.makespan_s + plan.staging_s) as i64),
+    );
+    assert_eq!(report.status, RunStatus::Complete, "{report:?}");
+}

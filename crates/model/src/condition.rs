@@ -15,6 +15,8 @@ pub struct Scope<'a> {
     pub leg: (usize, usize),
     /// The run whose rollback is planned (`None`: no run is known).
     pub run: Option<&'a RunProgress>,
+    /// The plan stages work ahead of the window.
+    pub staging: bool,
 }
 
 /// The embedded OS major version of a product version, from the profile's `[[versions.os]]` table.
@@ -64,6 +66,7 @@ pub fn eval(c: &Condition, s: &Scope<'_>, node: Option<&Node>) -> bool {
         Condition::FirstLeg(want) => (s.leg.0 == 0) == *want,
         Condition::LastLeg(want) => (s.leg.0 + 1 >= s.leg.1) == *want,
         Condition::Run(t) => s.run.is_none_or(|p| run_test(t, p, &s.cluster.name)),
+        Condition::Staging(want) => s.staging == *want,
     }
 }
 

@@ -7,6 +7,14 @@ use serde::{Deserialize, Serialize};
 /// Version of the JSON layout of plans and reports. Fields may be added, never renamed.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The longest step a plan holds, in seconds (about 31 years): the planner caps an estimate
+/// there, and a plan whose step is longer is refused.
+pub const MAX_STEP_S: u64 = 1_000_000_000;
+
+/// The largest moment or total a plan holds, in seconds from its start (a million steps of
+/// the longest length): far below `u64::MAX` and `i64::MAX`, so no sum of them overflows.
+pub const MAX_PLAN_S: u64 = 1_000_000 * MAX_STEP_S;
+
 /// What kind of work a step is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,9 +40,27 @@ pub enum StepKind {
 pub enum Phase {
     /// Before the window (e.g. 24 hours before): does not count towards its length.
     Prepare,
+    /// Ahead of the window, in the site's staging period (or just before the window): work the
+    /// profile lets run while the node keeps serving (a step's `stage` rule). Does not count
+    /// towards the window's length.
+    Staging,
     /// Inside the window.
     #[default]
     Window,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Prepare => "prepare",
+            Phase::Staging => "staging",
+            Phase::Window => "window",
+        }
+    }
+
+    pub fn is_window(&self) -> bool {
+        *self == Phase::Window
+    }
 }
 
 /// Where a step's planned duration comes from.
@@ -133,9 +159,13 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
 impl PlannedStep {
     pub fn end_s(&self) -> u64 {
-        self.start_s + self.duration_s
+        self.start_s.saturating_add(self.duration_s)
     }
 }
 
@@ -154,6 +184,10 @@ pub struct ClusterPlan {
     pub strategy: String,
     /// Window-phase span of this cluster's steps.
     pub makespan_s: u64,
+    /// The plan stages work of this cluster ahead of the window (the site books a staging
+    /// period, or the plan was made with `--stage`): the profile's `staging` conditions hold.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub staging: bool,
 }
 
 /// A group of steps the rules limit (one at a time, a few at a time, or by capacity).
@@ -215,6 +249,27 @@ pub struct OccupancySpan {
     pub nodes: Vec<String>,
 }
 
+/// The batches a `[[procedure.batch]]` rule put a cluster's nodes in (the `balanced`
+/// strategy): while one batch is out, every group of `devices` keeps a serving server within
+/// capacity, except where `findings` say it cannot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batching {
+    pub cluster: String,
+    pub rule: String,
+    pub note: String,
+    /// What the batches keep served (the profile's device names, e.g. `phones`).
+    pub devices: Vec<String>,
+    /// Node names per batch, in the order the batches go.
+    pub batches: Vec<Vec<String>>,
+    /// In a cluster that passes through intermediate versions: the version of the leg these
+    /// batches belong to (none on the last leg).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leg: Option<String>,
+    /// Whether these are the fewest batches (false: the search ran out of budget and settled
+    /// for a first fit).
+    pub fewest: bool,
+}
+
 /// A reported span of the plan (e.g. the time in which no server collects data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measure {
@@ -222,8 +277,43 @@ pub struct Measure {
     pub name: String,
     pub rule: String,
     pub description: String,
+    /// From the start of `phase` (absent in JSON: the window).
     pub start_s: u64,
+    /// Its length, across phases: from a staging step to a window step it includes the time
+    /// between the staging period and the window.
     pub duration_s: u64,
+    /// The phase `start_s` is counted in.
+    #[serde(default, skip_serializing_if = "Phase::is_window")]
+    pub phase: Phase,
+}
+
+/// Why a step the profile lets run ahead of the window is (or is not) in the staging phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageDecision {
+    pub step: String,
+    /// The rule that lets it run ahead (its profile step's `stage`).
+    pub rule: String,
+    pub note: String,
+    /// Whether it runs ahead of the window.
+    pub staged: bool,
+    /// Why it stays in the window, when it does: the step it waits for there, or the steps it
+    /// goes with (`stage.with`) of which none runs ahead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kept_by: String,
+}
+
+/// What running work ahead of the window costs, as the profile says (`[[staging_cost]]`), with
+/// the length of the span it names when it names one (a measure).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagingCost {
+    pub cluster: String,
+    pub rule: String,
+    pub text: String,
+    /// The measure whose length this is, and that length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<u64>,
 }
 
 /// A whole plan.
@@ -241,6 +331,21 @@ pub struct Plan {
     pub makespan_s: u64,
     /// Length of the prepare phase as scheduled (work done before the window).
     pub prepare_s: u64,
+    /// Length of the staging phase as scheduled (work run ahead of the window while the nodes
+    /// keep serving); absent in JSON when nothing is staged.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub staging_s: u64,
+    /// The staging period the site books, when it books one: staging step starts are offsets
+    /// from its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<crate::site::Window>,
+    /// For every step a profile lets run ahead of the window, when the plan stages: whether it
+    /// does, under which rule, and what keeps it in the window otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staging: Vec<StageDecision>,
+    /// What the staged work costs (the profiles' `[[staging_cost]]`), per cluster that stages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staging_costs: Vec<StagingCost>,
     /// No schedule that keeps the rules can be shorter than this.
     pub lower_bound_s: u64,
     /// Every window step one at a time in the documented order.
@@ -255,6 +360,9 @@ pub struct Plan {
     /// carries along the schedule.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub occupancy: Vec<Occupancy>,
+    /// The batches of every `[[procedure.batch]]` rule that applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<Batching>,
     pub findings: Vec<Finding>,
     pub rollback: Vec<PlannedStep>,
     pub rollback_edges: Vec<Edge>,
@@ -265,6 +373,22 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether some step runs ahead of the window (the staging phase).
+    pub fn stages(&self) -> bool {
+        self.steps.iter().any(|s| s.phase == Phase::Staging)
+    }
+
+    /// When the staging phase starts, in seconds since the Unix epoch: the booked staging
+    /// period's start, else (staging without a booked period) just early enough to end as the
+    /// window opens. `None` without a booked window.
+    pub fn staging_start_epoch_s(&self) -> Option<i64> {
+        let w = self.window.as_ref()?;
+        Some(match &self.stage {
+            Some(s) => s.start_epoch_s,
+            None => w.start_epoch_s - self.staging_s as i64,
+        })
+    }
+
     /// Each step's position in `steps`, by ID.
     pub fn step_index(&self) -> std::collections::HashMap<&str, usize> {
         self.steps

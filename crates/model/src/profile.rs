@@ -28,6 +28,10 @@ pub struct Profile {
     pub checks: Vec<Check>,
     #[serde(default, rename = "measure")]
     pub measures: Vec<MeasureRule>,
+    /// What running work ahead of the window costs (`[[staging_cost]]`): stated by every plan
+    /// that stages work of a cluster of this profile.
+    #[serde(default, rename = "staging_cost")]
+    pub staging_costs: Vec<StagingCostRule>,
     /// How the digital twin simulates this product (`[twin]`).
     #[serde(default)]
     pub twin: crate::twin::TwinSpec,
@@ -47,9 +51,38 @@ pub struct ProfileMeta {
     /// cluster mixes products with their own numbering. Empty: every role.
     #[serde(default)]
     pub version_roles: Vec<String>,
-    /// Strategies this profile's rules distinguish. `fastest` and `one-at-a-time` always exist.
+    /// Strategies this profile offers besides `fastest` and `one-at-a-time` (which always
+    /// exist): its own, or the shared ones its rules tell apart (`SHARED_STRATEGIES`).
     #[serde(default)]
     pub strategies: Vec<String>,
+    /// Strategy names this profile no longer offers, and what plans them now: a site or a
+    /// command line that still says one is planned with its `now`, and told so.
+    #[serde(default, rename = "renamed_strategy")]
+    pub renamed_strategies: Vec<RenamedStrategy>,
+}
+
+/// Strategies every profile understands.
+pub const BASE_STRATEGIES: [&str; 2] = ["fastest", "one-at-a-time"];
+
+/// Strategies with one meaning across profiles, which a profile offers by listing them in
+/// `strategies` when its rules tell them apart: `documented`, the documents' own task order
+/// without their optional parallel steps; `balanced`, the servers that serve devices taken out
+/// in the fewest batches that keep every device group served within capacity
+/// (`[[procedure.batch]]`). A cluster whose profile does not offer one is planned with
+/// `fastest`, and the plan says so.
+pub const SHARED_STRATEGIES: [&str; 2] = ["documented", "balanced"];
+
+/// A strategy name a profile no longer offers (`[[profile.renamed_strategy]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenamedStrategy {
+    /// The old name.
+    pub name: String,
+    /// The strategy that plans what it did.
+    pub now: String,
+    /// Why, in words, for the message.
+    #[serde(default)]
+    pub note: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,6 +231,8 @@ pub struct Procedure {
     pub sequences: Vec<SequenceRule>,
     #[serde(default, rename = "limit")]
     pub limits: Vec<LimitRule>,
+    #[serde(default, rename = "batch")]
+    pub batches: Vec<BatchRule>,
 }
 
 /// Which nodes a node-scope step runs on.
@@ -283,6 +318,44 @@ pub struct StepTemplate {
     /// How the ssh driver carries the step out (commands, verification, waits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<crate::ssh::StepSsh>,
+    /// The step may run ahead of the window, in the staging phase, because its node keeps
+    /// serving while it runs: the rule that says so. Only when the plan stages, and only when
+    /// every step it waits for runs ahead too (or before the window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<StageRule>,
+}
+
+/// Why and when a step may run ahead of the window (`stage = { rule = "UCM-02" }`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageRule {
+    /// The rule that lets the step run while the node keeps serving.
+    pub rule: String,
+    /// Only where this holds (node context for node-scope steps).
+    #[serde(default)]
+    pub when: Option<Condition>,
+    /// Runs ahead only together with one of these steps (of its cluster): a configuration
+    /// freeze that starts with the first install goes ahead only when an install does.
+    #[serde(default)]
+    pub with: Vec<String>,
+    /// Why, in words, for `--explain`.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A cost of running work ahead of the window, stated by a plan that stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagingCostRule {
+    pub rule: String,
+    /// What it costs, in words.
+    pub text: String,
+    /// A `[[measure]]` of the profile whose length the plan states with it (e.g. the freeze).
+    #[serde(default)]
+    pub measure: Option<String>,
+    /// Only where this holds.
+    #[serde(default)]
+    pub when: Option<Condition>,
 }
 
 fn yes() -> bool {
@@ -349,6 +422,27 @@ pub struct SequenceRule {
     /// The steps that make a node's block; the block runs from the first of these on the node
     /// to the last.
     pub steps: Vec<String>,
+    #[serde(default)]
+    pub when: Option<Condition>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Nodes whose block of steps takes them out of service go in batches: the fewest batches such
+/// that, while one batch is out, every group of the named devices keeps a serving server and no
+/// server carries more than its capacity (`ferry_model::redundancy`). Each batch's blocks start
+/// once every block of the batch before has ended; within a batch the other rules still apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRule {
+    pub rule: String,
+    /// Nodes of these roles are batched (the upgrading ones with a block).
+    pub roles: Vec<String>,
+    /// The steps that make a node's block, from the first on the node to the last: the block
+    /// should end once the node serves again (a gate on its devices, say).
+    pub steps: Vec<String>,
+    /// The `[[twin.devices]]` (by name) whose groups every batch must keep served.
+    pub devices: Vec<String>,
     #[serde(default)]
     pub when: Option<Condition>,
     #[serde(default)]
@@ -466,6 +560,9 @@ pub enum Condition {
     /// knows; in a plan made before any run it holds, so that the plan's rollback section lists
     /// every step a rollback may need.
     Run(RunTest),
+    /// Whether (true) or not (false) the plan stages work ahead of the window (the site books a
+    /// staging period, or the plan is made with `--stage`).
+    Staging(bool),
 }
 
 /// A test on the run being rolled back: its steps on the nodes of `roles` (every step of the

@@ -10,10 +10,14 @@ use serde::{Deserialize, Serialize};
 pub struct Site {
     pub name: String,
     pub window: Option<Window>,
+    /// The staging period the site books before its window: work the profiles let run while
+    /// the nodes keep serving is planned in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Window>,
     pub clusters: Vec<Cluster>,
 }
 
-/// The maintenance window the site has booked.
+/// The maintenance window the site has booked (or its staging period).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Window {
     /// RFC 3339 start, with offset, as written in the site file.

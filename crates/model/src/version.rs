@@ -135,7 +135,10 @@ impl VendorVersion {
 
     /// Whether the first `n` numbers of both versions are equal.
     pub fn same_prefix(&self, other: &VendorVersion, n: usize) -> bool {
-        self.prefix(n) == other.prefix(n)
+        let (a, b) = (self.numbers(), other.numbers());
+        // Past both versions' numbers the padding is zeros on both sides: equal.
+        (0..n.min(a.len().max(b.len())))
+            .all(|i| a.get(i).copied().unwrap_or(0) == b.get(i).copied().unwrap_or(0))
     }
 }
 

@@ -68,7 +68,8 @@ impl<'s> SiteFacts<'s> {
     }
 }
 
-/// Fills `{node}`, `{cluster}`, `{role}`, `{version}`, `{target}`, `{fact.X}`, `{next.X}` and `{detail}`.
+/// Fills `{node}`, `{cluster}`, `{role}`, `{version}`, `{target}`, `{fact.X}` (`not set` when
+/// the site does not state it), `{next.X}` and `{detail}`.
 pub fn fill(template: &str, cluster: &Cluster, node: Option<&Node>, detail: &str) -> String {
     let mut out = String::new();
     let mut rest = template;
@@ -86,7 +87,11 @@ pub fn fill(template: &str, cluster: &Cluster, node: Option<&Node>, detail: &str
             "version" => node.map(|n| n.version.to_string()),
             "target" => Some(node.map_or(cluster.target.to_string(), |n| n.target.to_string())),
             "detail" => Some(detail.to_string()),
-            k if k.starts_with("fact.") => fact(cluster, node, &k[5..]).map(|v| v.to_string()),
+            // A fact the site does not state reads as such, never as the placeholder.
+            k if k.starts_with("fact.") => Some(
+                fact(cluster, node, &k[5..])
+                    .map_or_else(|| "not set".to_string(), |v| v.to_string()),
+            ),
             k if k.starts_with("next.") => {
                 fact(cluster, node, &k[5..]).map(|v| increment_trailing(&v.to_string()))
             }

@@ -34,10 +34,7 @@ pub fn explain(plan: &Plan, id: &str) -> Option<String> {
     let _ = writeln!(
         out,
         "  {} phase, starts at +{}, takes {} ({} step, service impact: {}), rules: {}",
-        match step.phase {
-            ferry_model::Phase::Prepare => "prepare",
-            ferry_model::Phase::Window => "window",
-        },
+        step.phase.as_str(),
         hms(step.start_s),
         hms(step.duration_s),
         match step.kind {
@@ -49,6 +46,26 @@ pub fn explain(plan: &Plan, id: &str) -> Option<String> {
         step.impact.as_str(),
         step.rules.join(", ")
     );
+    if let Some(d) = plan.staging.iter().find(|d| d.step == id) {
+        let note = if d.note.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", d.note)
+        };
+        if d.staged {
+            let _ = writeln!(
+                out,
+                "  Runs ahead of the window, while its node keeps serving, by {}{note}",
+                d.rule
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  May run ahead of the window by {}{note}; stays in the window because {}",
+                d.rule, d.kept_by
+            );
+        }
+    }
     let incoming: Vec<_> = edges.iter().filter(|e| e.to == id).collect();
     if incoming.is_empty() {
         let _ = writeln!(

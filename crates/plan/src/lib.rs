@@ -3,6 +3,7 @@
 //!
 //! Pure and deterministic: no IO, no clock; the same inputs give the same plan, byte for byte.
 
+pub mod batch;
 pub mod checks;
 pub use ferry_model::condition;
 pub mod explain;
@@ -12,8 +13,9 @@ pub mod path;
 pub mod render;
 pub mod report;
 pub mod schedule;
+pub mod stage;
 
-use condition::Scope;
+use condition::{eval, Scope};
 use ferry_model::plan::{Edge, LimitGroup as PlanLimit, SCHEMA_VERSION};
 use ferry_model::{
     Cluster, ClusterPlan, Finding, Measure, Phase, Plan, PlannedStep, Profile, Severity, Site,
@@ -29,8 +31,92 @@ pub use schedule::ScheduleError;
 pub enum PlanError {
     #[error("cluster `{cluster}` uses profile `{profile}`, which is not loaded")]
     UnknownProfile { cluster: String, profile: String },
+    /// A cluster's steps cannot be ordered: its profile's rules contradict each other (a
+    /// cluster whose nodes run different versions is a finding instead).
+    #[error("cluster `{cluster}` (profile `{profile}`): cannot schedule: {source}")]
+    Schedule {
+        cluster: String,
+        profile: String,
+        source: Box<ScheduleError>,
+    },
     #[error("cannot schedule: {0}")]
-    Schedule(#[from] ScheduleError),
+    Site(#[from] ScheduleError),
+}
+
+/// The engine's rule for clusters whose nodes run different versions.
+pub const MIXED_VERSIONS_RULE: &str = "FERRY-MIXED-VERSIONS";
+
+/// Nodes that should share a version and do not: the nodes of the profile's `version_roles`
+/// together (when it names them), else the nodes of each role. Empty when all agree.
+fn mixed_versions<'c>(cluster: &'c Cluster, profile: &Profile) -> Vec<&'c ferry_model::Node> {
+    let roles = &profile.profile.version_roles;
+    let groups: Vec<Vec<&ferry_model::Node>> = if roles.is_empty() {
+        profile
+            .roles
+            .iter()
+            .map(|r| cluster.nodes.iter().filter(|n| n.role == r.name).collect())
+            .collect()
+    } else {
+        vec![cluster
+            .nodes
+            .iter()
+            .filter(|n| roles.contains(&n.role))
+            .collect()]
+    };
+    groups
+        .into_iter()
+        .filter(|g| g.iter().any(|n| n.version != g[0].version))
+        .flatten()
+        .collect()
+}
+
+/// The finding for a cluster whose nodes run different versions: a warning when the plan can
+/// still order its steps, an inhibitor (and no steps) when `unschedulable` says why not.
+fn mixed_versions_finding(
+    cluster: &Cluster,
+    profile: &Profile,
+    nodes: &[&ferry_model::Node],
+    unschedulable: Option<&ScheduleError>,
+) -> Finding {
+    let list = nodes
+        .iter()
+        .map(|n| format!("{} ({}) runs {}", n.name, n.role, n.version))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (severity, consequence, remedy) = match unschedulable {
+        Some(ScheduleError::Cycle { steps, rules }) => (
+            Severity::Inhibitor,
+            format!(
+                "from these versions the rules {} of profile `{}` cannot all be kept (through steps {}), so no step is planned for this cluster",
+                rules.join(", "),
+                profile.profile.name,
+                steps.join(", ")
+            ),
+            "Bring the nodes behind to the version the others run first (upgrade them, or restore them from backup), or correct their `version` in the site file if it is wrong; then plan again.",
+        ),
+        Some(e) => (
+            Severity::Inhibitor,
+            format!("from these versions the steps cannot be ordered ({e}), so no step is planned for this cluster"),
+            "Bring the nodes behind to the version the others run first (upgrade them, or restore them from backup), or correct their `version` in the site file if it is wrong; then plan again.",
+        ),
+        None => (
+            Severity::Warning,
+            "the plan takes each node from its own version to its target, along the path from the oldest".to_string(),
+            "Check the nodes' `version` in the site file: a cluster normally runs one version. If a node was left behind by an earlier upgrade, consider bringing it level first.",
+        ),
+    };
+    Finding {
+        key: format!("mixed-versions/{}", cluster.name),
+        rule: MIXED_VERSIONS_RULE.to_string(),
+        severity,
+        cluster: Some(cluster.name.clone()),
+        node: None,
+        message: format!(
+            "the nodes of cluster {} run different versions: {list}; {consequence}",
+            cluster.name
+        ),
+        remedy: remedy.to_string(),
+    }
 }
 
 /// Choices the user makes when planning.
@@ -45,6 +131,14 @@ pub struct PlanOptions {
     /// The run whose rollback is planned: how far it got decides the rollback procedure's
     /// `run` conditions. `None` (a plan made before any run): they hold.
     pub progress: Option<ferry_model::RunProgress>,
+    /// Stage work ahead of the window even when the site books no staging period: the steps
+    /// the profiles let run while their nodes keep serving are planned just before the window.
+    pub stage: bool,
+}
+
+/// Whether a plan of `site` with `opts` stages work ahead of the window.
+pub fn stages(site: &Site, opts: &PlanOptions) -> bool {
+    opts.stage || site.stage.is_some()
 }
 
 /// SHA-256 over named input texts, in the order given.
@@ -65,13 +159,105 @@ struct ClusterWork {
     graph: Graph,
     rollback: Graph,
     findings: Vec<Finding>,
+    batches: Vec<ferry_model::plan::Batching>,
 }
 
-fn strategy_of(opts: &PlanOptions, cluster: &Cluster) -> String {
-    opts.strategy
+/// The engine's rule for strategies a cluster's profile does not offer as asked.
+pub const STRATEGY_RULE: &str = "FERRY-STRATEGY";
+
+/// The strategy `cluster` is planned with, and a finding when it is not the one asked for: a
+/// strategy its profile renamed is planned under its new name (a warning that says what to
+/// write), and a shared or another profile's strategy that this profile does not offer is
+/// planned as `fastest` (an info finding).
+fn strategy_of(
+    opts: &PlanOptions,
+    cluster: &Cluster,
+    profile: &Profile,
+) -> (String, Option<Finding>) {
+    let asked = opts
+        .strategy
         .clone()
         .or_else(|| cluster.strategy.clone())
-        .unwrap_or_else(|| "fastest".to_string())
+        .unwrap_or_else(|| "fastest".to_string());
+    let meta = &profile.profile;
+    if ferry_model::profile::BASE_STRATEGIES.contains(&asked.as_str())
+        || meta.strategies.contains(&asked)
+    {
+        return (asked, None);
+    }
+    let finding = |severity, now: &str, message: String, remedy: String| Finding {
+        key: format!("strategy/{}", cluster.name),
+        rule: STRATEGY_RULE.to_string(),
+        severity,
+        cluster: Some(cluster.name.clone()),
+        node: None,
+        message,
+        remedy: remedy.replace("{now}", now),
+    };
+    let said = if opts.strategy.is_some() {
+        format!("`--strategy {asked}`")
+    } else {
+        format!("`strategy = \"{asked}\"` in the site file")
+    };
+    if let Some(r) = meta.renamed_strategies.iter().find(|r| r.name == asked) {
+        let why = if r.note.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", r.note)
+        };
+        let remedy = match (opts.strategy.is_some(), r.now == "fastest") {
+            (true, true) => "Leave `--strategy` out (`fastest` is the default), or write `--strategy fastest`.",
+            (true, false) => "Write `--strategy {now}`.",
+            (false, true) => "Remove the cluster's `strategy` from the site file (`fastest` is the default), or write `strategy = \"fastest\"`.",
+            (false, false) => "Write `strategy = \"{now}\"` in the cluster's table of the site file.",
+        };
+        let f = finding(
+            Severity::Warning,
+            &r.now,
+            format!(
+                "{said}: profile `{}` renamed strategy `{asked}` to `{}`{why}; cluster {} is planned with `{}`",
+                meta.name, r.now, cluster.name, r.now
+            ),
+            remedy.to_string(),
+        );
+        return (r.now.clone(), Some(f));
+    }
+    let offered: Vec<&str> = ferry_model::profile::BASE_STRATEGIES
+        .iter()
+        .copied()
+        .chain(meta.strategies.iter().map(String::as_str))
+        .collect();
+    let f = finding(
+        Severity::Info,
+        "fastest",
+        format!(
+            "{said}: profile `{}` does not offer strategy `{asked}` (it offers {}), so cluster {} is planned with `fastest`",
+            meta.name,
+            offered.join(", "),
+            cluster.name
+        ),
+        "Nothing to do when this is meant; plan the cluster with a strategy its profile offers to choose otherwise.".to_string(),
+    );
+    ("fastest".to_string(), Some(f))
+}
+
+/// The plan's own strategy: the one asked for on the command line (under its new name where a
+/// profile of the site renamed it), else `fastest`.
+fn plan_strategy<'p>(
+    opts: &PlanOptions,
+    site: &Site,
+    profiles: &impl Fn(&str) -> Option<&'p Profile>,
+) -> String {
+    let Some(asked) = &opts.strategy else {
+        return "fastest".into();
+    };
+    site.clusters
+        .iter()
+        .filter_map(|c| profiles(&c.profile))
+        .flat_map(|p| p.profile.renamed_strategies.iter())
+        .find(|r| &r.name == asked)
+        .map(|r| r.now.clone())
+        .unwrap_or_else(|| asked.clone())
 }
 
 /// The cluster as it is during leg `h` of `path`: nodes below the leg's end go to it.
@@ -103,6 +289,7 @@ fn plan_cluster(
     opts: &PlanOptions,
 ) -> ClusterWork {
     let estimates = &opts.estimates;
+    let staging = stages(site, opts);
     let mut findings = Vec::new();
     let upgrading: Vec<_> = cluster.nodes.iter().filter(|n| n.upgrading()).collect();
     // The cluster's version is read from the profile's `version_roles` (all roles if none).
@@ -165,6 +352,7 @@ fn plan_cluster(
             leg: (h, legs),
             estimates,
             run: None,
+            staging,
         });
         let base = graph.append(g);
         // Each phase of this leg starts after the same phase of the previous leg has ended.
@@ -229,6 +417,7 @@ fn plan_cluster(
         strategy,
         leg: (0, legs),
         run: None,
+        staging,
     };
     findings.extend(checks::run(
         site, site_facts, cluster, profile, &scope, &graph,
@@ -262,6 +451,7 @@ fn plan_cluster(
     for y in &graph.yielded {
         findings.push(yield_finding(cluster, y));
     }
+    let batches = batch_results(cluster, std::mem::take(&mut graph.batched), &mut findings);
     let rollback = build(&BuildInput {
         cluster,
         profile,
@@ -272,6 +462,7 @@ fn plan_cluster(
         leg: (0, 1),
         estimates,
         run: opts.progress.as_ref(),
+        staging: false,
     });
     ClusterWork {
         plan: ClusterPlan {
@@ -288,11 +479,93 @@ fn plan_cluster(
             upgrade_type_rule: first_rule,
             strategy: strategy.to_string(),
             makespan_s: 0,
+            staging,
         },
         graph,
         rollback,
         findings,
+        batches,
     }
+}
+
+/// The batches of a cluster's batch rules for the plan, and the findings of what they could
+/// not avoid.
+fn batch_results(
+    cluster: &Cluster,
+    batched: Vec<graph::Batched>,
+    findings: &mut Vec<Finding>,
+) -> Vec<ferry_model::plan::Batching> {
+    let mut out = Vec::new();
+    for b in batched {
+        if b.batches.is_empty() && b.left_out.is_empty() {
+            continue;
+        }
+        for (node, text) in &b.unavoidable {
+            findings.push(Finding {
+                key: format!("batch/{}/{}/{node}", cluster.name, b.rule),
+                rule: b.rule.clone(),
+                severity: Severity::Warning,
+                cluster: Some(cluster.name.clone()),
+                node: Some(node.clone()),
+                message: text.clone(),
+                remedy: format!(
+                    "State more servers for these {} (another server in their group, or room on their backups), or accept the loss while {node} is out.",
+                    b.devices.join(" and ")
+                ),
+            });
+        }
+        for (n, set) in b.left_out.iter().enumerate() {
+            findings.push(Finding {
+                key: format!("batch-interleaved/{}/{}/{n}", cluster.name, b.rule),
+                rule: b.rule.clone(),
+                severity: Severity::Info,
+                cluster: Some(cluster.name.clone()),
+                node: None,
+                message: format!(
+                    "the other rules order the steps of {} both ways (they take turns), so the batches of {} leave them to those rules",
+                    set.join(" and "),
+                    b.devices.join(" and ")
+                ),
+                remedy: String::new(),
+            });
+        }
+        for (n, text) in b.uncapped.iter().enumerate() {
+            findings.push(Finding {
+                key: format!("batch-capacity/{}/{}/{n}", cluster.name, b.rule),
+                rule: b.rule.clone(),
+                severity: Severity::Info,
+                cluster: Some(cluster.name.clone()),
+                node: None,
+                message: text.clone(),
+                remedy: String::new(),
+            });
+        }
+        if !b.fewest {
+            findings.push(Finding {
+                key: format!("batch-search/{}/{}", cluster.name, b.rule),
+                rule: b.rule.clone(),
+                severity: Severity::Info,
+                cluster: Some(cluster.name.clone()),
+                node: None,
+                message: format!(
+                    "the search for the fewest batches of {} stopped at its budget: the {} batches are a first fit, which keeps every group served but may not be the fewest",
+                    b.devices.join(" and "),
+                    b.batches.len()
+                ),
+                remedy: String::new(),
+            });
+        }
+        out.push(ferry_model::plan::Batching {
+            cluster: cluster.name.clone(),
+            rule: b.rule,
+            note: b.note,
+            devices: b.devices,
+            batches: b.batches,
+            leg: b.leg,
+            fewest: b.fewest,
+        });
+    }
+    out
 }
 
 /// An order that gave way to a capacity limit on a partition: which nodes take turns there,
@@ -523,6 +796,41 @@ fn limit_groups(graph: &Graph) -> Vec<PlanLimit> {
         .collect()
 }
 
+/// A cluster's work staged ahead of the window that does not fit the booked staging period:
+/// the rest would still run when the window opens.
+fn staging_overrun(
+    site: &Site,
+    cluster: &str,
+    staged: &[&&PlannedStep],
+    decisions: &[ferry_model::plan::StageDecision],
+) -> Option<Finding> {
+    let period = site.stage.as_ref()?;
+    let booked = (period.hours * 3600.0).round() as u64;
+    let ends = staged.iter().map(|s| s.end_s()).max()?;
+    if ends <= booked {
+        return None;
+    }
+    let rule = decisions
+        .iter()
+        .find(|d| staged.iter().any(|s| s.id == d.step))
+        .map(|d| d.rule.clone())
+        .unwrap_or_default();
+    Some(Finding {
+        key: format!("staging-overrun/{cluster}"),
+        rule,
+        severity: Severity::Warning,
+        cluster: Some(cluster.to_string()),
+        node: None,
+        message: format!(
+            "the work of {cluster} staged ahead of the window takes {}, longer than the booked staging period ({}, from {}): the rest still runs when the window opens, and the window's work waits for it",
+            render::duration(ends),
+            render::duration(booked),
+            render::site_time(Some(period), period.start_epoch_s)
+        ),
+        remedy: "Book a longer staging period, or start it earlier (`[site] stage`).".into(),
+    })
+}
+
 /// Plans the whole site.
 pub fn plan<'p>(
     site: &Site,
@@ -537,11 +845,34 @@ pub fn plan<'p>(
             cluster: cluster.name.clone(),
             profile: cluster.profile.clone(),
         })?;
-        let strategy = strategy_of(opts, cluster);
-        works.push((
-            plan_cluster(site, &site_facts, cluster, profile, &strategy, opts),
-            profile,
-        ));
+        let (strategy, strategy_finding) = strategy_of(opts, cluster, profile);
+        let mut work = plan_cluster(site, &site_facts, cluster, profile, &strategy, opts);
+        work.findings.extend(strategy_finding);
+        let mixed = mixed_versions(cluster, profile);
+        let unschedulable = schedule::prepare(&work.graph)
+            .and_then(|_| schedule::prepare(&work.rollback))
+            .err();
+        match (unschedulable, mixed.is_empty()) {
+            (None, true) => {}
+            (None, false) => work
+                .findings
+                .push(mixed_versions_finding(cluster, profile, &mixed, None)),
+            (Some(e), false) => {
+                // Nothing sensible can be ordered: the cluster gets the finding and no steps.
+                work.findings
+                    .push(mixed_versions_finding(cluster, profile, &mixed, Some(&e)));
+                work.graph = Graph::default();
+                work.rollback = Graph::default();
+            }
+            (Some(source), true) => {
+                return Err(PlanError::Schedule {
+                    cluster: cluster.name.clone(),
+                    profile: cluster.profile.clone(),
+                    source: Box::new(source),
+                })
+            }
+        }
+        works.push((work, profile));
     }
     let mut graph = Graph::default();
     let mut rollback = Graph::default();
@@ -551,11 +882,14 @@ pub fn plan<'p>(
     }
     let mut clusters = Vec::new();
     let mut findings = Vec::new();
+    let mut batches = Vec::new();
     for (w, _) in works.iter_mut() {
         graph.append(std::mem::take(&mut w.graph));
         rollback.append(std::mem::take(&mut w.rollback));
         findings.append(&mut w.findings);
+        batches.append(&mut w.batches);
     }
+    let staging = stage::decide(&mut graph);
     let limits = limit_groups(&graph);
     let rollback_limits = limit_groups(&rollback);
     let sequential_s = schedule::sequential(&graph, Phase::Window);
@@ -579,7 +913,27 @@ pub fn plan<'p>(
     for s in &steps {
         by_cluster.entry(s.cluster.as_str()).or_default().push(s);
     }
+    let staging_s = phase_end(&steps, Phase::Staging);
+    let prepare_s = phase_end(&steps, Phase::Prepare);
+    // Where each phase starts, in seconds from the window's opening: staging in the booked
+    // staging period (else just before the window), preparation just before staging.
+    let staging_at = match (&site.window, &site.stage) {
+        (Some(w), Some(st)) => st.start_epoch_s - w.start_epoch_s,
+        _ => -(staging_s as i64),
+    };
+    let phase_at = |p: Phase| match p {
+        Phase::Window => 0,
+        Phase::Staging => staging_at,
+        Phase::Prepare => {
+            if staging_s > 0 {
+                staging_at - prepare_s as i64
+            } else {
+                -(prepare_s as i64)
+            }
+        }
+    };
     let mut measures = Vec::new();
+    let mut staging_costs = Vec::new();
     for (w, profile) in &works {
         let mut cp = w.plan.clone();
         let mine = by_cluster
@@ -592,35 +946,39 @@ pub fn plan<'p>(
             .map(|s| s.end_s())
             .max()
             .unwrap_or(0);
+        let mut mine_measures = Vec::new();
         for m in &profile.measures {
+            // From the earliest start to the latest end, across phases.
+            let at = |s: &PlannedStep, t: u64| phase_at(s.phase) + t as i64;
             let from = mine
                 .iter()
                 .filter(|s| s.action == m.from_step)
-                .map(|s| s.start_s)
-                .min();
+                .min_by_key(|s| (at(s, s.start_s), s.phase));
             let to = mine
                 .iter()
                 .filter(|s| s.action == m.to_step)
-                .map(|s| s.end_s())
+                .map(|s| at(s, s.end_s()))
                 .max();
             if let (Some(from), Some(to)) = (from, to) {
-                measures.push(Measure {
+                mine_measures.push(Measure {
                     cluster: cp.name.clone(),
                     name: m.name.clone(),
                     rule: m.rule.clone(),
                     description: m.description.clone(),
-                    start_s: from,
-                    duration_s: to.saturating_sub(from),
+                    start_s: from.start_s,
+                    duration_s: to.saturating_sub(at(from, from.start_s)).max(0) as u64,
+                    phase: from.phase,
                 });
             }
         }
-        if let Some(cluster) = site.clusters.iter().find(|c| c.name == cp.name) {
-            let ut = cp
-                .upgrade_type
-                .split(" then ")
-                .next()
-                .unwrap_or_default()
-                .to_string();
+        let cluster = site.clusters.iter().find(|c| c.name == cp.name);
+        let ut = cp
+            .upgrade_type
+            .split(" then ")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if let Some(cluster) = cluster {
             let scope = Scope {
                 cluster,
                 profile,
@@ -628,6 +986,7 @@ pub fn plan<'p>(
                 strategy: &cp.strategy,
                 leg: (0, 1),
                 run: None,
+                staging: cp.staging,
             };
             findings.extend(checks::window_findings(
                 site,
@@ -636,17 +995,45 @@ pub fn plan<'p>(
                 &scope,
                 cp.makespan_s,
             ));
+            let staged: Vec<&&PlannedStep> =
+                mine.iter().filter(|s| s.phase == Phase::Staging).collect();
+            if !staged.is_empty() {
+                for c in &profile.staging_costs {
+                    if !c.when.as_ref().is_none_or(|x| eval(x, &scope, None)) {
+                        continue;
+                    }
+                    let measure = c
+                        .measure
+                        .as_ref()
+                        .and_then(|name| mine_measures.iter().find(|m| &m.name == name));
+                    staging_costs.push(ferry_model::plan::StagingCost {
+                        cluster: cp.name.clone(),
+                        rule: c.rule.clone(),
+                        text: c.text.clone(),
+                        measure: measure.map(|m| m.name.clone()),
+                        duration_s: measure.map(|m| m.duration_s),
+                    });
+                }
+                if let Some(f) = staging_overrun(site, &cp.name, &staged, &staging) {
+                    findings.push(f);
+                }
+            }
         }
+        measures.append(&mut mine_measures);
         clusters.push(cp);
     }
 
     Ok(Plan {
         schema_version: SCHEMA_VERSION,
         site: site.name.clone(),
-        strategy: opts.strategy.clone().unwrap_or_else(|| "fastest".into()),
+        strategy: plan_strategy(opts, site, &profiles),
         input_hash,
         makespan_s: phase_end(&steps, Phase::Window),
-        prepare_s: phase_end(&steps, Phase::Prepare),
+        prepare_s,
+        staging_s,
+        stage: site.stage.clone(),
+        staging,
+        staging_costs,
         lower_bound_s,
         sequential_s,
         window_s: site
@@ -660,6 +1047,7 @@ pub fn plan<'p>(
         measures,
         limits,
         occupancy,
+        batches,
         findings: sort_findings(site, findings),
         rollback_makespan_s: phase_end(&rollback_steps, Phase::Window),
         rollback: rollback_steps,

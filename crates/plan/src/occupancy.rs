@@ -16,7 +16,7 @@ type NodeLoads<'a> = BTreeMap<&'a str, (f64, Vec<(u64, u64)>)>;
 /// each step's start, and the findings it gives. Window steps only: the prepare phase comes
 /// before the window, on a clock of its own. A load never taken back stays to the window's end.
 pub fn occupancy(g: &Graph, start: &[u64], site: &Site) -> (Vec<Occupancy>, Vec<Finding>) {
-    let end = |i: usize| start[i] + g.insts[i].step.duration_s;
+    let end = |i: usize| start[i].saturating_add(g.insts[i].step.duration_s);
     let in_window = |i: usize| g.insts[i].step.phase == Phase::Window;
     let window_end = (0..g.insts.len())
         .filter(|&i| in_window(i))

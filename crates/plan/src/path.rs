@@ -74,6 +74,8 @@ pub fn upgrade_type(
         strategy,
         leg,
         run: None,
+        // The upgrade type is the versions' and the product's: staging does not choose it.
+        staging: false,
     };
     profile
         .upgrade_types

@@ -1,6 +1,9 @@
 //! The scheduler: list scheduling of the step graph under its edges, concurrency limits and
 //! capacity limits, longest remaining chain first. Also the two yardsticks a schedule is
 //! judged by: the lower bound no schedule can beat, and the one-at-a-time total.
+//!
+//! Step lengths are at most `MAX_STEP_S` (the loaders' ranges and the planner's cap), so sums
+//! stay far from `u64::MAX`; they saturate all the same rather than wrap.
 
 use crate::graph::{Graph, LimitGroup};
 use ferry_model::Phase;
@@ -15,8 +18,10 @@ pub enum ScheduleError {
         steps: Vec<String>,
         rules: Vec<String>,
     },
-    #[error("step `{to}` is in the prepare phase but waits for window step `{from}` ({rule})")]
+    #[error("step `{to}` ({to_phase} phase) waits for step `{from}` of the later {from_phase} phase ({rule})")]
     PhaseInversion {
+        from_phase: &'static str,
+        to_phase: &'static str,
         from: String,
         to: String,
         rule: String,
@@ -96,8 +101,11 @@ pub fn topo_order(g: &Graph, adj: &Adjacency) -> Result<Vec<usize>, ScheduleErro
 
 fn check_phases(g: &Graph) -> Result<(), ScheduleError> {
     for (f, t, r, _) in &g.edges {
-        if g.insts[*f].step.phase == Phase::Window && g.insts[*t].step.phase == Phase::Prepare {
+        let (pf, pt) = (g.insts[*f].step.phase, g.insts[*t].step.phase);
+        if pf > pt {
             return Err(ScheduleError::PhaseInversion {
+                from_phase: pf.as_str(),
+                to_phase: pt.as_str(),
                 from: g.insts[*f].step.id.clone(),
                 to: g.insts[*t].step.id.clone(),
                 rule: r.clone(),
@@ -118,7 +126,7 @@ fn tails(g: &Graph, adj: &Adjacency, order: &[usize]) -> Vec<u64> {
             .map(|&s| tail[s])
             .max()
             .unwrap_or(0);
-        tail[i] = best + g.insts[i].step.duration_s;
+        tail[i] = best.saturating_add(g.insts[i].step.duration_s);
     }
     tail
 }
@@ -233,7 +241,7 @@ pub struct Scheduled {
 }
 
 /// Start times for every step. Prepare-phase steps are timed from the start of preparation,
-/// window steps from the start of the window.
+/// staging steps from the start of staging, window steps from the start of the window.
 pub fn schedule(g: &Graph) -> Result<Vec<u64>, ScheduleError> {
     Ok(schedule_prepared(g, &prepare(g)?))
 }
@@ -266,7 +274,7 @@ pub fn schedule_holding(g: &Graph, prep: &Prepared) -> Scheduled {
     }
     let mut start = vec![0u64; n];
     let mut edges = Vec::new();
-    for phase in [Phase::Prepare, Phase::Window] {
+    for phase in [Phase::Prepare, Phase::Staging, Phase::Window] {
         let in_phase: Vec<usize> = (0..n).filter(|&i| g.insts[i].step.phase == phase).collect();
         let mut waiting: Vec<usize> = vec![0; n];
         for &i in &in_phase {
@@ -306,7 +314,7 @@ pub fn schedule_holding(g: &Graph, prep: &Prepared) -> Scheduled {
                         states[l].take(g, i, true);
                     }
                     start[i] = now;
-                    running.push(Reverse((now + g.insts[i].step.duration_s, i)));
+                    running.push(Reverse((now.saturating_add(g.insts[i].step.duration_s), i)));
                 };
             for &(key, i) in ready.iter() {
                 let refused: Vec<usize> = member_of[i]
@@ -431,7 +439,7 @@ pub fn lower_bound_prepared(g: &Graph, prep: &Prepared, phase: Phase) -> u64 {
             .map(|&p| finish[p])
             .max()
             .unwrap_or(0);
-        finish[i] = ready + g.insts[i].step.duration_s;
+        finish[i] = ready.saturating_add(g.insts[i].step.duration_s);
         chain = chain.max(finish[i]);
     }
     let groups = g
@@ -444,7 +452,7 @@ pub fn lower_bound_prepared(g: &Graph, prep: &Prepared, phase: Phase) -> u64 {
                 .iter()
                 .filter(|&&m| g.insts[m].step.phase == phase)
                 .map(|&m| g.insts[m].step.duration_s)
-                .sum();
+                .fold(0u64, u64::saturating_add);
             Some(work.div_ceil(width))
         })
         .max()
@@ -458,5 +466,5 @@ pub fn sequential(g: &Graph, phase: Phase) -> u64 {
         .iter()
         .filter(|i| i.step.phase == phase)
         .map(|i| i.step.duration_s)
-        .sum()
+        .fold(0, u64::saturating_add)
 }

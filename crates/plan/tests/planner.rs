@@ -25,3 +25,9 @@ mod scheduler;
 
 #[path = "planner/engine.rs"]
 mod engine;
+
+#[path = "planner/hardening.rs"]
+mod hardening;
+
+#[path = "planner/batches.rs"]
+mod batches;

@@ -157,3 +157,21 @@ pub fn located(src: &SourceFile<'_>, problems: Vec<Problem>) -> InputErrors {
         errors,
     }
 }
+
+/// Parses a TOML document and checks every number, name and text in it against its range
+/// (`crate::ranges`): a syntax error, or every value out of range, located.
+pub fn checked_toml(
+    src: &SourceFile<'_>,
+    kind: crate::ranges::FileKind,
+) -> Result<toml::Table, InputErrors> {
+    let doc: toml::Table = toml::from_str(src.text).map_err(|e| InputErrors {
+        file: src.name.to_string(),
+        errors: vec![src.from_toml(&e)],
+    })?;
+    let problems = crate::ranges::check(kind, &doc);
+    if problems.is_empty() {
+        Ok(doc)
+    } else {
+        Err(located(src, problems))
+    }
+}

@@ -7,6 +7,7 @@ use ferry_model::{FaultKind, Faults};
 /// Parses and checks a faults file. `origin` is how errors name the file.
 pub fn load_faults(origin: &str, text: &str) -> Result<Faults, InputErrors> {
     let src = SourceFile { name: origin, text };
+    crate::diagnostic::checked_toml(&src, crate::ranges::FileKind::Faults)?;
     let faults: Faults = toml::from_str(text).map_err(|e| InputErrors {
         file: origin.to_string(),
         errors: vec![src.from_toml(&e)],

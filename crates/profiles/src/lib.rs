@@ -6,6 +6,7 @@
 pub mod diagnostic;
 pub mod facts;
 pub mod faults;
+pub mod ranges;
 pub mod registry;
 pub mod site;
 pub mod validate;

@@ -24,6 +24,9 @@ struct RawSiteMeta {
     description: Option<String>,
     #[serde(default)]
     window: Option<RawWindow>,
+    /// The staging period before the window.
+    #[serde(default)]
+    stage: Option<RawWindow>,
 }
 
 #[derive(Deserialize)]
@@ -65,8 +68,28 @@ struct RawNode {
     facts: toml::Table,
 }
 
-/// Strategies every profile understands.
-pub const BASE_STRATEGIES: [&str; 2] = ["fastest", "one-at-a-time"];
+pub use ferry_model::profile::{BASE_STRATEGIES, SHARED_STRATEGIES};
+
+/// The strategy names a site may give a cluster of `profile`: the base and shared strategies,
+/// the profile's own, and the names it renamed (planned under their new names, with a warning).
+pub fn known_strategies(profile: &ferry_model::Profile) -> Vec<String> {
+    let mut v: Vec<String> = BASE_STRATEGIES
+        .iter()
+        .chain(SHARED_STRATEGIES.iter())
+        .map(|s| s.to_string())
+        .collect();
+    for s in profile
+        .profile
+        .strategies
+        .iter()
+        .chain(profile.profile.renamed_strategies.iter().map(|r| &r.name))
+    {
+        if !v.contains(s) {
+            v.push(s.clone());
+        }
+    }
+    v
+}
 
 /// Collects problems with their key paths; spans are resolved once at the end.
 struct Problems {
@@ -86,6 +109,7 @@ fn key(k: &str) -> PathSeg {
 /// Parses and validates a site file. `name` is how errors name the file.
 pub fn load_site(name: &str, text: &str, profiles: &ProfileSet) -> Result<Site, InputErrors> {
     let src = SourceFile { name, text };
+    crate::diagnostic::checked_toml(&src, crate::ranges::FileKind::Site)?;
     let raw: RawSite = toml::from_str(text).map_err(|e| InputErrors {
         file: name.to_string(),
         errors: vec![src.from_toml(&e)],
@@ -110,48 +134,79 @@ fn parse_version(text: &str, path: Vec<PathSeg>, p: &mut Problems) -> Option<Ven
     }
 }
 
-fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Site> {
-    let window = raw.site.window.as_ref().and_then(|w| {
-        let start = match &w.start {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Datetime(d) => d.to_string(),
-            other => {
-                p.add(
-                    vec![key("site"), key("window"), key("start")],
-                    format!(
-                        "window start must be a date-time, found {}",
-                        other.type_str()
-                    ),
-                    Some("write it as \"2026-12-05T22:00:00-05:00\"".into()),
-                );
-                return None;
-            }
-        };
-        let path = vec![key("site"), key("window")];
-        if !(w.hours.is_finite() && w.hours > 0.0 && w.hours <= 24.0 * 14.0) {
+/// A booked period (`[site] window`, `[site] stage`): its start and length, checked.
+fn period(w: &RawWindow, name: &str, p: &mut Problems) -> Option<Window> {
+    let start = match &w.start {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => {
             p.add(
-                [path.clone(), vec![key("hours")]].concat(),
-                format!("window hours must be between 0 and 336, found {}", w.hours),
-                None,
+                vec![key("site"), key(name), key("start")],
+                format!(
+                    "{name} start must be a date-time, found {}",
+                    other.type_str()
+                ),
+                Some("write it as \"2026-12-05T22:00:00-05:00\"".into()),
             );
+            return None;
         }
-        match start.parse::<jiff::Timestamp>() {
-            Ok(ts) => Some(Window {
-                offset_s: utc_offset_s(&start),
-                start,
-                start_epoch_s: ts.as_second(),
-                hours: w.hours,
-            }),
-            Err(e) => {
-                p.add(
-                    [path, vec![key("start")]].concat(),
-                    format!("window start `{start}` is not an RFC 3339 date-time with offset: {e}"),
-                    Some("write it as \"2026-12-05T22:00:00-05:00\"".into()),
-                );
-                None
+    };
+    let path = vec![key("site"), key(name)];
+    if !(w.hours.is_finite() && w.hours > 0.0 && w.hours <= 24.0 * 14.0) {
+        p.add(
+            [path.clone(), vec![key("hours")]].concat(),
+            format!("{name} hours must be between 0 and 336, found {}", w.hours),
+            None,
+        );
+    }
+    match parse_datetime(&start) {
+        Ok((start_epoch_s, offset_s)) => Some(Window {
+            offset_s,
+            start,
+            start_epoch_s,
+            hours: w.hours,
+        }),
+        Err((message, help)) => {
+            p.add(
+                [path, vec![key("start")]].concat(),
+                format!("{name} start `{start}`: {message}"),
+                Some(help),
+            );
+            None
+        }
+    }
+}
+
+fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Site> {
+    let window = raw
+        .site
+        .window
+        .as_ref()
+        .and_then(|w| period(w, "window", p));
+    let stage = raw.site.stage.as_ref().and_then(|s| period(s, "stage", p));
+    if let Some(s) = &stage {
+        match &window {
+            None if raw.site.window.is_none() => p.add(
+                vec![key("site"), key("stage")],
+                "the site books a staging period but no window: staging is work ahead of the window",
+                Some("book the window too: `window = { start = \"2026-12-05T22:00:00-05:00\", hours = 8 }`".into()),
+            ),
+            Some(w) => {
+                let stage_end = s.start_epoch_s + (s.hours * 3600.0).round() as i64;
+                if stage_end > w.start_epoch_s {
+                    p.add(
+                        vec![key("site"), key("stage")],
+                        format!(
+                            "the staging period {} ends after the window opens ({}): staged work must end before the window",
+                            s.start, w.start
+                        ),
+                        Some("end the staging period at or before the window's start, or shorten it".into()),
+                    );
+                }
             }
+            None => {}
         }
-    });
+    }
     if raw.site.name.trim().is_empty() {
         p.add(vec![key("site"), key("name")], "site name is empty", None);
     }
@@ -186,11 +241,7 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
         };
         let profile = &prof.profile;
         if let Some(s) = &c.strategy {
-            let known = BASE_STRATEGIES
-                .iter()
-                .map(|s| s.to_string())
-                .chain(profile.profile.strategies.iter().cloned())
-                .collect::<Vec<_>>();
+            let known = known_strategies(profile);
             if !known.contains(s) {
                 p.add(
                     at("strategy"),
@@ -215,6 +266,14 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
             }
         }
         check_facts(profile, &c.facts, &at("facts"), p);
+        check_device_groups(profile, c, &at("facts"), p);
+        if c.node.is_empty() {
+            p.add(
+                at("name"),
+                format!("cluster `{}` has no nodes: there is nothing to upgrade", c.name),
+                Some("list its nodes in [[cluster.node]] tables after the [[cluster]] table, or remove the cluster".into()),
+            );
+        }
         let mut nodes = Vec::new();
         let mut node_names = BTreeSet::new();
         for (ni, n) in c.node.iter().enumerate() {
@@ -321,24 +380,72 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
     Some(Site {
         name: raw.site.name.clone(),
         window,
+        stage,
         clusters,
     })
 }
 
-/// The UTC offset of a valid RFC 3339 date-time: `Z` or the trailing `+HH:MM` / `-HH:MM`.
-fn utc_offset_s(text: &str) -> i32 {
-    let t = text.trim();
-    let Some(tail) = t.get(t.len().saturating_sub(6)..) else {
-        return 0;
+/// Reads an RFC 3339 date-time, or an RFC 9557 one with a time-zone annotation
+/// (`2026-12-05T22:00:00-05:00[America/New_York]`): its moment (seconds since the Unix epoch)
+/// and the UTC offset it is written in. The offset written wins over the annotation; an
+/// annotation without an offset is refused, since resolving a zone name needs a time-zone
+/// database, which the pure core does not read. An error is a message and what to write.
+pub fn parse_datetime(text: &str) -> Result<(i64, i32), (String, String)> {
+    use jiff::fmt::temporal::{Pieces, PiecesOffset, TimeZoneAnnotationKind};
+    let example = "write it with its UTC offset, as 2026-12-05T22:00:00-05:00 (a zone may follow: 2026-12-05T22:00:00-05:00[America/New_York])";
+    let pieces = Pieces::parse(text.trim()).map_err(|e| {
+        (
+            format!("not an RFC 3339 date-time with offset: {e}"),
+            example.to_string(),
+        )
+    })?;
+    let Some(time) = pieces.time() else {
+        return Err((
+            "a date without a time of day".to_string(),
+            example.to_string(),
+        ));
     };
-    let sign = match tail.as_bytes().first() {
-        Some(b'+') => 1,
-        Some(b'-') => -1,
-        _ => return 0,
+    let offset = match (pieces.offset(), pieces.time_zone_annotation()) {
+        (Some(PiecesOffset::Zulu), _) => jiff::tz::Offset::UTC,
+        (Some(PiecesOffset::Numeric(n)), _) => n.offset(),
+        (Some(_), _) => {
+            return Err((
+                "an offset ferry cannot read".to_string(),
+                example.to_string(),
+            ))
+        }
+        (None, Some(a)) => match a.kind() {
+            TimeZoneAnnotationKind::Offset(o) => *o,
+            TimeZoneAnnotationKind::Named(name) => {
+                return Err((
+                    format!(
+                        "the zone `{}` is named without a UTC offset; ferry reads no time-zone database, so it cannot tell the offset",
+                        name.as_str()
+                    ),
+                    format!(
+                        "write the offset the time has in that zone before the annotation, as 2026-12-05T22:00:00-05:00[{}]",
+                        name.as_str()
+                    ),
+                ))
+            }
+            _ => {
+                return Err((
+                    "a zone annotation ferry cannot read, and no offset".to_string(),
+                    example.to_string(),
+                ))
+            }
+        },
+        (None, None) => {
+            return Err((
+                "no UTC offset: a local time could be any moment".to_string(),
+                example.to_string(),
+            ))
+        }
     };
-    let h: i32 = tail[1..3].parse().unwrap_or(0);
-    let m: i32 = tail[4..6].parse().unwrap_or(0);
-    sign * (h * 3600 + m * 60)
+    let at = offset
+        .to_timestamp(pieces.date().to_datetime(time))
+        .map_err(|e| (format!("out of range: {e}"), example.to_string()))?;
+    Ok((at.as_second(), offset.seconds()))
 }
 
 fn role_help(profile: &ferry_model::Profile) -> String {
@@ -366,9 +473,7 @@ fn check_facts(
         };
         let fv = crate::facts::fact_from_toml(value);
         let datetime_ok = !matches!(spec.kind, ferry_model::profile::FactType::Datetime)
-            || fv
-                .as_str()
-                .is_some_and(|s| s.parse::<jiff::Timestamp>().is_ok());
+            || fv.as_str().is_some_and(|s| parse_datetime(s).is_ok());
         if !spec.kind.accepts(&fv) || !datetime_ok {
             p.add(
                 [path.to_vec(), vec![key(name)]].concat(),
@@ -396,6 +501,125 @@ fn check_facts(
                 ),
                 (!spec.description.is_empty()).then(|| spec.description.clone()),
             );
+        }
+    }
+}
+
+/// The device groups a cluster states (a `groups_fact` of the profile's `[[twin.devices]]`):
+/// each a table with its `servers` (nodes of the cluster, in order) and its count (the devices'
+/// `fact`), and optionally a `name`.
+fn check_device_groups(
+    profile: &ferry_model::Profile,
+    c: &RawCluster,
+    path: &[PathSeg],
+    p: &mut Problems,
+) {
+    for spec in &profile.twin.devices {
+        let Some(f) = &spec.groups_fact else { continue };
+        let Some(toml::Value::Array(rows)) = c.facts.get(f) else {
+            continue;
+        };
+        let fields = format!(
+            "a group is a table {{ name = \"...\", {} = [\"server\", \"backup\", ...], {} = N }}",
+            ferry_model::redundancy::SERVERS_KEY,
+            spec.fact
+        );
+        for (gi, row) in rows.iter().enumerate() {
+            let gpath = [path.to_vec(), vec![key(f), PathSeg::Index(gi)]].concat();
+            let at = |k: &str| [gpath.clone(), vec![key(k)]].concat();
+            let Some(t) = row.as_table() else {
+                p.add(
+                    gpath.clone(),
+                    format!(
+                        "each item of `{f}` must be a table, found {}",
+                        row.type_str()
+                    ),
+                    Some(fields.clone()),
+                );
+                continue;
+            };
+            for k in t.keys() {
+                if k != "name" && k != ferry_model::redundancy::SERVERS_KEY && k != &spec.fact {
+                    p.add(
+                        at(k),
+                        format!("unknown key `{k}` in a group of `{f}`"),
+                        Some(fields.clone()),
+                    );
+                }
+            }
+            if let Some(v) = t.get("name") {
+                if !v.is_str() {
+                    p.add(
+                        at("name"),
+                        format!("a group's name must be a string, found {}", v.type_str()),
+                        None,
+                    );
+                }
+            }
+            match t.get(&spec.fact) {
+                None => p.add(
+                    gpath.clone(),
+                    format!(
+                        "group {} of `{f}` does not say how many {} it has",
+                        gi + 1,
+                        spec.name
+                    ),
+                    Some(fields.clone()),
+                ),
+                Some(v) => {
+                    let n = v.as_integer().map(|x| x as f64).or_else(|| v.as_float());
+                    if !n.is_some_and(|x| x.is_finite() && x >= 0.0) {
+                        p.add(
+                            at(&spec.fact),
+                            format!(
+                                "`{}` of a group must be a number of {} (0 or more), found {v}",
+                                spec.fact, spec.name
+                            ),
+                            None,
+                        );
+                    }
+                }
+            }
+            let servers_key = ferry_model::redundancy::SERVERS_KEY;
+            match t.get(servers_key) {
+                Some(toml::Value::Array(list)) if !list.is_empty() => {
+                    let mut seen = BTreeSet::new();
+                    for (si, s) in list.iter().enumerate() {
+                        let spath = [at(servers_key), vec![PathSeg::Index(si)]].concat();
+                        match s.as_str() {
+                            Some(name) if c.node.iter().any(|n| n.name == name) => {
+                                if !seen.insert(name) {
+                                    p.add(spath, format!("server `{name}` is listed twice in this group"), None);
+                                }
+                            }
+                            Some(name) => p.add(
+                                spath,
+                                format!("`{name}` is not a node of cluster `{}`", c.name),
+                                Some(format!(
+                                    "nodes of `{}`: {}",
+                                    c.name,
+                                    c.node.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+                                )),
+                            ),
+                            None => p.add(
+                                spath,
+                                format!("a server is a node's name, found {}", s.type_str()),
+                                None,
+                            ),
+                        }
+                    }
+                }
+                Some(other) => p.add(
+                    at(servers_key),
+                    format!("`{servers_key}` must list the group's servers in order (at least one), found {}", if other.is_array() { "an empty list" } else { other.type_str() }),
+                    Some(fields.clone()),
+                ),
+                None => p.add(
+                    gpath.clone(),
+                    format!("group {} of `{f}` names no `{servers_key}`", gi + 1),
+                    Some(fields.clone()),
+                ),
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! facts, versions, rule IDs), each problem located at its line and key.
 
 use crate::diagnostic::{located, InputErrors, PathSeg, Problem, SourceFile};
-use crate::site::BASE_STRATEGIES;
+use ferry_model::profile::BASE_STRATEGIES;
 use ferry_model::profile::{
     CheckTest, Condition, FactTest, FactType, Procedure, StepSelector, VersionTest,
 };
@@ -93,6 +93,25 @@ impl Ctx<'_> {
         }
     }
 
+    /// A declared fact of type `list`.
+    fn list_fact(&mut self, fact: &str, path: Path) {
+        let kind = self
+            .profile
+            .facts
+            .iter()
+            .find(|f| f.name == fact)
+            .map(|f| f.kind);
+        match kind {
+            None => self.fact(fact, path),
+            Some(FactType::List) => {}
+            Some(other) => self.add(
+                path,
+                format!("fact `{fact}` is a {}, not a list", other.as_str()),
+                Some("declare it with type = \"list\" (a list of tables, one per group)".into()),
+            ),
+        }
+    }
+
     /// A declared fact of type `integer` or `number`.
     fn number_fact(&mut self, fact: &str, path: Path) {
         let kind = self
@@ -172,7 +191,7 @@ impl Ctx<'_> {
             Condition::Fact(t) => self.fact_test(t, join(&path, &[k("fact")])),
             Condition::ClusterFact(t) => self.fact_test(t, join(&path, &[k("cluster_fact")])),
             Condition::Version(t) => self.version_test(t, join(&path, &[k("version")])),
-            Condition::FirstLeg(_) | Condition::LastLeg(_) => {}
+            Condition::FirstLeg(_) | Condition::LastLeg(_) | Condition::Staging(_) => {}
             Condition::Run(t) => {
                 self.roles(&t.roles, &join(&path, &[k("run"), k("roles")]));
                 if !self.in_rollback {
@@ -374,6 +393,12 @@ impl Ctx<'_> {
             self.fact(&d.fact, join(&p, &[k("fact")]));
             if let Some(f) = &d.backup_fact {
                 self.fact(f, join(&p, &[k("backup_fact")]));
+            }
+            if let Some(f) = &d.groups_fact {
+                self.list_fact(f, join(&p, &[k("groups_fact")]));
+            }
+            if let Some(f) = &d.capacity_fact {
+                self.number_fact(f, join(&p, &[k("capacity_fact")]));
             }
             for r in [&d.capacity_rule, &d.reregister_rule].into_iter().flatten() {
                 self.rule(r, p.clone());
@@ -790,6 +815,58 @@ impl Ctx<'_> {
         }
     }
 
+    /// A step's `stage`: only a step of the upgrade procedure whose node keeps serving may run
+    /// ahead of the window, under a rule.
+    fn stage(
+        &mut self,
+        step: &ferry_model::profile::StepTemplate,
+        stage: &ferry_model::profile::StageRule,
+        path: Path,
+    ) {
+        if self.in_rollback {
+            self.add(
+                path,
+                "a rollback step never runs ahead of the window: `stage` belongs to the upgrade procedure",
+                None,
+            );
+            return;
+        }
+        if step.impact == ferry_model::Impact::Down {
+            self.add(
+                path.clone(),
+                format!(
+                    "step `{}` takes its node down (impact = \"down\"): it never runs ahead of the window",
+                    step.id
+                ),
+                Some("only a step during which the node keeps serving may be staged".into()),
+            );
+        }
+        if step.phase == ferry_model::Phase::Prepare {
+            self.add(
+                path.clone(),
+                format!(
+                    "step `{}` is a prepare step: it runs before the window already",
+                    step.id
+                ),
+                None,
+            );
+        }
+        if step.kind == StepKind::Pause {
+            self.add(
+                path.clone(),
+                format!(
+                    "step `{}` is a pause (a go/no-go of the window): it is not staged",
+                    step.id
+                ),
+                None,
+            );
+        }
+        self.rule(&stage.rule, join(&path, &[k("rule")]));
+        if let Some(c) = &stage.when {
+            self.condition(c, join(&path, &[k("when")]));
+        }
+    }
+
     fn procedure(&mut self, proc: &Procedure, base: &str) {
         let mut ids = BTreeSet::new();
         for (n, s) in proc.steps.iter().enumerate() {
@@ -860,6 +937,22 @@ impl Ctx<'_> {
                     );
                 }
             }
+            if let Some(stage) = &s.stage {
+                self.stage(s, stage, join(&path, &[k("stage")]));
+            }
+        }
+        // What a `stage.with` names: steps of this procedure.
+        for (n, s) in proc.steps.iter().enumerate() {
+            let Some(stage) = &s.stage else { continue };
+            for (m, id) in stage.with.iter().enumerate() {
+                if !ids.contains(id.as_str()) {
+                    self.add(
+                        vec![k(base), k("step"), i(n), k("stage"), k("with"), i(m)],
+                        format!("no step `{id}` in this procedure"),
+                        None,
+                    );
+                }
+            }
         }
         for (n, o) in proc.orders.iter().enumerate() {
             let path = vec![k(base), k("order"), i(n)];
@@ -909,6 +1002,56 @@ impl Ctx<'_> {
                 }
             }
             if let Some(c) = &s.when {
+                self.condition(c, join(&path, &[k("when")]));
+            }
+        }
+        for (n, b) in proc.batches.iter().enumerate() {
+            let path = vec![k(base), k("batch"), i(n)];
+            self.rule(&b.rule, join(&path, &[k("rule")]));
+            self.roles(&b.roles, &join(&path, &[k("roles")]));
+            for (key, empty) in [
+                ("roles", b.roles.is_empty()),
+                ("steps", b.steps.is_empty()),
+                ("devices", b.devices.is_empty()),
+            ] {
+                if empty {
+                    self.add(
+                        join(&path, &[k(key)]),
+                        format!("a batch needs at least one of its `{key}`"),
+                        None,
+                    );
+                }
+            }
+            for (m, id) in b.steps.iter().enumerate() {
+                if !ids.contains(id.as_str()) {
+                    self.add(
+                        join(&path, &[k("steps"), i(m)]),
+                        format!("no step `{id}` in this procedure"),
+                        None,
+                    );
+                }
+            }
+            for (m, d) in b.devices.iter().enumerate() {
+                if !self.profile.twin.devices.iter().any(|x| &x.name == d) {
+                    let names: Vec<&str> = self
+                        .profile
+                        .twin
+                        .devices
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect();
+                    self.add(
+                        join(&path, &[k("devices"), i(m)]),
+                        format!("no [[twin.devices]] named `{d}`"),
+                        Some(if names.is_empty() {
+                            "declare the devices the batches keep served in a [[twin.devices]] table".into()
+                        } else {
+                            format!("devices of this profile: {}", names.join(", "))
+                        }),
+                    );
+                }
+            }
+            if let Some(c) = &b.when {
                 self.condition(c, join(&path, &[k("when")]));
             }
         }
@@ -1001,6 +1144,7 @@ impl Ctx<'_> {
 /// Parses and validates one profile. `origin` is how errors name the file.
 pub fn load_profile(origin: &str, text: &str) -> Result<Profile, InputErrors> {
     let src = SourceFile { name: origin, text };
+    crate::diagnostic::checked_toml(&src, crate::ranges::FileKind::Profile)?;
     let profile: Profile = toml::from_str(text).map_err(|e| InputErrors {
         file: origin.to_string(),
         errors: vec![src.from_toml(&e)],
@@ -1034,6 +1178,30 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
     }
     for (n, r) in profile.profile.version_roles.iter().enumerate() {
         cx.role(r, vec![k("profile"), k("version_roles"), i(n)]);
+    }
+    for (n, r) in profile.profile.renamed_strategies.iter().enumerate() {
+        let path = vec![k("profile"), k("renamed_strategy"), i(n)];
+        if cx.strategies.contains(&r.name) {
+            cx.add(
+                join(&path, &[k("name")]),
+                format!(
+                    "strategy `{}` is offered: it cannot also be a renamed one",
+                    r.name
+                ),
+                Some("remove it from `strategies`, or remove this entry".into()),
+            );
+        }
+        if !cx.strategies.contains(&r.now) {
+            let help = format!(
+                "strategies: {}",
+                cx.strategies.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+            cx.add(
+                join(&path, &[k("now")]),
+                format!("unknown strategy `{}`", r.now),
+                Some(help),
+            );
+        }
     }
     if profile.roles.is_empty() {
         cx.add(
@@ -1171,6 +1339,23 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
                     None,
                 );
             }
+        }
+    }
+    let measure_names: BTreeSet<&str> = profile.measures.iter().map(|m| m.name.as_str()).collect();
+    for (n, c) in profile.staging_costs.iter().enumerate() {
+        let path = vec![k("staging_cost"), i(n)];
+        cx.rule(&c.rule, join(&path, &[k("rule")]));
+        if let Some(m) = &c.measure {
+            if !measure_names.contains(m.as_str()) {
+                cx.add(
+                    join(&path, &[k("measure")]),
+                    format!("no measure `{m}` in this profile"),
+                    Some("name a [[measure]] of the profile".into()),
+                );
+            }
+        }
+        if let Some(w) = &c.when {
+            cx.condition(w, join(&path, &[k("when")]));
         }
     }
     let mut check_ids = BTreeSet::new();

@@ -4,6 +4,9 @@
 use ferry_profiles::{load_profile, load_site, InputErrors, ProfileSet};
 use proptest::prelude::*;
 
+#[path = "profiles/ranges.rs"]
+mod ranges;
+
 const PAIR: &str = r#"[site]
 name = "lab"
 window = { start = "2026-12-05T22:00:00-05:00", hours = 2 }
@@ -340,13 +343,13 @@ fn ssh_errors_name_line_and_key() {
         (
             "verify = [{ probe = \"version_inactive\", equals = \"{target}\" }]",
             "verify = [{ probe = \"version_inactiv\", equals = \"{target}\" }]",
-            "procedure.step[6].ssh.verify[0].probe",
+            "procedure.step[7].ssh.verify[0].probe",
             "unknown probe `version_inactiv`",
         ),
         (
             "verify = [{ probe = \"version_inactive\", equals = \"{target}\" }]",
             "verify = [{ probe = \"version_inactive\", equals = \"{targt}\" }]",
-            "procedure.step[6].ssh.verify[0].equals",
+            "procedure.step[7].ssh.verify[0].equals",
             "unknown placeholder `{targt}`",
         ),
         (
@@ -370,13 +373,13 @@ fn ssh_errors_name_line_and_key() {
         (
             "\"{fact.upgrade_server}\"",
             "\"{fact.upgrade_host}\"",
-            "procedure.step[6].ssh.commands[0].input[2]",
+            "procedure.step[7].ssh.commands[0].input[2]",
             "fact `upgrade_host` is not declared",
         ),
         (
             "from = [\"publisher\"], roles",
             "from = [\"publishr\"], roles",
-            "procedure.step[19].ssh.wait[0].from[0]",
+            "procedure.step[21].ssh.wait[0].from[0]",
             "unknown role `publishr`",
         ),
     ];
@@ -585,4 +588,283 @@ fn capacity_hold_errors_name_line_and_key_ccm_09() {
         "twin.devices[0].capacity_severity",
         "the rehearsal would report CCM-09 as inhibitor, the plan as warning",
     );
+}
+
+/// A CUCM site whose phones are in CM groups (UCM-15): the groups must name the cluster's nodes,
+/// in order, with a number of phones; each mistake is located at its line and key.
+const GROUPS: &str = r#"[site]
+name = "pier"
+
+[[cluster]]
+name = "cm"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+
+[cluster.facts]
+upgrade_source = "sftp"
+cm_groups = [
+    { name = "Pier-1", servers = ["cm-1", "cm-2"], devices = 1200 },
+    { name = "Pier-2", servers = ["cm-2", "cm-1"], devices = 900 },
+]
+
+[[cluster.node]]
+name = "cm-pub"
+role = "publisher"
+version = "12.5.1.16900-48"
+
+[[cluster.node]]
+name = "cm-1"
+role = "subscriber"
+version = "12.5.1.16900-48"
+
+[[cluster.node]]
+name = "cm-2"
+role = "subscriber"
+version = "12.5.1.16900-48"
+"#;
+
+#[test]
+fn cm_group_errors_name_line_and_key_ucm_15() {
+    load_site("site.toml", GROUPS, &builtin()).expect("the groups load");
+    let cases = [
+        (
+            "servers = [\"cm-1\", \"cm-2\"], devices = 1200",
+            "servers = [\"cm-1\", \"cm-3\"], devices = 1200",
+            "cluster[0].facts.cm_groups[0].servers[1]",
+            "`cm-3` is not a node of cluster `cm`",
+        ),
+        (
+            "servers = [\"cm-2\", \"cm-1\"], devices = 900",
+            "servers = [], devices = 900",
+            "cluster[0].facts.cm_groups[1].servers",
+            "must list the group's servers in order",
+        ),
+        (
+            "servers = [\"cm-2\", \"cm-1\"], devices = 900",
+            "servers = [\"cm-2\", \"cm-2\"], devices = 900",
+            "cluster[0].facts.cm_groups[1].servers[1]",
+            "server `cm-2` is listed twice",
+        ),
+        (
+            "devices = 900",
+            "devices = \"many\"",
+            "cluster[0].facts.cm_groups[1].devices",
+            "must be a number of phones",
+        ),
+        (
+            ", devices = 900",
+            ", phones = 900",
+            "cluster[0].facts.cm_groups[1].phones",
+            "unknown key `phones` in a group of `cm_groups`",
+        ),
+        (
+            "{ name = \"Pier-2\", servers = [\"cm-2\", \"cm-1\"], devices = 900 }",
+            "\"Pier-2\"",
+            "cluster[0].facts.cm_groups[1]",
+            "each item of `cm_groups` must be a table",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        assert!(GROUPS.contains(from), "fixture lacks {from:?}");
+        let text = GROUPS.replacen(from, to, 1);
+        let line = text[..text.find(to).unwrap()].split('\n').count();
+        check_site_error(&text, line, key, message);
+    }
+}
+
+#[test]
+fn a_site_may_still_say_parallel_or_name_a_shared_strategy_ucm_13() {
+    // `parallel` (renamed to fastest) and the shared strategies load for every profile; an
+    // unknown name is an error that lists what to write.
+    for (profile_site, s) in [
+        (GROUPS, "parallel"),
+        (GROUPS, "balanced"),
+        (PAIR, "balanced"),
+    ] {
+        let text = profile_site.replacen(
+            "\ntarget = ",
+            &format!("\nstrategy = \"{s}\"\ntarget = "),
+            1,
+        );
+        load_site("site.toml", &text, &builtin()).unwrap_or_else(|e| panic!("{s}: {e:?}"));
+    }
+    let text = GROUPS.replacen("\ntarget = ", "\nstrategy = \"parralel\"\ntarget = ", 1);
+    check_site_error(
+        &text,
+        7,
+        "cluster[0].strategy",
+        "unknown strategy `parralel`",
+    );
+}
+
+/// The `balanced` strategy's batch rules and the renamed strategies of cisco-ucm: every
+/// mistake located at its line and key.
+#[test]
+fn batch_and_renamed_strategy_errors_name_line_and_key_ucm_15() {
+    let base = ferry_profiles::registry::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "cisco-ucm")
+        .expect("cisco-ucm")
+        .1;
+    let cases = [
+        (
+            "steps = [\"switch-version\", \"subscriber-serving\"]\ndevices = [\"phones\"]",
+            "steps = [\"switch-version\", \"subscriber-back\"]\ndevices = [\"phones\"]",
+            "procedure.batch[0].steps[1]",
+            "no step `subscriber-back` in this procedure",
+        ),
+        (
+            "steps = [\"switch-version\", \"subscriber-serving\"]\ndevices = [\"phones\"]",
+            "steps = [\"switch-version\", \"subscriber-serving\"]\ndevices = [\"handsets\"]",
+            "procedure.batch[0].devices[0]",
+            "no [[twin.devices]] named `handsets`",
+        ),
+        (
+            "roles = [\"subscriber\"]\nsteps = [\"switch-version\", \"subscriber-serving\"]\ndevices",
+            "roles = [\"subscribers\"]\nsteps = [\"switch-version\", \"subscriber-serving\"]\ndevices",
+            "procedure.batch[0].roles[0]",
+            "unknown role `subscribers`",
+        ),
+        (
+            "now = \"fastest\"",
+            "now = \"quickest\"",
+            "profile.renamed_strategy[0].now",
+            "unknown strategy `quickest`",
+        ),
+        (
+            "name = \"parallel\"\nnow",
+            "name = \"balanced\"\nnow",
+            "profile.renamed_strategy[0].name",
+            "strategy `balanced` is offered",
+        ),
+        (
+            "groups_fact = \"cm_groups\"",
+            "groups_fact = \"configured_devices\"",
+            "twin.devices[0].groups_fact",
+            "fact `configured_devices` is a integer, not a list",
+        ),
+        (
+            "capacity_fact = \"device_capacity\"",
+            "capacity_fact = \"upgrade_source\"",
+            "twin.devices[0].capacity_fact",
+            "fact `upgrade_source` is a string, not a number",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        check_profile_error(base, from, to, key, message);
+    }
+}
+
+/// A staging period (`[site] stage`) is a period of its own before the booked window: its
+/// errors name the line and key like the window's.
+#[test]
+fn staging_period_errors_name_line_and_key() {
+    let staged = PAIR.replacen(
+        "window = { start = \"2026-12-05T22:00:00-05:00\", hours = 2 }\n",
+        "window = { start = \"2026-12-05T22:00:00-05:00\", hours = 2 }\nstage = { start = \"2026-12-05T08:00:00-05:00\", hours = 10 }\n",
+        1,
+    );
+    let set = builtin();
+    let site =
+        load_site("site.toml", &staged, &set).expect("a staging period before the window loads");
+    let stage = &serde_json::to_value(&site).expect("json")["stage"];
+    assert_eq!(stage["hours"], 10.0, "{stage}");
+    assert_eq!(stage["offset_s"], -5 * 3600, "{stage}");
+    let cases: &[(&str, &str, usize, &str, &str)] = &[
+        (
+            "hours = 10",
+            "hours = 15",
+            4,
+            "site.stage",
+            "ends after the window opens",
+        ),
+        (
+            "hours = 10",
+            "hours = 0",
+            4,
+            "site.stage.hours",
+            "between 0 and 336",
+        ),
+        (
+            "2026-12-05T08:00:00-05:00",
+            "this morning",
+            4,
+            "site.stage.start",
+            "not an RFC 3339",
+        ),
+    ];
+    for (from, to, line, key, message) in cases {
+        check_site_error(&staged.replacen(from, to, 1), *line, key, message);
+    }
+    // Staging is ahead of a window: a site without one cannot book it.
+    check_site_error(
+        &staged.replacen(
+            "window = { start = \"2026-12-05T22:00:00-05:00\", hours = 2 }\n",
+            "",
+            1,
+        ),
+        3,
+        "site.stage",
+        "but no window",
+    );
+}
+
+/// The `stage` key of a step (the rule that lets it run ahead of the window) and the profile's
+/// `[[staging_cost]]` are checked where they are written.
+#[test]
+fn stage_errors_name_line_and_key() {
+    let base = ferry_profiles::registry::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "linux-ha")
+        .expect("linux-ha")
+        .1;
+    let switch = "rules = [\"LHA-04\"]\neffects = [\"switch\"]\n";
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // A step that takes its node down never runs ahead of the window.
+        (
+            switch,
+            "stage = { rule = \"LHA-03\" }\nrules = [\"LHA-04\"]\neffects = [\"switch\"]\n",
+            "procedure.step[3].stage",
+            "takes its node down",
+        ),
+        (
+            switch,
+            "stage = { rule = \"lha3\" }\nrules = [\"LHA-04\"]\neffects = [\"switch\"]\n",
+            "procedure.step[3].stage.rule",
+            "`lha3` is not a rule ID",
+        ),
+        (
+            "stage = { rule = \"LHA-03\", note = \"a snapshot changes nothing on the service\" }",
+            "stage = { rule = \"LHA-03\", with = [\"stag\"] }",
+            "procedure.step[0].stage.with[0]",
+            "no step `stag`",
+        ),
+        // A rollback is never staged.
+        (
+            "rules = [\"LHA-04\"]\neffects = [\"revert\"]\n",
+            "stage = { rule = \"LHA-03\" }\nrules = [\"LHA-04\"]\neffects = [\"revert\"]\n",
+            "rollback.step[1].stage",
+            "rollback",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        check_profile_error(base, from, to, key, message);
+    }
+    // What staging costs names the measure that says how long: one of the profile's.
+    let text = format!(
+        "{base}\n[[staging_cost]]\nrule = \"LHA-03\"\nmeasure = \"slot_time\"\ntext = \"The slot holds the new version for hours.\"\n"
+    );
+    let err = load_profile("mine.toml", &text).expect_err("an unknown measure is rejected");
+    let e = err
+        .errors
+        .iter()
+        .find(|e| e.message.contains("no measure `slot_time`"))
+        .unwrap_or_else(|| {
+            panic!(
+                "{:?}",
+                err.errors.iter().map(|e| &e.message).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(e.key, "staging_cost[0].measure");
+    assert_eq!(e.line, text.lines().count() - 1);
 }

@@ -176,6 +176,10 @@ pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
         strategy: plan.strategy.clone(),
         input_hash: plan.input_hash.clone(),
         window: plan.window.clone(),
+        stage: plan.stage.clone(),
+        staging: plan.staging.clone(),
+        staging_costs: plan.staging_costs.clone(),
+        batches: plan.batches.clone(),
         ..*plan
     });
     let runs: Vec<RunPlan> = w
@@ -333,6 +337,8 @@ fn audit_cluster(w: &World, ci: usize, run: &RunOfCluster<'_>, out: &mut Vec<Vio
             strategy: &c.strategy,
             leg: if rollback { (0, 1) } else { (h, legs) },
             run: None,
+            // A rollback is never staged.
+            staging: !rollback && cp.is_some_and(|p| p.staging),
         };
         let applies = |cond: &Option<ferry_model::profile::Condition>| {
             cond.as_ref().is_none_or(|x| eval(x, &scope, None))
@@ -506,7 +512,61 @@ fn audit_cluster(w: &World, ci: usize, run: &RunOfCluster<'_>, out: &mut Vec<Vio
         }
     }
     if !rollback {
+        staged_as_allowed(w, ci, site_cluster, &types, entries, out);
         run_checks(w, ci, entries, out);
+    }
+}
+
+/// Every step carried out ahead of the window (the staging phase) is one its profile lets run
+/// while its node keeps serving: a `stage` rule whose condition holds. Anything else ran in
+/// the staging phase against the profile's rules (a hand-edited plan, say): broken under the
+/// step's own first rule.
+fn staged_as_allowed(
+    w: &World,
+    ci: usize,
+    site_cluster: &ferry_model::Cluster,
+    types: &[String],
+    entries: &[&TraceEntry],
+    out: &mut Vec<Violation>,
+) {
+    let c = &w.clusters[ci];
+    let profile = w.profile(ci);
+    let ut = types.first().cloned().unwrap_or_default();
+    let scope = Scope {
+        cluster: site_cluster,
+        profile,
+        upgrade_type: Some(&ut),
+        strategy: &c.strategy,
+        leg: (0, 1),
+        run: None,
+        staging: true,
+    };
+    for e in entries
+        .iter()
+        .filter(|e| e.phase == ferry_model::Phase::Staging)
+    {
+        let template = profile.procedure.steps.iter().find(|t| t.id == e.action);
+        let node = e.node.as_deref().and_then(|n| site_cluster.node(n));
+        let allowed = template
+            .and_then(|t| t.stage.as_ref())
+            .is_some_and(|st| st.when.as_ref().is_none_or(|x| eval(x, &scope, node)));
+        if allowed {
+            continue;
+        }
+        out.push(Violation {
+            rule: template
+                .and_then(|t| t.rules.first().cloned())
+                .unwrap_or_default(),
+            severity: Severity::Inhibitor,
+            time: e.start,
+            cluster: c.name.clone(),
+            node: e.node.clone(),
+            step: Some(e.step.clone()),
+            message: format!(
+                "{} ran ahead of the window, which its profile does not allow: its node does not keep serving while it runs (no `stage` rule)",
+                e.step
+            ),
+        });
     }
 }
 
@@ -611,6 +671,7 @@ fn run_scope(w: &World, ci: usize) -> Scope<'_> {
         strategy: &c.strategy,
         leg: (0, 1),
         run: None,
+        staging: c.staging,
     }
 }
 

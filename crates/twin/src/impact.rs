@@ -31,6 +31,13 @@ pub struct Accumulated {
     pub client_s_disconnected: f64,
     pub dependency_s_broken: BTreeMap<String, f64>,
     pub wrong_switchovers: u64,
+    /// Seconds under the configuration freeze.
+    #[serde(default)]
+    pub frozen_s: f64,
+    /// Seconds in which a configuration change would be lost on a switch: a node that holds
+    /// the configuration (`config_master`) has a newer version installed, not yet active.
+    #[serde(default)]
+    pub config_at_risk_s: f64,
 }
 
 fn pair_name(w: &World, ci: usize, pi: usize) -> String {
@@ -132,7 +139,19 @@ pub(crate) fn account(w: &mut World, ci: usize, from: i64, to: i64) {
         }
     }
     let read_only = c.read_only;
+    let frozen = c.frozen;
+    let at_risk = c.nodes.iter().any(|n| {
+        n.exists
+            && spec.config_master.contains(&n.role)
+            && n.inactive.as_ref().is_some_and(|v| *v > n.active)
+    });
     let acc = &mut w.clusters[ci].acc;
+    if frozen {
+        acc.frozen_s += dt;
+    }
+    if at_risk {
+        acc.config_at_risk_s += dt;
+    }
     for (k, v) in unreg {
         *acc.device_s_unregistered.entry(k).or_default() += v * dt;
     }
@@ -172,6 +191,18 @@ pub struct SourceImpact {
     pub minutes_not_collected: f64,
 }
 
+/// What running work ahead of the window cost a cluster (a run that staged some).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagingImpact {
+    /// Steps carried out ahead of the window.
+    pub staged_steps: u64,
+    /// How long the configuration freeze lasted (from the staging period to its release).
+    pub configuration_frozen_minutes: f64,
+    /// How long a configuration change would have been lost on a switch: from an install on a
+    /// node holding the configuration to its switch.
+    pub configuration_at_risk_minutes: f64,
+}
+
 /// One cluster's service impact over a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterImpact {
@@ -200,6 +231,9 @@ pub struct ClusterImpact {
     pub on_target: bool,
     /// Nodes that do not, with what they run and what they should.
     pub off_target: Vec<String>,
+    /// What the work run ahead of the window cost, when the run staged some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging: Option<StagingImpact>,
 }
 
 /// A whole run's service impact.
@@ -294,6 +328,11 @@ pub fn impact(w: &World, expect_original: bool) -> Impact {
             wrong_switchovers: a.wrong_switchovers,
             on_target: off.is_empty(),
             off_target: off,
+            staging: (c.staged_steps > 0).then(|| StagingImpact {
+                staged_steps: c.staged_steps,
+                configuration_frozen_minutes: minutes(a.frozen_s),
+                configuration_at_risk_minutes: minutes(a.config_at_risk_s),
+            }),
         });
     }
     Impact {

@@ -28,7 +28,7 @@ pub mod summary;
 mod world;
 
 pub use audit::{audit, audit_runs, RunPlan, Violation};
-pub use impact::{impact, ClusterImpact, Impact, PairImpact, SourceImpact};
+pub use impact::{impact, ClusterImpact, Impact, PairImpact, SourceImpact, StagingImpact};
 pub use summary::{figures, summarise, Distribution, RunFigures, Summary};
 pub use world::{
     Incident, LogEvent, NodeState, Record, RunId, StepStatus, TraceEntry, TwinError, World,

@@ -14,6 +14,7 @@ pub(crate) fn cluster_state(
     profile: &Profile,
     upgrade_type: String,
     strategy: String,
+    staging: bool,
     start: i64,
     _rng: &mut ChaCha8Rng,
 ) -> ClusterState {
@@ -76,24 +77,27 @@ pub(crate) fn cluster_state(
         })
         .collect();
 
+    // Device groups as the site states them (its CM groups, or each server's own devices and
+    // backups), registered at home.
     let mut devices = Vec::new();
     for (si, d) in spec.devices.iter().enumerate() {
-        for (ni, n) in c.nodes.iter().enumerate() {
-            if !d.roles.contains(&n.role) {
-                continue;
-            }
-            let count = n.facts.get(&d.fact).and_then(|v| v.as_f64()).unwrap_or(0.0);
-            if count <= 0.0 {
+        for g in ferry_model::redundancy::groups(d, c) {
+            let index = |name: &str| c.nodes.iter().position(|n| n.name == name);
+            let mut servers = g.servers.iter().filter_map(|s| index(s));
+            let Some(home) = servers.next() else { continue };
+            if g.count <= 0.0 {
                 continue;
             }
             devices.push(DeviceHome {
                 spec: si,
-                home: ni,
-                count,
-                at: Some(ni),
+                home,
+                count: g.count,
+                backups: servers.collect(),
+                any_peer: g.any_peer,
+                at: Some(home),
                 moving: None,
                 pinned: false,
-                loads: n.version.clone(),
+                loads: c.nodes[home].version.clone(),
                 rejected: 0.0,
                 gen: 0,
             });
@@ -222,6 +226,7 @@ pub(crate) fn cluster_state(
         strategy: &strategy,
         leg: (0, 1),
         run: None,
+        staging,
     };
     let dependencies = spec
         .dependencies
@@ -239,6 +244,7 @@ pub(crate) fn cluster_state(
         profile: profile.profile.name.clone(),
         upgrade_type,
         strategy,
+        staging,
         facts: c.facts.clone(),
         nodes,
         frozen: false,
@@ -261,5 +267,6 @@ pub(crate) fn cluster_state(
         accounted_at: start,
         first_window_start: None,
         last_end: None,
+        staged_steps: 0,
     }
 }

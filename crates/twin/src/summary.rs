@@ -65,6 +65,16 @@ pub fn figures(i: &Impact) -> BTreeMap<String, f64> {
             add(format!("{name}: minutes broken"), *m);
         }
         add("wrong switchovers".into(), c.wrong_switchovers as f64);
+        if let Some(st) = &c.staging {
+            add(
+                "staging: configuration frozen minutes".into(),
+                st.configuration_frozen_minutes,
+            );
+            add(
+                "staging: configuration at-risk minutes".into(),
+                st.configuration_at_risk_minutes,
+            );
+        }
     }
     f.retain(|k, v| *v != 0.0 || k == "mixed-version minutes");
     f

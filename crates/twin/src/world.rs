@@ -154,12 +154,20 @@ pub struct NodeState {
     pub initialising: bool,
 }
 
-/// Devices homed on one node.
+/// A group of devices homed on one node (`ferry_model::redundancy`: a server's own devices,
+/// or a CM group of the site's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceHome {
     pub spec: usize,
     pub home: usize,
     pub count: f64,
+    /// The servers that back them up, in the order they register to them.
+    #[serde(default)]
+    pub backups: Vec<usize>,
+    /// With none of their servers serving, they register to the least loaded other serving
+    /// server of the spec's roles (no backup stated).
+    #[serde(default = "yes")]
+    pub any_peer: bool,
     /// Where they are registered (`None`: unregistered).
     pub at: Option<usize>,
     /// Where they are going and when they get there.
@@ -171,6 +179,10 @@ pub struct DeviceHome {
     /// How many could not register for lack of capacity.
     pub rejected: f64,
     pub gen: u64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// An HA pair.
@@ -233,6 +245,9 @@ pub struct ClusterState {
     pub profile: String,
     pub upgrade_type: String,
     pub strategy: String,
+    /// The plan stages work of this cluster ahead of the window (its `staging` conditions).
+    #[serde(default)]
+    pub staging: bool,
     pub facts: Facts,
     pub nodes: Vec<NodeState>,
     pub frozen: bool,
@@ -266,6 +281,9 @@ pub struct ClusterState {
     pub accounted_at: i64,
     pub first_window_start: Option<i64>,
     pub last_end: Option<i64>,
+    /// Steps begun ahead of the window (the staging phase).
+    #[serde(default)]
+    pub staged_steps: u64,
 }
 
 /// A gate waiting for its condition: its node, its waits and when it started.
@@ -436,6 +454,7 @@ impl Conditions<'_> {
             strategy: &c.strategy,
             leg: (0, 1),
             run: None,
+            staging: c.staging,
         };
         eval(test, &scope, ni.map(|n| &view.nodes[n]))
     }
@@ -532,12 +551,20 @@ impl World {
         seed: u64,
     ) -> Result<World, TwinError> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let start = plan
+        // The world starts with the work before the window: preparation, then staging (in the
+        // booked staging period, else just before the window).
+        let window_start = plan
             .window
             .as_ref()
             .map(|w| w.start_epoch_s)
-            .unwrap_or(1_800_000_000)
-            - plan.prepare_s as i64;
+            .unwrap_or(1_800_000_000);
+        let staging_start = if plan.stages() {
+            plan.staging_start_epoch_s()
+                .unwrap_or(window_start - plan.staging_s as i64)
+        } else {
+            window_start
+        };
+        let start = staging_start - plan.prepare_s as i64;
         let mut used = BTreeMap::new();
         let mut clusters = Vec::new();
         for c in &site.clusters {
@@ -566,6 +593,7 @@ impl World {
                 profile,
                 upgrade_type,
                 strategy,
+                cp.is_some_and(|p| p.staging),
                 start,
                 &mut rng,
             ));
@@ -592,6 +620,23 @@ impl World {
                     index,
                     message: format!("a `{}` fault needs `step` or `at_min`", f.kind.as_str()),
                 });
+            }
+            if let Some(pat) = &f.step {
+                // A fault on a step the plan does not have would never fire: a mistake.
+                let steps = || plan.steps.iter().chain(&plan.rollback);
+                let known = match pat.strip_prefix("*/") {
+                    Some(action) => steps().any(|s| s.action == action),
+                    None => steps().any(|s| &s.id == pat),
+                };
+                if !known {
+                    return Err(TwinError::BadFault {
+                        index,
+                        message: format!(
+                            "no step `{pat}` in the plan (nor in its rollback): the fault would never fire; \
+`ferry plan SITE --format json` lists the step IDs, and `*/ACTION` names an action on every node"
+                        ),
+                    });
+                }
             }
             if f.step.is_none() && f.node.is_none() {
                 return Err(TwinError::BadFault {
@@ -957,6 +1002,9 @@ impl World {
         rec.outcome = None;
         if step.phase == Phase::Window && self.clusters[ci].first_window_start.is_none() {
             self.clusters[ci].first_window_start = Some(self.now);
+        }
+        if step.phase == Phase::Staging {
+            self.clusters[ci].staged_steps += 1;
         }
         // Faults bound to this step.
         let changes_before = self.config_changes_applied(ci);

@@ -84,6 +84,7 @@ fn node(s: &PlannedStep) -> String {
     };
     let (mark, style) = match s.phase {
         Phase::Prepare => ("P", "rounded,filled,dashed"),
+        Phase::Staging => ("S", "rounded,filled,dotted"),
         Phase::Window => ("T", "rounded,filled"),
     };
     let mut label = format!(

@@ -19,12 +19,43 @@ pub(crate) fn clock(secs: u64) -> String {
 pub fn wall_clock(plan: &ferry_model::Plan, secs: u64) -> Option<String> {
     let w = plan.window.as_ref()?;
     let offset = jiff::tz::Offset::from_seconds(w.offset_s).ok()?;
-    let at = jiff::Timestamp::from_second(w.start_epoch_s.checked_add(secs as i64)?).ok()?;
+    let at = jiff::Timestamp::from_second(w.start_epoch_s.checked_add(i64::try_from(secs).ok()?)?)
+        .ok()?;
     Some(
         at.to_zoned(jiff::tz::TimeZone::fixed(offset))
             .strftime("%a %d %b %H:%M")
             .to_string(),
     )
+}
+
+/// The site's local time `secs` after the staging phase starts (`Sat 05 Dec 08:15`): in the
+/// booked staging period, else just before the window opens.
+pub fn staging_clock(plan: &ferry_model::Plan, secs: u64) -> Option<String> {
+    let w = plan.window.as_ref()?;
+    let offset = jiff::tz::Offset::from_seconds(w.offset_s).ok()?;
+    let start = plan.staging_start_epoch_s()?;
+    let at = jiff::Timestamp::from_second(start.checked_add(secs as i64)?).ok()?;
+    Some(
+        at.to_zoned(jiff::tz::TimeZone::fixed(offset))
+            .strftime("%a %d %b %H:%M")
+            .to_string(),
+    )
+}
+
+/// Where a phase starts, in seconds from the window's opening (negative before it): staging in
+/// the booked staging period (else just before the window), preparation just before that.
+pub fn phase_offset_s(plan: &ferry_model::Plan, phase: ferry_model::Phase) -> i64 {
+    use ferry_model::Phase;
+    let staging = match (&plan.window, &plan.stage) {
+        (Some(w), Some(st)) => st.start_epoch_s - w.start_epoch_s,
+        _ => -(plan.staging_s as i64),
+    };
+    match phase {
+        Phase::Window => 0,
+        Phase::Staging => staging,
+        Phase::Prepare if plan.staging_s > 0 => staging - plan.prepare_s as i64,
+        Phase::Prepare => -(plan.prepare_s as i64),
+    }
 }
 
 /// A moment (seconds since the Unix epoch) as a person reads it, with its date and zone, in
@@ -45,7 +76,9 @@ pub fn site_time(window: Option<&ferry_model::site::Window>, epoch_s: i64) -> St
 
 /// The booked window as a person reads it: `2026-12-05 18:00 -05:00 to 2026-12-06 06:00 -05:00`.
 pub fn window_span(window: &ferry_model::site::Window, len_s: u64) -> String {
-    let end = window.start_epoch_s.saturating_add(len_s as i64);
+    let end = window
+        .start_epoch_s
+        .saturating_add(i64::try_from(len_s).unwrap_or(i64::MAX));
     format!(
         "{} to {}",
         site_time(Some(window), window.start_epoch_s),
@@ -218,11 +251,16 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
             upgrade_type_rule: "CUCM-PATH-2".to_string(),
             strategy: "fast".to_string(),
             makespan_s: 6300,
+            staging: false,
         }],
         steps,
         edges,
         makespan_s: 6300,
         prepare_s: 1800,
+        staging_s: 0,
+        stage: None,
+        staging: Vec::new(),
+        staging_costs: Vec::new(),
         lower_bound_s: 6300,
         sequential_s: 11100,
         window_s: Some(4 * 3600),
@@ -234,8 +272,10 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
             description: "no server collects CDRs".to_string(),
             start_s: 3600,
             duration_s: 1200,
+            phase: Window,
         }],
         occupancy: Vec::new(),
+        batches: Vec::new(),
         limits: vec![LimitGroup {
             rule: "CUCM-LIM-1".to_string(),
             note: "one switch at a time".to_string(),

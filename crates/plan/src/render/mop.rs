@@ -11,6 +11,7 @@ pub fn render_mop(plan: &Plan) -> String {
     out.push_str(&summary(plan));
     out.push_str(&prerequisites(plan, &numbers));
     out.push_str(&phase_section(plan, Phase::Prepare, &numbers));
+    out.push_str(&phase_section(plan, Phase::Staging, &numbers));
     out.push_str(&phase_section(plan, Phase::Window, &numbers));
     out.push_str(&rollback(plan));
     out.push_str(&sign_off());
@@ -42,12 +43,13 @@ fn code_list(ids: &[String]) -> String {
         .join(", ")
 }
 
-/// Step numbers as printed: prepare and window steps numbered together, in schedule order.
+/// Step numbers as printed: prepare, staging and window steps numbered together, in schedule
+/// order.
 struct StepNumbers<'a>(Vec<&'a str>);
 
 impl<'a> StepNumbers<'a> {
     fn new(plan: &'a Plan) -> Self {
-        let ids = [Phase::Prepare, Phase::Window]
+        let ids = [Phase::Prepare, Phase::Staging, Phase::Window]
             .into_iter()
             .flat_map(|p| plan.steps.iter().filter(move |s| s.phase == p))
             .map(|s| s.id.as_str())
@@ -75,6 +77,18 @@ fn summary(plan: &Plan) -> String {
         row("Work ends (site time)", done);
     }
     row("Work before the window", duration(plan.prepare_s));
+    if plan.staging_s > 0 {
+        row(
+            "Work ahead of the window (staging, the nodes keep serving)",
+            duration(plan.staging_s),
+        );
+        if let Some(st) = &plan.stage {
+            row(
+                "Staging period (site time)",
+                super::window_span(st, (st.hours * 3600.0).round() as u64),
+            );
+        }
+    }
     row("Lower bound", duration(plan.lower_bound_s));
     row("One at a time", duration(plan.sequential_s));
     if let Some(w) = plan.window_s {
@@ -156,6 +170,13 @@ fn prerequisites(plan: &Plan, numbers: &StepNumbers) -> String {
             out.push_str(&finding_item(f));
         }
     }
+    let batches = super::text::batch_lines(plan);
+    if !batches.is_empty() {
+        out.push_str("\n### Batches\n\n");
+        for l in batches {
+            let _ = writeln!(out, "- {}", inline(&l));
+        }
+    }
     let warned: Vec<&PlannedStep> = plan.steps.iter().filter(|s| s.warning.is_some()).collect();
     if !warned.is_empty() {
         out.push_str("\n### Step warnings\n\n");
@@ -182,6 +203,11 @@ fn phase_section(plan: &Plan, phase: Phase, numbers: &StepNumbers) -> String {
     }
     let (heading, mark, span) = match phase {
         Phase::Prepare => ("Prepare (before the window)", "P", plan.prepare_s),
+        Phase::Staging => (
+            "Staging (ahead of the window, the nodes keep serving)",
+            "S",
+            plan.staging_s,
+        ),
         Phase::Window => ("Maintenance window", "T", plan.makespan_s),
     };
     let mut out = format!(
@@ -193,15 +219,60 @@ fn phase_section(plan: &Plan, phase: Phase, numbers: &StepNumbers) -> String {
         out,
         "Planned starts are offsets from the start of this phase ({mark}+H:MM)."
     );
+    if phase == Phase::Staging {
+        out.push_str(&staging_intro(plan));
+    }
     for s in steps {
         let number = numbers.of(&s.id).unwrap_or(0);
         let at = match phase {
             Phase::Window => wall_clock(plan, s.start_s),
+            Phase::Staging => super::staging_clock(plan, s.start_s),
             Phase::Prepare => None,
         };
         out.push_str(&step_block(&number.to_string(), s, mark, at, |id| {
             numbers.of(id).map(|n| n.to_string())
         }));
+    }
+    out
+}
+
+/// Where the staging phase runs, what waits for the window, and what staging costs.
+fn staging_intro(plan: &Plan) -> String {
+    let mut out = String::new();
+    match &plan.stage {
+        Some(st) => {
+            let _ = writeln!(
+                out,
+                "\nBooked staging period: {}.",
+                super::window_span(st, (st.hours * 3600.0).round() as u64)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "\nNo staging period is booked: these steps are planned to end as the window opens."
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "`ferry apply` carries these steps out, then waits for the window to open before any window step (`ferry approve open-window` opens it early)."
+    );
+    if !plan.staging_costs.is_empty() {
+        out.push_str("\n**What staging costs:**\n\n");
+        for c in &plan.staging_costs {
+            let length = match (&c.measure, c.duration_s) {
+                (Some(m), Some(d)) => format!(" ({m}: {})", duration(d)),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "- `{}` {}{length}: {}",
+                c.rule,
+                cell(&c.cluster),
+                inline(&c.text)
+            );
+        }
     }
     out
 }

@@ -29,6 +29,11 @@ pub fn render_svg(plan: &Plan) -> String {
         .iter()
         .filter(|s| s.phase == Phase::Prepare)
         .collect();
+    let staging: Vec<&PlannedStep> = plan
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Staging)
+        .collect();
     let label_w = label_width(&plan.steps);
     let mut body = title(plan);
     let mut y = 64.0;
@@ -45,6 +50,23 @@ pub fn render_svg(plan: &Plan) -> String {
     body.push_str(&legend(y));
     y += 30.0;
     let mut width = main.width;
+    if !staging.is_empty() {
+        let booked = plan
+            .stage
+            .as_ref()
+            .map(|st| (st.hours * 3600.0).round() as u64);
+        let heading = match &plan.stage {
+            Some(st) => format!(
+                "Staging, ahead of the window: the nodes keep serving (booked from {}, not counted in the window)",
+                super::site_time(Some(st), st.start_epoch_s)
+            ),
+            None => "Staging, ahead of the window: the nodes keep serving (not counted in the window)".to_string(),
+        };
+        let st = chart(&staging, plan.staging_s, booked, label_w, y + 8.0, &heading);
+        body.push_str(&st.svg);
+        y += st.height + 16.0;
+        width = width.max(st.width);
+    }
     if !prepare.is_empty() {
         let heading = "Before the window (not counted in the window)";
         let pre = chart(&prepare, plan.prepare_s, None, label_w, y + 8.0, heading);
@@ -132,14 +154,15 @@ struct Scale {
 
 impl Scale {
     fn new(span_s: u64, x0: f64) -> Self {
-        let end_s = span_s.div_ceil(1800).max(1) * 1800;
+        let end_s = span_s.div_ceil(1800).max(1).saturating_mul(1800);
         let hours = end_s as f64 / 3600.0;
         let width = (hours * 240.0).clamp(480.0, 2400.0);
         let px_per_s = width / end_s as f64;
         let tick_s = [1800, 3600, 7200, 10800, 21600, 43200, 86400]
             .into_iter()
             .find(|t| *t as f64 * px_per_s >= 48.0)
-            .unwrap_or(86400);
+            // Whole days, at most about 50 ticks however long the span.
+            .unwrap_or_else(|| end_s.div_ceil(50 * 86400).max(1).saturating_mul(86400));
         Scale {
             x0,
             px_per_s,
@@ -266,7 +289,7 @@ fn lane_backgrounds(lanes: &[Lane], scale: &Scale, top: f64) -> String {
 fn axis(scale: &Scale, top: f64, bottom: f64) -> String {
     let mut out = String::new();
     let mut t = 0;
-    while t <= scale.end_s {
+    while t <= scale.end_s && scale.tick_s > 0 {
         let x = scale.x(t);
         let hour = t % 3600 == 0;
         let (stroke, label_size) = if hour {
@@ -285,7 +308,10 @@ fn axis(scale: &Scale, top: f64, bottom: f64) -> String {
             top - 8.0,
             clock(t)
         );
-        t += scale.tick_s;
+        match t.checked_add(scale.tick_s) {
+            Some(next) => t = next,
+            None => break,
+        }
     }
     let _ = writeln!(
         out,

@@ -16,10 +16,17 @@ pub fn render_text(plan: &Plan) -> String {
     out.push_str(&clusters(plan));
     out.push_str(&findings(&plan.findings));
     out.push_str(&steps_section(plan, Phase::Prepare, "Before the window"));
+    out.push_str(&steps_section(
+        plan,
+        Phase::Staging,
+        "Staging, ahead of the window (the nodes keep serving)",
+    ));
     out.push_str(&steps_section(plan, Phase::Window, "Maintenance window"));
     out.push_str(&step_warnings(&plan.steps));
     out.push_str(&estimate(plan));
     out.push_str(&measures(plan));
+    out.push_str(&staging_costs(plan));
+    out.push_str(&batches(plan));
     out.push_str(&limits(plan));
     out.push_str(&occupancy(plan));
     out.push_str(&rollback(plan));
@@ -128,9 +135,13 @@ fn steps_section(plan: &Plan, phase: Phase, heading: &str) -> String {
     }
     let span = match phase {
         Phase::Prepare => plan.prepare_s,
+        Phase::Staging => plan.staging_s,
         Phase::Window => plan.makespan_s,
     };
     let mut out = format!("\n{heading}: {} step(s), {}\n", rows.len(), duration(span));
+    if phase == Phase::Staging {
+        out.push_str(&staging_period(plan));
+    }
     out.push_str(&table(
         &["START", "DUR", "NODE", "STEP", "IMPACT", "RULES"],
         &rows,
@@ -138,12 +149,16 @@ fn steps_section(plan: &Plan, phase: Phase, heading: &str) -> String {
     out
 }
 
+/// The widest a table column is padded to: a longer cell is written whole, unpadded (the
+/// formatter refuses widths of 65,535 and more, and no terminal shows such a column).
+const MAX_COLUMN: usize = 1_000;
+
 /// A left-aligned table with two spaces between columns and a dashed rule under the header.
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.chars().count()).min(MAX_COLUMN);
         }
     }
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
@@ -207,6 +222,13 @@ fn estimate(plan: &Plan) -> String {
         ratio(plan.sequential_s, plan.makespan_s)
     );
     let _ = writeln!(out, "  before the window:   {}", duration(plan.prepare_s));
+    if plan.staging_s > 0 {
+        let _ = writeln!(
+            out,
+            "  staging:             {} ahead of the window, not counted in it",
+            duration(plan.staging_s)
+        );
+    }
     if let Some(w) = plan.window_s {
         let verdict = if plan.makespan_s <= w {
             format!("fits, {} spare", duration(w - plan.makespan_s))
@@ -230,17 +252,117 @@ fn measures(plan: &Plan) -> String {
     }
     let mut out = String::from("\nMeasures\n");
     for m in &plan.measures {
+        let span = if m.phase == Phase::Window {
+            format!(
+                "from {} to {}",
+                clock(m.start_s),
+                clock(m.start_s.saturating_add(m.duration_s))
+            )
+        } else {
+            // Across phases: where it starts in its phase, where it ends from the window's
+            // opening (or in its own phase, when it ends before the window).
+            let end = super::phase_offset_s(plan, m.phase)
+                .saturating_add(m.start_s.saturating_add(m.duration_s) as i64);
+            let until = if end >= 0 {
+                format!("window {}", clock(end as u64))
+            } else {
+                format!(
+                    "{} {}",
+                    m.phase.as_str(),
+                    clock(m.start_s.saturating_add(m.duration_s))
+                )
+            };
+            format!("from {} {} to {until}", m.phase.as_str(), clock(m.start_s))
+        };
         let _ = writeln!(
             out,
-            "  {}/{} [{}]: {} (from {} to {}) - {}",
+            "  {}/{} [{}]: {} ({span}) - {}",
             m.cluster,
             m.name,
             m.rule,
             duration(m.duration_s),
-            clock(m.start_s),
-            clock(m.start_s + m.duration_s),
             m.description
         );
+    }
+    out
+}
+
+/// Where the staging phase runs: the booked staging period, or just before the window.
+fn staging_period(plan: &Plan) -> String {
+    let booked = match &plan.stage {
+        Some(st) => format!(
+            "  booked staging period: {}; ",
+            super::window_span(st, (st.hours * 3600.0).round() as u64)
+        ),
+        None => "  no staging period booked: planned to end as the window opens; ".to_string(),
+    };
+    format!(
+        "{booked}`ferry apply` runs these steps, then waits for the window to open (or `ferry approve open-window`)\n"
+    )
+}
+
+/// What the work run ahead of the window costs, as the profiles say.
+fn staging_costs(plan: &Plan) -> String {
+    if plan.staging_costs.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nStaging costs\n");
+    for c in &plan.staging_costs {
+        let length = match (&c.measure, c.duration_s) {
+            (Some(m), Some(d)) => format!(" ({m}: {})", duration(d)),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  {} [{}]{length}: {}", c.cluster, c.rule, c.text);
+    }
+    out
+}
+
+/// The batches of the batch rules: which nodes go out together, in order.
+pub(crate) fn batch_lines(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    for b in &plan.batches {
+        let leg = b
+            .leg
+            .as_ref()
+            .map(|v| format!(" (to {v})"))
+            .unwrap_or_default();
+        let list = b
+            .batches
+            .iter()
+            .enumerate()
+            .map(|(i, nodes)| format!("{}. {}", i + 1, nodes.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if b.batches.is_empty() {
+            lines.push(format!(
+                "{}{leg} [{}]: no batch: the other rules order these nodes' steps",
+                b.cluster, b.rule
+            ));
+            continue;
+        }
+        lines.push(format!(
+            "{}{leg} [{}]: {} batch(es) keeping every group of {} served: {list}",
+            b.cluster,
+            b.rule,
+            b.batches.len(),
+            b.devices.join(" and "),
+        ));
+    }
+    lines
+}
+
+fn batches(plan: &Plan) -> String {
+    let lines = batch_lines(plan);
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "
+Batches
+",
+    );
+    for l in lines {
+        let _ = writeln!(out, "  {l}");
     }
     out
 }

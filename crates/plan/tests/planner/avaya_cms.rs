@@ -1168,3 +1168,108 @@ fn rollback_restores_the_original_then_moves_the_links_back_briefly_cms_10_cms_1
     assert!(has_rule(rb("busy-out-links"), "CMS-10"));
     assert_eq!(rb("backup-ha-data").node.as_deref(), Some("cms-ha"));
 }
+
+#[test]
+fn balanced_plans_as_fastest_where_no_device_redundancy_is_declared_cms_10() {
+    // The CMS pair has no devices that fail over between servers: balanced plans as fastest.
+    let site = r#"[site]
+name = "reporting-room"
+
+[[cluster]]
+name = "stats"
+profile = "avaya-cms-ha"
+target = "21.0.0.1"
+facts = { acds = [{ name = "acd-1", cm_release = "10.2.1", links = "dual" }], switchover = "none" }
+
+[[cluster.node]]
+name = "stats-old"
+role = "original"
+version = "21.0.0.0"
+facts = { ha_role = "primary" }
+
+[[cluster.node]]
+name = "stats-new"
+role = "new_ha"
+version = "21.0.0.1"
+"#;
+    assert_planned_as_fastest(site, "balanced");
+}
+
+/// Seed 000, day of the upgrade: "1. Install and configure the new HA server. 2. Ensure that
+/// you put CMS into single-user mode." The new server serves nothing before the ACD links are
+/// re-administered (3), and the original keeps collecting meanwhile: its installation may run
+/// ahead of the window (CMS-09). Everything from single-user mode on stays in the window.
+#[test]
+fn the_new_ha_server_is_installed_ahead_and_the_original_stays_in_the_window_cms_09() {
+    let site = r#"
+[site]
+name = "contact-center-north"
+window = { start = "2027-06-12T18:00:00-05:00", hours = 12 }
+stage = { start = "2027-06-12T08:00:00-05:00", hours = 8 }
+
+[[cluster]]
+name = "cms-n"
+profile = "avaya-cms-ha"
+target = "R21.0"
+
+[cluster.facts]
+acds = [ { name = "cm-n1", cm_release = "10.2", links = "dual" } ]
+backup_devices_compatible = true
+ot_conn_license = true
+historical_data_gb = 8
+intrahour_interval_min = 30
+switchover = "none"
+echi_in_use = false
+time_zones_differ = false
+
+[[cluster.node]]
+name = "n-orig"
+role = "original"
+version = "R19.1"
+
+[cluster.node.facts]
+ha_role = "primary"
+cmsadm_backup_at = "2027-06-11T20:00:00-05:00"
+platform_supported = true
+capacity = "ASP 130"
+storage_parameters = { intrahour_interval_min = 30, intrahour_days = 31 }
+own_ups = true
+ethernet_ports = 2
+
+[[cluster.node]]
+name = "n-ha"
+role = "new_ha"
+version = "R21.0"
+
+[cluster.node.facts]
+ha_role = "secondary"
+capacity = "ASP 130"
+storage_parameters = { intrahour_interval_min = 30, intrahour_days = 31 }
+own_ups = true
+ethernet_ports = 2
+"#;
+    let p = plan(site);
+    assert_eq!(in_phase(&p, "staging"), vec!["n-ha/install-ha-server"]);
+    let staged = step(&p, "cms-n/n-ha/install-ha-server");
+    assert!(
+        staged.rules.iter().any(|r| r == "CMS-09"),
+        "{:?}",
+        staged.rules
+    );
+    for action in [
+        "single-user-mode",
+        "busy-out-links",
+        "software-upgrade",
+        "admin-data-backup",
+    ] {
+        for s in steps_of(&p, action, None) {
+            assert_eq!(phase_name(s), "window", "{}", s.id);
+        }
+    }
+    assert_edges_go_forward(&p);
+    let unstaged = plan(&site.replace(
+        "stage = { start = \"2027-06-12T08:00:00-05:00\", hours = 8 }\n",
+        "",
+    ));
+    assert!(p.makespan_s < unstaged.makespan_s);
+}

@@ -1361,3 +1361,117 @@ fn examples_plan_within_five_percent_of_the_lower_bound() {
         }
     }
 }
+
+#[test]
+fn balanced_plans_as_fastest_where_no_device_redundancy_is_declared_gen_02() {
+    // Genesys servers come in HA pairs the rules already keep served; no devices fail over
+    // between them: balanced plans as fastest.
+    let site = r#"[site]
+name = "queue-room"
+
+[[cluster]]
+name = "routing"
+profile = "genesys-framework"
+target = "8.5.101"
+facts = { disconnect_switchover_timeout_s = 600 }
+
+[[cluster.node]]
+name = "lca-east"
+role = "lca_scs_primary_host"
+version = "8.1.3"
+facts = { host = "east", lca_running = true, scs_connected = true, active_alarms = [] }
+
+[[cluster.node]]
+name = "lca-west"
+role = "lca_scs_backup_host"
+version = "8.1.3"
+facts = { host = "west", lca_running = true, scs_connected = true, active_alarms = [] }
+
+[[cluster.node]]
+name = "scs-east"
+role = "scs_primary"
+version = "8.1.3"
+facts = { host = "east" }
+
+[[cluster.node]]
+name = "scs-west"
+role = "scs_backup"
+version = "8.1.3"
+facts = { host = "west" }
+"#;
+    assert_planned_as_fastest(site, "balanced");
+}
+
+/// Seed 002 installs each new Configuration Server "(but do not start)" only after "1. Back
+/// up your Configuration Database", which the profile takes after the window's other
+/// configuration changes (GEN-15); Management Layer servers are installed after they are shut
+/// down (GEN-11) and LCA is upgraded on its stopped host (GEN-09). Nothing keeps serving while
+/// it is installed ahead of the window, so a staging period changes nothing.
+#[test]
+fn nothing_of_a_genesys_upgrade_runs_ahead_of_the_window_gen_15_gen_11_gen_09() {
+    let site = r#"
+[site]
+name = "cc-annex"
+window = { start = "2027-05-22T22:00:00+02:00", hours = 6 }
+stage = { start = "2027-05-22T09:00:00+02:00", hours = 10 }
+
+[[cluster]]
+name = "annex"
+profile = "genesys-framework"
+target = "8.5.101"
+facts = { disconnect_switchover_timeout_s = 600, config_db_gb = 1 }
+
+[[cluster.node]]
+name = "scs"
+role = "scs_single"
+version = "8.1.3"
+facts = { host = "ax-core" }
+
+[[cluster.node]]
+name = "dbs"
+role = "db_server"
+version = "8.1.3"
+facts = { host = "ax-cfg" }
+
+[[cluster.node]]
+name = "confserv"
+role = "cs_standalone"
+version = "8.1.3"
+facts = { host = "ax-cfg", clients = 30 }
+
+[[cluster.node]]
+name = "lca-cfg"
+role = "lca_host"
+version = "8.1.3"
+facts = { host = "ax-cfg", lca_running = true, scs_connected = true, active_alarms = [] }
+
+[[cluster.node]]
+name = "lca-core"
+role = "lca_scs_single_host"
+version = "8.1.3"
+facts = { host = "ax-core", lca_running = true, scs_connected = true, active_alarms = [] }
+"#;
+    let p = plan(site);
+    assert!(
+        in_phase(&p, "staging").is_empty(),
+        "{:?}",
+        in_phase(&p, "staging")
+    );
+    for action in [
+        "cs-install-new-instance",
+        "install-ml",
+        "upgrade-lca",
+        "dbs-install",
+    ] {
+        let found = steps_of(&p, action, None);
+        assert!(!found.is_empty(), "{action}");
+        for s in found {
+            assert_eq!(phase_name(s), "window", "{}", s.id);
+        }
+    }
+    let unstaged = plan(&site.replace(
+        "stage = { start = \"2027-05-22T09:00:00+02:00\", hours = 10 }\n",
+        "",
+    ));
+    assert_eq!(p.makespan_s, unstaged.makespan_s);
+}

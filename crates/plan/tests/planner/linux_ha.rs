@@ -171,3 +171,98 @@ fn the_edges_of_a_cluster_grow_with_its_nodes_lha_03() {
         "{small} edges for 101 nodes, {large} for 201"
     );
 }
+
+#[test]
+fn balanced_and_documented_plan_as_fastest_where_no_device_redundancy_is_declared_lha_07() {
+    // linux-ha declares no devices to keep served (and its documented order is its only one):
+    // both shared strategies plan as fastest, and the plan says so.
+    let site = r#"[site]
+name = "cache-pair"
+
+[[cluster]]
+name = "cache"
+profile = "linux-ha"
+target = "3.1.0"
+
+[[cluster.node]]
+name = "cache-1"
+role = "publisher"
+version = "3.0.2"
+
+[[cluster.node]]
+name = "cache-2"
+role = "subscriber"
+version = "3.0.2"
+
+[[cluster.node]]
+name = "cache-3"
+role = "subscriber"
+version = "3.0.2"
+"#;
+    for s in ["balanced", "documented"] {
+        assert_planned_as_fastest(site, s);
+    }
+}
+
+/// linux-ha's rule LHA-03: "stage everywhere while serving": the agent unpacks the package
+/// into the inactive slot while the service runs from the active one. A pair that books the
+/// afternoon for staging and the evening for the switches.
+const STAGED_PAIR: &str = r#"
+[site]
+name = "cache-pair"
+window = { start = "2027-02-13T19:00:00+00:00", hours = 1 }
+stage = { start = "2027-02-13T13:00:00+00:00", hours = 4 }
+
+[[cluster]]
+name = "cache"
+profile = "linux-ha"
+target = "3.4.0"
+
+[[cluster.node]]
+name = "cache-1"
+role = "primary"
+version = "3.3.2"
+facts = { package_mb = 120 }
+
+[[cluster.node]]
+name = "cache-2"
+role = "backup"
+version = "3.3.2"
+facts = { package_mb = 120 }
+"#;
+
+#[test]
+fn packages_are_staged_ahead_of_the_window_and_every_switch_stays_in_it_lha_03_lha_04() {
+    let p = plan(STAGED_PAIR);
+    assert_eq!(
+        in_phase(&p, "staging"),
+        vec![
+            "cache-1/snapshot-config",
+            "cache-1/stage",
+            "cache-2/snapshot-config",
+            "cache-2/stage",
+        ]
+    );
+    // The switch takes the node down, and what follows it on the node waits for it.
+    assert_eq!(
+        in_phase(&p, "window"),
+        vec![
+            "cache-1/health-gate",
+            "cache-1/switch",
+            "cache-1/switchback",
+            "cache-1/switchover",
+            "cache-2/health-gate",
+            "cache-2/switch",
+        ]
+    );
+    for s in steps_of(&p, "stage", None) {
+        assert!(s.rules.iter().any(|r| r == "LHA-03"), "{:?}", s.rules);
+    }
+    assert_edges_go_forward(&p);
+    let unstaged = plan(&STAGED_PAIR.replace(
+        "stage = { start = \"2027-02-13T13:00:00+00:00\", hours = 4 }\n",
+        "",
+    ));
+    assert!(p.makespan_s < unstaged.makespan_s);
+    assert_eq!(p.makespan_s, p.lower_bound_s);
+}

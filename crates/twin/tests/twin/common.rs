@@ -105,7 +105,7 @@ pub fn run_steps_until(
                 if outcome.contains_key(&s.id) || running.contains(&s.id) {
                     continue;
                 }
-                let prepare_pending = s.phase == ferry_model::Phase::Window
+                let prepare_pending = s.phase != ferry_model::Phase::Prepare
                     && steps.iter().any(|x| {
                         x.phase == ferry_model::Phase::Prepare
                             && !matches!(
