@@ -529,14 +529,7 @@ fn used(
     site: &Site,
     profiles: &ProfileSet,
 ) -> std::collections::BTreeMap<String, ferry_model::Profile> {
-    site.clusters
-        .iter()
-        .filter_map(|c| {
-            profiles
-                .get(&c.profile)
-                .map(|p| (c.profile.clone(), p.profile.clone()))
-        })
-        .collect()
+    crate::apply::used_profiles(site, profiles)
 }
 
 /// Times `apply` of `plan` against the twin, with the journal (and the twin's world) in memory,
@@ -567,7 +560,7 @@ fn time_twin_apply(
             Ok((t0.elapsed().as_secs_f64(), report))
         }
         None => {
-            let journal = ferry_exec::Journal::in_memory()?;
+            let journal = ferry_exec::Journal::for_rehearsal()?;
             let t0 = Instant::now();
             let mut driver = ferry_exec::TwinDriver::new(build()?);
             let report = ferry_exec::apply(&journal, plan, &new, &mut driver, &opts, &mut ())?;
@@ -658,7 +651,7 @@ fn run_figures(
     )?;
     let steps = plan.steps.len();
     // The executor on its own.
-    let journal = ferry_exec::Journal::in_memory()?;
+    let journal = ferry_exec::Journal::for_rehearsal()?;
     let mut instant = InstantDriver {
         now: 1_800_000_000,
         ended: Default::default(),
@@ -682,7 +675,7 @@ fn run_figures(
     let map = used(fleet, profiles);
     let t0 = Instant::now();
     let world = ferry_twin::World::build(fleet, &map, &plan, &Default::default(), 1)?;
-    let journal = ferry_exec::Journal::in_memory()?;
+    let journal = ferry_exec::Journal::for_rehearsal()?;
     let mut driver = ferry_exec::TwinDriver::new(world);
     let t_exec = Instant::now();
     ferry_exec::apply(

@@ -821,6 +821,25 @@ impl World {
         out
     }
 
+    /// The first node of cluster `ci` with role `role` (in site order) that `keep` keeps,
+    /// found through the roles' index when it is built.
+    pub(crate) fn first_of_role(
+        &self,
+        ci: usize,
+        role: &str,
+        keep: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        if self.names.built {
+            return self.names.roles[ci]
+                .get(role)?
+                .iter()
+                .copied()
+                .find(|&n| keep(n));
+        }
+        (0..self.clusters[ci].nodes.len())
+            .find(|&n| self.clusters[ci].nodes[n].role == role && keep(n))
+    }
+
     /// The node runs and is not taken down by a step (its own services may still wait).
     pub(crate) fn up(&self, ci: usize, ni: usize) -> bool {
         let n = &self.clusters[ci].nodes[ni];
