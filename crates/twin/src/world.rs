@@ -305,6 +305,37 @@ impl PartialEq for WaitingGates {
     }
 }
 
+/// The step as a running step keeps it: what the twin reads of it, without the texts for
+/// the operator (instructions, verification, warning, impact note) nor the order it was planned
+/// in (`after`, `rules`), which on a large plan are most of its size.
+fn what_the_twin_reads(step: &PlannedStep) -> PlannedStep {
+    PlannedStep {
+        id: step.id.clone(),
+        cluster: step.cluster.clone(),
+        node: step.node.clone(),
+        role: step.role.clone(),
+        action: step.action.clone(),
+        title: step.title.clone(),
+        kind: step.kind,
+        phase: step.phase,
+        after: Vec::new(),
+        rules: Vec::new(),
+        start_s: step.start_s,
+        duration_s: step.duration_s,
+        estimate: step.estimate,
+        impact: step.impact,
+        impact_note: String::new(),
+        instructions: String::new(),
+        verify: String::new(),
+        warning: None,
+        version: step.version.clone(),
+        effects: step.effects.clone(),
+        retries: step.retries,
+        timeout_s: step.timeout_s,
+        rollback: step.rollback,
+    }
+}
+
 /// A step the twin is carrying out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Running {
@@ -1118,7 +1149,7 @@ impl World {
         self.running.insert(
             key.clone(),
             Running {
-                step: step.clone(),
+                step: what_the_twin_reads(step),
                 cluster: ci,
                 node: ni,
                 started: self.now,
