@@ -1718,3 +1718,48 @@ async fn carry_out_with(job: &Job, conns: &mut Conns<'_>) -> Result<(), String> 
         Some(miss) => Err(format!("verify: {miss}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer `choose` reads from a listing, or the start of why it cannot.
+    fn check(listing: &str, line: &str, expected: Result<&str, &str>) {
+        let number = Regex::new(r"^\s*(?P<number>\d+)\)").expect("regex");
+        match (choose(listing, line, &number), expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{listing}"),
+            (Err(got), Err(want)) => assert!(got.starts_with(want), "{got}"),
+            (got, want) => panic!("{listing}: {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn the_choice_is_the_number_of_the_one_line_naming_the_file() {
+        let listing = "Available options and upgrades in \"10.1.1.5:/upgrades\":\n\n  1) UCSInstall_UCOS_12.5.1.16900-48.sgn.iso\n  2) UCSInstall_UCOS_14.0.1.13900-155.sgn.iso\n  q) quit\n";
+        check(listing, "UCSInstall_UCOS_14.0.1.13900-155.sgn.iso", Ok("2"));
+        check(listing, "UCSInstall_UCOS_12.5.1.16900-48.sgn.iso", Ok("1"));
+        check(
+            listing,
+            "UCSInstall_UCOS_15.0.1.10000-1.sgn.iso",
+            Err("no listed line names"),
+        );
+        check(listing, "UCSInstall_UCOS_", Err("2 listed lines name"));
+        check(
+            "  x) UCSInstall_A.iso\n",
+            "UCSInstall_A.iso",
+            Err("the line naming"),
+        );
+    }
+
+    #[test]
+    fn a_prompt_counts_only_at_the_end_of_the_output() {
+        let prompt = Regex::new(r"(?m)^admin:[ \t]*$").expect("regex");
+        assert!(at_end(&prompt, "Active Master Version: 14\nadmin:").is_some());
+        assert!(at_end(&prompt, "Active Master Version: 14\nadmin: ").is_some());
+        assert!(at_end(&prompt, "admin:\nstill printing").is_none());
+        assert!(at_end(&prompt, "").is_none());
+        let dir = Regex::new("Directory:").expect("regex");
+        assert!(at_end(&dir, "1\nDirectory: ").is_some());
+        assert!(at_end(&dir, "Directory: /upgrades\nServer: ").is_none());
+    }
+}

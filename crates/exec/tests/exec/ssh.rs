@@ -975,3 +975,42 @@ fn the_upgrade_password_appears_nowhere_in_a_failure() {
     assert!(!contains(&journal_bytes(&lab), PASSWORD));
     assert!(!contains(&cards, PASSWORD));
 }
+
+/// The fake appliance is interactive only, as the CLI is: a command sent with the connection
+/// (an exec request) is refused and nothing runs.
+#[test]
+fn the_fake_appliance_refuses_exec_requests() {
+    let lab = Lab::new("exec", &[("cucm-pub", "publisher", FROM, "")]);
+    let out = Command::new("ssh")
+        .arg("-i")
+        .arg(lab.dir.join("client_key"))
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            lab.dir.join("known_hosts").display()
+        ))
+        .args([
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-p",
+        ])
+        .arg(lab.sshd["cucm-pub"].port.to_string())
+        .arg(format!("{}@127.0.0.1", lab.user))
+        .arg("utils system restart")
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("interactive sessions only"), "{text}");
+    assert_eq!(
+        lab.commands(),
+        vec![(
+            "cucm-pub".to_string(),
+            "EXEC utils system restart".to_string()
+        )]
+    );
+    assert!(lab.dialogue().is_empty());
+}
