@@ -637,8 +637,27 @@ fn plan_error(l: &Loaded, e: ferry_plan::PlanError) -> anyhow::Error {
     ))
 }
 
+/// A diagnostic with its source excerpt; when the renderer cannot draw the excerpt (miette
+/// panics on some very long lines), the plain located messages (file:line: message, help).
 fn render_diag(err: impl miette::Diagnostic + Send + Sync + 'static) -> String {
-    format!("{:?}", miette::Report::new(err))
+    let plain = plain_diag(&err);
+    let report = miette::Report::new(err);
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| format!("{report:?}")));
+    std::panic::set_hook(hook);
+    drawn.unwrap_or(plain)
+}
+
+fn plain_diag(err: &dyn miette::Diagnostic) -> String {
+    let mut out = err.to_string();
+    for e in err.related().into_iter().flatten() {
+        out.push_str(&format!("\n  {e}"));
+        if let Some(h) = e.help() {
+            out.push_str(&format!("\n    help: {h}"));
+        }
+    }
+    out
 }
 
 fn load_profiles(dirs: &[PathBuf]) -> Result<ProfileSet> {
