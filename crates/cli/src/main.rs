@@ -813,7 +813,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             findings.append(&mut live);
             findings.extend(ferry_plan::checks::window_closed_findings(
                 &l.site,
-                |n| l.profiles.get(n).map(|p| &p.profile),
                 check_now()?,
             ));
             let text = match format {

@@ -182,15 +182,10 @@ fn unknown(check: &Check, cluster: &Cluster, nodes: &[&Node], fact_name: &str) -
     }
 }
 
-/// The booked window has already closed at `now`: an inhibitor per cluster whose profile
-/// checks that its work fits the window (`fits_window`), under that check's rule; a site
-/// whose profiles have no such check gets one for its first cluster, under rule `window`.
-/// Pure: the caller gives the moment.
-pub fn window_closed_findings<'p>(
-    site: &Site,
-    profile_of: impl Fn(&str) -> Option<&'p Profile>,
-    now: i64,
-) -> Vec<Finding> {
+/// The booked window has already closed at `now`: an inhibitor per cluster, under ferry's own
+/// rule `FERRY-WINDOW` (no run can start in it, whatever the vendor's rules). Pure: the caller
+/// gives the moment.
+pub fn window_closed_findings(site: &Site, now: i64) -> Vec<Finding> {
     let Some(w) = &site.window else {
         return Vec::new();
     };
@@ -203,36 +198,21 @@ pub fn window_closed_findings<'p>(
         crate::render::site_time(Some(w), w.start_epoch_s),
         crate::render::site_time(Some(w), end)
     );
-    let make = |cluster: &Cluster, id: &str, rule: &str| Finding {
-        key: format!("{id}/{}/closed", cluster.name),
-        rule: rule.to_string(),
-        severity: ferry_model::Severity::Inhibitor,
-        cluster: Some(cluster.name.clone()),
-        node: None,
-        message: format!(
-            "the booked window ({span}) has already closed (it is now {}): no run can start in it",
-            crate::render::site_time(Some(w), now)
-        ),
-        remedy: "book a new window in the site (`[site] window`), then plan again".into(),
-    };
-    let mut out: Vec<Finding> = site
-        .clusters
+    site.clusters
         .iter()
-        .filter_map(|c| {
-            let p = profile_of(&c.profile)?;
-            let check = p
-                .checks
-                .iter()
-                .find(|k| matches!(k.test, CheckTest::FitsWindow {}))?;
-            Some(make(c, &check.id, &check.rule))
+        .map(|cluster| Finding {
+            key: format!("window/{}/closed", cluster.name),
+            rule: crate::WINDOW_CLOSED_RULE.to_string(),
+            severity: ferry_model::Severity::Inhibitor,
+            cluster: Some(cluster.name.clone()),
+            node: None,
+            message: format!(
+                "the booked window ({span}) has already closed (it is now {}): no run can start in it",
+                crate::render::site_time(Some(w), now)
+            ),
+            remedy: "book a new window in the site (`[site] window`), then plan again".into(),
         })
-        .collect();
-    if out.is_empty() {
-        if let Some(c) = site.clusters.first() {
-            out.push(make(c, "window", "window"));
-        }
-    }
-    out
+        .collect()
 }
 
 /// Runs one cluster's checks. `graph` gives step estimates for `step_within_fact`.
