@@ -29,5 +29,8 @@ mod engine;
 #[path = "planner/hardening.rs"]
 mod hardening;
 
+#[path = "planner/input.rs"]
+mod input;
+
 #[path = "planner/batches.rs"]
 mod batches;
