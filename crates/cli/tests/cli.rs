@@ -6,6 +6,7 @@ use std::path::PathBuf;
 mod agent;
 mod fuzz;
 mod hardening;
+mod odds;
 mod runs;
 use std::process::{Command, Output};
 

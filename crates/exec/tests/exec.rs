@@ -290,6 +290,7 @@ fn step(id: &str, after: &[&str], secs: u64, kind: StepKind) -> PlannedStep {
         start_s: 0,
         duration_s: secs,
         estimate: Estimate::Profile,
+        spread: None,
         impact: ferry_model::Impact::None,
         impact_note: String::new(),
         instructions: format!("do {id}"),
@@ -1944,6 +1945,8 @@ mod runs;
 #[path = "exec/ssh.rs"]
 mod ssh;
 
+#[path = "exec/odds.rs"]
+mod odds;
 #[path = "exec/plan_numbers.rs"]
 mod plan_numbers;
 #[path = "exec/twin_journal.rs"]

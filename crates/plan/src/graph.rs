@@ -288,6 +288,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     start_s: 0,
                     duration_s,
                     estimate,
+                    spread: None,
                     impact: t.impact,
                     impact_note: t.impact_note.clone(),
                     instructions: filled(&t.instructions, cluster, node),

@@ -28,3 +28,6 @@ mod engine;
 
 #[path = "planner/hardening.rs"]
 mod hardening;
+
+#[path = "planner/bounds.rs"]
+mod bounds;
