@@ -603,11 +603,28 @@ make a new plan with `ferry plan {site} --format json -o {}`",
         }),
         _ => None,
     };
+    if let (DriverKind::Twin, Some(t)) = (kind, &twin) {
+        check_faults(t, args.faults.as_deref())?;
+    }
     let journal = open(&args.state)?;
     let result = with_driver(kind, &journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::apply(&journal, &plan, &new, d, &opts, o)
     });
     finish(&journal, result, RunKind::Apply, args)
+}
+
+/// A faults file whose entries do not fit the site and plan (a step or node it does not
+/// have) is bad input, named by the file, before anything is journaled.
+fn check_faults(t: &TwinSetup, path: Option<&Path>) -> Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    match ferry_twin::World::build(&t.site, &t.profiles, &t.plan, &t.faults, t.seed) {
+        Err(e @ ferry_twin::TwinError::BadFault { .. }) => {
+            Err(bad(format!("{}: {e}", path.display())))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn short(h: &str) -> &str {

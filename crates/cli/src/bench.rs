@@ -92,6 +92,31 @@ struct ExampleFigures {
     sequential_over_makespan: f64,
     /// Window of the `one-at-a-time` strategy over the `fastest` one, planned side by side.
     one_at_a_time_over_fastest: f64,
+    /// Window of the `balanced` strategy over the `fastest` one, where a profile of the example
+    /// offers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    balanced_over_fastest: Option<f64>,
+}
+
+/// The strategies an example is rehearsed with: fastest, the shared strategies a profile of
+/// the example offers (documented, balanced), and one at a time.
+fn strategies_of(site: &Site, profiles: &ProfileSet) -> Vec<&'static str> {
+    let offered = |s: &str| {
+        site.clusters.iter().any(|c| {
+            profiles
+                .get(&c.profile)
+                .is_some_and(|p| p.profile.profile.strategies.iter().any(|x| x == s))
+        })
+    };
+    let mut v = vec!["fastest"];
+    v.extend(
+        ferry_model::profile::SHARED_STRATEGIES
+            .iter()
+            .copied()
+            .filter(|s| offered(s)),
+    );
+    v.push("one-at-a-time");
+    v
 }
 
 /// Rehearsal and executor figures, measured side by side in one run.
@@ -260,6 +285,20 @@ pub fn run(
                 ..Default::default()
             },
         )?;
+        let strategies = strategies_of(&site, profiles);
+        let balanced = if strategies.contains(&"balanced") {
+            Some(ferry_plan::plan(
+                &site,
+                |n| profiles.get(n).map(|p| &p.profile),
+                String::new(),
+                &PlanOptions {
+                    strategy: Some("balanced".into()),
+                    ..Default::default()
+                },
+            )?)
+        } else {
+            None
+        };
         let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
         per_example.push(ExampleFigures {
             example: name.to_string(),
@@ -271,11 +310,14 @@ pub fn run(
             makespan_over_lower_bound: ratio(plan.makespan_s, plan.lower_bound_s),
             sequential_over_makespan: ratio(plan.sequential_s, plan.makespan_s),
             one_at_a_time_over_fastest: ratio(cautious.makespan_s, plan.makespan_s),
+            balanced_over_fastest: balanced
+                .as_ref()
+                .map(|b| ratio(b.makespan_s, plan.makespan_s)),
         });
         if !name.contains("inhibitor") {
             clean.push(site.clone());
         }
-        for strategy in ["fastest", "one-at-a-time"] {
+        for strategy in strategies {
             rehearsed.push(rehearse_example(name, text, &site, profiles, strategy)?);
         }
         sites.push(site);
@@ -412,7 +454,7 @@ pub fn run(
         out.push('\n');
     }
     out.push_str(&format!(
-        "{:28} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}\n",
+        "{:28} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10}\n",
         "example",
         "nodes",
         "window_s",
@@ -420,11 +462,12 @@ pub fn run(
         "serial_s",
         "win/bound",
         "serial/win",
-        "1aat/win"
+        "1aat/win",
+        "bal/win"
     ));
     for e in &per_example {
         out.push_str(&format!(
-            "{:28} {:>5} {:>9} {:>9} {:>9} {:>10.3} {:>10.2} {:>10.2}\n",
+            "{:28} {:>5} {:>9} {:>9} {:>9} {:>10.3} {:>10.2} {:>10.2} {:>10}\n",
             e.example,
             e.nodes,
             e.makespan_s,
@@ -432,7 +475,10 @@ pub fn run(
             e.sequential_s,
             e.makespan_over_lower_bound,
             e.sequential_over_makespan,
-            e.one_at_a_time_over_fastest
+            e.one_at_a_time_over_fastest,
+            e.balanced_over_fastest
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_else(|| "-".into())
         ));
     }
     out.push_str(&rehearsal_table(&rehearsed));

@@ -91,7 +91,7 @@ enum Command {
         /// Output format: text, json, mop (Markdown method of procedure), svg (Gantt chart), dot.
         #[arg(long, short, value_enum, default_value = "text")]
         format: Format,
-        /// `fastest` (default: the shortest window the rules allow), `one-at-a-time`, or a profile's own strategy.
+        /// `fastest` (default: the shortest window the rules allow), `one-at-a-time`, `balanced` (servers out in batches that keep every device served), `documented` (the documents' task order), or a profile's own strategy.
         #[arg(long)]
         strategy: Option<String>,
         /// Run ahead of the window what the profiles let run while the nodes keep serving (a
@@ -265,7 +265,7 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         /// Seed of the first run (durations and convergence times are drawn from it).
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Planning a site: `fastest` (default), `one-at-a-time`, or a profile's own strategy.
+        /// Planning a site: `fastest` (default), `one-at-a-time`, `balanced`, `documented`, or a profile's own strategy.
         #[arg(long)]
         strategy: Option<String>,
         /// Planning a site: run ahead of the window what the profiles let run while the nodes
@@ -755,15 +755,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             compare,
         } => {
             let l = load(&cli.profiles, &site)?;
-            if let Some(s) = &strategy {
-                let known = known_strategies(&l);
-                if !known.contains(s) {
-                    return Err(bad(format!(
-                        "unknown strategy `{s}`; known: {}",
-                        known.join(", ")
-                    )));
-                }
-            }
+            check_strategy(&l, strategy.as_deref())?;
             let (estimates, spreads) = match &estimates_from {
                 Some(state) => apply::observed_estimates(state)?,
                 None => Default::default(),
@@ -970,8 +962,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The strategy names `--strategy` accepts for a site: the base and shared strategies, and
+/// every strategy (or renamed one) of the site's profiles.
 fn known_strategies(l: &Loaded) -> Vec<String> {
-    odds::strategies(l, &l.site)
+    let mut v: Vec<String> = Vec::new();
+    for c in &l.site.clusters {
+        if let Some(p) = l.profiles.get(&c.profile) {
+            for s in ferry_profiles::site::known_strategies(&p.profile) {
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// `--strategy` must name a strategy of the site's profiles (exit 2 otherwise, listing them);
+/// a renamed one is planned under its new name, with a warning on standard error.
+pub(crate) fn check_strategy(l: &Loaded, strategy: Option<&str>) -> Result<()> {
+    let Some(s) = strategy else { return Ok(()) };
+    let known = known_strategies(l);
+    if !known.iter().any(|k| k == s) {
+        return Err(bad(format!(
+            "unknown strategy `{s}`; known: {}",
+            known.join(", ")
+        )));
+    }
+    for c in &l.site.clusters {
+        let Some(p) = l.profiles.get(&c.profile) else {
+            continue;
+        };
+        let meta = &p.profile.profile;
+        if let Some(r) = meta.renamed_strategies.iter().find(|r| r.name == s) {
+            let why = if r.note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.note)
+            };
+            eprintln!(
+                "warning: `--strategy {s}` is deprecated: profile `{}` renamed it to `{}`{why}; planning with `--strategy {}`",
+                meta.name, r.now, r.now
+            );
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -54,6 +54,7 @@ fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan
             )));
         }
         let l = load(profile_dirs, &args.target)?;
+        crate::check_strategy(&l, args.strategy.as_deref())?;
         let plan = plan_site(&l, args.strategy.clone(), args.stage)?;
         return Ok((l, plan));
     }

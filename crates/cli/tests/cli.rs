@@ -865,6 +865,89 @@ fn apply_killed_at_random_points_resumes_with_no_step_applied_twice_or_skipped()
     assert!(kills >= 200, "{kills} kills");
 }
 
+/// A CUCM site of mine that still asks for `parallel`, the name the UCM-13 option had.
+const STILL_PARALLEL: &str = r#"[site]
+name = "ferry-terminal"
+
+[[cluster]]
+name = "cm"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+targets = { imp_publisher = "14.0.1.13900-8" }
+STRATEGY
+facts = { upgrade_source = "sftp" }
+
+[[cluster.node]]
+name = "cm-pub"
+role = "publisher"
+version = "12.5.1.16900-48"
+
+[[cluster.node]]
+name = "cm-sub"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 800 }
+
+[[cluster.node]]
+name = "pres"
+role = "imp_publisher"
+version = "12.5.1.16900-5"
+facts = { users = 300 }
+"#;
+
+#[test]
+fn a_site_or_command_line_that_still_says_parallel_is_planned_as_fastest_with_a_warning_ucm_13() {
+    let dir = Scratch::new("still-parallel");
+    let write = |name: &str, strategy: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, STILL_PARALLEL.replace("STRATEGY", strategy)).unwrap();
+        path
+    };
+    let plain = write("plain.toml", "");
+    let fastest = stdout(&ferry(&["plan", &plain, "--format", "json"]));
+    let steps = |text: &str| {
+        let j: serde_json::Value = serde_json::from_str(text).unwrap();
+        j["steps"].clone()
+    };
+    // On the command line: a warning on standard error, and the fastest plan.
+    for cmd in ["plan", "rehearse"] {
+        let o = ferry(&[cmd, &plain, "--strategy", "parallel", "--format", "json"]);
+        assert_eq!(o.status.code(), Some(0), "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("warning: `--strategy parallel` is deprecated: profile `cisco-ucm` renamed it to `fastest`"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+        if cmd == "plan" {
+            assert_eq!(steps(&stdout(&o)), steps(&fastest));
+            assert_eq!(json(&o)["strategy"], "fastest");
+        }
+    }
+    // In the site file: the plan's finding says what to write.
+    let site = write("site.toml", "strategy = \"parallel\"");
+    let o = ferry(&["plan", &site]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("[FERRY-STRATEGY] cm: `strategy = \"parallel\"` in the site file: profile `cisco-ucm` renamed strategy `parallel` to `fastest`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("remedy: Remove the cluster's `strategy` from the site file"),
+        "{text}"
+    );
+    // A name no profile knows is bad input, for `rehearse` as for `plan`.
+    for cmd in ["plan", "rehearse"] {
+        let o = ferry(&[cmd, &plain, "--strategy", "parralel"]);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        assert!(
+            stderr(&o).contains("unknown strategy `parralel`; known: fastest, one-at-a-time, documented, balanced, parallel"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn rehearse_reports_impact_and_exits_by_what_it_found() {
     // A clean example: exit 0, no rule broken, every node on target.

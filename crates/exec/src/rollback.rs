@@ -121,6 +121,7 @@ pub fn rollback_plan(
         measures: Vec::new(),
         limits: upgrade.rollback_limits,
         occupancy: Vec::new(),
+        batches: Vec::new(),
         rollback: Vec::new(),
         rollback_edges: Vec::new(),
         rollback_limits: Vec::new(),

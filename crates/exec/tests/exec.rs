@@ -1895,7 +1895,8 @@ fn a_rollback_rehearsal_after_free_common_space_switches_back_ucm_06() {
 /// UCM-25. The document: "If the upgrade of Unified Communications Manager nodes is successful
 /// but the upgrade of IM and Presence nodes fails, you must either: perform another upgrade of
 /// both ... or perform a DRS restore". The rollback asks for that choice in that case only: not
-/// when a CUCM node's own upgrade failed.
+/// when a CUCM node's own upgrade failed. (In the documented order, in which the IM&P nodes
+/// install after the CUCM phase; the fastest plan installs the IM&P publisher earlier, UCM-13.)
 #[test]
 fn the_imp_recovery_choice_is_offered_only_when_cucm_succeeded_ucm_25() {
     fn check(failing_step: &str, offered: bool) {
@@ -1903,7 +1904,7 @@ fn the_imp_recovery_choice_is_offered_only_when_cucm_succeeded_ucm_25() {
         let r = rehearse_site(
             "riverside",
             RIVERSIDE,
-            None,
+            Some("documented"),
             &faults,
             FailurePolicy::RollbackAll,
             1,

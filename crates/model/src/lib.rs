@@ -12,6 +12,7 @@ pub mod fault;
 pub mod finding;
 pub mod plan;
 pub mod profile;
+pub mod redundancy;
 pub mod run;
 pub mod site;
 pub mod ssh;

@@ -254,6 +254,27 @@ pub struct OccupancySpan {
     pub nodes: Vec<String>,
 }
 
+/// The batches a `[[procedure.batch]]` rule put a cluster's nodes in (the `balanced`
+/// strategy): while one batch is out, every group of `devices` keeps a serving server within
+/// capacity, except where `findings` say it cannot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batching {
+    pub cluster: String,
+    pub rule: String,
+    pub note: String,
+    /// What the batches keep served (the profile's device names, e.g. `phones`).
+    pub devices: Vec<String>,
+    /// Node names per batch, in the order the batches go.
+    pub batches: Vec<Vec<String>>,
+    /// In a cluster that passes through intermediate versions: the version of the leg these
+    /// batches belong to (none on the last leg).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leg: Option<String>,
+    /// Whether these are the fewest batches (false: the search ran out of budget and settled
+    /// for a first fit).
+    pub fewest: bool,
+}
+
 /// A reported span of the plan (e.g. the time in which no server collects data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measure {
@@ -362,6 +383,9 @@ pub struct Plan {
     /// carries along the schedule.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub occupancy: Vec<Occupancy>,
+    /// The batches of every `[[procedure.batch]]` rule that applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<Batching>,
     pub findings: Vec<Finding>,
     pub rollback: Vec<PlannedStep>,
     pub rollback_edges: Vec<Edge>,

@@ -51,9 +51,38 @@ pub struct ProfileMeta {
     /// cluster mixes products with their own numbering. Empty: every role.
     #[serde(default)]
     pub version_roles: Vec<String>,
-    /// Strategies this profile's rules distinguish. `fastest` and `one-at-a-time` always exist.
+    /// Strategies this profile offers besides `fastest` and `one-at-a-time` (which always
+    /// exist): its own, or the shared ones its rules tell apart (`SHARED_STRATEGIES`).
     #[serde(default)]
     pub strategies: Vec<String>,
+    /// Strategy names this profile no longer offers, and what plans them now: a site or a
+    /// command line that still says one is planned with its `now`, and told so.
+    #[serde(default, rename = "renamed_strategy")]
+    pub renamed_strategies: Vec<RenamedStrategy>,
+}
+
+/// Strategies every profile understands.
+pub const BASE_STRATEGIES: [&str; 2] = ["fastest", "one-at-a-time"];
+
+/// Strategies with one meaning across profiles, which a profile offers by listing them in
+/// `strategies` when its rules tell them apart: `documented`, the documents' own task order
+/// without their optional parallel steps; `balanced`, the servers that serve devices taken out
+/// in the fewest batches that keep every device group served within capacity
+/// (`[[procedure.batch]]`). A cluster whose profile does not offer one is planned with
+/// `fastest`, and the plan says so.
+pub const SHARED_STRATEGIES: [&str; 2] = ["documented", "balanced"];
+
+/// A strategy name a profile no longer offers (`[[profile.renamed_strategy]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenamedStrategy {
+    /// The old name.
+    pub name: String,
+    /// The strategy that plans what it did.
+    pub now: String,
+    /// Why, in words, for the message.
+    #[serde(default)]
+    pub note: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,6 +231,8 @@ pub struct Procedure {
     pub sequences: Vec<SequenceRule>,
     #[serde(default, rename = "limit")]
     pub limits: Vec<LimitRule>,
+    #[serde(default, rename = "batch")]
+    pub batches: Vec<BatchRule>,
 }
 
 /// Which nodes a node-scope step runs on.
@@ -391,6 +422,27 @@ pub struct SequenceRule {
     /// The steps that make a node's block; the block runs from the first of these on the node
     /// to the last.
     pub steps: Vec<String>,
+    #[serde(default)]
+    pub when: Option<Condition>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Nodes whose block of steps takes them out of service go in batches: the fewest batches such
+/// that, while one batch is out, every group of the named devices keeps a serving server and no
+/// server carries more than its capacity (`ferry_model::redundancy`). Each batch's blocks start
+/// once every block of the batch before has ended; within a batch the other rules still apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRule {
+    pub rule: String,
+    /// Nodes of these roles are batched (the upgrading ones with a block).
+    pub roles: Vec<String>,
+    /// The steps that make a node's block, from the first on the node to the last: the block
+    /// should end once the node serves again (a gate on its devices, say).
+    pub steps: Vec<String>,
+    /// The `[[twin.devices]]` (by name) whose groups every batch must keep served.
+    pub devices: Vec<String>,
     #[serde(default)]
     pub when: Option<Condition>,
     #[serde(default)]

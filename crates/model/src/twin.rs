@@ -133,14 +133,25 @@ pub struct DeviceSpec {
     pub roles: Vec<String>,
     /// Node fact: how many devices are homed on the node.
     pub fact: String,
-    /// Node fact naming the node's backup server; without it the devices spread over the
-    /// other serving nodes of `roles`.
+    /// Node fact naming the node's backup server (a string), or its backups in the order the
+    /// devices try them (a list); without it the devices spread over the other serving nodes of
+    /// `roles`.
     #[serde(default)]
     pub backup_fact: Option<String>,
+    /// Cluster fact listing the device groups and the servers that serve each, in order (a CM
+    /// group: its first server is home, the others back it up): a list of tables
+    /// `{ name, servers = [...], <fact> = count }`, `<fact>` being this spec's `fact`. When the
+    /// cluster states it, it replaces the nodes' own `fact` and `backup_fact` for these devices:
+    /// they register only to the servers of their group. See `ferry_model::redundancy`.
+    #[serde(default)]
+    pub groups_fact: Option<String>,
     /// At most this many devices registered to a server that takes over other servers' devices
     /// (a backup); a server taking back its own devices is not limited.
     #[serde(default)]
     pub capacity: Option<f64>,
+    /// Node fact (else cluster fact) giving a server's `capacity`, in place of the number.
+    #[serde(default)]
+    pub capacity_fact: Option<String>,
     #[serde(default)]
     pub capacity_rule: Option<String>,
     /// How devices refused by a server over `capacity` are reported (default: an inhibitor).

@@ -3,7 +3,8 @@
 
 use crate::condition::{eval, fact, Scope as EvalScope};
 use ferry_model::plan::{Edge, MAX_STEP_S};
-use ferry_model::profile::{NodeFilter, Procedure, Scope, StepSelector, StepTemplate};
+use ferry_model::profile::{BatchRule, NodeFilter, Procedure, Scope, StepSelector, StepTemplate};
+use ferry_model::redundancy::{Redundancy, Shortfall};
 use ferry_model::{Cluster, Effect, Estimate, Node, PlannedStep, Profile, Severity, StepKind};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -73,6 +74,27 @@ pub struct Stageable {
     pub with: Vec<String>,
 }
 
+/// The batches a `[[procedure.batch]]` rule put a cluster's nodes in, and what no batching
+/// avoids (reported with the plan's findings).
+#[derive(Debug, Clone)]
+pub struct Batched {
+    pub rule: String,
+    pub note: String,
+    pub devices: Vec<String>,
+    pub batches: Vec<Vec<String>>,
+    pub fewest: bool,
+    /// The leg's version, in a cluster that passes through intermediate versions.
+    pub leg: Option<String>,
+    /// (node, what its absence costs whatever the batches): a group with no other server, or a
+    /// server over capacity (the node then goes alone).
+    pub unavoidable: Vec<(String, String)>,
+    /// Servers that take over others' devices in some batch without a stated capacity, in
+    /// words (the batches assume they can carry them).
+    pub uncapped: Vec<String>,
+    /// Nodes the other rules order both ways, left out of the batches.
+    pub left_out: Vec<Vec<String>>,
+}
+
 /// Steps, edges and limits of (part of) a plan.
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
@@ -84,6 +106,8 @@ pub struct Graph {
     pub yielded: Vec<Yielded>,
     /// Instances the profile lets run ahead of the window, when the plan stages.
     pub stageable: BTreeMap<usize, Stageable>,
+    /// Batches of the batch rules that apply.
+    pub batched: Vec<Batched>,
 }
 
 impl Graph {
@@ -126,6 +150,7 @@ impl Graph {
         self.yielded.extend(other.yielded);
         self.stageable
             .extend(other.stageable.into_iter().map(|(i, s)| (i + base, s)));
+        self.batched.extend(other.batched);
         base
     }
 }
@@ -410,6 +435,14 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                 .push((w[0].1, w[1].0, s.rule.clone(), s.note.clone()));
         }
     }
+    for b in &procedure.batches {
+        if b.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
+            batch_edges(&mut g, b, cluster, profile, procedure);
+            if let Some(last) = g.batched.last_mut() {
+                last.leg = id_suffix.strip_prefix('@').map(str::to_string);
+            }
+        }
+    }
     for l in &procedure.limits {
         if !l.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
             continue;
@@ -526,6 +559,235 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         }
     }
     g
+}
+
+/// A batch rule: the nodes of its roles with a block, split into batches
+/// (`crate::batch`), each batch's blocks after every block of the batch before. A node's block
+/// is its instances of the rule's steps; the order the other rules already put between two
+/// nodes' blocks is kept (the earlier one's batch is not later).
+fn batch_edges(
+    g: &mut Graph,
+    rule: &BatchRule,
+    cluster: &Cluster,
+    profile: &Profile,
+    procedure: &Procedure,
+) {
+    let mut nodes: Vec<String> = Vec::new();
+    let mut blocks: Vec<Vec<usize>> = Vec::new();
+    for n in cluster
+        .nodes
+        .iter()
+        .filter(|n| rule.roles.contains(&n.role))
+    {
+        let block: Vec<usize> = (0..g.insts.len())
+            .filter(|&i| {
+                g.insts[i].step.node.as_deref() == Some(n.name.as_str())
+                    && rule
+                        .steps
+                        .contains(&procedure.steps[g.insts[i].template].id)
+            })
+            .collect();
+        if !block.is_empty() {
+            nodes.push(n.name.clone());
+            blocks.push(block);
+        }
+    }
+    let redundancy: Vec<Redundancy> = rule
+        .devices
+        .iter()
+        .filter_map(|d| profile.twin.devices.iter().find(|s| &s.name == d))
+        .map(|s| Redundancy::of(s, cluster))
+        .collect();
+    // A node that serves no group, as home or backup, is out of service without a cost: it is
+    // left out of the batches.
+    let serves = |name: &str| {
+        redundancy.iter().any(|r| {
+            r.servers
+                .iter()
+                .position(|(s, _)| s == name)
+                .is_some_and(|x| {
+                    r.groups
+                        .iter()
+                        .any(|g| g.count > 0.0 && (g.servers.contains(&x) || g.peers.contains(&x)))
+                })
+        })
+    };
+    let keep: Vec<bool> = nodes.iter().map(|n| serves(n)).collect();
+    let mut k = keep.iter();
+    nodes.retain(|_| *k.next().unwrap_or(&false));
+    let mut k = keep.iter();
+    blocks.retain(|_| *k.next().unwrap_or(&false));
+    if nodes.is_empty() {
+        return;
+    }
+    // Which blocks the rules already put after which.
+    let mut owner = vec![usize::MAX; g.insts.len()];
+    for (ni, b) in blocks.iter().enumerate() {
+        for &i in b {
+            owner[i] = ni;
+        }
+    }
+    let mut succs: Vec<Vec<usize>> = vec![Vec::new(); g.insts.len()];
+    for (f, t, _, _) in &g.edges {
+        succs[*f].push(*t);
+    }
+    let mut before = BTreeSet::new();
+    for (a, block) in blocks.iter().enumerate() {
+        let mut seen = vec![false; g.insts.len()];
+        let mut stack = block.clone();
+        while let Some(x) = stack.pop() {
+            for &y in &succs[x] {
+                if !seen[y] {
+                    seen[y] = true;
+                    if owner[y] != usize::MAX && owner[y] != a {
+                        before.insert((a, owner[y]));
+                    }
+                    stack.push(y);
+                }
+            }
+        }
+    }
+    let before: Vec<(usize, usize)> = before.into_iter().collect();
+    let result = crate::batch::batches(crate::batch::Input {
+        nodes: &nodes,
+        redundancy: &redundancy,
+        before: &before,
+    });
+    let names = |b: &[usize]| {
+        b.iter()
+            .map(|&m| nodes[m].as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let what = rule.devices.join(" and ");
+    let count = result.batches.len();
+    for (j, w) in result.batches.windows(2).enumerate() {
+        let note = format!(
+            "batch {} of {count} ({}) starts once batch {} ({}) is back: while a batch is out, every group of {what} keeps a serving server within capacity. {}",
+            j + 2,
+            names(&w[1]),
+            j + 1,
+            names(&w[0]),
+            rule.note
+        );
+        let note = note.trim_end().to_string();
+        for &a in &w[0] {
+            for &b in &w[1] {
+                let (Some(&last), Some(&first)) = (blocks[a].last(), blocks[b].first()) else {
+                    continue;
+                };
+                g.edges.push((last, first, rule.rule.clone(), note.clone()));
+            }
+        }
+    }
+    let amount = |x: f64| {
+        if x.fract() == 0.0 {
+            format!("{}", x as i64)
+        } else {
+            format!("{x:.2}")
+        }
+    };
+    let mut unavoidable = Vec::new();
+    for (r, s, set) in &result.unavoidable {
+        let red = &redundancy[*r];
+        let who = names(set);
+        let verb = if set.len() == 1 { "is" } else { "are" };
+        let text = match s {
+            Shortfall::Unserved { group } => {
+                let grp = &red.groups[*group];
+                let servers = grp
+                    .servers
+                    .iter()
+                    .map(|&x| red.servers[x].0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "the {} {} of {} have no server but {servers}: they are unregistered while {who} {verb} out, whatever the batches",
+                    amount(grp.count),
+                    red.what,
+                    grp.name,
+                )
+            }
+            Shortfall::OverCapacity {
+                server,
+                load,
+                capacity,
+            } => format!(
+                "while {who} {verb} out, {} would carry {} {} (capacity {}): {who} {} in a batch of {}, and the {} above the capacity cannot register",
+                red.servers[*server].0,
+                amount(*load),
+                red.what,
+                amount(*capacity),
+                if set.len() == 1 { "goes" } else { "go" },
+                if set.len() == 1 { "its own" } else { "their own" },
+                red.what
+            ),
+        };
+        let first = set.first().map(|&m| nodes[m].clone()).unwrap_or_default();
+        unavoidable.push((first, text));
+    }
+    // Servers that carry others' devices while a batch is out, with no capacity stated.
+    let mut uncapped = Vec::new();
+    for (ri, red) in redundancy.iter().enumerate() {
+        let mut peak: BTreeMap<usize, f64> = BTreeMap::new();
+        for b in &result.batches {
+            let mut out = vec![false; red.servers.len()];
+            for &m in b {
+                if let Some(x) = red.servers.iter().position(|(s, _)| s == &nodes[m]) {
+                    out[x] = true;
+                }
+            }
+            let p = red.place(&out);
+            for (gi, grp) in red.groups.iter().enumerate() {
+                if let Some(x) = p.at[gi] {
+                    if grp.servers.first() != Some(&x) && red.servers[x].1.is_none() {
+                        let e = peak.entry(x).or_insert(0.0);
+                        *e = e.max(p.load[x]);
+                    }
+                }
+            }
+        }
+        if !peak.is_empty() {
+            let fact = rule
+                .devices
+                .get(ri)
+                .and_then(|d| profile.twin.devices.iter().find(|s| &s.name == d))
+                .and_then(|s| s.capacity_fact.clone());
+            let list = peak
+                .iter()
+                .map(|(&x, &l)| format!("{} up to {}", red.servers[x].0, amount(l)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            uncapped.push(format!(
+                "while a batch is out, {list} {} carry {} of other servers, and no capacity is stated for {}: the batches assume {} can{}",
+                if peak.len() == 1 { "would" } else { "would each" },
+                red.what,
+                if peak.len() == 1 { "it" } else { "them" },
+                if peak.len() == 1 { "it" } else { "they" },
+                fact.map(|f| format!(" (state the fact `{f}` to limit them)"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    g.batched.push(Batched {
+        rule: rule.rule.clone(),
+        note: rule.note.clone(),
+        devices: rule.devices.clone(),
+        batches: result
+            .batches
+            .iter()
+            .map(|b| b.iter().map(|&m| nodes[m].clone()).collect())
+            .collect(),
+        fewest: result.fewest,
+        leg: None,
+        unavoidable,
+        uncapped,
+        left_out: result
+            .left_out
+            .iter()
+            .map(|u| u.iter().map(|&m| nodes[m].clone()).collect())
+            .collect(),
+    });
 }
 
 /// Procedure order: a node step follows the nearest earlier template that has an instance on

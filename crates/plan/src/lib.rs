@@ -3,6 +3,7 @@
 //!
 //! Pure and deterministic: no IO, no clock; the same inputs give the same plan, byte for byte.
 
+pub mod batch;
 pub mod checks;
 pub use ferry_model::condition;
 pub mod explain;
@@ -162,13 +163,105 @@ struct ClusterWork {
     graph: Graph,
     rollback: Graph,
     findings: Vec<Finding>,
+    batches: Vec<ferry_model::plan::Batching>,
 }
 
-fn strategy_of(opts: &PlanOptions, cluster: &Cluster) -> String {
-    opts.strategy
+/// The engine's rule for strategies a cluster's profile does not offer as asked.
+pub const STRATEGY_RULE: &str = "FERRY-STRATEGY";
+
+/// The strategy `cluster` is planned with, and a finding when it is not the one asked for: a
+/// strategy its profile renamed is planned under its new name (a warning that says what to
+/// write), and a shared or another profile's strategy that this profile does not offer is
+/// planned as `fastest` (an info finding).
+fn strategy_of(
+    opts: &PlanOptions,
+    cluster: &Cluster,
+    profile: &Profile,
+) -> (String, Option<Finding>) {
+    let asked = opts
+        .strategy
         .clone()
         .or_else(|| cluster.strategy.clone())
-        .unwrap_or_else(|| "fastest".to_string())
+        .unwrap_or_else(|| "fastest".to_string());
+    let meta = &profile.profile;
+    if ferry_model::profile::BASE_STRATEGIES.contains(&asked.as_str())
+        || meta.strategies.contains(&asked)
+    {
+        return (asked, None);
+    }
+    let finding = |severity, now: &str, message: String, remedy: String| Finding {
+        key: format!("strategy/{}", cluster.name),
+        rule: STRATEGY_RULE.to_string(),
+        severity,
+        cluster: Some(cluster.name.clone()),
+        node: None,
+        message,
+        remedy: remedy.replace("{now}", now),
+    };
+    let said = if opts.strategy.is_some() {
+        format!("`--strategy {asked}`")
+    } else {
+        format!("`strategy = \"{asked}\"` in the site file")
+    };
+    if let Some(r) = meta.renamed_strategies.iter().find(|r| r.name == asked) {
+        let why = if r.note.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", r.note)
+        };
+        let remedy = match (opts.strategy.is_some(), r.now == "fastest") {
+            (true, true) => "Leave `--strategy` out (`fastest` is the default), or write `--strategy fastest`.",
+            (true, false) => "Write `--strategy {now}`.",
+            (false, true) => "Remove the cluster's `strategy` from the site file (`fastest` is the default), or write `strategy = \"fastest\"`.",
+            (false, false) => "Write `strategy = \"{now}\"` in the cluster's table of the site file.",
+        };
+        let f = finding(
+            Severity::Warning,
+            &r.now,
+            format!(
+                "{said}: profile `{}` renamed strategy `{asked}` to `{}`{why}; cluster {} is planned with `{}`",
+                meta.name, r.now, cluster.name, r.now
+            ),
+            remedy.to_string(),
+        );
+        return (r.now.clone(), Some(f));
+    }
+    let offered: Vec<&str> = ferry_model::profile::BASE_STRATEGIES
+        .iter()
+        .copied()
+        .chain(meta.strategies.iter().map(String::as_str))
+        .collect();
+    let f = finding(
+        Severity::Info,
+        "fastest",
+        format!(
+            "{said}: profile `{}` does not offer strategy `{asked}` (it offers {}), so cluster {} is planned with `fastest`",
+            meta.name,
+            offered.join(", "),
+            cluster.name
+        ),
+        "Nothing to do when this is meant; plan the cluster with a strategy its profile offers to choose otherwise.".to_string(),
+    );
+    ("fastest".to_string(), Some(f))
+}
+
+/// The plan's own strategy: the one asked for on the command line (under its new name where a
+/// profile of the site renamed it), else `fastest`.
+fn plan_strategy<'p>(
+    opts: &PlanOptions,
+    site: &Site,
+    profiles: &impl Fn(&str) -> Option<&'p Profile>,
+) -> String {
+    let Some(asked) = &opts.strategy else {
+        return "fastest".into();
+    };
+    site.clusters
+        .iter()
+        .filter_map(|c| profiles(&c.profile))
+        .flat_map(|p| p.profile.renamed_strategies.iter())
+        .find(|r| &r.name == asked)
+        .map(|r| r.now.clone())
+        .unwrap_or_else(|| asked.clone())
 }
 
 /// The cluster as it is during leg `h` of `path`: nodes below the leg's end go to it.
@@ -352,6 +445,7 @@ fn plan_cluster(
     for y in &graph.yielded {
         findings.push(yield_finding(cluster, y));
     }
+    let batches = batch_results(cluster, std::mem::take(&mut graph.batched), &mut findings);
     let rollback = build(&BuildInput {
         cluster,
         profile,
@@ -384,7 +478,88 @@ fn plan_cluster(
         graph,
         rollback,
         findings,
+        batches,
     }
+}
+
+/// The batches of a cluster's batch rules for the plan, and the findings of what they could
+/// not avoid.
+fn batch_results(
+    cluster: &Cluster,
+    batched: Vec<graph::Batched>,
+    findings: &mut Vec<Finding>,
+) -> Vec<ferry_model::plan::Batching> {
+    let mut out = Vec::new();
+    for b in batched {
+        if b.batches.is_empty() && b.left_out.is_empty() {
+            continue;
+        }
+        for (node, text) in &b.unavoidable {
+            findings.push(Finding {
+                key: format!("batch/{}/{}/{node}", cluster.name, b.rule),
+                rule: b.rule.clone(),
+                severity: Severity::Warning,
+                cluster: Some(cluster.name.clone()),
+                node: Some(node.clone()),
+                message: text.clone(),
+                remedy: format!(
+                    "State more servers for these {} (another server in their group, or room on their backups), or accept the loss while {node} is out.",
+                    b.devices.join(" and ")
+                ),
+            });
+        }
+        for (n, set) in b.left_out.iter().enumerate() {
+            findings.push(Finding {
+                key: format!("batch-interleaved/{}/{}/{n}", cluster.name, b.rule),
+                rule: b.rule.clone(),
+                severity: Severity::Info,
+                cluster: Some(cluster.name.clone()),
+                node: None,
+                message: format!(
+                    "the other rules order the steps of {} both ways (they take turns), so the batches of {} leave them to those rules",
+                    set.join(" and "),
+                    b.devices.join(" and ")
+                ),
+                remedy: String::new(),
+            });
+        }
+        for (n, text) in b.uncapped.iter().enumerate() {
+            findings.push(Finding {
+                key: format!("batch-capacity/{}/{}/{n}", cluster.name, b.rule),
+                rule: b.rule.clone(),
+                severity: Severity::Info,
+                cluster: Some(cluster.name.clone()),
+                node: None,
+                message: text.clone(),
+                remedy: String::new(),
+            });
+        }
+        if !b.fewest {
+            findings.push(Finding {
+                key: format!("batch-search/{}/{}", cluster.name, b.rule),
+                rule: b.rule.clone(),
+                severity: Severity::Info,
+                cluster: Some(cluster.name.clone()),
+                node: None,
+                message: format!(
+                    "the search for the fewest batches of {} stopped at its budget: the {} batches are a first fit, which keeps every group served but may not be the fewest",
+                    b.devices.join(" and "),
+                    b.batches.len()
+                ),
+                remedy: String::new(),
+            });
+        }
+        out.push(ferry_model::plan::Batching {
+            cluster: cluster.name.clone(),
+            rule: b.rule,
+            note: b.note,
+            devices: b.devices,
+            batches: b.batches,
+            leg: b.leg,
+            fewest: b.fewest,
+        });
+    }
+    out
 }
 
 /// An order that gave way to a capacity limit on a partition: which nodes take turns there,
@@ -650,8 +825,9 @@ pub fn plan<'p>(
             cluster: cluster.name.clone(),
             profile: cluster.profile.clone(),
         })?;
-        let strategy = strategy_of(opts, cluster);
+        let (strategy, strategy_finding) = strategy_of(opts, cluster, profile);
         let mut work = plan_cluster(site, cluster, profile, &strategy, opts);
+        work.findings.extend(strategy_finding);
         let mixed = mixed_versions(cluster, profile);
         let unschedulable = schedule::prepare(&work.graph)
             .and_then(|_| schedule::prepare(&work.rollback))
@@ -682,10 +858,12 @@ pub fn plan<'p>(
     let mut rollback = Graph::default();
     let mut clusters = Vec::new();
     let mut findings = Vec::new();
+    let mut batches = Vec::new();
     for (w, _) in works.iter_mut() {
         graph.append(std::mem::take(&mut w.graph));
         rollback.append(std::mem::take(&mut w.rollback));
         findings.append(&mut w.findings);
+        batches.append(&mut w.batches);
     }
     let staging = stage::decide(&mut graph);
     let limits = limit_groups(&graph);
@@ -842,7 +1020,7 @@ pub fn plan<'p>(
     Ok(Plan {
         schema_version: SCHEMA_VERSION,
         site: site.name.clone(),
-        strategy: opts.strategy.clone().unwrap_or_else(|| "fastest".into()),
+        strategy: plan_strategy(opts, site, &profiles),
         input_hash,
         makespan_s: phase_end(&steps, Phase::Window),
         prepare_s,
@@ -868,6 +1046,7 @@ pub fn plan<'p>(
         measures,
         limits,
         occupancy,
+        batches,
         findings: sort_findings(site, findings),
         rollback_makespan_s: phase_end(&rollback_steps, Phase::Window),
         rollback: rollback_steps,

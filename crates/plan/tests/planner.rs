@@ -31,3 +31,6 @@ mod hardening;
 
 #[path = "planner/bounds.rs"]
 mod bounds;
+
+#[path = "planner/batches.rs"]
+mod batches;

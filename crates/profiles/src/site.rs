@@ -90,8 +90,28 @@ struct RawNode {
     facts: toml::Table,
 }
 
-/// Strategies every profile understands.
-pub const BASE_STRATEGIES: [&str; 2] = ["fastest", "one-at-a-time"];
+pub use ferry_model::profile::{BASE_STRATEGIES, SHARED_STRATEGIES};
+
+/// The strategy names a site may give a cluster of `profile`: the base and shared strategies,
+/// the profile's own, and the names it renamed (planned under their new names, with a warning).
+pub fn known_strategies(profile: &ferry_model::Profile) -> Vec<String> {
+    let mut v: Vec<String> = BASE_STRATEGIES
+        .iter()
+        .chain(SHARED_STRATEGIES.iter())
+        .map(|s| s.to_string())
+        .collect();
+    for s in profile
+        .profile
+        .strategies
+        .iter()
+        .chain(profile.profile.renamed_strategies.iter().map(|r| &r.name))
+    {
+        if !v.contains(s) {
+            v.push(s.clone());
+        }
+    }
+    v
+}
 
 /// Every strategy a plan of `site` may use: those every profile understands, then each
 /// cluster's profile's own, in site order, each once.
@@ -268,11 +288,7 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
         };
         let profile = &prof.profile;
         if let Some(s) = &c.strategy {
-            let known = BASE_STRATEGIES
-                .iter()
-                .map(|s| s.to_string())
-                .chain(profile.profile.strategies.iter().cloned())
-                .collect::<Vec<_>>();
+            let known = known_strategies(profile);
             if !known.contains(s) {
                 p.add(
                     at("strategy"),
@@ -297,6 +313,7 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
             }
         }
         check_facts(profile, &c.facts, &at("facts"), p);
+        check_device_groups(profile, c, &at("facts"), p);
         if c.node.is_empty() {
             p.add(
                 at("name"),
@@ -553,6 +570,125 @@ fn check_facts(
                 ),
                 (!spec.description.is_empty()).then(|| spec.description.clone()),
             );
+        }
+    }
+}
+
+/// The device groups a cluster states (a `groups_fact` of the profile's `[[twin.devices]]`):
+/// each a table with its `servers` (nodes of the cluster, in order) and its count (the devices'
+/// `fact`), and optionally a `name`.
+fn check_device_groups(
+    profile: &ferry_model::Profile,
+    c: &RawCluster,
+    path: &[PathSeg],
+    p: &mut Problems,
+) {
+    for spec in &profile.twin.devices {
+        let Some(f) = &spec.groups_fact else { continue };
+        let Some(toml::Value::Array(rows)) = c.facts.get(f) else {
+            continue;
+        };
+        let fields = format!(
+            "a group is a table {{ name = \"...\", {} = [\"server\", \"backup\", ...], {} = N }}",
+            ferry_model::redundancy::SERVERS_KEY,
+            spec.fact
+        );
+        for (gi, row) in rows.iter().enumerate() {
+            let gpath = [path.to_vec(), vec![key(f), PathSeg::Index(gi)]].concat();
+            let at = |k: &str| [gpath.clone(), vec![key(k)]].concat();
+            let Some(t) = row.as_table() else {
+                p.add(
+                    gpath.clone(),
+                    format!(
+                        "each item of `{f}` must be a table, found {}",
+                        row.type_str()
+                    ),
+                    Some(fields.clone()),
+                );
+                continue;
+            };
+            for k in t.keys() {
+                if k != "name" && k != ferry_model::redundancy::SERVERS_KEY && k != &spec.fact {
+                    p.add(
+                        at(k),
+                        format!("unknown key `{k}` in a group of `{f}`"),
+                        Some(fields.clone()),
+                    );
+                }
+            }
+            if let Some(v) = t.get("name") {
+                if !v.is_str() {
+                    p.add(
+                        at("name"),
+                        format!("a group's name must be a string, found {}", v.type_str()),
+                        None,
+                    );
+                }
+            }
+            match t.get(&spec.fact) {
+                None => p.add(
+                    gpath.clone(),
+                    format!(
+                        "group {} of `{f}` does not say how many {} it has",
+                        gi + 1,
+                        spec.name
+                    ),
+                    Some(fields.clone()),
+                ),
+                Some(v) => {
+                    let n = v.as_integer().map(|x| x as f64).or_else(|| v.as_float());
+                    if !n.is_some_and(|x| x.is_finite() && x >= 0.0) {
+                        p.add(
+                            at(&spec.fact),
+                            format!(
+                                "`{}` of a group must be a number of {} (0 or more), found {v}",
+                                spec.fact, spec.name
+                            ),
+                            None,
+                        );
+                    }
+                }
+            }
+            let servers_key = ferry_model::redundancy::SERVERS_KEY;
+            match t.get(servers_key) {
+                Some(toml::Value::Array(list)) if !list.is_empty() => {
+                    let mut seen = BTreeSet::new();
+                    for (si, s) in list.iter().enumerate() {
+                        let spath = [at(servers_key), vec![PathSeg::Index(si)]].concat();
+                        match s.as_str() {
+                            Some(name) if c.node.iter().any(|n| n.name == name) => {
+                                if !seen.insert(name) {
+                                    p.add(spath, format!("server `{name}` is listed twice in this group"), None);
+                                }
+                            }
+                            Some(name) => p.add(
+                                spath,
+                                format!("`{name}` is not a node of cluster `{}`", c.name),
+                                Some(format!(
+                                    "nodes of `{}`: {}",
+                                    c.name,
+                                    c.node.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+                                )),
+                            ),
+                            None => p.add(
+                                spath,
+                                format!("a server is a node's name, found {}", s.type_str()),
+                                None,
+                            ),
+                        }
+                    }
+                }
+                Some(other) => p.add(
+                    at(servers_key),
+                    format!("`{servers_key}` must list the group's servers in order (at least one), found {}", if other.is_array() { "an empty list" } else { other.type_str() }),
+                    Some(fields.clone()),
+                ),
+                None => p.add(
+                    gpath.clone(),
+                    format!("group {} of `{f}` names no `{servers_key}`", gi + 1),
+                    Some(fields.clone()),
+                ),
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! facts, versions, rule IDs), each problem located at its line and key.
 
 use crate::diagnostic::{located, InputErrors, PathSeg, Problem, SourceFile};
-use crate::site::BASE_STRATEGIES;
+use ferry_model::profile::BASE_STRATEGIES;
 use ferry_model::profile::{
     CheckTest, Condition, FactTest, FactType, Procedure, StepSelector, VersionTest,
 };
@@ -90,6 +90,25 @@ impl Ctx<'_> {
                 format!("fact `{fact}` is not declared"),
                 Some("declare it in a [[fact]] table with its type".into()),
             );
+        }
+    }
+
+    /// A declared fact of type `list`.
+    fn list_fact(&mut self, fact: &str, path: Path) {
+        let kind = self
+            .profile
+            .facts
+            .iter()
+            .find(|f| f.name == fact)
+            .map(|f| f.kind);
+        match kind {
+            None => self.fact(fact, path),
+            Some(FactType::List) => {}
+            Some(other) => self.add(
+                path,
+                format!("fact `{fact}` is a {}, not a list", other.as_str()),
+                Some("declare it with type = \"list\" (a list of tables, one per group)".into()),
+            ),
         }
     }
 
@@ -374,6 +393,12 @@ impl Ctx<'_> {
             self.fact(&d.fact, join(&p, &[k("fact")]));
             if let Some(f) = &d.backup_fact {
                 self.fact(f, join(&p, &[k("backup_fact")]));
+            }
+            if let Some(f) = &d.groups_fact {
+                self.list_fact(f, join(&p, &[k("groups_fact")]));
+            }
+            if let Some(f) = &d.capacity_fact {
+                self.number_fact(f, join(&p, &[k("capacity_fact")]));
             }
             for r in [&d.capacity_rule, &d.reregister_rule].into_iter().flatten() {
                 self.rule(r, p.clone());
@@ -973,6 +998,56 @@ impl Ctx<'_> {
                 self.condition(c, join(&path, &[k("when")]));
             }
         }
+        for (n, b) in proc.batches.iter().enumerate() {
+            let path = vec![k(base), k("batch"), i(n)];
+            self.rule(&b.rule, join(&path, &[k("rule")]));
+            self.roles(&b.roles, &join(&path, &[k("roles")]));
+            for (key, empty) in [
+                ("roles", b.roles.is_empty()),
+                ("steps", b.steps.is_empty()),
+                ("devices", b.devices.is_empty()),
+            ] {
+                if empty {
+                    self.add(
+                        join(&path, &[k(key)]),
+                        format!("a batch needs at least one of its `{key}`"),
+                        None,
+                    );
+                }
+            }
+            for (m, id) in b.steps.iter().enumerate() {
+                if !ids.contains(id.as_str()) {
+                    self.add(
+                        join(&path, &[k("steps"), i(m)]),
+                        format!("no step `{id}` in this procedure"),
+                        None,
+                    );
+                }
+            }
+            for (m, d) in b.devices.iter().enumerate() {
+                if !self.profile.twin.devices.iter().any(|x| &x.name == d) {
+                    let names: Vec<&str> = self
+                        .profile
+                        .twin
+                        .devices
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect();
+                    self.add(
+                        join(&path, &[k("devices"), i(m)]),
+                        format!("no [[twin.devices]] named `{d}`"),
+                        Some(if names.is_empty() {
+                            "declare the devices the batches keep served in a [[twin.devices]] table".into()
+                        } else {
+                            format!("devices of this profile: {}", names.join(", "))
+                        }),
+                    );
+                }
+            }
+            if let Some(c) = &b.when {
+                self.condition(c, join(&path, &[k("when")]));
+            }
+        }
         for (n, l) in proc.limits.iter().enumerate() {
             let path = vec![k(base), k("limit"), i(n)];
             self.rule(&l.rule, join(&path, &[k("rule")]));
@@ -1096,6 +1171,30 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
     }
     for (n, r) in profile.profile.version_roles.iter().enumerate() {
         cx.role(r, vec![k("profile"), k("version_roles"), i(n)]);
+    }
+    for (n, r) in profile.profile.renamed_strategies.iter().enumerate() {
+        let path = vec![k("profile"), k("renamed_strategy"), i(n)];
+        if cx.strategies.contains(&r.name) {
+            cx.add(
+                join(&path, &[k("name")]),
+                format!(
+                    "strategy `{}` is offered: it cannot also be a renamed one",
+                    r.name
+                ),
+                Some("remove it from `strategies`, or remove this entry".into()),
+            );
+        }
+        if !cx.strategies.contains(&r.now) {
+            let help = format!(
+                "strategies: {}",
+                cx.strategies.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+            cx.add(
+                join(&path, &[k("now")]),
+                format!("unknown strategy `{}`", r.now),
+                Some(help),
+            );
+        }
     }
     if profile.roles.is_empty() {
         cx.add(

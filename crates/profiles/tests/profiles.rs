@@ -325,13 +325,13 @@ fn ssh_errors_name_line_and_key() {
         (
             "verify = [{ probe = \"version_inactive\", equals = \"{target}\" }]",
             "verify = [{ probe = \"version_inactiv\", equals = \"{target}\" }]",
-            "procedure.step[6].ssh.verify[0].probe",
+            "procedure.step[7].ssh.verify[0].probe",
             "unknown probe `version_inactiv`",
         ),
         (
             "verify = [{ probe = \"version_inactive\", equals = \"{target}\" }]",
             "verify = [{ probe = \"version_inactive\", equals = \"{targt}\" }]",
-            "procedure.step[6].ssh.verify[0].equals",
+            "procedure.step[7].ssh.verify[0].equals",
             "unknown placeholder `{targt}`",
         ),
         (
@@ -355,13 +355,13 @@ fn ssh_errors_name_line_and_key() {
         (
             "\"{fact.upgrade_server}\"",
             "\"{fact.upgrade_host}\"",
-            "procedure.step[6].ssh.commands[0].input[2]",
+            "procedure.step[7].ssh.commands[0].input[2]",
             "fact `upgrade_host` is not declared",
         ),
         (
             "from = [\"publisher\"], roles",
             "from = [\"publishr\"], roles",
-            "procedure.step[19].ssh.wait[0].from[0]",
+            "procedure.step[21].ssh.wait[0].from[0]",
             "unknown role `publishr`",
         ),
     ];
@@ -570,6 +570,171 @@ fn capacity_hold_errors_name_line_and_key_ccm_09() {
         "twin.devices[0].capacity_severity",
         "the rehearsal would report CCM-09 as inhibitor, the plan as warning",
     );
+}
+
+/// A CUCM site whose phones are in CM groups (UCM-15): the groups must name the cluster's nodes,
+/// in order, with a number of phones; each mistake is located at its line and key.
+const GROUPS: &str = r#"[site]
+name = "pier"
+
+[[cluster]]
+name = "cm"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+
+[cluster.facts]
+upgrade_source = "sftp"
+cm_groups = [
+    { name = "Pier-1", servers = ["cm-1", "cm-2"], devices = 1200 },
+    { name = "Pier-2", servers = ["cm-2", "cm-1"], devices = 900 },
+]
+
+[[cluster.node]]
+name = "cm-pub"
+role = "publisher"
+version = "12.5.1.16900-48"
+
+[[cluster.node]]
+name = "cm-1"
+role = "subscriber"
+version = "12.5.1.16900-48"
+
+[[cluster.node]]
+name = "cm-2"
+role = "subscriber"
+version = "12.5.1.16900-48"
+"#;
+
+#[test]
+fn cm_group_errors_name_line_and_key_ucm_15() {
+    load_site("site.toml", GROUPS, &builtin()).expect("the groups load");
+    let cases = [
+        (
+            "servers = [\"cm-1\", \"cm-2\"], devices = 1200",
+            "servers = [\"cm-1\", \"cm-3\"], devices = 1200",
+            "cluster[0].facts.cm_groups[0].servers[1]",
+            "`cm-3` is not a node of cluster `cm`",
+        ),
+        (
+            "servers = [\"cm-2\", \"cm-1\"], devices = 900",
+            "servers = [], devices = 900",
+            "cluster[0].facts.cm_groups[1].servers",
+            "must list the group's servers in order",
+        ),
+        (
+            "servers = [\"cm-2\", \"cm-1\"], devices = 900",
+            "servers = [\"cm-2\", \"cm-2\"], devices = 900",
+            "cluster[0].facts.cm_groups[1].servers[1]",
+            "server `cm-2` is listed twice",
+        ),
+        (
+            "devices = 900",
+            "devices = \"many\"",
+            "cluster[0].facts.cm_groups[1].devices",
+            "must be a number of phones",
+        ),
+        (
+            ", devices = 900",
+            ", phones = 900",
+            "cluster[0].facts.cm_groups[1].phones",
+            "unknown key `phones` in a group of `cm_groups`",
+        ),
+        (
+            "{ name = \"Pier-2\", servers = [\"cm-2\", \"cm-1\"], devices = 900 }",
+            "\"Pier-2\"",
+            "cluster[0].facts.cm_groups[1]",
+            "each item of `cm_groups` must be a table",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        assert!(GROUPS.contains(from), "fixture lacks {from:?}");
+        let text = GROUPS.replacen(from, to, 1);
+        let line = text[..text.find(to).unwrap()].split('\n').count();
+        check_site_error(&text, line, key, message);
+    }
+}
+
+#[test]
+fn a_site_may_still_say_parallel_or_name_a_shared_strategy_ucm_13() {
+    // `parallel` (renamed to fastest) and the shared strategies load for every profile; an
+    // unknown name is an error that lists what to write.
+    for (profile_site, s) in [
+        (GROUPS, "parallel"),
+        (GROUPS, "balanced"),
+        (PAIR, "balanced"),
+    ] {
+        let text = profile_site.replacen(
+            "\ntarget = ",
+            &format!("\nstrategy = \"{s}\"\ntarget = "),
+            1,
+        );
+        load_site("site.toml", &text, &builtin()).unwrap_or_else(|e| panic!("{s}: {e:?}"));
+    }
+    let text = GROUPS.replacen("\ntarget = ", "\nstrategy = \"parralel\"\ntarget = ", 1);
+    check_site_error(
+        &text,
+        7,
+        "cluster[0].strategy",
+        "unknown strategy `parralel`",
+    );
+}
+
+/// The `balanced` strategy's batch rules and the renamed strategies of cisco-ucm: every
+/// mistake located at its line and key.
+#[test]
+fn batch_and_renamed_strategy_errors_name_line_and_key_ucm_15() {
+    let base = ferry_profiles::registry::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "cisco-ucm")
+        .expect("cisco-ucm")
+        .1;
+    let cases = [
+        (
+            "steps = [\"switch-version\", \"subscriber-serving\"]\ndevices = [\"phones\"]",
+            "steps = [\"switch-version\", \"subscriber-back\"]\ndevices = [\"phones\"]",
+            "procedure.batch[0].steps[1]",
+            "no step `subscriber-back` in this procedure",
+        ),
+        (
+            "steps = [\"switch-version\", \"subscriber-serving\"]\ndevices = [\"phones\"]",
+            "steps = [\"switch-version\", \"subscriber-serving\"]\ndevices = [\"handsets\"]",
+            "procedure.batch[0].devices[0]",
+            "no [[twin.devices]] named `handsets`",
+        ),
+        (
+            "roles = [\"subscriber\"]\nsteps = [\"switch-version\", \"subscriber-serving\"]\ndevices",
+            "roles = [\"subscribers\"]\nsteps = [\"switch-version\", \"subscriber-serving\"]\ndevices",
+            "procedure.batch[0].roles[0]",
+            "unknown role `subscribers`",
+        ),
+        (
+            "now = \"fastest\"",
+            "now = \"quickest\"",
+            "profile.renamed_strategy[0].now",
+            "unknown strategy `quickest`",
+        ),
+        (
+            "name = \"parallel\"\nnow",
+            "name = \"balanced\"\nnow",
+            "profile.renamed_strategy[0].name",
+            "strategy `balanced` is offered",
+        ),
+        (
+            "groups_fact = \"cm_groups\"",
+            "groups_fact = \"configured_devices\"",
+            "twin.devices[0].groups_fact",
+            "fact `configured_devices` is a integer, not a list",
+        ),
+        (
+            "capacity_fact = \"device_capacity\"",
+            "capacity_fact = \"upgrade_source\"",
+            "twin.devices[0].capacity_fact",
+            "fact `upgrade_source` is a string, not a number",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        check_profile_error(base, from, to, key, message);
+    }
 }
 
 /// A staging period (`[site] stage`) is a period of its own before the booked window: its

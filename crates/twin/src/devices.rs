@@ -1,10 +1,18 @@
 //! Devices registered to servers: at home while the home server provides service, otherwise on
-//! its backup (or the least loaded serving peer), within the capacity of the server that takes
-//! them over (a server taking back its own devices is not limited). A move leaves
-//! the devices unregistered for a while: seconds to fail over, and minutes to fetch new loads
-//! when the server they move to runs a version they have not run.
+//! the first serving server of their group's backups in order (a CM group), or, with no backup
+//! stated, on the least loaded serving peer; within the capacity of the server that takes them
+//! over (a server taking back its own devices is not limited). A move leaves the devices
+//! unregistered for a while: seconds to fail over, and minutes to fetch new loads when the
+//! server they move to runs a version they have not run.
 
 use crate::world::{Event, World};
+use ferry_model::twin::DeviceSpec;
+
+/// The capacity of server `at` for `spec`'s devices (its fact, else the spec's number).
+fn capacity_at(w: &World, ci: usize, spec: &DeviceSpec, at: usize) -> Option<f64> {
+    let name = &w.clusters[ci].nodes[at].name;
+    ferry_model::redundancy::capacity(spec, &w.site.clusters[ci], name)
+}
 
 /// Devices registered to server `at`, not counting group `skip` (0, not -0, when none).
 fn load(w: &World, ci: usize, at: usize, skip: usize) -> f64 {
@@ -16,6 +24,20 @@ fn load(w: &World, ci: usize, at: usize, skip: usize) -> f64 {
         .fold(0.0, |sum, (_, d)| sum + (d.count - d.rejected))
 }
 
+/// Devices registered to server `at` or on their way to it, not counting group `skip`: what
+/// a group choosing the least loaded server weighs, so that groups that fail over at once
+/// spread over the servers rather than all pick the one that was least loaded before.
+fn expected_load(w: &World, ci: usize, at: usize, skip: usize) -> f64 {
+    let moving_in: f64 = w.clusters[ci]
+        .devices
+        .iter()
+        .enumerate()
+        .filter(|(i, d)| *i != skip && d.moving.is_some_and(|(to, _)| to == at))
+        .map(|(_, d)| d.count)
+        .sum();
+    load(w, ci, at, skip) + moving_in
+}
+
 /// Where group `di` should be registered now.
 fn desired(w: &World, ci: usize, di: usize) -> Option<usize> {
     let d = &w.clusters[ci].devices[di];
@@ -23,6 +45,10 @@ fn desired(w: &World, ci: usize, di: usize) -> Option<usize> {
         return Some(d.home);
     }
     let spec = &w.profile(ci).twin.devices[d.spec];
+    if !d.backups.is_empty() || !d.any_peer {
+        return d.backups.iter().copied().find(|&b| w.provides(ci, b));
+    }
+    // A world saved before groups were kept: the backup as the node states it.
     if let Some(f) = &spec.backup_fact {
         let backup = w.clusters[ci].nodes[d.home]
             .facts
@@ -38,8 +64,8 @@ fn desired(w: &World, ci: usize, di: usize) -> Option<usize> {
             m != d.home && spec.roles.contains(&w.clusters[ci].nodes[m].role) && w.provides(ci, m)
         })
         .min_by(|&a, &b| {
-            load(w, ci, a, di)
-                .partial_cmp(&load(w, ci, b, di))
+            expected_load(w, ci, a, di)
+                .partial_cmp(&expected_load(w, ci, b, di))
                 .unwrap_or(std::cmp::Ordering::Equal)
                 .then(a.cmp(&b))
         })
@@ -117,7 +143,7 @@ fn readmit(w: &mut World, ci: usize, di: usize) {
     let d = &w.clusters[ci].devices[di];
     let Some(at) = d.at else { return };
     // The capacity limits a server taking over others' devices, not one taking back its own.
-    let cap = match spec.capacity {
+    let cap = match capacity_at(w, ci, &spec, at) {
         Some(cap) if at != d.home => cap,
         _ => {
             w.clusters[ci].devices[di].rejected = 0.0;
@@ -140,7 +166,7 @@ pub(crate) fn arrive(w: &mut World, ci: usize, di: usize, gen: u64) {
     let mut rejected = 0.0;
     // The capacity limits a server taking over others' devices (a backup), not a server
     // taking back its own.
-    if let Some(cap) = spec.capacity.filter(|_| to != d.home) {
+    if let Some(cap) = capacity_at(w, ci, &spec, to).filter(|_| to != d.home) {
         let already = load(w, ci, to, di);
         if already + d.count > cap {
             rejected = (already + d.count - cap).min(d.count);

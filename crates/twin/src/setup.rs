@@ -77,24 +77,27 @@ pub(crate) fn cluster_state(
         })
         .collect();
 
+    // Device groups as the site states them (its CM groups, or each server's own devices and
+    // backups), registered at home.
     let mut devices = Vec::new();
     for (si, d) in spec.devices.iter().enumerate() {
-        for (ni, n) in c.nodes.iter().enumerate() {
-            if !d.roles.contains(&n.role) {
-                continue;
-            }
-            let count = n.facts.get(&d.fact).and_then(|v| v.as_f64()).unwrap_or(0.0);
-            if count <= 0.0 {
+        for g in ferry_model::redundancy::groups(d, c) {
+            let index = |name: &str| c.nodes.iter().position(|n| n.name == name);
+            let mut servers = g.servers.iter().filter_map(|s| index(s));
+            let Some(home) = servers.next() else { continue };
+            if g.count <= 0.0 {
                 continue;
             }
             devices.push(DeviceHome {
                 spec: si,
-                home: ni,
-                count,
-                at: Some(ni),
+                home,
+                count: g.count,
+                backups: servers.collect(),
+                any_peer: g.any_peer,
+                at: Some(home),
                 moving: None,
                 pinned: false,
-                loads: n.version.clone(),
+                loads: c.nodes[home].version.clone(),
                 rejected: 0.0,
                 gen: 0,
             });

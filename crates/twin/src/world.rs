@@ -154,12 +154,20 @@ pub struct NodeState {
     pub initialising: bool,
 }
 
-/// Devices homed on one node.
+/// A group of devices homed on one node (`ferry_model::redundancy`: a server's own devices,
+/// or a CM group of the site's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceHome {
     pub spec: usize,
     pub home: usize,
     pub count: f64,
+    /// The servers that back them up, in the order they register to them.
+    #[serde(default)]
+    pub backups: Vec<usize>,
+    /// With none of their servers serving, they register to the least loaded other serving
+    /// server of the spec's roles (no backup stated).
+    #[serde(default = "yes")]
+    pub any_peer: bool,
     /// Where they are registered (`None`: unregistered).
     pub at: Option<usize>,
     /// Where they are going and when they get there.
@@ -171,6 +179,10 @@ pub struct DeviceHome {
     /// How many could not register for lack of capacity.
     pub rejected: f64,
     pub gen: u64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// An HA pair.
@@ -524,6 +536,23 @@ impl World {
                     index,
                     message: format!("a `{}` fault needs `step` or `at_min`", f.kind.as_str()),
                 });
+            }
+            if let Some(pat) = &f.step {
+                // A fault on a step the plan does not have would never fire: a mistake.
+                let steps = || plan.steps.iter().chain(&plan.rollback);
+                let known = match pat.strip_prefix("*/") {
+                    Some(action) => steps().any(|s| s.action == action),
+                    None => steps().any(|s| &s.id == pat),
+                };
+                if !known {
+                    return Err(TwinError::BadFault {
+                        index,
+                        message: format!(
+                            "no step `{pat}` in the plan (nor in its rollback): the fault would never fire; \
+`ferry plan SITE --format json` lists the step IDs, and `*/ACTION` names an action on every node"
+                        ),
+                    });
+                }
             }
             if f.step.is_none() && f.node.is_none() {
                 return Err(TwinError::BadFault {

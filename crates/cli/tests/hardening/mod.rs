@@ -447,3 +447,58 @@ fn the_readme_lists_every_exit_code() {
         assert!(help.contains(c), "--help lacks {c:?}");
     }
 }
+
+/// A fault on a step the plan does not have would never fire: `rehearse` and `apply --driver
+/// twin` refuse it (exit 2) naming the faults file, and `apply` writes nothing.
+#[test]
+fn a_fault_on_a_step_the_plan_lacks_is_refused_naming_the_faults_file() {
+    let dir = Dir::new("fault-step");
+    let site = dir.file("site.toml", &example("linux-ha-pair"));
+    let plan = dir.path("plan.json");
+    check(
+        "plan",
+        &ferry(&["plan", &site, "--format", "json", "-o", &plan]),
+        0,
+        &[],
+    );
+    let state = dir.path("state");
+    for (faults, says) in [
+        (
+            "[[fault]]\nkind = \"install_failure\"\nstep = \"kv/kv-c/switch\"\n",
+            "no step `kv/kv-c/switch` in the plan",
+        ),
+        (
+            "[[fault]]\nkind = \"slow_step\"\nstep = \"*/no-such-action\"\nfactor = 2\n",
+            "no step `*/no-such-action` in the plan",
+        ),
+    ] {
+        let file = dir.file("faults.toml", faults);
+        check(
+            "rehearse",
+            &ferry(&["rehearse", &site, "--faults", &file]),
+            2,
+            &[&file, says],
+        );
+        check(
+            "apply",
+            &ferry(&[
+                "apply", &plan, "--site", &site, "--driver", "twin", "--faults", &file, "--state",
+                &state,
+            ]),
+            2,
+            &[&file, says],
+        );
+        assert!(!Path::new(&state).exists(), "nothing written: {state}");
+    }
+    // The same faults file on a step the plan has is taken.
+    let file = dir.file(
+        "faults.toml",
+        "[[fault]]\nkind = \"slow_step\"\nstep = \"*/switch\"\nfactor = 2\n",
+    );
+    check(
+        "rehearse",
+        &ferry(&["rehearse", &site, "--faults", &file]),
+        0,
+        &[],
+    );
+}

@@ -333,6 +333,7 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
             phase: Window,
         }],
         occupancy: Vec::new(),
+        batches: Vec::new(),
         limits: vec![LimitGroup {
             rule: "CUCM-LIM-1".to_string(),
             note: "one switch at a time".to_string(),

@@ -174,6 +174,13 @@ fn prerequisites(plan: &Plan, numbers: &StepNumbers) -> String {
             out.push_str(&finding_item(f));
         }
     }
+    let batches = super::text::batch_lines(plan);
+    if !batches.is_empty() {
+        out.push_str("\n### Batches\n\n");
+        for l in batches {
+            let _ = writeln!(out, "- {}", inline(&l));
+        }
+    }
     let warned: Vec<&PlannedStep> = plan.steps.iter().filter(|s| s.warning.is_some()).collect();
     if !warned.is_empty() {
         out.push_str("\n### Step warnings\n\n");

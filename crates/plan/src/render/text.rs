@@ -26,6 +26,7 @@ pub fn render_text(plan: &Plan) -> String {
     out.push_str(&estimate(plan));
     out.push_str(&measures(plan));
     out.push_str(&staging_costs(plan));
+    out.push_str(&batches(plan));
     out.push_str(&limits(plan));
     out.push_str(&occupancy(plan));
     out.push_str(&rollback(plan));
@@ -316,6 +317,56 @@ fn staging_costs(plan: &Plan) -> String {
             _ => String::new(),
         };
         let _ = writeln!(out, "  {} [{}]{length}: {}", c.cluster, c.rule, c.text);
+    }
+    out
+}
+
+/// The batches of the batch rules: which nodes go out together, in order.
+pub(crate) fn batch_lines(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    for b in &plan.batches {
+        let leg = b
+            .leg
+            .as_ref()
+            .map(|v| format!(" (to {v})"))
+            .unwrap_or_default();
+        let list = b
+            .batches
+            .iter()
+            .enumerate()
+            .map(|(i, nodes)| format!("{}. {}", i + 1, nodes.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if b.batches.is_empty() {
+            lines.push(format!(
+                "{}{leg} [{}]: no batch: the other rules order these nodes' steps",
+                b.cluster, b.rule
+            ));
+            continue;
+        }
+        lines.push(format!(
+            "{}{leg} [{}]: {} batch(es) keeping every group of {} served: {list}",
+            b.cluster,
+            b.rule,
+            b.batches.len(),
+            b.devices.join(" and "),
+        ));
+    }
+    lines
+}
+
+fn batches(plan: &Plan) -> String {
+    let lines = batch_lines(plan);
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "
+Batches
+",
+    );
+    for l in lines {
+        let _ = writeln!(out, "  {l}");
     }
     out
 }

@@ -1169,6 +1169,32 @@ fn rollback_restores_the_original_then_moves_the_links_back_briefly_cms_10_cms_1
     assert_eq!(rb("backup-ha-data").node.as_deref(), Some("cms-ha"));
 }
 
+#[test]
+fn balanced_plans_as_fastest_where_no_device_redundancy_is_declared_cms_10() {
+    // The CMS pair has no devices that fail over between servers: balanced plans as fastest.
+    let site = r#"[site]
+name = "reporting-room"
+
+[[cluster]]
+name = "stats"
+profile = "avaya-cms-ha"
+target = "21.0.0.1"
+facts = { acds = [{ name = "acd-1", cm_release = "10.2.1", links = "dual" }], switchover = "none" }
+
+[[cluster.node]]
+name = "stats-old"
+role = "original"
+version = "21.0.0.0"
+facts = { ha_role = "primary" }
+
+[[cluster.node]]
+name = "stats-new"
+role = "new_ha"
+version = "21.0.0.1"
+"#;
+    assert_planned_as_fastest(site, "balanced");
+}
+
 /// Seed 000, day of the upgrade: "1. Install and configure the new HA server. 2. Ensure that
 /// you put CMS into single-user mode." The new server serves nothing before the ACD links are
 /// re-administered (3), and the original keeps collecting meanwhile: its installation may run

@@ -1402,6 +1402,100 @@ fn clean_examples_check_without_inhibitors_and_the_inhibitor_example_has_many() 
     );
 }
 
+/// From 3.3: four primaries whose devices fail over to two secondaries; hq-sec1 cannot take
+/// both of its primaries at once (5,500 devices).
+const WAREHOUSE: &str = r#"[site]
+name = "warehouse"
+
+[[cluster]]
+name = "wh"
+profile = "cisco-callmanager4"
+target = "4.0(1)"
+facts = { db_name = "CCM0301", busy_hour_call_attempts = 400 }
+
+[[cluster.node]]
+name = "wh-pub"
+role = "publisher"
+version = "3.3(3)"
+facts = { os_version = "2000.2.4", server_model = "MCS-7845H-3.0" }
+
+[[cluster.node]]
+name = "wh-sec1"
+role = "secondary"
+version = "3.3(3)"
+facts = { devices = 0, os_version = "2000.2.4", server_model = "MCS-7845H-3.0" }
+
+[[cluster.node]]
+name = "wh-sec2"
+role = "secondary"
+version = "3.3(3)"
+facts = { devices = 0, os_version = "2000.2.4", server_model = "MCS-7845H-3.0" }
+
+[[cluster.node]]
+name = "wh-pri1"
+role = "primary"
+version = "3.3(3)"
+facts = { devices = 3000, backup = "wh-sec1", os_version = "2000.2.4", server_model = "MCS-7845H-3.0" }
+
+[[cluster.node]]
+name = "wh-pri2"
+role = "primary"
+version = "3.3(3)"
+facts = { devices = 2500, backup = "wh-sec1", os_version = "2000.2.4", server_model = "MCS-7845H-3.0" }
+
+[[cluster.node]]
+name = "wh-pri3"
+role = "primary"
+version = "3.3(3)"
+facts = { devices = 1800, backup = "wh-sec2", os_version = "2000.2.4", server_model = "MCS-7845H-3.0" }
+
+[[cluster.node]]
+name = "wh-pri4"
+role = "primary"
+version = "3.3(3)"
+facts = { devices = 1700, backup = "wh-sec2", os_version = "2000.2.4", server_model = "MCS-7845H-3.0" }
+"#;
+
+#[test]
+fn balanced_reboots_servers_in_batches_that_keep_every_device_on_a_server_ccm_06_ccm_09() {
+    // CCM-06: a primary is never down while its secondary is; CCM-09: "at most 5,000 devices
+    // registered to" a secondary. Balanced batches the reboots and in-place OS upgrades by the
+    // primaries' `backup` facts and the 5,000.
+    let set = profiles();
+    let meta = &set.get("cisco-callmanager4").unwrap().profile.profile;
+    assert!(meta.strategies.iter().any(|s| s == "balanced"));
+    let p = plan_with(WAREHOUSE, Some("balanced"));
+    assert_eq!(p.clusters[0].strategy, "balanced");
+    let groups: [(&[&str], f64); 4] = [
+        (&["wh-pri1", "wh-sec1"], 3000.0),
+        (&["wh-pri2", "wh-sec1"], 2500.0),
+        (&["wh-pri3", "wh-sec2"], 1800.0),
+        (&["wh-pri4", "wh-sec2"], 1700.0),
+    ];
+    let block = ["disable-remote-access", "prepare-subscriber", "upgrade-os"];
+    assert_every_group_served(&p, &block, &groups, Some(5000.0));
+    // Three batches: the secondaries, then every primary but one of wh-sec1's, then the other.
+    let into = |node: &str| {
+        p.edges
+            .iter()
+            .filter(|e| {
+                e.rule == "CCM-06"
+                    && e.to == format!("wh/{node}/disable-remote-access")
+                    && e.note.starts_with("batch")
+            })
+            .count()
+    };
+    assert!(into("wh-pri1") > 0 && into("wh-pri2") > 0, "{:#?}", p.edges);
+    let s = |node: &str| on(&p, node, "disable-remote-access").start_s;
+    assert_eq!(s("wh-pri1"), s("wh-pri3"));
+    assert!(s("wh-pri2") >= on(&p, "wh-pri1", "upgrade-os").end_s());
+    // The rules already order the reboots this way: no longer than the fastest plan.
+    assert_eq!(
+        p.makespan_s,
+        plan_with(WAREHOUSE, Some("fastest")).makespan_s
+    );
+}
+
 /// Seed 001: the CallManager 4.0(1) installation runs on the server itself ("finish and reboot
 /// one server before starting the next", CCM-05), and the OS upgrades before it reboot it: no
 /// step takes place while the server keeps serving, so a staging period changes nothing.

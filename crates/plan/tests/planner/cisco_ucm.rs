@@ -467,7 +467,8 @@ fn publisher_switches_before_any_subscriber_ucm_09() {
 
 #[test]
 fn replication_gate_after_the_switches_and_before_the_imp_phase_ucm_10() {
-    let p = plan(&example("ucm-standard"));
+    // The documented task list: the IM&P phase starts after the gate.
+    let p = plan_with(&example("ucm-standard"), Some("documented"));
     let gate = cluster_step(&p, "cucm-replication-gate");
     let switches: Vec<&PlannedStep> = p
         .steps
@@ -487,7 +488,8 @@ fn replication_gate_after_the_switches_and_before_the_imp_phase_ucm_10() {
         assert_edge(&p, &gate.id, &s.id, "UCM-10");
         assert_all_before(&[gate], &[s]);
     }
-    // Parallel option: the IM&P nodes install early but switch only after the gate.
+    // Parallel option (in the fastest plan): the IM&P nodes install early but switch only
+    // after the gate.
     let p = plan(&example("ucm-parallel"));
     let gate = cluster_step(&p, "cucm-replication-gate");
     for s in steps_of(&p, "imp-switch-version", None) {
@@ -531,9 +533,11 @@ fn imp_publisher_is_the_first_imp_node_upgraded_ucm_12() {
 
 #[test]
 fn parallel_option_installs_the_imp_publisher_with_the_cucm_subscribers_ucm_13() {
+    // The option is part of the fastest plan; the documented strategy keeps the task list's
+    // order.
     let site = example("ucm-parallel");
     let par = plan(&site);
-    assert_eq!(par.clusters[0].strategy, "parallel");
+    assert_eq!(par.clusters[0].strategy, "fastest");
     let imp_pub = step(&par, "ucm-dc/dc-imp-pub/imp-install-inactive");
     let subs = steps_of(&par, "install-inactive", Some("subscriber"));
     assert!(subs.iter().all(|s| s.start_s == imp_pub.start_s));
@@ -544,14 +548,17 @@ fn parallel_option_installs_the_imp_publisher_with_the_cucm_subscribers_ucm_13()
         "UCM-13",
     );
     // Without the option the IM&P publisher waits for every CUCM node and the CUCM phase.
-    let fast = plan_with(&site, Some("fastest"));
-    let imp_pub = step(&fast, "ucm-dc/dc-imp-pub/imp-install-inactive");
+    let documented = plan_with(&site, Some("documented"));
+    let imp_pub = step(&documented, "ucm-dc/dc-imp-pub/imp-install-inactive");
     assert_all_before(
-        &steps_of(&fast, "verify-install-log", Some("subscriber")),
+        &steps_of(&documented, "verify-install-log", Some("subscriber")),
         &[imp_pub],
     );
-    assert_all_before(&[cluster_step(&fast, "cucm-post-upgrade")], &[imp_pub]);
-    assert!(par.makespan_s < fast.makespan_s);
+    assert_all_before(
+        &[cluster_step(&documented, "cucm-post-upgrade")],
+        &[imp_pub],
+    );
+    assert!(par.makespan_s < documented.makespan_s);
 }
 
 #[test]
@@ -612,7 +619,12 @@ fn cucm_subscriber_switching_is_a_site_choice_ucm_15() {
     let slow = plan_with(&site, Some("one-at-a-time"));
     let subs = steps_of(&slow, "switch-version", Some("subscriber"));
     assert_one_at_a_time(&subs);
-    assert_edge(&slow, &subs[0].id, &subs[1].id, "UCM-15");
+    // Each waits until the one before serves again (its gate), so that no CM group is left
+    // without a subscriber.
+    let back = steps_of(&slow, "subscriber-serving", Some("subscriber"));
+    assert_eq!(back.len(), subs.len());
+    assert_edge(&slow, &back[0].id, &subs[1].id, "UCM-15");
+    assert!(back[0].start_s >= subs[0].end_s() && subs[1].start_s >= back[0].end_s());
     assert!(slow.makespan_s > fast.makespan_s);
     // The site may write its choice down.
     let chosen = plan(&edit(
@@ -811,8 +823,8 @@ fn upgrade_source_is_staged_before_the_window_ucm_22() {
     ] {
         let site = edit(
             &example("ucm-standard"),
-            "facts = { configured_devices = 9400, upgrade_source = \"sftp\" }",
-            bad,
+            "facts = { configured_devices = 9400, upgrade_source = \"sftp\", device_capacity",
+            &bad.replace(" }", ", device_capacity"),
         );
         let f = findings(&site);
         let w = findings_of(&f, "UCM-22");
@@ -960,7 +972,7 @@ const C: Option<&str> = None;
 
 #[test]
 fn task_list_standard_cucm_and_imp_ucm_27() {
-    let p = plan(&example("ucm-standard"));
+    let p = plan_with(&example("ucm-standard"), Some("documented"));
     assert_task_list(
         &p,
         &[
@@ -1650,6 +1662,336 @@ fn the_rollback_offers_the_imp_recovery_choice_only_after_cucm_succeeded_ucm_25(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Strategies: fastest, documented, balanced (batches by CM group), one-at-a-time
+// ---------------------------------------------------------------------------------------------
+
+/// A CUCM and IM&P standard upgrade whose phones are in CallManager groups: North's phones try
+/// cm-n1, then cm-n2, then cm-s1; the south subscribers back each other up in a ring, so no
+/// two of them may switch together.
+const HARBOUR: &str = r#"[site]
+name = "harbour"
+window = { start = "2027-03-06T21:00:00+01:00", hours = 14 }
+
+[[cluster]]
+name = "cm"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+targets = { imp_publisher = "14.0.1.13900-8", imp_subscriber = "14.0.1.13900-8" }
+
+[cluster.facts]
+configured_devices = 6000
+upgrade_source = "sftp"
+cm_groups = [
+    { name = "North", servers = ["cm-n1", "cm-n2", "cm-s1"], devices = 1500 },
+    { name = "North-2", servers = ["cm-n2", "cm-n1"], devices = 1200 },
+    { name = "South", servers = ["cm-s1", "cm-s2"], devices = 1400 },
+    { name = "South-2", servers = ["cm-s2", "cm-s3"], devices = 900 },
+    { name = "South-3", servers = ["cm-s3", "cm-s1"], devices = 1000 },
+]
+
+[[cluster.node]]
+name = "cm-pub"
+role = "publisher"
+version = "12.5.1.16900-48"
+facts = { devices = 0, replication_state = 2, drs_backup_at = "2027-03-06T08:00:00+01:00" }
+
+[[cluster.node]]
+name = "cm-n1"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 1500, replication_state = 2 }
+
+[[cluster.node]]
+name = "cm-n2"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 1200, replication_state = 2 }
+
+[[cluster.node]]
+name = "cm-s1"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 1400, replication_state = 2 }
+
+[[cluster.node]]
+name = "cm-s2"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 900, replication_state = 2 }
+
+[[cluster.node]]
+name = "cm-s3"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 1000, replication_state = 2 }
+
+[[cluster.node]]
+name = "pres-a"
+role = "imp_publisher"
+version = "12.5.1.16900-5"
+facts = { users = 900, replication_state = 2 }
+
+[[cluster.node]]
+name = "pres-b"
+role = "imp_subscriber"
+version = "12.5.1.16900-5"
+facts = { users = 800, replication_state = 2 }
+"#;
+
+/// HARBOUR's CM groups, as `assert_every_group_served` reads them.
+const HARBOUR_GROUPS: [(&[&str], f64); 5] = [
+    (&["cm-n1", "cm-n2", "cm-s1"], 1500.0),
+    (&["cm-n2", "cm-n1"], 1200.0),
+    (&["cm-s1", "cm-s2"], 1400.0),
+    (&["cm-s2", "cm-s3"], 900.0),
+    (&["cm-s3", "cm-s1"], 1000.0),
+];
+
+/// The distinct moments the subscribers' switches start: one per batch.
+fn switch_waves(p: &Plan) -> Vec<u64> {
+    let mut starts: Vec<u64> = steps_of(p, "switch-version", Some("subscriber"))
+        .iter()
+        .map(|s| s.start_s)
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
+#[test]
+fn balanced_switches_subscribers_in_the_fewest_batches_that_keep_every_cm_group_served_ucm_15() {
+    // UCM-15: "CUCM subscribers may switch all at once or one at a time (site choice)"; UCM-11:
+    // a subscriber serves again only once its replication is good. Balanced switches them in
+    // batches in between, each batch once the one before serves again.
+    let p = plan_with(HARBOUR, Some("balanced"));
+    assert_eq!(p.clusters[0].strategy, "balanced");
+    let out = ["switch-version", "subscriber-serving"];
+    assert_every_group_served(&p, &out, &HARBOUR_GROUPS, None);
+    // cm-s1, cm-s2, cm-s3 back each other up in a ring: three batches, and no fewer.
+    assert_eq!(switch_waves(&p).len(), 3, "{:?}", out_spans(&p, &out));
+    // Each batch waits for the gates of the one before (rule UCM-15).
+    let s2 = step(&p, "cm/cm-s2/switch-version");
+    let s1_back = step(&p, "cm/cm-s1/subscriber-serving");
+    assert!(s1_back.kind == StepKind::Gate && s2.start_s >= s1_back.end_s());
+    assert!(p.edges.iter().any(|e| e.rule == "UCM-15"
+        && e.to == s2.id
+        && e.note.contains("batch")
+        && e.note
+            .contains("every group of phones keeps a serving server")));
+    // All at once leaves every group without a subscriber.
+    let fast = plan_with(HARBOUR, Some("fastest"));
+    assert_eq!(switch_waves(&fast).len(), 1);
+    let all = std::panic::catch_unwind(|| {
+        assert_every_group_served(&fast, &["switch-version"], &HARBOUR_GROUPS, None)
+    });
+    assert!(all.is_err(), "all at once cannot keep the groups served");
+    // Between the two: longer than all at once, shorter than one at a time.
+    let slow = plan_with(HARBOUR, Some("one-at-a-time"));
+    assert!(fast.makespan_s < p.makespan_s && p.makespan_s < slow.makespan_s);
+}
+
+#[test]
+fn balanced_keeps_every_subscriber_within_its_device_capacity_ucm_15() {
+    // Three subscribers with no CM group stated: a subscriber's phones fall back to the least
+    // loaded other one. Two out together would put 8,000 phones on the third.
+    let base = r#"[site]
+name = "quay"
+
+[[cluster]]
+name = "q"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+facts = { configured_devices = 12000, upgrade_source = "sftp"CAPACITY }
+
+[[cluster.node]]
+name = "q-pub"
+role = "publisher"
+version = "12.5.1.16900-48"
+facts = { devices = 0 }
+
+[[cluster.node]]
+name = "q-a"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 4000 }
+
+[[cluster.node]]
+name = "q-b"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 4000 }
+
+[[cluster.node]]
+name = "q-c"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 4000 }
+"#;
+    let groups: [(&[&str], f64); 3] = [
+        (&["q-a", "q-b", "q-c"], 4000.0),
+        (&["q-b", "q-a", "q-c"], 4000.0),
+        (&["q-c", "q-a", "q-b"], 4000.0),
+    ];
+    let out = ["switch-version", "subscriber-serving"];
+    // No capacity stated: two batches, and the plan says what it assumed.
+    let p = plan_with(&base.replace("CAPACITY", ""), Some("balanced"));
+    assert_eq!(switch_waves(&p).len(), 2);
+    assert!(
+        p.findings
+            .iter()
+            .any(|f| f.rule == "UCM-15" && f.message.contains("no capacity is stated")),
+        "{:#?}",
+        p.findings
+    );
+    // 9,000 phones at most on a subscriber: one at a time, each within it.
+    let p = plan_with(
+        &base.replace("CAPACITY", ", device_capacity = 9000"),
+        Some("balanced"),
+    );
+    assert_eq!(switch_waves(&p).len(), 3);
+    assert_every_group_served(&p, &out, &groups, Some(9000.0));
+    // 12,000: two again.
+    let p = plan_with(
+        &base.replace("CAPACITY", ", device_capacity = 12000"),
+        Some("balanced"),
+    );
+    assert_eq!(switch_waves(&p).len(), 2);
+    assert_every_group_served(&p, &out, &groups, Some(12000.0));
+}
+
+#[test]
+fn balanced_refresh_has_no_outage_ucm_26() {
+    // UCM-26: "If you are performing a refresh upgrade, there will be a temporary server outage
+    // until all subscriber nodes get upgraded" — in parallel. Balanced refreshes them in
+    // batches instead: no go/no-go for an outage, and every CM group keeps a subscriber.
+    let site = HARBOUR
+        .replace("12.5.1.16900-48", "11.0.1.21900-5")
+        .replace("12.5.1.16900-5", "11.0.1.21900-2")
+        .replace("14.0.1.13900-155", "12.5.1.16900-48")
+        .replace("14.0.1.13900-8", "12.5.1.16900-5");
+    let fast = plan_with(&site, Some("fastest"));
+    assert_eq!(fast.clusters[0].upgrade_type, "refresh");
+    assert!(has_action(&fast, "start-parallel-refresh"));
+    let p = plan_with(&site, Some("balanced"));
+    assert!(!has_action(&p, "start-parallel-refresh"));
+    assert!(
+        findings_of(&p.findings, "UCM-26")
+            .iter()
+            .all(|f| f.severity == Severity::Info),
+        "{:#?}",
+        p.findings
+    );
+    assert!(findings_of(&fast.findings, "UCM-26")
+        .iter()
+        .any(|f| f.severity == Severity::Warning));
+    assert_every_group_served(
+        &p,
+        &["refresh-install", "refresh-switch", "subscriber-serving"],
+        &HARBOUR_GROUPS,
+        None,
+    );
+}
+
+#[test]
+fn one_at_a_time_waits_for_each_subscriber_to_serve_again_ucm_11_ucm_15() {
+    // One at a time keeps a subscriber for every CM group only if the next one switches once
+    // the one before serves again (UCM-11: not before its replication is good).
+    let p = plan_with(HARBOUR, Some("one-at-a-time"));
+    let out = ["switch-version", "subscriber-serving"];
+    assert_every_group_served(&p, &out, &HARBOUR_GROUPS, None);
+    let mut spans = out_spans(&p, &out);
+    spans.retain(|(n, _, _)| n != "cm-pub");
+    assert_eq!(spans.len(), 5);
+    for w in spans.windows(2) {
+        assert!(w[0].2 <= w[1].1, "{spans:?}");
+    }
+    // Every switch has its gate.
+    for s in steps_of(&p, "switch-version", Some("subscriber")) {
+        let gate = step(&p, &s.id.replace("switch-version", "subscriber-serving"));
+        assert_eq!(gate.start_s, s.end_s());
+    }
+}
+
+#[test]
+fn fastest_is_the_shortest_plan_and_takes_the_parallel_imp_install_ucm_13() {
+    // UCM-13: the IM&P publisher install "may wait until all CUCM nodes hold the inactive
+    // version, or run in parallel with the CUCM subscribers' installs". The shortest plan the
+    // rules allow takes the parallel install; `documented` keeps the task list's order.
+    let fast = plan_with(HARBOUR, Some("fastest"));
+    let documented = plan_with(HARBOUR, Some("documented"));
+    assert_eq!(documented.clusters[0].strategy, "documented");
+    let imp = step(&fast, "cm/pres-a/imp-install-inactive");
+    assert_eq!(
+        imp.start_s,
+        step(&fast, "cm/cm-n1/install-inactive").start_s
+    );
+    assert_edge(&fast, "cm/cm-pub/verify-install-log", &imp.id, "UCM-13");
+    let imp = step(&documented, "cm/pres-a/imp-install-inactive");
+    assert_all_before(&[cluster_step(&documented, "cucm-post-upgrade")], &[imp]);
+    assert!(fast.makespan_s < documented.makespan_s);
+    for s in ["documented", "balanced", "one-at-a-time"] {
+        let other = plan_with(HARBOUR, Some(s));
+        assert!(fast.makespan_s <= other.makespan_s, "{s}");
+        assert_eq!(fast.makespan_s, fast.lower_bound_s);
+    }
+}
+
+#[test]
+fn a_site_that_still_says_parallel_is_planned_as_fastest_and_told_what_to_write_ucm_13() {
+    let fast = plan_with(HARBOUR, None);
+    // In the site file.
+    let site = edit(
+        HARBOUR,
+        "profile = \"cisco-ucm\"",
+        "profile = \"cisco-ucm\"\nstrategy = \"parallel\"",
+    );
+    let p = plan(&site);
+    assert_eq!(p.clusters[0].strategy, "fastest");
+    assert_eq!(p.strategy, "fastest");
+    let f = findings_of(&p.findings, "FERRY-STRATEGY");
+    assert_eq!(f.len(), 1, "{:#?}", p.findings);
+    assert_eq!(f[0].severity, Severity::Warning);
+    assert!(
+        f[0].message
+            .contains("`strategy = \"parallel\"` in the site file")
+            && f[0]
+                .message
+                .contains("renamed strategy `parallel` to `fastest`")
+            && f[0].message.contains("UCM-13"),
+        "{}",
+        f[0].message
+    );
+    assert!(
+        f[0].remedy.contains("Remove the cluster's `strategy`"),
+        "{}",
+        f[0].remedy
+    );
+    assert_eq!(p.steps, fast.steps);
+    // On the command line.
+    let p = plan_with(HARBOUR, Some("parallel"));
+    assert_eq!(p.strategy, "fastest");
+    assert_eq!(p.clusters[0].strategy, "fastest");
+    let f = findings_of(&p.findings, "FERRY-STRATEGY");
+    assert!(
+        f[0].message.starts_with("`--strategy parallel`"),
+        "{}",
+        f[0].message
+    );
+    assert!(f[0].remedy.contains("--strategy"), "{}", f[0].remedy);
+    assert_eq!(p.steps, fast.steps);
+}
+
+#[test]
+fn balanced_and_documented_are_offered_by_cisco_ucm_ucm_15() {
+    let set = profiles();
+    let meta = &set.get("cisco-ucm").unwrap().profile.profile;
+    for s in ["documented", "balanced"] {
+        assert!(meta.strategies.iter().any(|x| x == s), "{s}");
+    }
+    assert!(!meta.strategies.iter().any(|x| x == "parallel"));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Staging: installs ahead of the window, switches in it (UCM-02, UCM-04, UCM-21)
 // ---------------------------------------------------------------------------------------------
 
@@ -1783,9 +2125,26 @@ fn standard_installs_run_ahead_of_the_window_and_the_switches_stay_in_it_ucm_02(
 #[test]
 fn staged_imp_installs_wait_for_every_cucm_install_and_imp_switches_for_the_cucm_phase_ucm_13_ucm_10(
 ) {
-    let p = plan(STAGED_STANDARD);
-    // The IM&P publisher installs once every CUCM node holds the new version inactive
-    // (UCM-13's first option), before any switch.
+    // The fastest plan takes UCM-13's parallel option in the staging phase too: the IM&P
+    // publisher installs with the CUCM subscribers, once the publisher holds the new version.
+    let fastest = plan(STAGED_STANDARD);
+    assert_edge(
+        &fastest,
+        "uc/uc-pub/verify-install-log",
+        "uc/im-pub/imp-install-inactive",
+        "UCM-13",
+    );
+    assert_eq!(
+        phase_name(step(&fastest, "uc/im-pub/imp-install-inactive")),
+        "staging"
+    );
+    assert!(
+        step(&fastest, "uc/im-pub/imp-install-inactive").start_s
+            < step(&fastest, "uc/uc-sub2/verify-install-log").end_s()
+    );
+    // In the task lists' order, the IM&P publisher installs once every CUCM node holds the new
+    // version inactive (UCM-13's first option), before any switch.
+    let p = plan_with(STAGED_STANDARD, Some("documented"));
     assert_all_before(
         &steps_of(&p, "verify-install-log", None),
         &[step(&p, "uc/im-pub/imp-install-inactive")],

@@ -150,6 +150,97 @@ pub fn first_start(plan: &Plan, action: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {action} step"))
 }
 
+/// The spans in which each node is out of service by a strategy's batches: from the start of
+/// its first step of `actions` to the end of its last, per node, in plan order.
+pub fn out_spans(plan: &Plan, actions: &[&str]) -> Vec<(String, u64, u64)> {
+    let mut spans: Vec<(String, u64, u64)> = Vec::new();
+    for s in plan
+        .steps
+        .iter()
+        .filter(|s| actions.contains(&s.action.as_str()))
+    {
+        let Some(node) = &s.node else { continue };
+        match spans.iter_mut().find(|(n, _, _)| n == node) {
+            Some(x) => {
+                x.1 = x.1.min(s.start_s);
+                x.2 = x.2.max(s.end_s());
+            }
+            None => spans.push((node.clone(), s.start_s, s.end_s())),
+        }
+    }
+    spans
+}
+
+/// At every moment some node is out (see `out_spans`), every group of servers keeps one that
+/// is not, and every server stays within `capacity` (when given) with the devices of the groups
+/// it then carries: each group registers to its first server in service.
+pub fn assert_every_group_served(
+    plan: &Plan,
+    actions: &[&str],
+    groups: &[(&[&str], f64)],
+    capacity: Option<f64>,
+) {
+    let spans = out_spans(plan, actions);
+    assert!(!spans.is_empty(), "no step of {actions:?} in the plan");
+    for (_, at, _) in &spans {
+        let out: Vec<&str> = spans
+            .iter()
+            .filter(|(_, s, e)| s <= at && at < e)
+            .map(|(n, _, _)| n.as_str())
+            .collect();
+        let mut load: std::collections::BTreeMap<&str, f64> = Default::default();
+        for (servers, count) in groups {
+            let serving = servers.iter().find(|s| !out.contains(s));
+            let Some(serving) = serving else {
+                panic!("at {at} s every server of {servers:?} is out ({out:?})");
+            };
+            *load.entry(serving).or_default() += count;
+        }
+        if let Some(cap) = capacity {
+            for (server, l) in load {
+                let foreign = groups.iter().any(|(g, _)| {
+                    g[0] != server && g.iter().find(|s| !out.contains(s)) == Some(&server)
+                });
+                assert!(
+                    !foreign || l <= cap,
+                    "at {at} s {server} carries {l} devices (capacity {cap}) while {out:?} are out"
+                );
+            }
+        }
+    }
+}
+
+/// A strategy the cluster's profile does not offer plans the cluster as `fastest`, says so in
+/// an info finding of rule FERRY-STRATEGY, and changes nothing else.
+pub fn assert_planned_as_fastest(site: &str, strategy: &str) {
+    let fastest = plan_with(site, Some("fastest"));
+    let other = plan_with(site, Some(strategy));
+    for c in &other.clusters {
+        assert_eq!(c.strategy, "fastest", "{strategy}: cluster {}", c.name);
+        let f = other
+            .findings
+            .iter()
+            .find(|f| f.rule == "FERRY-STRATEGY" && f.cluster.as_deref() == Some(&c.name))
+            .unwrap_or_else(|| panic!("{strategy}: no FERRY-STRATEGY finding for {}", c.name));
+        assert_eq!(f.severity, Severity::Info);
+        assert!(
+            f.message
+                .contains(&format!("does not offer strategy `{strategy}`"))
+                && f.message.contains("planned with `fastest`"),
+            "{}",
+            f.message
+        );
+    }
+    let times = |p: &Plan| {
+        p.steps
+            .iter()
+            .map(|s| (s.id.clone(), s.start_s, s.duration_s))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(times(&other), times(&fastest), "{strategy}");
+    assert_eq!(other.edges, fastest.edges, "{strategy}");
+}
+
 /// The phase a step is planned in, as the plan's JSON names it (`prepare`, `staging`, `window`).
 pub fn phase_name(s: &PlannedStep) -> String {
     serde_json::to_value(s.phase)

@@ -1362,6 +1362,46 @@ fn examples_plan_within_five_percent_of_the_lower_bound() {
     }
 }
 
+#[test]
+fn balanced_plans_as_fastest_where_no_device_redundancy_is_declared_gen_02() {
+    // Genesys servers come in HA pairs the rules already keep served; no devices fail over
+    // between them: balanced plans as fastest.
+    let site = r#"[site]
+name = "queue-room"
+
+[[cluster]]
+name = "routing"
+profile = "genesys-framework"
+target = "8.5.101"
+facts = { disconnect_switchover_timeout_s = 600 }
+
+[[cluster.node]]
+name = "lca-east"
+role = "lca_scs_primary_host"
+version = "8.1.3"
+facts = { host = "east", lca_running = true, scs_connected = true, active_alarms = [] }
+
+[[cluster.node]]
+name = "lca-west"
+role = "lca_scs_backup_host"
+version = "8.1.3"
+facts = { host = "west", lca_running = true, scs_connected = true, active_alarms = [] }
+
+[[cluster.node]]
+name = "scs-east"
+role = "scs_primary"
+version = "8.1.3"
+facts = { host = "east" }
+
+[[cluster.node]]
+name = "scs-west"
+role = "scs_backup"
+version = "8.1.3"
+facts = { host = "west" }
+"#;
+    assert_planned_as_fastest(site, "balanced");
+}
+
 /// Seed 002 installs each new Configuration Server "(but do not start)" only after "1. Back
 /// up your Configuration Database", which the profile takes after the window's other
 /// configuration changes (GEN-15); Management Layer servers are installed after they are shut

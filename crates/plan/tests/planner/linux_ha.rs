@@ -104,6 +104,38 @@ fn plans_show_site_time_when_the_window_is_booked() {
     );
 }
 
+#[test]
+fn balanced_and_documented_plan_as_fastest_where_no_device_redundancy_is_declared_lha_07() {
+    // linux-ha declares no devices to keep served (and its documented order is its only one):
+    // both shared strategies plan as fastest, and the plan says so.
+    let site = r#"[site]
+name = "cache-pair"
+
+[[cluster]]
+name = "cache"
+profile = "linux-ha"
+target = "3.1.0"
+
+[[cluster.node]]
+name = "cache-1"
+role = "publisher"
+version = "3.0.2"
+
+[[cluster.node]]
+name = "cache-2"
+role = "subscriber"
+version = "3.0.2"
+
+[[cluster.node]]
+name = "cache-3"
+role = "subscriber"
+version = "3.0.2"
+"#;
+    for s in ["balanced", "documented"] {
+        assert_planned_as_fastest(site, s);
+    }
+}
+
 /// linux-ha's rule LHA-03: "stage everywhere while serving": the agent unpacks the package
 /// into the inactive slot while the service runs from the active one. A pair that books the
 /// afternoon for staging and the evening for the switches.

@@ -15,6 +15,11 @@ fn inhibitors(v: &[ferry_twin::Violation]) -> Vec<&ferry_twin::Violation> {
         .collect()
 }
 
+/// An example planned with the documented strategy (the task lists' own order).
+fn documented(name: &str) -> Case {
+    case_with(&example(name), Some("documented"))
+}
+
 /// Runs `c`'s plan until `step` has started, and returns the world at that moment.
 fn at_start_of(c: &Case, step: &str) -> World {
     let mut w = world(c, &Faults::default(), 1);
@@ -192,20 +197,34 @@ fn subscriber_services_wait_for_replication_state_2_ucm_11() {
         (21.0..=43.0).contains(&minutes),
         "converged in {minutes} min"
     );
-    // Its phones are not back before replication is good.
+    // Its phones are not back before replication is good: once it runs the new version, the
+    // world is followed minute by minute until its replication setup runs (state 1).
     let c = case("ucm-standard");
     let mut w = world(&c, &Faults::default(), 1);
     run_steps_until(&mut w, &c.plan, 1, &c.plan.steps, |w| {
         w.node(CLUSTER, "cucm-sub1")
-            .is_some_and(|n| n.active == n.target && n.repl.values().any(|&s| s == 1))
+            .is_some_and(|n| n.active == n.target)
     });
+    let setting_up = |w: &World| {
+        w.node(CLUSTER, "cucm-sub1")
+            .is_some_and(|n| n.repl.values().any(|&s| s == 1))
+    };
+    for _ in 0..120 {
+        if setting_up(&w) {
+            break;
+        }
+        let next = w.now + 60;
+        while w.advance(Some(next)).is_some() {}
+    }
+    assert!(setting_up(&w), "cucm-sub1 never set its replication up");
     assert!(!w.serving(CLUSTER, "cucm-sub1"));
     assert_eq!(w.registered(CLUSTER, "cucm-sub1"), 0.0);
 }
 
 #[test]
 fn replication_stuck_at_4_fails_the_replication_gate_ucm_10_ucm_11() {
-    let c = case("ucm-standard");
+    // The documented task list: the IM&P phase waits for the gate.
+    let c = documented("ucm-standard");
     let r = rehearse_case(
         &c,
         &faults("[[fault]]\nkind = \"replication_stuck\"\nnode = \"cucm-sub2\"\nstate = 4\n"),
@@ -302,7 +321,8 @@ fn after_free_common_space_the_upgrade_still_reverts_to_the_old_version_ucm_06()
 
 #[test]
 fn an_imp_failure_after_a_good_cucm_upgrade_is_recovered_by_the_rollback_ucm_25() {
-    let c = case("ucm-standard");
+    // The documented task list: the IM&P publisher installs after the CUCM phase.
+    let c = documented("ucm-standard");
     let mut r = rehearse_case(
         &c,
         &faults("[[fault]]\nkind = \"install_failure\"\nstep = \"ucm-hq/imp-pub/imp-install-inactive\"\n"),
@@ -392,7 +412,7 @@ fn the_auditor_catches_a_subscriber_switched_before_its_publisher_ucm_09() {
 
 #[test]
 fn the_auditor_catches_imp_switched_before_cucm_replication_ucm_10() {
-    let mut c = case("ucm-standard");
+    let mut c = documented("ucm-standard");
     c.plan = swap_order(
         &c.plan,
         "ucm-hq/cucm-replication-gate",
@@ -477,6 +497,286 @@ fn a_saved_world_carries_on_exactly_as_the_original() {
     }
     assert!(!ea.is_empty());
     assert_eq!(ea, eb);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CM groups and the balanced strategy
+// ---------------------------------------------------------------------------------------------
+
+/// Three subscribers whose phones are in CM groups that do not follow the least loaded server:
+/// Dock's phones try cm-a, then cm-c.
+const DOCKS: &str = r#"[site]
+name = "docks"
+
+[[cluster]]
+name = "cm"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+
+[cluster.facts]
+configured_devices = 3000
+upgrade_source = "sftp"
+cm_groups = [
+    { name = "Dock", servers = ["cm-a", "cm-c"], devices = 1000 },
+    { name = "Yard", servers = ["cm-b", "cm-a"], devices = 800 },
+    { name = "Gate", servers = ["cm-c", "cm-b"], devices = 600 },
+]
+
+[[cluster.node]]
+name = "cm-pub"
+role = "publisher"
+version = "12.5.1.16900-48"
+
+[[cluster.node]]
+name = "cm-a"
+role = "subscriber"
+version = "12.5.1.16900-48"
+
+[[cluster.node]]
+name = "cm-b"
+role = "subscriber"
+version = "12.5.1.16900-48"
+
+[[cluster.node]]
+name = "cm-c"
+role = "subscriber"
+version = "12.5.1.16900-48"CAPACITY
+"#;
+
+/// The world 12 minutes into `node`'s switch: its phones have failed over (and fetched a new
+/// load, if their backup runs the new version).
+fn during_switch_of(c: &Case, node: &str) -> World {
+    let mut w = at_start_of(c, &format!("cm/{node}/switch-version"));
+    let later = w.now + 12 * 60;
+    while w.advance(Some(later)).is_some() {}
+    w
+}
+
+#[test]
+fn phones_fail_over_to_the_next_server_of_their_cm_group_ucm_15() {
+    // UCM-15 lets the site switch subscribers one at a time: while cm-a switches, Dock's
+    // phones register to cm-c, the next server of their group, although cm-b carries fewer.
+    let c = case_with(&DOCKS.replace("CAPACITY", ""), Some("one-at-a-time"));
+    let w = during_switch_of(&c, "cm-a");
+    assert_eq!(w.registered("cm", "cm-a"), 0.0);
+    assert_eq!(w.registered("cm", "cm-b"), 800.0);
+    assert_eq!(w.registered("cm", "cm-c"), 1600.0);
+    // While cm-b switches (cm-a serves again, on the new version), Yard's phones are on cm-a.
+    let w = during_switch_of(&c, "cm-b");
+    assert_eq!(w.registered("cm", "cm-a"), 1800.0);
+    assert_eq!(w.registered("cm", "cm-c"), 600.0);
+}
+
+#[test]
+fn a_subscriber_takes_over_phones_only_up_to_its_device_capacity_ucm_15() {
+    // cm-c may carry 1,200 phones while it takes over others': 400 of Dock's cannot register.
+    let c = case_with(
+        &DOCKS.replace("CAPACITY", "\nfacts = { device_capacity = 1200 }"),
+        Some("one-at-a-time"),
+    );
+    let w = during_switch_of(&c, "cm-a");
+    assert_eq!(w.registered("cm", "cm-c"), 1200.0);
+    let i = w
+        .incidents
+        .iter()
+        .find(|i| i.rule == "UCM-15" && i.node.as_deref() == Some("cm-c"))
+        .unwrap_or_else(|| panic!("{:#?}", w.incidents));
+    assert_eq!(i.severity, Severity::Warning);
+    assert!(
+        i.message.contains("400 cannot register (capacity 1200)"),
+        "{}",
+        i.message
+    );
+}
+
+/// Four subscribers in two pairs that back each other up, as the field lays CM groups out.
+const QUAYSIDE: &str = r#"[site]
+name = "quayside"
+window = { start = "2027-05-08T20:00:00+02:00", hours = 14 }
+
+[[cluster]]
+name = "cm"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+targets = { imp_publisher = "14.0.1.13900-8", imp_subscriber = "14.0.1.13900-8" }
+
+[cluster.facts]
+configured_devices = 8000
+upgrade_source = "sftp"
+device_capacity = 7500
+cm_groups = [
+    { name = "East-1", servers = ["cm-e1", "cm-e2"], devices = 2200 },
+    { name = "East-2", servers = ["cm-e2", "cm-e1"], devices = 2000 },
+    { name = "West-1", servers = ["cm-w1", "cm-w2"], devices = 1800 },
+    { name = "West-2", servers = ["cm-w2", "cm-w1"], devices = 2000 },
+]
+
+[[cluster.node]]
+name = "cm-pub"
+role = "publisher"
+version = "12.5.1.16900-48"
+facts = { drs_backup_at = "2027-05-08T09:00:00+02:00" }
+
+[[cluster.node]]
+name = "cm-e1"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 2200 }
+
+[[cluster.node]]
+name = "cm-e2"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 2000 }
+
+[[cluster.node]]
+name = "cm-w1"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 1800 }
+
+[[cluster.node]]
+name = "cm-w2"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 2000 }
+
+[[cluster.node]]
+name = "pres-1"
+role = "imp_publisher"
+version = "12.5.1.16900-5"
+facts = { users = 1500 }
+
+[[cluster.node]]
+name = "pres-2"
+role = "imp_subscriber"
+version = "12.5.1.16900-5"
+facts = { users = 1500 }
+"#;
+
+#[test]
+fn balanced_costs_the_calls_of_one_at_a_time_in_the_window_of_the_fastest_ucm_15() {
+    // UCM-15: CUCM subscribers all at once or one at a time. The twin shows both ends and
+    // balanced between them: over five seeds, balanced fails at most 1.2 times the calls of one
+    // at a time, in at most 1.2 times the window of the fastest plan.
+    let median = |strategy: &str| {
+        let c = case_with(QUAYSIDE, Some(strategy));
+        let mut calls = Vec::new();
+        let mut windows = Vec::new();
+        let mut phones = Vec::new();
+        for seed in 1..=5 {
+            let r = rehearse_case(&c, &Faults::default(), seed);
+            assert!(
+                failed(&r.outcomes).is_empty(),
+                "{strategy}: {:?}",
+                r.outcomes
+            );
+            assert!(
+                inhibitors(&r.violations).is_empty(),
+                "{strategy}: {:#?}",
+                r.violations
+            );
+            let i = &r.impact.clusters[0];
+            assert!(i.on_target, "{strategy}: {:?}", i.off_target);
+            calls.push(i.calls_failed as f64);
+            windows.push(i.window_s as f64);
+            phones.push(i.device_minutes_unregistered["phones"]);
+        }
+        let mid = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        };
+        (mid(&mut calls), mid(&mut windows), mid(&mut phones))
+    };
+    let (fast_calls, fast_window, fast_phones) = median("fastest");
+    let (slow_calls, slow_window, _) = median("one-at-a-time");
+    let (calls, window, phones) = median("balanced");
+    assert!(
+        calls <= 1.2 * slow_calls,
+        "balanced {calls} calls failed, one at a time {slow_calls}"
+    );
+    assert!(
+        window <= 1.2 * fast_window,
+        "balanced {window} s, fastest {fast_window} s"
+    );
+    assert!(window < slow_window);
+    assert!(
+        phones * 5.0 < fast_phones,
+        "balanced {phones}, fastest {fast_phones} device-minutes"
+    );
+    assert!(calls * 3.0 < fast_calls);
+}
+
+#[test]
+fn phones_failing_over_at_once_spread_over_the_least_loaded_subscribers_ucm_15() {
+    // No CM group stated: a switching subscriber's phones go to the least loaded other one.
+    // When two switch together (a balanced batch within 5,000 phones a subscriber), each
+    // group weighs the phones already on their way, so the two groups take one subscriber each.
+    let site = r#"[site]
+name = "wharf"
+
+[[cluster]]
+name = "cm"
+profile = "cisco-ucm"
+target = "14.0.1.13900-155"
+facts = { configured_devices = 8000, upgrade_source = "sftp", device_capacity = 5000 }
+
+[[cluster.node]]
+name = "cm-pub"
+role = "publisher"
+version = "12.5.1.16900-48"
+
+[[cluster.node]]
+name = "cm-a"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 2000 }
+
+[[cluster.node]]
+name = "cm-b"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 2000 }
+
+[[cluster.node]]
+name = "cm-c"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 2000 }
+
+[[cluster.node]]
+name = "cm-d"
+role = "subscriber"
+version = "12.5.1.16900-48"
+facts = { devices = 2000 }
+"#;
+    let c = case_with(site, Some("balanced"));
+    let s = |node: &str| {
+        c.plan
+            .steps
+            .iter()
+            .find(|s| s.id == format!("cm/{node}/switch-version"))
+            .unwrap()
+            .start_s
+    };
+    assert_eq!(s("cm-a"), s("cm-b"), "cm-a and cm-b switch together");
+    let mut w = world(&c, &Faults::default(), 1);
+    let running = |w: &World, node: &str| {
+        w.status(1, &format!("cm/{node}/switch-version")) == Some(StepStatus::Running)
+    };
+    run_steps_until(&mut w, &c.plan, 1, &c.plan.steps, |w| {
+        running(w, "cm-a") && running(w, "cm-b")
+    });
+    assert!(running(&w, "cm-a") && running(&w, "cm-b"));
+    let later = w.now + 5 * 60;
+    while w.advance(Some(later)).is_some() {}
+    assert_eq!(w.registered("cm", "cm-c"), 4000.0);
+    assert_eq!(w.registered("cm", "cm-d"), 4000.0);
+    assert!(
+        !w.incidents.iter().any(|i| i.rule == "UCM-15"),
+        "{:#?}",
+        w.incidents
+    );
 }
 
 /// Seed 004: "You must perform all refresh upgrades during a maintenance window because the
