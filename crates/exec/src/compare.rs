@@ -97,6 +97,8 @@ pub struct Odds {
     pub runs: u32,
     /// Runs that completed with every node on target and no broken rule.
     pub clean_runs: usize,
+    /// Runs in which the auditor found a broken rule.
+    pub runs_with_broken_rule: usize,
     pub window_p50_s: u64,
     pub window_p90_s: u64,
     /// The share of the runs that ended inside the booked window (`None` without one).
@@ -105,9 +107,18 @@ pub struct Odds {
 }
 
 impl Odds {
-    /// Every run completed with every node on target and no broken rule.
-    pub fn clean(&self) -> bool {
-        self.clean_runs as u32 == self.runs
+    /// No run broke a rule (a run may still have stopped on a failed step: the twin's steps
+    /// and gates fail now and then, and the share of such runs is a figure of its own).
+    pub fn keeps_the_rules(&self) -> bool {
+        self.runs_with_broken_rule == 0
+    }
+
+    /// The share of the runs that did not complete with every node on target.
+    pub fn unfinished_share(&self) -> f64 {
+        if self.runs == 0 {
+            return 0.0;
+        }
+        1.0 - self.clean_runs as f64 / f64::from(self.runs)
     }
 }
 
@@ -154,6 +165,7 @@ pub fn odds(r: &Rehearse<'_>, runs: u32, workers: usize) -> Result<Option<Odds>,
             .iter()
             .filter(|f| f.completed && f.on_target && f.violations == 0)
             .count(),
+        runs_with_broken_rule: figures.iter().filter(|f| f.violations > 0).count(),
         window_p50_s: summary.window_s.median.max(0.0) as u64,
         window_p90_s: summary.window_s.p90.max(0.0) as u64,
         fit_probability: summary.inside_window,
@@ -221,7 +233,9 @@ pub struct Figures {
     pub window_p90_s: u64,
     pub fit_probability: Option<f64>,
     pub costs: Costs,
-    /// Every rehearsal completed on target with no broken rule: only such plans are compared.
+    /// The share of the rehearsals that did not complete on target (a step or gate failed).
+    pub unfinished: f64,
+    /// No rehearsal broke a rule: only such plans are marked and recommended.
     pub clean: bool,
 }
 
@@ -232,13 +246,15 @@ impl From<&Odds> for Figures {
             window_p90_s: o.window_p90_s,
             fit_probability: o.fit_probability,
             costs: o.costs.clone(),
-            clean: o.clean(),
+            unfinished: o.unfinished_share(),
+            clean: o.keeps_the_rules(),
         }
     }
 }
 
 /// Each plan's figures, every one lower-is-better, in one order for all the plans: P50, P90,
-/// the probability of not fitting, the named costs, then every other figure any plan has.
+/// the probability of not fitting, the share of runs that did not complete, the named costs,
+/// then every other figure any plan has.
 fn vectors(plans: &[Figures]) -> Vec<Vec<f64>> {
     let mut names: Vec<&String> = plans.iter().flat_map(|p| p.costs.figures.keys()).collect();
     names.sort();
@@ -251,6 +267,7 @@ fn vectors(plans: &[Figures]) -> Vec<Vec<f64>> {
                 p.window_p50_s as f64,
                 p.window_p90_s as f64,
                 1.0 - p.fit_probability.unwrap_or(0.0),
+                p.unfinished,
                 c.calls_failed,
                 c.device_minutes_unregistered,
                 c.mixed_version_minutes,
@@ -269,8 +286,8 @@ fn vectors(plans: &[Figures]) -> Vec<Vec<f64>> {
 }
 
 /// Which plans no other plan beats: none is at least as good on every figure and better on
-/// one. Plans whose rehearsals did not all complete cleanly are never marked, and do not count
-/// against the others.
+/// one. Plans with a rehearsal that broke a rule are never marked, and do not count against
+/// the others.
 pub fn pareto(plans: &[Figures]) -> Vec<bool> {
     let v = vectors(plans);
     let beats = |a: &[f64], b: &[f64]| {
@@ -345,8 +362,8 @@ pub fn unmet(objectives: &Objectives, f: &Figures) -> Vec<String> {
 /// The plan to recommend by the site's objectives, among the plans no other beats (Pareto):
 /// of those that meet every objective, the shortest window P90 (then P50, then the likelier to
 /// fit, then the first listed); when none meets them all, the one that misses the fewest,
-/// then the likeliest to fit, then the shortest P90. `None` when no plan's rehearsals all
-/// completed cleanly.
+/// then the likeliest to fit, then the shortest P90. `None` when every plan has a rehearsal
+/// that broke a rule.
 pub fn recommend(objectives: &Objectives, plans: &[Figures]) -> Option<usize> {
     let front = pareto(plans);
     let fit = |f: &Figures| f.fit_probability.unwrap_or(1.0);
@@ -385,6 +402,8 @@ pub struct ComparedPlan {
     pub runs: u32,
     /// Runs that completed with every node on target and no broken rule.
     pub clean_runs: usize,
+    /// Runs in which the auditor found a broken rule.
+    pub runs_with_broken_rule: usize,
     /// No other plan beats it on every figure.
     pub pareto: bool,
     pub recommended: bool,
@@ -443,6 +462,7 @@ pub fn compare(
             impact: f.costs.clone(),
             runs: c.odds.runs,
             clean_runs: c.odds.clean_runs,
+            runs_with_broken_rule: c.odds.runs_with_broken_rule,
             pareto: front[i],
             recommended: chosen == Some(i),
             unmet: unmet(objectives, f),
@@ -574,6 +594,9 @@ pub fn compare_text(c: &Comparison) -> String {
     row("runs complete, on target, no broken rule", &|p| {
         format!("{}/{}", p.clean_runs, p.runs)
     });
+    row("runs with a broken rule", &|p| {
+        p.runs_with_broken_rule.to_string()
+    });
     row("Pareto (no plan beats it on every figure)", &|p| {
         if p.pareto { "yes" } else { "no" }.to_string()
     });
@@ -646,7 +669,7 @@ pub fn compare_text(c: &Comparison) -> String {
             p.unmet.join(", ")
         )),
         None => t.push_str(
-            "recommended: none: no plan's rehearsals all complete on target without a broken rule (see `ferry check` and `ferry rehearse`)\n",
+            "recommended: none: every plan broke a rule in a rehearsal (see `ferry check` and `ferry rehearse`)\n",
         ),
     }
     t

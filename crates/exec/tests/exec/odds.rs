@@ -207,6 +207,7 @@ fn fig(p50_h: f64, p90_h: f64, fit: Option<f64>, calls: f64, freeze_h: f64) -> F
             freeze_s: (freeze_h * 3600.0) as u64,
             ..Costs::default()
         },
+        unfinished: 0.0,
         clean: true,
     }
 }
@@ -246,7 +247,16 @@ fn pareto_marks_the_plans_no_other_plan_beats_on_every_figure_ferry_fit() {
         ],
         &[true, true],
     );
-    // A plan whose rehearsals did not all complete is never marked, and beats no one.
+    // Runs that stop on a failed step count against a plan, as a figure of its own: it stays
+    // marked alone, and an otherwise equal plan whose runs all complete beats it.
+    let stops = Figures {
+        unfinished: 0.014,
+        ..fast.clone()
+    };
+    check(std::slice::from_ref(&stops), &[true]);
+    check(&[stops.clone(), fast.clone()], &[false, true]);
+    check(&[stops, cautious.clone()], &[true, true]);
+    // A plan with a rehearsal that broke a rule is never marked, and beats no one.
     check(&[fast.clone(), unclean(better)], &[true, false]);
     check(&[unclean(fast), unclean(cautious)], &[false, false]);
 }
