@@ -301,6 +301,10 @@ pub fn pareto(plans: &[Figures]) -> Vec<bool> {
         .collect()
 }
 
+/// An objective's cap: its name, its value (if the site states it), the plan's figure, and how
+/// to show them.
+type Cap = (&'static str, Option<f64>, f64, fn(f64) -> String);
+
 /// The objectives a plan's figures miss, each as `name (figure against objective)`.
 pub fn unmet(objectives: &Objectives, f: &Figures) -> Vec<String> {
     let mut out = Vec::new();
@@ -311,7 +315,7 @@ pub fn unmet(objectives: &Objectives, f: &Figures) -> Vec<String> {
         }
     }
     let c = &f.costs;
-    let caps: [(&str, Option<f64>, f64, fn(f64) -> String); 6] = [
+    let caps: [Cap; 6] = [
         (
             "max_failed_calls",
             objectives.max_failed_calls,
