@@ -22,6 +22,18 @@
 //!   answer in the journal (`ferry step done|failed|skip STEP --run N`), which may be given
 //!   ahead of time. A gate without an `ssh` table is answered the same way.
 //!
+//! - **Interactive CLIs** (the profile's `[ssh] prompt`): each task opens one interactive
+//!   session per node (`ssh -S CONTROL -tt` through the master: a pty on the appliance), waits
+//!   for the prompt, types each command and probe, and reads its output up to the next prompt.
+//!   A command's questions are answered by its dialogue (`[[ssh.dialogue]]`), each once its
+//!   prompt regex matches the end of what was printed since the last answer: optional prompts
+//!   may come, a `choose` answer is the number of the listed line naming a fact's text, and the
+//!   variant is chosen on the node's running version (the profile's `version_probe`). A
+//!   question the dialogue does not expect (the `question` regex on the last line, the output
+//!   quiet), a prompt not asked in time, or a missing success text fails the step, and the shell
+//!   is closed: nothing is answered blindly. The values of the `{env.FERRY_*}` variables the
+//!   profile reads are masked in every failure message (so in the journal and the output).
+//!
 //! Host keys are checked strictly by default (`StrictHostKeyChecking=yes` against the
 //! known-hosts file): an unknown or changed key refuses the connection before any command
 //! runs. `accept_new` relaxes this to accept-new (a key never seen is added; a changed key is
@@ -123,11 +135,62 @@ struct NodeCtx {
     dest: String,
 }
 
-/// A profile's probes and failure patterns, compiled.
+/// A profile's probes, failure patterns, shell and dialogues, compiled.
 struct Compiled {
     spec: SshSpec,
     fail_on: Vec<Regex>,
     probes: HashMap<String, CompiledProbe>,
+    /// The CLI is an interactive shell (`prompt` in `[ssh]`).
+    shell: Option<ShellSpec>,
+    dialogues: HashMap<String, CompiledDialogue>,
+    /// The environment variables the profile's templates read (`{env.FERRY_*}`): their
+    /// values are secrets, kept out of every message the driver gives.
+    secrets: Vec<String>,
+}
+
+/// How an interactive CLI looks: its prompt, and what a question looks like.
+struct ShellSpec {
+    prompt: Regex,
+    question: Option<Regex>,
+}
+
+struct CompiledDialogue {
+    variants: Vec<CompiledVariant>,
+}
+
+struct CompiledVariant {
+    when: Option<ferry_model::ssh::VersionRange>,
+    prompts: Vec<CompiledPrompt>,
+    success: Regex,
+}
+
+struct CompiledPrompt {
+    expect: Regex,
+    answer: Option<String>,
+    choose: Option<(String, Regex)>,
+    optional: bool,
+    timeout: Duration,
+}
+
+/// A dialogue made ready for one command on one node: its answers filled in.
+struct Conversation {
+    name: String,
+    turns: Vec<Turn>,
+    success: Regex,
+}
+
+struct Turn {
+    expect: Regex,
+    reply: Reply,
+    optional: bool,
+    timeout: Duration,
+}
+
+enum Reply {
+    Text(String),
+    /// The number (`number` capture) of the one line printed since the last answer that
+    /// contains this text.
+    Choose(String, Regex),
 }
 
 enum CompiledProbe {
@@ -272,7 +335,14 @@ impl<'j> SshDriver<'j> {
             .profiles
             .get(profile)
             .ok_or_else(|| format!("profile `{profile}` is not loaded"))?;
-        let c = Arc::new(compile(&p.ssh)?);
+        let mut c = compile(&p.ssh)?;
+        let env = Regex::new(r"\{env\.(FERRY_[A-Za-z0-9_]+)\}").expect("a valid regex");
+        let all = serde_json::to_string(p).unwrap_or_default();
+        let mut names: Vec<String> = env.captures_iter(&all).map(|c| c[1].to_string()).collect();
+        names.sort();
+        names.dedup();
+        c.secrets = names;
+        let c = Arc::new(c);
         self.compiled.insert(profile.to_string(), c.clone());
         Ok(c)
     }
@@ -359,7 +429,7 @@ impl<'j> SshDriver<'j> {
         let handle = self.rt.spawn(async move {
             let o = match carry_out(&job).await {
                 Ok(()) => Outcome::Done,
-                Err(e) => Outcome::Failed(e),
+                Err(e) => Outcome::Failed(redact(e, &job.compiled.secrets)),
             };
             let _ = tx.send((run, job.id.clone(), o));
         });
@@ -543,7 +613,9 @@ impl Driver for SshDriver<'_> {
             Ok(Work::Ssh(job)) => {
                 let verdict = self.rt.block_on(async {
                     let mut conns = Conns::new(&job.opts);
-                    verified(&job, &mut conns).await
+                    let v = verified(&job, &mut conns).await;
+                    conns.close().await;
+                    v
                 });
                 match verdict {
                     Ok(None) => {
@@ -553,8 +625,9 @@ impl Driver for SshDriver<'_> {
                     }
                     Ok(Some(_)) => Ok(Inspection::NotStarted),
                     Err(e) => Err(DriverError::Other(format!(
-                        "cannot tell whether {} took effect: {e}",
-                        step.id
+                        "cannot tell whether {} took effect: {}",
+                        step.id,
+                        redact(e, &job.compiled.secrets)
                     ))),
                 }
             }
@@ -595,21 +668,72 @@ fn compile(spec: &SshSpec) -> Result<Compiled, String> {
         };
         probes.insert(p.name.clone(), c);
     }
+    let shell = match &spec.prompt {
+        Some(p) => Some(ShellSpec {
+            prompt: re(p)?,
+            question: spec.question.as_deref().map(re).transpose()?,
+        }),
+        None => None,
+    };
+    let mut dialogues = HashMap::new();
+    for d in &spec.dialogues {
+        let default = d.timeout_seconds.unwrap_or(120.0);
+        let mut variants = Vec::new();
+        for v in &d.variants {
+            let mut prompts = Vec::new();
+            for p in &v.prompts {
+                prompts.push(CompiledPrompt {
+                    expect: re(&p.expect)?,
+                    answer: p.answer.clone(),
+                    choose: match &p.choose {
+                        Some(c) => Some((c.line.clone(), re(&c.number)?)),
+                        None => None,
+                    },
+                    optional: p.optional,
+                    timeout: Duration::from_secs_f64(p.timeout_seconds.unwrap_or(default)),
+                });
+            }
+            variants.push(CompiledVariant {
+                when: v.when.as_ref().map(|w| w.version.clone()),
+                prompts,
+                success: re(&v.success)?,
+            });
+        }
+        dialogues.insert(d.name.clone(), CompiledDialogue { variants });
+    }
     Ok(Compiled {
         spec: spec.clone(),
         fail_on,
         probes,
+        shell,
+        dialogues,
+        secrets: Vec::new(),
     })
+}
+
+/// `text` with the value of every secret environment variable in `names` masked.
+fn redact(text: String, names: &[String]) -> String {
+    let mut text = text;
+    for n in names {
+        if let Ok(v) = std::env::var(n) {
+            if !v.is_empty() {
+                text = text.replace(&v, "********");
+            }
+        }
+    }
+    text
 }
 
 // ------------------------------------------------------------------------------------------
 // Connections and commands
 // ------------------------------------------------------------------------------------------
 
-/// The sessions of one task, one per node, opened when first needed.
+/// The sessions of one task, one per node, opened when first needed: an SSH master connection,
+/// and on a profile whose CLI is an interactive shell, that shell (a pty).
 struct Conns<'o> {
     opts: &'o SshOptions,
     open: HashMap<String, Session>,
+    shells: HashMap<String, Shell>,
 }
 
 /// Why a command did not give output.
@@ -619,11 +743,20 @@ enum RunError {
     Other(String),
 }
 
+impl RunError {
+    fn text(self) -> String {
+        match self {
+            RunError::Lost(m) | RunError::Other(m) => m,
+        }
+    }
+}
+
 impl<'o> Conns<'o> {
     fn new(opts: &'o SshOptions) -> Self {
         Conns {
             opts,
             open: HashMap::new(),
+            shells: HashMap::new(),
         }
     }
 
@@ -639,20 +772,75 @@ impl<'o> Conns<'o> {
 
     /// Closes the session to `dest` (after a reboot or an error: the next use reconnects).
     async fn forget(&mut self, dest: &str) {
+        if let Some(sh) = self.shells.remove(dest) {
+            sh.close().await;
+        }
         if let Some(s) = self.open.remove(dest) {
             let _ = s.close().await;
         }
     }
 
     async fn close(mut self) {
+        for (_, sh) in self.shells.drain() {
+            sh.close().await;
+        }
         for (_, s) in self.open.drain() {
             let _ = s.close().await;
         }
     }
 
-    /// Runs `cmd` on `node` with `input` on its standard input; its output (stdout, then
-    /// stderr) when it exits 0 and prints nothing `fail_on` matches.
+    /// Runs `cmd` on `node` and returns its output, when it succeeds and prints nothing
+    /// `fail_on` matches. On an interactive CLI it is typed at the prompt in the node's shell
+    /// and its questions are answered by `talk` (nothing else is answered); otherwise it is a
+    /// one-shot exec with `input` on its standard input.
     async fn run(
+        &mut self,
+        node: &NodeCtx,
+        cmd: &str,
+        input: &[String],
+        talk: Option<&Conversation>,
+        timeout: Duration,
+        compiled: &Compiled,
+    ) -> Result<String, RunError> {
+        let Some(spec) = &compiled.shell else {
+            return self
+                .exec(node, cmd, input, timeout, &compiled.fail_on)
+                .await;
+        };
+        let began = Instant::now();
+        if !self.shells.contains_key(&node.dest) {
+            let session = connect(self.opts, &node.dest)
+                .await
+                .map_err(RunError::Other)?;
+            match Shell::open(session, spec, began + timeout, &node.name).await {
+                Ok(sh) => {
+                    self.shells.insert(node.dest.clone(), sh);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let shell = self.shells.get_mut(&node.dest).expect("just opened");
+        let r = shell
+            .converse(
+                cmd,
+                talk,
+                spec,
+                &compiled.fail_on,
+                began + timeout,
+                timeout,
+                &node.name,
+            )
+            .await;
+        if r.is_err() {
+            // Nothing more goes to a shell whose command failed: it is closed.
+            self.forget(&node.dest).await;
+        }
+        r
+    }
+
+    /// Runs `cmd` on `node` as a one-shot exec with `input` on its standard input; its output
+    /// (stdout, then stderr) when it exits 0 and prints nothing `fail_on` matches.
+    async fn exec(
         &mut self,
         node: &NodeCtx,
         cmd: &str,
@@ -765,6 +953,312 @@ async fn connect(opts: &SshOptions, dest: &str) -> Result<Session, String> {
     b.connect(dest)
         .await
         .map_err(|e| format!("cannot connect to {dest}: {}", error_text(&e)))
+}
+
+// ------------------------------------------------------------------------------------------
+// The interactive shell
+// ------------------------------------------------------------------------------------------
+
+/// How long output must stay quiet, its last line looking like a question that no prompt of the
+/// dialogue matches, before the question is taken as one the dialogue does not expect.
+const QUIET: Duration = Duration::from_secs(1);
+
+/// A node's interactive CLI: the system's OpenSSH client run with `-tt` through the master
+/// connection (a pty on the appliance; host keys checked by the master), its prompt seen.
+struct Shell {
+    session: Session,
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::process::ChildStdout,
+}
+
+/// The text of `re`'s last match in `text` when it reaches the end of `text` (trailing white
+/// space aside): what the appliance shows as it waits.
+fn at_end<'t>(re: &Regex, text: &'t str) -> Option<regex::Match<'t>> {
+    let end = text.trim_end().len();
+    re.find_iter(text)
+        .last()
+        .filter(|m| m.end() >= end && end > 0)
+}
+
+/// The unfinished last line of `text` (empty when it ends with a newline).
+fn last_line(text: &str) -> &str {
+    text.rsplit('\n').next().unwrap_or("")
+}
+
+impl Shell {
+    /// Opens the shell on `session` and waits for the CLI's first prompt.
+    async fn open(
+        session: Session,
+        spec: &ShellSpec,
+        deadline: Instant,
+        node: &str,
+    ) -> Result<Shell, RunError> {
+        let mut c = tokio::process::Command::new("ssh");
+        c.arg("-S")
+            .arg(session.control_socket())
+            .args(["-o", "BatchMode=yes", "-q", "-tt", "-p", "9", "none"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let mut child = match c.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = session.close().await;
+                return Err(RunError::Other(format!("cannot run ssh: {e}")));
+            }
+        };
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = session.close().await;
+            return Err(RunError::Other("ssh gave no pipes".into()));
+        };
+        let mut sh = Shell {
+            session,
+            child,
+            stdin,
+            stdout,
+        };
+        let mut text = String::new();
+        loop {
+            if at_end(&spec.prompt, &text).is_some() {
+                return Ok(sh);
+            }
+            match sh.read(deadline.into()).await {
+                Ok(Some(t)) => text.push_str(&t),
+                Ok(None) => {
+                    sh.close().await;
+                    return Err(RunError::Other(format!(
+                        "{node}: the CLI showed no prompt: {}",
+                        tail(&text)
+                    )));
+                }
+                Err(()) => {
+                    sh.close().await;
+                    return Err(RunError::Lost(format!(
+                        "{node}: the connection ended before the CLI's prompt: {}",
+                        tail(&text)
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Output until `until`: `Ok(None)` when it passed, `Err(())` when the connection ended.
+    async fn read(&mut self, until: tokio::time::Instant) -> Result<Option<String>, ()> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout_at(until, self.stdout.read(&mut buf)).await {
+            Err(_) => Ok(None),
+            Ok(Ok(0)) | Ok(Err(_)) => Err(()),
+            Ok(Ok(n)) => Ok(Some(String::from_utf8_lossy(&buf[..n]).replace('\r', ""))),
+        }
+    }
+
+    async fn send(&mut self, line: &str) -> Result<(), RunError> {
+        let mut text = line.to_string();
+        text.push('\n');
+        self.stdin
+            .write_all(text.as_bytes())
+            .await
+            .map_err(|e| RunError::Lost(format!("the connection ended: {e}")))?;
+        self.stdin
+            .flush()
+            .await
+            .map_err(|e| RunError::Lost(format!("the connection ended: {e}")))
+    }
+
+    async fn close(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        let _ = self.session.close().await;
+    }
+
+    /// Types `cmd` at the prompt and reads until the prompt comes back, answering each
+    /// question of `talk` once it is asked. A question `talk` does not expect (or any, without
+    /// `talk`), a prompt not asked in time, `fail_on` output, a missing success text or a
+    /// prompt the dialogue still waited for fail the command; the connection's end is `Lost`.
+    #[allow(clippy::too_many_arguments)]
+    async fn converse(
+        &mut self,
+        cmd: &str,
+        talk: Option<&Conversation>,
+        spec: &ShellSpec,
+        fail_on: &[Regex],
+        bound: Instant,
+        bound_len: Duration,
+        node: &str,
+    ) -> Result<String, RunError> {
+        self.send(cmd).await?;
+        let turns: &[Turn] = talk.map_or(&[], |t| &t.turns);
+        let mut answered = vec![false; turns.len()];
+        // The next turn that must be asked; optional turns before it may be.
+        let mut next = 0;
+        let mut text = String::new();
+        // Where the text since the last answer begins.
+        let mut from = 0;
+        let mut waiting_since = Instant::now();
+        let mut last_read = Instant::now();
+        let waited_for = |next: usize| turns[next..].iter().find(|t| !t.optional);
+        'reading: loop {
+            let pending = &text[from..];
+            if fail_on.iter().any(|r| r.is_match(pending)) {
+                return Err(RunError::Other(format!(
+                    "`{cmd}` on {node} failed: {}",
+                    tail(pending)
+                )));
+            }
+            if let Some(m) = at_end(&spec.prompt, pending) {
+                let end = from + m.start();
+                let mut out = text[..end].to_string();
+                // The pty echoes the command: its line is not output.
+                if let Some((first, rest)) = out.split_once('\n') {
+                    if first.trim().ends_with(cmd.trim()) {
+                        out = rest.to_string();
+                    }
+                }
+                if let Some(t) = talk {
+                    if let Some(w) = waited_for(next) {
+                        return Err(RunError::Other(format!(
+                            "`{cmd}` on {node} ended before the dialogue `{}` was through: `{}` was not asked ({})",
+                            t.name,
+                            w.expect.as_str(),
+                            tail(&out)
+                        )));
+                    }
+                    if !t.success.is_match(&out) {
+                        return Err(RunError::Other(format!(
+                            "`{cmd}` on {node} ended without `{}`: {}",
+                            t.success.as_str(),
+                            tail(&out)
+                        )));
+                    }
+                }
+                return Ok(out);
+            }
+            // The turns that may be asked now: optional ones, up to the next required one.
+            let mut found = None;
+            for (j, t) in turns.iter().enumerate().skip(next) {
+                if answered[j] {
+                    continue;
+                }
+                if at_end(&t.expect, pending).is_some() {
+                    found = Some(j);
+                    break;
+                }
+                if !t.optional {
+                    break;
+                }
+            }
+            if let Some(j) = found {
+                let reply = match &turns[j].reply {
+                    Reply::Text(a) => a.clone(),
+                    Reply::Choose(line, number) => {
+                        choose(pending, line, number).map_err(|why| {
+                            RunError::Other(format!(
+                                "`{cmd}` on {node}: cannot answer `{}`: {why}",
+                                last_line(pending).trim()
+                            ))
+                        })?
+                    }
+                };
+                self.send(&reply).await?;
+                answered[j] = true;
+                if !turns[j].optional {
+                    next = j + 1;
+                }
+                from = text.len();
+                waiting_since = Instant::now();
+                continue 'reading;
+            }
+            let line = last_line(pending).trim();
+            let asks = !line.is_empty()
+                && spec
+                    .question
+                    .as_ref()
+                    .is_some_and(|q| q.is_match(last_line(pending)));
+            if asks && last_read.elapsed() >= QUIET {
+                let what = match (talk, waited_for(next)) {
+                    (Some(t), Some(w)) => format!(
+                        "which the dialogue `{}` does not expect (it waits for `{}`)",
+                        t.name,
+                        w.expect.as_str()
+                    ),
+                    (Some(t), None) => {
+                        format!("after the last prompt of the dialogue `{}`", t.name)
+                    }
+                    (None, _) => "and the profile gives this command no dialogue".into(),
+                };
+                return Err(RunError::Other(format!(
+                    "`{cmd}` on {node} asked `{line}`, {what}: nothing was answered"
+                )));
+            }
+            // How long to read: the prompt awaited has its own timeout, within the command's.
+            let (mut until, why) = match waited_for(next) {
+                Some(w) if waiting_since + w.timeout < bound => (
+                    waiting_since + w.timeout,
+                    format!(
+                        "`{cmd}` on {node}: `{}` was not asked within {} s",
+                        w.expect.as_str(),
+                        w.timeout.as_secs()
+                    ),
+                ),
+                _ => (
+                    bound,
+                    format!(
+                        "`{cmd}` on {node} did not end within {} s",
+                        bound_len.as_secs()
+                    ),
+                ),
+            };
+            let quiet = asks.then(|| last_read + QUIET);
+            if let Some(q) = quiet {
+                until = until.min(q);
+            }
+            match self.read(until.into()).await {
+                Ok(Some(t)) => {
+                    text.push_str(&t);
+                    last_read = Instant::now();
+                }
+                Ok(None)
+                    if quiet.is_some_and(|q| Instant::now() >= q) && Instant::now() < bound =>
+                {
+                    // Quiet after a question: judged above.
+                }
+                Ok(None) => {
+                    return Err(RunError::Other(format!(
+                        "{why} (last printed: {})",
+                        tail(&text)
+                    )))
+                }
+                Err(()) => {
+                    let through = waited_for(next).is_none();
+                    let why = format!("`{cmd}` on {node}: the connection ended ({})", tail(&text));
+                    return Err(match talk {
+                        // A dialogue cut short is a failure even for a command that reboots.
+                        Some(t) if !through || !t.success.is_match(&text) => RunError::Other(
+                            format!("{why} before the dialogue `{}` was through", t.name),
+                        ),
+                        _ => RunError::Lost(why),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The answer to a numbered list: the `number` of the one line of `text` containing `line`.
+fn choose(text: &str, line: &str, number: &Regex) -> Result<String, String> {
+    let found: Vec<&str> = text.lines().filter(|l| l.contains(line)).collect();
+    match found.as_slice() {
+        [one] => number
+            .captures(one)
+            .and_then(|c| c.name("number"))
+            .map(|m| m.as_str().to_string())
+            .ok_or_else(|| format!("the line naming `{line}` has no number: `{}`", one.trim())),
+        [] => Err(format!("no listed line names `{line}` ({})", tail(text))),
+        _ => Err(format!("{} listed lines name `{line}`", found.len())),
+    }
 }
 
 /// An error with its causes (OpenSSH's own message is in the source).
@@ -903,11 +1397,9 @@ fn probe<'a>(
         let cmd = render(&p.command, node, job, conns, depth).await?;
         let timeout = step_timeout(job);
         let out = conns
-            .run(node, &cmd, &[], timeout, &job.compiled.fail_on)
+            .run(node, &cmd, &[], None, timeout, &job.compiled)
             .await
-            .map_err(|e| match e {
-                RunError::Lost(m) | RunError::Other(m) => m,
-            })?;
+            .map_err(RunError::text)?;
         match compiled {
             CompiledProbe::One(re, pick) => {
                 let mut values = re
@@ -1082,6 +1574,73 @@ fn step_timeout(job: &Job) -> Duration {
         .unwrap_or(job.opts.command_timeout)
 }
 
+/// Dialogue `name` made ready for the step's node: the variant for the version it runs (read by
+/// the profile's `version_probe` when a variant depends on it), its answers filled in before
+/// the command is typed.
+async fn conversation(
+    name: &str,
+    job: &Job,
+    conns: &mut Conns<'_>,
+) -> Result<Conversation, String> {
+    let node = &job.node;
+    let d = job
+        .compiled
+        .dialogues
+        .get(name)
+        .ok_or_else(|| format!("no dialogue `{name}` in the profile"))?;
+    let version = if d.variants.iter().any(|v| v.when.is_some()) {
+        let probe_name = job.compiled.spec.version_probe.as_deref().ok_or_else(|| {
+            format!("dialogue `{name}` has variants by version and the profile names no `version_probe`")
+        })?;
+        let v = match probe(probe_name, node, job, conns, 0).await? {
+            ProbeOut::One(v) => v,
+            ProbeOut::Missing(why) => return Err(why),
+            ProbeOut::Table(_) => return Err(format!("probe `{probe_name}` reads a table")),
+        };
+        Some(ferry_model::VendorVersion::parse(&v).map_err(|e| {
+            format!("{} runs `{v}`, which is not a version ({e}): no variant of dialogue `{name}` can be chosen", node.name)
+        })?)
+    } else {
+        None
+    };
+    let variant = d
+        .variants
+        .iter()
+        .find(|v| match (&v.when, &version) {
+            (None, _) => true,
+            (Some(w), Some(ver)) => w.holds(ver),
+            (Some(_), None) => false,
+        })
+        .ok_or_else(|| {
+            format!(
+                "no variant of dialogue `{name}` is for the version {} runs ({})",
+                node.name,
+                version.as_ref().map_or("unknown".into(), |v| v.to_string())
+            )
+        })?;
+    let mut turns = Vec::new();
+    for p in &variant.prompts {
+        let reply = match (&p.answer, &p.choose) {
+            (Some(a), _) => Reply::Text(render(a, node, job, conns, 0).await?),
+            (None, Some((line, number))) => {
+                Reply::Choose(render(line, node, job, conns, 0).await?, number.clone())
+            }
+            (None, None) => return Err(format!("a prompt of dialogue `{name}` has no answer")),
+        };
+        turns.push(Turn {
+            expect: p.expect.clone(),
+            reply,
+            optional: p.optional,
+            timeout: p.timeout,
+        });
+    }
+    Ok(Conversation {
+        name: name.to_string(),
+        turns,
+        success: variant.success.clone(),
+    })
+}
+
 /// Carries one ssh step out: commands, waits, verification.
 async fn carry_out(job: &Job) -> Result<(), String> {
     let mut conns = Conns::new(&job.opts);
@@ -1101,8 +1660,19 @@ async fn carry_out_with(job: &Job, conns: &mut Conns<'_>) -> Result<(), String> 
         for line in &c.input {
             input.push(render(line, &job.node, job, conns, 0).await?);
         }
+        let talk = match &c.dialogue {
+            Some(name) => Some(conversation(name, job, conns).await?),
+            None => None,
+        };
         match conns
-            .run(&job.node, &cmd, &input, timeout, &job.compiled.fail_on)
+            .run(
+                &job.node,
+                &cmd,
+                &input,
+                talk.as_ref(),
+                timeout,
+                &job.compiled,
+            )
             .await
         {
             Ok(_) => {}
@@ -1146,5 +1716,50 @@ async fn carry_out_with(job: &Job, conns: &mut Conns<'_>) -> Result<(), String> 
     match verified(job, conns).await? {
         None => Ok(()),
         Some(miss) => Err(format!("verify: {miss}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer `choose` reads from a listing, or the start of why it cannot.
+    fn check(listing: &str, line: &str, expected: Result<&str, &str>) {
+        let number = Regex::new(r"^\s*(?P<number>\d+)\)").expect("regex");
+        match (choose(listing, line, &number), expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{listing}"),
+            (Err(got), Err(want)) => assert!(got.starts_with(want), "{got}"),
+            (got, want) => panic!("{listing}: {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn the_choice_is_the_number_of_the_one_line_naming_the_file() {
+        let listing = "Available options and upgrades in \"10.1.1.5:/upgrades\":\n\n  1) UCSInstall_UCOS_12.5.1.16900-48.sgn.iso\n  2) UCSInstall_UCOS_14.0.1.13900-155.sgn.iso\n  q) quit\n";
+        check(listing, "UCSInstall_UCOS_14.0.1.13900-155.sgn.iso", Ok("2"));
+        check(listing, "UCSInstall_UCOS_12.5.1.16900-48.sgn.iso", Ok("1"));
+        check(
+            listing,
+            "UCSInstall_UCOS_15.0.1.10000-1.sgn.iso",
+            Err("no listed line names"),
+        );
+        check(listing, "UCSInstall_UCOS_", Err("2 listed lines name"));
+        check(
+            "  x) UCSInstall_A.iso\n",
+            "UCSInstall_A.iso",
+            Err("the line naming"),
+        );
+    }
+
+    #[test]
+    fn a_prompt_counts_only_at_the_end_of_the_output() {
+        let prompt = Regex::new(r"(?m)^admin:[ \t]*$").expect("regex");
+        assert!(at_end(&prompt, "Active Master Version: 14\nadmin:").is_some());
+        assert!(at_end(&prompt, "Active Master Version: 14\nadmin: ").is_some());
+        assert!(at_end(&prompt, "admin:\nstill printing").is_none());
+        assert!(at_end(&prompt, "").is_none());
+        let dir = Regex::new("Directory:").expect("regex");
+        assert!(at_end(&dir, "1\nDirectory: ").is_some());
+        assert!(at_end(&dir, "Directory: /upgrades\nServer: ").is_none());
     }
 }

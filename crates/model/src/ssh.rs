@@ -21,19 +21,144 @@ pub struct SshSpec {
     /// status (appliance CLIs often exit 0 after printing an error).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fail_on: Vec<String>,
+    /// The appliance's CLI is an interactive shell: this regex is its prompt (e.g.
+    /// `^admin:\s*$`). Each node gets one interactive session (a pty); the prompt is awaited
+    /// before every command, and a command's output is what it prints up to the next prompt.
+    /// Unset: each command is a one-shot SSH exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// With `prompt`: a regex for the last, unfinished line of output that means the appliance
+    /// waits for an answer. Such a line that the command's dialogue does not expect stops the
+    /// step as failed (nothing is answered blindly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    /// The probe that reads a node's running version: dialogue variants are chosen on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_probe: Option<String>,
     /// Probes: commands that read one value (or a table of values) from a node.
     #[serde(default, rename = "probe", skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<Probe>,
+    /// Dialogues: the prompts an interactive command asks and their answers.
+    #[serde(default, rename = "dialogue", skip_serializing_if = "Vec::is_empty")]
+    pub dialogues: Vec<Dialogue>,
 }
 
 impl SshSpec {
     pub fn is_empty(&self) -> bool {
-        self.fail_on.is_empty() && self.probes.is_empty()
+        self.fail_on.is_empty()
+            && self.probes.is_empty()
+            && self.prompt.is_none()
+            && self.question.is_none()
+            && self.version_probe.is_none()
+            && self.dialogues.is_empty()
     }
 
     pub fn probe(&self, name: &str) -> Option<&Probe> {
         self.probes.iter().find(|p| p.name == name)
     }
+
+    pub fn dialogue(&self, name: &str) -> Option<&Dialogue> {
+        self.dialogues.iter().find(|d| d.name == name)
+    }
+}
+
+/// The conversation of one interactive command: its variants, the first whose `when` holds on
+/// the node's running version (read by `version_probe`) being the one held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dialogue {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Seconds each prompt may take to appear, unless the prompt says otherwise (default 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+    #[serde(rename = "variant")]
+    pub variants: Vec<DialogueVariant>,
+}
+
+/// One version's dialogue: the prompts in the order the appliance asks them, and the text that
+/// says the command succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialogueVariant {
+    /// The versions this variant is for (none: every version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<VariantWhen>,
+    #[serde(rename = "prompt")]
+    pub prompts: Vec<DialoguePrompt>,
+    /// A regex the command's output must match before the CLI's prompt returns (or, for a
+    /// command that `reboots`, before the connection drops).
+    pub success: String,
+}
+
+/// `when = { version = { ge = "12.0" } }`: the node's running version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantWhen {
+    pub version: VersionRange,
+}
+
+/// Tests on one version, as in the profile's `version` conditions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionRange {
+    /// Matches one of these patterns (`12.x`, `11.5`).
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    pub one_of: Option<Vec<String>>,
+    /// Below this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lt: Option<String>,
+    /// At or above this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ge: Option<String>,
+}
+
+impl VersionRange {
+    /// Whether `v` passes every test given (a limit that does not parse passes nothing).
+    pub fn holds(&self, v: &crate::VendorVersion) -> bool {
+        let limit =
+            |l: &Option<String>, f: fn(&crate::VendorVersion, &crate::VendorVersion) -> bool| {
+                l.as_ref()
+                    .is_none_or(|l| crate::VendorVersion::parse(l).is_ok_and(|l| f(v, &l)))
+            };
+        self.one_of
+            .as_ref()
+            .is_none_or(|ps| ps.iter().any(|p| crate::pattern_matches(p, v)))
+            && limit(&self.lt, |v, l| v < l)
+            && limit(&self.ge, |v, l| v >= l)
+    }
+}
+
+/// One prompt of a dialogue: awaited (`expect`), then answered (`answer`, or the number
+/// `choose` reads from what was printed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialoguePrompt {
+    /// A regex matching the end of the output when the appliance asks this.
+    pub expect: String,
+    /// The answer (a template; `{env.FERRY_*}` values never appear in what ferry records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// The answer is the number of the listed line that names a text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choose: Option<Choice>,
+    /// The appliance asks this only in some situations: it may be skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+    /// Seconds this prompt may take to appear (default: the dialogue's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+}
+
+/// Reads an answer from a numbered list: the one line printed since the last answer that
+/// contains `line` (a template, e.g. `{fact.upgrade_iso}`), and its `number` capture of
+/// `number`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    pub line: String,
+    pub number: String,
 }
 
 /// A command whose output is read: by a regex (one value) or as a table (a value per row).
@@ -115,9 +240,14 @@ pub struct StepSsh {
 #[serde(from = "CommandForm")]
 pub struct SshCommand {
     pub run: String,
-    /// Lines written to the command's standard input, one per prompt (templates).
+    /// Lines written to the command's standard input, one per prompt (templates; one-shot
+    /// exec only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub input: Vec<String>,
+    /// The dialogue (`[[ssh.dialogue]]`) that answers the command's prompts (interactive
+    /// shells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialogue: Option<String>,
     /// The command restarts the node: a connection lost while it runs is not a failure (a
     /// `wait` or `verify` then tells whether it worked).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -138,6 +268,8 @@ struct FullCommand {
     #[serde(default)]
     input: Vec<String>,
     #[serde(default)]
+    dialogue: Option<String>,
+    #[serde(default)]
     reboots: bool,
 }
 
@@ -147,11 +279,13 @@ impl From<CommandForm> for SshCommand {
             CommandForm::Line(run) => SshCommand {
                 run,
                 input: Vec::new(),
+                dialogue: None,
                 reboots: false,
             },
             CommandForm::Full(f) => SshCommand {
                 run: f.run,
                 input: f.input,
+                dialogue: f.dialogue,
                 reboots: f.reboots,
             },
         }

@@ -676,6 +676,113 @@ impl Ctx<'_> {
             }
             seen.push(&p.name);
         }
+        for (key, re) in [("prompt", &spec.prompt), ("question", &spec.question)] {
+            if let Some(re) = re {
+                self.regex(re, &[], vec![k("ssh"), k(key)]);
+            }
+        }
+        if spec.question.is_some() && spec.prompt.is_none() {
+            self.add(
+                vec![k("ssh"), k("question")],
+                "`question` is for interactive shells: set `prompt` too",
+                None,
+            );
+        }
+        if let Some(name) = &spec.version_probe {
+            if self.probe_ref(name, vec![k("ssh"), k("version_probe")]) == Some(true) {
+                self.add(
+                    vec![k("ssh"), k("version_probe")],
+                    format!("probe `{name}` reads a table, not a version"),
+                    None,
+                );
+            }
+        }
+        if !spec.dialogues.is_empty() && spec.prompt.is_none() {
+            self.add(
+                vec![k("ssh"), k("dialogue")],
+                "dialogues need an interactive shell: set `prompt` in [ssh] (the CLI's prompt, a regex)",
+                None,
+            );
+        }
+        let probes: Vec<&str> = spec.probes.iter().map(|p| p.name.as_str()).collect();
+        let mut names: Vec<&str> = Vec::new();
+        for (n, d) in spec.dialogues.iter().enumerate() {
+            let path = vec![k("ssh"), k("dialogue"), i(n)];
+            if d.name.is_empty() || names.contains(&d.name.as_str()) {
+                self.add(
+                    join(&path, &[k("name")]),
+                    format!("dialogue name `{}` is empty or used twice", d.name),
+                    None,
+                );
+            }
+            names.push(&d.name);
+            self.seconds(d.timeout_seconds, join(&path, &[k("timeout_seconds")]));
+            if d.variants.is_empty() {
+                self.add(
+                    path.clone(),
+                    format!("dialogue `{}` has no [[ssh.dialogue.variant]]", d.name),
+                    None,
+                );
+            }
+            for (m, v) in d.variants.iter().enumerate() {
+                let vp = join(&path, &[k("variant"), i(m)]);
+                if let Some(w) = &v.when {
+                    if spec.version_probe.is_none() {
+                        self.add(
+                            join(&vp, &[k("when")]),
+                            "a variant's `when` reads the node's running version: set `version_probe` in [ssh]",
+                            None,
+                        );
+                    }
+                    let wp = join(&vp, &[k("when"), k("version")]);
+                    for (key, l) in [("lt", &w.version.lt), ("ge", &w.version.ge)] {
+                        if let Some(l) = l {
+                            if ferry_model::VendorVersion::parse(l).is_err() {
+                                self.add(
+                                    join(&wp, &[k(key)]),
+                                    format!("`{l}` is not a version"),
+                                    None,
+                                );
+                            }
+                        }
+                    }
+                }
+                self.regex(&v.success, &[], join(&vp, &[k("success")]));
+                if v.prompts.is_empty() {
+                    self.add(vp.clone(), "a variant needs at least one prompt", None);
+                }
+                for (j, pr) in v.prompts.iter().enumerate() {
+                    let pp = join(&vp, &[k("prompt"), i(j)]);
+                    self.regex(&pr.expect, &[], join(&pp, &[k("expect")]));
+                    self.seconds(pr.timeout_seconds, join(&pp, &[k("timeout_seconds")]));
+                    match (&pr.answer, &pr.choose) {
+                        (Some(a), None) => self.template(a, &probes, join(&pp, &[k("answer")])),
+                        (None, Some(c)) => {
+                            self.template(&c.line, &probes, join(&pp, &[k("choose"), k("line")]));
+                            self.regex(&c.number, &["number"], join(&pp, &[k("choose"), k("number")]));
+                        }
+                        _ => self.add(
+                            pp.clone(),
+                            "a prompt needs exactly one of `answer` and `choose`",
+                            Some("answer = \"yes\" answers it; choose = { line = \"{fact.NAME}\", number = '^\\s*(?P<number>\\d+)\\)' } picks the listed line naming a text".into()),
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Seconds to wait: positive and at most 30 days.
+    fn seconds(&mut self, s: Option<f64>, path: Path) {
+        if let Some(s) = s {
+            if !(s.is_finite() && s > 0.0 && s <= 2_592_000.0) {
+                self.add(
+                    path,
+                    "seconds must be above 0 and at most 2592000 (30 days)",
+                    None,
+                );
+            }
+        }
     }
 
     fn probe_ref(&mut self, name: &str, path: Path) -> Option<bool> {
@@ -731,6 +838,41 @@ impl Ctx<'_> {
             self.template(&c.run, &probes, cp.clone());
             for (m, line) in c.input.iter().enumerate() {
                 self.template(line, &probes, join(&cp, &[k("input"), i(m)]));
+            }
+            let interactive = self.profile.ssh.prompt.is_some();
+            if interactive && !c.input.is_empty() {
+                self.add(
+                    join(&cp, &[k("input")]),
+                    "`input` answers prompts blindly: in an interactive shell (`prompt` in [ssh]) give the command a `dialogue`",
+                    None,
+                );
+            }
+            if let Some(d) = &c.dialogue {
+                if !interactive {
+                    self.add(
+                        join(&cp, &[k("dialogue")]),
+                        "dialogues need an interactive shell: set `prompt` in [ssh]",
+                        None,
+                    );
+                }
+                if self.profile.ssh.dialogue(d).is_none() {
+                    let known: Vec<&str> = self
+                        .profile
+                        .ssh
+                        .dialogues
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .collect();
+                    self.add(
+                        join(&cp, &[k("dialogue")]),
+                        format!("unknown dialogue `{d}`"),
+                        Some(if known.is_empty() {
+                            "declare it in an [[ssh.dialogue]] table".into()
+                        } else {
+                            format!("dialogues of this profile: {}", known.join(", "))
+                        }),
+                    );
+                }
             }
         }
         if let Some(m) = x.timeout_minutes {

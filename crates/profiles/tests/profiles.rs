@@ -355,8 +355,40 @@ fn ssh_errors_name_line_and_key() {
         (
             "\"{fact.upgrade_server}\"",
             "\"{fact.upgrade_host}\"",
-            "procedure.step[7].ssh.commands[0].input[2]",
+            "ssh.dialogue[0].variant[0].prompt[4].answer",
             "fact `upgrade_host` is not declared",
+        ),
+        // Dialogues (issue 13): the command's dialogue, a choice's capture, a variant's version,
+        // blind answers in an interactive shell.
+        (
+            "dialogue = \"upgrade-keep-version\"",
+            "dialogue = \"upgrade-keep-versio\"",
+            "procedure.step[7].ssh.commands[0].dialogue",
+            "unknown dialogue `upgrade-keep-versio`",
+        ),
+        (
+            "number = '^\\s*(?P<number>\\d+)\\)'",
+            "number = '^\\s*(?P<n>\\d+)\\)'",
+            "ssh.dialogue[0].variant[0].prompt[10].choose.number",
+            "no named capture `number`",
+        ),
+        (
+            "when = { version = { ge = \"12.0\" } }",
+            "when = { version = { ge = \"twelve\" } }",
+            "ssh.dialogue[0].variant[0].when.version.ge",
+            "`twelve` is not a version",
+        ),
+        (
+            "{ run = \"utils system restart\", dialogue = \"restart\", reboots = true }",
+            "{ run = \"utils system restart\", input = [\"yes\"], reboots = true }",
+            "procedure.step[5].ssh.commands[0].input",
+            "answers prompts blindly",
+        ),
+        (
+            "{ expect = 'Directory:', answer = \"{fact.upgrade_directory}\" },",
+            "{ expect = 'Directory:', answer = \"{fact.upgrade_directory}\", choose = { line = \"x\", number = '(?P<number>1)' } },",
+            "ssh.dialogue[0].variant[0].prompt[3]",
+            "exactly one of `answer` and `choose`",
         ),
         (
             "from = [\"publisher\"], roles",
