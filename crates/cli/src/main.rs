@@ -21,7 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use ferry_plan::{render, report, PlanOptions};
-use ferry_profiles::{load_site, ProfileSet};
+use ferry_profiles::{load_site_with_warnings, ProfileSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -52,13 +52,28 @@ struct Cli {
     command: Command,
 }
 
+/// What `plan` writes.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Format {
+enum PlanFormat {
+    /// The plan for the terminal.
     Text,
+    /// The plan as JSON (what `apply` and `rehearse` read).
     Json,
+    /// A method of procedure, in Markdown.
     Mop,
+    /// A Gantt chart.
     Svg,
+    /// The step graph, for Graphviz.
     Dot,
+}
+
+/// What `check`, `status`, `rehearse` and `bench` write.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ReportFormat {
+    /// For the terminal.
+    Text,
+    /// JSON, for tools.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -67,9 +82,12 @@ enum Command {
     Check {
         /// Site file, or `example:NAME`.
         site: String,
-        /// Output format: text or json.
+        /// Output format.
         #[arg(long, short, value_enum, default_value = "text")]
-        format: Format,
+        format: ReportFormat,
+        /// Make a fact name no profile declares (a typo such as `devcies`) an error, not a warning.
+        #[arg(long)]
+        strict: bool,
         /// Also ask each node's ferry agent (its site `address`) what it runs now: an agent
         /// that does not answer, or a version other than the site's, is an inhibitor, and the
         /// service's health is laid over the site's `healthy` fact for the profile's checks.
@@ -88,9 +106,12 @@ enum Command {
     Plan {
         /// Site file, or `example:NAME`.
         site: String,
-        /// Output format: text, json, mop (Markdown method of procedure), svg (Gantt chart), dot.
+        /// Output format.
         #[arg(long, short, value_enum, default_value = "text")]
-        format: Format,
+        format: PlanFormat,
+        /// Make a fact name no profile declares (a typo such as `devcies`) an error, not a warning.
+        #[arg(long)]
+        strict: bool,
         /// `fastest` (default: the shortest window the rules allow), `one-at-a-time`, `balanced` (servers out in batches that keep every device served), `documented` (the documents' task order), or a profile's own strategy.
         #[arg(long)]
         strategy: Option<String>,
@@ -165,24 +186,30 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         /// carries out is never superseded.
         #[arg(long)]
         supersede: bool,
+        /// Make a fact name no profile declares (a typo such as `devcies`) an error, not a warning.
+        #[arg(long)]
+        strict: bool,
         #[command(flatten)]
         run: RunFlags,
     },
     /// Show a run from the journal (the newest when RUN is omitted): its kind, parent, driver,
     /// each step's state, start, end and attempts, and the approvals given.
     Status {
+        /// The run's number (as `ferry status` lists them); the newest when omitted.
         run: Option<i64>,
+        /// State directory holding the journal (where `apply` was run with the same `--state`).
         #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
         state: PathBuf,
-        /// Output format: text or json.
+        /// Output format.
         #[arg(long, short, value_enum, default_value = "text")]
-        format: Format,
+        format: ReportFormat,
     },
     /// Continue a run (the newest when RUN is omitted).
     ///
     /// Steps started but not recorded as ended (a crash) are settled first by asking the
     /// driver; done and skipped steps are never run again; failed steps are tried again.
     Resume {
+        /// The run's number (as `ferry status` lists them); the newest when omitted.
         run: Option<i64>,
         #[command(flatten)]
         run_flags: RunFlags,
@@ -195,6 +222,7 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
     /// rollback steps (and its cluster's cluster-wide ones) run. A run that another ferry
     /// process is carrying out cannot be rolled back (exit 2); an interrupted one can.
     Rollback {
+        /// The run to roll back (its number, as `ferry status` lists them); the newest when omitted.
         run: Option<i64>,
         #[command(flatten)]
         run_flags: RunFlags,
@@ -204,9 +232,10 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
     Approve {
         /// The pause step's ID (`cluster/node/action` or `cluster/action`), or `open-window`.
         step: String,
-        /// The run (the newest when omitted).
+        /// The run's number (as `ferry status` lists them); the newest when omitted.
         #[arg(long)]
         run: Option<i64>,
+        /// State directory holding the journal (where `apply` was run with the same `--state`).
         #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
         state: PathBuf,
     },
@@ -218,9 +247,10 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         answer: StepAnswer,
         /// The step's ID (`cluster/node/action`).
         step: String,
+        /// State directory holding the journal (where `apply` was run with the same `--state`).
         #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
         state: PathBuf,
-        /// The run (the newest when omitted).
+        /// The run's number (as `ferry status` lists them); the newest when omitted.
         #[arg(long)]
         run: Option<i64>,
         /// Why the step failed.
@@ -248,7 +278,9 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
     ///   probability = 0.2         # for --runs: fires in this share of the runs
     ///
     /// Exit 0 when every run completed with every node on target and no rule broken, 1
-    /// otherwise, 2 on bad input.
+    /// otherwise (a failed step, a rehearsed rollback that failed, odds below `--min-fit`), 2
+    /// on bad input.
+    #[command(verbatim_doc_comment)]
     Rehearse {
         /// A site (path or `example:NAME`), planned first; or a plan file (`*.json`, with --site).
         target: String,
@@ -262,6 +294,10 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         /// window, impact percentiles, probability of finishing inside the booked window.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100000))]
         runs: u32,
+        /// With --runs: exit 1 when the share of the runs that end inside the booked window is
+        /// below P (0 to 1, e.g. 0.9), so a pipeline can gate on the odds.
+        #[arg(long, value_name = "P", value_parser = parse_share)]
+        min_fit: Option<f64>,
         /// Seed of the first run (durations and convergence times are drawn from it).
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -275,9 +311,12 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         /// What a failed step leads to: rollback-node and rollback-all rehearse the rollback too.
         #[arg(long, value_enum, default_value = "stop")]
         policy: apply::PolicyArg,
-        /// Output format: text or json.
+        /// Output format.
         #[arg(long, short, value_enum, default_value = "text")]
-        format: Format,
+        format: ReportFormat,
+        /// Make a fact name no profile declares (a typo such as `devcies`) an error, not a warning.
+        #[arg(long)]
+        strict: bool,
         /// Also print the timeline of every step and what the twin saw (its log).
         #[arg(long)]
         trace: bool,
@@ -339,15 +378,31 @@ ferry examples linux-ha-pair --window-start now > site.toml   # its window booke
         /// Times to plan the fleet; the median is reported.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Output format.
         #[arg(long, short, value_enum, default_value = "text")]
-        format: Format,
+        format: ReportFormat,
     },
+}
+
+/// A share from 0 to 1 (`--min-fit`).
+fn parse_share(text: &str) -> Result<f64, String> {
+    let p: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number from 0 to 1"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!(
+            "`{text}` is not a share from 0 to 1 (0.9: nine runs in ten)"
+        ))
+    }
 }
 
 /// How `apply`, `resume` and `rollback` carry out a run.
 #[derive(clap::Args)]
 struct RunFlags {
-    /// State directory holding the journal.
+    /// State directory holding the journal (created if missing; `status`, `step`, `approve`,
+    /// `resume` and `rollback` read the same one).
     #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
     state: PathBuf,
     /// How steps are carried out (resume and rollback: the run's own driver by default).
@@ -600,8 +655,27 @@ fn plan_error(l: &Loaded, e: ferry_plan::PlanError) -> anyhow::Error {
     ))
 }
 
+/// A diagnostic with its source excerpt; when the renderer cannot draw the excerpt (miette
+/// panics on some very long lines), the plain located messages (file:line: message, help).
 fn render_diag(err: impl miette::Diagnostic + Send + Sync + 'static) -> String {
-    format!("{:?}", miette::Report::new(err))
+    let plain = plain_diag(&err);
+    let report = miette::Report::new(err);
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| format!("{report:?}")));
+    std::panic::set_hook(hook);
+    drawn.unwrap_or(plain)
+}
+
+fn plain_diag(err: &dyn miette::Diagnostic) -> String {
+    let mut out = err.to_string();
+    for e in err.related().into_iter().flatten() {
+        out.push_str(&format!("\n  {e}"));
+        if let Some(h) = e.help() {
+            out.push_str(&format!("\n    help: {h}"));
+        }
+    }
+    out
 }
 
 fn load_profiles(dirs: &[PathBuf]) -> Result<ProfileSet> {
@@ -657,10 +731,30 @@ struct Loaded {
     inputs: ferry_exec::RunInputs,
 }
 
-fn load(profile_dirs: &[PathBuf], site_arg: &str) -> Result<Loaded> {
+/// Loads a site and its profiles. Warnings (fact names no profile declares) go to standard
+/// error, located, or refuse the site with `strict` (exit 2).
+fn load(profile_dirs: &[PathBuf], site_arg: &str, strict: bool) -> Result<Loaded> {
     let profiles = load_profiles(profile_dirs)?;
     let (name, text) = site_text(site_arg)?;
-    let site = load_site(&name, &text, &profiles).map_err(|e| bad(render_diag(e)))?;
+    let (site, warnings) =
+        load_site_with_warnings(&name, &text, &profiles).map_err(|e| bad(render_diag(e)))?;
+    if !warnings.errors.is_empty() {
+        if strict {
+            return Err(bad(format!(
+                "{}\n(--strict: a warning refuses the site)",
+                render_diag(warnings)
+            )));
+        }
+        for w in &warnings.errors {
+            eprintln!(
+                "warning: {w}{}",
+                w.help
+                    .as_ref()
+                    .map(|h| format!("\n  help: {h}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
     let used: std::collections::BTreeSet<&str> =
         site.clusters.iter().map(|c| c.profile.as_str()).collect();
     let inputs = ferry_exec::RunInputs {
@@ -714,11 +808,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check {
             site,
             format,
+            strict,
             agents,
             agent,
             runs,
         } => {
-            let l = load(&cli.profiles, &site)?;
+            let l = load(&cli.profiles, &site, strict)?;
             let (observed, mut live) = if agents {
                 live::survey(
                     &l.site,
@@ -731,10 +826,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut findings =
                 odds::plan_with_odds(&l, &observed, &PlanOptions::default(), runs)?.findings;
             findings.append(&mut live);
+            findings.extend(ferry_plan::checks::window_closed_findings(
+                &l.site,
+                check_now()?,
+            ));
             let text = match format {
-                Format::Json => report::check_json(&l.site.name, &findings),
-                Format::Text => report::check_text(&l.site.name, &findings),
-                _ => return Err(bad("check writes text or json")),
+                ReportFormat::Json => report::check_json(&l.site.name, &findings),
+                ReportFormat::Text => report::check_text(&l.site.name, &findings),
             };
             write_out(None, &text)?;
             Ok(if report::inhibitors(&findings) > 0 {
@@ -746,6 +844,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan {
             site,
             format,
+            strict,
             strategy,
             stage,
             explain,
@@ -754,7 +853,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runs,
             compare,
         } => {
-            let l = load(&cli.profiles, &site)?;
+            let l = load(&cli.profiles, &site, strict)?;
             check_strategy(&l, strategy.as_deref())?;
             let (estimates, spreads) = match &estimates_from {
                 Some(state) => apply::observed_estimates(state)?,
@@ -775,8 +874,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 let c = odds::compare_plans(&l, &opts, runs)?;
                 let text = match format {
-                    Format::Text => ferry_exec::compare::compare_text(&c),
-                    Format::Json => serde_json::to_string_pretty(&c)? + "\n",
+                    PlanFormat::Text => ferry_exec::compare::compare_text(&c),
+                    PlanFormat::Json => serde_json::to_string_pretty(&c)? + "\n",
                     _ => return Err(bad("`--compare` writes text or json")),
                 };
                 write_out(output.as_deref(), &text)?;
@@ -784,7 +883,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             // The odds are stated where the plan's text says whether it fits the window; the
             // graph and an explanation need none.
-            let runs = if explain.is_some() || format == Format::Dot {
+            let runs = if explain.is_some() || format == PlanFormat::Dot {
                 0
             } else {
                 runs
@@ -815,11 +914,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let text = match format {
-                Format::Text => render::text::render_text(&plan),
-                Format::Json => serde_json::to_string_pretty(&plan)? + "\n",
-                Format::Mop => render::mop::render_mop(&plan),
-                Format::Svg => render::svg::render_svg(&plan),
-                Format::Dot => render::dot::render_dot(&plan),
+                PlanFormat::Text => render::text::render_text(&plan),
+                PlanFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
+                PlanFormat::Mop => render::mop::render_mop(&plan),
+                PlanFormat::Svg => render::svg::render_svg(&plan),
+                PlanFormat::Dot => render::dot::render_dot(&plan),
             };
             write_out(output.as_deref(), &text)?;
             Ok(ExitCode::SUCCESS)
@@ -828,18 +927,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             plan,
             site,
             supersede,
+            strict,
             run,
         } => {
-            let l = load(&cli.profiles, &site)?;
+            let l = load(&cli.profiles, &site, strict)?;
             apply::apply(&l, &plan, &site, &run.args()?, supersede)
         }
         Command::Resume { run, run_flags } => apply::resume(run, &run_flags.args()?),
         Command::Rollback { run, run_flags } => apply::rollback(run, &run_flags.args()?),
         Command::Approve { step, run, state } => apply::approve(&state, run, &step),
-        Command::Status { run, state, format } => match format {
-            Format::Text | Format::Json => apply::status(&state, run, format == Format::Json),
-            _ => Err(bad("status writes text or json")),
-        },
+        Command::Status { run, state, format } => {
+            apply::status(&state, run, format == ReportFormat::Json)
+        }
         Command::Step {
             answer,
             step,
@@ -862,34 +961,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
             site,
             faults,
             runs,
+            min_fit,
             seed,
             strategy,
             stage,
             policy,
             format,
+            strict,
             trace,
             output,
-        } => {
-            if !matches!(format, Format::Text | Format::Json) {
-                return Err(bad("rehearse writes text or json"));
-            }
-            rehearse::run(
-                &cli.profiles,
-                &rehearse::RehearseArgs {
-                    target,
-                    site,
-                    faults,
-                    runs: runs as usize,
-                    seed,
-                    strategy,
-                    stage,
-                    policy,
-                    json: format == Format::Json,
-                    trace,
-                    output,
-                },
-            )
-        }
+        } => rehearse::run(
+            &cli.profiles,
+            &rehearse::RehearseArgs {
+                target,
+                site,
+                faults,
+                runs: runs as usize,
+                min_fit,
+                strict,
+                seed,
+                strategy,
+                stage,
+                policy,
+                json: format == ReportFormat::Json,
+                trace,
+                output,
+            },
+        ),
         Command::Examples {
             name: Some(name),
             window_start,
@@ -955,10 +1053,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
         } => {
             let profiles = load_profiles(&cli.profiles)?;
-            let text = bench::run(&profiles, clusters, nodes, runs, format == Format::Json)?;
+            let text = bench::run(
+                &profiles,
+                clusters,
+                nodes,
+                runs,
+                format == ReportFormat::Json,
+            )?;
             write_out(None, &text)?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The moment `check` judges the booked window against: now, or `FERRY_NOW` (an RFC 3339
+/// time) to report as of another moment (the test suite reports the built-in examples, whose
+/// windows have dates, as of a moment before them).
+fn check_now() -> Result<i64> {
+    match std::env::var("FERRY_NOW") {
+        Ok(t) => ferry_profiles::site::parse_datetime(&t)
+            .map(|(at, _)| at)
+            .map_err(|(m, h)| bad(format!("FERRY_NOW `{t}`: {m}; {h}"))),
+        Err(_) => Ok(ferry_exec::system_now()),
     }
 }
 

@@ -19,6 +19,10 @@ pub struct RehearseArgs {
     pub site: Option<String>,
     pub faults: Option<PathBuf>,
     pub runs: usize,
+    /// With `runs`: the least share of runs that must end inside the booked window.
+    pub min_fit: Option<f64>,
+    /// Unknown fact names refuse the site.
+    pub strict: bool,
     pub seed: u64,
     pub strategy: Option<String>,
     /// Planning a site: stage work ahead of the window even without a booked staging period.
@@ -53,7 +57,7 @@ fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan
                 args.target
             )));
         }
-        let l = load(profile_dirs, &args.target)?;
+        let l = load(profile_dirs, &args.target, args.strict)?;
         crate::check_strategy(&l, args.strategy.as_deref())?;
         let plan = plan_site(&l, args.strategy.clone(), args.stage)?;
         return Ok((l, plan));
@@ -81,7 +85,7 @@ fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan
             args.target
         ))
     })?;
-    let l = load(profile_dirs, site)?;
+    let l = load(profile_dirs, site, args.strict)?;
     if l.hash != plan.input_hash {
         return Err(bad(format!(
             "{}: the site or a profile changed since this plan was made; make a new plan with `ferry plan {site} --format json -o {}`",
@@ -138,7 +142,29 @@ pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
         let clean = summary.completed == summary.runs
             && summary.on_target == summary.runs
             && summary.with_violations == 0;
-        return Ok(if clean {
+        let fits = match (args.min_fit, summary.inside_window) {
+            (None, _) => true,
+            (Some(p), Some(share)) => {
+                let ok = share >= p;
+                if !ok {
+                    eprintln!(
+                        "ferry: the odds of fitting the booked window are {:.1}% ({} of {} runs end inside it), below --min-fit {:.1}%",
+                        share * 100.0,
+                        (share * summary.runs as f64).round(),
+                        summary.runs,
+                        p * 100.0
+                    );
+                }
+                ok
+            }
+            (Some(_), None) => {
+                return Err(bad(format!(
+                    "{}: --min-fit needs a booked window (`[site] window`) to fit",
+                    args.target
+                )))
+            }
+        };
+        return Ok(if clean && fits {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
@@ -160,17 +186,30 @@ pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
     };
     write_out(args.output.as_deref(), &text)?;
     let f = rh.figures();
-    Ok(if f.completed && f.on_target && f.violations == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    // A rollback that failed leaves the site between versions: never a success.
+    let rollback_ok = match &rh.rollback {
+        Some(rb) if rb.status != RunStatus::Complete => {
+            eprintln!(
+                "ferry: the rehearsed rollback did not complete ({}): the site would be left between versions",
+                rb.status.as_str()
+            );
+            false
+        }
+        _ => true,
+    };
+    Ok(
+        if f.completed && f.on_target && f.violations == 0 && rollback_ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
 /// `ferry demo`: check, plan, rehearse and apply a built-in example against the twin.
 pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
     let site = format!("example:{name}");
-    let l = load(profile_dirs, &site)?;
+    let l = load(profile_dirs, &site, false)?;
     let plan = crate::odds::plan_with_odds(
         &l,
         &l.site,

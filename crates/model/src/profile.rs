@@ -100,6 +100,10 @@ pub struct Role {
     /// Rule ID behind `min`/`max`, if any.
     #[serde(default)]
     pub rule: Option<String>,
+    /// The role's nodes run builds of their own, not the cluster's `target`: a site must give
+    /// their target (`targets.ROLE` on the cluster, or `target` on the node).
+    #[serde(default)]
+    pub own_target: bool,
 }
 
 /// How versions are read and which upgrades are supported.
@@ -121,6 +125,36 @@ pub struct VersionRules {
     /// The embedded operating system's major version, by product version pattern.
     #[serde(default, rename = "os")]
     pub os: Vec<OsRelease>,
+    /// Letter tags of the vendor's marketing names for releases (`su` in `14SU3`): a site
+    /// version carrying one is refused, with `build_form`, unless `aliases` maps it.
+    #[serde(default)]
+    pub marketing_tags: Vec<String>,
+    /// What a build number looks like (`14.0.1.13900-155`), shown when a marketing name is refused.
+    #[serde(default)]
+    pub build_form: Option<String>,
+    /// Marketing names the profile maps to their build numbers (`"14SU3" = "14.0.1.13900-155"`).
+    #[serde(default)]
+    pub aliases: std::collections::BTreeMap<String, String>,
+}
+
+impl VersionRules {
+    /// Whether `text` is written in the vendor's marketing notation (a tag of `marketing_tags`).
+    pub fn is_marketing(&self, text: &str) -> bool {
+        crate::VendorVersion::parse(text).is_ok_and(|v| {
+            v.tokens().iter().any(|t| {
+                matches!(t, crate::version::Token::Tag(tag) if self.marketing_tags.iter().any(|m| m.eq_ignore_ascii_case(tag)))
+            })
+        })
+    }
+
+    /// The build number a marketing name maps to (`aliases`, the name's case ignored).
+    pub fn alias(&self, text: &str) -> Option<&str> {
+        let text = text.trim();
+        self.aliases
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+            .map(|(_, build)| build.as_str())
+    }
 }
 
 fn default_release_numbers() -> usize {

@@ -2,7 +2,7 @@
 
 use crate::condition::{eval, fact, Scope};
 use crate::graph::Graph;
-use ferry_model::profile::{Check, CheckTest};
+use ferry_model::profile::{Check, CheckTest, Condition, FactTest};
 use ferry_model::{Cluster, FactValue, Finding, Node, Profile, Site, VendorVersion};
 use std::collections::BTreeMap;
 
@@ -30,9 +30,10 @@ pub fn fill(template: &str, cluster: &Cluster, node: Option<&Node>, detail: &str
                 fact(cluster, node, &k[5..])
                     .map_or_else(|| "not set".to_string(), |v| v.to_string()),
             ),
-            k if k.starts_with("next.") => {
-                fact(cluster, node, &k[5..]).map(|v| increment_trailing(&v.to_string()))
-            }
+            k if k.starts_with("next.") => Some(fact(cluster, node, &k[5..]).map_or_else(
+                || "not set".to_string(),
+                |v| increment_trailing(&v.to_string()),
+            )),
             _ => None,
         };
         match value {
@@ -74,6 +75,146 @@ fn finding(
     }
 }
 
+/// A condition judged in three ways: it holds (`Ok(true)`), it does not (`Ok(false)`), or
+/// it cannot be judged because a fact it reads is missing (`Err(the fact's name)`). A test
+/// that asks whether a fact is `missing` judges its absence; any other test of an absent fact
+/// leaves the outcome open, unless the rest of the condition decides it (`any` with a branch
+/// that holds, `all` with one that fails).
+pub fn judge(c: &Condition, s: &Scope<'_>, node: Option<&Node>) -> Result<bool, String> {
+    match c {
+        Condition::All(cs) => {
+            let mut open = None;
+            for c in cs {
+                match judge(c, s, node) {
+                    Ok(false) => return Ok(false),
+                    Ok(true) => {}
+                    Err(m) => open = open.or(Some(m)),
+                }
+            }
+            open.map_or(Ok(true), Err)
+        }
+        Condition::Any(cs) => {
+            let mut open = None;
+            for c in cs {
+                match judge(c, s, node) {
+                    Ok(true) => return Ok(true),
+                    Ok(false) => {}
+                    Err(m) => open = open.or(Some(m)),
+                }
+            }
+            open.map_or(Ok(false), Err)
+        }
+        Condition::Not(c) => judge(c, s, node).map(|b| !b),
+        Condition::Fact(t) => fact_open(t, |name| fact(s.cluster, node, name))
+            .map_or_else(|| Ok(eval(c, s, node)), Err),
+        Condition::ClusterFact(t) => {
+            fact_open(t, |name| s.cluster.facts.get(name)).map_or_else(|| Ok(eval(c, s, node)), Err)
+        }
+        Condition::AnyNode(t) => {
+            let mut open = None;
+            for n in s
+                .cluster
+                .nodes
+                .iter()
+                .filter(|n| t.roles.is_empty() || t.roles.contains(&n.role))
+            {
+                match judge(&t.test, s, Some(n)) {
+                    Ok(true) => return Ok(true),
+                    Ok(false) => {}
+                    Err(m) => open = open.or(Some(m)),
+                }
+            }
+            open.map_or(Ok(false), Err)
+        }
+        _ => Ok(eval(c, s, node)),
+    }
+}
+
+/// The fact a test needs and the site does not state (`None`: it can be judged).
+fn fact_open<'a>(t: &FactTest, get: impl Fn(&str) -> Option<&'a FactValue>) -> Option<String> {
+    if t.missing.is_some() {
+        return None;
+    }
+    if get(&t.name).is_none() {
+        return Some(t.name.clone());
+    }
+    t.lt_fact.as_ref().filter(|o| get(o).is_none()).cloned()
+}
+
+/// The finding of a check that cannot be judged because the fact it needs is not stated: one
+/// per check, cluster and fact, naming the nodes (none: the cluster's own fact).
+fn unknown(check: &Check, cluster: &Cluster, nodes: &[&Node], fact_name: &str) -> Finding {
+    let mut key = format!("{}/{}", check.id, cluster.name);
+    if let [n] = nodes {
+        key.push('/');
+        key.push_str(&n.name);
+    }
+    key.push_str("/unknown/");
+    key.push_str(fact_name);
+    let names = || {
+        nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let whose = match nodes {
+        [] => format!("cluster `{}`", cluster.name),
+        [n] => format!("node `{}`", n.name),
+        _ => format!("{} nodes of `{}` ({})", nodes.len(), cluster.name, names()),
+    };
+    Finding {
+        key,
+        rule: check.rule.clone(),
+        severity: ferry_model::Severity::Info,
+        cluster: Some(cluster.name.clone()),
+        node: match nodes {
+            [n] => Some(n.name.clone()),
+            _ => None,
+        },
+        message: format!(
+            "unknown: cannot judge check `{}` ({}) on {whose} without fact `{fact_name}`",
+            check.id, check.rule
+        ),
+        remedy: format!(
+            "state `{fact_name}` in the site (the node's `facts`, or the cluster's); `ferry profiles show` says what it holds"
+        ),
+    }
+}
+
+/// The booked window has already closed at `now`: an inhibitor per cluster, under ferry's own
+/// rule `FERRY-WINDOW` (no run can start in it, whatever the vendor's rules). Pure: the caller
+/// gives the moment.
+pub fn window_closed_findings(site: &Site, now: i64) -> Vec<Finding> {
+    let Some(w) = &site.window else {
+        return Vec::new();
+    };
+    let end = w.start_epoch_s + (w.hours * 3600.0).round() as i64;
+    if now < end {
+        return Vec::new();
+    }
+    let span = format!(
+        "{} to {}",
+        crate::render::site_time(Some(w), w.start_epoch_s),
+        crate::render::site_time(Some(w), end)
+    );
+    site.clusters
+        .iter()
+        .map(|cluster| Finding {
+            key: format!("window/{}/closed", cluster.name),
+            rule: crate::WINDOW_CLOSED_RULE.to_string(),
+            severity: ferry_model::Severity::Inhibitor,
+            cluster: Some(cluster.name.clone()),
+            node: None,
+            message: format!(
+                "the booked window ({span}) has already closed (it is now {}): no run can start in it",
+                crate::render::site_time(Some(w), now)
+            ),
+            remedy: "book a new window in the site (`[site] window`), then plan again".into(),
+        })
+        .collect()
+}
+
 /// Runs one cluster's checks. `graph` gives step estimates for `step_within_fact`.
 pub fn run(
     site: &Site,
@@ -89,15 +230,26 @@ pub fn run(
         }
         match &check.test {
             CheckTest::Node(cond) => {
+                let mut open: BTreeMap<String, Vec<&Node>> = BTreeMap::new();
                 for n in &cluster.nodes {
+                    // What the condition says as written stands (a profile may mean a
+                    // missing fact, under `not`, as a finding); only its silence is
+                    // questioned.
                     if eval(cond, scope, Some(n)) {
                         out.push(finding(check, cluster, Some(n), "", ""));
+                    } else if let Err(missing) = judge(cond, scope, Some(n)) {
+                        open.entry(missing).or_default().push(n);
                     }
+                }
+                for (missing, nodes) in open {
+                    out.push(unknown(check, cluster, &nodes, &missing));
                 }
             }
             CheckTest::Cluster(cond) => {
                 if eval(cond, scope, None) {
                     out.push(finding(check, cluster, None, "", ""));
+                } else if let Err(missing) = judge(cond, scope, None) {
+                    out.push(unknown(check, cluster, &[], &missing));
                 }
             }
             CheckTest::VersionsMatch {
@@ -188,6 +340,7 @@ pub fn run(
                 for inst in graph.insts.iter().filter(|i| &i.step.action == step) {
                     let node = inst.step.node.as_deref().and_then(|n| cluster.node(n));
                     let Some(limit) = fact(cluster, node, name).and_then(|v| v.as_f64()) else {
+                        out.push(unknown(check, cluster, &Vec::from_iter(node), name));
                         continue;
                     };
                     if inst.step.duration_s as f64 > limit {

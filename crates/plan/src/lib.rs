@@ -46,6 +46,10 @@ pub enum PlanError {
 /// The engine's rule for clusters whose nodes run different versions.
 pub const MIXED_VERSIONS_RULE: &str = "FERRY-MIXED-VERSIONS";
 
+/// The rule of the finding `check` gives a site whose booked window has already closed: a
+/// matter of the booking, not of a vendor's rule.
+pub const WINDOW_CLOSED_RULE: &str = "FERRY-WINDOW";
+
 /// Nodes that should share a version and do not: the nodes of the profile's `version_roles`
 /// together (when it names them), else the nodes of each role. Empty when all agree.
 fn mixed_versions<'c>(cluster: &'c Cluster, profile: &Profile) -> Vec<&'c ferry_model::Node> {

@@ -32,5 +32,8 @@ mod hardening;
 #[path = "planner/bounds.rs"]
 mod bounds;
 
+#[path = "planner/input.rs"]
+mod input;
+
 #[path = "planner/batches.rs"]
 mod batches;

@@ -9,10 +9,11 @@ pub mod faults;
 pub mod ranges;
 pub mod registry;
 pub mod site;
+pub mod suggest;
 pub mod validate;
 
 pub use diagnostic::{InputError, InputErrors};
 pub use faults::load_faults;
 pub use registry::{LoadedProfile, ProfileSet};
-pub use site::load_site;
+pub use site::{load_site, load_site_with_warnings};
 pub use validate::load_profile;

@@ -3,6 +3,7 @@
 use crate::diagnostic::{located, InputErrors, PathSeg, Problem, SourceFile};
 use crate::facts::facts_from_toml;
 use crate::registry::ProfileSet;
+use ferry_model::profile::VersionRules;
 use ferry_model::site::Window;
 use ferry_model::{Cluster, Node, Objectives, Site, VendorVersion};
 use serde::Deserialize;
@@ -135,11 +136,17 @@ pub fn strategies<'p>(
 /// Collects problems with their key paths; spans are resolved once at the end.
 struct Problems {
     list: Vec<Problem>,
+    /// What the site most likely got wrong but ferry can go on without (unknown fact names).
+    warnings: Vec<Problem>,
 }
 
 impl Problems {
     fn add(&mut self, path: Vec<PathSeg>, msg: impl Into<String>, help: Option<String>) {
         self.list.push((path, msg.into(), help));
+    }
+
+    fn warn(&mut self, path: Vec<PathSeg>, msg: impl Into<String>, help: Option<String>) {
+        self.warnings.push((path, msg.into(), help));
     }
 }
 
@@ -147,25 +154,288 @@ fn key(k: &str) -> PathSeg {
     PathSeg::Key(k.to_string())
 }
 
-/// Parses and validates a site file. `name` is how errors name the file.
+/// Parses and validates a site file. `name` is how errors name the file. Warnings (unknown
+/// fact names) are dropped: [`load_site_with_warnings`] returns them.
 pub fn load_site(name: &str, text: &str, profiles: &ProfileSet) -> Result<Site, InputErrors> {
+    load_site_with_warnings(name, text, profiles).map(|(site, _)| site)
+}
+
+/// Parses and validates a site file, and returns with it the warnings its loading found: each
+/// fact name no profile of its cluster declares (a typo such as `devcies`), with the declared
+/// name it most resembles. Every structural, type and range problem of the file is reported
+/// at once, each at its line and key.
+pub fn load_site_with_warnings(
+    name: &str,
+    text: &str,
+    profiles: &ProfileSet,
+) -> Result<(Site, InputErrors), InputErrors> {
     let src = SourceFile { name, text };
-    crate::diagnostic::checked_toml(&src, crate::ranges::FileKind::Site)?;
-    let raw: RawSite = toml::from_str(text).map_err(|e| InputErrors {
+    let doc: toml::Table = toml::from_str(text).map_err(|e| InputErrors {
         file: name.to_string(),
         errors: vec![src.from_toml(&e)],
     })?;
-    let mut p = Problems { list: Vec::new() };
-    let site = validate(&raw, profiles, &mut p);
+    let mut p = Problems {
+        list: crate::ranges::check(crate::ranges::FileKind::Site, &doc),
+        warnings: Vec::new(),
+    };
+    let ranged: Vec<Vec<PathSeg>> = p.list.iter().map(|(path, _, _)| path.clone()).collect();
+    let (clean, whole) = structure(&doc, &mut p);
+    if !whole {
+        return Err(located(&src, p.list));
+    }
+    let raw: RawSite = match RawSite::deserialize(toml::Value::Table(clean)) {
+        Ok(raw) => raw,
+        Err(e) => {
+            // The structural walk should have caught it; say what serde says, at the top.
+            p.add(Vec::new(), e.to_string(), None);
+            return Err(located(&src, p.list));
+        }
+    };
+    let mut semantic = Problems {
+        list: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let site = validate(&raw, profiles, &mut semantic);
+    // A number out of its range is reported once, by the range check.
+    p.list.extend(
+        semantic
+            .list
+            .into_iter()
+            .filter(|(path, _, _)| !ranged.contains(path)),
+    );
+    p.warnings.extend(semantic.warnings);
     if p.list.is_empty() {
         if let Some(site) = site {
-            return Ok(site);
+            return Ok((site, located(&src, p.warnings)));
         }
     }
     Err(located(&src, p.list))
 }
 
-fn parse_version(text: &str, path: Vec<PathSeg>, p: &mut Problems) -> Option<VendorVersion> {
+/// What a key of a site file holds, for the structural walk.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Text,
+    /// A date-time, as TOML's own or as a string.
+    When,
+    Number,
+    /// A table of anything (facts).
+    AnyTable,
+    /// A table of texts (`targets`).
+    TextTable,
+    Table(&'static [(&'static str, Shape, bool)]),
+    Tables(&'static [(&'static str, Shape, bool)]),
+}
+
+const PERIOD: &[(&str, Shape, bool)] =
+    &[("start", Shape::When, true), ("hours", Shape::Number, true)];
+const NODE: &[(&str, Shape, bool)] = &[
+    ("name", Shape::Text, true),
+    ("role", Shape::Text, true),
+    ("version", Shape::Text, true),
+    ("target", Shape::Text, false),
+    ("address", Shape::Text, false),
+    ("facts", Shape::AnyTable, false),
+];
+const CLUSTER: &[(&str, Shape, bool)] = &[
+    ("name", Shape::Text, true),
+    ("profile", Shape::Text, true),
+    ("target", Shape::Text, true),
+    ("targets", Shape::TextTable, false),
+    ("strategy", Shape::Text, false),
+    ("description", Shape::Text, false),
+    ("facts", Shape::AnyTable, false),
+    ("node", Shape::Tables(NODE), false),
+];
+const SITE_META: &[(&str, Shape, bool)] = &[
+    ("name", Shape::Text, true),
+    ("description", Shape::Text, false),
+    ("window", Shape::Table(PERIOD), false),
+    ("stage", Shape::Table(PERIOD), false),
+];
+const TOP: &[(&str, Shape, bool)] = &[
+    ("site", Shape::Table(SITE_META), true),
+    ("cluster", Shape::Tables(CLUSTER), false),
+];
+
+fn shape_name(s: Shape) -> &'static str {
+    match s {
+        Shape::Text => "a string",
+        Shape::When => "a date-time",
+        Shape::Number => "a number",
+        Shape::AnyTable | Shape::TextTable | Shape::Table(_) => "a table",
+        Shape::Tables(_) => "an array of tables",
+    }
+}
+
+/// Walks the whole document against the site's structure: every unknown key (with the known
+/// key it most resembles), every missing key and every value of the wrong type, each at its
+/// path. Returns the document without its unknown keys, and whether it is whole otherwise
+/// (nothing missing, nothing of the wrong type), so that the site's meaning can be checked too.
+fn structure(doc: &toml::Table, p: &mut Problems) -> (toml::Table, bool) {
+    let mut whole = true;
+    let clean = walk_shape(doc, TOP, &mut Vec::new(), p, &mut whole);
+    (clean, whole)
+}
+
+fn walk_shape(
+    table: &toml::Table,
+    fields: &[(&str, Shape, bool)],
+    path: &mut Vec<PathSeg>,
+    p: &mut Problems,
+    whole: &mut bool,
+) -> toml::Table {
+    let mut clean = toml::Table::new();
+    for (k, v) in table {
+        path.push(key(k));
+        match fields.iter().find(|(name, _, _)| name == k) {
+            None => {
+                let known: Vec<&str> = fields.iter().map(|(n, _, _)| *n).collect();
+                let help = match crate::suggest::nearest(k, known.iter().copied()) {
+                    Some(n) => format!("did you mean `{n}`? keys here: {}", known.join(", ")),
+                    None => format!("keys here: {}", known.join(", ")),
+                };
+                p.add(path.clone(), format!("unknown key `{k}`"), Some(help));
+            }
+            Some((_, shape, _)) => {
+                if let Some(v) = walk_value(v, *shape, path, p, whole) {
+                    clean.insert(k.clone(), v);
+                }
+            }
+        }
+        path.pop();
+    }
+    for (name, shape, required) in fields {
+        if *required && !table.contains_key(*name) {
+            *whole = false;
+            p.add(
+                path.clone(),
+                format!("`{name}` is missing: it must be {}", shape_name(*shape)),
+                None,
+            );
+        }
+    }
+    clean
+}
+
+fn walk_value(
+    v: &toml::Value,
+    shape: Shape,
+    path: &mut Vec<PathSeg>,
+    p: &mut Problems,
+    whole: &mut bool,
+) -> Option<toml::Value> {
+    let wrong = |p: &mut Problems, whole: &mut bool, path: &[PathSeg]| {
+        *whole = false;
+        let key = path.iter().rev().find_map(|s| match s {
+            PathSeg::Key(k) => Some(k.as_str()),
+            PathSeg::Index(_) => None,
+        });
+        p.add(
+            path.to_vec(),
+            format!(
+                "`{}` must be {}, found {}",
+                key.unwrap_or("value"),
+                shape_name(shape),
+                v.type_str()
+            ),
+            None,
+        );
+        None
+    };
+    match (shape, v) {
+        (Shape::Text, toml::Value::String(_))
+        | (Shape::When, toml::Value::String(_) | toml::Value::Datetime(_))
+        | (Shape::Number, toml::Value::Integer(_) | toml::Value::Float(_))
+        | (Shape::AnyTable, toml::Value::Table(_)) => Some(v.clone()),
+        (Shape::TextTable, toml::Value::Table(t)) => {
+            let mut ok = true;
+            for (k, item) in t {
+                if !item.is_str() {
+                    ok = false;
+                    path.push(key(k));
+                    *whole = false;
+                    p.add(
+                        path.clone(),
+                        format!("`{k}` must be a string, found {}", item.type_str()),
+                        None,
+                    );
+                    path.pop();
+                }
+            }
+            ok.then(|| v.clone())
+        }
+        (Shape::Table(fields), toml::Value::Table(t)) => {
+            Some(toml::Value::Table(walk_shape(t, fields, path, p, whole)))
+        }
+        (Shape::Tables(fields), toml::Value::Array(items)) => {
+            let mut out = Vec::new();
+            for (n, item) in items.iter().enumerate() {
+                path.push(PathSeg::Index(n));
+                match item {
+                    toml::Value::Table(t) => {
+                        out.push(toml::Value::Table(walk_shape(t, fields, path, p, whole)))
+                    }
+                    other => {
+                        *whole = false;
+                        p.add(
+                            path.clone(),
+                            format!("each item must be a table, found {}", other.type_str()),
+                            None,
+                        );
+                    }
+                }
+                path.pop();
+            }
+            Some(toml::Value::Array(out))
+        }
+        _ => wrong(p, whole, path),
+    }
+}
+
+/// A version of the site, read under the profile's version rules: a marketing name the
+/// profile maps (`aliases`) becomes its build number; one it does not map is refused, with
+/// the build number's form.
+fn parse_version(
+    text: &str,
+    rules: &VersionRules,
+    path: Vec<PathSeg>,
+    p: &mut Problems,
+) -> Option<VendorVersion> {
+    if let Some(build) = rules.alias(text) {
+        return VendorVersion::parse(build).ok();
+    }
+    if rules.is_marketing(text) {
+        let form = rules
+            .build_form
+            .as_deref()
+            .map(|b| format!(" such as {b}"))
+            .unwrap_or_default();
+        let known = if rules.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; names the profile maps: {}",
+                rules
+                    .aliases
+                    .iter()
+                    .map(|(n, b)| format!("{n} = {b}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        p.add(
+            path,
+            format!(
+                "`{}` is the vendor's marketing name for a release, not a build number: write the build number{form}",
+                text.trim()
+            ),
+            Some(format!(
+                "the node's own version display gives the build number{known}"
+            )),
+        );
+        return None;
+    }
     match VendorVersion::parse(text) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -297,7 +567,8 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
                 );
             }
         }
-        let target = parse_version(&c.target, at("target"), p);
+        let vrules = &profile.versions;
+        let target = parse_version(&c.target, vrules, at("target"), p);
         let mut role_targets = BTreeMap::new();
         for (role, v) in &c.targets {
             let path = [cpath.clone(), vec![key("targets"), key(role)]].concat();
@@ -308,7 +579,7 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
                     Some(role_help(profile)),
                 );
             }
-            if let Some(v) = parse_version(v, path, p) {
+            if let Some(v) = parse_version(v, vrules, path, p) {
                 role_targets.insert(role.clone(), v);
             }
         }
@@ -348,10 +619,33 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
                 );
             }
             check_facts(profile, &n.facts, &nat("facts"), p);
-            let version = parse_version(&n.version, nat("version"), p);
+            let version = parse_version(&n.version, vrules, nat("version"), p);
+            let own_target = profile
+                .roles
+                .iter()
+                .find(|r| r.name == n.role)
+                .filter(|r| r.own_target);
             let node_target = match &n.target {
-                Some(t) => parse_version(t, nat("target"), p),
-                None => role_targets.get(&n.role).cloned().or(target.clone()),
+                Some(t) => parse_version(t, vrules, nat("target"), p),
+                None => match (role_targets.get(&n.role), own_target) {
+                    (Some(t), _) => Some(t.clone()),
+                    // A role with builds of its own never takes the cluster's.
+                    (None, Some(_)) => {
+                        p.add(
+                            nat("role"),
+                            format!(
+                                "node `{}` ({}) has no target: `{}` nodes run builds of their own, so the cluster's target {} is not theirs",
+                                n.name, n.role, n.role, c.target
+                            ),
+                            Some(format!(
+                                "give the cluster `targets = {{ {} = \"BUILD\" }}`, or the node `target = \"BUILD\"`",
+                                n.role
+                            )),
+                        );
+                        None
+                    }
+                    (None, None) => target.clone(),
+                },
             };
             if let (Some(v), Some(t)) = (&version, &node_target) {
                 if t < v {
@@ -538,6 +832,20 @@ fn check_facts(
 ) {
     for (name, value) in facts {
         let Some(spec) = profile.facts.iter().find(|f| &f.name == name) else {
+            let declared = profile.facts.iter().map(|f| f.name.as_str());
+            let guess = crate::suggest::nearest(name, declared);
+            p.warn(
+                [path.to_vec(), vec![key(name)]].concat(),
+                format!(
+                    "unknown fact `{name}`: profile `{}` declares no such fact, so nothing reads it{}",
+                    profile.profile.name,
+                    guess.map(|g| format!("; did you mean `{g}`?")).unwrap_or_default()
+                ),
+                Some(format!(
+                    "the facts a profile reads: `ferry profiles show {}` ([[fact]] tables)",
+                    profile.profile.name
+                )),
+            );
             continue;
         };
         let fv = crate::facts::fact_from_toml(value);

@@ -1419,6 +1419,40 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
             vec![k("versions"), k("os"), i(n), k("versions")],
         );
     }
+    for (n, t) in v.marketing_tags.iter().enumerate() {
+        if t.is_empty() || !t.chars().all(|c| c.is_ascii_lowercase()) {
+            cx.add(
+                vec![k("versions"), k("marketing_tags"), i(n)],
+                format!("`{t}` is not a version tag: a tag is lowercase letters (`su` in 14SU3)"),
+                None,
+            );
+        }
+    }
+    if let Some(b) = &v.build_form {
+        cx.version(b, vec![k("versions"), k("build_form")]);
+        if v.is_marketing(b) {
+            cx.add(
+                vec![k("versions"), k("build_form")],
+                format!("the build form `{b}` carries a marketing tag itself"),
+                None,
+            );
+        }
+    }
+    for (name, build) in &v.aliases {
+        let path = vec![k("versions"), k("aliases"), k(name)];
+        cx.version(build, path.clone());
+        if v.is_marketing(build) {
+            cx.add(
+                path,
+                format!(
+                    "`{name}` maps to `{build}`, a marketing name again: map it to a build number"
+                ),
+                v.build_form
+                    .as_ref()
+                    .map(|b| format!("a build number looks like {b}")),
+            );
+        }
+    }
     if profile.upgrade_types.is_empty() {
         cx.add(
             vec![k("profile")],

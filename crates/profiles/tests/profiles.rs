@@ -4,6 +4,8 @@
 use ferry_profiles::{load_profile, load_site, InputErrors, ProfileSet};
 use proptest::prelude::*;
 
+#[path = "profiles/input.rs"]
+mod input;
 #[path = "profiles/ranges.rs"]
 mod ranges;
 

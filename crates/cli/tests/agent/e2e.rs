@@ -908,6 +908,9 @@ fn check_with_agents_reports_the_nodes_as_they_are() {
             .as_array()
             .expect("findings")
             .iter()
+            // Checks the site's facts cannot judge (no `free_mb` stated) are not what this
+            // test is about.
+            .filter(|f| !f["key"].as_str().unwrap_or_default().contains("/unknown/"))
             .map(|f| {
                 (
                     f["rule"].as_str().unwrap_or_default().to_string(),

@@ -402,7 +402,7 @@ fn free_common_space_cop_warns_that_the_inactive_version_is_lost_ucm_06() {
     );
     assert!(cop.rules.iter().any(|r| r == "UCM-06"));
     assert_all_before(&[cop], &[step(&p, "ucm-hq/cucm-pub/install-inactive")]);
-    assert_eq!(findings_of(&p.findings, "UCM-06").len(), 1);
+    assert_eq!(findings_of(&judged(&p.findings), "UCM-06").len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1343,7 +1343,8 @@ fn free_common_space_warning_names_the_version_it_costs_ucm_06() {
     let p = plan(&site);
     let cop = step(&p, "cm/cm-b/install-free-common-space-cop");
     let warning = cop.warning.as_deref().expect("the step carries a warning");
-    let finding = findings_of(&p.findings, "UCM-06");
+    let judged = judged(&p.findings);
+    let finding = findings_of(&judged, "UCM-06");
     assert_eq!(finding.len(), 1, "{:?}", p.findings);
     assert_eq!(finding[0].severity, Severity::Warning);
     for text in [warning, finding[0].message.as_str()] {

@@ -37,7 +37,17 @@ pub fn plan(site: &str) -> Plan {
     plan_with(site, None)
 }
 
+/// The findings of the checks that could be judged (the "unknown: cannot judge" findings of
+/// checks whose fact the site does not state are left out: `all_findings` has them).
 pub fn findings(site: &str) -> Vec<Finding> {
+    all_findings(site)
+        .into_iter()
+        .filter(|f| !f.key.contains("/unknown/"))
+        .collect()
+}
+
+/// Every finding of the preflight, the checks that could not be judged included.
+pub fn all_findings(site: &str) -> Vec<Finding> {
     let set = profiles();
     let site = load_site("test.toml", site, &set)
         .unwrap_or_else(|e| panic!("site must load: {:?}", miette::Report::new(e)));
@@ -47,6 +57,15 @@ pub fn findings(site: &str) -> Vec<Finding> {
         &PlanOptions::default(),
     )
     .expect("check")
+}
+
+/// The findings of the checks that could be judged (a plan's, without its "unknown: cannot
+/// judge" findings).
+pub fn judged(f: &[Finding]) -> Vec<Finding> {
+    f.iter()
+        .filter(|x| !x.key.contains("/unknown/"))
+        .cloned()
+        .collect()
 }
 
 /// Findings of one rule.
