@@ -247,11 +247,21 @@ const CLUSTER: &[(&str, Shape, bool)] = &[
     ("facts", Shape::AnyTable, false),
     ("node", Shape::Tables(NODE), false),
 ];
+const OBJECTIVES: &[(&str, Shape, bool)] = &[
+    ("min_fit", Shape::Number, false),
+    ("max_failed_calls", Shape::Number, false),
+    ("max_device_minutes_unregistered", Shape::Number, false),
+    ("max_mixed_version_minutes", Shape::Number, false),
+    ("max_freeze_hours", Shape::Number, false),
+    ("max_config_at_risk_hours", Shape::Number, false),
+    ("max_minutes_without_redundancy", Shape::Number, false),
+];
 const SITE_META: &[(&str, Shape, bool)] = &[
     ("name", Shape::Text, true),
     ("description", Shape::Text, false),
     ("window", Shape::Table(PERIOD), false),
     ("stage", Shape::Table(PERIOD), false),
+    ("objectives", Shape::Table(OBJECTIVES), false),
 ];
 const TOP: &[(&str, Shape, bool)] = &[
     ("site", Shape::Table(SITE_META), true),

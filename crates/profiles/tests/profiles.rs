@@ -936,8 +936,12 @@ fn site_objectives_are_read_and_checked_ferry_fit() {
     );
     check(
         "min_fit = 0.9\nmax_fail_calls = 3",
-        // The parser names the field and its line.
-        Err((7, "", "unknown field `max_fail_calls`")),
+        // A misspelt objective is named with its line and key.
+        Err((
+            7,
+            "site.objectives.max_fail_calls",
+            "unknown key `max_fail_calls`",
+        )),
     );
     // The odds are judged against the booked window: without one, `min_fit` cannot be.
     let text = PAIR
