@@ -1078,9 +1078,16 @@ fn open_window(journal: &Journal, run: RunId, state: &Path) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// The median observed seconds per (profile, action) in the journal of `state`.
-pub fn observed_estimates(state: &Path) -> Result<BTreeMap<(String, String), u64>> {
+/// Observed seconds per (profile, action) in the journal of `state`.
+pub type Observed<T> = BTreeMap<(String, String), T>;
+
+/// The median observed seconds per (profile, action) in the journal of `state`, and the spread
+/// of those observed often enough (`ferry_exec::spreads`).
+pub fn observed_estimates(state: &Path) -> Result<(Observed<u64>, Observed<[f64; 2]>)> {
     let journal = existing_read_only(state)?;
     let durations = journal.durations().map_err(|e| journal_err(state, e))?;
-    Ok(ferry_exec::medians(&durations))
+    Ok((
+        ferry_exec::medians(&durations),
+        ferry_exec::spreads(&durations),
+    ))
 }

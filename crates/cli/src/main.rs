@@ -11,6 +11,7 @@ mod apply;
 mod bench;
 mod examples;
 mod live;
+mod odds;
 mod rehearse;
 
 /// The planner allocates many small strings; mimalloc handles that pattern well.
@@ -95,6 +96,11 @@ enum Command {
         agents: bool,
         #[command(flatten)]
         agent: AgentFlags,
+        /// Rehearse the plan this many times against the twin (seeds 1 to N) for the odds of
+        /// ending inside the booked window: a warning (FERRY-FIT) when they are below the
+        /// site's `[site.objectives] min_fit` (0.9 by default). 0: not rehearsed.
+        #[arg(long, default_value_t = odds::DEFAULT_RUNS, value_parser = clap::value_parser!(u32).range(0..=100000))]
+        runs: u32,
     },
     /// Plan the upgrade: version paths, step order with rule IDs, schedule, window estimate, rollback.
     Plan {
@@ -122,9 +128,21 @@ enum Command {
         output: Option<PathBuf>,
         /// Use the durations observed in the runs journaled in this state directory (median
         /// per profile and step action) instead of the profiles' estimates; such steps are
-        /// marked `observed`.
+        /// marked `observed`. Where a step was observed at least 5 times, the spread of its
+        /// durations replaces the profile's in the rehearsals too.
         #[arg(long, value_name = "STATE")]
         estimates_from: Option<PathBuf>,
+        /// Rehearse the plan this many times against the twin (seeds 1 to N, as `ferry
+        /// rehearse --runs N`) and state the window's P50 and P90 and the probability of
+        /// ending inside the booked window. 0: not rehearsed (the plan says so).
+        #[arg(long, default_value_t = odds::DEFAULT_RUNS, value_parser = clap::value_parser!(u32).range(0..=100000))]
+        runs: u32,
+        /// Compare every strategy (with and without staging where the site books a staging
+        /// period, or with `--stage`), each rehearsed `--runs` times: window P50 and P90,
+        /// P(fit), the service costs, the plans no other beats (Pareto) and the one the site's
+        /// `[site.objectives]` recommend. Text or JSON.
+        #[arg(long, conflicts_with_all = ["strategy", "explain"])]
+        compare: bool,
     },
     /// Carry out a plan (from `ferry plan SITE --format json -o PLAN.json`), journaled.
     ///
@@ -793,6 +811,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             strict,
             agents,
             agent,
+            runs,
         } => {
             let l = load(&cli.profiles, &site, strict)?;
             let (observed, mut live) = if agents {
@@ -804,12 +823,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 (l.site.clone(), Vec::new())
             };
-            let mut findings = ferry_plan::check(
-                &observed,
-                |n| l.profiles.get(n).map(|p| &p.profile),
-                &PlanOptions::default(),
-            )
-            .map_err(|e| plan_error(&l, e))?;
+            let mut findings =
+                odds::plan_with_odds(&l, &observed, &PlanOptions::default(), runs)?.findings;
             findings.append(&mut live);
             findings.extend(ferry_plan::checks::window_closed_findings(
                 &l.site,
@@ -835,26 +850,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
             explain,
             output,
             estimates_from,
+            runs,
+            compare,
         } => {
             let l = load(&cli.profiles, &site, strict)?;
             check_strategy(&l, strategy.as_deref())?;
-            let estimates = match &estimates_from {
+            let (estimates, spreads) = match &estimates_from {
                 Some(state) => apply::observed_estimates(state)?,
                 None => Default::default(),
             };
             let opts = PlanOptions {
                 strategy,
                 estimates,
+                spreads,
                 stage,
                 ..PlanOptions::default()
             };
-            let plan = ferry_plan::plan(
-                &l.site,
-                |n| l.profiles.get(n).map(|p| &p.profile),
-                l.hash.clone(),
-                &opts,
-            )
-            .map_err(|e| plan_error(&l, e))?;
+            if compare {
+                if runs == 0 {
+                    return Err(bad(
+                        "`--compare` rehearses every plan: give `--runs` a number above 0",
+                    ));
+                }
+                let c = odds::compare_plans(&l, &opts, runs)?;
+                let text = match format {
+                    PlanFormat::Text => ferry_exec::compare::compare_text(&c),
+                    PlanFormat::Json => serde_json::to_string_pretty(&c)? + "\n",
+                    _ => return Err(bad("`--compare` writes text or json")),
+                };
+                write_out(output.as_deref(), &text)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            // The odds are stated where the plan's text says whether it fits the window; the
+            // graph and an explanation need none.
+            let runs = if explain.is_some() || format == PlanFormat::Dot {
+                0
+            } else {
+                runs
+            };
+            let plan = odds::plan_with_odds(&l, &l.site, &opts, runs)?;
             if let Some(id) = explain {
                 let text = ferry_plan::explain(&plan, &id).ok_or_else(|| {
                     let near: Vec<&str> = plan

@@ -7,6 +7,7 @@ mod agent;
 mod fuzz;
 mod gates;
 mod hardening;
+mod odds;
 mod runs;
 use std::process::{Command, Output};
 

@@ -1549,6 +1549,55 @@ pub fn medians(
         .collect()
 }
 
+/// The fewest observed durations of one (profile, action) from which their spread is learned;
+/// with fewer, the twin keeps the profile's `duration_spread`.
+pub const MIN_SPREAD_SAMPLES: usize = 5;
+
+/// The spread of each list of observed seconds with at least [`MIN_SPREAD_SAMPLES`] and a
+/// median above zero: `[low, high]`, factors of the median (the estimate `medians` gives) that
+/// the twin draws the step's duration between, half of the draws uniformly below the median,
+/// half above, as it does with a profile's `duration_spread`. Each end is the unbiased estimate
+/// of a uniform draw's far end from the `k` observations on its side: `1 - (1 - min/median) ×
+/// (k + 1) / k` below, `1 + (max/median - 1) × (k + 1) / k` above (1 when no observation lies
+/// on that side), kept within 0 to 100 like `duration_spread`.
+pub fn spreads(
+    durations: &BTreeMap<(String, String), Vec<u64>>,
+) -> BTreeMap<(String, String), [f64; 2]> {
+    let medians = medians(durations);
+    durations
+        .iter()
+        .filter(|(_, v)| v.len() >= MIN_SPREAD_SAMPLES)
+        .filter_map(|(k, v)| {
+            let m = *medians.get(k)? as f64;
+            if m <= 0.0 {
+                return None;
+            }
+            let below: Vec<f64> = v
+                .iter()
+                .map(|&d| d as f64 / m)
+                .filter(|f| *f < 1.0)
+                .collect();
+            let above: Vec<f64> = v
+                .iter()
+                .map(|&d| d as f64 / m)
+                .filter(|f| *f > 1.0)
+                .collect();
+            let widen = |n: usize| (n as f64 + 1.0) / n as f64;
+            let low = below
+                .iter()
+                .copied()
+                .reduce(f64::min)
+                .map_or(1.0, |min| 1.0 - (1.0 - min) * widen(below.len()));
+            let high = above
+                .iter()
+                .copied()
+                .reduce(f64::max)
+                .map_or(1.0, |max| 1.0 + (max - 1.0) * widen(above.len()));
+            Some((k.clone(), [low.clamp(0.0, 1.0), high.clamp(1.0, 100.0)]))
+        })
+        .collect()
+}
+
 fn parse_answer_row(run: RunId, a: String, reason: String) -> Result<Answer, JournalError> {
     Ok(match a.as_str() {
         "done" => Answer::Done,
