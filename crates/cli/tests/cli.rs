@@ -8,6 +8,7 @@ mod fuzz;
 mod gates;
 mod hardening;
 mod runs;
+mod safety;
 use std::process::{Command, Output};
 
 /// Runs ferry as a user would; `check` judges the booked window as of a moment before every
@@ -432,7 +433,7 @@ fn apply_with_the_manual_driver_answered_by_ferry_step() {
         .map(|s| s["id"].as_str().expect("id").to_string())
         .collect();
     let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["apply", &plan_path, "--site", &site, "--state", &state])
+        .args(["apply", &plan_path, "--site", &site, "--state", &state, "--yes"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -449,7 +450,7 @@ fn apply_with_the_manual_driver_answered_by_ferry_step() {
     assert_eq!(o.status.code(), Some(2));
     for (i, id) in ids.iter().enumerate() {
         let verb = if i == 1 { "skip" } else { "done" };
-        let o = ferry(&["step", verb, id, "--state", &state]);
+        let o = ferry(&["step", verb, id, "--state", &state, "--early"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     let out = child.wait_with_output().expect("apply ends");
@@ -528,11 +529,11 @@ fn a_pause_step_waits_for_ferry_approve_and_status_shows_the_approval() {
     let state = dir.path("state");
     let pause = "ucm-plant/start-parallel-refresh";
     assert!(ids.iter().any(|i| i == pause));
-    let child = spawn(&["apply", &plan, "--site", &site, "--state", &state]);
+    let child = spawn(&["apply", &plan, "--site", &site, "--state", &state, "--yes"]);
     wait_for_status(&state, "1", |_| true);
     // Every step answered ahead of time; the pause step still needs its approval.
     for id in &ids {
-        let o = ferry(&["step", "done", id, "--state", &state]);
+        let o = ferry(&["step", "done", id, "--state", &state, "--early"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     let out = child.wait_with_output().expect("apply ends");
@@ -605,7 +606,7 @@ fn a_run_under_way_cannot_be_rolled_back_and_an_interrupted_one_can() {
     let dir = Scratch::new("rollback");
     let (site, plan, _) = plan_example_into(&dir, "linux-ha-pair");
     let state = dir.path("state");
-    let mut child = spawn(&["apply", &plan, "--site", &site, "--state", &state]);
+    let mut child = spawn(&["apply", &plan, "--site", &site, "--state", &state, "--yes"]);
     wait_for_status(&state, "1", |j| {
         j["steps"]
             .as_array()
@@ -621,7 +622,7 @@ fn a_run_under_way_cannot_be_rolled_back_and_an_interrupted_one_can() {
     child.wait().expect("reap apply");
     assert!(stdout(&ferry(&["status", "--state", &state])).contains("(interrupted)"));
 
-    let rollback = spawn(&["rollback", "1", "--state", &state]);
+    let rollback = spawn(&["rollback", "1", "--state", &state, "--yes"]);
     wait_for_status(&state, "2", |_| true);
     let j = json(&ferry(&[
         "status", "2", "--state", &state, "--format", "json",
@@ -636,7 +637,7 @@ fn a_run_under_way_cannot_be_rolled_back_and_an_interrupted_one_can() {
         .collect();
     assert!(!ids.is_empty());
     for id in &ids {
-        let o = ferry(&["step", "done", id, "--run", "2", "--state", &state]);
+        let o = ferry(&["step", "done", id, "--run", "2", "--state", &state, "--early"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     let out = rollback.wait_with_output().expect("rollback ends");
@@ -1169,7 +1170,7 @@ fn a_closed_or_short_window_stops_apply_and_ignore_window_goes_on_recorded() {
         let state = dir.path("state");
         let booked = format!("the booked window {start_text} to {end_text}");
 
-        let mut args = vec!["apply", &plan, "--site", &site, "--state", &state];
+        let mut args = vec!["apply", &plan, "--site", &site, "--state", &state, "--yes"];
         if ignore_at == "apply" {
             args.push("--ignore-window");
         } else {
@@ -1204,7 +1205,7 @@ fn a_closed_or_short_window_stops_apply_and_ignore_window_goes_on_recorded() {
         let child = spawn(&args);
         wait_for_status(&state, "1", |j| j["run"]["status"] == "running");
         for id in &ids {
-            let o = ferry(&["step", "done", id, "--state", &state]);
+            let o = ferry(&["step", "done", id, "--state", &state, "--early"]);
             assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         }
         let out = child.wait_with_output().expect("run ends");
@@ -1486,10 +1487,10 @@ version = "3.3.2"
     let (staged, window) = (ids_of("staging"), ids_of("window"));
     assert_eq!(staged.len(), 4, "{staged:?}");
     let state = dir.path("state");
-    let mut child = spawn(&["apply", &plan, "--site", &site, "--state", &state]);
+    let mut child = spawn(&["apply", &plan, "--site", &site, "--state", &state, "--yes"]);
     wait_for_status(&state, "1", |_| true);
     for id in &staged {
-        let o = ferry(&["step", "done", id, "--state", &state]);
+        let o = ferry(&["step", "done", id, "--state", &state, "--early"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     let waits = format!("waiting for the booked window to open at {start_text}");
@@ -1539,7 +1540,7 @@ version = "3.3.2"
         stdout(&o)
     );
     for id in &window {
-        let o = ferry(&["step", "done", id, "--state", &state]);
+        let o = ferry(&["step", "done", id, "--state", &state, "--early"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     let out = child.wait_with_output().expect("resume ends");

@@ -23,7 +23,7 @@ pub use executor::{
     Options, Progress, Report, RollbackScope, OPEN_WINDOW,
 };
 pub use journal::{
-    medians, AdmissionLock, Answer, Approval, Event, EventRecord, Journal, JournalError, NewRun,
+    medians, AdmissionLock, Answer, AnswerGiven, Approval, Event, EventRecord, Journal, JournalError, NewRun,
     RunId, RunInputs, RunKind, RunLock, RunStatus, RunSummary, StepEvent, StepState, StepStatus,
     APPLICATION_ID, DEFAULT_STATE_DIR, JOURNAL_FILE,
 };
