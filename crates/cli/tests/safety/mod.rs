@@ -147,6 +147,8 @@ fn on_a_terminal_n_aborts_and_y_proceeds() {
         "--state",
         &state,
         "--ignore-window",
+        "--parallel",
+        "1",
         "--pause-after",
         &first,
     ];
@@ -178,8 +180,8 @@ fn on_a_terminal_n_aborts_and_y_proceeds() {
 
 /// Early answers: `ferry step done` for a step that has not started is refused (exit 2,
 /// saying why) unless `--early`; early answers are journaled and shown as such, with who gave
-/// them, and `plan --estimates-from` never learns their (empty) durations. Identity: the run,
-/// its answers and its rollback record who gave them (`--by`, or the OS user).
+/// them, and `plan --estimates-from` never learns their (empty) durations. Identity: the run
+/// and its answers record who gave them (`--by`, or the OS user).
 #[test]
 fn early_answers_need_early_and_every_answer_says_who_gave_it() {
     let dir = Scratch::new("early");
@@ -191,7 +193,17 @@ fn early_answers_need_early_and_every_answer_says_who_gave_it() {
         .collect();
     let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([
-            "apply", &plan, "--site", &site, "--state", &state, "--yes", "--by", "kim",
+            "apply",
+            &plan,
+            "--site",
+            &site,
+            "--state",
+            &state,
+            "--yes",
+            "--by",
+            "kim",
+            "--parallel",
+            "1",
         ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -207,14 +219,7 @@ fn early_answers_need_early_and_every_answer_says_who_gave_it() {
         "{}",
         stderr(&o)
     );
-    // The running step, answered by the OS user (USER).
-    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["step", "done", &ids[0], "--state", &state])
-        .env("USER", "lee")
-        .output()
-        .expect("step");
-    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
-    // Every other step ahead of time, by name.
+    // Every other step ahead of time, by name (none starts while the first runs: --parallel 1).
     for id in &ids[1..] {
         let o = ferry(&[
             "step", "done", id, "--state", &state, "--early", "--by", "mo",
@@ -222,6 +227,13 @@ fn early_answers_need_early_and_every_answer_says_who_gave_it() {
         assert_eq!(o.status.code(), Some(0), "{}", said(&o));
         assert!(stdout(&o).contains("(early), by mo"), "{}", stdout(&o));
     }
+    // The running step, answered by the OS user (USER).
+    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["step", "done", &ids[0], "--state", &state])
+        .env("USER", "lee")
+        .output()
+        .expect("step");
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
     let out = child.wait_with_output().expect("apply ends");
     assert_eq!(
         out.status.code(),
@@ -261,18 +273,13 @@ fn early_answers_need_early_and_every_answer_says_who_gave_it() {
             s["estimate"]
         );
     }
-    // The rollback records who started it.
-    let o = ferry(&["rollback", "1", "--state", &state, "--driver", "twin", "--by", "nell"]);
-    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
-    let j = json(&ferry(&["status", "2", "--state", &state, "--format", "json"]));
-    assert_eq!(j["run"]["kind"], "rollback");
-    assert_eq!(j["run"]["started_by"], "nell");
     // A name that is no name is bad input.
     let o = ferry(&["step", "done", &ids[0], "--state", &state, "--by", " "]);
     assert_eq!(o.status.code(), Some(2), "{}", said(&o));
 }
 
-/// Approvals record who gave them: the OS user (USER), or `--by`; `status` shows it.
+/// Approvals and rollbacks record who gave them: the OS user (USER), or `--by`; `status`
+/// shows it.
 #[test]
 fn approvals_record_who_gave_them() {
     let dir = Scratch::new("approver");
@@ -310,4 +317,11 @@ fn approvals_record_who_gave_them() {
     assert_eq!(j["approvals"][0]["by"], "olga", "{j}");
     let text = stdout(&ferry(&["status", "--state", &state]));
     assert!(text.contains("open-window  by olga"), "{text}");
+    // A rollback records who started it.
+    let o = ferry(&["rollback", "1", "--state", &state, "--by", "nell"]);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    let j = json(&ferry(&["status", "2", "--state", &state, "--format", "json"]));
+    assert_eq!(j["run"]["kind"], "rollback");
+    assert_eq!(j["run"]["started_by"], "nell");
+    assert!(stdout(&ferry(&["status", "2", "--state", &state])).contains("started by nell"));
 }
