@@ -433,7 +433,9 @@ fn apply_with_the_manual_driver_answered_by_ferry_step() {
         .map(|s| s["id"].as_str().expect("id").to_string())
         .collect();
     let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["apply", &plan_path, "--site", &site, "--state", &state, "--yes"])
+        .args([
+            "apply", &plan_path, "--site", &site, "--state", &state, "--yes",
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -637,7 +639,9 @@ fn a_run_under_way_cannot_be_rolled_back_and_an_interrupted_one_can() {
         .collect();
     assert!(!ids.is_empty());
     for id in &ids {
-        let o = ferry(&["step", "done", id, "--run", "2", "--state", &state, "--early"]);
+        let o = ferry(&[
+            "step", "done", id, "--run", "2", "--state", &state, "--early",
+        ]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     let out = rollback.wait_with_output().expect("rollback ends");

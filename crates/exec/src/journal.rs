@@ -1273,16 +1273,18 @@ impl Journal {
                 s.ended = Some(e.time);
             }
         }
-        for (step, given) in self.answers_given(run)? {
-            if let Some(s) = last.get_mut(&step) {
-                s.answered_by = (!given.by.is_empty()).then_some(given.by);
-                s.early = given.early;
-            }
-        }
+        let mut given = self.answers_given(run)?;
         Ok(plan
             .steps
             .iter()
-            .map(|p| last.remove(&p.id).unwrap_or_else(|| pending(&p.id)))
+            .map(|p| {
+                let mut s = last.remove(&p.id).unwrap_or_else(|| pending(&p.id));
+                if let Some(g) = given.remove(&p.id) {
+                    s.answered_by = (!g.by.is_empty()).then_some(g.by);
+                    s.early = g.early;
+                }
+                s
+            })
             .collect())
     }
 
@@ -1570,8 +1572,10 @@ impl Journal {
                 .filter(|(_, g)| g.early)
                 .map(|(s, _)| s)
                 .collect();
-            let done: Vec<(String, u64)> =
-                done.into_iter().filter(|(s, _)| !early.contains(s)).collect();
+            let done: Vec<(String, u64)> = done
+                .into_iter()
+                .filter(|(s, _)| !early.contains(s))
+                .collect();
             let plan = self.plan(run)?;
             let profile_of: HashMap<&str, &str> = plan
                 .clusters

@@ -579,7 +579,10 @@ fn an_old_journal_file_is_upgraded_in_place() {
     )
     .expect("answer log table");
     let third = &j.steps(1).expect("steps")[2];
-    assert_eq!((third.answered_by.as_deref(), third.early), (Some("ines"), true));
+    assert_eq!(
+        (third.answered_by.as_deref(), third.early),
+        (Some("ines"), true)
+    );
     j.approve(1, &plan.steps[1].id, "operator", 10)
         .expect("approvals table");
     let new = j
@@ -2354,9 +2357,16 @@ fn early_answers_are_never_learned_as_durations() {
         };
         j.answer_given(run, &step.id, &Answer::Done, 50, &given)
             .expect("answer");
-        j.record(run, &step.id, Event::Started, 100, "").expect("started");
-        j.record(run, &step.id, Event::Done, if early { 101 } else { 400 }, "")
-            .expect("done");
+        j.record(run, &step.id, Event::Started, 100, "")
+            .expect("started");
+        j.record(
+            run,
+            &step.id,
+            Event::Done,
+            if early { 101 } else { 400 },
+            "",
+        )
+        .expect("done");
         let learned = j.durations().expect("durations");
         let profile = plan.clusters[0].profile.clone();
         assert_eq!(
@@ -2417,7 +2427,10 @@ version = "12.5.1.11900-10"
             .collect();
         assert!(early.is_empty(), "seed {seed}: {early:?}");
         assert!(
-            r.world.trace.iter().any(|e| e.phase == ferry_model::Phase::Window),
+            r.world
+                .trace
+                .iter()
+                .any(|e| e.phase == ferry_model::Phase::Window),
             "seed {seed}: window work ran"
         );
     }

@@ -643,7 +643,13 @@ fn e2e_no_token_a_wrong_token_and_a_tampered_package_are_refused_and_change_noth
         "--site",
         &site.path("site.toml"),
     ])
-    .args(["--driver", "agent", "--yes", "--state", &site.path("orchestrator")])
+    .args([
+        "--driver",
+        "agent",
+        "--yes",
+        "--state",
+        &site.path("orchestrator"),
+    ])
     .args(["--agent-ca", &site.path("tls/ca.pem")])
     .args([
         "--packages",

@@ -99,7 +99,10 @@ fn a_real_driver_needs_a_confirmation_and_without_a_terminal_yes() {
         ] {
             assert!(e.contains(part), "{driver}: no `{part}` in {e}");
         }
-        assert!(!PathBuf::from(&state).exists(), "{driver}: nothing journaled");
+        assert!(
+            !PathBuf::from(&state).exists(),
+            "{driver}: nothing journaled"
+        );
     }
     // The twin touches nothing: no confirmation. Its rollback neither; the same rollback
     // through a real driver does.
@@ -123,7 +126,11 @@ fn a_real_driver_needs_a_confirmation_and_without_a_terminal_yes() {
         stderr(&o)
     );
     let j = json(&ferry(&["status", "--state", &state, "--format", "json"]));
-    assert_eq!(j["runs"].as_array().map(Vec::len), Some(1), "no rollback run");
+    assert_eq!(
+        j["runs"].as_array().map(Vec::len),
+        Some(1),
+        "no rollback run"
+    );
     let o = ferry(&["rollback", "1", "--state", &state]);
     assert_eq!(o.status.code(), Some(0), "{}", said(&o));
 }
@@ -171,7 +178,10 @@ fn on_a_terminal_n_aborts_and_y_proceeds() {
     assert!(!PathBuf::from(&state).exists(), "nothing journaled: {text}");
     let o = on_a_terminal(&args, "y\ndone\n").expect("script");
     let text = said(&o);
-    assert!(text.contains(&format!("── step 1/{}", steps.len())), "{text}");
+    assert!(
+        text.contains(&format!("── step 1/{}", steps.len())),
+        "{text}"
+    );
     assert!(!text.contains("not confirmed"), "{text}");
     let j = json(&ferry(&["status", "--state", &state, "--format", "json"]));
     assert_eq!(j["run"]["status"], "paused", "{text}");
@@ -247,7 +257,10 @@ fn early_answers_need_early_and_every_answer_says_who_gave_it() {
     assert_eq!(j["steps"][0]["answered_by"], "lee");
     assert_eq!(j["steps"][0]["early"], false);
     for s in &j["steps"].as_array().expect("steps")[1..] {
-        assert_eq!((&s["answered_by"], &s["early"]), (&"mo".into(), &true.into()));
+        assert_eq!(
+            (&s["answered_by"], &s["early"]),
+            (&"mo".into(), &true.into())
+        );
     }
     let text = stdout(&ferry(&["status", "--state", &state]));
     assert!(text.contains("started by kim"), "{text}");
@@ -320,7 +333,9 @@ fn approvals_record_who_gave_them() {
     // A rollback records who started it.
     let o = ferry(&["rollback", "1", "--state", &state, "--by", "nell"]);
     assert_eq!(o.status.code(), Some(0), "{}", said(&o));
-    let j = json(&ferry(&["status", "2", "--state", &state, "--format", "json"]));
+    let j = json(&ferry(&[
+        "status", "2", "--state", &state, "--format", "json",
+    ]));
     assert_eq!(j["run"]["kind"], "rollback");
     assert_eq!(j["run"]["started_by"], "nell");
     assert!(stdout(&ferry(&["status", "2", "--state", &state])).contains("started by nell"));
