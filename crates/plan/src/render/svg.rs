@@ -355,6 +355,7 @@ fn bar_label(s: &PlannedStep) -> String {
         StepKind::Action => s.action.clone(),
         StepKind::Gate => format!("gate: {}", s.action),
         StepKind::Pause => format!("pause: {}", s.action),
+        StepKind::Sync => format!("sync: {}", s.rules.join(", ")),
     }
 }
 
@@ -395,6 +396,7 @@ fn bar(s: &PlannedStep, lane: &[&PlannedStep], scale: &Scale, lane_y: f64) -> St
     match s.kind {
         StepKind::Gate => out.push_str(&diamond(x + w, mid, "#34495e")),
         StepKind::Pause => out.push_str(&diamond(x, mid, "#8e44ad")),
+        StepKind::Sync => out.push_str(&diamond(x, mid, "#7f8c8d")),
         StepKind::Action => {}
     }
     out.push_str(&label(s, lane, scale, x, w, mid));
@@ -408,6 +410,7 @@ fn label_texts(s: &PlannedStep, w: f64) -> [String; 2] {
     let short = match s.kind {
         StepKind::Gate => "gate".to_string(),
         StepKind::Pause => "pause".to_string(),
+        StepKind::Sync => "sync".to_string(),
         StepKind::Action => {
             let fit = ((w - 8.0) / CHAR_W).floor() as usize;
             let short: String = full.chars().take(fit.saturating_sub(2)).collect();
