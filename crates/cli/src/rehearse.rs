@@ -256,6 +256,7 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
             inputs: Some(l.inputs.clone()),
             ignore_window: false,
             supersede: false,
+            by: None,
         };
         let opts = Options {
             approve_all: true,

@@ -24,9 +24,9 @@ pub use executor::{
     Options, Progress, Report, RollbackScope, OPEN_WINDOW,
 };
 pub use journal::{
-    medians, spreads, AdmissionLock, Answer, Approval, Event, EventRecord, Journal, JournalError,
-    NewRun, RunId, RunInputs, RunKind, RunLock, RunStatus, RunSummary, StepEvent, StepState,
-    StepStatus, APPLICATION_ID, DEFAULT_STATE_DIR, JOURNAL_FILE,
+    medians, spreads, AdmissionLock, Answer, AnswerGiven, Approval, Event, EventRecord, Journal,
+    JournalError, NewRun, RunId, RunInputs, RunKind, RunLock, RunStatus, RunSummary, StepEvent,
+    StepState, StepStatus, APPLICATION_ID, DEFAULT_STATE_DIR, JOURNAL_FILE,
 };
 pub use manual::{parse_answer, Input, ManualDriver};
 pub use rehearse::{

@@ -102,6 +102,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
         inputs: None,
         ignore_window: false,
         supersede: false,
+        by: None,
     };
     let report = apply(&journal, r.plan, &new, &mut driver, &opts, &mut ())?;
     let mut rollback = None;
@@ -123,6 +124,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
             inputs: None,
             ignore_window: false,
             supersede: false,
+            by: None,
         };
         let opts = Options {
             approve_all: true,
