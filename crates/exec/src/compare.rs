@@ -6,7 +6,7 @@
 //! Deterministic: the seeds are 1 to N, as `ferry rehearse --runs N`, and the figures do not
 //! depend on the number of threads that rehearse.
 
-use crate::rehearse::{each_seed, Rehearsal, Rehearse, RehearseError};
+use crate::rehearse::{each_seed, thousands, Rehearsal, Rehearse, RehearseError};
 use ferry_model::{Finding, Objectives, Plan, Severity};
 use ferry_plan::render::{duration, percent};
 use ferry_twin::{summarise, Distribution, RunFigures};
@@ -487,23 +487,6 @@ pub fn compare(
         },
         objectives_stated: !objectives.is_unset(),
         runs,
-    }
-}
-
-fn thousands(x: f64) -> String {
-    let n = x.round() as i64;
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
     }
 }
 

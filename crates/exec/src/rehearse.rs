@@ -235,7 +235,8 @@ fn dur(s: i64) -> String {
     ferry_plan::render::duration(s.max(0) as u64)
 }
 
-fn thousands(x: f64) -> String {
+/// A count with thousands separated by commas: `712,505`.
+pub(crate) fn thousands(x: f64) -> String {
     let n = x.round() as i64;
     let digits = n.abs().to_string();
     let mut out = String::new();
