@@ -222,6 +222,7 @@ fn build_fleet(examples: &[Site], profiles: &ProfileSet, clusters: usize, nodes:
         window: None,
         stage: None,
         clusters: out,
+        change: None,
     }
 }
 

@@ -60,6 +60,9 @@ enum PlanFormat {
     Json,
     /// A method of procedure, in Markdown.
     Mop,
+    /// The method of procedure and the Gantt chart as one self-contained HTML page, printable
+    /// to PDF.
+    Html,
     /// A Gantt chart.
     Svg,
     /// The step graph, for Graphviz.
@@ -125,6 +128,11 @@ enum Command {
         /// marked `observed`.
         #[arg(long, value_name = "STATE")]
         estimates_from: Option<PathBuf>,
+        /// With `--format mop` or `html`: rehearse the plan this many times against the twin
+        /// and fill the risk summary (P50/P90 window, P(fit), failed calls, minutes without
+        /// redundancy) from the figures.
+        #[arg(long, value_name = "RUNS")]
+        rehearse: Option<u64>,
     },
     /// Carry out a plan (from `ferry plan SITE --format json -o PLAN.json`), journaled.
     ///
@@ -407,6 +415,11 @@ struct RunFlags {
     /// it) and shown by `ferry status`.
     #[arg(long)]
     ignore_window: bool,
+    /// Pause when the run reaches the plan's point of no return (the last moment at which the
+    /// full rollback still ends inside the booked window) until `ferry approve
+    /// point-of-no-return`; without it the run only warns there.
+    #[arg(long)]
+    stop_at_point_of_no_return: bool,
     /// Twin driver: seed of the simulation's randomness (durations, convergence times).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -497,6 +510,7 @@ impl RunFlags {
             policy: self.policy,
             approve_all: self.approve,
             ignore_window: self.ignore_window,
+            stop_at_point_of_no_return: self.stop_at_point_of_no_return,
             seed: self.seed,
             speed: self.speed,
             faults: self.faults,
@@ -835,6 +849,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             explain,
             output,
             estimates_from,
+            rehearse: risk_runs,
         } => {
             let l = load(&cli.profiles, &site, strict)?;
             check_strategy(&l, strategy.as_deref())?;
@@ -882,7 +897,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let text = match format {
                 PlanFormat::Text => render::text::render_text(&plan),
                 PlanFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
-                PlanFormat::Mop => render::mop::render_mop(&plan),
+                PlanFormat::Mop | PlanFormat::Html => {
+                    let risk = match risk_runs.filter(|n| *n > 0) {
+                        Some(n) => Some(rehearse::risk(&l, &plan, n)?),
+                        None => None,
+                    };
+                    if format == PlanFormat::Html {
+                        render::html::render_html(&plan, risk.as_ref())
+                    } else {
+                        render::mop::render_mop_with(&plan, risk.as_ref())
+                    }
+                }
                 PlanFormat::Svg => render::svg::render_svg(&plan),
                 PlanFormat::Dot => render::dot::render_dot(&plan),
             };

@@ -309,3 +309,40 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
     write_out(None, &text)?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// The risk summary of a method of procedure: `runs` Monte Carlo rehearsals of `plan` against
+/// the twin (seeds 0..runs, so the same inputs give the same figures).
+pub fn risk(l: &Loaded, plan: &Plan, runs: u64) -> Result<ferry_plan::render::mop::Risk> {
+    let profiles = used_profiles(&l.site, &l.profiles);
+    let faults = ferry_model::Faults::default();
+    let r = Rehearse {
+        site: &l.site,
+        profiles: &profiles,
+        inputs: &l.inputs,
+        plan,
+        faults: &faults,
+        policy: FailurePolicy::Stop,
+    };
+    let (_, summary) = ferry_exec::rehearse::monte_carlo(&r, 0..runs)
+        .map_err(|e| bad(format!("cannot rehearse for the risk summary: {e}")))?;
+    let secs = |x: f64| x.max(0.0).round() as u64;
+    let wanted = ["calls failed", "HA pairs: minutes without redundancy"];
+    let mut figures: Vec<(String, f64, f64)> = summary
+        .figures
+        .iter()
+        .filter(|(k, _)| wanted.contains(&k.as_str()) || k.ends_with("device-minutes unregistered"))
+        .map(|(k, d)| (k.clone(), d.median, d.p90))
+        .collect();
+    for w in wanted {
+        if !figures.iter().any(|f| f.0 == w) {
+            figures.push((w.to_string(), 0.0, 0.0));
+        }
+    }
+    Ok(ferry_plan::render::mop::Risk {
+        runs: summary.runs,
+        window_p50_s: secs(summary.window_s.median),
+        window_p90_s: secs(summary.window_s.p90),
+        fit_probability: summary.inside_window,
+        figures,
+    })
+}
