@@ -204,7 +204,9 @@ impl Scale {
         let width = if compact {
             (hours * 120.0).clamp(360.0, 900.0)
         } else {
-            (hours * 240.0).clamp(480.0, 2400.0)
+            // The whole chart fits 1,600 px (labels, axis and the room right of it), so it is
+            // shown at its own size, its 11 px text legible, on a screen that wide.
+            (hours * 240.0).clamp(480.0, 1200.0)
         };
         let px_per_s = width / end_s as f64;
         let tick_s = [1800, 3600, 7200, 10800, 21600, 43200, 86400]
@@ -764,19 +766,25 @@ mod tests {
         assert!(svg.contains(impact_colour(Impact::Down)));
         assert!(svg.contains(impact_colour(Impact::Degraded)));
         assert!(svg.contains("fill=\"url(#gate)\""));
-        assert!(svg.contains(">gate</text>"));
-        assert!(svg.contains(">pause: approve</text>"));
-        assert!(svg.contains(">install</text>"));
+        // Labels carry the MOP's step numbers (prepare steps first: the backup is step 1).
+        assert!(svg.contains(">5 gate: replication</text>") || svg.contains(">5</text>"));
+        assert!(svg.contains(">6 pause: approve</text>"), "{svg}");
+        assert!(svg.contains(">2 install</text>"));
+        assert!(!svg.contains("..<"));
     }
 
     #[test]
     fn labels_hour_and_half_hour_ticks() {
         let svg = render_svg(&sample_plan());
         let chart = window_chart(&svg);
-        for tick in [">0:00<", ">0:30<", ">1:00<", ">1:30<", ">2:00<"] {
+        // The axis runs to the end of the booked 4-hour window, so that its end and the slack
+        // show.
+        for tick in [">0:00<", ">0:30<", ">1:00<", ">1:30<", ">2:00<", ">4:00<"] {
             assert!(chart.contains(tick), "{tick}");
         }
-        assert!(!chart.contains(">2:30<"));
+        assert!(!chart.contains(">4:30<"));
+        assert!(chart.contains("booked window ends"));
+        assert!(chart.contains("slack 2h 15m"));
     }
 
     #[test]
