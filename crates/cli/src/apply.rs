@@ -118,18 +118,20 @@ impl DriverKind {
     }
 }
 
-/// The profiles a site uses, by name.
+/// The profiles a site uses, by name (each copied once, however many clusters use it).
 pub fn used_profiles(
     site: &ferry_model::Site,
     set: &ferry_profiles::ProfileSet,
 ) -> BTreeMap<String, ferry_model::Profile> {
-    site.clusters
-        .iter()
-        .filter_map(|c| {
-            set.get(&c.profile)
-                .map(|p| (c.profile.clone(), p.profile.clone()))
-        })
-        .collect()
+    let mut used = BTreeMap::new();
+    for c in &site.clusters {
+        if !used.contains_key(&c.profile) {
+            if let Some(p) = set.get(&c.profile) {
+                used.insert(c.profile.clone(), p.profile.clone());
+            }
+        }
+    }
+    used
 }
 
 /// The twin for a journaled run: its site and profiles from the run's stored inputs, its world

@@ -125,6 +125,11 @@ struct RunFiguresBench {
     /// The fleet rehearsed against the twin (build, execute, audit, impact).
     rehearse_ms: f64,
     rehearse_steps: usize,
+    /// Steps done or skipped: fewer than `rehearse_steps` when a step failed and the run
+    /// stopped (policy stop), and then the figures cover less work.
+    rehearse_done: usize,
+    /// Why the run stopped early, when it did.
+    rehearse_halted: Option<String>,
     rehearse_broken_rules: usize,
     /// Broken rules by rule ID (the rehearsal fleet leaves out the inhibitor examples, whose
     /// rules are broken by design).
@@ -370,10 +375,13 @@ pub fn run(
         )?);
     }
     let runs_fig = median_figures(all);
+    eprintln!("checking, planning and rehearsing one cluster of each size ...");
+    let one_cluster = one_cluster_scaling(profiles, runs)?;
     if json {
         return Ok(serde_json::to_string_pretty(&serde_json::json!({
             "fleet": figures,
             "execution": runs_fig,
+            "one_cluster": one_cluster,
             "examples": per_example,
             "rehearsals": rehearsed,
         }))? + "\n");
@@ -393,8 +401,14 @@ pub fn run(
     );
     let r = &runs_fig;
     out.push_str(&format!(
-        "rehearsal of a fleet of the same size without the inhibitor examples, against the twin: {} steps in {:.0} ms (median of the runs; {} broken rules{}), peak memory {} MB\n",
+        "rehearsal of a fleet of the same size without the inhibitor examples, against the twin: {} steps{} in {:.0} ms (median of the runs; {} broken rules{}), peak memory {} MB\n",
         r.rehearse_steps,
+        match &r.rehearse_halted {
+            Some(why) if r.rehearse_done < r.rehearse_steps => {
+                format!(" ({} done: {why})", r.rehearse_done)
+            }
+            _ => String::new(),
+        },
         r.rehearse_ms,
         r.rehearse_broken_rules,
         if r.rehearse_broken_by_rule.is_empty() {
@@ -453,6 +467,8 @@ pub fn run(
     } else {
         out.push('\n');
     }
+    out.push_str(&one_cluster_table(&one_cluster));
+    out.push('\n');
     out.push_str(&format!(
         "{:28} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10}\n",
         "example",
@@ -530,14 +546,7 @@ fn used(
     site: &Site,
     profiles: &ProfileSet,
 ) -> std::collections::BTreeMap<String, ferry_model::Profile> {
-    site.clusters
-        .iter()
-        .filter_map(|c| {
-            profiles
-                .get(&c.profile)
-                .map(|p| (c.profile.clone(), p.profile.clone()))
-        })
-        .collect()
+    crate::apply::used_profiles(site, profiles)
 }
 
 /// Times `apply` of `plan` against the twin, with the journal (and the twin's world) in memory,
@@ -568,7 +577,7 @@ fn time_twin_apply(
             Ok((t0.elapsed().as_secs_f64(), report))
         }
         None => {
-            let journal = ferry_exec::Journal::in_memory()?;
+            let journal = ferry_exec::Journal::for_rehearsal()?;
             let t0 = Instant::now();
             let mut driver = ferry_exec::TwinDriver::new(build()?);
             let report = ferry_exec::apply(&journal, plan, &new, &mut driver, &opts, &mut ())?;
@@ -659,7 +668,7 @@ fn run_figures(
     )?;
     let steps = plan.steps.len();
     // The executor on its own.
-    let journal = ferry_exec::Journal::in_memory()?;
+    let journal = ferry_exec::Journal::for_rehearsal()?;
     let mut instant = InstantDriver {
         now: 1_800_000_000,
         ended: Default::default(),
@@ -683,10 +692,10 @@ fn run_figures(
     let map = used(fleet, profiles);
     let t0 = Instant::now();
     let world = ferry_twin::World::build(fleet, &map, &plan, &Default::default(), 1)?;
-    let journal = ferry_exec::Journal::in_memory()?;
+    let journal = ferry_exec::Journal::for_rehearsal()?;
     let mut driver = ferry_exec::TwinDriver::new(world);
     let t_exec = Instant::now();
-    ferry_exec::apply(
+    let report = ferry_exec::apply(
         &journal,
         &plan,
         &ferry_exec::NewRun::default(),
@@ -739,6 +748,8 @@ fn run_figures(
     Ok(RunFiguresBench {
         rehearse_ms: rehearse_s * 1000.0,
         rehearse_steps: steps,
+        rehearse_done: report.done + report.skipped,
+        rehearse_halted: report.message.clone(),
         rehearse_broken_rules: broken,
         rehearse_broken_by_rule: by_rule,
         executor_us_per_step: executor_s * 1e6 / steps.max(1) as f64,
@@ -750,6 +761,184 @@ fn run_figures(
         twin_journal_scaling: scaling,
         peak_rss_mb: peak,
     })
+}
+
+/// Sizes of the one-cluster figure: nodes in the cluster.
+const ONE_CLUSTER_NODES: [usize; 4] = [500, 1_000, 2_000, 5_000];
+
+/// One size of the one-cluster figure: check, plan and rehearsal of one cluster of `nodes`
+/// nodes, each with its time (median of the runs) and the process's peak resident memory
+/// while it ran (the kernel's high-water mark, reset before each).
+#[derive(Serialize)]
+struct OneClusterPoint {
+    nodes: usize,
+    steps: usize,
+    edges: usize,
+    check_ms: f64,
+    check_peak_rss_mb: Option<f64>,
+    plan_ms: f64,
+    plan_peak_rss_mb: Option<f64>,
+    rehearse_ms: f64,
+    rehearse_peak_rss_mb: Option<f64>,
+    rehearse_completed: bool,
+}
+
+extern "C" {
+    /// mimalloc (ferry's allocator): returns the memory it holds free to the system.
+    fn mi_collect(force: bool);
+}
+
+/// Resets the process's peak resident memory to what it holds now (Linux), after the
+/// allocator gave back the memory it kept free, so that the next reading of `peak_rss_mb` is
+/// the peak of what runs in between. False where it cannot.
+fn reset_peak_rss() -> bool {
+    // SAFETY: mi_collect takes no pointers; it only frees pages mimalloc holds unused.
+    unsafe { mi_collect(true) };
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// One large cluster: a linux-ha publisher with `nodes - 1` subscribers, each with a
+/// package to stage, as a site file states it.
+fn one_cluster_site(nodes: usize, profiles: &ProfileSet) -> Result<(String, Site)> {
+    let mut text = String::from(
+        "[site]\nname = \"one-cluster\"\n\n[[cluster]]\nname = \"inventory\"\nprofile = \"linux-ha\"\n\
+         target = \"3.1.0\"\n\n[[cluster.node]]\nname = \"inv-pub\"\nrole = \"publisher\"\nversion = \"3.0.4\"\n",
+    );
+    for i in 1..nodes {
+        text.push_str(&format!(
+            "\n[[cluster.node]]\nname = \"inv-r{i}\"\nrole = \"subscriber\"\nversion = \"3.0.4\"\n\
+             facts = {{ package_mb = 120 }}\n"
+        ));
+    }
+    let site = load_site("one-cluster", &text, profiles)?;
+    Ok((text, site))
+}
+
+/// Times `f` `runs` times; the median in ms, the peak resident memory of the runs, and the
+/// last result.
+fn measured<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, Option<f64>, T)> {
+    let mut times = Vec::with_capacity(runs);
+    let reset = reset_peak_rss();
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let t0 = Instant::now();
+        let r = f()?;
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        last = Some(r);
+    }
+    times.sort_by(f64::total_cmp);
+    let peak = if reset { peak_rss_mb() } else { None };
+    Ok((
+        times[times.len() / 2],
+        peak,
+        last.expect("at least one run"),
+    ))
+}
+
+/// How check, plan and rehearsal of one cluster grow with its nodes.
+fn one_cluster_scaling(profiles: &ProfileSet, runs: usize) -> Result<Vec<OneClusterPoint>> {
+    let mut out = Vec::new();
+    for nodes in ONE_CLUSTER_NODES {
+        let (text, site) = one_cluster_site(nodes, profiles)?;
+        let by_name = |n: &str| profiles.get(n).map(|p| &p.profile);
+        let (check_ms, check_peak, _) = measured(runs, || {
+            Ok(ferry_plan::check(&site, by_name, &PlanOptions::default())?)
+        })?;
+        let (plan_ms, plan_peak, plan) = measured(runs, || {
+            Ok(ferry_plan::plan(
+                &site,
+                by_name,
+                String::new(),
+                &PlanOptions::default(),
+            )?)
+        })?;
+        let map = used(&site, profiles);
+        let inputs = ferry_exec::RunInputs {
+            site_name: "one-cluster".into(),
+            site_text: text,
+            profiles: Default::default(),
+            strategy: None,
+        };
+        let faults = ferry_model::Faults::default();
+        let r = ferry_exec::Rehearse {
+            site: &site,
+            profiles: &map,
+            inputs: &inputs,
+            plan: &plan,
+            faults: &faults,
+            policy: ferry_exec::FailurePolicy::Stop,
+        };
+        let (rehearse_ms, rehearse_peak, completed) = measured(runs, || {
+            Ok(ferry_exec::rehearse(&r, 1)?.figures().completed)
+        })?;
+        out.push(OneClusterPoint {
+            nodes,
+            steps: plan.steps.len(),
+            edges: plan.edges.len(),
+            check_ms,
+            check_peak_rss_mb: check_peak,
+            plan_ms,
+            plan_peak_rss_mb: plan_peak,
+            rehearse_ms,
+            rehearse_peak_rss_mb: rehearse_peak,
+            rehearse_completed: completed,
+        });
+    }
+    Ok(out)
+}
+
+/// The one-cluster figure as text: a row per size, then the growth from the first to the last.
+fn one_cluster_table(points: &[OneClusterPoint]) -> String {
+    let mb = |m: Option<f64>| m.map_or_else(|| "?".into(), |m| format!("{m:.0}"));
+    let mut out = String::from(
+        "one cluster (linux-ha: a publisher and its subscribers), by its nodes: time (median of the runs) and peak memory of the process\n",
+    );
+    out.push_str(&format!(
+        "{:>6} {:>6} {:>6} {:>9} {:>8} {:>9} {:>8} {:>12} {:>11}\n",
+        "nodes",
+        "steps",
+        "edges",
+        "check_ms",
+        "check_MB",
+        "plan_ms",
+        "plan_MB",
+        "rehearse_ms",
+        "rehearse_MB"
+    ));
+    for p in points {
+        out.push_str(&format!(
+            "{:>6} {:>6} {:>6} {:>9.0} {:>8} {:>9.0} {:>8} {:>12.0} {:>11}{}\n",
+            p.nodes,
+            p.steps,
+            p.edges,
+            p.check_ms,
+            mb(p.check_peak_rss_mb),
+            p.plan_ms,
+            mb(p.plan_peak_rss_mb),
+            p.rehearse_ms,
+            mb(p.rehearse_peak_rss_mb),
+            if p.rehearse_completed {
+                ""
+            } else {
+                "  (rehearsal stopped)"
+            }
+        ));
+    }
+    if let (Some(a), Some(b)) = (points.first(), points.last()) {
+        let x = |p: f64, q: f64| if p > 0.0 { q / p } else { 0.0 };
+        out.push_str(&format!(
+            "{} over {} nodes ({:.0}x): steps {:.1}x, edges {:.1}x, check {:.1}x, plan {:.1}x, rehearse {:.1}x the time\n",
+            b.nodes,
+            a.nodes,
+            b.nodes as f64 / a.nodes as f64,
+            x(a.steps as f64, b.steps as f64),
+            x(a.edges as f64, b.edges as f64),
+            x(a.check_ms, b.check_ms),
+            x(a.plan_ms, b.plan_ms),
+            x(a.rehearse_ms, b.rehearse_ms),
+        ));
+    }
+    out
 }
 
 fn hm(s: i64) -> String {

@@ -124,6 +124,7 @@ pub fn journal_failure(e: &JournalError) -> Option<EnvironmentFailure> {
         // What the command line asked wrongly: another program's file, a run on nodes another
         // run holds.
         JournalError::NoRun(_)
+        | JournalError::PlanNotKept(_)
         | JournalError::Empty
         | JournalError::Busy { .. }
         | JournalError::NotAJournal { .. }

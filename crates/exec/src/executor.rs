@@ -848,7 +848,7 @@ impl<'a> Run<'a> {
         }
         for i in 0..self.state.len() {
             if self.state[i] == StepState::Pending && self.unsettled_preds[i] == 0 {
-                self.ready.insert(self.key(i));
+                self.became_ready(i);
             }
         }
         Ok(())
@@ -1189,33 +1189,9 @@ impl<'a> Run<'a> {
         );
         match outcome {
             Outcome::Done | Outcome::Skipped => {
-                for j in 0..self.succs[i].len() {
-                    let s = self.succs[i][j];
-                    self.unsettled_preds[s] -= 1;
-                    if self.unsettled_preds[s] == 0 && self.state[s] == StepState::Pending {
-                        self.ready.insert(self.key(s));
-                    }
-                }
-                if step.phase == Phase::Prepare && self.prepare_open > 0 {
-                    self.prepare_open -= 1;
-                    if self.prepare_open == 0 {
-                        for s in 0..self.state.len() {
-                            if plan.steps[s].phase != Phase::Prepare {
-                                self.unsettled_preds[s] -= 1;
-                                if self.unsettled_preds[s] == 0
-                                    && self.state[s] == StepState::Pending
-                                {
-                                    self.ready.insert(self.key(s));
-                                }
-                            }
-                        }
-                    }
-                }
-                if state == StepState::Done && self.pause_after.contains(step.id.as_str()) {
-                    self.halt(
-                        Halt::Paused,
-                        format!("paused after `{}`; `resume` continues", step.id),
-                    );
+                self.settled_before(i);
+                if state == StepState::Done {
+                    self.pause_if_asked(i);
                 }
             }
             Outcome::Failed(reason) => {
@@ -1229,6 +1205,70 @@ impl<'a> Run<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Step `i` is done or skipped: the steps after it that wait for nothing else become ready
+    /// (and once the last prepare step is, the window's).
+    fn settled_before(&mut self, i: usize) {
+        let plan = self.plan;
+        for j in 0..self.succs[i].len() {
+            let s = self.succs[i][j];
+            self.unsettled_preds[s] -= 1;
+            if self.unsettled_preds[s] == 0 && self.state[s] == StepState::Pending {
+                self.became_ready(s);
+            }
+        }
+        if plan.steps[i].phase == Phase::Prepare && self.prepare_open > 0 {
+            self.prepare_open -= 1;
+            if self.prepare_open == 0 {
+                for s in 0..self.state.len() {
+                    if plan.steps[s].phase != Phase::Prepare {
+                        self.unsettled_preds[s] -= 1;
+                        if self.unsettled_preds[s] == 0 && self.state[s] == StepState::Pending {
+                            self.became_ready(s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Step `s` waits for nothing any more: it joins the ready set, or, a sync point (nothing
+    /// to do), it is done at once, journaled as started and done now, without the driver, and
+    /// the steps after it follow as if they came right after the steps before it.
+    fn became_ready(&mut self, s: usize) {
+        if self.plan.steps[s].kind != StepKind::Sync {
+            self.ready.insert(self.key(s));
+            return;
+        }
+        let now = self.driver.now();
+        let id = &self.plan.steps[s].id;
+        for event in [Event::Started, Event::Done] {
+            self.pending.push(StepEvent {
+                step: id.clone(),
+                event,
+                time: now,
+                detail: String::new(),
+            });
+        }
+        self.tries[s] += 1;
+        self.started_at[s] = now;
+        self.state[s] = StepState::Done;
+        self.settled += 1;
+        self.report.ran.push(id.clone());
+        self.settled_before(s);
+        self.pause_if_asked(s);
+    }
+
+    /// Halts the run after step `i` when it is a pause point (`--pause-after`).
+    fn pause_if_asked(&mut self, i: usize) {
+        let id = &self.plan.steps[i].id;
+        if self.pause_after.contains(id.as_str()) {
+            self.halt(
+                Halt::Paused,
+                format!("paused after `{id}`; `resume` continues"),
+            );
+        }
     }
 
     fn fail(&mut self, i: usize, reason: &str) {

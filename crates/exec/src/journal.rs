@@ -52,6 +52,8 @@ pub enum JournalError {
     },
     #[error("no run {0} in the journal")]
     NoRun(RunId),
+    #[error("run {0}: a rehearsal's journal keeps no plan (its caller holds it)")]
+    PlanNotKept(RunId),
     #[error("the journal has no runs")]
     Empty,
     #[error("run {run}: the stored plan cannot be read: {message}")]
@@ -353,6 +355,9 @@ pub struct Journal {
     dir: Option<PathBuf>,
     /// An in-memory journal keeps its runs' plans as they are, not as JSON.
     plans: std::cell::RefCell<HashMap<RunId, Plan>>,
+    /// An in-memory journal of one rehearsal keeps no copy of its runs' plans: the caller
+    /// holds them (`Journal::for_rehearsal`).
+    keeps_plans: bool,
     /// What the file has: every table and column of ferry's schema, except in a journal of an
     /// older ferry opened read-only (nothing is upgraded then).
     schema: Schema,
@@ -590,6 +595,7 @@ impl Journal {
             path,
             dir: Some(state_dir.to_path_buf()),
             plans: Default::default(),
+            keeps_plans: true,
             schema,
             held: Default::default(),
             staged: Default::default(),
@@ -658,11 +664,21 @@ impl Journal {
             path,
             dir: Some(state_dir.to_path_buf()),
             plans: Default::default(),
+            keeps_plans: true,
             schema,
             held: Default::default(),
             staged: Default::default(),
         };
         j.wrap(j.conn.busy_timeout(std::time::Duration::from_secs(10)))?;
+        Ok(j)
+    }
+
+    /// A journal in memory for one rehearsal, whose caller holds the plans it carries out:
+    /// as `in_memory`, but it keeps no copy of a run's plan (on a large fleet, as much memory
+    /// as the plan itself), so `plan` of its runs is an error (`steps_of` takes the plan).
+    pub fn for_rehearsal() -> Result<Journal, JournalError> {
+        let mut j = Journal::in_memory()?;
+        j.keeps_plans = false;
         Ok(j)
     }
 
@@ -678,6 +694,7 @@ impl Journal {
             path,
             dir: None,
             plans: Default::default(),
+            keeps_plans: true,
             schema: Schema::default(),
             held: Default::default(),
             staged: Default::default(),
@@ -914,7 +931,9 @@ impl Journal {
         // The plan lives in a table of its own, so that the run's row stays small (a status
         // update rewrites the whole row).
         if self.dir.is_none() {
-            self.plans.borrow_mut().insert(run, plan.clone());
+            if self.keeps_plans {
+                self.plans.borrow_mut().insert(run, plan.clone());
+            }
         } else {
             let json = serde_json::to_string(plan).expect("a plan serialises");
             self.wrap(tx.execute(
@@ -1173,6 +1192,9 @@ impl Journal {
     pub fn plan(&self, run: RunId) -> Result<Plan, JournalError> {
         if let Some(p) = self.plans.borrow().get(&run) {
             return Ok(p.clone());
+        }
+        if !self.keeps_plans {
+            return Err(JournalError::PlanNotKept(run));
         }
         // Journals written before plans had their own table keep them in the run's row.
         let query = if self.schema.has("run_plans") {

@@ -30,7 +30,9 @@ pub use journal::{
 };
 pub use manual::{parse_answer, Input, ManualDriver};
 pub use rehearse::{monte_carlo, rehearse, Rehearsal, Rehearse, RehearseError};
-pub use rollback::{load_inputs, restrict, rollback_plan, run_progress, RollbackError};
+pub use rollback::{
+    load_inputs, restrict, rollback_plan, run_progress, run_progress_of, RollbackError,
+};
 pub use ssh_driver::{ssh_log_key, SshDriver, SshOptions, SSH_STATE};
 pub use twin_driver::{run_world, saved_world, world_key, world_root, TwinDriver, TWIN_STATE};
 pub use window::WindowRefusal;

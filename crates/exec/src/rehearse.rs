@@ -7,7 +7,7 @@
 
 use crate::executor::{apply, ExecError, FailurePolicy, Options, Report};
 use crate::journal::{Journal, JournalError, NewRun, RunInputs, RunKind};
-use crate::rollback::{restrict, rollback_plan, run_progress, RollbackError};
+use crate::rollback::{restrict, rollback_plan, run_progress_of, RollbackError};
 use crate::twin_driver::TwinDriver;
 use ferry_model::{Faults, Plan, Profile, Site};
 use ferry_twin::{
@@ -84,7 +84,7 @@ impl Rehearsal {
 /// Rehearses the plan once with `seed`.
 pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError> {
     let world = World::build(r.site, r.profiles, r.plan, r.faults, seed)?;
-    let journal = Journal::in_memory()?;
+    let journal = Journal::for_rehearsal()?;
     let mut driver = TwinDriver::new(world);
     let opts = Options {
         approve_all: true,
@@ -113,7 +113,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
             steps: Vec::new(),
             source,
         })?;
-        let progress = run_progress(&journal, report.run)?;
+        let progress = run_progress_of(&journal, report.run, r.plan)?;
         let rb = restrict(rollback_plan(r.inputs, &observed, Some(&progress))?, scope)?;
         observed_facts = Some(observed);
         let new = NewRun {

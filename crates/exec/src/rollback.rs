@@ -53,7 +53,16 @@ pub fn load_inputs(inputs: &RunInputs) -> Result<(ProfileSet, ferry_model::Site)
 /// node's role and its state.
 pub fn run_progress(journal: &Journal, run: RunId) -> Result<RunProgress, JournalError> {
     let plan = journal.plan(run)?;
-    let states = journal.steps_of(run, &plan)?;
+    run_progress_of(journal, run, &plan)
+}
+
+/// As `run_progress`, for a caller that holds the run's plan.
+pub fn run_progress_of(
+    journal: &Journal,
+    run: RunId,
+    plan: &Plan,
+) -> Result<RunProgress, JournalError> {
+    let states = journal.steps_of(run, plan)?;
     Ok(RunProgress {
         steps: plan
             .steps

@@ -421,14 +421,15 @@ pub fn run_world(journal: &Journal, run: RunId) -> Result<Option<World>, DriverE
         .ok_or_else(|| DriverError::Other(format!("run {run} has no stored inputs")))?;
     let (set, site) =
         crate::rollback::load_inputs(&inputs).map_err(|e| DriverError::Other(e.to_string()))?;
-    let profiles = site
-        .clusters
-        .iter()
-        .filter_map(|c| {
-            set.get(&c.profile)
-                .map(|p| (c.profile.clone(), p.profile.clone()))
-        })
-        .collect();
+    // Each profile copied once, however many clusters use it.
+    let mut profiles = std::collections::BTreeMap::new();
+    for c in &site.clusters {
+        if !profiles.contains_key(&c.profile) {
+            if let Some(p) = set.get(&c.profile) {
+                profiles.insert(c.profile.clone(), p.profile.clone());
+            }
+        }
+    }
     saved_world(journal, run, &profiles)
 }
 

@@ -679,6 +679,57 @@ fn capacity_limits_keep_the_partition_load_and_let_an_oversized_step_run_alone()
     assert_eq!(at["c/n5/free"].0, 1_000_000);
 }
 
+/// A sync point (the planner's stand-in for an order rule such as LHA-03 between two large
+/// sets of steps) is never the driver's: it is done, started and ended in the journal, as the
+/// last step before it ends, and the steps after it start right then, as they would have with
+/// an edge from every step before it.
+#[test]
+fn a_sync_point_passes_without_the_driver_as_the_last_step_before_it_ends_lha_03() {
+    let mut sync = step(
+        "c/sync-LHA-03",
+        &["c/n1/stage", "c/n2/stage"],
+        0,
+        StepKind::Sync,
+    );
+    sync.rules = vec!["LHA-03".into()];
+    let plan = made_up(
+        vec![
+            step("c/n1/stage", &[], 10, StepKind::Action),
+            step("c/n2/stage", &[], 30, StepKind::Action),
+            sync,
+            step("c/n1/switch", &["c/sync-LHA-03"], 5, StepKind::Action),
+            step("c/n2/switch", &["c/sync-LHA-03"], 5, StepKind::Action),
+        ],
+        vec![],
+    );
+    let r = run(&plan, &Options::default());
+    assert_eq!(r.report.status, RunStatus::Complete, "{:?}", r.report);
+    assert_eq!(r.report.done, 5);
+    let w = r.world.borrow();
+    assert!(
+        !w.applied.contains_key("c/sync-LHA-03"),
+        "the driver was asked to start the sync point"
+    );
+    let start = |id: &str| w.started_at[id];
+    // n2's stage is the last to end, at +30.
+    assert_eq!(
+        (start("c/n1/stage"), start("c/n2/stage")),
+        (1_000_000, 1_000_000)
+    );
+    assert_eq!(start("c/n1/switch"), 1_000_030);
+    assert_eq!(start("c/n2/switch"), 1_000_030);
+    let ev = r.journal.events(r.report.run).expect("events");
+    let sync_events: Vec<(Event, i64)> = ev
+        .iter()
+        .filter(|e| e.step == "c/sync-LHA-03")
+        .map(|e| (e.event, e.time))
+        .collect();
+    assert_eq!(
+        sync_events,
+        vec![(Event::Started, 1_000_030), (Event::Done, 1_000_030)]
+    );
+}
+
 #[test]
 fn a_gate_past_its_timeout_is_cancelled_and_fails() {
     let mut gate = step("c/n1/replicated", &["c/n1/install"], 60, StepKind::Gate);

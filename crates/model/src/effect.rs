@@ -97,7 +97,9 @@ pub enum Effect {
     /// starts (e.g. a COP file missing on the node).
     Require {
         rule: String,
-        test: Condition,
+        /// Boxed, like `If`'s condition, so that an effect stays small: every planned step
+        /// carries its effects.
+        test: Box<Condition>,
         message: String,
     },
     /// A configuration change an operator makes while the step runs (or as it starts) makes the
@@ -111,7 +113,10 @@ pub enum Effect {
     /// A gate: the step ends once this holds (or fails at its timeout).
     Wait(Wait),
     /// Effects that apply only where a condition holds, decided when the plan is made.
-    If { when: Condition, then: Vec<Effect> },
+    If {
+        when: Box<Condition>,
+        then: Vec<Effect>,
+    },
 }
 
 /// What a gate waits for.

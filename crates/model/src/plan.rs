@@ -26,6 +26,10 @@ pub enum StepKind {
     Gate,
     /// Stop for a person's approval.
     Pause,
+    /// A sync point the planner puts between two large sets of steps that an order rule
+    /// orders (every step before it ends before any step after it starts), instead of an edge
+    /// between every pair: nothing to do, it ends as it starts. Never a profile's step.
+    Sync,
 }
 
 /// When a step runs relative to the maintenance window.

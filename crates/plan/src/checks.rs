@@ -4,7 +4,69 @@ use crate::condition::{eval, fact, Scope};
 use crate::graph::Graph;
 use ferry_model::profile::{Check, CheckTest, Condition, FactTest};
 use ferry_model::{Cluster, FactValue, Finding, Node, Profile, Site, VendorVersion};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
+
+/// What the clusters' checks read of the whole site, worked out once per plan rather than
+/// once per cluster: for each fact a `unique_across_site` check names, per cluster, the items
+/// of it that other clusters use too, with every cluster using each.
+pub struct SiteFacts<'s> {
+    site: &'s Site,
+    shared: RefCell<HashMap<String, Rc<SharedItems<'s>>>>,
+}
+
+/// Per cluster: (item, the clusters that use it), in item order.
+type SharedItems<'s> = HashMap<&'s str, Vec<(String, Rc<BTreeSet<&'s str>>)>>;
+
+impl<'s> SiteFacts<'s> {
+    pub fn new(site: &'s Site) -> SiteFacts<'s> {
+        SiteFacts {
+            site,
+            shared: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The items of list fact `name` that `cluster` shares with other clusters.
+    fn shared(&self, name: &str) -> Rc<SharedItems<'s>> {
+        if let Some(s) = self.shared.borrow().get(name) {
+            return Rc::clone(s);
+        }
+        let mut owners: BTreeMap<String, BTreeSet<&'s str>> = BTreeMap::new();
+        for c in &self.site.clusters {
+            let mut add = |v: Option<&FactValue>| {
+                for item in v.and_then(|v| v.as_list()).unwrap_or(&[]) {
+                    owners
+                        .entry(item.to_string())
+                        .or_default()
+                        .insert(c.name.as_str());
+                }
+            };
+            add(c.facts.get(name));
+            for n in &c.nodes {
+                add(n.facts.get(name));
+            }
+        }
+        let mut shared: SharedItems<'s> = HashMap::new();
+        for (value, clusters) in owners {
+            if clusters.len() < 2 {
+                continue;
+            }
+            let clusters = Rc::new(clusters);
+            for c in clusters.iter() {
+                shared
+                    .entry(c)
+                    .or_default()
+                    .push((value.clone(), Rc::clone(&clusters)));
+            }
+        }
+        let shared = Rc::new(shared);
+        self.shared
+            .borrow_mut()
+            .insert(name.to_string(), Rc::clone(&shared));
+        shared
+    }
+}
 
 /// Fills `{node}`, `{cluster}`, `{role}`, `{version}`, `{target}`, `{fact.X}` (`not set` when
 /// the site does not state it), `{next.X}` and `{detail}`.
@@ -215,9 +277,11 @@ pub fn window_closed_findings(site: &Site, now: i64) -> Vec<Finding> {
         .collect()
 }
 
-/// Runs one cluster's checks. `graph` gives step estimates for `step_within_fact`.
+/// Runs one cluster's checks. `graph` gives step estimates for `step_within_fact`; `site_facts`
+/// what the site's clusters share.
 pub fn run(
     site: &Site,
+    site_facts: &SiteFacts<'_>,
     cluster: &Cluster,
     profile: &Profile,
     scope: &Scope<'_>,
@@ -295,32 +359,13 @@ pub fn run(
                 }
             }
             CheckTest::UniqueAcrossSite { fact: name } => {
-                let mut owners: BTreeMap<String, Vec<(String, Option<String>)>> = BTreeMap::new();
-                for c in &site.clusters {
-                    let mut add = |v: Option<&FactValue>, node: Option<&str>| {
-                        for item in v.and_then(|v| v.as_list()).unwrap_or(&[]) {
-                            owners
-                                .entry(item.to_string())
-                                .or_default()
-                                .push((c.name.clone(), node.map(str::to_string)));
-                        }
-                    };
-                    add(c.facts.get(name), None);
-                    for n in &c.nodes {
-                        add(n.facts.get(name), Some(&n.name));
-                    }
-                }
-                for (value, who) in owners {
-                    let clusters: std::collections::BTreeSet<&str> =
-                        who.iter().map(|(c, _)| c.as_str()).collect();
-                    if clusters.len() < 2 || !clusters.contains(cluster.name.as_str()) {
-                        continue;
-                    }
+                let shared = site_facts.shared(name);
+                for (value, clusters) in shared.get(cluster.name.as_str()).into_iter().flatten() {
                     let detail = format!(
                         "`{value}` is used in clusters {}",
                         clusters.iter().copied().collect::<Vec<_>>().join(", ")
                     );
-                    out.push(finding(check, cluster, None, &detail, &value));
+                    out.push(finding(check, cluster, None, &detail, value));
                 }
             }
             CheckTest::ClampedParameters { fact: name } => {

@@ -26,12 +26,9 @@ pub fn explain(plan: &Plan, id: &str) -> Option<String> {
     } else {
         &plan.steps
     };
-    let end_of = |sid: &str| {
-        all.iter()
-            .find(|s| s.id == sid)
-            .map(|s| s.end_s())
-            .unwrap_or(0)
-    };
+    let by_id: std::collections::HashMap<&str, &ferry_model::PlannedStep> =
+        all.iter().rev().map(|s| (s.id.as_str(), s)).collect();
+    let end_of = |sid: &str| by_id.get(sid).map(|s| s.end_s()).unwrap_or(0);
     let mut out = String::new();
     let _ = writeln!(out, "{} — {}", step.id, step.title);
     let _ = writeln!(
@@ -44,6 +41,7 @@ pub fn explain(plan: &Plan, id: &str) -> Option<String> {
             ferry_model::StepKind::Action => "action",
             ferry_model::StepKind::Gate => "gate",
             ferry_model::StepKind::Pause => "pause",
+            ferry_model::StepKind::Sync => "sync",
         },
         step.impact.as_str(),
         step.rules.join(", ")
@@ -91,6 +89,25 @@ pub fn explain(plan: &Plan, id: &str) -> Option<String> {
                 e.rule,
                 e.note
             );
+            // A sync point stands for the steps before it: say which of them ended last.
+            if let Some(sync) = by_id
+                .get(e.from.as_str())
+                .filter(|s| s.kind == ferry_model::StepKind::Sync)
+            {
+                let last = sync
+                    .after
+                    .iter()
+                    .map(|a| (end_of(a), a))
+                    .max_by(|x, y| x.0.cmp(&y.0).then_with(|| y.1.cmp(x.1)));
+                if let Some((last_end, last)) = last {
+                    let _ = writeln!(
+                        out,
+                        "      a sync point after {} step(s); the last of them to end is {last} (+{})",
+                        sync.after.len(),
+                        hms(last_end)
+                    );
+                }
+            }
         }
     }
     let groups: Vec<_> = plan

@@ -5,15 +5,22 @@ use crate::condition::{eval, fact, Scope as EvalScope};
 use ferry_model::plan::{Edge, MAX_STEP_S};
 use ferry_model::profile::{BatchRule, NodeFilter, Procedure, Scope, StepSelector, StepTemplate};
 use ferry_model::redundancy::{Redundancy, Shortfall};
-use ferry_model::{Cluster, Effect, Estimate, Node, PlannedStep, Profile, Severity, StepKind};
-use std::collections::{BTreeMap, BTreeSet};
+use ferry_model::{
+    Cluster, Effect, Estimate, Impact, Node, PlannedStep, Profile, Severity, StepKind,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// An order between more step pairs than this (with at least two steps on each side) goes
+/// through a sync step instead of an edge per pair: the edges of a large cluster would grow
+/// with the square of its nodes.
+pub const SYNC_ABOVE_EDGES: usize = 1024;
 
 /// One step instance with what the scheduler needs besides the plain step.
 #[derive(Debug, Clone)]
 pub struct Inst {
     pub step: PlannedStep,
-    /// Index of the template in the procedure (its documented order).
-    pub template: usize,
+    /// Index of the template in the procedure (its documented order); `None` for a sync step.
+    pub template: Option<usize>,
 }
 
 /// A concurrency or capacity group over step instances.
@@ -123,8 +130,24 @@ impl Graph {
             .collect()
     }
 
+    /// Makes room for the steps and edges of `parts`, to be appended.
+    pub fn reserve<'a>(&mut self, parts: impl Iterator<Item = &'a Graph> + Clone) {
+        self.insts
+            .reserve_exact(parts.clone().map(|g| g.insts.len()).sum());
+        self.edges.reserve_exact(parts.map(|g| g.edges.len()).sum());
+    }
+
     /// Appends another graph, shifting its indices.
     pub fn append(&mut self, other: Graph) -> usize {
+        // Into an empty graph with no room made: the other graph as it is, without a copy.
+        if self.insts.capacity() == 0
+            && self.edges.capacity() == 0
+            && self.limits.is_empty()
+            && self.yielded.is_empty()
+        {
+            *self = other;
+            return 0;
+        }
         let base = self.insts.len();
         self.insts.extend(other.insts);
         self.edges.extend(
@@ -209,7 +232,7 @@ fn seconds(s: f64) -> u64 {
 
 /// The step's effects for this instance: conditional effects decided, in the order written.
 fn effects(list: &[Effect], scope: &EvalScope<'_>, node: Option<&Node>) -> Vec<Effect> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(list.len());
     for e in list {
         match e {
             Effect::If { when, then } => {
@@ -254,17 +277,6 @@ pub struct BuildInput<'a> {
     pub staging: bool,
 }
 
-fn selects(sel: &StepSelector, inst: &Inst, procedure: &Procedure) -> bool {
-    let t = &procedure.steps[inst.template];
-    sel.step.contains(&t.id)
-        && (sel.roles.is_empty()
-            || inst
-                .step
-                .role
-                .as_ref()
-                .is_some_and(|r| sel.roles.contains(r)))
-}
-
 pub fn build(input: &BuildInput<'_>) -> Graph {
     let BuildInput {
         cluster,
@@ -290,14 +302,49 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
     let mut g = Graph::default();
     // Instances per template, in template order.
     let mut by_template: Vec<Vec<usize>> = Vec::with_capacity(procedure.steps.len());
+    // Per instance: the position of its node in the cluster (`None`: cluster-wide).
+    let mut node_pos: Vec<Option<usize>> = Vec::new();
+    // Each node's target version as text, made at its first step.
+    let mut targets: Vec<Option<String>> = vec![None; cluster.nodes.len()];
     for (ti, t) in procedure.steps.iter().enumerate() {
         let mut here = Vec::new();
-        let push = |node: Option<&Node>, g: &mut Graph| {
+        // Which of the template's texts have `{...}` to fill in.
+        let to_fill = |text: &str| text.contains('{');
+        let (title_fills, instructions_fill, verify_fills) = (
+            to_fill(&t.title),
+            to_fill(&t.instructions),
+            to_fill(&t.verify),
+        );
+        let text = |fills: bool, text: &str, node: Option<&Node>| {
+            if fills {
+                crate::checks::fill(text, cluster, node, "")
+            } else {
+                text.to_string()
+            }
+        };
+        let mut push = |at: Option<(usize, &Node)>, g: &mut Graph| {
+            let node = at.map(|(_, n)| n);
             let (duration_s, estimate) = duration_s(t, cluster, node, estimates);
-            let id = match node {
-                Some(n) => format!("{}/{}/{}{}", cluster.name, n.name, t.id, id_suffix),
-                None => format!("{}/{}{}", cluster.name, t.id, id_suffix),
-            };
+            let mut id = String::with_capacity(
+                cluster.name.len()
+                    + node.map_or(0, |n| n.name.len() + 1)
+                    + t.id.len()
+                    + id_suffix.len()
+                    + 1,
+            );
+            id.push_str(&cluster.name);
+            id.push('/');
+            if let Some(n) = node {
+                id.push_str(&n.name);
+                id.push('/');
+            }
+            id.push_str(&t.id);
+            id.push_str(id_suffix);
+            let version = at.map(|(k, n)| {
+                targets[k]
+                    .get_or_insert_with(|| n.target.to_string())
+                    .clone()
+            });
             g.insts.push(Inst {
                 step: PlannedStep {
                     id,
@@ -305,7 +352,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     node: node.map(|n| n.name.clone()),
                     role: node.map(|n| n.role.clone()),
                     action: t.id.clone(),
-                    title: filled(&t.title, cluster, node),
+                    title: text(title_fills, &t.title, node),
                     kind: t.kind,
                     phase: t.phase,
                     after: Vec::new(),
@@ -315,16 +362,16 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     estimate,
                     impact: t.impact,
                     impact_note: t.impact_note.clone(),
-                    instructions: filled(&t.instructions, cluster, node),
-                    verify: filled(&t.verify, cluster, node),
+                    instructions: text(instructions_fill, &t.instructions, node),
+                    verify: text(verify_fills, &t.verify, node),
                     warning: t.warning.as_deref().map(|w| filled(w, cluster, node)),
-                    version: node.map(|n| n.target.to_string()),
+                    version,
                     effects: effects(&t.effects, &scope, node),
                     retries: t.retries,
                     timeout_s: timeout_s(t, profile, duration_s),
                     rollback: false,
                 },
-                template: ti,
+                template: Some(ti),
             });
             let i = g.insts.len() - 1;
             if let Some(st) = t.stage.as_ref().filter(|_| staging) {
@@ -345,35 +392,88 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
             Scope::Cluster => {
                 if t.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
                     here.push(push(None, &mut g));
+                    node_pos.push(None);
                 }
             }
             Scope::Node => {
-                for n in &cluster.nodes {
+                for (k, n) in cluster.nodes.iter().enumerate() {
                     if (t.roles.is_empty() || t.roles.contains(&n.role))
                         && node_selected(t.nodes, n)
                         && t.when.as_ref().is_none_or(|c| eval(c, &scope, Some(n)))
                     {
-                        here.push(push(Some(n), &mut g));
+                        here.push(push(Some((k, n)), &mut g));
+                        node_pos.push(Some(k));
                     }
                 }
             }
         }
         by_template.push(here);
     }
-    procedure_edges(&mut g, procedure, &by_template);
+    procedure_edges(
+        &mut g,
+        procedure,
+        &by_template,
+        &node_pos,
+        cluster.nodes.len(),
+    );
+    // The instances of the templates named `ids` that `keep` keeps, in instance order.
+    let instances = |g: &Graph, ids: &[String], keep: &dyn Fn(&Inst) -> bool| -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        let mut templates = 0;
+        for (ti, t) in procedure.steps.iter().enumerate() {
+            if ids.contains(&t.id) {
+                templates += 1;
+                out.extend(
+                    by_template[ti]
+                        .iter()
+                        .copied()
+                        .filter(|&i| keep(&g.insts[i])),
+                );
+            }
+        }
+        if templates > 1 {
+            out.sort_unstable();
+        }
+        out
+    };
+    // The instances a selector picks, in instance order.
+    let selected = |g: &Graph, sel: &StepSelector| -> Vec<usize> {
+        instances(g, &sel.step, &|inst: &Inst| {
+            sel.roles.is_empty()
+                || inst
+                    .step
+                    .role
+                    .as_ref()
+                    .is_some_and(|r| sel.roles.contains(r))
+        })
+    };
     for o in &procedure.orders {
         if !o.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
             continue;
         }
-        let before: Vec<usize> = (0..g.insts.len())
-            .filter(|&i| selects(&o.before, &g.insts[i], procedure))
-            .collect();
-        let then: Vec<usize> = (0..g.insts.len())
-            .filter(|&i| selects(&o.then, &g.insts[i], procedure))
-            .collect();
+        let before = selected(&g, &o.before);
+        let then = selected(&g, &o.then);
         let yielding = ferry_model::capacity::yielding(o, &procedure.limits, cluster, |l| {
             l.when.as_ref().is_none_or(|c| eval(c, &scope, None))
         });
+        if yielding.is_empty() {
+            let title = || {
+                format!(
+                    "Every {} has ended before any {} starts",
+                    selection(&o.before),
+                    selection(&o.then)
+                )
+            };
+            let ends = Ends {
+                cluster: &cluster.name,
+                rule: &o.rule,
+                note: &o.note,
+                id_suffix,
+            };
+            if order_through_sync(&mut g, &before, &then, &ends, title) {
+                continue;
+            }
+        }
         let node_of = |i: usize| g.insts[i].step.node.as_deref().unwrap_or_default();
         let mut gave_way = false;
         for &b in &before {
@@ -414,18 +514,27 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         if !s.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
             continue;
         }
+        // Per node (by position): its first and last step of the sequence.
+        let mut spans: Vec<Option<(usize, usize)>> = vec![None; cluster.nodes.len()];
+        for (i, &k) in node_pos.iter().enumerate() {
+            let (Some(k), Some(t)) = (k, g.insts[i].template) else {
+                continue;
+            };
+            if s.steps.contains(&procedure.steps[t].id) {
+                let span = spans[k].get_or_insert((i, i));
+                span.1 = i;
+            }
+        }
         let mut blocks: Vec<(usize, usize)> = Vec::new();
         for role in &s.roles {
-            for n in cluster.nodes.iter().filter(|n| &n.role == role) {
-                let block: Vec<usize> = (0..g.insts.len())
-                    .filter(|&i| {
-                        let inst = &g.insts[i];
-                        inst.step.node.as_deref() == Some(n.name.as_str())
-                            && s.steps.contains(&procedure.steps[inst.template].id)
-                    })
-                    .collect();
-                if let (Some(first), Some(last)) = (block.first(), block.last()) {
-                    blocks.push((*first, *last));
+            for (k, _) in cluster
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| &n.role == role)
+            {
+                if let Some(block) = spans[k] {
+                    blocks.push(block);
                 }
             }
         }
@@ -434,9 +543,31 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                 .push((w[0].1, w[1].0, s.rule.clone(), s.note.clone()));
         }
     }
+    // The node of each instance, and nodes by name (made at the first need).
+    let node_of = |i: usize| {
+        node_pos
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|k| &cluster.nodes[k])
+    };
+    let by_name: std::cell::OnceCell<HashMap<&str, &Node>> = std::cell::OnceCell::new();
+    let node_named = |name: &str| {
+        by_name
+            .get_or_init(|| {
+                cluster
+                    .nodes
+                    .iter()
+                    .rev()
+                    .map(|n| (n.name.as_str(), n))
+                    .collect()
+            })
+            .get(name)
+            .copied()
+    };
     for b in &procedure.batches {
         if b.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
-            batch_edges(&mut g, b, cluster, profile, procedure);
+            batch_edges(&mut g, b, cluster, profile, procedure, &node_pos);
             if let Some(last) = g.batched.last_mut() {
                 last.leg = id_suffix.strip_prefix('@').map(str::to_string);
             }
@@ -446,18 +577,12 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
         if !l.when.as_ref().is_none_or(|c| eval(c, &scope, None)) {
             continue;
         }
-        let members: Vec<usize> = (0..g.insts.len())
-            .filter(|&i| selects(&l.steps, &g.insts[i], procedure))
-            .collect();
+        let members = selected(&g, &l.steps);
         let capacity = l.capacity.as_ref().map(|c| {
             let mut weight = BTreeMap::new();
             let mut base = BTreeMap::new();
             for &m in &members {
-                let node = g.insts[m]
-                    .step
-                    .node
-                    .as_deref()
-                    .and_then(|n| cluster.node(n));
+                let node = node_of(m);
                 let w = fact(cluster, node, &c.weight_fact)
                     .and_then(|v| v.as_f64())
                     .unwrap_or(0.0);
@@ -468,8 +593,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                     None => String::new(),
                 };
                 if c.include_named_node {
-                    let b = cluster
-                        .node(&part)
+                    let b = node_named(&part)
                         .and_then(|n| n.facts.get(&c.weight_fact))
                         .and_then(|v| v.as_f64())
                         .unwrap_or(0.0);
@@ -481,13 +605,14 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
                 let from = members
                     .iter()
                     .copied()
-                    .filter(|&m| h.from.contains(&procedure.steps[g.insts[m].template].id))
-                    .collect();
-                let until = (0..g.insts.len())
-                    .filter(|&i| {
-                        g.insts[i].step.node.is_some()
-                            && h.until.contains(&procedure.steps[g.insts[i].template].id)
+                    .filter(|&m| {
+                        g.insts[m]
+                            .template
+                            .is_some_and(|t| h.from.contains(&procedure.steps[t].id))
                     })
+                    .collect();
+                let until = instances(&g, &h.until, &|inst: &Inst| inst.step.node.is_some())
+                    .into_iter()
                     .collect();
                 let site_hours = h
                     .max_hours_fact
@@ -529,11 +654,7 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
             Some(f) => {
                 let mut parts: BTreeMap<String, Vec<usize>> = BTreeMap::new();
                 for &m in &members {
-                    let node = g.insts[m]
-                        .step
-                        .node
-                        .as_deref()
-                        .and_then(|n| cluster.node(n));
+                    let node = node_of(m);
                     if let Some(v) = fact(cluster, node, f) {
                         parts.entry(v.to_string()).or_default().push(m);
                     }
@@ -557,6 +678,9 @@ pub fn build(input: &BuildInput<'_>) -> Graph {
             }),
         }
     }
+    // A large cluster's steps stay in this graph until the plan is made: no room to spare.
+    g.insts.shrink_to_fit();
+    g.edges.shrink_to_fit();
     g
 }
 
@@ -570,22 +694,25 @@ fn batch_edges(
     cluster: &Cluster,
     profile: &Profile,
     procedure: &Procedure,
+    node_pos: &[Option<usize>],
 ) {
+    // Per node position: its steps that the rule batches, in instance order.
+    let mut on_node: Vec<Vec<usize>> = vec![Vec::new(); cluster.nodes.len()];
+    for (i, &k) in node_pos.iter().enumerate() {
+        if let (Some(k), Some(t)) = (k, g.insts[i].template) {
+            if rule.steps.contains(&procedure.steps[t].id) {
+                on_node[k].push(i);
+            }
+        }
+    }
     let mut nodes: Vec<String> = Vec::new();
     let mut blocks: Vec<Vec<usize>> = Vec::new();
-    for n in cluster
+    for (n, block) in cluster
         .nodes
         .iter()
-        .filter(|n| rule.roles.contains(&n.role))
+        .zip(on_node)
+        .filter(|(n, _)| rule.roles.contains(&n.role))
     {
-        let block: Vec<usize> = (0..g.insts.len())
-            .filter(|&i| {
-                g.insts[i].step.node.as_deref() == Some(n.name.as_str())
-                    && rule
-                        .steps
-                        .contains(&procedure.steps[g.insts[i].template].id)
-            })
-            .collect();
         if !block.is_empty() {
             nodes.push(n.name.clone());
             blocks.push(block);
@@ -793,7 +920,23 @@ fn batch_edges(
 /// the same node or a cluster-wide instance; a cluster step follows every instance of the
 /// nearest earlier template that has any. Each phase is its own
 /// sequence: steps look back only at steps of their own phase.
-fn procedure_edges(g: &mut Graph, procedure: &Procedure, by_template: &[Vec<usize>]) {
+fn procedure_edges(
+    g: &mut Graph,
+    procedure: &Procedure,
+    by_template: &[Vec<usize>],
+    node_pos: &[Option<usize>],
+    nodes: usize,
+) {
+    // Per template and node position: its instance there. A node template has at most one
+    // instance per node, a cluster template at most one in all.
+    let mut on_node: Vec<usize> = vec![usize::MAX; by_template.len() * nodes];
+    for (ti, insts) in by_template.iter().enumerate() {
+        for &p in insts {
+            if let Some(k) = node_pos[p] {
+                on_node[ti * nodes + k] = p;
+            }
+        }
+    }
     let mut new_edges = Vec::new();
     for (ti, insts) in by_template.iter().enumerate() {
         let t = &procedure.steps[ti];
@@ -801,23 +944,25 @@ fn procedure_edges(g: &mut Graph, procedure: &Procedure, by_template: &[Vec<usiz
             continue;
         }
         for &i in insts {
-            let node = g.insts[i].step.node.clone();
+            let node = g.insts[i].step.node.as_deref();
+            let pos = node_pos[i];
             // Each phase is its own sequence: the whole prepare phase comes before the window.
             for prev in (0..ti)
                 .rev()
                 .filter(|&p| procedure.steps[p].phase == t.phase)
             {
-                let candidates: Vec<usize> = by_template[prev]
-                    .iter()
-                    .copied()
-                    .filter(|&p| match &node {
-                        Some(n) => {
-                            g.insts[p].step.node.as_ref() == Some(n)
-                                || g.insts[p].step.node.is_none()
+                // Instances on the same node or cluster-wide, in instance order.
+                let candidates: Vec<usize> = match pos {
+                    Some(k) if procedure.steps[prev].scope == Scope::Node => {
+                        let p = on_node[prev * nodes + k];
+                        if p == usize::MAX {
+                            Vec::new()
+                        } else {
+                            vec![p]
                         }
-                        None => true,
-                    })
-                    .collect();
+                    }
+                    _ => by_template[prev].clone(),
+                };
                 if candidates.is_empty() {
                     continue;
                 }
@@ -845,4 +990,101 @@ fn procedure_edges(g: &mut Graph, procedure: &Procedure, by_template: &[Vec<usiz
         }
     }
     g.edges.extend(new_edges);
+}
+
+/// The steps a selector picks, for a sync step's title: "`switch` (subscriber)".
+fn selection(sel: &StepSelector) -> String {
+    let steps = sel
+        .step
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join("/");
+    if sel.roles.is_empty() {
+        steps
+    } else {
+        format!("{steps} ({})", sel.roles.join(", "))
+    }
+}
+
+/// What the edges of an order carry, and where a sync step for it goes.
+pub(crate) struct Ends<'a> {
+    pub cluster: &'a str,
+    pub rule: &'a str,
+    pub note: &'a str,
+    /// The step IDs' suffix of this leg of the version path.
+    pub id_suffix: &'a str,
+}
+
+/// Orders every step of `before` before every step of `then` through a new sync step (edges
+/// from each of `before` to it and from it to each of `then`, with the order's rule and note)
+/// when an edge per pair would take more than `SYNC_ABOVE_EDGES` edges. It does not when the
+/// two sets share a step or their steps are not all of one phase. Returns whether it did.
+pub(crate) fn order_through_sync(
+    g: &mut Graph,
+    before: &[usize],
+    then: &[usize],
+    ends: &Ends<'_>,
+    title: impl FnOnce() -> String,
+) -> bool {
+    if before.len() < 2
+        || then.len() < 2
+        || before.len().saturating_mul(then.len()) <= SYNC_ABOVE_EDGES
+    {
+        return false;
+    }
+    let phase = g.insts[before[0]].step.phase;
+    let mut sides: Vec<usize> = before.iter().chain(then).copied().collect();
+    sides.sort_unstable();
+    if sides.windows(2).any(|w| w[0] == w[1])
+        || sides.iter().any(|&i| g.insts[i].step.phase != phase)
+    {
+        return false;
+    }
+    let prefix = format!("{}/sync-{}", ends.cluster, ends.rule);
+    let taken = |id: &str| g.insts.iter().any(|i| i.step.id == id);
+    let mut id = format!("{prefix}{}", ends.id_suffix);
+    let mut n = 1;
+    while taken(&id) {
+        n += 1;
+        id = format!("{prefix}-{n}{}", ends.id_suffix);
+    }
+    let sync = g.insts.len();
+    g.insts.push(Inst {
+        step: PlannedStep {
+            id,
+            cluster: ends.cluster.to_string(),
+            node: None,
+            role: None,
+            action: "sync".into(),
+            title: title(),
+            kind: StepKind::Sync,
+            phase,
+            after: Vec::new(),
+            rules: vec![ends.rule.to_string()],
+            start_s: 0,
+            duration_s: 0,
+            estimate: Estimate::Profile,
+            impact: Impact::None,
+            impact_note: String::new(),
+            instructions: "Nothing to do: the steps after this point start once every step before it has ended.".into(),
+            verify: String::new(),
+            warning: None,
+            version: None,
+            effects: Vec::new(),
+            retries: 0,
+            timeout_s: None,
+            rollback: false,
+        },
+        template: None,
+    });
+    for &b in before {
+        g.edges
+            .push((b, sync, ends.rule.to_string(), ends.note.to_string()));
+    }
+    for &t in then {
+        g.edges
+            .push((sync, t, ends.rule.to_string(), ends.note.to_string()));
+    }
+    true
 }

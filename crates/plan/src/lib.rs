@@ -286,6 +286,7 @@ fn leg_cluster(cluster: &Cluster, path: &[ferry_model::VendorVersion], h: usize)
 
 fn plan_cluster(
     site: &Site,
+    site_facts: &checks::SiteFacts<'_>,
     cluster: &Cluster,
     profile: &Profile,
     strategy: &str,
@@ -381,24 +382,31 @@ fn plan_cluster(
                 .clone()
                 .filter(|i| in_leg(i) && !has_pred.contains(i))
                 .collect();
-            for &s in prev_sinks
-                .iter()
-                .filter(|&&s| graph.insts[s].step.phase == phase)
-            {
-                for &t in &sources {
-                    graph.edges.push((
-                        s,
-                        t,
-                        rule.clone(),
-                        format!("the whole cluster reaches {} before going further", path[h]),
-                    ));
-                }
-            }
             sinks.extend(
                 leg_range
                     .clone()
                     .filter(|i| in_leg(i) && !has_succ.contains(i)),
             );
+            let before: Vec<usize> = prev_sinks
+                .iter()
+                .copied()
+                .filter(|&s| graph.insts[s].step.phase == phase)
+                .collect();
+            let note = format!("the whole cluster reaches {} before going further", path[h]);
+            let ends = graph::Ends {
+                cluster: &cluster.name,
+                rule: &rule,
+                note: &note,
+                id_suffix: &suffix,
+            };
+            let title = || format!("The whole cluster reaches {} before going further", path[h]);
+            if !graph::order_through_sync(&mut graph, &before, &sources, &ends, title) {
+                for &s in &before {
+                    for &t in &sources {
+                        graph.edges.push((s, t, rule.clone(), note.clone()));
+                    }
+                }
+            }
         }
         prev_sinks = sinks;
         if !types.iter().any(|(t, _)| *t == ut) {
@@ -415,7 +423,9 @@ fn plan_cluster(
         run: None,
         staging,
     };
-    findings.extend(checks::run(site, cluster, profile, &scope, &graph));
+    findings.extend(checks::run(
+        site, site_facts, cluster, profile, &scope, &graph,
+    ));
     for l in &graph.limits {
         if let Some(c) = &l.capacity {
             for (m, (part, w)) in &c.weight {
@@ -626,7 +636,7 @@ pub fn check<'p>(
 }
 
 fn sort_findings(site: &Site, mut findings: Vec<Finding>) -> Vec<Finding> {
-    let pos: BTreeMap<&str, usize> = site
+    let pos: std::collections::HashMap<&str, usize> = site
         .clusters
         .iter()
         .enumerate()
@@ -637,9 +647,22 @@ fn sort_findings(site: &Site, mut findings: Vec<Finding>) -> Vec<Finding> {
             .and_then(|c| pos.get(c).copied())
             .unwrap_or(usize::MAX)
     };
-    findings.sort_by(|a, b| {
-        (at(&a.cluster), a.severity, &a.key).cmp(&(at(&b.cluster), b.severity, &b.key))
+    // By cluster (in site order), severity and key; equal ones keep their order.
+    let mut order: Vec<(usize, Severity, usize)> = findings
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (at(&f.cluster), f.severity, i))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| findings[a.2].key.cmp(&findings[b.2].key))
+            .then(a.2.cmp(&b.2))
     });
+    permute(
+        &mut findings,
+        order.into_iter().map(|(_, _, i)| i).collect(),
+    );
     findings.dedup_by(|a, b| a.key == b.key);
     findings
 }
@@ -669,47 +692,74 @@ fn finish(mut graph: Graph, site: &Site) -> Result<Finished, PlanError> {
         graph.edges.extend(held);
         schedule::prepare(&graph)?
     };
-    let edges = graph.plain_edges();
-    let mut incoming_rules: Vec<Vec<String>> = vec![Vec::new(); graph.insts.len()];
-    for (_, t, rule, _) in &graph.edges {
-        if !rule.is_empty() && !incoming_rules[*t].contains(rule) {
-            incoming_rules[*t].push(rule.clone());
+    // Each step names the rules of the edges into it, after its own.
+    let Graph {
+        mut insts,
+        edges: graph_edges,
+        ..
+    } = graph;
+    for (_, t, rule, _) in &graph_edges {
+        let rules = &mut insts[*t].step.rules;
+        if !rule.is_empty() && !rules.contains(rule) {
+            rules.push(rule.clone());
         }
     }
-    let ids: Vec<String> = graph.insts.iter().map(|i| i.step.id.clone()).collect();
-    let mut steps: Vec<Option<PlannedStep>> = std::mem::take(&mut graph.insts)
+    let afters: Vec<Vec<String>> = prep
+        .adj
+        .preds
+        .iter()
+        .map(|preds| preds.iter().map(|&p| insts[p].step.id.clone()).collect())
+        .collect();
+    let edges: Vec<Edge> = graph_edges
         .into_iter()
-        .zip(incoming_rules)
-        .enumerate()
-        .map(|(i, (inst, rules))| {
-            let mut s = inst.step;
-            s.start_s = start[i];
-            s.after = prep.adj.preds[i].iter().map(|&p| ids[p].clone()).collect();
-            for rule in rules {
-                if !s.rules.contains(&rule) {
-                    s.rules.push(rule);
-                }
-            }
-            Some(s)
+        .map(|(f, t, rule, note)| Edge {
+            from: insts[f].step.id.clone(),
+            to: insts[t].step.id.clone(),
+            rule,
+            note,
         })
         .collect();
-    // Sort small keys, then move each step once.
+    let mut steps: Vec<PlannedStep> = insts
+        .into_iter()
+        .zip(afters)
+        .zip(start)
+        .map(|((inst, after), start_s)| PlannedStep {
+            start_s,
+            after,
+            ..inst.step
+        })
+        .collect();
+    // Sort small keys, then move the steps into that order in place.
     let mut order: Vec<(ferry_model::Phase, u64, usize)> = steps
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| s.as_ref().map(|s| (s.phase, s.start_s, i)))
+        .map(|(i, s)| (s.phase, s.start_s, i))
         .collect();
     order.sort_unstable();
+    permute(&mut steps, order.into_iter().map(|(_, _, i)| i).collect());
     Ok(Finished {
-        steps: order
-            .into_iter()
-            .filter_map(|(_, _, i)| steps[i].take())
-            .collect(),
+        steps,
         edges,
         lower_bound_s,
         occupancy,
         findings,
     })
+}
+
+/// Reorders `items` so that position `k` holds the item that was at `from[k]` (`from` is a
+/// permutation), in place: each cycle of the permutation is walked once.
+fn permute<T>(items: &mut [T], mut from: Vec<usize>) {
+    for start in 0..from.len() {
+        let mut k = start;
+        // Follow the cycle through `start`, marking each position done by pointing it at itself.
+        while from[k] != start {
+            let next = from[k];
+            items.swap(k, next);
+            from[k] = k;
+            k = next;
+        }
+        from[k] = k;
+    }
 }
 
 fn phase_end(steps: &[PlannedStep], phase: Phase) -> u64 {
@@ -1002,13 +1052,14 @@ fn plan_site<'p>(
     opts: &PlanOptions,
 ) -> Result<Plan, PlanError> {
     let mut works = Vec::new();
+    let site_facts = checks::SiteFacts::new(site);
     for cluster in &site.clusters {
         let profile = profiles(&cluster.profile).ok_or_else(|| PlanError::UnknownProfile {
             cluster: cluster.name.clone(),
             profile: cluster.profile.clone(),
         })?;
         let (strategy, strategy_finding) = strategy_of(opts, cluster, profile);
-        let mut work = plan_cluster(site, cluster, profile, &strategy, opts);
+        let mut work = plan_cluster(site, &site_facts, cluster, profile, &strategy, opts);
         work.findings.extend(strategy_finding);
         let mixed = mixed_versions(cluster, profile);
         let unschedulable = schedule::prepare(&work.graph)
@@ -1038,6 +1089,10 @@ fn plan_site<'p>(
     }
     let mut graph = Graph::default();
     let mut rollback = Graph::default();
+    if works.len() > 1 {
+        graph.reserve(works.iter().map(|(w, _)| &w.graph));
+        rollback.reserve(works.iter().map(|(w, _)| &w.rollback));
+    }
     let mut clusters = Vec::new();
     let mut findings = Vec::new();
     let mut batches = Vec::new();

@@ -1045,6 +1045,13 @@ impl Ctx<'_> {
                     );
                 }
             }
+            if s.kind == StepKind::Sync {
+                self.add(
+                    join(&path, &[k("kind")]),
+                    "kind `sync` is the planner's own (a sync point it puts between large sets of ordered steps)",
+                    Some("a profile's step is an `action`, a `gate` or a `pause`".into()),
+                );
+            }
             if s.rules.is_empty() {
                 self.add(
                     join(&path, &[k("rules")]),

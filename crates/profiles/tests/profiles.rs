@@ -267,6 +267,24 @@ fn profile_errors_name_line_and_key() {
     }
 }
 
+/// A sync point is the planner's own (it keeps an order such as LHA-03 over a large cluster
+/// without an edge per pair): a profile step of that kind is refused where it is written.
+#[test]
+fn a_profile_step_of_kind_sync_is_refused_lha_03() {
+    let base = ferry_profiles::registry::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "linux-ha")
+        .expect("linux-ha")
+        .1;
+    check_profile_error(
+        base,
+        "kind = \"gate\"\nminutes = 1\nimpact = \"degraded\"",
+        "kind = \"sync\"\nminutes = 1\nimpact = \"degraded\"",
+        "procedure.step[4].kind",
+        "kind `sync` is the planner's own",
+    );
+}
+
 /// `base` with `from` replaced by `to` is rejected with `message` at `key`, on the changed line.
 fn check_profile_error(base: &str, from: &str, to: &str, key: &str, message: &str) {
     assert!(base.contains(from), "fixture lacks {from:?}");

@@ -13,7 +13,7 @@ use ferry_model::condition::{eval, Scope};
 use ferry_model::profile::{CheckTest, Procedure, StepSelector};
 use ferry_model::{Plan, Severity};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A rule broken during a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +58,94 @@ fn leg_of_planned(
     }
 }
 
+/// The steps an order puts before others, ready to say which had not ended when a step
+/// started: the one that ended last, or, when every one that ran had ended, the first by ID
+/// that never ran. Steps of nodes whose load a capacity limit orders instead (the order gives
+/// way there) hold back only their own node's steps.
+struct LateSteps<'a> {
+    everywhere: Candidates<'a>,
+    on_node: HashMap<&'a str, Candidates<'a>>,
+}
+
+/// Steps with when they ended, latest first (ties by ID), and those that never ran, by ID.
+#[derive(Default)]
+struct Candidates<'a> {
+    ran: Vec<(i64, &'a str)>,
+    unrun: Vec<&'a str>,
+}
+
+impl<'a> Candidates<'a> {
+    fn add(&mut self, id: &'a str, end: Option<i64>) {
+        match end {
+            Some(end) => self.ran.push((end, id)),
+            None => self.unrun.push(id),
+        }
+    }
+
+    fn sort(&mut self) {
+        self.ran
+            .sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        self.unrun.sort_unstable();
+    }
+
+    /// The step (other than `t`'s own) that ended last, if after `t` started.
+    fn ran_late(&self, t: &TraceEntry) -> Option<(i64, &'a str)> {
+        self.ran
+            .iter()
+            .find(|(_, id)| *id != t.step)
+            .filter(|(end, _)| *end > t.start)
+            .copied()
+    }
+
+    fn unrun(&self, t: &TraceEntry) -> Option<&'a str> {
+        self.unrun.iter().find(|id| **id != t.step).copied()
+    }
+}
+
+impl<'a> LateSteps<'a> {
+    fn new(
+        expected: &[&'a ferry_model::PlannedStep],
+        ended: &HashMap<&str, i64>,
+        yielding: &[(ferry_model::capacity::Partition, f64)],
+    ) -> LateSteps<'a> {
+        let gives_way: HashSet<&str> = yielding
+            .iter()
+            .flat_map(|(p, _)| p.loads.iter().map(|(n, _)| n.as_str()))
+            .collect();
+        let mut everywhere = Candidates::default();
+        let mut on_node: HashMap<&'a str, Candidates<'a>> = HashMap::new();
+        for b in expected {
+            let end = ended.get(b.id.as_str()).copied();
+            let node = b.node.as_deref().unwrap_or_default();
+            if gives_way.contains(node) {
+                on_node.entry(node).or_default().add(&b.id, end);
+            } else {
+                everywhere.add(&b.id, end);
+            }
+        }
+        everywhere.sort();
+        on_node.values_mut().for_each(Candidates::sort);
+        LateSteps {
+            everywhere,
+            on_node,
+        }
+    }
+
+    /// The step that had not ended when `t` started, with its end (`None`: it never ran).
+    fn first_late(&self, t: &TraceEntry) -> Option<(&'a str, Option<i64>)> {
+        let own = self.on_node.get(t.node.as_deref().unwrap_or_default());
+        let groups = std::iter::once(&self.everywhere).chain(own);
+        let ran = groups
+            .clone()
+            .filter_map(|g| g.ran_late(t))
+            .min_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        if let Some((end, id)) = ran {
+            return Some((id, Some(end)));
+        }
+        groups.filter_map(|g| g.unrun(t)).min().map(|id| (id, None))
+    }
+}
+
 /// A run to audit: the plan whose `steps` the executor carried out as run `run` (for a
 /// rollback, a plan whose steps are the rollback steps).
 #[derive(Debug, Clone, Copy)]
@@ -72,10 +160,30 @@ pub struct RunPlan<'a> {
 /// Audits a plan's runs as the twin tests and rehearsals make them: each run of the trace
 /// carried out the plan's steps, or its rollback steps when it was a rollback run.
 pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
-    let rollback = Plan {
+    // The rollback steps as a plan of their own, made only when a run carried them out.
+    let rollback = (!w.rollback_runs.is_empty()).then(|| Plan {
         steps: plan.rollback.clone(),
-        ..plan.clone()
-    };
+        edges: Vec::new(),
+        rollback: Vec::new(),
+        rollback_edges: Vec::new(),
+        limits: Vec::new(),
+        rollback_limits: Vec::new(),
+        occupancy: Vec::new(),
+        findings: Vec::new(),
+        measures: Vec::new(),
+        clusters: plan.clusters.clone(),
+        site: plan.site.clone(),
+        strategy: plan.strategy.clone(),
+        input_hash: plan.input_hash.clone(),
+        window: plan.window.clone(),
+        stage: plan.stage.clone(),
+        staging: plan.staging.clone(),
+        staging_costs: plan.staging_costs.clone(),
+        batches: plan.batches.clone(),
+        backouts: Vec::new(),
+        change: None,
+        ..*plan
+    });
     let runs: Vec<RunPlan> = w
         .trace
         .iter()
@@ -84,10 +192,9 @@ pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
         .into_iter()
         .map(|run| RunPlan {
             run,
-            plan: if w.rollback_runs.contains(&run) {
-                &rollback
-            } else {
-                plan
+            plan: match &rollback {
+                Some(rollback) if w.rollback_runs.contains(&run) => rollback,
+                _ => plan,
             },
             facts: None,
         })
@@ -115,10 +222,24 @@ pub fn audit_runs(w: &World, runs: &[RunPlan]) -> Vec<Violation> {
     }
     for rp in runs {
         let rollback = w.rollback_runs.contains(&rp.run);
-        for ci in 0..w.clusters.len() {
+        // The plan's steps per cluster, in plan order.
+        let mut intended: Vec<Vec<&ferry_model::PlannedStep>> = vec![Vec::new(); w.clusters.len()];
+        for p in &rp.plan.steps {
+            if let Some(&ci) = index.get(p.cluster.as_str()) {
+                intended[ci].push(p);
+            }
+        }
+        for (ci, intended) in intended.iter().enumerate() {
             if let Some(mine) = by.get(&(rp.run, ci)) {
                 let facts = rp.facts.and_then(|f| f.get(&w.clusters[ci].name));
-                audit_cluster(w, rp.plan, ci, mine, rollback, facts, &mut out);
+                let run = RunOfCluster {
+                    plan: rp.plan,
+                    intended,
+                    entries: mine,
+                    rollback,
+                    facts,
+                };
+                audit_cluster(w, ci, &run, &mut out);
             }
         }
     }
@@ -148,15 +269,26 @@ pub fn audit_runs(w: &World, runs: &[RunPlan]) -> Vec<Violation> {
     out
 }
 
-fn audit_cluster(
-    w: &World,
-    plan: &Plan,
-    ci: usize,
-    entries: &[&TraceEntry],
+/// One run of one cluster to audit.
+struct RunOfCluster<'a> {
+    plan: &'a Plan,
+    /// The plan's steps of the cluster, in plan order.
+    intended: &'a [&'a ferry_model::PlannedStep],
+    /// The cluster's trace in the run, in the order it was written.
+    entries: &'a [&'a TraceEntry],
     rollback: bool,
-    facts: Option<&ferry_model::Facts>,
-    out: &mut Vec<Violation>,
-) {
+    /// Cluster facts the plan was made with over the site's.
+    facts: Option<&'a ferry_model::Facts>,
+}
+
+fn audit_cluster(w: &World, ci: usize, run: &RunOfCluster<'_>, out: &mut Vec<Violation>) {
+    let RunOfCluster {
+        plan,
+        intended,
+        entries,
+        rollback,
+        facts,
+    } = *run;
     let c = &w.clusters[ci];
     let planned_with;
     let site_cluster = match facts {
@@ -181,8 +313,11 @@ fn audit_cluster(
     } else {
         &profile.procedure
     };
-    let intended: Vec<&ferry_model::PlannedStep> =
-        plan.steps.iter().filter(|p| p.cluster == c.name).collect();
+    // The leg of each planned step.
+    let intended_legs: Vec<usize> = intended
+        .iter()
+        .map(|p| leg_of_planned(p, &path, rollback, legs))
+        .collect();
     let mut by_leg: Vec<Vec<&TraceEntry>> = vec![Vec::new(); legs];
     for e in entries {
         let h = if rollback {
@@ -210,6 +345,14 @@ fn audit_cluster(
         let applies = |cond: &Option<ferry_model::profile::Condition>| {
             cond.as_ref().is_none_or(|x| eval(x, &scope, None))
         };
+        // When each step of the leg first ended.
+        let mut ended: HashMap<&str, i64> = HashMap::new();
+        for e in leg_entries {
+            ended
+                .entry(e.step.as_str())
+                .and_modify(|t| *t = (*t).min(e.end))
+                .or_insert(e.end);
+        }
         for o in proc.orders.iter().filter(|o| applies(&o.when)) {
             // Where the order gives way to a capacity limit, a node's steps do not hold back
             // the others' (the limit orders them).
@@ -219,10 +362,11 @@ fn audit_cluster(
             // The steps the plan meant to run before, in this leg.
             let expected: Vec<&ferry_model::PlannedStep> = intended
                 .iter()
-                .copied()
+                .zip(&intended_legs)
+                .filter(|(_, &leg)| leg == h)
+                .map(|(p, _)| *p)
                 .filter(|p| {
-                    leg_of_planned(p, &path, rollback, legs) == h
-                        && o.before.step.contains(&p.action)
+                    o.before.step.contains(&p.action)
                         && (o.before.roles.is_empty()
                             || p.role.as_ref().is_some_and(|r| o.before.roles.contains(r)))
                 })
@@ -230,31 +374,10 @@ fn audit_cluster(
             if expected.is_empty() {
                 continue;
             }
+            let late_steps = LateSteps::new(&expected, &ended, &yielding);
             for t in leg_entries.iter().filter(|e| selects(&o.then, e)) {
                 // The first expected step that had not ended when `t` started.
-                let late = expected
-                    .iter()
-                    .filter(|b| b.id != t.step)
-                    .filter(|b| {
-                        !ferry_model::capacity::gives_way(
-                            &yielding,
-                            b.node.as_deref().unwrap_or_default(),
-                            t.node.as_deref().unwrap_or_default(),
-                        )
-                    })
-                    .filter_map(|b| {
-                        let ended = leg_entries
-                            .iter()
-                            .filter(|e| e.step == b.id)
-                            .map(|e| e.end)
-                            .min();
-                        match ended {
-                            Some(end) if end <= t.start => None,
-                            other => Some((b.id.as_str(), other)),
-                        }
-                    })
-                    .min_by_key(|(id, end)| (end.is_none(), std::cmp::Reverse(*end), *id));
-                if let Some((b, end)) = late {
+                if let Some((b, end)) = late_steps.first_late(t) {
                     let when = match end {
                         Some(end) => format!("{} s before {b} ended", end - t.start),
                         None => format!("before {b} had run"),
@@ -280,22 +403,25 @@ fn audit_cluster(
             }
         }
         for s in proc.sequences.iter().filter(|s| applies(&s.when)) {
+            // Per node: the first start and the last end of its steps in the sequence.
+            let mut spans: HashMap<&str, (i64, i64)> = HashMap::new();
+            for e in leg_entries.iter().filter(|e| s.steps.contains(&e.action)) {
+                if let Some(n) = e.node.as_deref() {
+                    spans
+                        .entry(n)
+                        .and_modify(|(a, b)| {
+                            *a = (*a).min(e.start);
+                            *b = (*b).max(e.end);
+                        })
+                        .or_insert((e.start, e.end));
+                }
+            }
             let mut blocks: Vec<(i64, i64, String)> = Vec::new();
             for role in &s.roles {
                 for n in site_cluster.nodes.iter().filter(|n| &n.role == role) {
-                    let mine: Vec<&&TraceEntry> = leg_entries
-                        .iter()
-                        .filter(|e| {
-                            e.node.as_deref() == Some(n.name.as_str())
-                                && s.steps.contains(&e.action)
-                        })
-                        .collect();
-                    if mine.is_empty() {
-                        continue;
+                    if let Some(&(start, end)) = spans.get(n.name.as_str()) {
+                        blocks.push((start, end, n.name.clone()));
                     }
-                    let start = mine.iter().map(|e| e.start).min().unwrap_or(0);
-                    let end = mine.iter().map(|e| e.end).max().unwrap_or(0);
-                    blocks.push((start, end, n.name.clone()));
                 }
             }
             for pair in blocks.windows(2) {

@@ -75,7 +75,7 @@ fn desired(w: &World, ci: usize, di: usize) -> Option<usize> {
 /// has been made.
 pub(crate) fn route(w: &mut World, ci: usize) {
     for di in 0..w.clusters[ci].devices.len() {
-        let d = w.clusters[ci].devices[di].clone();
+        let d = Placed::of(&w.clusters[ci].devices[di]);
         let home_ok = !d.pinned && w.provides(ci, d.home);
         if !home_ok {
             // Away from home: stay where they are (or are going) while that server serves.
@@ -113,7 +113,7 @@ pub(crate) fn route(w: &mut World, ci: usize) {
             }
             Some(to) => {
                 let spec = w.profile(ci).twin.devices[d.spec].clone();
-                let fetch = w.clusters[ci].nodes[to].active != d.loads;
+                let fetch = w.clusters[ci].nodes[to].active != w.clusters[ci].devices[di].loads;
                 let delay = if fetch && spec.reregister_min[1] > 0.0 {
                     (w.draw(spec.reregister_min) * 60.0).round() as i64
                 } else {
@@ -134,6 +134,29 @@ pub(crate) fn route(w: &mut World, ci: usize) {
                     },
                 );
             }
+        }
+    }
+}
+
+/// Where a device group is, without its loads: what `route` decides from.
+struct Placed {
+    spec: usize,
+    home: usize,
+    at: Option<usize>,
+    moving: Option<(usize, i64)>,
+    pinned: bool,
+    rejected: f64,
+}
+
+impl Placed {
+    fn of(d: &crate::world::DeviceHome) -> Placed {
+        Placed {
+            spec: d.spec,
+            home: d.home,
+            at: d.at,
+            moving: d.moving,
+            pinned: d.pinned,
+            rejected: d.rejected,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Gates: what a waiting step waits for, and the watch that notes every step started while a
 //! gate the profile orders before it does not hold.
 
-use crate::world::{Event, World};
+use crate::world::{Conditions, Event, World};
 use ferry_model::profile::{Procedure, Scope as StepScope};
 use ferry_model::{Effect, PlannedStep, StepKind, Wait};
 
@@ -68,15 +68,20 @@ pub(crate) fn holds(w: &World, ci: usize, ni: Option<usize>, wait: &Wait, starte
     }
 }
 
+/// The waits of a gate step, in the order written.
+pub(crate) fn waits_of(step: &PlannedStep) -> Vec<Wait> {
+    waits(step).cloned().collect()
+}
+
 /// Every wait of a running gate holds.
-pub(crate) fn satisfied(
+pub(crate) fn all_hold(
     w: &World,
     ci: usize,
     ni: Option<usize>,
-    step: &PlannedStep,
+    waits: &[Wait],
     started: i64,
 ) -> bool {
-    waits(step).all(|wt| holds(w, ci, ni, wt, started))
+    waits.iter().all(|wt| holds(w, ci, ni, wt, started))
 }
 
 /// A gate starts waiting.
@@ -98,8 +103,7 @@ pub(crate) fn on_wait_start(w: &mut World, ci: usize, ni: Option<usize>, wait: &
 
 /// Wait effects of a template as they apply to node `ni` (its `if` decided on the world now).
 fn template_waits(
-    w: &World,
-    ci: usize,
+    conditions: &Conditions<'_>,
     ni: Option<usize>,
     effects: &[Effect],
     out: &mut Vec<Wait>,
@@ -107,8 +111,8 @@ fn template_waits(
     for e in effects {
         match e {
             Effect::Wait(x) => out.push(x.clone()),
-            Effect::If { when, then } if w.holds(ci, ni, when) => {
-                template_waits(w, ci, ni, then, out)
+            Effect::If { when, then } if conditions.holds(ni, when) => {
+                template_waits(conditions, ni, then, out)
             }
             _ => {}
         }
@@ -124,6 +128,21 @@ pub(crate) fn watch(
     step: &PlannedStep,
     rollback: bool,
 ) {
+    for (rule, msg) in unheld_gates(w, ci, ni, step, rollback) {
+        w.step_incident(ci, ni, &step.id, &rule, msg);
+    }
+}
+
+/// What `watch` notes, in order: (rule, message) per gate that does not hold.
+fn unheld_gates(
+    w: &World,
+    ci: usize,
+    ni: Option<usize>,
+    step: &PlannedStep,
+    rollback: bool,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let conditions = w.conditions(ci);
     let profile = w.profile_arc(ci);
     let proc: &Procedure = if rollback {
         &profile.rollback
@@ -134,7 +153,7 @@ pub(crate) fn watch(
     for o in &proc.orders {
         let then_ok = o.then.step.contains(&step.action)
             && (o.then.roles.is_empty() || role.as_ref().is_some_and(|r| o.then.roles.contains(r)));
-        if !then_ok || !o.when.as_ref().is_none_or(|c| w.holds(ci, None, c)) {
+        if !then_ok || !o.when.as_ref().is_none_or(|c| conditions.holds(None, c)) {
             continue;
         }
         let cluster = w.clusters[ci].name.clone();
@@ -150,7 +169,16 @@ pub(crate) fn watch(
         for t in gates {
             let nodes: Vec<Option<usize>> = match t.scope {
                 StepScope::Cluster => vec![None],
-                StepScope::Node => (0..w.clusters[ci].nodes.len())
+                StepScope::Node => w
+                    .nodes_with_roles(
+                        ci,
+                        if t.roles.is_empty() {
+                            &o.before.roles
+                        } else {
+                            &t.roles
+                        },
+                    )
+                    .into_iter()
                     .filter(|&m| {
                         let r = &w.clusters[ci].nodes[m].role;
                         w.clusters[ci].nodes[m].exists
@@ -163,7 +191,7 @@ pub(crate) fn watch(
             };
             for gn in nodes {
                 let mut ws = Vec::new();
-                template_waits(w, ci, gn, &t.effects, &mut ws);
+                template_waits(&conditions, gn, &t.effects, &mut ws);
                 for wt in ws {
                     if matches!(wt, Wait::IntervalArchived) {
                         continue;
@@ -178,10 +206,11 @@ pub(crate) fn watch(
                             t.id,
                             describe(&wt)
                         );
-                        w.step_incident(ci, ni, &step.id, &o.rule, msg);
+                        out.push((o.rule.clone(), msg));
                     }
                 }
             }
         }
     }
+    out
 }

@@ -57,7 +57,7 @@ pub(crate) fn account(w: &mut World, ci: usize, from: i64, to: i64) {
     let profile = w.profile_arc(ci);
     let spec = &profile.twin;
     let c = &w.clusters[ci];
-    let mut unreg: BTreeMap<String, f64> = BTreeMap::new();
+    let mut unreg: BTreeMap<&str, f64> = BTreeMap::new();
     let mut by_version: BTreeMap<String, f64> = BTreeMap::new();
     let mut total: BTreeMap<usize, f64> = BTreeMap::new();
     for d in &c.devices {
@@ -67,7 +67,7 @@ pub(crate) fn account(w: &mut World, ci: usize, from: i64, to: i64) {
         } else {
             0.0
         };
-        *unreg.entry(name.clone()).or_default() += d.count - registered;
+        *unreg.entry(name.as_str()).or_default() += d.count - registered;
         *total.entry(d.spec).or_default() += d.count;
         if let Some(at) = d.at {
             if spec.devices[d.spec].calls.is_some() {
@@ -103,14 +103,26 @@ pub(crate) fn account(w: &mut World, ci: usize, from: i64, to: i64) {
         calls.1 += attempts * (1.0 - p_ok.clamp(0.0, 1.0));
     }
     let version_roles = &profile.profile.version_roles;
-    let upgrading: Vec<_> = c
+    // Mixed: of the nodes to upgrade, some still run their original version and some not.
+    let (mut on_original, mut moved) = (false, false);
+    for n in c
         .nodes
         .iter()
-        .filter(|n| n.exists && n.original != n.target)
-        .filter(|n| version_roles.is_empty() || version_roles.contains(&n.role))
-        .collect();
-    let mixed = upgrading.iter().any(|n| n.active == n.original)
-        && upgrading.iter().any(|n| n.active != n.original);
+        .filter(|n| n.exists && (version_roles.is_empty() || version_roles.contains(&n.role)))
+    {
+        if n.original == n.target {
+            continue;
+        }
+        if n.active == n.original {
+            on_original = true;
+        } else {
+            moved = true;
+        }
+        if on_original && moved {
+            break;
+        }
+    }
+    let mixed = on_original && moved;
     let mut unprotected = Vec::new();
     for pi in 0..c.pairs.len() {
         let p = &c.pairs[pi];
@@ -153,7 +165,12 @@ pub(crate) fn account(w: &mut World, ci: usize, from: i64, to: i64) {
         acc.config_at_risk_s += dt;
     }
     for (k, v) in unreg {
-        *acc.device_s_unregistered.entry(k).or_default() += v * dt;
+        match acc.device_s_unregistered.get_mut(k) {
+            Some(s) => *s += v * dt,
+            None => {
+                acc.device_s_unregistered.insert(k.to_string(), v * dt);
+            }
+        }
     }
     if mixed {
         acc.mixed_s += dt;

@@ -7,10 +7,9 @@ use crate::world::{Event, World};
 
 fn master(w: &World, ci: usize, g: usize) -> Option<usize> {
     let spec = &w.profile(ci).twin.replication[g];
-    w.clusters[ci]
-        .nodes
-        .iter()
-        .position(|n| n.role == spec.master && n.repl.contains_key(&g))
+    w.first_of_role(ci, &spec.master, |n| {
+        w.clusters[ci].nodes[n].repl.contains_key(&g)
+    })
 }
 
 fn converge_s(w: &mut World, ci: usize, g: usize) -> i64 {

@@ -260,6 +260,7 @@ pub(crate) fn cluster_state(
         agent_down_gen: BTreeMap::new(),
         agent_gen: 0,
         waiting: Vec::new(),
+        waiting_gates: Default::default(),
         last_logged: BTreeMap::new(),
         next_change: 0,
         acc: Accumulated::default(),

@@ -15,7 +15,7 @@ use ferry_model::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// A run's number (as the executor's journal numbers it).
@@ -269,6 +269,10 @@ pub struct ClusterState {
     pub agent_down_gen: BTreeMap<String, u64>,
     /// Gates of this cluster waiting for their condition.
     pub waiting: Vec<(RunId, String)>,
+    /// What each gate of `waiting` waits for, in the same order (not saved: rebuilt from the
+    /// running steps when a loaded world first settles).
+    #[serde(skip)]
+    pub(crate) waiting_gates: WaitingGates,
     /// When any of its nodes (or the cluster) last logged each event code.
     #[serde(default)]
     pub last_logged: BTreeMap<String, i64>,
@@ -280,6 +284,56 @@ pub struct ClusterState {
     /// Steps begun ahead of the window (the staging phase).
     #[serde(default)]
     pub staged_steps: u64,
+}
+
+/// A gate waiting for its condition: its node, its waits and when it started.
+#[derive(Debug, Clone)]
+pub(crate) struct WaitingGate {
+    pub node: Option<usize>,
+    pub waits: Vec<Wait>,
+    pub started: i64,
+}
+
+/// The waiting gates of a cluster, beside its `waiting` list: a cache that compares equal to
+/// any other, so that a world loaded from JSON equals the world that was saved.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WaitingGates(pub Vec<WaitingGate>);
+
+impl PartialEq for WaitingGates {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The step as a running step keeps it: what the twin reads of it, without the texts for
+/// the operator (instructions, verification, warning, impact note) nor the order it was planned
+/// in (`after`, `rules`), which on a large plan are most of its size.
+fn what_the_twin_reads(step: &PlannedStep) -> PlannedStep {
+    PlannedStep {
+        id: step.id.clone(),
+        cluster: step.cluster.clone(),
+        node: step.node.clone(),
+        role: step.role.clone(),
+        action: step.action.clone(),
+        title: step.title.clone(),
+        kind: step.kind,
+        phase: step.phase,
+        after: Vec::new(),
+        rules: Vec::new(),
+        start_s: step.start_s,
+        duration_s: step.duration_s,
+        estimate: step.estimate,
+        impact: step.impact,
+        impact_note: String::new(),
+        instructions: String::new(),
+        verify: String::new(),
+        warning: None,
+        version: step.version.clone(),
+        effects: step.effects.clone(),
+        retries: step.retries,
+        timeout_s: step.timeout_s,
+        rollback: step.rollback,
+    }
 }
 
 /// A step the twin is carrying out.
@@ -407,6 +461,66 @@ pub struct World {
     /// been launching since then, so its initialisation counts from there.
     #[serde(default)]
     pub(crate) step_began: Option<i64>,
+    /// Clusters and nodes by name (not saved: `attach` builds them again).
+    #[serde(skip)]
+    names: Names,
+}
+
+/// Conditions read on one cluster as the twin sees it (`World::conditions`).
+pub(crate) struct Conditions<'w> {
+    w: &'w World,
+    ci: usize,
+    view: std::cell::OnceCell<Cluster>,
+}
+
+impl Conditions<'_> {
+    /// Whether `test` holds on the cluster (on node `ni`, when given).
+    pub(crate) fn holds(&self, ni: Option<usize>, test: &ferry_model::profile::Condition) -> bool {
+        let view = self.view.get_or_init(|| self.w.cluster_view(self.ci));
+        let c = &self.w.clusters[self.ci];
+        let scope = Scope {
+            cluster: view,
+            profile: self.w.profile(self.ci),
+            upgrade_type: Some(&c.upgrade_type),
+            strategy: &c.strategy,
+            leg: (0, 1),
+            run: None,
+            staging: c.staging,
+        };
+        eval(test, &scope, ni.map(|n| &view.nodes[n]))
+    }
+}
+
+/// Clusters, nodes and roles by name, so that a step finds its node without a search; built
+/// once from the clusters, whose names and roles never change.
+#[derive(Debug, Clone, Default)]
+struct Names {
+    built: bool,
+    clusters: HashMap<String, usize>,
+    nodes: Vec<HashMap<String, usize>>,
+    /// Per cluster and role: its nodes, in site order.
+    roles: Vec<HashMap<String, Vec<usize>>>,
+}
+
+impl Names {
+    fn of(clusters: &[ClusterState]) -> Names {
+        let mut names = Names {
+            built: true,
+            ..Names::default()
+        };
+        for (ci, c) in clusters.iter().enumerate() {
+            names.clusters.entry(c.name.clone()).or_insert(ci);
+            let mut nodes = HashMap::with_capacity(c.nodes.len());
+            let mut roles: HashMap<String, Vec<usize>> = HashMap::new();
+            for (ni, n) in c.nodes.iter().enumerate() {
+                nodes.entry(n.name.clone()).or_insert(ni);
+                roles.entry(n.role.clone()).or_default().push(ni);
+            }
+            names.nodes.push(nodes);
+            names.roles.push(roles);
+        }
+        names
+    }
 }
 
 pub(crate) fn draw(rng: &mut ChaCha8Rng, r: [f64; 2]) -> f64 {
@@ -515,12 +629,13 @@ impl World {
                 &mut rng,
             ));
         }
+        let names = Names::of(&clusters);
         for s in plan.steps.iter().chain(&plan.rollback) {
-            let Some(ci) = clusters.iter().position(|c| c.name == s.cluster) else {
+            let Some(&ci) = names.clusters.get(&s.cluster) else {
                 return Err(TwinError::UnknownCluster(s.cluster.clone()));
             };
             if let Some(n) = &s.node {
-                if !clusters[ci].nodes.iter().any(|x| &x.name == n) {
+                if !names.nodes[ci].contains_key(n) {
                     return Err(TwinError::UnknownNode {
                         step: s.id.clone(),
                         cluster: s.cluster.clone(),
@@ -605,6 +720,7 @@ impl World {
                 .map(|s| (s.cluster.clone(), s.action.clone()))
                 .collect(),
             step_began: None,
+            names,
         };
         for i in 0..w.faults.len() {
             let f = &w.faults[i];
@@ -700,11 +816,59 @@ impl World {
     }
 
     fn cluster_index(&self, name: &str) -> Option<usize> {
+        if self.names.built {
+            return self.names.clusters.get(name).copied();
+        }
         self.clusters.iter().position(|c| c.name == name)
     }
 
     pub(crate) fn node_index(&self, ci: usize, name: &str) -> Option<usize> {
+        if self.names.built {
+            return self.names.nodes[ci].get(name).copied();
+        }
         self.clusters[ci].nodes.iter().position(|n| n.name == name)
+    }
+
+    /// The nodes of cluster `ci` with one of `roles` (every node when `roles` is empty), in
+    /// site order.
+    pub(crate) fn nodes_with_roles(&self, ci: usize, roles: &[String]) -> Vec<usize> {
+        let nodes = &self.clusters[ci].nodes;
+        if roles.is_empty() {
+            return (0..nodes.len()).collect();
+        }
+        if !self.names.built {
+            return (0..nodes.len())
+                .filter(|&n| roles.contains(&nodes[n].role))
+                .collect();
+        }
+        let mut out: Vec<usize> = roles
+            .iter()
+            .filter_map(|r| self.names.roles[ci].get(r))
+            .flatten()
+            .copied()
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The first node of cluster `ci` with role `role` (in site order) that `keep` keeps,
+    /// found through the roles' index when it is built.
+    pub(crate) fn first_of_role(
+        &self,
+        ci: usize,
+        role: &str,
+        keep: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        if self.names.built {
+            return self.names.roles[ci]
+                .get(role)?
+                .iter()
+                .copied()
+                .find(|&n| keep(n));
+        }
+        (0..self.clusters[ci].nodes.len())
+            .find(|&n| self.clusters[ci].nodes[n].role == role && keep(n))
     }
 
     /// The node runs and is not taken down by a step (its own services may still wait).
@@ -734,13 +898,27 @@ impl World {
     pub(crate) fn cluster_view(&self, ci: usize) -> Cluster {
         let c = &self.clusters[ci];
         let site = &self.site.clusters[ci];
-        let mut view = site.clone();
-        view.facts = c.facts.clone();
-        for (v, n) in view.nodes.iter_mut().zip(&c.nodes) {
-            v.version = n.active.clone();
-            v.facts = n.facts.clone();
+        Cluster {
+            name: site.name.clone(),
+            profile: site.profile.clone(),
+            target: site.target.clone(),
+            strategy: site.strategy.clone(),
+            facts: c.facts.clone(),
+            nodes: site
+                .nodes
+                .iter()
+                .zip(&c.nodes)
+                .map(|(v, n)| ferry_model::Node {
+                    name: v.name.clone(),
+                    role: v.role.clone(),
+                    version: n.active.clone(),
+                    target: v.target.clone(),
+                    address: v.address.clone(),
+                    facts: n.facts.clone(),
+                })
+                .chain(site.nodes.iter().skip(c.nodes.len()).cloned())
+                .collect(),
         }
-        view
     }
 
     pub(crate) fn holds(
@@ -749,18 +927,17 @@ impl World {
         ni: Option<usize>,
         test: &ferry_model::profile::Condition,
     ) -> bool {
-        let view = self.cluster_view(ci);
-        let c = &self.clusters[ci];
-        let scope = Scope {
-            cluster: &view,
-            profile: self.profile(ci),
-            upgrade_type: Some(&c.upgrade_type),
-            strategy: &c.strategy,
-            leg: (0, 1),
-            run: None,
-            staging: c.staging,
-        };
-        eval(test, &scope, ni.map(|n| &view.nodes[n]))
+        self.conditions(ci).holds(ni, test)
+    }
+
+    /// The profile's conditions on cluster `ci` as it is now, for several readings while the
+    /// world does not change: its view is made once, at the first.
+    pub(crate) fn conditions(&self, ci: usize) -> Conditions<'_> {
+        Conditions {
+            w: self,
+            ci,
+            view: std::cell::OnceCell::new(),
+        }
     }
 
     // -----------------------------------------------------------------------------------
@@ -780,13 +957,17 @@ impl World {
                 self.profiles.insert(c.profile.clone(), Arc::new(p.clone()));
             }
         }
+        if !self.names.built {
+            self.names = Names::of(&self.clusters);
+        }
         Ok(())
     }
 
     /// A node by cluster and node name.
     pub fn node(&self, cluster: &str, node: &str) -> Option<&NodeState> {
         let ci = self.cluster_index(cluster)?;
-        self.clusters[ci].nodes.iter().find(|n| n.name == node)
+        self.node_index(ci, node)
+            .map(|ni| &self.clusters[ci].nodes[ni])
     }
 
     /// Whether a node provides its service now (runs, and its services have started).
@@ -913,6 +1094,7 @@ impl World {
             }
         }
         // Checks the step makes before it acts.
+        let conditions = self.conditions(ci);
         for e in &step.effects {
             if let Effect::Require {
                 rule,
@@ -920,7 +1102,7 @@ impl World {
                 message,
             } = e
             {
-                if fail.is_none() && !self.holds(ci, ni, test) {
+                if fail.is_none() && !conditions.holds(ni, test) {
                     fail = Some(format!("{rule}: {message}"));
                 }
             }
@@ -948,7 +1130,13 @@ impl World {
             if let Some(t) = step.timeout_s {
                 deadline = Some(self.now + (t as f64 * factor.max(1.0)).round() as i64);
             }
+            self.gates_in_step(ci);
             self.clusters[ci].waiting.push(key.clone());
+            self.clusters[ci].waiting_gates.0.push(WaitingGate {
+                node: ni,
+                waits: waits.clone(),
+                started: self.now,
+            });
         }
         if fail.is_none() {
             crate::effects::at_start(self, ci, ni, step);
@@ -961,7 +1149,7 @@ impl World {
         self.running.insert(
             key.clone(),
             Running {
-                step: step.clone(),
+                step: what_the_twin_reads(step),
                 cluster: ci,
                 node: ni,
                 started: self.now,
@@ -1203,14 +1391,36 @@ impl World {
         self.settle(ci);
     }
 
-    /// Ends a running step now: its effects apply unless it failed.
+    /// Ends a running step now: its effects apply unless it failed; then the cluster settles.
     pub(crate) fn end_step(&mut self, key: &(RunId, String), fail: Option<String>) {
-        let Some(r) = self.running.remove(key) else {
-            return;
-        };
+        if let Some(ci) = self.end_step_unsettled(key, fail, None) {
+            self.settle(ci);
+        }
+    }
+
+    /// `end_step` without the settling after it: the cluster of the step that ended, if it
+    /// ran. `waiting_at` is the step's place in its cluster's `waiting` list, when known.
+    fn end_step_unsettled(
+        &mut self,
+        key: &(RunId, String),
+        fail: Option<String>,
+        waiting_at: Option<usize>,
+    ) -> Option<usize> {
+        let r = self.running.remove(key)?;
         let ci = r.cluster;
         self.touch(ci);
-        self.clusters[ci].waiting.retain(|k| k != key);
+        // Only a gate without an end waits.
+        if r.ends.is_none() {
+            self.gates_in_step(ci);
+            let c = &mut self.clusters[ci];
+            let at = waiting_at
+                .filter(|&k| c.waiting.get(k) == Some(key))
+                .or_else(|| c.waiting.iter().position(|k| k == key));
+            if let Some(k) = at {
+                c.waiting.remove(k);
+                c.waiting_gates.0.remove(k);
+            }
+        }
         if r.step.impact == ferry_model::Impact::Down {
             if let Some(n) = r.node {
                 let node = &mut self.clusters[ci].nodes[n];
@@ -1255,7 +1465,7 @@ impl World {
             outcome: outcome.clone(),
         });
         self.finished.push_back((key.0, key.1.clone(), outcome));
-        self.settle(ci);
+        Some(ci)
     }
 
     /// Configuration changes made in the cluster and not refused, so far.
@@ -1315,22 +1525,59 @@ impl World {
         }
     }
 
-    /// After a change: devices, clients, pairs, collection and waiting gates catch up.
+    /// After a change: devices, clients, pairs, collection and waiting gates catch up. The
+    /// first waiting gate (in the order they began) whose condition holds ends, the cluster
+    /// catches up with what that changed, and so on until no waiting gate's condition holds.
     pub(crate) fn settle(&mut self, ci: usize) {
-        crate::pairs::settle(self, ci);
-        crate::devices::route(self, ci);
-        crate::config::route_clients(self, ci);
-        crate::collector::settle(self, ci);
-        let waiting = self.clusters[ci].waiting.clone();
-        for key in waiting {
-            if let Some(r) = self.running.get(&key) {
-                if r.ends.is_none() && crate::gates::satisfied(self, ci, r.node, &r.step, r.started)
-                {
-                    let fail = r.fail.clone();
-                    self.end_step(&key, fail);
-                }
-            }
+        loop {
+            crate::pairs::settle(self, ci);
+            crate::devices::route(self, ci);
+            crate::config::route_clients(self, ci);
+            crate::collector::settle(self, ci);
+            self.gates_in_step(ci);
+            let c = &self.clusters[ci];
+            let Some(k) = c
+                .waiting_gates
+                .0
+                .iter()
+                .position(|g| crate::gates::all_hold(self, ci, g.node, &g.waits, g.started))
+            else {
+                return;
+            };
+            let key = c.waiting[k].clone();
+            let Some(fail) = self.running.get(&key).map(|r| r.fail.clone()) else {
+                // Not running (a world saved inconsistently): it waits for nothing.
+                let c = &mut self.clusters[ci];
+                c.waiting.remove(k);
+                c.waiting_gates.0.remove(k);
+                continue;
+            };
+            self.end_step_unsettled(&key, fail, Some(k));
         }
+    }
+
+    /// Rebuilds the cluster's `waiting_gates` from the running steps when they are not in
+    /// step with its `waiting` list (a world just loaded).
+    fn gates_in_step(&mut self, ci: usize) {
+        let c = &self.clusters[ci];
+        if c.waiting_gates.0.len() == c.waiting.len() {
+            return;
+        }
+        let gates = c
+            .waiting
+            .iter()
+            .map(|key| {
+                let r = self.running.get(key);
+                WaitingGate {
+                    node: r.and_then(|r| r.node),
+                    waits: r
+                        .map(|r| crate::gates::waits_of(&r.step))
+                        .unwrap_or_default(),
+                    started: r.map_or(self.now, |r| r.started),
+                }
+            })
+            .collect();
+        self.clusters[ci].waiting_gates = WaitingGates(gates);
     }
 
     /// Draws user settings changed on a node since its install or switch and lost to the

@@ -80,6 +80,7 @@ fn node(s: &PlannedStep) -> String {
         StepKind::Action => "box",
         StepKind::Gate => "hexagon",
         StepKind::Pause => "octagon",
+        StepKind::Sync => "diamond",
     };
     let (mark, style) = match s.phase {
         Phase::Prepare => ("P", "rounded,filled,dashed"),

@@ -610,6 +610,7 @@ fn kind_note(kind: StepKind) -> &'static str {
         StepKind::Action => "",
         StepKind::Gate => " (gate: wait until the condition holds)",
         StepKind::Pause => " (pause: wait for approval)",
+        StepKind::Sync => " (sync point: nothing to do)",
     }
 }
 

@@ -524,6 +524,7 @@ fn bar_label(number: &str, s: &PlannedStep) -> String {
         StepKind::Action => format!("{number} {}", s.action),
         StepKind::Gate => format!("{number} gate: {}", s.action),
         StepKind::Pause => format!("{number} pause: {}", s.action),
+        StepKind::Sync => format!("{number} sync: {}", s.rules.join(", ")),
     }
 }
 
@@ -579,6 +580,7 @@ fn bar(
     match s.kind {
         StepKind::Gate => out.push_str(&diamond(x + w, mid, "#34495e")),
         StepKind::Pause => out.push_str(&diamond(x, mid, "#8e44ad")),
+        StepKind::Sync => out.push_str(&diamond(x, mid, "#7f8c8d")),
         StepKind::Action => {}
     }
     out.push_str(&label(&number, s, lane, scale, x, w, mid));
@@ -661,6 +663,7 @@ fn legend(y0: f64, width: f64) -> (String, f64) {
         ("gate (wait for a condition)", Key::Fill("url(#gate)")),
         ("gate ends", Key::Diamond("#34495e")),
         ("pause (approval)", Key::Diamond("#8e44ad")),
+        ("sync point", Key::Diamond("#7f8c8d")),
         ("slack before the window ends", Key::Fill(SLACK)),
         ("booked window ends", Key::Line(WINDOW_END, "6 3")),
         ("point of no return", Key::Line(NO_RETURN, "2 2")),

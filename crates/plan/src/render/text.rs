@@ -98,6 +98,7 @@ pub(crate) fn step_name(step: &PlannedStep) -> String {
         StepKind::Action => step.title.clone(),
         StepKind::Gate => format!("[gate] {}", step.title),
         StepKind::Pause => format!("[pause] {}", step.title),
+        StepKind::Sync => format!("[sync] {}", step.title),
     }
 }
 

@@ -104,6 +104,74 @@ fn plans_show_site_time_when_the_window_is_booked() {
     );
 }
 
+/// A publisher of an inventory service with `subscribers` replicas, each with a package to stage.
+fn inventory_site(subscribers: usize) -> String {
+    let mut site = String::from(
+        "[site]\nname = \"inventory\"\n\n[[cluster]]\nname = \"inv\"\nprofile = \"linux-ha\"\ntarget = \"3.1.0\"\n\n\
+         [[cluster.node]]\nname = \"inv-pub\"\nrole = \"publisher\"\nversion = \"3.0.4\"\n",
+    );
+    for i in 1..=subscribers {
+        site.push_str(&format!(
+            "\n[[cluster.node]]\nname = \"inv-r{i}\"\nrole = \"subscriber\"\nversion = \"3.0.4\"\nfacts = {{ package_mb = 120 }}\n"
+        ));
+    }
+    site
+}
+
+/// LHA-03 over a large cluster: every node stages before any switches, through one sync point
+/// instead of an edge from every stage to every switch, so the plan grows with the nodes, not
+/// with their square; the sync point passes when the last stage ends, and `--explain` of a
+/// switch names the stage it waited for through it.
+#[test]
+fn a_large_cluster_stages_before_any_switch_through_one_sync_point_lha_03() {
+    let p = plan(&inventory_site(60));
+    let stages = steps_of(&p, "stage", None);
+    let switches = steps_of(&p, "switch", None);
+    assert_eq!((stages.len(), switches.len()), (61, 61));
+    assert_all_before(&stages, &switches);
+    let syncs: Vec<_> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind == ferry_model::StepKind::Sync)
+        .collect();
+    assert_eq!(syncs.len(), 1, "one sync point");
+    let sync = syncs[0];
+    assert_eq!(sync.id, "inv/sync-LHA-03");
+    assert_eq!(sync.rules, vec!["LHA-03"]);
+    assert_eq!(sync.duration_s, 0);
+    assert_eq!(sync.after.len(), 61);
+    assert!(stages.iter().all(|s| sync.after.contains(&s.id)));
+    assert_eq!(
+        sync.start_s,
+        stages.iter().map(|s| s.end_s()).max().expect("stages")
+    );
+    assert!(switches
+        .iter()
+        .all(|s| s.after.iter().any(|a| a == &sync.id)));
+    assert!(
+        p.edges.len() < 10 * 62,
+        "{} edges for 62 nodes",
+        p.edges.len()
+    );
+    let why = ferry_plan::explain(&p, "inv/inv-r7/switch").expect("explain");
+    assert!(
+        why.contains("inv/sync-LHA-03 (ends +")
+            && why.contains("a sync point after 61 step(s); the last of them to end is inv/"),
+        "{why}"
+    );
+}
+
+/// LHA-03: the plan of a cluster twice as large has about twice as many edges (not four times).
+#[test]
+fn the_edges_of_a_cluster_grow_with_its_nodes_lha_03() {
+    let small = plan(&inventory_site(100)).edges.len();
+    let large = plan(&inventory_site(200)).edges.len();
+    assert!(
+        large * 10 <= small * 21,
+        "{small} edges for 101 nodes, {large} for 201"
+    );
+}
+
 #[test]
 fn balanced_and_documented_plan_as_fastest_where_no_device_redundancy_is_declared_lha_07() {
     // linux-ha declares no devices to keep served (and its documented order is its only one):

@@ -34,7 +34,7 @@ fn step(i: usize, duration_s: u64, phase: Phase) -> Inst {
             timeout_s: None,
             rollback: false,
         },
-        template: i,
+        template: Some(i),
     }
 }
 
