@@ -87,6 +87,8 @@ pub struct RunArgs {
     pub by: String,
     /// `--yes`: no confirmation asked (apply and rollback with a real driver).
     pub yes: bool,
+    /// Pause at the plan's point of no return for `ferry approve point-of-no-return`.
+    pub stop_at_point_of_no_return: bool,
     /// Twin driver: the seed of its randomness, virtual seconds per real second, faults.
     pub seed: u64,
     pub speed: Option<f64>,
@@ -212,6 +214,8 @@ fn options(plan: &Plan, args: &RunArgs, ignore_window: bool, kind: DriverKind) -
         // On a real clock an operator may open the window early from another shell: look for
         // the approval every second. The twin's virtual clock jumps to the window's opening.
         window_poll_s: (kind != DriverKind::Twin).then_some(1),
+        point_of_no_return: ferry_exec::point_of_no_return(plan),
+        stop_at_point_of_no_return: args.stop_at_point_of_no_return,
     }
 }
 
@@ -400,6 +404,10 @@ impl Observer for LineProgress {
         let _ = write_out(None, &format!("{message}\n"));
     }
 
+    fn warn(&mut self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+
     fn progress(&mut self, p: &Progress<'_>) {
         let line = match p.change {
             Change::Started { attempt } if attempt > 1 => format!(
@@ -432,6 +440,10 @@ impl Observer for BarProgress {
     fn waiting(&mut self, message: &str) {
         self.bar.println(message);
         self.bar.set_message(message.to_string());
+    }
+
+    fn warn(&mut self, message: &str) {
+        self.bar.println(format!("warning: {message}"));
     }
 
     fn progress(&mut self, p: &Progress<'_>) {
@@ -811,6 +823,9 @@ cannot be planned again; carry out the plan's rollback section by hand"
         ignore_window: false,
         window_opens: None,
         window_poll_s: None,
+        // A backout is what the point of no return keeps room for: it does not stop there.
+        point_of_no_return: None,
+        stop_at_point_of_no_return: false,
     };
     // The plan is needed to build the driver, and the driver's observations to plan: observe
     // with a driver for the upgrade plan, then carry out the rollback with a fresh one.
@@ -1157,6 +1172,24 @@ pub fn approve(state: &Path, run: Option<RunId>, step: &str, by: &str) -> Result
     let run = pick_run(&journal, run, state)?;
     if step == ferry_exec::OPEN_WINDOW {
         return open_window(&journal, run, state, by);
+    }
+    if step == ferry_exec::POINT_OF_NO_RETURN {
+        let plan = journal.plan(run)?;
+        let Some(at) = ferry_exec::point_of_no_return(&plan) else {
+            return Err(bad(format!(
+                "run {run}'s plan has no point of no return (it books no window)"
+            )));
+        };
+        journal.approve(run, step, "operator", ferry_exec::system_now())?;
+        write_out(
+            None,
+            &format!(
+                "run {run}: going on past the point of no return ({}); continue with `ferry resume --state {} {run}`\n",
+                ferry_plan::render::site_time(plan.window.as_ref(), at),
+                state.display()
+            ),
+        )?;
+        return Ok(ExitCode::SUCCESS);
     }
     let s = open_step(&journal, run, step)?;
     if s.kind != StepKind::Pause {

@@ -228,6 +228,7 @@ fn build_fleet(examples: &[Site], profiles: &ProfileSet, clusters: usize, nodes:
         stage: None,
         objectives: Default::default(),
         clusters: out,
+        change: None,
     }
 }
 

@@ -62,6 +62,9 @@ enum PlanFormat {
     Json,
     /// A method of procedure, in Markdown.
     Mop,
+    /// The method of procedure and the Gantt chart as one self-contained HTML page, printable
+    /// to PDF.
+    Html,
     /// A Gantt chart.
     Svg,
     /// The step graph, for Graphviz.
@@ -456,6 +459,11 @@ struct RunFlags {
     /// it) and shown by `ferry status`.
     #[arg(long)]
     ignore_window: bool,
+    /// Pause when the run reaches the plan's point of no return (the last moment at which the
+    /// full rollback still ends inside the booked window) until `ferry approve
+    /// point-of-no-return`; without it the run only warns there.
+    #[arg(long)]
+    stop_at_point_of_no_return: bool,
     /// Twin driver: seed of the simulation's randomness (durations, convergence times).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -548,6 +556,7 @@ impl RunFlags {
             policy: self.policy,
             approve_all: self.approve,
             ignore_window: self.ignore_window,
+            stop_at_point_of_no_return: self.stop_at_point_of_no_return,
             seed: self.seed,
             speed: self.speed,
             faults: self.faults,
@@ -921,7 +930,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 runs
             };
-            let plan = odds::plan_with_odds(&l, &l.site, &opts, runs)?;
+            let (plan, plan_odds) = odds::plan_and_odds(&l, &l.site, &opts, runs)?;
             if let Some(id) = explain {
                 let text = ferry_plan::explain(&plan, &id).ok_or_else(|| {
                     let near: Vec<&str> = plan
@@ -949,7 +958,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let text = match format {
                 PlanFormat::Text => render::text::render_text(&plan),
                 PlanFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
-                PlanFormat::Mop => render::mop::render_mop(&plan),
+                PlanFormat::Mop | PlanFormat::Html => {
+                    let risk = plan_odds.as_ref().map(odds::risk);
+                    if format == PlanFormat::Html {
+                        render::html::render_html(&plan, risk.as_ref())
+                    } else {
+                        render::mop::render_mop_with(&plan, risk.as_ref())
+                    }
+                }
                 PlanFormat::Svg => render::svg::render_svg(&plan),
                 PlanFormat::Dot => render::dot::render_dot(&plan),
             };

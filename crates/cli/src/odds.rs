@@ -58,6 +58,17 @@ pub fn rehearse_plan(
 /// The plan of `site` with what `ferry plan` states beside it: the rules' lower bound, and,
 /// unless `runs` is 0, its odds (with the `FERRY-FIT` warning below the site's `min_fit`).
 pub fn plan_with_odds(l: &Loaded, site: &Site, opts: &PlanOptions, runs: u32) -> Result<Plan> {
+    Ok(plan_and_odds(l, site, opts, runs)?.0)
+}
+
+/// [`plan_with_odds`], with the odds themselves (`None` when `runs` is 0), for the MOP's risk
+/// summary.
+pub fn plan_and_odds(
+    l: &Loaded,
+    site: &Site,
+    opts: &PlanOptions,
+    runs: u32,
+) -> Result<(Plan, Option<Odds>)> {
     let mut plan = ferry_plan::plan(site, profile_of(l), l.hash.clone(), opts)
         .map_err(|e| plan_error(l, e))?;
     plan.rules_lower_bound_s = Some(
@@ -66,7 +77,32 @@ pub fn plan_with_odds(l: &Loaded, site: &Site, opts: &PlanOptions, runs: u32) ->
     );
     let odds = rehearse_plan(l, site, &plan, opts.strategy.clone(), runs)?;
     compare::state_odds(&mut plan, odds.as_ref(), &site.objectives);
-    Ok(plan)
+    Ok((plan, odds))
+}
+
+/// The MOP's risk summary from the plan's odds: the window's P50 and P90, P(fit), and the
+/// medians of what the rehearsals cost the service (failed calls, minutes without
+/// redundancy, device-minutes unregistered).
+pub fn risk(odds: &Odds) -> ferry_plan::render::mop::Risk {
+    let c = &odds.costs;
+    let figures = vec![
+        ("calls failed".to_string(), c.calls_failed),
+        (
+            "HA pairs: minutes without redundancy".to_string(),
+            c.minutes_without_redundancy,
+        ),
+        (
+            "device-minutes unregistered".to_string(),
+            c.device_minutes_unregistered,
+        ),
+    ];
+    ferry_plan::render::mop::Risk {
+        runs: odds.runs as usize,
+        window_p50_s: odds.window_p50_s,
+        window_p90_s: odds.window_p90_s,
+        fit_probability: odds.fit_probability,
+        figures,
+    }
 }
 
 /// Every strategy, with and without staging where the site books it (or `opts.stage` asks

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 mod agent;
+mod board;
 mod fuzz;
 mod gates;
 mod hardening;

@@ -102,6 +102,22 @@ pub struct Options {
     /// seconds: a real clock, where an approval comes from another process). `None`: it waits
     /// for the window's opening in one go (a simulated clock jumps to it).
     pub window_poll_s: Option<u64>,
+    /// The plan's point of no return (driver clock): a window step that starts at or after it
+    /// comes with a warning, once per run.
+    pub point_of_no_return: Option<i64>,
+    /// At the point of no return, pause (status `paused`) until the operator approves
+    /// `POINT_OF_NO_RETURN`.
+    pub stop_at_point_of_no_return: bool,
+}
+
+/// The pseudo-step an operator approves to go on past the point of no return
+/// (`ferry approve point-of-no-return`).
+pub const POINT_OF_NO_RETURN: &str = "point-of-no-return";
+
+/// The plan's point of no return, in seconds since the Unix epoch, when it books a window.
+pub fn point_of_no_return(plan: &Plan) -> Option<i64> {
+    let w = plan.window.as_ref()?;
+    Some(w.start_epoch_s + i64::try_from(plan.point_of_no_return_s?).ok()?)
 }
 
 /// The pseudo-step an operator approves to open the window early (`ferry approve open-window`).
@@ -201,6 +217,10 @@ pub trait Observer {
     /// The run waits with nothing under way (for the booked window to open): why, and until
     /// when.
     fn waiting(&mut self, _message: &str) {}
+
+    /// Something the operator must know and that does not stop the run (the point of no
+    /// return reached).
+    fn warn(&mut self, _message: &str) {}
 }
 
 /// An observer that ignores everything.
@@ -453,6 +473,8 @@ struct Run<'a> {
     /// Whether window steps may start (`Options::window_opens` reached, or the window opened
     /// early by an approval).
     window_open: bool,
+    /// The run has warned that it reached the point of no return.
+    warned_point_of_no_return: bool,
     /// Window steps ready while the window has not opened: they start when it opens.
     held: BTreeSet<Key>,
     /// The run's journaled message says it waits for the window.
@@ -569,6 +591,7 @@ impl<'a> Run<'a> {
             unsettled_preds: vec![0; n],
             prepare_open: 0,
             window_open: opts.window_opens.is_none(),
+            warned_point_of_no_return: false,
             held: BTreeSet::new(),
             waiting_noted: false,
             state: vec![StepState::Pending; n],
@@ -986,6 +1009,11 @@ impl<'a> Run<'a> {
                 return Ok(false);
             }
         }
+        if let (Some(pnr), Phase::Window) = (self.opts.point_of_no_return, step.phase) {
+            if now >= pnr && !self.point_of_no_return_passed(pnr, now, &step.id)? {
+                return Ok(false);
+            }
+        }
         if let (Some(end), Phase::Window) = (self.opts.window_end, step.phase) {
             if now.saturating_add(step.duration_s as i64) > end {
                 self.refuse_window(WindowRefusal::StepOverruns {
@@ -996,6 +1024,45 @@ impl<'a> Run<'a> {
                 })?;
                 return Ok(false);
             }
+        }
+        Ok(true)
+    }
+
+    /// A window step is due at or after the point of no return `pnr`: warn once; with
+    /// `stop_at_point_of_no_return` and no approval of `POINT_OF_NO_RETURN` yet, pause the run
+    /// (`false`).
+    fn point_of_no_return_passed(
+        &mut self,
+        pnr: i64,
+        now: i64,
+        step: &str,
+    ) -> Result<bool, ExecError> {
+        let when = ferry_plan::render::site_time(self.plan.window.as_ref(), pnr);
+        let approved = self
+            .journal
+            .approval(self.run, POINT_OF_NO_RETURN)?
+            .is_some();
+        if self.opts.stop_at_point_of_no_return && !approved {
+            self.halt(
+                Halt::Paused,
+                format!(
+                    "the run reached the point of no return ({when}) before {step}: a backout started later no longer ends inside the booked window; go on with `ferry approve {POINT_OF_NO_RETURN} --run {}`, or back out with `ferry rollback`",
+                    self.run
+                ),
+            );
+            self.report.awaiting_approval = Some(POINT_OF_NO_RETURN.to_string());
+            return Ok(false);
+        }
+        if !self.warned_point_of_no_return {
+            self.warned_point_of_no_return = true;
+            let late = if now > pnr {
+                format!(", {} ago", ferry_plan::render::duration((now - pnr) as u64))
+            } else {
+                String::new()
+            };
+            self.observer.warn(&format!(
+                "the run is past the point of no return ({when}{late}): a full backout started now no longer ends inside the booked window"
+            ));
         }
         Ok(true)
     }

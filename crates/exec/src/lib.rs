@@ -20,8 +20,9 @@ pub use admission::{run_nodes, NodeRef, RunConflict, RunConflicts};
 pub use agent_driver::{random_hex, AgentDriver, AgentOptions, NodeSurvey};
 pub use driver::{system_now, Driver, DriverError, Inspection, Outcome};
 pub use executor::{
-    apply, resume, validate, window_end, window_opens, Change, ExecError, FailurePolicy, Observer,
-    Options, Progress, Report, RollbackScope, OPEN_WINDOW,
+    apply, point_of_no_return, resume, validate, window_end, window_opens, Change, ExecError,
+    FailurePolicy, Observer, Options, Progress, Report, RollbackScope, OPEN_WINDOW,
+    POINT_OF_NO_RETURN,
 };
 pub use journal::{
     medians, spreads, AdmissionLock, Answer, AnswerGiven, Approval, Event, EventRecord, Journal,

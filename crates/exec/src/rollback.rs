@@ -135,6 +135,8 @@ pub fn rollback_plan(
         rollback_edges: Vec::new(),
         rollback_limits: Vec::new(),
         rollback_makespan_s: 0,
+        point_of_no_return_s: None,
+        backouts: Vec::new(),
         ..upgrade
     })
 }

@@ -2502,3 +2502,86 @@ version = "12.5.1.11900-10"
         );
     }
 }
+
+/// An observer that keeps the run's warnings.
+#[derive(Default)]
+struct Warnings(Vec<String>);
+
+impl ferry_exec::Observer for Warnings {
+    fn progress(&mut self, _: &ferry_exec::Progress<'_>) {}
+    fn warn(&mut self, message: &str) {
+        self.0.push(message.to_string());
+    }
+}
+
+/// Issue 14: "The executor warns, and with --stop-at-point-of-no-return pauses for an approval,
+/// when a run reaches that moment" (the last moment at which a backout still ends inside the
+/// booked window; UCM-02: the old version stays for revert).
+#[test]
+fn a_run_warns_at_the_point_of_no_return_and_stops_there_when_asked_ucm_02() {
+    // Three steps of an hour each; the point of no return an hour and a half in: the third
+    // step starts after it.
+    let mut plan = made_up(
+        vec![
+            step("c/a/one", &[], 3600, StepKind::Action),
+            step("c/a/two", &["c/a/one"], 3600, StepKind::Action),
+            step("c/a/three", &["c/a/two"], 3600, StepKind::Action),
+        ],
+        Vec::new(),
+    );
+    plan.point_of_no_return_s = Some(5400);
+    let pnr = 1_000_000 + 5400;
+    for stop in [false, true] {
+        let journal = Journal::in_memory().expect("journal");
+        let world = Rc::new(RefCell::new(World {
+            now: 1_000_000,
+            ..World::default()
+        }));
+        let opts = Options {
+            point_of_no_return: Some(pnr),
+            stop_at_point_of_no_return: stop,
+            ..Options::default()
+        };
+        let mut seen = Warnings::default();
+        let mut d = ScriptDriver::new(&world, Script::default());
+        let r = apply(
+            &journal,
+            &plan,
+            &NewRun::default(),
+            &mut d,
+            &opts,
+            &mut seen,
+        )
+        .expect("apply");
+        if !stop {
+            assert_eq!(r.status, RunStatus::Complete, "{r:?}");
+            assert_eq!(seen.0.len(), 1, "{:?}", seen.0);
+            assert!(
+                seen.0[0].contains("past the point of no return"),
+                "{:?}",
+                seen.0
+            );
+            continue;
+        }
+        assert_eq!(r.status, RunStatus::Paused, "{r:?}");
+        assert_eq!(
+            r.awaiting_approval.as_deref(),
+            Some(ferry_exec::POINT_OF_NO_RETURN)
+        );
+        assert!(
+            r.message
+                .as_deref()
+                .unwrap_or("")
+                .contains("point of no return"),
+            "{r:?}"
+        );
+        assert!(!world.borrow().applied.contains_key("c/a/three"));
+        journal
+            .approve(r.run, ferry_exec::POINT_OF_NO_RETURN, "operator", pnr)
+            .expect("approve");
+        let mut d2 = ScriptDriver::new(&world, Script::default());
+        let done = resume(&journal, r.run, &mut d2, &opts, &mut seen).expect("resume");
+        assert_eq!(done.status, RunStatus::Complete, "{done:?}");
+        assert_eq!(world.borrow().applied["c/a/three"], 1);
+    }
+}

@@ -197,6 +197,36 @@ pub struct ClusterPlan {
     /// period, or the plan was made with `--stage`): the profile's `staging` conditions hold.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub staging: bool,
+    /// The values of the change a method of procedure records, where the site gives them: the
+    /// cluster facts its profile marks `mop = true` (the upgrade ISO's name, its checksum).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<RecordedValue>,
+    /// Every node: its address, versions before and after, and the counts to compare after the
+    /// upgrade (the devices the profile's twin homes on it, and its own facts marked `mop`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeRecord>,
+}
+
+/// A value of the change, named by its fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedValue {
+    pub name: String,
+    pub description: String,
+    pub value: String,
+}
+
+/// A node as the method of procedure records it before the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub name: String,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    pub version: String,
+    pub target: String,
+    /// Values before the upgrade to compare after it (`phones: 1200`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<RecordedValue>,
 }
 
 /// A group of steps the rules limit (one at a time, a few at a time, or by capacity).
@@ -397,6 +427,40 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollback_limits: Vec<LimitGroup>,
     pub rollback_makespan_s: u64,
+    /// The point of no return, in seconds from the window's opening: the last moment at which
+    /// the whole rollback (`rollback_makespan_s`) begun then still ends inside the booked
+    /// window (0 when it is longer than the window). Absent without a booked window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_of_no_return_s: Option<u64>,
+    /// A backout per stage of the window: what backing out takes when the change stops after
+    /// that stage (the rollback procedure planned for a run that got that far).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backouts: Vec<Backout>,
+    /// The change record's own data, as the site gives it (`[site.change]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<crate::site::Change>,
+}
+
+/// Backing out after one stage of the window. A stage is the work of one role of one cluster
+/// (every window step on its nodes): it ends when the last of them ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Backout {
+    /// What the stage is, as a person reads it (`after ucm-hq publisher`).
+    pub stage: String,
+    pub cluster: String,
+    pub role: String,
+    /// When the stage ends, in seconds from the window's opening.
+    pub at_s: u64,
+    /// The failed verification of any of these steps (the stage's steps with a verification)
+    /// is the trigger to back out.
+    pub triggers: Vec<String>,
+    /// The rollback steps of this backout, in order, and how long it takes.
+    pub steps: Vec<String>,
+    pub duration_s: u64,
+    /// Whether a backout begun as the stage ends also ends inside the booked window (absent
+    /// without a booked window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_in_window: Option<bool>,
 }
 
 impl Plan {

@@ -211,6 +211,11 @@ pub struct FactSpec {
     pub values: Vec<String>,
     #[serde(default)]
     pub description: String,
+    /// The method of procedure records this fact's value where the site gives it: a cluster's
+    /// among the values of the change (the upgrade ISO, its checksum), a node's among the
+    /// values to compare after the upgrade.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mop: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,6 +20,62 @@ pub struct Site {
     #[serde(default, skip_serializing_if = "Objectives::is_unset")]
     pub objectives: Objectives,
     pub clusters: Vec<Cluster>,
+    /// The change record's own data (`[site.change]`), when the site gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+}
+
+/// What a change board asks of a change besides its procedure (`[site.change]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The change's ID in the site's change management (`CHG0012345`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The vendor support case opened for the change (`Cisco TAC SR 694512345`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_case: Option<String>,
+    /// Who does the change and can be reached during it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<Contact>,
+    /// Whom to call when the change goes wrong, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation: Vec<Contact>,
+    /// Who is told what, when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communication: Vec<Notice>,
+    /// Go/no-go decisions along the window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// A person in the change record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub role: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// One line of the communication plan: who is told, when, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub who: String,
+    /// When, as people say it (`48 h before the window`).
+    pub when: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub how: Option<String>,
+}
+
+/// A go/no-go checkpoint: when the decision is taken and what must hold to go on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// When, in seconds from the window's opening (negative: before it).
+    pub at_s: i64,
+    /// What must hold to go on.
+    pub criteria: String,
 }
 
 /// The site's objectives (`[site.objectives]`). Every one is optional; a site that states none
@@ -74,6 +130,12 @@ pub struct Window {
     /// The UTC offset `start` is written in, in seconds (local time of the site).
     pub offset_s: i32,
     pub hours: f64,
+    /// The IANA time zone the site names (`zone = "America/New_York"`, or a `[...]` annotation
+    /// of `start`): times a person reads are shown in it, with the offset each moment has there
+    /// (a night that crosses a daylight-saving change shows both). `None`: every time is shown
+    /// at `offset_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

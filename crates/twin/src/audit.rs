@@ -180,6 +180,8 @@ pub fn audit(w: &World, plan: &Plan) -> Vec<Violation> {
         staging: plan.staging.clone(),
         staging_costs: plan.staging_costs.clone(),
         batches: plan.batches.clone(),
+        backouts: Vec::new(),
+        change: None,
         ..*plan
     });
     let runs: Vec<RunPlan> = w

@@ -159,7 +159,7 @@ fn names_too_long_for_a_table_are_refused_at_load() {
 }
 
 #[test]
-fn a_window_start_with_a_zone_annotation_keeps_its_offset() {
+fn a_window_start_with_a_zone_annotation_reads_in_that_zone() {
     let d = Dir::new("zones");
     let text = example("linux-ha-pair");
     let start = text
@@ -186,18 +186,27 @@ fn a_window_start_with_a_zone_annotation_keeps_its_offset() {
     };
     assert_eq!(opens(&stdout(&zoned)), opens(&plain));
     assert!(!opens(&plain).is_empty());
-    // A zone without an offset: refused, saying to write the offset.
+    // A zone without an offset: the zone tells the offset (issue 14: sites may name their
+    // IANA zone), and the times read the same.
     let bare = start.trim_end_matches("-05:00");
     let site = d.file(
         "bare.toml",
         &text.replacen(&start, &format!("{bare}[America/New_York]"), 1),
     );
     let o = ferry(&["plan", &site]);
+    check("no offset", &o, 0, &[]);
+    assert_eq!(opens(&stdout(&o)), opens(&plain));
+    // An offset the zone does not have then: refused at the line and key.
+    let site = d.file(
+        "wrong.toml",
+        &text.replacen(&start, &format!("{bare}-05:00[Europe/Paris]"), 1),
+    );
+    let o = ferry(&["plan", &site]);
     check(
-        "no offset",
+        "wrong offset",
         &o,
         2,
-        &["bare.toml:", "site.window.start", "write the offset"],
+        &["wrong.toml:", "site.window.start", "in Europe/Paris"],
     );
 }
 

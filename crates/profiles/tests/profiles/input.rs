@@ -305,3 +305,83 @@ version = "2.0.3"
         &["unknown role `primery`"],
     );
 }
+
+/// A site in a named time zone: `{window}` filled per case.
+const ZONED: &str = r#"[site]
+name = "zoned"
+{window}
+
+[[cluster]]
+name = "kv"
+profile = "linux-ha"
+target = "2.1.0"
+
+[[cluster.node]]
+name = "kv-a"
+role = "primary"
+version = "2.0.3"
+"#;
+
+/// Issue 14, point 4: a site may name its IANA zone; the offsets come from it, and what the zone
+/// cannot mean is refused at its line and key (an unknown zone, an offset the zone does not
+/// have then, a local time a daylight-saving change skips).
+#[test]
+fn a_window_in_a_named_zone_takes_its_offsets_and_refuses_what_it_cannot_mean() {
+    let set = builtin();
+    let with = |w: &str| ZONED.replace("{window}", w);
+    // Good: a local time with the zone key, and an offset with an annotation.
+    for (w, offset) in [
+        (
+            r#"window = { start = "2026-07-04T22:00", zone = "America/New_York", hours = 4 }"#,
+            -4 * 3600,
+        ),
+        (
+            r#"window = { start = "2026-12-05T22:00:00-05:00[America/New_York]", hours = 4 }"#,
+            -5 * 3600,
+        ),
+        (
+            r#"window = { start = 2026-03-29T00:30:00, zone = "Europe/Berlin", hours = 4 }"#,
+            3600,
+        ),
+    ] {
+        let site = load_site("site.toml", &with(w), &set).unwrap_or_else(|e| panic!("{w}: {e:?}"));
+        let win = site.window.expect("window");
+        assert_eq!(win.offset_s, offset, "{w}");
+        assert!(win.zone.is_some(), "{w}");
+    }
+    check_error(
+        &set,
+        &with(r#"window = { start = "2026-12-05T22:00", zone = "America/Nwe_York", hours = 4 }"#),
+        3,
+        "site.window.zone",
+        &[
+            "not an IANA time-zone name",
+            "did you mean `America/New_York`",
+        ],
+    );
+    check_error(
+        &set,
+        &with(
+            r#"window = { start = "2026-07-04T22:00:00-05:00", zone = "America/New_York", hours = 4 }"#,
+        ),
+        3,
+        "site.window.start",
+        &["has the offset -04", "in America/New_York"],
+    );
+    // 02:30 on 8 March 2026 does not exist in New York (the clocks go from 02:00 to 03:00).
+    check_error(
+        &set,
+        &with(r#"window = { start = "2026-03-08T02:30", zone = "America/New_York", hours = 4 }"#),
+        3,
+        "site.window.start",
+        &["skipped or repeated"],
+    );
+    // Without a zone, a local time is still refused: it could be any moment.
+    check_error(
+        &set,
+        &with(r#"window = { start = "2026-12-05T22:00", hours = 4 }"#),
+        3,
+        "site.window.start",
+        &["no UTC offset"],
+    );
+}
