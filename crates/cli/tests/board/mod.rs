@@ -1,8 +1,70 @@
 //! What a change board files: the MOP of `ucm-standard` and `cms-ha` as HTML printable to PDF,
 //! with real versions, the point of no return, a backout per stage, dates with zones and the
 //! risk summary of a rehearsal; the change record from `[site.change]`, checked at its line.
+//! The HTML is printed to PDF by a real browser (headless Chromium) and the PDF's text is
+//! checked too: what the board files is the PDF.
 
 use super::{ferry, stderr, stdout, Scratch};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The text of `html` printed to PDF by headless Chromium (`pdftotext`, whitespace folded to
+/// single spaces, so that a table cell wrapped over two lines reads as one phrase).
+fn printed_to_pdf(html: &str, tag: &str) -> String {
+    let dir = Scratch::new(tag);
+    let page = dir.path("mop.html");
+    let pdf = dir.path("mop.pdf");
+    std::fs::write(&page, html).expect("write the page");
+    let browser = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok())
+        .expect("a headless Chromium to print the MOP to PDF: apt-get install chromium poppler-utils (.ci/run installs them)");
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+            &format!("--user-data-dir={}", dir.path("profile")),
+            &format!("--print-to-pdf={pdf}"),
+            &format!("file://{page}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    // A guard, not a timing: a browser that never ends is killed and the test fails.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for chromium") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not print the MOP within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "chromium failed: {status}");
+    let text = Command::new("pdftotext")
+        .args([&pdf, "-"])
+        .output()
+        .expect("pdftotext (apt-get install poppler-utils)");
+    assert!(text.status.success(), "pdftotext failed on {pdf}");
+    String::from_utf8_lossy(&text.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `check_pdf(site, expected)`: the MOP of `site` printed to PDF holds every expected phrase.
+fn check_pdf(site: &str, html: &str, expected: &[&str]) {
+    let text = printed_to_pdf(html, &site.replace(':', "-"));
+    for e in expected {
+        assert!(text.contains(e), "{site}: the PDF misses {e:?}");
+    }
+}
 
 /// `check(site, expected)`: the HTML MOP of `site` (risk figures from 3 rehearsals, `--runs 3`) holds every
 /// expected text.
@@ -58,11 +120,26 @@ fn ucm_standard_mop_for_a_board_ucm_02() {
         !html.contains("&lt;target&gt;"),
         "a placeholder left in the MOP"
     );
+    check_pdf(
+        "example:ucm-standard",
+        &html,
+        &[
+            "PRODUCT_VERSION is 14.0.1.13900-155",
+            "Point of no return",
+            "T+8:44 (Sun 2026-12-06 04:44 -05:00)",
+            "after ucm-hq publisher",
+            "after ucm-hq subscriber",
+            "after ucm-hq imp_publisher",
+            "Sat 2026-12-05 20:00 -05:00",
+            "Window P50",
+            "P(fit in the booked window)",
+        ],
+    );
 }
 
 #[test]
 fn cms_ha_mop_for_a_board_cms_02() {
-    check(
+    let html = check(
         "example:cms-ha",
         &[
             "cms-ha runs CMS R21.0",
@@ -71,6 +148,18 @@ fn cms_ha_mop_for_a_board_cms_02() {
             "Point of no return",
             "<td>after cms new_ha</td>",
             "<td>after cms original</td>",
+            "Sat 2026-12-05 18:00 -05:00",
+            "HA pairs: minutes without redundancy (median)",
+        ],
+    );
+    check_pdf(
+        "example:cms-ha",
+        &html,
+        &[
+            "Upgrade cms-orig from R19.1 to R21.0",
+            "Point of no return",
+            "after cms new_ha",
+            "after cms original",
             "Sat 2026-12-05 18:00 -05:00",
             "HA pairs: minutes without redundancy (median)",
         ],
