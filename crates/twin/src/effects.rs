@@ -192,6 +192,7 @@ fn fact_mut<'a>(w: &'a mut World, ci: usize, ni: Option<usize>, name: &str) -> &
 /// the other side.
 fn swap(w: &mut World, ci: usize, ni: usize, why: &str) {
     let rule = w.profile(ci).twin.config_rule.clone();
+    let before = crate::tallies::of_node(w, ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     let Some(next) = n.inactive.take() else {
         return;
@@ -200,6 +201,8 @@ fn swap(w: &mut World, ci: usize, ni: usize, why: &str) {
     let prev = std::mem::replace(&mut n.active, next);
     n.inactive = Some(prev.clone());
     std::mem::swap(&mut n.config_active, &mut n.config_inactive);
+    crate::tallies::changed(w, ci, ni, before);
+    let n = &w.clusters[ci].nodes[ni];
     let name = n.name.clone();
     let active = n.active.clone();
     w.note(
@@ -268,10 +271,12 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
         match (e, ni) {
             (Effect::InstallInactive, Some(n)) => {
                 let v = version_of(step, &w.clusters[ci].nodes[n].target);
+                let before = crate::tallies::of_node(w, ci, n);
                 let node = &mut w.clusters[ci].nodes[n];
                 node.inactive = Some(v.clone());
                 node.config_inactive = node.config_active.clone();
                 let name = node.name.clone();
+                crate::tallies::changed(w, ci, n, before);
                 w.note(
                     ci,
                     Some(n),
@@ -283,6 +288,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
             (Effect::InstallInPlace, Some(n)) => {
                 let v = version_of(step, &w.clusters[ci].nodes[n].target);
                 let services = w.profile(ci).twin.services.is_some();
+                let before = crate::tallies::of_node(w, ci, n);
                 let node = &mut w.clusters[ci].nodes[n];
                 if node.exists {
                     node.backup = Some(std::mem::replace(&mut node.active, v.clone()));
@@ -293,6 +299,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     node.active = v.clone();
                 }
                 let name = node.name.clone();
+                crate::tallies::changed(w, ci, n, before);
                 w.note(ci, Some(n), "installed", format!("{name} now runs {v}"));
                 started(w, ci, n, true);
             }
@@ -314,10 +321,12 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     // another version, and the switch made the original the inactive one.
                     swap(w, ci, n, "switched back");
                 } else if node.backup.as_ref() == Some(&node.original) {
+                    let before = crate::tallies::of_node(w, ci, n);
                     let node = &mut w.clusters[ci].nodes[n];
                     node.active = node.backup.take().expect("checked");
                     node.services_pending = false;
                     let (name, v) = (node.name.clone(), node.active.clone());
+                    crate::tallies::changed(w, ci, n, before);
                     w.note(ci, Some(n), "restored", format!("{name} restored to {v}"));
                     started(w, ci, n, true);
                 } else if node.revert_impossible {
@@ -333,10 +342,12 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 }
             }
             (Effect::RemoveInactive, Some(n)) => {
+                let before = crate::tallies::of_node(w, ci, n);
                 let node = &mut w.clusters[ci].nodes[n];
                 let removed = node.inactive.take();
                 node.revert_impossible = true;
                 let name = node.name.clone();
+                crate::tallies::changed(w, ci, n, before);
                 let text = match removed {
                     Some(v) => format!(
                         "{name}: inactive slot removed; {v} is gone, no switching back to it"

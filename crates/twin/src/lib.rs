@@ -24,6 +24,7 @@ mod pairs;
 mod replication;
 mod serde_pairs;
 mod setup;
+mod tallies;
 pub mod summary;
 mod world;
 

@@ -273,6 +273,10 @@ pub struct ClusterState {
     /// running steps when a loaded world first settles).
     #[serde(skip)]
     pub(crate) waiting_gates: WaitingGates,
+    /// Counts over its nodes read at every event (not saved: built with the world, or when a
+    /// loaded world is attached).
+    #[serde(skip)]
+    pub(crate) tallies: crate::tallies::Tallies,
     /// When any of its nodes (or the cluster) last logged each event code.
     #[serde(default)]
     pub last_logged: BTreeMap<String, i64>,
@@ -722,6 +726,9 @@ impl World {
             step_began: None,
             names,
         };
+        for ci in 0..w.clusters.len() {
+            crate::tallies::build(&mut w, ci);
+        }
         for i in 0..w.faults.len() {
             let f = &w.faults[i];
             if !f.fires {
@@ -959,6 +966,11 @@ impl World {
         }
         if !self.names.built {
             self.names = Names::of(&self.clusters);
+        }
+        for ci in 0..self.clusters.len() {
+            if !self.clusters[ci].tallies.built() {
+                crate::tallies::build(self, ci);
+            }
         }
         Ok(())
     }
