@@ -17,6 +17,7 @@ fn on_host(w: &World, ci: usize, ni: usize, roles: &[String]) -> Vec<usize> {
 }
 
 fn stop(w: &mut World, ci: usize, ni: usize) {
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     if n.stopped {
         return;
@@ -87,6 +88,7 @@ fn agent(w: &mut World, ci: usize, ni: usize, down: bool) {
     let Some(host) = w.host_of(ci, ni) else {
         return;
     };
+    w.node_changed(ci, ni);
     w.clusters[ci].nodes[ni].agent_down = down;
     w.clusters[ci].agent_gen += 1;
     let gen = w.clusters[ci].agent_gen;
@@ -134,6 +136,7 @@ fn agent(w: &mut World, ci: usize, ni: usize, down: bool) {
 pub(crate) fn started(w: &mut World, ci: usize, ni: usize, new_version: bool) {
     let now = w.now;
     let health = w.profile(ci).twin.health.clone();
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     n.last_start = now;
     n.gen += 1;
@@ -193,6 +196,7 @@ fn fact_mut<'a>(w: &'a mut World, ci: usize, ni: Option<usize>, name: &str) -> &
 fn swap(w: &mut World, ci: usize, ni: usize, why: &str) {
     let rule = w.profile(ci).twin.config_rule.clone();
     let before = crate::tallies::of_node(w, ci, ni);
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     let Some(next) = n.inactive.take() else {
         return;
@@ -231,6 +235,7 @@ fn swap(w: &mut World, ci: usize, ni: usize, why: &str) {
 /// is nothing to put back.
 fn restore_snapshot(w: &mut World, ci: usize, ni: usize, step: &str) {
     let rule = w.profile(ci).twin.config_rule.clone();
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     let name = n.name.clone();
     let Some(snapshot) = n.config_snapshot.clone() else {
@@ -272,6 +277,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
             (Effect::InstallInactive, Some(n)) => {
                 let v = version_of(step, &w.clusters[ci].nodes[n].target);
                 let before = crate::tallies::of_node(w, ci, n);
+                w.node_changed(ci, n);
                 let node = &mut w.clusters[ci].nodes[n];
                 node.inactive = Some(v.clone());
                 node.config_inactive = node.config_active.clone();
@@ -289,6 +295,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 let v = version_of(step, &w.clusters[ci].nodes[n].target);
                 let services = w.profile(ci).twin.services.is_some();
                 let before = crate::tallies::of_node(w, ci, n);
+                w.node_changed(ci, n);
                 let node = &mut w.clusters[ci].nodes[n];
                 if node.exists {
                     node.backup = Some(std::mem::replace(&mut node.active, v.clone()));
@@ -322,6 +329,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     swap(w, ci, n, "switched back");
                 } else if node.backup.as_ref() == Some(&node.original) {
                     let before = crate::tallies::of_node(w, ci, n);
+                    w.node_changed(ci, n);
                     let node = &mut w.clusters[ci].nodes[n];
                     node.active = node.backup.take().expect("checked");
                     node.services_pending = false;
@@ -343,6 +351,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
             }
             (Effect::RemoveInactive, Some(n)) => {
                 let before = crate::tallies::of_node(w, ci, n);
+                w.node_changed(ci, n);
                 let node = &mut w.clusters[ci].nodes[n];
                 let removed = node.inactive.take();
                 node.revert_impossible = true;
@@ -418,6 +427,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 }
             }
             (Effect::Snapshot, Some(n)) => {
+                w.node_changed(ci, n);
                 let node = &mut w.clusters[ci].nodes[n];
                 node.config_snapshot = Some(node.config_active.clone());
                 let name = node.name.clone();
@@ -430,6 +440,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
             }
             (Effect::RestoreSnapshot, Some(n)) => restore_snapshot(w, ci, n, &step.id),
             (Effect::ActivateServices, Some(n)) => {
+                w.node_changed(ci, n);
                 w.clusters[ci].nodes[n].services_pending = false;
             }
             (Effect::Freeze(on), _) => w.clusters[ci].frozen = *on,
@@ -487,7 +498,10 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 }
                 w.note(ci, None, "links-released", "data links released".into());
             }
-            (Effect::SingleUser(on), Some(n)) => w.clusters[ci].nodes[n].single_user = *on,
+            (Effect::SingleUser(on), Some(n)) => {
+                w.node_changed(ci, n);
+                w.clusters[ci].nodes[n].single_user = *on;
+            }
             (Effect::SetupRoles, Some(n)) => {
                 crate::pairs::set_up(w, ci, n);
                 w.note(
@@ -535,6 +549,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
 }
 
 fn start(w: &mut World, ci: usize, ni: usize, upgrade_mode: bool) {
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     if !n.exists {
         return;

@@ -104,27 +104,26 @@ pub(crate) fn account(w: &mut World, ci: usize, from: i64, to: i64) {
     }
     let version_roles = &profile.profile.version_roles;
     // Mixed: of the nodes to upgrade, some still run their original version and some not.
-    let counted_mixed = || {
-        let (mut on_original, mut moved) = (false, false);
-        for n in c
-            .nodes
-            .iter()
-            .filter(|n| n.exists && (version_roles.is_empty() || version_roles.contains(&n.role)))
-        {
-            if n.original == n.target {
-                continue;
+    let counted_mixed =
+        || {
+            let (mut on_original, mut moved) = (false, false);
+            for n in c.nodes.iter().filter(|n| {
+                n.exists && (version_roles.is_empty() || version_roles.contains(&n.role))
+            }) {
+                if n.original == n.target {
+                    continue;
+                }
+                if n.active == n.original {
+                    on_original = true;
+                } else {
+                    moved = true;
+                }
+                if on_original && moved {
+                    break;
+                }
             }
-            if n.active == n.original {
-                on_original = true;
-            } else {
-                moved = true;
-            }
-            if on_original && moved {
-                break;
-            }
-        }
-        on_original && moved
-    };
+            on_original && moved
+        };
     // The counts kept as nodes change give what counting over the nodes gives.
     let mixed = match c.tallies.mixed() {
         Some(m) => {

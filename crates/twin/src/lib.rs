@@ -24,8 +24,8 @@ mod pairs;
 mod replication;
 mod serde_pairs;
 mod setup;
-mod tallies;
 pub mod summary;
+mod tallies;
 mod world;
 
 pub use audit::{audit, audit_runs, RunPlan, Violation};

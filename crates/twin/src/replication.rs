@@ -25,6 +25,7 @@ fn converge_s(w: &mut World, ci: usize, g: usize) -> i64 {
 
 fn set(w: &mut World, ci: usize, ni: usize, g: usize, state: u8) {
     let before = crate::tallies::of_node(w, ci, ni);
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     let state = match n.repl_stuck {
         Some(s) if state == 2 => s,
@@ -87,6 +88,7 @@ pub(crate) fn restart(w: &mut World, ci: usize, ni: usize) {
         w.touch(ci);
         let spec = w.profile(ci).twin.replication[g].clone();
         if spec.services_wait && w.clusters[ci].nodes[ni].role != spec.master {
+            w.node_changed(ci, ni);
             w.clusters[ci].nodes[ni].awaiting_replication = true;
         }
         set(w, ci, ni, g, 0);
