@@ -1,7 +1,7 @@
 //! `ferry apply`, `resume`, `rollback`, `status`, `approve` and `step`: carrying out a plan
 //! through a driver, with the journal in a state directory, and progress on the terminal.
 
-use crate::{bad, read, write_out, Loaded};
+use crate::{bad, confirm, read, write_out, Loaded};
 use anyhow::Result;
 use clap::ValueEnum;
 use ferry_exec::{
@@ -83,6 +83,10 @@ pub struct RunArgs {
     pub policy: PolicyArg,
     pub approve_all: bool,
     pub ignore_window: bool,
+    /// Who carries the run out (`--by`, or the OS user).
+    pub by: String,
+    /// `--yes`: no confirmation asked (apply and rollback with a real driver).
+    pub yes: bool,
     /// Twin driver: the seed of its randomness, virtual seconds per real second, faults.
     pub seed: u64,
     pub speed: Option<f64>,
@@ -215,6 +219,7 @@ fn options(plan: &Plan, args: &RunArgs, ignore_window: bool, kind: DriverKind) -
 /// allows: a progress bar when standard error is a terminal, else one line per change.
 fn with_driver<T>(
     kind: DriverKind,
+    by: &str,
     journal: &Journal,
     plan: &Plan,
     twin: Option<&TwinSetup>,
@@ -238,7 +243,7 @@ fn with_driver<T>(
     };
     let result = match kind {
         DriverKind::Manual => {
-            let driver = manual(journal, plan);
+            let driver = manual(journal, plan).answered_by(by);
             match &bar {
                 Some(b) => f(
                     &mut Suspending {
@@ -522,7 +527,8 @@ fn finish(
             None,
             "the failure policy asks for a rollback: starting it\n",
         )?;
-        rollback_run(journal, report.run, args)?;
+        // Confirmed with the run it backs out: not asked again.
+        rollback_run(journal, report.run, args, false)?;
     }
     Ok(if report.status == RunStatus::Complete {
         ExitCode::SUCCESS
@@ -589,6 +595,7 @@ make a new plan with `ferry plan {site} --format json -o {}`",
         inputs: Some(inputs),
         ignore_window: args.ignore_window,
         supersede,
+        by: Some(args.by.clone()),
     };
     let twin = match kind {
         k if k.needs_site() => Some(TwinSetup {
@@ -608,8 +615,27 @@ make a new plan with `ferry plan {site} --format json -o {}`",
     if let (DriverKind::Twin, Some(t)) = (kind, &twin) {
         check_faults(t, args.faults.as_deref())?;
     }
+    let summary = confirm::RunSummary {
+        what: format!("apply of site {} (a new run)", plan.site),
+        driver: kind.name(),
+        by: args.by.clone(),
+        nodes: node_ids(&plan),
+        steps: plan.steps.len(),
+        phases: phase_counts(&plan),
+        window: booked_window_text(
+            &plan,
+            if args.ignore_window {
+                "ignored: --ignore-window"
+            } else {
+                "no window step starts before it opens"
+            },
+        ),
+    };
+    if kind != DriverKind::Twin && !confirm::confirm(&summary, args.yes, "apply")? {
+        return Ok(ExitCode::from(1));
+    }
     let journal = open(&args.state)?;
-    let result = with_driver(kind, &journal, &plan, twin.as_ref(), |d, o| {
+    let result = with_driver(kind, &args.by, &journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::apply(&journal, &plan, &new, d, &opts, o)
     });
     finish(&journal, result, RunKind::Apply, args)
@@ -724,7 +750,7 @@ pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
         k if k.needs_site() => Some(twin_for_run(&journal, run, args)?),
         _ => None,
     };
-    let result = with_driver(kind, &journal, &plan, twin.as_ref(), |d, o| {
+    let result = with_driver(kind, &args.by, &journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::resume(&journal, run, d, &opts, o)
     });
     finish(&journal, result, summary.kind, args)
@@ -733,12 +759,13 @@ pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
 pub fn rollback(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
     let journal = existing(&args.state)?;
     let run = pick_run(&journal, run, &args.state)?;
-    rollback_run(&journal, run, args)
+    rollback_run(&journal, run, args, true)
 }
 
 /// Plans the rollback of `run` from its stored inputs and what the driver observes, and
-/// carries it out as a new run of kind `rollback`.
-fn rollback_run(journal: &Journal, run: RunId, args: &RunArgs) -> Result<ExitCode> {
+/// carries it out as a new run of kind `rollback`; `ask`: a real driver's rollback is
+/// confirmed first (not when the failure policy of a confirmed run starts it).
+fn rollback_run(journal: &Journal, run: RunId, args: &RunArgs, ask: bool) -> Result<ExitCode> {
     let summary = journal.run(run)?;
     if summary.kind == RunKind::Rollback {
         return Err(bad(format!(
@@ -772,6 +799,7 @@ cannot be planned again; carry out the plan's rollback section by hand"
         inputs: Some(inputs.clone()),
         ignore_window: false,
         supersede: false,
+        by: Some(args.by.clone()),
     };
     let opts = Options {
         parallel: args.parallel,
@@ -791,7 +819,7 @@ cannot be planned again; carry out the plan's rollback section by hand"
         k if k.needs_site() => Some(twin_for_run(journal, run, args)?),
         _ => None,
     };
-    let observed = with_driver(kind, journal, &upgrade, twin.as_ref(), |d, _| {
+    let observed = with_driver(kind, &args.by, journal, &upgrade, twin.as_ref(), |d, _| {
         d.observe().map_err(|source| ExecError::Driver {
             steps: Vec::new(),
             source,
@@ -815,10 +843,57 @@ cannot be planned again; carry out the plan's rollback section by hand"
             plan.steps.len()
         ),
     )?;
-    let result = with_driver(kind, journal, &plan, twin.as_ref(), |d, o| {
+    if ask {
+        let asked = confirm::RunSummary {
+            what: format!("rollback of run {run} (site {}, {scope})", summary.site),
+            driver: kind.name(),
+            by: args.by.clone(),
+            nodes: node_ids(&plan),
+            steps: plan.steps.len(),
+            phases: String::new(),
+            window: booked_window_text(&upgrade, "a rollback runs to its end, window or not"),
+        };
+        if kind != DriverKind::Twin && !confirm::confirm(&asked, args.yes, "rollback")? {
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let result = with_driver(kind, &args.by, journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::apply(journal, &plan, &new, d, &opts, o)
     });
     finish(journal, result, RunKind::Rollback, args)
+}
+
+/// Every node a plan acts on, as `cluster/node`.
+fn node_ids(plan: &Plan) -> Vec<String> {
+    ferry_exec::run_nodes(plan, None)
+        .into_iter()
+        .map(|n| n.id)
+        .collect()
+}
+
+/// How many of a plan's steps are in each phase: `prepare 3, staging 4, window 12`.
+fn phase_counts(plan: &Plan) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &plan.steps {
+        *counts.entry(s.phase.as_str()).or_default() += 1;
+    }
+    ["prepare", "staging", "window"]
+        .iter()
+        .filter_map(|p| counts.get(p).map(|n| format!("{p} {n}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The plan's booked window with dates and zone, and `note` on how the run keeps to it.
+fn booked_window_text(plan: &Plan, note: &str) -> String {
+    match (plan.window.as_ref(), ferry_exec::window_end(plan)) {
+        (Some(w), Some(end)) => format!(
+            "{} to {} ({note})",
+            ferry_plan::render::site_time(Some(w), w.start_epoch_s),
+            ferry_plan::render::site_time(Some(w), end)
+        ),
+        _ => "none booked".into(),
+    }
 }
 
 fn time(t: Option<i64>) -> String {
@@ -919,6 +994,9 @@ pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> 
             time(Some(summary.created)),
             short(&summary.input_hash)
         ));
+        if let Some(by) = &summary.started_by {
+            t.push_str(&format!("started by {by}\n"));
+        }
         if let Some(p) = summary.parent {
             t.push_str(&format!("rolls back run {p}\n"));
         }
@@ -964,7 +1042,7 @@ pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> 
         ));
         for (i, s) in steps.iter().enumerate() {
             t.push_str(&format!(
-                "{:>4}  {:8} {:20} {:20} {:>3}  {}{}\n",
+                "{:>4}  {:8} {:20} {:20} {:>3}  {}{}{}\n",
                 i + 1,
                 s.state.as_str(),
                 time(s.started),
@@ -975,6 +1053,12 @@ pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> 
                     String::new()
                 } else {
                     format!("  ({})", s.detail)
+                },
+                match (&s.answered_by, s.early) {
+                    (Some(by), true) => format!("  [answered early by {by}]"),
+                    (None, true) => "  [answered early]".to_string(),
+                    (Some(by), false) => format!("  [answered by {by}]"),
+                    (None, false) => String::new(),
                 }
             ));
         }
@@ -1016,25 +1100,63 @@ fn open_step(journal: &Journal, run: RunId, step: &str) -> Result<PlannedStep> {
     Ok(p.clone())
 }
 
-pub fn answer(state: &Path, run: Option<RunId>, step: &str, answer: Answer) -> Result<ExitCode> {
+pub fn answer(
+    state: &Path,
+    run: Option<RunId>,
+    step: &str,
+    answer: Answer,
+    given: &ferry_exec::AnswerGiven,
+) -> Result<ExitCode> {
     let journal = existing(state)?;
     let run = pick_run(&journal, run, state)?;
     open_step(&journal, run, step)?;
-    journal.answer(run, step, &answer, ferry_exec::system_now())?;
+    let now_state = journal
+        .steps(run)?
+        .into_iter()
+        .find(|s| s.id == step)
+        .map_or(StepState::Pending, |s| s.state);
+    // An answer to a step under way is the operator's report of it; one before the step
+    // starts would be taken the moment it starts, with nobody doing its work meanwhile.
+    let early = now_state != StepState::Running;
+    if early && !given.early {
+        return Err(bad(format!(
+            "step `{step}` of run {run} has not started (it is {}): an answer now would end it the \
+moment it starts, before anyone does its work. Answer it once it has started (`ferry status` shows \
+it running), or pass --early to give the answer ahead of time (journaled as early, never learned \
+as a duration)",
+            if now_state == StepState::Failed {
+                "failed, waiting to be tried again"
+            } else {
+                now_state.as_str()
+            }
+        )));
+    }
+    let given = ferry_exec::AnswerGiven {
+        by: given.by.clone(),
+        early,
+    };
+    journal.answer_given(run, step, &answer, ferry_exec::system_now(), &given)?;
     let word = match &answer {
         Answer::Done => "done".to_string(),
         Answer::Failed(r) => format!("failed: {r}"),
         Answer::Skip => "skip".to_string(),
     };
-    write_out(None, &format!("run {run}, step {step}: {word}\n"))?;
+    write_out(
+        None,
+        &format!(
+            "run {run}, step {step}: {word}{}, by {}\n",
+            if early { " (early)" } else { "" },
+            given.by
+        ),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn approve(state: &Path, run: Option<RunId>, step: &str) -> Result<ExitCode> {
+pub fn approve(state: &Path, run: Option<RunId>, step: &str, by: &str) -> Result<ExitCode> {
     let journal = existing(state)?;
     let run = pick_run(&journal, run, state)?;
     if step == ferry_exec::OPEN_WINDOW {
-        return open_window(&journal, run, state);
+        return open_window(&journal, run, state, by);
     }
     let s = open_step(&journal, run, step)?;
     if s.kind != StepKind::Pause {
@@ -1043,7 +1165,7 @@ pub fn approve(state: &Path, run: Option<RunId>, step: &str) -> Result<ExitCode>
 (answer other steps with `ferry step done|failed|skip`)"
         )));
     }
-    journal.approve(run, step, "operator", ferry_exec::system_now())?;
+    journal.approve(run, step, by, ferry_exec::system_now())?;
     write_out(
         None,
         &format!(
@@ -1056,15 +1178,15 @@ pub fn approve(state: &Path, run: Option<RunId>, step: &str) -> Result<ExitCode>
 
 /// `ferry approve open-window`: the operator opens the booked window early for a run that
 /// waits for it (its staging is done); a waiting `apply` or `resume` goes on within a second.
-fn open_window(journal: &Journal, run: RunId, state: &Path) -> Result<ExitCode> {
+fn open_window(journal: &Journal, run: RunId, state: &Path, by: &str) -> Result<ExitCode> {
     let plan = journal.plan(run)?;
     let Some(opens) = ferry_exec::window_opens(&plan) else {
         return Err(bad(format!(
-            "run {run} does not wait for its window (its plan books no window, or runs nothing ahead of it): there is no window to open"
+            "run {run} does not wait for a window (its plan books none): there is no window to open"
         )));
     };
     let now = ferry_exec::system_now();
-    journal.approve(run, ferry_exec::OPEN_WINDOW, "operator", now)?;
+    journal.approve(run, ferry_exec::OPEN_WINDOW, by, now)?;
     let when = ferry_plan::render::site_time(plan.window.as_ref(), opens);
     let text = if now >= opens {
         format!("run {run}: the window opened at {when} already; approval recorded\n")
@@ -1078,9 +1200,16 @@ fn open_window(journal: &Journal, run: RunId, state: &Path) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// The median observed seconds per (profile, action) in the journal of `state`.
-pub fn observed_estimates(state: &Path) -> Result<BTreeMap<(String, String), u64>> {
+/// Observed seconds per (profile, action) in the journal of `state`.
+pub type Observed<T> = BTreeMap<(String, String), T>;
+
+/// The median observed seconds per (profile, action) in the journal of `state`, and the spread
+/// of those observed often enough (`ferry_exec::spreads`).
+pub fn observed_estimates(state: &Path) -> Result<(Observed<u64>, Observed<[f64; 2]>)> {
     let journal = existing_read_only(state)?;
     let durations = journal.durations().map_err(|e| journal_err(state, e))?;
-    Ok(ferry_exec::medians(&durations))
+    Ok((
+        ferry_exec::medians(&durations),
+        ferry_exec::spreads(&durations),
+    ))
 }

@@ -226,6 +226,7 @@ fn build_fleet(examples: &[Site], profiles: &ProfileSet, clusters: usize, nodes:
         name: "generated-fleet".into(),
         window: None,
         stage: None,
+        objectives: Default::default(),
         clusters: out,
     }
 }

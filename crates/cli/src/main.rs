@@ -9,8 +9,10 @@
 mod agent;
 mod apply;
 mod bench;
+mod confirm;
 mod examples;
 mod live;
+mod odds;
 mod rehearse;
 
 /// The planner allocates many small strings; mimalloc handles that pattern well.
@@ -95,6 +97,11 @@ enum Command {
         agents: bool,
         #[command(flatten)]
         agent: AgentFlags,
+        /// Rehearse the plan this many times against the twin (seeds 1 to N) for the odds of
+        /// ending inside the booked window: a warning (FERRY-FIT) when they are below the
+        /// site's `[site.objectives] min_fit` (0.9 by default). 0: not rehearsed.
+        #[arg(long, default_value_t = odds::DEFAULT_RUNS, value_parser = clap::value_parser!(u32).range(0..=100000))]
+        runs: u32,
     },
     /// Plan the upgrade: version paths, step order with rule IDs, schedule, window estimate, rollback.
     Plan {
@@ -122,9 +129,21 @@ enum Command {
         output: Option<PathBuf>,
         /// Use the durations observed in the runs journaled in this state directory (median
         /// per profile and step action) instead of the profiles' estimates; such steps are
-        /// marked `observed`.
+        /// marked `observed`. Where a step was observed at least 5 times, the spread of its
+        /// durations replaces the profile's in the rehearsals too.
         #[arg(long, value_name = "STATE")]
         estimates_from: Option<PathBuf>,
+        /// Rehearse the plan this many times against the twin (seeds 1 to N, as `ferry
+        /// rehearse --runs N`) and state the window's P50 and P90 and the probability of
+        /// ending inside the booked window. 0: not rehearsed (the plan says so).
+        #[arg(long, default_value_t = odds::DEFAULT_RUNS, value_parser = clap::value_parser!(u32).range(0..=100000))]
+        runs: u32,
+        /// Compare every strategy (with and without staging where the site books a staging
+        /// period, or with `--stage`), each rehearsed `--runs` times: window P50 and P90,
+        /// P(fit), the service costs, the plans no other beats (Pareto) and the one the site's
+        /// `[site.objectives]` recommend. Text or JSON.
+        #[arg(long, conflicts_with_all = ["strategy", "explain"])]
+        compare: bool,
     },
     /// Carry out a plan (from `ferry plan SITE --format json -o PLAN.json`), journaled.
     ///
@@ -146,12 +165,17 @@ enum Command {
     /// stopped, failed or interrupted), it is refused too, naming the run to resume or roll
     /// back, unless `--supersede` says to start anyway.
     ///
-    /// A plan that runs work ahead of the window (staging) carries it out, then waits for the
-    /// booked window to open before any window step (`ferry status` says so, with the date);
-    /// `ferry approve open-window` from another shell opens it early (`--approve` does not).
+    /// A plan that books a window carries out the work ahead of it (preparation, staging), then
+    /// waits for the booked window to open before any window step (`ferry status` says so, with
+    /// the date); `ferry approve open-window` from another shell opens it early (`--approve`
+    /// does not).
     ///
-    /// Exit 0 when every step is done, 1 when a step failed or the run paused or stopped, 2 when
-    /// the plan no longer matches the site, an argument is wrong, or another run is in the way.
+    /// With a real driver (manual, ssh, agent) it first shows what it is about to do and asks
+    /// for a confirmation on the terminal; `--yes` for scripts (without a terminal, refused).
+    ///
+    /// Exit 0 when every step is done, 1 when a step failed, the run paused or stopped, or the
+    /// operator did not confirm it, 2 when the plan no longer matches the site, an argument is
+    /// wrong, another run is in the way, or no terminal can confirm it without `--yes`.
     #[command(after_help = "Examples:\n  \
 ferry plan site.toml --format json -o plan.json\n  \
 ferry apply plan.json --site site.toml --pause-after ucm/ucm-pub/switch-version\n  \
@@ -217,13 +241,19 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         /// The run's number (as `ferry status` lists them); the newest when omitted.
         #[arg(long)]
         run: Option<i64>,
+        /// Who gives it, journaled with it and shown by `ferry status` (default: the OS user,
+        /// from USER or LOGNAME, or the name of the user id).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
         /// State directory holding the journal (where `apply` was run with the same `--state`).
         #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
         state: PathBuf,
     },
     /// Answer a step of a run for the manual driver: done, failed (with --reason) or skip.
     ///
-    /// Answers may be given ahead of time; the runbook takes them when the step starts.
+    /// A step that has not started yet is refused (exit 2) unless `--early` is given: the
+    /// runbook then takes the answer the moment the step starts. Early answers are journaled
+    /// as such, shown by `ferry status`, and never learned as durations (`--estimates-from`).
     Step {
         #[arg(value_enum)]
         answer: StepAnswer,
@@ -238,6 +268,13 @@ ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
         /// Why the step failed.
         #[arg(long)]
         reason: Option<String>,
+        /// Answer a step that has not started yet (ahead of time): recorded as early.
+        #[arg(long)]
+        early: bool,
+        /// Who gives it, journaled with it and shown by `ferry status` (default: the OS user,
+        /// from USER or LOGNAME, or the name of the user id).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
     },
     /// Rehearse a plan against the digital twin of its site (a simulation), with faults if
     /// asked: service impact, broken rules, window length.
@@ -402,6 +439,18 @@ struct RunFlags {
     /// Approve every pause step (rehearsals and demos); the approvals are journaled.
     #[arg(long)]
     approve: bool,
+    /// Who carries out the run, journaled with it (and with the answers typed at the runbook)
+    /// and shown by `ferry status` (default: the OS user, from USER or LOGNAME, or the name of
+    /// the user id).
+    #[arg(long, value_name = "NAME")]
+    by: Option<String>,
+    /// Carry it out without asking for a confirmation (scripts). Without it, `apply` and
+    /// `rollback` with a real driver (manual, ssh, agent) show what the run does (site, driver,
+    /// nodes, steps, the booked window) and ask on the terminal, and are refused (exit 2)
+    /// without one. The twin driver touches nothing and never asks; nor does `resume`, which
+    /// continues a run already confirmed.
+    #[arg(long, short = 'y')]
+    yes: bool,
     /// Go on knowingly outside the site's booked window: a closed window, or one too short for
     /// the work left, no longer stops the run. Journaled with the run (its later resumes keep
     /// it) and shown by `ferry status`.
@@ -490,6 +539,8 @@ impl AgentFlags {
 impl RunFlags {
     fn args(self) -> Result<apply::RunArgs> {
         Ok(apply::RunArgs {
+            by: confirm::operator(self.by.as_deref())?,
+            yes: self.yes,
             state: self.state,
             driver: self.driver,
             pause_after: self.pause_after,
@@ -793,6 +844,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             strict,
             agents,
             agent,
+            runs,
         } => {
             let l = load(&cli.profiles, &site, strict)?;
             let (observed, mut live) = if agents {
@@ -804,12 +856,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 (l.site.clone(), Vec::new())
             };
-            let mut findings = ferry_plan::check(
-                &observed,
-                |n| l.profiles.get(n).map(|p| &p.profile),
-                &PlanOptions::default(),
-            )
-            .map_err(|e| plan_error(&l, e))?;
+            let mut findings =
+                odds::plan_with_odds(&l, &observed, &PlanOptions::default(), runs)?.findings;
             findings.append(&mut live);
             findings.extend(ferry_plan::checks::window_closed_findings(
                 &l.site,
@@ -835,26 +883,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
             explain,
             output,
             estimates_from,
+            runs,
+            compare,
         } => {
             let l = load(&cli.profiles, &site, strict)?;
             check_strategy(&l, strategy.as_deref())?;
-            let estimates = match &estimates_from {
+            let (estimates, spreads) = match &estimates_from {
                 Some(state) => apply::observed_estimates(state)?,
                 None => Default::default(),
             };
             let opts = PlanOptions {
                 strategy,
                 estimates,
+                spreads,
                 stage,
                 ..PlanOptions::default()
             };
-            let plan = ferry_plan::plan(
-                &l.site,
-                |n| l.profiles.get(n).map(|p| &p.profile),
-                l.hash.clone(),
-                &opts,
-            )
-            .map_err(|e| plan_error(&l, e))?;
+            if compare {
+                if runs == 0 {
+                    return Err(bad(
+                        "`--compare` rehearses every plan: give `--runs` a number above 0",
+                    ));
+                }
+                let c = odds::compare_plans(&l, &opts, runs)?;
+                let text = match format {
+                    PlanFormat::Text => ferry_exec::compare::compare_text(&c),
+                    PlanFormat::Json => serde_json::to_string_pretty(&c)? + "\n",
+                    _ => return Err(bad("`--compare` writes text or json")),
+                };
+                write_out(output.as_deref(), &text)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            // The odds are stated where the plan's text says whether it fits the window; the
+            // graph and an explanation need none.
+            let runs = if explain.is_some() || format == PlanFormat::Dot {
+                0
+            } else {
+                runs
+            };
+            let plan = odds::plan_with_odds(&l, &l.site, &opts, runs)?;
             if let Some(id) = explain {
                 let text = ferry_plan::explain(&plan, &id).ok_or_else(|| {
                     let near: Vec<&str> = plan
@@ -901,7 +968,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Resume { run, run_flags } => apply::resume(run, &run_flags.args()?),
         Command::Rollback { run, run_flags } => apply::rollback(run, &run_flags.args()?),
-        Command::Approve { step, run, state } => apply::approve(&state, run, &step),
+        Command::Approve {
+            step,
+            run,
+            state,
+            by,
+        } => apply::approve(&state, run, &step, &confirm::operator(by.as_deref())?),
         Command::Status { run, state, format } => {
             apply::status(&state, run, format == ReportFormat::Json)
         }
@@ -911,6 +983,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             state,
             run,
             reason,
+            early,
+            by,
         } => {
             let a = match answer {
                 StepAnswer::Done => ferry_exec::Answer::Done,
@@ -919,7 +993,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     reason.unwrap_or_else(|| "failed by the operator".into()),
                 ),
             };
-            apply::answer(&state, run, &step, a)
+            let given = ferry_exec::AnswerGiven {
+                by: confirm::operator(by.as_deref())?,
+                early,
+            };
+            apply::answer(&state, run, &step, a, &given)
         }
         Command::Demo { name } => rehearse::demo(&cli.profiles, &name),
         Command::Rehearse {

@@ -210,7 +210,12 @@ pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
 pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
     let site = format!("example:{name}");
     let l = load(profile_dirs, &site, false)?;
-    let plan = plan_site(&l, None, false)?;
+    let plan = crate::odds::plan_with_odds(
+        &l,
+        &l.site,
+        &PlanOptions::default(),
+        crate::odds::DEFAULT_RUNS,
+    )?;
     let mut text = String::new();
     text.push_str(&format!("== 1. check {site}\n\n"));
     text.push_str(&ferry_plan::report::check_text(
@@ -232,31 +237,12 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
     let rh = rehearse(&r, 1)?;
     text.push_str(&format!("\n== 3. rehearse {site}\n\n"));
     text.push_str(&ferry_exec::rehearse::rehearsal_text(&rh, &plan, false));
-    // The same site with the cautious strategy, side by side.
-    let cautious = plan_site(&l, Some("one-at-a-time".into()), false)?;
-    let mut inputs = l.inputs.clone();
-    inputs.strategy = Some("one-at-a-time".into());
-    let rc = rehearse(
-        &Rehearse {
-            plan: &cautious,
-            inputs: &inputs,
-            ..r
-        },
-        1,
-    )?;
-    let (fast, slow) = (rh.figures(), rc.figures());
-    text.push_str(&format!(
-        "\nthe same rehearsal with --strategy one-at-a-time ({} against {}):\n",
-        ferry_plan::render::duration(slow.window_s.max(0) as u64),
-        ferry_plan::render::duration(fast.window_s.max(0) as u64)
-    ));
-    for (k, v) in &fast.figures {
-        let w = slow.figures.get(k).copied().unwrap_or(0.0);
-        if (w - v).abs() >= 1.0 {
-            text.push_str(&format!("  {k:44} {v:>12.0} -> {w:>12.0}\n"));
-        }
-    }
-    // 4. apply through the twin driver, journaled in a state directory of its own.
+    // 4. every strategy (staged and not where the site books it), rehearsed and compared.
+    let compared =
+        crate::odds::compare_plans(&l, &PlanOptions::default(), crate::odds::DEFAULT_RUNS)?;
+    text.push_str(&format!("\n== 4. compare the plans of {site}\n\n"));
+    text.push_str(&ferry_exec::compare::compare_text(&compared));
+    // 5. apply through the twin driver, journaled in a state directory of its own.
     let state = std::env::temp_dir().join(format!("ferry-demo-{}", std::process::id()));
     let applied = (|| -> Result<String> {
         let journal = Journal::open(&state)?;
@@ -270,6 +256,7 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
             inputs: Some(l.inputs.clone()),
             ignore_window: false,
             supersede: false,
+            by: None,
         };
         let opts = Options {
             approve_all: true,
@@ -300,10 +287,10 @@ pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
         })
     })();
     let _ = std::fs::remove_dir_all(&state);
-    text.push_str(&format!("\n== 4. apply {site} (the twin driver)\n\n"));
+    text.push_str(&format!("\n== 5. apply {site} (the twin driver)\n\n"));
     text.push_str(&applied?);
     text.push_str(&format!(
-        "\nNext: `ferry plan {site} --format mop` for the method of procedure, `ferry rehearse {site} --runs 200` for the odds, \
+        "\nNext: `ferry plan {site} --format mop` for the method of procedure, `ferry rehearse {site} --runs 200` for each figure's percentiles, \
 `ferry rehearse {site} --faults FILE` to see a fault's impact, `ferry apply PLAN.json --site {site} --driver twin` to run it journaled.\n"
     ));
     write_out(None, &text)?;

@@ -7,7 +7,9 @@ mod agent;
 mod fuzz;
 mod gates;
 mod hardening;
+mod odds;
 mod runs;
+mod safety;
 use std::process::{Command, Output};
 
 /// Runs ferry as a user would; `check` judges the booked window as of a moment before every
@@ -432,7 +434,9 @@ fn apply_with_the_manual_driver_answered_by_ferry_step() {
         .map(|s| s["id"].as_str().expect("id").to_string())
         .collect();
     let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["apply", &plan_path, "--site", &site, "--state", &state])
+        .args([
+            "apply", &plan_path, "--site", &site, "--state", &state, "--yes",
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -449,7 +453,7 @@ fn apply_with_the_manual_driver_answered_by_ferry_step() {
     assert_eq!(o.status.code(), Some(2));
     for (i, id) in ids.iter().enumerate() {
         let verb = if i == 1 { "skip" } else { "done" };
-        let o = ferry(&["step", verb, id, "--state", &state]);
+        let o = ferry(&["step", verb, id, "--state", &state, "--early"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     let out = child.wait_with_output().expect("apply ends");
@@ -528,11 +532,11 @@ fn a_pause_step_waits_for_ferry_approve_and_status_shows_the_approval() {
     let state = dir.path("state");
     let pause = "ucm-plant/start-parallel-refresh";
     assert!(ids.iter().any(|i| i == pause));
-    let child = spawn(&["apply", &plan, "--site", &site, "--state", &state]);
+    let child = spawn(&["apply", &plan, "--site", &site, "--state", &state, "--yes"]);
     wait_for_status(&state, "1", |_| true);
     // Every step answered ahead of time; the pause step still needs its approval.
     for id in &ids {
-        let o = ferry(&["step", "done", id, "--state", &state]);
+        let o = ferry(&["step", "done", id, "--state", &state, "--early"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     let out = child.wait_with_output().expect("apply ends");
@@ -549,7 +553,7 @@ fn a_pause_step_waits_for_ferry_approve_and_status_shows_the_approval() {
         let o = ferry(&["approve", bad_step, "--state", &state]);
         assert_eq!(o.status.code(), Some(2), "{bad_step}: {}", stdout(&o));
     }
-    let o = ferry(&["approve", pause, "--state", &state]);
+    let o = ferry(&["approve", pause, "--state", &state, "--by", "quinn"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
     let j = json(&ferry(&["status", "--state", &state, "--format", "json"]));
@@ -559,7 +563,7 @@ fn a_pause_step_waits_for_ferry_approve_and_status_shows_the_approval() {
     assert_eq!(j["run"]["parent"], serde_json::Value::Null);
     assert_eq!(j["active"], false);
     assert_eq!(j["approvals"][0]["step"], pause);
-    assert_eq!(j["approvals"][0]["by"], "operator");
+    assert_eq!(j["approvals"][0]["by"], "quinn");
     let steps = j["steps"].as_array().expect("steps");
     assert!(steps.iter().all(|s| s["attempts"].is_u64()));
     assert!(steps
@@ -579,7 +583,9 @@ fn a_pause_step_waits_for_ferry_approve_and_status_shows_the_approval() {
         stdout(&o)
     );
 
-    // The journal's observed durations feed the estimates of a new plan.
+    // The journal's durations feed a new plan's estimates; these steps were mostly answered
+    // before they started (`--early`), which teaches no duration (the safety tests show what
+    // is learned and what is not).
     let o = ferry(&[
         "plan",
         &site,
@@ -590,11 +596,7 @@ fn a_pause_step_waits_for_ferry_approve_and_status_shows_the_approval() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let p = json(&o);
-    assert!(p["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .all(|s| s["estimate"] == "observed"));
+    assert!(!p["steps"].as_array().expect("steps").is_empty());
     let o = ferry(&["plan", &site, "--estimates-from", &dir.path("nothing-here")]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no journal"), "{}", stderr(&o));
@@ -605,7 +607,7 @@ fn a_run_under_way_cannot_be_rolled_back_and_an_interrupted_one_can() {
     let dir = Scratch::new("rollback");
     let (site, plan, _) = plan_example_into(&dir, "linux-ha-pair");
     let state = dir.path("state");
-    let mut child = spawn(&["apply", &plan, "--site", &site, "--state", &state]);
+    let mut child = spawn(&["apply", &plan, "--site", &site, "--state", &state, "--yes"]);
     wait_for_status(&state, "1", |j| {
         j["steps"]
             .as_array()
@@ -621,7 +623,7 @@ fn a_run_under_way_cannot_be_rolled_back_and_an_interrupted_one_can() {
     child.wait().expect("reap apply");
     assert!(stdout(&ferry(&["status", "--state", &state])).contains("(interrupted)"));
 
-    let rollback = spawn(&["rollback", "1", "--state", &state]);
+    let rollback = spawn(&["rollback", "1", "--state", &state, "--yes"]);
     wait_for_status(&state, "2", |_| true);
     let j = json(&ferry(&[
         "status", "2", "--state", &state, "--format", "json",
@@ -636,7 +638,9 @@ fn a_run_under_way_cannot_be_rolled_back_and_an_interrupted_one_can() {
         .collect();
     assert!(!ids.is_empty());
     for id in &ids {
-        let o = ferry(&["step", "done", id, "--run", "2", "--state", &state]);
+        let o = ferry(&[
+            "step", "done", id, "--run", "2", "--state", &state, "--early",
+        ]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     let out = rollback.wait_with_output().expect("rollback ends");
@@ -1169,7 +1173,7 @@ fn a_closed_or_short_window_stops_apply_and_ignore_window_goes_on_recorded() {
         let state = dir.path("state");
         let booked = format!("the booked window {start_text} to {end_text}");
 
-        let mut args = vec!["apply", &plan, "--site", &site, "--state", &state];
+        let mut args = vec!["apply", &plan, "--site", &site, "--state", &state, "--yes"];
         if ignore_at == "apply" {
             args.push("--ignore-window");
         } else {
@@ -1204,7 +1208,7 @@ fn a_closed_or_short_window_stops_apply_and_ignore_window_goes_on_recorded() {
         let child = spawn(&args);
         wait_for_status(&state, "1", |j| j["run"]["status"] == "running");
         for id in &ids {
-            let o = ferry(&["step", "done", id, "--state", &state]);
+            let o = ferry(&["step", "done", id, "--state", &state, "--early"]);
             assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         }
         let out = child.wait_with_output().expect("run ends");
@@ -1486,10 +1490,10 @@ version = "3.3.2"
     let (staged, window) = (ids_of("staging"), ids_of("window"));
     assert_eq!(staged.len(), 4, "{staged:?}");
     let state = dir.path("state");
-    let mut child = spawn(&["apply", &plan, "--site", &site, "--state", &state]);
+    let mut child = spawn(&["apply", &plan, "--site", &site, "--state", &state, "--yes"]);
     wait_for_status(&state, "1", |_| true);
     for id in &staged {
-        let o = ferry(&["step", "done", id, "--state", &state]);
+        let o = ferry(&["step", "done", id, "--state", &state, "--early"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     let waits = format!("waiting for the booked window to open at {start_text}");
@@ -1539,7 +1543,7 @@ version = "3.3.2"
         stdout(&o)
     );
     for id in &window {
-        let o = ferry(&["step", "done", id, "--state", &state]);
+        let o = ferry(&["step", "done", id, "--state", &state, "--early"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     let out = child.wait_with_output().expect("resume ends");
@@ -1553,7 +1557,8 @@ version = "3.3.2"
         .expect("approvals")
         .iter()
         .any(|a| a["step"] == "open-window"));
-    // A run that waits for nothing has no window to open.
+    // A run that stages nothing waits for its window too, once its preparation is done: this
+    // one's opened already, and the approval says so.
     let dir2 = Scratch::new("manual-unstaged");
     let (site2, plan2) = plan_site_into(&dir2);
     let state2 = dir2.path("state");
@@ -1562,10 +1567,10 @@ version = "3.3.2"
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = ferry(&["approve", "open-window", "--state", &state2]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("does not wait for its window"),
+        stdout(&o).contains("already; approval recorded"),
         "{}",
-        stderr(&o)
+        stdout(&o)
     );
 }

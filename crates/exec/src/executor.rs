@@ -7,7 +7,7 @@
 //! of the prepare phase is done or skipped: the window opens after the work before it — and
 //! ready steps start in schedule order — prepare phase first, then staging, then planned
 //! start, then plan order — while `Options::parallel` and every limit group allow. A plan that
-//! stages work waits for its booked window (`Options::window_opens`): its window steps are held
+//! books a window waits for it (`Options::window_opens`): its window steps are held
 //! until the driver's clock reaches the window's start, or until the operator opens it early
 //! (an approval of the pseudo-step `open-window`); meanwhile the run says what it waits for,
 //! journaled, so that `status` shows it and `resume` waits again after a crash. A
@@ -94,9 +94,9 @@ pub struct Options {
     /// check itself is off when `window_end` is `None`.
     pub ignore_window: bool,
     /// Window steps do not start before this time (driver clock), unless the operator opens
-    /// the window early with an approval of `OPEN_WINDOW`: a plan that stages work waits for
-    /// its window after the staging (`window_opens`). `None`: they start as soon as the steps
-    /// they follow are done.
+    /// the window early with an approval of `OPEN_WINDOW`: a plan that books a window waits
+    /// for it after the work ahead of it (`window_opens`). `None`: they start as soon as the
+    /// steps they follow are done.
     pub window_opens: Option<i64>,
     /// While it waits for the window, the executor looks for that approval this often (driver
     /// seconds: a real clock, where an approval comes from another process). `None`: it waits
@@ -114,12 +114,13 @@ pub fn window_end(plan: &Plan) -> Option<i64> {
     Some(w.start_epoch_s + len as i64)
 }
 
-/// When the window steps of a plan may start: the booked window's opening, for a plan that
-/// runs work ahead of it (staging steps, or a staging period booked). `None`: they need not
-/// wait (no window booked, or nothing planned ahead of it but preparation).
+/// When the window steps of a plan may start: the booked window's opening, for every plan
+/// that books one. The work before it (prepare, staging) runs first; no window step starts
+/// before the window opens, even when that work ends early (a rehearsal whose preparation
+/// ran faster than planned, an operator who applies ahead of the window). `None`: no window
+/// is booked, and window steps start as soon as the steps they follow are done.
 pub fn window_opens(plan: &Plan) -> Option<i64> {
-    let w = plan.window.as_ref()?;
-    (plan.stages() || plan.stage.is_some()).then_some(w.start_epoch_s)
+    plan.window.as_ref().map(|w| w.start_epoch_s)
 }
 
 /// What a call to `apply` or `resume` did.

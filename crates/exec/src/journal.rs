@@ -245,6 +245,9 @@ pub struct NewRun {
     /// (`--supersede`): they are marked as superseded by it.
     #[serde(default)]
     pub supersede: bool,
+    /// Who started the run: the operator's name (`--by`, or the OS user), journaled with it.
+    #[serde(default)]
+    pub by: Option<String>,
 }
 
 /// The texts a plan was made from: the site file and every profile the site uses.
@@ -292,6 +295,8 @@ pub struct RunSummary {
     /// The run that was started on the same nodes while this one was unfinished
     /// (`--supersede`): this one no longer holds them.
     pub superseded_by: Option<RunId>,
+    /// Who started the run (`--by`, or the OS user); `None` in journals older than this field.
+    pub started_by: Option<String>,
 }
 
 /// A person's approval of a pause step (`ferry approve STEP`).
@@ -299,7 +304,8 @@ pub struct RunSummary {
 pub struct Approval {
     pub step: String,
     pub time: i64,
-    /// Who or what approved: `operator`, or `--approve` for a run that approves every pause.
+    /// Who approved: the operator's name (`--by`, or the OS user; `operator` in journals
+    /// older than names), or `--approve` for a run that approves every pause.
     pub by: String,
 }
 
@@ -327,6 +333,23 @@ pub struct StepStatus {
     pub detail: String,
     /// How many times the step was started.
     pub attempts: u32,
+    /// Who gave the step's last operator answer (`ferry step`, or typed at the runbook), when
+    /// one was given and the journal knows the name.
+    #[serde(default)]
+    pub answered_by: Option<String>,
+    /// Whether that answer was given before the step started (`ferry step ... --early`): its
+    /// duration is never learned (`--estimates-from`).
+    #[serde(default)]
+    pub early: bool,
+}
+
+/// Who gave an operator answer, and whether it came before the step started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerGiven {
+    /// The operator's name; empty when unknown.
+    pub by: String,
+    /// Given before the step started (`--early`).
+    pub early: bool,
 }
 
 /// A step event to write.
@@ -444,6 +467,16 @@ CREATE TABLE IF NOT EXISTS driver_log (
     entry TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS driver_log_key ON driver_log(key, seq);
+CREATE TABLE IF NOT EXISTS answer_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run INTEGER NOT NULL REFERENCES runs(id),
+    step TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    by TEXT NOT NULL DEFAULT '',
+    early INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS answer_log_run ON answer_log(run, step);
 ";
 
 /// The `runs` columns of the first ferry journal: a file whose `runs` table has them (and
@@ -453,7 +486,7 @@ const EVENT_COLUMNS: [&str; 5] = ["seq", "run", "step", "event", "time"];
 
 /// Columns added to `runs` after its first version: (name, declaration). A journal file that
 /// lacks one gets it with `ALTER TABLE` when opened.
-const RUN_COLUMNS: [(&str, &str); 8] = [
+const RUN_COLUMNS: [(&str, &str); 9] = [
     ("kind", "TEXT NOT NULL DEFAULT 'apply'"),
     ("parent", "INTEGER"),
     ("driver", "TEXT NOT NULL DEFAULT ''"),
@@ -462,11 +495,12 @@ const RUN_COLUMNS: [(&str, &str); 8] = [
     ("message", "TEXT"),
     ("ignore_window", "INTEGER"),
     ("superseded_by", "INTEGER"),
+    ("started_by", "TEXT"),
 ];
 
 /// The columns of a run's summary, in `summary_row`'s order, with the value a journal that
 /// lacks one reads.
-const RUN_FIELDS: [(&str, &str); 12] = [
+const RUN_FIELDS: [(&str, &str); 13] = [
     ("id", "NULL"),
     ("site", "''"),
     ("input_hash", "''"),
@@ -479,6 +513,7 @@ const RUN_FIELDS: [(&str, &str); 12] = [
     ("message", "NULL"),
     ("ignore_window", "NULL"),
     ("superseded_by", "NULL"),
+    ("started_by", "NULL"),
 ];
 
 /// What a database file turned out to be.
@@ -913,7 +948,7 @@ impl Journal {
         let tx = self.wrap(self.conn.unchecked_transaction())?;
         self.wrap(tx.execute(
             "INSERT INTO runs (site, input_hash, plan, created, status, kind, parent, driver, inputs, \
-             ignore_window) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             ignore_window, started_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 plan.site,
                 plan.input_hash,
@@ -924,7 +959,8 @@ impl Journal {
                 new.parent,
                 new.driver,
                 inputs,
-                new.ignore_window.then_some(now)
+                new.ignore_window.then_some(now),
+                new.by
             ],
         ))?;
         let run = tx.last_insert_rowid();
@@ -1259,14 +1295,23 @@ impl Journal {
                 s.ended = Some(e.time);
             }
         }
+        let mut given = self.answers_given(run)?;
         Ok(plan
             .steps
             .iter()
-            .map(|p| last.remove(&p.id).unwrap_or_else(|| pending(&p.id)))
+            .map(|p| {
+                let mut s = last.remove(&p.id).unwrap_or_else(|| pending(&p.id));
+                if let Some(g) = given.remove(&p.id) {
+                    s.answered_by = (!g.by.is_empty()).then_some(g.by);
+                    s.early = g.early;
+                }
+                s
+            })
             .collect())
     }
 
-    /// Stores an operator's answer for a step, replacing an earlier one.
+    /// Stores an operator's answer for a step, replacing an earlier one (given by nobody
+    /// named, while the step is under way).
     pub fn answer(
         &self,
         run: RunId,
@@ -1274,17 +1319,61 @@ impl Journal {
         answer: &Answer,
         now: i64,
     ) -> Result<(), JournalError> {
+        self.answer_given(run, step, answer, now, &AnswerGiven::default())
+    }
+
+    /// Stores an operator's answer for a step, replacing an earlier one, and logs who gave it
+    /// and whether it came before the step started, in the same commit.
+    pub fn answer_given(
+        &self,
+        run: RunId,
+        step: &str,
+        answer: &Answer,
+        now: i64,
+        given: &AnswerGiven,
+    ) -> Result<(), JournalError> {
         let (a, reason) = match answer {
             Answer::Done => ("done", ""),
             Answer::Failed(r) => ("failed", r.as_str()),
             Answer::Skip => ("skip", ""),
         };
         self.run(run)?;
-        self.wrap(self.conn.execute(
+        let tx = self.wrap(self.conn.unchecked_transaction())?;
+        self.wrap(tx.execute(
             "INSERT OR REPLACE INTO answers (run, step, answer, reason, time) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![run, step, a, reason, now],
         ))?;
-        Ok(())
+        self.wrap(tx.execute(
+            "INSERT INTO answer_log (run, step, answer, time, by, early) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![run, step, a, now, given.by, given.early],
+        ))?;
+        self.wrap(tx.commit())
+    }
+
+    /// Per step of a run: who gave its last operator answer and whether it was early (empty
+    /// for a journal older than the answer log).
+    pub fn answers_given(&self, run: RunId) -> Result<BTreeMap<String, AnswerGiven>, JournalError> {
+        if !self.schema.has("answer_log") {
+            return Ok(BTreeMap::new());
+        }
+        let mut stmt = self.wrap(
+            self.conn
+                .prepare("SELECT step, by, early FROM answer_log WHERE run = ?1 ORDER BY seq"),
+        )?;
+        let rows = self.wrap(
+            stmt.query_map(params![run], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(step, by, early)| (step, AnswerGiven { by, early }))
+            .collect())
     }
 
     /// The operator's answer for a step, if any.
@@ -1465,7 +1554,8 @@ impl Journal {
 
     /// Observed durations of done steps, per (profile, action): the seconds from a step's last
     /// `started` event to its `done` event, in every run of the journal, sorted. A step's
-    /// profile is its cluster's in the run's plan; skipped and failed attempts do not count.
+    /// profile is its cluster's in the run's plan; skipped and failed attempts do not count,
+    /// nor steps answered before they started (`ferry step ... --early`).
     pub fn durations(&self) -> Result<BTreeMap<(String, String), Vec<u64>>, JournalError> {
         let mut stmt = self.wrap(self.conn.prepare(
             "SELECT run, step, event, time FROM events WHERE event IN ('started', 'done') \
@@ -1497,6 +1587,17 @@ impl Journal {
         }
         let mut out: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
         for (run, done) in per_run {
+            // A step answered before it started took no time of its own: not learned.
+            let early: BTreeSet<String> = self
+                .answers_given(run)?
+                .into_iter()
+                .filter(|(_, g)| g.early)
+                .map(|(s, _)| s)
+                .collect();
+            let done: Vec<(String, u64)> = done
+                .into_iter()
+                .filter(|(s, _)| !early.contains(s))
+                .collect();
             let plan = self.plan(run)?;
             let profile_of: HashMap<&str, &str> = plan
                 .clusters
@@ -1549,6 +1650,55 @@ pub fn medians(
         .collect()
 }
 
+/// The fewest observed durations of one (profile, action) from which their spread is learned;
+/// with fewer, the twin keeps the profile's `duration_spread`.
+pub const MIN_SPREAD_SAMPLES: usize = 5;
+
+/// The spread of each list of observed seconds with at least [`MIN_SPREAD_SAMPLES`] and a
+/// median above zero: `[low, high]`, factors of the median (the estimate `medians` gives) that
+/// the twin draws the step's duration between, half of the draws uniformly below the median,
+/// half above, as it does with a profile's `duration_spread`. Each end is the unbiased estimate
+/// of a uniform draw's far end from the `k` observations on its side: `1 - (1 - min/median) ×
+/// (k + 1) / k` below, `1 + (max/median - 1) × (k + 1) / k` above (1 when no observation lies
+/// on that side), kept within 0 to 100 like `duration_spread`.
+pub fn spreads(
+    durations: &BTreeMap<(String, String), Vec<u64>>,
+) -> BTreeMap<(String, String), [f64; 2]> {
+    let medians = medians(durations);
+    durations
+        .iter()
+        .filter(|(_, v)| v.len() >= MIN_SPREAD_SAMPLES)
+        .filter_map(|(k, v)| {
+            let m = *medians.get(k)? as f64;
+            if m <= 0.0 {
+                return None;
+            }
+            let below: Vec<f64> = v
+                .iter()
+                .map(|&d| d as f64 / m)
+                .filter(|f| *f < 1.0)
+                .collect();
+            let above: Vec<f64> = v
+                .iter()
+                .map(|&d| d as f64 / m)
+                .filter(|f| *f > 1.0)
+                .collect();
+            let widen = |n: usize| (n as f64 + 1.0) / n as f64;
+            let low = below
+                .iter()
+                .copied()
+                .reduce(f64::min)
+                .map_or(1.0, |min| 1.0 - (1.0 - min) * widen(below.len()));
+            let high = above
+                .iter()
+                .copied()
+                .reduce(f64::max)
+                .map_or(1.0, |max| 1.0 + (max - 1.0) * widen(above.len()));
+            Some((k.clone(), [low.clamp(0.0, 1.0), high.clamp(1.0, 100.0)]))
+        })
+        .collect()
+}
+
 fn parse_answer_row(run: RunId, a: String, reason: String) -> Result<Answer, JournalError> {
     Ok(match a.as_str() {
         "done" => Answer::Done,
@@ -1572,6 +1722,8 @@ fn pending(id: &str) -> StepStatus {
         ended: None,
         detail: String::new(),
         attempts: 0,
+        answered_by: None,
+        early: false,
     }
 }
 
@@ -1588,6 +1740,7 @@ type SummaryRow = (
     Option<String>,
     Option<i64>,
     Option<i64>,
+    Option<String>,
 );
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
@@ -1604,6 +1757,7 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
         r.get(9)?,
         r.get(10)?,
         r.get(11)?,
+        r.get(12)?,
     ))
 }
 
@@ -1621,6 +1775,7 @@ fn summary(row: SummaryRow) -> Result<RunSummary, JournalError> {
         message,
         ignore_window_since,
         superseded_by,
+        started_by,
     ) = row;
     let st = RunStatus::parse(&status).ok_or(JournalError::BadValue {
         run: id,
@@ -1654,5 +1809,6 @@ fn summary(row: SummaryRow) -> Result<RunSummary, JournalError> {
         message,
         ignore_window_since,
         superseded_by,
+        started_by,
     })
 }

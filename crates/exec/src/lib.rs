@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod agent_driver;
+pub mod compare;
 pub mod driver;
 pub mod environment;
 pub mod executor;
@@ -23,12 +24,14 @@ pub use executor::{
     Options, Progress, Report, RollbackScope, OPEN_WINDOW,
 };
 pub use journal::{
-    medians, AdmissionLock, Answer, Approval, Event, EventRecord, Journal, JournalError, NewRun,
-    RunId, RunInputs, RunKind, RunLock, RunStatus, RunSummary, StepEvent, StepState, StepStatus,
-    APPLICATION_ID, DEFAULT_STATE_DIR, JOURNAL_FILE,
+    medians, spreads, AdmissionLock, Answer, AnswerGiven, Approval, Event, EventRecord, Journal,
+    JournalError, NewRun, RunId, RunInputs, RunKind, RunLock, RunStatus, RunSummary, StepEvent,
+    StepState, StepStatus, APPLICATION_ID, DEFAULT_STATE_DIR, JOURNAL_FILE,
 };
 pub use manual::{parse_answer, Input, ManualDriver};
-pub use rehearse::{monte_carlo, rehearse, Rehearsal, Rehearse, RehearseError};
+pub use rehearse::{
+    each_seed, monte_carlo, monte_carlo_on, rehearse, Rehearsal, Rehearse, RehearseError,
+};
 pub use rollback::{
     load_inputs, restrict, rollback_plan, run_progress, run_progress_of, RollbackError,
 };

@@ -14,7 +14,7 @@
 //! the operator's answer and a gate past its timeout is failed right after it.
 
 use crate::driver::{Driver, DriverError, Inspection, Outcome};
-use crate::journal::{Answer, Journal, RunId};
+use crate::journal::{Answer, AnswerGiven, Journal, RunId};
 use ferry_model::{Plan, PlannedStep};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
@@ -41,6 +41,8 @@ pub struct ManualDriver<'a> {
     now: Box<dyn Fn() -> i64 + 'a>,
     /// Steps shown and not yet answered, by plan number.
     open: BTreeMap<usize, String>,
+    /// Who types the answers at the terminal, journaled with them.
+    by: String,
 }
 
 impl<'a> ManualDriver<'a> {
@@ -67,7 +69,14 @@ impl<'a> ManualDriver<'a> {
             out,
             now,
             open: BTreeMap::new(),
+            by: String::new(),
         }
+    }
+
+    /// The operator who types the answers (journaled with each one).
+    pub fn answered_by(mut self, by: &str) -> Self {
+        self.by = by.to_string();
+        self
     }
 
     fn number(&self, id: &str) -> usize {
@@ -249,7 +258,12 @@ impl Driver for ManualDriver<'_> {
                 match self.parse_typed(&line) {
                     Some((n, a)) => {
                         let id = self.open.remove(&n).unwrap_or_default();
-                        self.journal.answer(run, &id, &a, (self.now)())?;
+                        let given = AnswerGiven {
+                            by: self.by.clone(),
+                            early: false,
+                        };
+                        self.journal
+                            .answer_given(run, &id, &a, (self.now)(), &given)?;
                         return Ok(Some((id, outcome(a))));
                     }
                     None if self.open.len() == 1 => {

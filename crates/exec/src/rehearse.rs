@@ -102,6 +102,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
         inputs: None,
         ignore_window: false,
         supersede: false,
+        by: None,
     };
     let report = apply(&journal, r.plan, &new, &mut driver, &opts, &mut ())?;
     let mut rollback = None;
@@ -123,6 +124,7 @@ pub fn rehearse(r: &Rehearse<'_>, seed: u64) -> Result<Rehearsal, RehearseError>
             inputs: None,
             ignore_window: false,
             supersede: false,
+            by: None,
         };
         let opts = Options {
             approve_all: true,
@@ -169,23 +171,48 @@ pub fn monte_carlo(
     r: &Rehearse<'_>,
     seeds: std::ops::Range<u64>,
 ) -> Result<(Vec<RunFigures>, Summary), RehearseError> {
+    monte_carlo_on(r, seeds, cores())
+}
+
+/// `monte_carlo` on `workers` threads: the result does not depend on their number.
+pub fn monte_carlo_on(
+    r: &Rehearse<'_>,
+    seeds: std::ops::Range<u64>,
+    workers: usize,
+) -> Result<(Vec<RunFigures>, Summary), RehearseError> {
     let seeds: Vec<u64> = seeds.collect();
-    let workers = std::thread::available_parallelism()
+    let all = each_seed(r, &seeds, workers, |x| x.figures())?;
+    let summary = summarise(&all);
+    Ok((all, summary))
+}
+
+/// The cores this machine offers (1 when it cannot tell).
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .clamp(1, seeds.len().max(1));
-    let chunks: Vec<Vec<u64>> = (0..workers)
-        .map(|w| seeds.iter().copied().skip(w).step_by(workers).collect())
-        .collect();
-    let results: Vec<Result<Vec<RunFigures>, RehearseError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .iter()
-            .map(|chunk| {
+}
+
+/// Rehearses the plan once per seed on `workers` threads and keeps what `keep` takes of each
+/// rehearsal, in the order of `seeds` whatever the number of threads; the error of the first
+/// seed (in that order) that failed.
+pub fn each_seed<T: Send>(
+    r: &Rehearse<'_>,
+    seeds: &[u64],
+    workers: usize,
+    keep: impl Fn(Rehearsal) -> T + Sync,
+) -> Result<Vec<T>, RehearseError> {
+    let workers = workers.clamp(1, seeds.len().max(1));
+    let keep = &keep;
+    // Worker `w` takes the seeds at positions w, w + workers, ...
+    let results: Vec<Vec<(usize, Result<T, RehearseError>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
                 scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|&s| rehearse(r, s).map(|x| x.figures()))
-                        .collect::<Result<Vec<_>, _>>()
+                    (w..seeds.len())
+                        .step_by(workers)
+                        .map(|i| (i, rehearse(r, seeds[i]).map(keep)))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -194,13 +221,14 @@ pub fn monte_carlo(
             .map(|h| h.join().expect("a rehearsal thread does not panic"))
             .collect()
     });
-    let mut all = Vec::new();
-    for r in results {
-        all.extend(r?);
+    let mut slots: Vec<Option<Result<T, RehearseError>>> = (0..seeds.len()).map(|_| None).collect();
+    for (i, x) in results.into_iter().flatten() {
+        slots[i] = Some(x);
     }
-    all.sort_by_key(|f| f.seed);
-    let summary = summarise(&all);
-    Ok((all, summary))
+    slots
+        .into_iter()
+        .map(|x| x.expect("every seed rehearsed"))
+        .collect()
 }
 
 fn dur(s: i64) -> String {

@@ -26,5 +26,5 @@ pub use finding::{Finding, Severity};
 pub use plan::{ClusterPlan, Estimate, Impact, Measure, Phase, Plan, PlannedStep, StepKind};
 pub use profile::Profile;
 pub use run::{Outcome, ProgressState, RunProgress, StepProgress};
-pub use site::{Cluster, Node, Site};
+pub use site::{Cluster, Node, Objectives, Site};
 pub use version::{pattern_matches, VendorVersion, VersionError, VersionPattern};

@@ -133,6 +133,11 @@ pub struct PlannedStep {
     /// Where `duration_s` comes from; absent in JSON when it is the profile's estimate.
     #[serde(default, skip_serializing_if = "Estimate::is_profile")]
     pub estimate: Estimate,
+    /// With an observed estimate, the spread of the observed durations (low and high factor
+    /// around the median) when there were enough of them: the twin draws the step's duration
+    /// in it instead of the profile's `duration_spread`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<[f64; 2]>,
     pub impact: Impact,
     pub impact_note: String,
     pub instructions: String,
@@ -156,6 +161,10 @@ pub struct PlannedStep {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 
@@ -348,6 +357,24 @@ pub struct Plan {
     pub staging_costs: Vec<StagingCost>,
     /// No schedule that keeps the rules can be shorter than this.
     pub lower_bound_s: u64,
+    /// No plan that keeps the documents' order, gate and limit rules, whatever its strategy
+    /// and with staging allowed, has a shorter window than this (the least of the strategies'
+    /// lower bounds, staged and not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_lower_bound_s: Option<u64>,
+    /// How many times the plan was rehearsed against the twin for its odds (seeds 1 to this,
+    /// as `ferry rehearse --runs`); absent when it was not.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub rehearsed_runs: u32,
+    /// The window's median and 90th percentile over those rehearsals (nearest rank).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_p50_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_p90_s: Option<u64>,
+    /// The share of those rehearsals that ended inside the booked window (absent without a
+    /// booked window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_probability: Option<f64>,
     /// Every window step one at a time in the documented order.
     pub sequential_s: u64,
     /// Site window length in seconds, when the site books one.

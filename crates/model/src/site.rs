@@ -14,7 +14,54 @@ pub struct Site {
     /// the nodes keep serving is planned in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<Window>,
+    /// What the site asks of a plan (`[site.objectives]`): the odds of fitting the booked
+    /// window, and the most of each service cost it accepts. `ferry check` warns below
+    /// `min_fit`; `ferry plan --compare` recommends a plan by them.
+    #[serde(default, skip_serializing_if = "Objectives::is_unset")]
+    pub objectives: Objectives,
     pub clusters: Vec<Cluster>,
+}
+
+/// The site's objectives (`[site.objectives]`). Every one is optional; a site that states none
+/// gets `DEFAULT_MIN_FIT` and no cap, then the shortest window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Objectives {
+    /// The least probability of ending inside the booked window (0 to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_fit: Option<f64>,
+    /// The most calls failed (median of the rehearsals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed_calls: Option<f64>,
+    /// The most device-minutes unregistered, every kind of device together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_device_minutes_unregistered: Option<f64>,
+    /// The most minutes on mixed versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_mixed_version_minutes: Option<f64>,
+    /// The longest configuration freeze, in hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_freeze_hours: Option<f64>,
+    /// The longest time in which a configuration change would be lost on a switch, in hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_config_at_risk_hours: Option<f64>,
+    /// The most minutes an HA pair runs without redundancy, every pair together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_minutes_without_redundancy: Option<f64>,
+}
+
+/// The least probability of ending inside the booked window a plan should have when the site
+/// states no `min_fit`.
+pub const DEFAULT_MIN_FIT: f64 = 0.9;
+
+impl Objectives {
+    pub fn is_unset(&self) -> bool {
+        *self == Objectives::default()
+    }
+
+    /// `min_fit`, or the default.
+    pub fn min_fit(&self) -> f64 {
+        self.min_fit.unwrap_or(DEFAULT_MIN_FIT)
+    }
 }
 
 /// The maintenance window the site has booked (or its staging period).

@@ -132,6 +132,10 @@ pub struct PlanOptions {
     /// they replace the profile's estimate of every matching step, which is then marked
     /// `estimate: observed`.
     pub estimates: BTreeMap<(String, String), u64>,
+    /// The spread of those observed durations per (profile, action), as factors of the median
+    /// (`[low, high]`), where there were enough of them: the step carries it (`spread`), and
+    /// the twin draws its duration in it instead of the profile's `duration_spread`.
+    pub spreads: BTreeMap<(String, String), [f64; 2]>,
     /// The run whose rollback is planned: how far it got decides the rollback procedure's
     /// `run` conditions. `None` (a plan made before any run): they hold.
     pub progress: Option<ferry_model::RunProgress>,
@@ -620,6 +624,33 @@ fn yield_finding(cluster: &Cluster, y: &graph::Yielded) -> Finding {
     }
 }
 
+/// The shortest window any plan of `site` keeping its profiles' order, gate and limit rules
+/// could reach: the least lower bound over `strategies` (each for every cluster, and the
+/// site's own choice), staged and not. Staging is allowed whether or not the site books a
+/// staging period. Each lower bound is the planner's (`schedule::lower_bound`): the longest
+/// chain of dependent window steps or a limit group's work over its width.
+pub fn rules_lower_bound<'p>(
+    site: &Site,
+    profiles: impl Fn(&str) -> Option<&'p Profile> + Copy,
+    strategies: &[String],
+    opts: &PlanOptions,
+) -> Result<u64, PlanError> {
+    let mut best: Option<u64> = None;
+    let choices = std::iter::once(None).chain(strategies.iter().map(|s| Some(s.clone())));
+    for strategy in choices {
+        for stage in [false, true] {
+            let o = PlanOptions {
+                strategy: strategy.clone(),
+                stage,
+                ..opts.clone()
+            };
+            let p = plan(site, profiles, String::new(), &o)?;
+            best = Some(best.map_or(p.lower_bound_s, |b| b.min(p.lower_bound_s)));
+        }
+    }
+    Ok(best.unwrap_or(0))
+}
+
 /// The preflight findings: the same findings the plan carries.
 pub fn check<'p>(
     site: &Site,
@@ -898,7 +929,7 @@ pub fn plan<'p>(
     let rollback_limits = limit_groups(&rollback);
     let sequential_s = schedule::sequential(&graph, Phase::Window);
     let Finished {
-        steps,
+        mut steps,
         edges,
         lower_bound_s,
         occupancy,
@@ -912,6 +943,24 @@ pub fn plan<'p>(
     } = finish(rollback, site)?;
     for s in &mut rollback_steps {
         s.rollback = true;
+    }
+    if !opts.spreads.is_empty() {
+        let profile_of: BTreeMap<&str, &str> = site
+            .clusters
+            .iter()
+            .map(|c| (c.name.as_str(), c.profile.as_str()))
+            .collect();
+        for s in steps.iter_mut().chain(rollback_steps.iter_mut()) {
+            if s.estimate != ferry_model::Estimate::Observed {
+                continue;
+            }
+            if let Some(p) = profile_of.get(s.cluster.as_str()) {
+                s.spread = opts
+                    .spreads
+                    .get(&(p.to_string(), s.action.clone()))
+                    .copied();
+            }
+        }
     }
     let mut by_cluster: BTreeMap<&str, Vec<&PlannedStep>> = BTreeMap::new();
     for s in &steps {
@@ -1040,6 +1089,11 @@ pub fn plan<'p>(
         staging_costs,
         lower_bound_s,
         sequential_s,
+        rules_lower_bound_s: None,
+        rehearsed_runs: 0,
+        window_p50_s: None,
+        window_p90_s: None,
+        fit_probability: None,
         window_s: site
             .window
             .as_ref()

@@ -29,6 +29,9 @@ mod engine;
 #[path = "planner/hardening.rs"]
 mod hardening;
 
+#[path = "planner/bounds.rs"]
+mod bounds;
+
 #[path = "planner/input.rs"]
 mod input;
 

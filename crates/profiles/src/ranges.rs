@@ -80,13 +80,39 @@ const fn above(
 }
 
 /// Numbers of a site file beyond the default range (facts take the default: 0 to 10^12).
-pub const SITE: &[Range] = &[above(
-    "hours",
-    "window",
-    0.0,
-    336.0,
-    "the booked window's length in hours",
-)];
+pub const SITE: &[Range] = &[
+    above(
+        "hours",
+        "window",
+        0.0,
+        336.0,
+        "the booked window's length in hours",
+    ),
+    r(
+        "min_fit",
+        "objectives",
+        0.0,
+        1.0,
+        false,
+        "the least probability of ending inside the booked window",
+    ),
+    r(
+        "max_freeze_hours",
+        "objectives",
+        0.0,
+        8760.0,
+        false,
+        "the longest configuration freeze a plan may cost, in hours (at most a year)",
+    ),
+    r(
+        "max_config_at_risk_hours",
+        "objectives",
+        0.0,
+        8760.0,
+        false,
+        "the longest time a configuration change may be at risk, in hours (at most a year)",
+    ),
+];
 
 /// Numbers of a profile.
 pub const PROFILE: &[Range] = &[

@@ -5,7 +5,7 @@ use crate::facts::facts_from_toml;
 use crate::registry::ProfileSet;
 use ferry_model::profile::VersionRules;
 use ferry_model::site::Window;
-use ferry_model::{Cluster, Node, Site, VendorVersion};
+use ferry_model::{Cluster, Node, Objectives, Site, VendorVersion};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +28,28 @@ struct RawSiteMeta {
     /// The staging period before the window.
     #[serde(default)]
     stage: Option<RawWindow>,
+    /// What the site asks of a plan.
+    #[serde(default)]
+    objectives: Option<RawObjectives>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjectives {
+    #[serde(default)]
+    min_fit: Option<f64>,
+    #[serde(default)]
+    max_failed_calls: Option<f64>,
+    #[serde(default)]
+    max_device_minutes_unregistered: Option<f64>,
+    #[serde(default)]
+    max_mixed_version_minutes: Option<f64>,
+    #[serde(default)]
+    max_freeze_hours: Option<f64>,
+    #[serde(default)]
+    max_config_at_risk_hours: Option<f64>,
+    #[serde(default)]
+    max_minutes_without_redundancy: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +109,25 @@ pub fn known_strategies(profile: &ferry_model::Profile) -> Vec<String> {
     {
         if !v.contains(s) {
             v.push(s.clone());
+        }
+    }
+    v
+}
+
+/// Every strategy a plan of `site` may use: those every profile understands, then each
+/// cluster's profile's own, in site order, each once.
+pub fn strategies<'p>(
+    site: &Site,
+    profiles: impl Fn(&str) -> Option<&'p ferry_model::Profile>,
+) -> Vec<String> {
+    let mut v: Vec<String> = BASE_STRATEGIES.iter().map(|s| s.to_string()).collect();
+    for c in &site.clusters {
+        if let Some(p) = profiles(&c.profile) {
+            for s in &p.profile.strategies {
+                if !v.contains(s) {
+                    v.push(s.clone());
+                }
+            }
         }
     }
     v
@@ -206,11 +247,21 @@ const CLUSTER: &[(&str, Shape, bool)] = &[
     ("facts", Shape::AnyTable, false),
     ("node", Shape::Tables(NODE), false),
 ];
+const OBJECTIVES: &[(&str, Shape, bool)] = &[
+    ("min_fit", Shape::Number, false),
+    ("max_failed_calls", Shape::Number, false),
+    ("max_device_minutes_unregistered", Shape::Number, false),
+    ("max_mixed_version_minutes", Shape::Number, false),
+    ("max_freeze_hours", Shape::Number, false),
+    ("max_config_at_risk_hours", Shape::Number, false),
+    ("max_minutes_without_redundancy", Shape::Number, false),
+];
 const SITE_META: &[(&str, Shape, bool)] = &[
     ("name", Shape::Text, true),
     ("description", Shape::Text, false),
     ("window", Shape::Table(PERIOD), false),
     ("stage", Shape::Table(PERIOD), false),
+    ("objectives", Shape::Table(OBJECTIVES), false),
 ];
 const TOP: &[(&str, Shape, bool)] = &[
     ("site", Shape::Table(SITE_META), true),
@@ -477,6 +528,12 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
             None => {}
         }
     }
+    let objectives = raw
+        .site
+        .objectives
+        .as_ref()
+        .map(|o| objectives(o, raw.site.window.is_some(), p))
+        .unwrap_or_default();
     if raw.site.name.trim().is_empty() {
         p.add(vec![key("site"), key("name")], "site name is empty", None);
     }
@@ -675,8 +732,30 @@ fn validate(raw: &RawSite, profiles: &ProfileSet, p: &mut Problems) -> Option<Si
         name: raw.site.name.clone(),
         window,
         stage,
+        objectives,
         clusters,
     })
+}
+
+/// `[site.objectives]`, checked: the ranges of its numbers are checked with every number of
+/// the file (`ranges::SITE`); an odds objective needs a booked window to be judged against.
+fn objectives(o: &RawObjectives, window: bool, p: &mut Problems) -> Objectives {
+    if o.min_fit.is_some() && !window {
+        p.add(
+            vec![key("site"), key("objectives"), key("min_fit")],
+            "`min_fit` is the least probability of ending inside the booked window, and the site books no window",
+            Some("book the window: `[site] window = { start = \"2026-12-05T22:00:00-05:00\", hours = 8 }`, or remove `min_fit`".into()),
+        );
+    }
+    Objectives {
+        min_fit: o.min_fit,
+        max_failed_calls: o.max_failed_calls,
+        max_device_minutes_unregistered: o.max_device_minutes_unregistered,
+        max_mixed_version_minutes: o.max_mixed_version_minutes,
+        max_freeze_hours: o.max_freeze_hours,
+        max_config_at_risk_hours: o.max_config_at_risk_hours,
+        max_minutes_without_redundancy: o.max_minutes_without_redundancy,
+    }
 }
 
 /// Reads an RFC 3339 date-time, or an RFC 9557 one with a time-zone annotation

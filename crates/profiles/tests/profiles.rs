@@ -902,3 +902,79 @@ fn stage_errors_name_line_and_key() {
     assert_eq!(e.key, "staging_cost[0].measure");
     assert_eq!(e.line, text.lines().count() - 1);
 }
+
+/// `[site.objectives]` (FERRY-FIT): what a site asks of a plan, read as written and checked
+/// with the line and key of the offending value.
+#[test]
+fn site_objectives_are_read_and_checked_ferry_fit() {
+    fn check(objectives: &str, expected: Result<ferry_model::Objectives, (usize, &str, &str)>) {
+        let text = PAIR.replace(
+            "\n[[cluster]]",
+            &format!("\n[site.objectives]\n{objectives}\n\n[[cluster]]"),
+        );
+        match expected {
+            Ok(want) => {
+                let site = load_site("site.toml", &text, &builtin())
+                    .unwrap_or_else(|e| panic!("{objectives}: {:?}", miette::Report::new(e)));
+                assert_eq!(site.objectives, want, "{objectives}");
+            }
+            Err((line, key, message)) => check_site_error(&text, line, key, message),
+        }
+    }
+    check(
+        "min_fit = 0.95\nmax_failed_calls = 200\nmax_freeze_hours = 12",
+        Ok(ferry_model::Objectives {
+            min_fit: Some(0.95),
+            max_failed_calls: Some(200.0),
+            max_freeze_hours: Some(12.0),
+            ..Default::default()
+        }),
+    );
+    check(
+        "max_mixed_version_minutes = 30\nmax_device_minutes_unregistered = 5000\nmax_config_at_risk_hours = 2\nmax_minutes_without_redundancy = 15",
+        Ok(ferry_model::Objectives {
+            max_mixed_version_minutes: Some(30.0),
+            max_device_minutes_unregistered: Some(5000.0),
+            max_config_at_risk_hours: Some(2.0),
+            max_minutes_without_redundancy: Some(15.0),
+            ..Default::default()
+        }),
+    );
+    check(
+        "min_fit = 1.5",
+        Err((6, "site.objectives.min_fit", "from 0 to 1")),
+    );
+    check(
+        "max_failed_calls = -3",
+        Err((6, "site.objectives.max_failed_calls", "from 0 to")),
+    );
+    check(
+        "max_freeze_hours = 9000",
+        Err((6, "site.objectives.max_freeze_hours", "from 0 to 8760")),
+    );
+    check(
+        "min_fit = 0.9\nmax_fail_calls = 3",
+        // A misspelt objective is named with its line and key.
+        Err((
+            7,
+            "site.objectives.max_fail_calls",
+            "unknown key `max_fail_calls`",
+        )),
+    );
+    // The odds are judged against the booked window: without one, `min_fit` cannot be.
+    let text = PAIR
+        .replace(
+            "window = { start = \"2026-12-05T22:00:00-05:00\", hours = 2 }\n",
+            "",
+        )
+        .replace(
+            "\n[[cluster]]",
+            "\n[site.objectives]\nmin_fit = 0.8\n\n[[cluster]]",
+        );
+    check_site_error(
+        &text,
+        5,
+        "site.objectives.min_fit",
+        "the site books no window",
+    );
+}

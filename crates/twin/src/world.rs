@@ -464,6 +464,7 @@ fn what_the_twin_reads(step: &PlannedStep) -> PlannedStep {
         start_s: step.start_s,
         duration_s: step.duration_s,
         estimate: step.estimate,
+        spread: step.spread,
         impact: step.impact,
         impact_note: String::new(),
         instructions: String::new(),
@@ -1269,7 +1270,9 @@ impl World {
                 _ => None,
             })
             .collect();
-        let spread_range = self.profile(ci).twin.duration_spread;
+        // The spread of the durations observed for the step, when the plan learned it from
+        // past runs; the profile's otherwise.
+        let spread_range = step.spread.unwrap_or(self.profile(ci).twin.duration_spread);
         if fail.is_some() {
             let d = (step.duration_s as f64 / 2.0).max(1.0);
             ends = Some(self.now + d.round() as i64);

@@ -184,6 +184,8 @@ pub fn fleet(demo: &Path, n: usize, cluster_size: usize, json: bool) -> Result<S
             site.into_os_string(),
             "--driver".into(),
             "agent".into(),
+            // The benchmark's own lab agents: nobody to ask.
+            "--yes".into(),
             "--state".into(),
             state.into_os_string(),
             "--agent-token-file".into(),

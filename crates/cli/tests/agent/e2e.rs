@@ -208,6 +208,7 @@ impl Site {
         [
             "--driver",
             "agent",
+            "--yes",
             "--state",
             &self.path("orchestrator"),
             "--agent-token-file",
@@ -642,7 +643,13 @@ fn e2e_no_token_a_wrong_token_and_a_tampered_package_are_refused_and_change_noth
         "--site",
         &site.path("site.toml"),
     ])
-    .args(["--driver", "agent", "--state", &site.path("orchestrator")])
+    .args([
+        "--driver",
+        "agent",
+        "--yes",
+        "--state",
+        &site.path("orchestrator"),
+    ])
     .args(["--agent-ca", &site.path("tls/ca.pem")])
     .args([
         "--packages",
@@ -985,6 +992,7 @@ fn e2e_apply_with_a_client_certificate_instead_of_a_token() {
             .args([
                 "--driver",
                 "agent",
+                "--yes",
                 "--state",
                 &site.path(&format!("orchestrator-{who}")),
             ])

@@ -37,7 +37,7 @@ fn a_second_apply_on_the_same_nodes_is_refused_while_a_run_is_under_way_or_unfin
     let (site, plan, _) = plan_example_into(&dir, "linux-ha-pair");
     let state = dir.path("state");
     // Run 1: the manual runbook, waiting for answers that never come.
-    let mut first = spawn(&["apply", &plan, "--site", &site, "--state", &state]);
+    let mut first = spawn(&["apply", &plan, "--site", &site, "--state", &state, "--yes"]);
     wait_for_status(&state, "1", |j| {
         j["active"] == true
             && j["steps"]
@@ -245,7 +245,7 @@ fn a_database_that_is_not_a_ferry_journal_is_refused_and_left_untouched() {
             vec!["resume", "--state", &state],
             vec!["rollback", "--state", &state],
             vec!["step", "done", "kv/kv-a/snapshot-config", "--state", &state],
-            vec!["apply", &plan, "--site", &site, "--state", &state],
+            vec!["apply", &plan, "--site", &site, "--state", &state, "--yes"],
             vec!["plan", &site, "--estimates-from", &state],
         ] {
             let o = ferry(&args);

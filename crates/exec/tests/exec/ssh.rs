@@ -431,6 +431,7 @@ fn a_cucm_site_is_upgraded_and_reverted_over_ssh() {
         inputs: Some(s.inputs.clone()),
         ignore_window: false,
         supersede: false,
+        by: None,
     };
     let mut cards = Vec::new();
     let report = {
@@ -500,6 +501,7 @@ fn a_cucm_site_is_upgraded_and_reverted_over_ssh() {
         inputs: Some(s.inputs.clone()),
         ignore_window: false,
         supersede: false,
+        by: None,
     };
     let report = {
         let mut d = SshDriver::new(
@@ -713,6 +715,7 @@ fn upgrade_three(tag: &str, from: &str, to: &str) -> Lab {
         inputs: Some(s.inputs.clone()),
         ignore_window: false,
         supersede: false,
+        by: None,
     };
     let mut cards = Vec::new();
     let report = {

@@ -97,6 +97,58 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
+/// A probability as a percentage, never rounded to 0% or 100% unless it is exactly that.
+pub fn percent(p: f64) -> String {
+    let pct = (p * 100.0).clamp(0.0, 100.0);
+    let shown = if p > 0.0 && p < 1.0 {
+        pct.round().clamp(1.0, 99.0)
+    } else {
+        pct.round()
+    };
+    format!("{shown:.0}%")
+}
+
+/// The booked window judged against the plan: what the point estimate leaves or overruns, and
+/// the odds the rehearsals give (never "fits" on the estimate alone): `12h 00m: the estimate
+/// ends 57m before it closes; the twin ends inside it in 35% of 500 rehearsals`.
+pub fn window_verdict(plan: &ferry_model::Plan) -> Option<String> {
+    let w = plan.window_s?;
+    let estimate = if plan.makespan_s <= w {
+        format!(
+            "the estimate ends {} before it closes",
+            duration(w - plan.makespan_s)
+        )
+    } else {
+        format!(
+            "the estimate runs {} past it",
+            duration(plan.makespan_s - w)
+        )
+    };
+    let odds = match (plan.rehearsed_runs, plan.fit_probability) {
+        (0, _) => "the odds were not rehearsed (`--runs 0`)".to_string(),
+        (n, Some(p)) => format!(
+            "the twin ends inside it in {} of {n} rehearsals",
+            percent(p)
+        ),
+        (n, None) => format!("{n} rehearsals did not say whether it ends inside"),
+    };
+    Some(format!("{}: {estimate}; {odds}", duration(w)))
+}
+
+/// The rehearsed window: `P50 12h 06m, P90 12h 36m (500 rehearsals against the twin)`.
+pub fn rehearsed_window(plan: &ferry_model::Plan) -> Option<String> {
+    let (Some(p50), Some(p90)) = (plan.window_p50_s, plan.window_p90_s) else {
+        return None;
+    };
+    Some(format!(
+        "P50 {}, P90 {} ({} rehearsals against the twin, seeds 1 to {})",
+        duration(p50),
+        duration(p90),
+        plan.rehearsed_runs,
+        plan.rehearsed_runs
+    ))
+}
+
 /// The lane (or graph cluster) a step belongs to: its node, or its cluster for cluster-wide steps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Lane<'a> {
@@ -182,6 +234,7 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
             start_s,
             duration_s,
             estimate: Default::default(),
+            spread: None,
             impact,
             impact_note: String::new(),
             instructions: format!("Run {action} on the node.\nWatch the console."),
@@ -262,6 +315,11 @@ pub(crate) fn sample_plan() -> ferry_model::Plan {
         staging: Vec::new(),
         staging_costs: Vec::new(),
         lower_bound_s: 6300,
+        rules_lower_bound_s: None,
+        rehearsed_runs: 0,
+        window_p50_s: None,
+        window_p90_s: None,
+        fit_probability: None,
         sequential_s: 11100,
         window_s: Some(4 * 3600),
         window: None,

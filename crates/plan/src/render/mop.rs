@@ -91,13 +91,17 @@ fn summary(plan: &Plan) -> String {
     }
     row("Lower bound", duration(plan.lower_bound_s));
     row("One at a time", duration(plan.sequential_s));
-    if let Some(w) = plan.window_s {
-        let fits = if plan.makespan_s <= w {
-            "fits"
-        } else {
-            "does NOT fit"
-        };
-        row("Site window", format!("{} ({fits})", duration(w)));
+    if let Some(b) = plan.rules_lower_bound_s {
+        row(
+            "Rules lower bound (any strategy, staging allowed)",
+            duration(b),
+        );
+    }
+    if let Some(r) = super::rehearsed_window(plan) {
+        row("Rehearsed window", r);
+    }
+    if let Some(v) = super::window_verdict(plan) {
+        row("Site window", v);
     }
     row("Rollback estimate", duration(plan.rollback_makespan_s));
     row("Input hash", format!("`{}`", plan.input_hash));

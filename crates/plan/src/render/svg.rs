@@ -125,13 +125,8 @@ fn title(plan: &Plan) -> String {
         duration(plan.lower_bound_s),
         duration(plan.sequential_s)
     );
-    if let Some(w) = plan.window_s {
-        let fits = if plan.makespan_s <= w {
-            "fits"
-        } else {
-            "does NOT fit"
-        };
-        let _ = write!(sub, ", site window {} ({fits})", duration(w));
+    if let Some(v) = super::window_verdict(plan) {
+        let _ = write!(sub, ", site window {v}");
     }
     format!(
         "<text x=\"{MARGIN:.0}\" y=\"26\" font-size=\"16\" font-weight=\"bold\">{}: estimated window {}</text>\n<text x=\"{MARGIN:.0}\" y=\"46\" font-size=\"12\" fill=\"#444444\">{}</text>\n",

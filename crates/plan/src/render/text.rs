@@ -215,6 +215,13 @@ fn estimate(plan: &Plan) -> String {
         duration(plan.lower_bound_s),
         ratio(plan.makespan_s, plan.lower_bound_s)
     );
+    if let Some(b) = plan.rules_lower_bound_s {
+        let _ = writeln!(
+            out,
+            "  rules lower bound:   {} (no plan keeping the documents' rules is shorter: any strategy, staging allowed)",
+            duration(b)
+        );
+    }
     let _ = writeln!(
         out,
         "  one at a time:       {} ({}x the plan)",
@@ -229,13 +236,11 @@ fn estimate(plan: &Plan) -> String {
             duration(plan.staging_s)
         );
     }
-    if let Some(w) = plan.window_s {
-        let verdict = if plan.makespan_s <= w {
-            format!("fits, {} spare", duration(w - plan.makespan_s))
-        } else {
-            format!("DOES NOT FIT, {} over", duration(plan.makespan_s - w))
-        };
-        let _ = writeln!(out, "  site window:         {} ({verdict})", duration(w));
+    if let Some(r) = super::rehearsed_window(plan) {
+        let _ = writeln!(out, "  rehearsed window:    {r}");
+    }
+    if let Some(v) = super::window_verdict(plan) {
+        let _ = writeln!(out, "  site window:         {v}");
     }
     if let (Some(open), Some(done)) = (
         super::wall_clock(plan, 0),
@@ -503,10 +508,61 @@ mod tests {
         let text = render_text(&sample_plan());
         assert!(text.contains("window (makespan):   1h 45m (1:45)"));
         assert!(text.contains("one at a time:       3h 05m (1.76x the plan)"));
-        assert!(text.contains("site window:         4h 00m (fits, 2h 15m spare)"));
+        assert!(text.contains(
+            "site window:         4h 00m: the estimate ends 2h 15m before it closes; the odds were not rehearsed"
+        ));
+        assert!(!text.contains("fits"), "{text}");
         assert!(text.contains("cucm/cdr-gap [CUCM-MEAS-1]: 20m"));
         assert!(text.contains("Rollback: 2 step(s), 30m"));
         assert!(text.contains("[CUCM-LIM-1] one at a time, 2 step(s): one switch at a time"));
+    }
+
+    /// The window is judged on the rehearsals' odds, never on the point estimate alone
+    /// (FERRY-FIT).
+    #[test]
+    fn states_the_rehearsed_odds_beside_the_estimate_ferry_fit() {
+        fn check(runs: u32, fit: Option<f64>, makespan_s: u64, expected: &[&str]) {
+            let mut plan = sample_plan();
+            plan.makespan_s = makespan_s;
+            plan.rehearsed_runs = runs;
+            if runs > 0 {
+                plan.window_p50_s = Some(makespan_s + 600);
+                plan.window_p90_s = Some(makespan_s + 1800);
+            }
+            plan.fit_probability = fit;
+            plan.rules_lower_bound_s = Some(3000);
+            let text = render_text(&plan);
+            for e in expected {
+                assert!(text.contains(e), "{e:?} in\n{text}");
+            }
+            assert!(!text.contains("fits"), "{text}");
+        }
+        check(
+            500,
+            Some(0.35),
+            6300,
+            &[
+                "rehearsed window:    P50 1h 55m, P90 2h 15m (500 rehearsals against the twin, seeds 1 to 500)",
+                "site window:         4h 00m: the estimate ends 2h 15m before it closes; the twin ends inside it in 35% of 500 rehearsals",
+                "rules lower bound:   50m",
+            ],
+        );
+        check(
+            20,
+            Some(0.999),
+            15000,
+            &["the estimate runs 10m past it; the twin ends inside it in 99% of 20 rehearsals"],
+        );
+        check(
+            0,
+            None,
+            6300,
+            &["the estimate ends 2h 15m before it closes; the odds were not rehearsed (`--runs 0`)"],
+        );
+        assert_eq!(
+            [0.0, 0.004, 0.35, 0.996, 1.0].map(crate::render::percent),
+            ["0%", "1%", "35%", "99%", "100%"]
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ fn step(i: usize, duration_s: u64, phase: Phase) -> Inst {
             start_s: 0,
             duration_s,
             estimate: Default::default(),
+            spread: None,
             impact: Impact::None,
             impact_note: String::new(),
             instructions: String::new(),
