@@ -143,6 +143,7 @@ pub(crate) fn on_start(w: &mut World, ci: usize, ni: usize) {
             }
         }
     }
+    w.node_changed(ci, ni);
     w.clusters[ci].nodes[ni].initialising = true;
     let gen = w.clusters[ci].nodes[ni].gen;
     w.schedule(
@@ -203,6 +204,7 @@ pub(crate) fn start_upgrade_mode(w: &mut World, ci: usize, ni: usize) {
             format!("{name} initialised its configuration"),
         );
     }
+    w.node_changed(ci, ni);
     w.clusters[ci].nodes[ni].initialising = true;
     let gen = w.clusters[ci].nodes[ni].gen;
     w.schedule(
@@ -226,6 +228,7 @@ pub(crate) fn ready(w: &mut World, ci: usize, ni: usize, gen: u64) {
         return;
     };
     w.touch(ci);
+    w.node_changed(ci, ni);
     w.clusters[ci].nodes[ni].initialising = false;
     let name = w.clusters[ci].nodes[ni].name.clone();
     if w.clusters[ci].nodes[ni].upgrade_mode {

@@ -17,6 +17,7 @@ fn on_host(w: &World, ci: usize, ni: usize, roles: &[String]) -> Vec<usize> {
 }
 
 fn stop(w: &mut World, ci: usize, ni: usize) {
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     if n.stopped {
         return;
@@ -87,6 +88,7 @@ fn agent(w: &mut World, ci: usize, ni: usize, down: bool) {
     let Some(host) = w.host_of(ci, ni) else {
         return;
     };
+    w.node_changed(ci, ni);
     w.clusters[ci].nodes[ni].agent_down = down;
     w.clusters[ci].agent_gen += 1;
     let gen = w.clusters[ci].agent_gen;
@@ -134,6 +136,7 @@ fn agent(w: &mut World, ci: usize, ni: usize, down: bool) {
 pub(crate) fn started(w: &mut World, ci: usize, ni: usize, new_version: bool) {
     let now = w.now;
     let health = w.profile(ci).twin.health.clone();
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     n.last_start = now;
     n.gen += 1;
@@ -192,6 +195,8 @@ fn fact_mut<'a>(w: &'a mut World, ci: usize, ni: Option<usize>, name: &str) -> &
 /// the other side.
 fn swap(w: &mut World, ci: usize, ni: usize, why: &str) {
     let rule = w.profile(ci).twin.config_rule.clone();
+    let before = crate::tallies::of_node(w, ci, ni);
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     let Some(next) = n.inactive.take() else {
         return;
@@ -200,6 +205,8 @@ fn swap(w: &mut World, ci: usize, ni: usize, why: &str) {
     let prev = std::mem::replace(&mut n.active, next);
     n.inactive = Some(prev.clone());
     std::mem::swap(&mut n.config_active, &mut n.config_inactive);
+    crate::tallies::changed(w, ci, ni, before);
+    let n = &w.clusters[ci].nodes[ni];
     let name = n.name.clone();
     let active = n.active.clone();
     w.note(
@@ -228,6 +235,7 @@ fn swap(w: &mut World, ci: usize, ni: usize, why: &str) {
 /// is nothing to put back.
 fn restore_snapshot(w: &mut World, ci: usize, ni: usize, step: &str) {
     let rule = w.profile(ci).twin.config_rule.clone();
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     let name = n.name.clone();
     let Some(snapshot) = n.config_snapshot.clone() else {
@@ -268,10 +276,13 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
         match (e, ni) {
             (Effect::InstallInactive, Some(n)) => {
                 let v = version_of(step, &w.clusters[ci].nodes[n].target);
+                let before = crate::tallies::of_node(w, ci, n);
+                w.node_changed(ci, n);
                 let node = &mut w.clusters[ci].nodes[n];
                 node.inactive = Some(v.clone());
                 node.config_inactive = node.config_active.clone();
                 let name = node.name.clone();
+                crate::tallies::changed(w, ci, n, before);
                 w.note(
                     ci,
                     Some(n),
@@ -283,6 +294,8 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
             (Effect::InstallInPlace, Some(n)) => {
                 let v = version_of(step, &w.clusters[ci].nodes[n].target);
                 let services = w.profile(ci).twin.services.is_some();
+                let before = crate::tallies::of_node(w, ci, n);
+                w.node_changed(ci, n);
                 let node = &mut w.clusters[ci].nodes[n];
                 if node.exists {
                     node.backup = Some(std::mem::replace(&mut node.active, v.clone()));
@@ -293,6 +306,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     node.active = v.clone();
                 }
                 let name = node.name.clone();
+                crate::tallies::changed(w, ci, n, before);
                 w.note(ci, Some(n), "installed", format!("{name} now runs {v}"));
                 started(w, ci, n, true);
             }
@@ -314,10 +328,13 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                     // another version, and the switch made the original the inactive one.
                     swap(w, ci, n, "switched back");
                 } else if node.backup.as_ref() == Some(&node.original) {
+                    let before = crate::tallies::of_node(w, ci, n);
+                    w.node_changed(ci, n);
                     let node = &mut w.clusters[ci].nodes[n];
                     node.active = node.backup.take().expect("checked");
                     node.services_pending = false;
                     let (name, v) = (node.name.clone(), node.active.clone());
+                    crate::tallies::changed(w, ci, n, before);
                     w.note(ci, Some(n), "restored", format!("{name} restored to {v}"));
                     started(w, ci, n, true);
                 } else if node.revert_impossible {
@@ -333,10 +350,13 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 }
             }
             (Effect::RemoveInactive, Some(n)) => {
+                let before = crate::tallies::of_node(w, ci, n);
+                w.node_changed(ci, n);
                 let node = &mut w.clusters[ci].nodes[n];
                 let removed = node.inactive.take();
                 node.revert_impossible = true;
                 let name = node.name.clone();
+                crate::tallies::changed(w, ci, n, before);
                 let text = match removed {
                     Some(v) => format!(
                         "{name}: inactive slot removed; {v} is gone, no switching back to it"
@@ -407,6 +427,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 }
             }
             (Effect::Snapshot, Some(n)) => {
+                w.node_changed(ci, n);
                 let node = &mut w.clusters[ci].nodes[n];
                 node.config_snapshot = Some(node.config_active.clone());
                 let name = node.name.clone();
@@ -419,6 +440,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
             }
             (Effect::RestoreSnapshot, Some(n)) => restore_snapshot(w, ci, n, &step.id),
             (Effect::ActivateServices, Some(n)) => {
+                w.node_changed(ci, n);
                 w.clusters[ci].nodes[n].services_pending = false;
             }
             (Effect::Freeze(on), _) => w.clusters[ci].frozen = *on,
@@ -476,7 +498,10 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
                 }
                 w.note(ci, None, "links-released", "data links released".into());
             }
-            (Effect::SingleUser(on), Some(n)) => w.clusters[ci].nodes[n].single_user = *on,
+            (Effect::SingleUser(on), Some(n)) => {
+                w.node_changed(ci, n);
+                w.clusters[ci].nodes[n].single_user = *on;
+            }
             (Effect::SetupRoles, Some(n)) => {
                 crate::pairs::set_up(w, ci, n);
                 w.note(
@@ -524,6 +549,7 @@ pub(crate) fn at_end(w: &mut World, ci: usize, ni: Option<usize>, step: &Planned
 }
 
 fn start(w: &mut World, ci: usize, ni: usize, upgrade_mode: bool) {
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     if !n.exists {
         return;

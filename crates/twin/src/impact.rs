@@ -104,25 +104,34 @@ pub(crate) fn account(w: &mut World, ci: usize, from: i64, to: i64) {
     }
     let version_roles = &profile.profile.version_roles;
     // Mixed: of the nodes to upgrade, some still run their original version and some not.
-    let (mut on_original, mut moved) = (false, false);
-    for n in c
-        .nodes
-        .iter()
-        .filter(|n| n.exists && (version_roles.is_empty() || version_roles.contains(&n.role)))
-    {
-        if n.original == n.target {
-            continue;
+    let counted_mixed =
+        || {
+            let (mut on_original, mut moved) = (false, false);
+            for n in c.nodes.iter().filter(|n| {
+                n.exists && (version_roles.is_empty() || version_roles.contains(&n.role))
+            }) {
+                if n.original == n.target {
+                    continue;
+                }
+                if n.active == n.original {
+                    on_original = true;
+                } else {
+                    moved = true;
+                }
+                if on_original && moved {
+                    break;
+                }
+            }
+            on_original && moved
+        };
+    // The counts kept as nodes change give what counting over the nodes gives.
+    let mixed = match c.tallies.mixed() {
+        Some(m) => {
+            debug_assert_eq!(m, counted_mixed(), "mixed versions in {}", c.name);
+            m
         }
-        if n.active == n.original {
-            on_original = true;
-        } else {
-            moved = true;
-        }
-        if on_original && moved {
-            break;
-        }
-    }
-    let mixed = on_original && moved;
+        None => counted_mixed(),
+    };
     let mut unprotected = Vec::new();
     for pi in 0..c.pairs.len() {
         let p = &c.pairs[pi];
@@ -152,11 +161,20 @@ pub(crate) fn account(w: &mut World, ci: usize, from: i64, to: i64) {
     }
     let read_only = c.read_only;
     let frozen = c.frozen;
-    let at_risk = c.nodes.iter().any(|n| {
-        n.exists
-            && spec.config_master.contains(&n.role)
-            && n.inactive.as_ref().is_some_and(|v| *v > n.active)
-    });
+    let counted_at_risk = || {
+        c.nodes.iter().any(|n| {
+            n.exists
+                && spec.config_master.contains(&n.role)
+                && n.inactive.as_ref().is_some_and(|v| *v > n.active)
+        })
+    };
+    let at_risk = match c.tallies.at_risk() {
+        Some(r) => {
+            debug_assert_eq!(r, counted_at_risk(), "configuration at risk in {}", c.name);
+            r
+        }
+        None => counted_at_risk(),
+    };
     let acc = &mut w.clusters[ci].acc;
     if frozen {
         acc.frozen_s += dt;

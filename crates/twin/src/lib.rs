@@ -25,6 +25,7 @@ mod replication;
 mod serde_pairs;
 mod setup;
 pub mod summary;
+mod tallies;
 mod world;
 
 pub use audit::{audit, audit_runs, RunPlan, Violation};

@@ -24,6 +24,8 @@ fn converge_s(w: &mut World, ci: usize, g: usize) -> i64 {
 }
 
 fn set(w: &mut World, ci: usize, ni: usize, g: usize, state: u8) {
+    let before = crate::tallies::of_node(w, ci, ni);
+    w.node_changed(ci, ni);
     let n = &mut w.clusters[ci].nodes[ni];
     let state = match n.repl_stuck {
         Some(s) if state == 2 => s,
@@ -36,6 +38,8 @@ fn set(w: &mut World, ci: usize, ni: usize, g: usize, state: u8) {
     if state == 2 {
         n.awaiting_replication = false;
     }
+    crate::tallies::changed(w, ci, ni, before);
+    let n = &w.clusters[ci].nodes[ni];
     let name = n.name.clone();
     let group = w.profile(ci).twin.replication[g].name.clone();
     let words = [
@@ -84,6 +88,7 @@ pub(crate) fn restart(w: &mut World, ci: usize, ni: usize) {
         w.touch(ci);
         let spec = w.profile(ci).twin.replication[g].clone();
         if spec.services_wait && w.clusters[ci].nodes[ni].role != spec.master {
+            w.node_changed(ci, ni);
             w.clusters[ci].nodes[ni].awaiting_replication = true;
         }
         set(w, ci, ni, g, 0);
@@ -197,9 +202,19 @@ pub(crate) fn stick(w: &mut World, ci: usize, ni: usize, state: u8) {
 
 /// Every node of `roles` that takes part in replication reports state 2.
 pub(crate) fn good(w: &World, ci: usize, roles: &[String]) -> bool {
-    w.clusters[ci]
-        .nodes
-        .iter()
-        .filter(|n| roles.contains(&n.role) && n.exists)
-        .all(|n| n.repl.values().all(|&s| s == 2))
+    let counted = || {
+        w.clusters[ci]
+            .nodes
+            .iter()
+            .filter(|n| roles.contains(&n.role) && n.exists)
+            .all(|n| n.repl.values().all(|&s| s == 2))
+    };
+    match w.clusters[ci].tallies.replication_good(roles) {
+        Some(good) => {
+            // The counts kept as nodes change give what counting over the nodes gives.
+            debug_assert_eq!(good, counted(), "replication of {roles:?}");
+            good
+        }
+        None => counted(),
+    }
 }

@@ -261,6 +261,7 @@ pub(crate) fn cluster_state(
         agent_gen: 0,
         waiting: Vec::new(),
         waiting_gates: Default::default(),
+        tallies: Default::default(),
         last_logged: BTreeMap::new(),
         next_change: 0,
         acc: Accumulated::default(),

@@ -273,6 +273,10 @@ pub struct ClusterState {
     /// running steps when a loaded world first settles).
     #[serde(skip)]
     pub(crate) waiting_gates: WaitingGates,
+    /// Counts over its nodes read at every event (not saved: built with the world, or when a
+    /// loaded world is attached).
+    #[serde(skip)]
+    pub(crate) tallies: crate::tallies::Tallies,
     /// When any of its nodes (or the cluster) last logged each event code.
     #[serde(default)]
     pub last_logged: BTreeMap<String, i64>,
@@ -292,16 +296,153 @@ pub(crate) struct WaitingGate {
     pub node: Option<usize>,
     pub waits: Vec<Wait>,
     pub started: i64,
+    /// Its place in the order gates began (increasing along the list).
+    seq: u64,
+    /// The node whose own state alone decides its condition (a node's health or log event),
+    /// when one does.
+    local: Option<usize>,
 }
 
-/// The waiting gates of a cluster, beside its `waiting` list: a cache that compares equal to
-/// any other, so that a world loaded from JSON equals the world that was saved.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct WaitingGates(pub Vec<WaitingGate>);
+/// The waiting gates of a cluster, beside its `waiting` list, and the nodes changed since the
+/// gates were last judged: a gate whose condition only its node's own state decides is judged
+/// again only when that node changed, the others at every settling. A cache that compares
+/// equal to any other, so that a world loaded from JSON equals the world that was saved.
+#[derive(Debug, Clone)]
+pub(crate) struct WaitingGates {
+    gates: Vec<WaitingGate>,
+    next_seq: u64,
+    /// Per node: the `seq` of its waiting gates that only its own state decides.
+    by_node: HashMap<usize, Vec<u64>>,
+    /// The `seq` of the other waiting gates, in order.
+    others: Vec<u64>,
+    /// Every gate is to be judged again (a world just built or loaded).
+    all_changed: bool,
+    changed: Vec<usize>,
+    marked: Vec<bool>,
+}
+
+impl Default for WaitingGates {
+    fn default() -> Self {
+        WaitingGates {
+            gates: Vec::new(),
+            next_seq: 0,
+            by_node: HashMap::new(),
+            others: Vec::new(),
+            all_changed: true,
+            changed: Vec::new(),
+            marked: Vec::new(),
+        }
+    }
+}
 
 impl PartialEq for WaitingGates {
     fn eq(&self, _: &Self) -> bool {
         true
+    }
+}
+
+/// The node whose own state alone decides every wait of a gate on node `node`.
+fn local_node(node: Option<usize>, waits: &[Wait]) -> Option<usize> {
+    let n = node?;
+    waits
+        .iter()
+        .all(|w| matches!(w, Wait::Healthy | Wait::Event(_)))
+        .then_some(n)
+}
+
+impl WaitingGates {
+    pub(crate) fn len(&self) -> usize {
+        self.gates.len()
+    }
+
+    /// A gate starts waiting (after every gate already waiting).
+    pub(crate) fn push(&mut self, node: Option<usize>, waits: Vec<Wait>, started: i64) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let local = local_node(node, &waits);
+        match local {
+            Some(n) => {
+                self.by_node.entry(n).or_default().push(seq);
+                // Not judged yet.
+                self.node_changed(n);
+            }
+            None => self.others.push(seq),
+        }
+        self.gates.push(WaitingGate {
+            node,
+            waits,
+            started,
+            seq,
+            local,
+        });
+    }
+
+    /// The gate at `k` stops waiting.
+    pub(crate) fn remove(&mut self, k: usize) {
+        let g = self.gates.remove(k);
+        let list = match g.local {
+            Some(n) => self.by_node.get_mut(&n),
+            None => Some(&mut self.others),
+        };
+        if let Some(list) = list {
+            if let Some(i) = list.iter().position(|&s| s == g.seq) {
+                list.remove(i);
+            }
+            if list.is_empty() {
+                if let Some(n) = g.local {
+                    self.by_node.remove(&n);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &WaitingGate> {
+        self.gates.iter()
+    }
+
+    pub(crate) fn get(&self, k: usize) -> &WaitingGate {
+        &self.gates[k]
+    }
+
+    /// Node `ni` changed: its gates are judged again at the next settling.
+    pub(crate) fn node_changed(&mut self, ni: usize) {
+        if self.all_changed {
+            return;
+        }
+        if self.marked.len() <= ni {
+            self.marked.resize(ni + 1, false);
+        }
+        if !self.marked[ni] {
+            self.marked[ni] = true;
+            self.changed.push(ni);
+        }
+    }
+
+    /// The places of the gates to judge, in order: every gate not decided by one node's own
+    /// state, and the gates of the nodes changed since the gates were last judged.
+    pub(crate) fn to_judge(&self) -> Vec<usize> {
+        if self.all_changed {
+            return (0..self.gates.len()).collect();
+        }
+        let mut seqs: Vec<u64> = self.others.clone();
+        for n in &self.changed {
+            if let Some(list) = self.by_node.get(n) {
+                seqs.extend_from_slice(list);
+            }
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs.iter()
+            .filter_map(|s| self.gates.binary_search_by_key(s, |g| g.seq).ok())
+            .collect()
+    }
+
+    /// Every gate was judged and none holds: no node has changed since.
+    pub(crate) fn judged(&mut self) {
+        self.all_changed = false;
+        for n in self.changed.drain(..) {
+            self.marked[n] = false;
+        }
     }
 }
 
@@ -723,6 +864,9 @@ impl World {
             step_began: None,
             names,
         };
+        for ci in 0..w.clusters.len() {
+            crate::tallies::build(&mut w, ci);
+        }
         for i in 0..w.faults.len() {
             let f = &w.faults[i];
             if !f.fires {
@@ -805,6 +949,7 @@ impl World {
         c.last_logged.insert(code.to_string(), now);
         if let Some(n) = node {
             c.nodes[n].last_logged.insert(code.to_string(), now);
+            c.waiting_gates.node_changed(n);
         }
         let c = &self.clusters[ci];
         self.log.push(LogEvent {
@@ -960,6 +1105,11 @@ impl World {
         }
         if !self.names.built {
             self.names = Names::of(&self.clusters);
+        }
+        for ci in 0..self.clusters.len() {
+            if !self.clusters[ci].tallies.built() {
+                crate::tallies::build(self, ci);
+            }
         }
         Ok(())
     }
@@ -1135,17 +1285,15 @@ impl World {
             }
             self.gates_in_step(ci);
             self.clusters[ci].waiting.push(key.clone());
-            self.clusters[ci].waiting_gates.0.push(WaitingGate {
-                node: ni,
-                waits: waits.clone(),
-                started: self.now,
-            });
+            let now = self.now;
+            self.clusters[ci].waiting_gates.push(ni, waits.clone(), now);
         }
         if fail.is_none() {
             crate::effects::at_start(self, ci, ni, step);
         }
         if step.impact == ferry_model::Impact::Down {
             if let Some(n) = ni {
+                self.node_changed(ci, n);
                 self.clusters[ci].nodes[n].down += 1;
             }
         }
@@ -1288,6 +1436,7 @@ impl World {
             Event::Healthy { cluster, node, gen } => {
                 if self.clusters[cluster].nodes[node].gen == gen {
                     self.touch(cluster);
+                    self.node_changed(cluster, node);
                     let n = &mut self.clusters[cluster].nodes[node];
                     if !n.unhealthy_fault {
                         n.healthy = true;
@@ -1297,6 +1446,7 @@ impl World {
             }
             Event::Recover { cluster, node } => {
                 self.touch(cluster);
+                self.node_changed(cluster, node);
                 let n = &mut self.clusters[cluster].nodes[node];
                 n.crashed = false;
                 n.link_failed = false;
@@ -1338,6 +1488,7 @@ impl World {
         let name = self.clusters[ci].nodes[ni].name.clone();
         match f.kind {
             FaultKind::Crash => {
+                self.node_changed(ci, ni);
                 self.clusters[ci].nodes[ni].crashed = true;
                 self.clusters[ci].nodes[ni].healthy = false;
                 self.clusters[ci].nodes[ni].gen += 1;
@@ -1360,10 +1511,12 @@ impl World {
             }
             FaultKind::ReplicationStuck => {
                 let state = f.state.unwrap_or(4).min(4);
+                self.node_changed(ci, ni);
                 self.clusters[ci].nodes[ni].repl_stuck = Some(state);
                 crate::replication::stick(self, ci, ni, state);
             }
             FaultKind::LinkFailure => {
+                self.node_changed(ci, ni);
                 self.clusters[ci].nodes[ni].link_failed = true;
                 self.note(
                     ci,
@@ -1386,6 +1539,7 @@ impl World {
             }
             FaultKind::ConfigChange => {}
             FaultKind::Unhealthy => {
+                self.node_changed(ci, ni);
                 self.clusters[ci].nodes[ni].unhealthy_fault = true;
                 self.clusters[ci].nodes[ni].healthy = false;
             }
@@ -1421,11 +1575,12 @@ impl World {
                 .or_else(|| c.waiting.iter().position(|k| k == key));
             if let Some(k) = at {
                 c.waiting.remove(k);
-                c.waiting_gates.0.remove(k);
+                c.waiting_gates.remove(k);
             }
         }
         if r.step.impact == ferry_model::Impact::Down {
             if let Some(n) = r.node {
+                self.node_changed(ci, n);
                 let node = &mut self.clusters[ci].nodes[n];
                 node.down = node.down.saturating_sub(1);
             }
@@ -1539,12 +1694,19 @@ impl World {
             crate::collector::settle(self, ci);
             self.gates_in_step(ci);
             let c = &self.clusters[ci];
-            let Some(k) = c
-                .waiting_gates
-                .0
-                .iter()
-                .position(|g| crate::gates::all_hold(self, ci, g.node, &g.waits, g.started))
-            else {
+            let Some(k) = c.waiting_gates.to_judge().into_iter().find(|&k| {
+                let g = c.waiting_gates.get(k);
+                crate::gates::all_hold(self, ci, g.node, &g.waits, g.started)
+            }) else {
+                // No gate left unjudged holds either.
+                debug_assert!(
+                    !c.waiting_gates
+                        .iter()
+                        .any(|g| crate::gates::all_hold(self, ci, g.node, &g.waits, g.started)),
+                    "a waiting gate of {} holds but was not judged again",
+                    c.name
+                );
+                self.clusters[ci].waiting_gates.judged();
                 return;
             };
             let key = c.waiting[k].clone();
@@ -1552,7 +1714,7 @@ impl World {
                 // Not running (a world saved inconsistently): it waits for nothing.
                 let c = &mut self.clusters[ci];
                 c.waiting.remove(k);
-                c.waiting_gates.0.remove(k);
+                c.waiting_gates.remove(k);
                 continue;
             };
             self.end_step_unsettled(&key, fail, Some(k));
@@ -1563,24 +1725,26 @@ impl World {
     /// step with its `waiting` list (a world just loaded).
     fn gates_in_step(&mut self, ci: usize) {
         let c = &self.clusters[ci];
-        if c.waiting_gates.0.len() == c.waiting.len() {
+        if c.waiting_gates.len() == c.waiting.len() {
             return;
         }
-        let gates = c
-            .waiting
-            .iter()
-            .map(|key| {
-                let r = self.running.get(key);
-                WaitingGate {
-                    node: r.and_then(|r| r.node),
-                    waits: r
-                        .map(|r| crate::gates::waits_of(&r.step))
-                        .unwrap_or_default(),
-                    started: r.map_or(self.now, |r| r.started),
-                }
-            })
-            .collect();
-        self.clusters[ci].waiting_gates = WaitingGates(gates);
+        let mut gates = WaitingGates::default();
+        for key in &c.waiting {
+            let r = self.running.get(key);
+            gates.push(
+                r.and_then(|r| r.node),
+                r.map(|r| crate::gates::waits_of(&r.step))
+                    .unwrap_or_default(),
+                r.map_or(self.now, |r| r.started),
+            );
+        }
+        self.clusters[ci].waiting_gates = gates;
+    }
+
+    /// Node `ni` of cluster `ci` changed (its state, its log): the gates its own state decides
+    /// are judged again at the next settling.
+    pub(crate) fn node_changed(&mut self, ci: usize, ni: usize) {
+        self.clusters[ci].waiting_gates.node_changed(ni);
     }
 
     /// Draws user settings changed on a node since its install or switch and lost to the
