@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 mod agent;
+mod discover;
 mod fuzz;
 mod gates;
 mod hardening;

@@ -2016,6 +2016,8 @@ fn a_step_the_profile_lets_retry_is_tried_again_in_a_rehearsal() {
 
 #[path = "exec/runs.rs"]
 mod runs;
+#[path = "exec/lab.rs"]
+mod lab;
 #[path = "exec/ssh.rs"]
 mod ssh;
 
