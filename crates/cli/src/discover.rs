@@ -95,7 +95,11 @@ pub struct SiteFlags {
 pub struct DiscoverArgs {
     /// The node to start from over SSH, `[ssh://][USER@]HOST[:PORT]`: the one whose listing
     /// names every node (the CUCM publisher). Not with --agents.
-    #[arg(value_name = "START", required_unless_present = "agents", conflicts_with = "agents")]
+    #[arg(
+        value_name = "START",
+        required_unless_present = "agents",
+        conflicts_with = "agents"
+    )]
     start: Option<String>,
     #[command(flatten)]
     site: SiteFlags,
@@ -155,7 +159,10 @@ pub fn run(profile_dirs: &[PathBuf], args: DiscoverArgs) -> Result<ExitCode> {
     };
     let from = match &args.start {
         Some(s) => format!("discovered by `ferry discover` from {s}"),
-        None => format!("discovered by `ferry discover` from the agents {}", args.agents.join(", ")),
+        None => format!(
+            "discovered by `ferry discover` from the agents {}",
+            args.agents.join(", ")
+        ),
     };
     let (text, summary) = write_site(&set, profile, &args.site, nodes, notes, &from, |_, _| None)?;
     emit(&args.site, &text, summary)
@@ -163,7 +170,7 @@ pub fn run(profile_dirs: &[PathBuf], args: DiscoverArgs) -> Result<ExitCode> {
 
 pub fn profile_of<'s>(set: &'s ProfileSet, name: &str) -> Result<&'s Profile> {
     set.get(name).map(|p| &p.profile).ok_or_else(|| {
-        let names: Vec<&str> = set.names().collect();
+        let names: Vec<&str> = set.names();
         bad(format!(
             "--profile {name}: no such profile (profiles: {})",
             names.join(", ")
@@ -179,7 +186,11 @@ fn from_agents(
     opts: ferry_exec::AgentOptions,
 ) -> Result<Vec<NodeDraft>> {
     let placeholder = ferry_model::VendorVersion::parse("0").map_err(|e| bad(e.to_string()))?;
-    let role = profile.roles.first().map(|r| r.name.clone()).unwrap_or_default();
+    let role = profile
+        .roles
+        .first()
+        .map(|r| r.name.clone())
+        .unwrap_or_default();
     let skeleton = Site {
         name: "agents".into(),
         window: None,
@@ -225,7 +236,12 @@ fn from_agents(
             return Err(at(format!(
                 "its service holds the role `{role}`, which profile `{}` does not have (roles: {})",
                 profile.profile.name,
-                profile.roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                profile
+                    .roles
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let version = status
@@ -304,12 +320,7 @@ pub fn write_site(
             }
         }
     }
-    let own = |role: &str| {
-        profile
-            .roles
-            .iter()
-            .any(|r| r.name == role && r.own_target)
-    };
+    let own = |role: &str| profile.roles.iter().any(|r| r.name == role && r.own_target);
     let target = match target {
         Some(t) => t,
         None => {
@@ -346,10 +357,10 @@ pub fn write_site(
         }],
     };
     let (text, lines) = site_toml(&draft, &[from.to_string()]);
-    let name = flags
-        .output
-        .as_ref()
-        .map_or_else(|| "the site written".to_string(), |p| p.display().to_string());
+    let name = flags.output.as_ref().map_or_else(
+        || "the site written".to_string(),
+        |p| p.display().to_string(),
+    );
     if let Err(e) = ferry_profiles::load_site(&name, &text, set) {
         let nodes = &draft.clusters[0].nodes;
         let at = &lines[0];
@@ -358,12 +369,17 @@ pub fn write_site(
             // The node whose table holds the line.
             let k = at.iter().rposition(|&l| l <= err.line);
             let whence = k
-                .and_then(|k| locate(k, &nodes[k]).or_else(|| Some(format!("node {}", nodes[k].name))))
+                .and_then(|k| {
+                    locate(k, &nodes[k]).or_else(|| Some(format!("node {}", nodes[k].name)))
+                })
                 .unwrap_or_else(|| "the site".into());
             msgs.push(format!(
                 "{whence}: {}{}",
                 err.message,
-                err.help.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+                err.help
+                    .as_ref()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default()
             ));
         }
         return Err(bad(format!(

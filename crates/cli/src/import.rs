@@ -6,7 +6,7 @@
 //! is loaded back before it is given out.
 
 use crate::bad;
-use crate::discover::{SiteFlags, write_site, emit};
+use crate::discover::{emit, write_site, SiteFlags};
 use anyhow::Result;
 use ferry_model::profile::FactType;
 use ferry_model::{FactValue, Facts};
@@ -50,9 +50,15 @@ pub fn run(profile_dirs: &[PathBuf], args: ImportArgs) -> Result<ExitCode> {
         bad(msg)
     })?;
     let from = format!("imported by `ferry import` from {file}");
-    let (site, summary) = write_site(&set, profile, &args.site, nodes, Vec::new(), &from, |k, _| {
-        rows.get(k).map(|r| format!("{file}: row {r}"))
-    })?;
+    let (site, summary) = write_site(
+        &set,
+        profile,
+        &args.site,
+        nodes,
+        Vec::new(),
+        &from,
+        |k, _| rows.get(k).map(|r| format!("{file}: row {r}")),
+    )?;
     emit(&args.site, &site, summary)
 }
 
@@ -88,11 +94,7 @@ pub fn read_inventory(
         Ok(h) => h.iter().map(|s| s.to_string()).collect(),
         Err(e) => return Err(vec![format!("row 1: not a CSV header: {e}")]),
     };
-    let find = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.eq_ignore_ascii_case(name))
-    };
+    let find = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (name_col, role_col, version_col, address_col) =
         (find(NAME), find(ROLE), find(VERSION), find(ADDRESS));
     for (col, name) in [(name_col, NAME), (role_col, ROLE), (version_col, VERSION)] {
@@ -128,7 +130,8 @@ pub fn read_inventory(
                     "{}: profile `{}` declares no fact `{h}`{}",
                     cell(1, i, h),
                     profile.profile.name,
-                    near.map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default()
+                    near.map(|n| format!(" (did you mean `{n}`?)"))
+                        .unwrap_or_default()
                 ));
             }
         }
@@ -208,7 +211,10 @@ pub fn read_inventory(
             name: name.to_string(),
             role: role.to_string(),
             version: version.to_string(),
-            address: address_col.map(get).filter(|a| !a.is_empty()).map(str::to_string),
+            address: address_col
+                .map(get)
+                .filter(|a| !a.is_empty())
+                .map(str::to_string),
             facts: node_facts,
         });
         rows.push(row);

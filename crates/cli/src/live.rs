@@ -100,7 +100,10 @@ pub fn agent_facts(profile: &Profile, status: &ferry_model::agent::ServiceStatus
     }
     if let Some(v) = &status.inactive {
         if declares("inactive_version", FactType::String) {
-            facts.insert("inactive_version".into(), FactValue::String(v.version.clone()));
+            facts.insert(
+                "inactive_version".into(),
+                FactValue::String(v.version.clone()),
+            );
         }
     }
     facts

@@ -72,7 +72,8 @@ pub fn parse_listing(
         profile: profile.profile.name.clone(),
         message,
     };
-    let row = Regex::new(&listing.row).map_err(|e| bad_profile(format!("discover.nodes.row: {e}")))?;
+    let row =
+        Regex::new(&listing.row).map_err(|e| bad_profile(format!("discover.nodes.row: {e}")))?;
     let mut rules = Vec::new();
     for r in &spec.roles {
         let mut when = Vec::new();
@@ -111,9 +112,9 @@ pub fn parse_listing(
             return Err(at(line, format!("node `{name}` is listed twice")));
         }
         let rule = rules.iter().find(|(r, when)| {
-            when.iter().all(|(capture, re)| {
-                c.name(capture).is_some_and(|m| re.is_match(m.as_str()))
-            }) && max(&r.role).is_none_or(|m| count.get(&r.role).copied().unwrap_or(0) < m)
+            when.iter()
+                .all(|(capture, re)| c.name(capture).is_some_and(|m| re.is_match(m.as_str())))
+                && max(&r.role).is_none_or(|m| count.get(&r.role).copied().unwrap_or(0) < m)
         });
         let Some((rule, _)) = rule else {
             return Err(at(
@@ -186,9 +187,9 @@ pub fn read_node(
         };
         let texts = extract(r, node, out).map_err(err)?;
         let value = match (kind, texts) {
-            (FactType::List, Some(items)) => {
-                Some(FactValue::List(items.into_iter().map(FactValue::String).collect()))
-            }
+            (FactType::List, Some(items)) => Some(FactValue::List(
+                items.into_iter().map(FactValue::String).collect(),
+            )),
             (_, Some(items)) => match items.into_iter().next() {
                 Some(t) => Some(typed(kind, &t, r).map_err(err)?),
                 None => None,
@@ -367,7 +368,13 @@ impl Discoverer {
         let output = self.rt.block_on(async {
             let mut conns = Conns::new(&self.opts);
             let out = conns
-                .read(start, start, &listing.command, self.opts.command_timeout, &compiled)
+                .read(
+                    start,
+                    start,
+                    &listing.command,
+                    self.opts.command_timeout,
+                    &compiled,
+                )
                 .await;
             conns.close().await;
             out

@@ -39,7 +39,10 @@ pub struct Profile {
     #[serde(default, skip_serializing_if = "crate::ssh::SshSpec::is_empty")]
     pub ssh: crate::ssh::SshSpec,
     /// How `ferry discover` and `ferry check --ssh` read the cluster from its nodes' CLI.
-    #[serde(default, skip_serializing_if = "crate::discover::DiscoverSpec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::discover::DiscoverSpec::is_empty"
+    )]
     pub discover: crate::discover::DiscoverSpec,
 }
 

@@ -651,7 +651,11 @@ impl Ctx<'_> {
             Some(l) => {
                 let path = vec![k("discover"), k("nodes")];
                 if l.command.trim().is_empty() {
-                    self.add(join(&path, &[k("command")]), "the listing has no command", None);
+                    self.add(
+                        join(&path, &[k("command")]),
+                        "the listing has no command",
+                        None,
+                    );
                 }
                 self.regex(&l.row, &["name"], join(&path, &[k("row")]));
                 if let Ok(r) = regex::Regex::new(&l.row) {
@@ -690,7 +694,11 @@ impl Ctx<'_> {
         for (n, r) in spec.reads.iter().enumerate() {
             let path = vec![k("discover"), k("read"), i(n)];
             if r.command.trim().is_empty() {
-                self.add(join(&path, &[k("command")]), "the reading has no command", None);
+                self.add(
+                    join(&path, &[k("command")]),
+                    "the reading has no command",
+                    None,
+                );
             }
             let kind = if r.fact == VERSION {
                 version_read = true;
@@ -729,7 +737,10 @@ impl Ctx<'_> {
             if r.all && (kind != FactType::List || r.table.is_some()) {
                 self.add(
                     join(&path, &[k("all")]),
-                    format!("`all` reads a list from every match of `regex`: `{}` is not a list fact", r.fact),
+                    format!(
+                        "`all` reads a list from every match of `regex`: `{}` is not a list fact",
+                        r.fact
+                    ),
                     None,
                 );
             }
@@ -741,7 +752,10 @@ impl Ctx<'_> {
                 };
                 self.add(
                     at,
-                    format!("`{}` is a list fact: read it with `regex` and `all = true`", r.fact),
+                    format!(
+                        "`{}` is a list fact: read it with `regex` and `all = true`",
+                        r.fact
+                    ),
                     None,
                 );
             }

@@ -121,10 +121,7 @@ pub fn value(v: &FactValue) -> String {
         FactValue::Float(x) if x.is_finite() => format!("{x}"),
         FactValue::Float(_) => "0.0".into(),
         FactValue::String(s) => string(s),
-        FactValue::List(l) => format!(
-            "[{}]",
-            l.iter().map(value).collect::<Vec<_>>().join(", ")
-        ),
+        FactValue::List(l) => format!("[{}]", l.iter().map(value).collect::<Vec<_>>().join(", ")),
         FactValue::Table(t) => table(t),
     }
 }

@@ -93,7 +93,11 @@ fn discover_writes_the_site_a_user_would_write_ucm_06_ucm_11_ucm_12() {
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("discover: "), "progress on stderr: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("discover: "),
+        "progress on stderr: {}",
+        stderr(&o)
+    );
     let text = std::fs::read_to_string(&out).expect("site written");
     let by_hand = format!(
         r#"[site]
@@ -130,10 +134,20 @@ facts = {{ replication_state = 2, installed_cops = [], common_free_gb = 44.1 }}
         sub = dest(&lab, "cucm-sub1"),
         imp = dest(&lab, "imp-pub"),
     );
-    assert_eq!(load("discovered.toml", &text), load("by-hand.toml", &by_hand), "{text}");
+    assert_eq!(
+        load("discovered.toml", &text),
+        load("by-hand.toml", &by_hand),
+        "{text}"
+    );
     let file = out.display().to_string();
     let check = ferry(&["check", &file, "--runs", "0"]);
-    assert_eq!(check.status.code(), Some(0), "{}{}", stdout(&check), stderr(&check));
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
     let plan = ferry(&["plan", &file, "--runs", "0"]);
     assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
     // The JSON summary names every node, and carries the same site.
@@ -147,7 +161,9 @@ facts = {{ replication_state = 2, installed_cops = [], common_free_gb = 44.1 }}
         .filter_map(|n| n["name"].as_str())
         .collect();
     assert_eq!(names, ["cucm-pub", "cucm-sub1", "imp-pub"]);
-    assert!(v["site_toml"].as_str().is_some_and(|s| s.contains("[[cluster.node]]")));
+    assert!(v["site_toml"]
+        .as_str()
+        .is_some_and(|s| s.contains("[[cluster.node]]")));
 }
 
 /// What discovery refuses, with the node, command and line at fault (exit 2): a listed server
@@ -211,7 +227,15 @@ facts = {{ replication_state = 2 }}
     let file = site.display().to_string();
     let trusting = ferry(&["check", &file, "--runs", "0"]);
     assert_eq!(trusting.status.code(), Some(0), "{}", stdout(&trusting));
-    let mut args = vec!["check".to_string(), file, "--runs".into(), "0".into(), "--ssh".into(), "--format".into(), "json".into()];
+    let mut args = vec![
+        "check".to_string(),
+        file,
+        "--runs".into(),
+        "0".into(),
+        "--ssh".into(),
+        "--format".into(),
+        "json".into(),
+    ];
     args.extend(ssh_args(&lab));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = ferry(&args);
@@ -229,7 +253,9 @@ facts = {{ replication_state = 2 }}
     assert!(
         findings.iter().any(|f| f["node"] == "cucm-sub1"
             && f["severity"] == "inhibitor"
-            && f["message"].as_str().is_some_and(|m| m.contains("replication state 3"))),
+            && f["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("replication state 3"))),
         "{findings:#?}"
     );
 }
@@ -241,7 +267,8 @@ impl Temp {
     fn new(name: &str, text: &str) -> Temp {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("ferry-import-{}-{n}-{name}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("ferry-import-{}-{n}-{name}", std::process::id()));
         std::fs::write(&p, text).expect("temp file");
         Temp(p)
     }
@@ -272,7 +299,17 @@ fn import_writes_the_site_of_an_inventory() {
 cucm-pub,publisher,12.5.1.17900-64,10.10.1.10,0,2,,40.5\n\
 cucm-sub1,subscriber,12.5.1.17900-64,10.10.1.11,2600,2,\"ciscocm.a.cop.sgn; ciscocm.b.cop.sgn\",12\n\
 imp-pub,imp_publisher,12.5.1.17900-7,10.10.1.20,,2,,\n";
-    let o = import(csv, &["--target", "14.0.1.13900-155", "--target", "imp_publisher=14.0.1.13900-8", "--cluster", "hq"]);
+    let o = import(
+        csv,
+        &[
+            "--target",
+            "14.0.1.13900-155",
+            "--target",
+            "imp_publisher=14.0.1.13900-8",
+            "--cluster",
+            "hq",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let by_hand = r#"[site]
 name = "hq"
@@ -304,7 +341,10 @@ version = "12.5.1.17900-7"
 address = "10.10.1.20"
 facts = { replication_state = 2 }
 "#;
-    assert_eq!(load("imported.toml", &stdout(&o)), load("by-hand.toml", by_hand));
+    assert_eq!(
+        load("imported.toml", &stdout(&o)),
+        load("by-hand.toml", by_hand)
+    );
 }
 
 /// A bad inventory: exit 2, and the row and column of each mistake.
@@ -363,14 +403,26 @@ fn import_of_a_thousand_rows_names_the_bad_one() {
     let mut csv = String::from("name,role,version,address,devices,replication_state\n");
     csv.push_str("pub,publisher,12.5.1.17900-64,10.0.0.1,0,2\n");
     for i in 1..1000 {
-        csv.push_str(&format!("sub{i},subscriber,12.5.1.17900-64,10.0.{}.{},{},2\n", i / 250, i % 250, i * 3));
+        csv.push_str(&format!(
+            "sub{i},subscriber,12.5.1.17900-64,10.0.{}.{},{},2\n",
+            i / 250,
+            i % 250,
+            i * 3
+        ));
     }
     let o = import(&csv, &["--target", "14.0.1.13900-155", "--format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(v["nodes"].as_array().map(Vec::len), Some(1000));
-    let bad = csv.replace("sub731,subscriber,12.5.1.17900-64", "sub731,subscriber,not-a-version");
+    let bad = csv.replace(
+        "sub731,subscriber,12.5.1.17900-64",
+        "sub731,subscriber,not-a-version",
+    );
     let o = import(&bad, &[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("row 733, column C (version)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("row 733, column C (version)"),
+        "{}",
+        stderr(&o)
+    );
 }

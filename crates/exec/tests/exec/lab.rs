@@ -28,7 +28,7 @@ pub struct Sshd {
 }
 
 impl Drop for Sshd {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -42,7 +42,7 @@ pub struct Lab {
 }
 
 impl Drop for Lab {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         self.sshd.clear();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -283,4 +283,3 @@ facts = {{ configured_devices = 1000, upgrade_source = \"sftp\", upgrade_server 
             .map(|(_, _, t)| t.clone())
     }
 }
-

@@ -11,6 +11,7 @@
 //! refused), asking the 12.x or the 10.x/11.x upgrade dialogue by the version the node runs;
 //! the driver knows its prompts only from the cisco-ucm profile's `[[ssh.dialogue]]` tables.
 
+use crate::lab::{Lab, FROM, OTHER_ISO, PASSWORD, TO};
 use ferry_exec::{
     apply, restrict, rollback_plan, Answer, Driver, Inspection, Journal, NewRun, Options, Outcome,
     RollbackScope, RunInputs, RunKind, RunStatus, SshDriver, SshOptions,
@@ -18,7 +19,6 @@ use ferry_exec::{
 use ferry_model::{Plan, PlannedStep, Profile};
 use ferry_plan::PlanOptions;
 use ferry_profiles::{load_site, ProfileSet};
-use crate::lab::{Lab, FROM, OTHER_ISO, PASSWORD, TO};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
