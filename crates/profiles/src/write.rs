@@ -43,6 +43,7 @@ pub fn site_toml(site: &SiteDraft, header: &[String]) -> (String, Vec<Vec<usize>
     }
     let _ = writeln!(s, "[site]\nname = {}", string(&site.name));
     let mut lines = Vec::new();
+    let (mut lines_so_far, mut counted) = (0, 0);
     for c in &site.clusters {
         let _ = writeln!(
             s,
@@ -64,7 +65,11 @@ pub fn site_toml(site: &SiteDraft, header: &[String]) -> (String, Vec<Vec<usize>
         }
         let mut at = Vec::new();
         for n in &c.nodes {
-            at.push(s.lines().count() + 2);
+            // Lines so far, counted as the text grows (a count of the whole text per node
+            // made a large inventory quadratic).
+            lines_so_far += s[counted..].matches('\n').count();
+            counted = s.len();
+            at.push(lines_so_far + 2);
             let _ = writeln!(
                 s,
                 "\n[[cluster.node]]\nname = {}\nrole = {}\nversion = {}",

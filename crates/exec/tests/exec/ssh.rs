@@ -20,7 +20,7 @@ use ferry_model::{Plan, PlannedStep, Profile};
 use ferry_plan::PlanOptions;
 use ferry_profiles::{load_site, ProfileSet};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
