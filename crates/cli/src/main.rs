@@ -10,7 +10,9 @@ mod agent;
 mod apply;
 mod bench;
 mod confirm;
+mod discover;
 mod examples;
+mod import;
 mod live;
 mod odds;
 mod rehearse;
@@ -96,16 +98,30 @@ enum Command {
         /// that does not answer, or a version other than the site's, is an inhibitor, and the
         /// service's health is laid over the site's `healthy` fact for the profile's checks.
         /// Nothing is changed on the nodes.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ssh")]
         agents: bool,
         #[command(flatten)]
         agent: AgentFlags,
+        /// Also read each node over SSH now (its site `address`), as its profile's
+        /// `[discover]` readings say: its facts are laid over the site's before judging; a node
+        /// that cannot be read, or runs a version other than the site's, is an inhibitor
+        /// (FERRY-SSH). Nothing is changed on the nodes.
+        #[arg(long)]
+        ssh: bool,
+        #[command(flatten)]
+        ssh_flags: discover::SshFlags,
         /// Rehearse the plan this many times against the twin (seeds 1 to N) for the odds of
         /// ending inside the booked window: a warning (FERRY-FIT) when they are below the
         /// site's `[site.objectives] min_fit` (0.9 by default). 0: not rehearsed.
         #[arg(long, default_value_t = odds::DEFAULT_RUNS, value_parser = clap::value_parser!(u32).range(0..=100000))]
         runs: u32,
     },
+    /// Write a site file from the cluster itself: over SSH from the node that lists it (the
+    /// profile's `[discover]`), or from the nodes' ferry agents (--agents).
+    Discover(discover::DiscoverArgs),
+    /// Write a site file from an inventory spreadsheet (CSV: name, role, version, address,
+    /// then fact columns); every bad cell is named by its row and column.
+    Import(import::ImportArgs),
     /// Plan the upgrade: version paths, step order with rule IDs, schedule, window estimate, rollback.
     Plan {
         /// Site file, or `example:NAME`.
@@ -853,6 +869,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             strict,
             agents,
             agent,
+            ssh,
+            ssh_flags,
             runs,
         } => {
             let l = load(&cli.profiles, &site, strict)?;
@@ -862,6 +880,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     &apply::used_profiles(&l.site, &l.profiles),
                     agent.options()?,
                 )?
+            } else if ssh {
+                let used = apply::used_profiles(&l.site, &l.profiles);
+                discover::refresh(&l.site, &used, &ssh_flags)?
             } else {
                 (l.site.clone(), Vec::new())
             };
@@ -1106,6 +1127,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Agent { config, action } => agent::run(config, action),
+        Command::Discover(args) => discover::run(&cli.profiles, args),
+        Command::Import(args) => import::run(&cli.profiles, args),
         Command::Bench {
             clusters,
             nodes,

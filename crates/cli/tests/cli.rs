@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 mod agent;
 mod board;
+mod discover;
 mod fuzz;
 mod gates;
 mod hardening;

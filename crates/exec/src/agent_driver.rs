@@ -307,15 +307,22 @@ impl AgentDriver {
             let asks: Vec<_> = shared
                 .nodes
                 .values()
-                .map(|t| scope.spawn(move || (t, shared.service_status(t))))
+                .map(|t| scope.spawn(move || (t, shared.agent_and_service(t))))
                 .collect();
             asks.into_iter()
                 .filter_map(|h| h.join().ok())
-                .map(|(t, service)| NodeSurvey {
-                    cluster: t.cluster.clone(),
-                    node: t.name.clone(),
-                    url: t.url.clone(),
-                    service,
+                .map(|(t, answer)| {
+                    let (agent, service) = match answer {
+                        Ok((a, s)) => (Some(a), Ok(s)),
+                        Err(e) => (None, Err(e)),
+                    };
+                    NodeSurvey {
+                        cluster: t.cluster.clone(),
+                        node: t.name.clone(),
+                        url: t.url.clone(),
+                        agent,
+                        service,
+                    }
                 })
                 .collect()
         });
@@ -337,6 +344,8 @@ pub struct NodeSurvey {
     pub cluster: String,
     pub node: String,
     pub url: String,
+    /// The agent's own name (its configuration's `name`), when it answered.
+    pub agent: Option<String>,
     /// The service's status, or why the agent could not tell (unreachable, refused, no such
     /// service).
     pub service: Result<ferry_model::agent::ServiceStatus, String>,
@@ -637,6 +646,21 @@ impl Shared {
     }
 
     /// The service's status on a node.
+    /// The agent's name and its service's status.
+    fn agent_and_service(
+        &self,
+        t: &Target,
+    ) -> Result<(String, ferry_model::agent::ServiceStatus), String> {
+        let status = self.status(t)?;
+        let agent = status.agent.clone();
+        let service = status
+            .services
+            .into_iter()
+            .find(|s| s.name == t.service)
+            .ok_or_else(|| format!("{}: the agent manages no service `{}`", t.url, t.service))?;
+        Ok((agent, service))
+    }
+
     fn service_status(&self, t: &Target) -> Result<ferry_model::agent::ServiceStatus, String> {
         let status = self.status(t)?;
         status

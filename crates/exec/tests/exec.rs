@@ -2014,6 +2014,8 @@ fn a_step_the_profile_lets_retry_is_tried_again_in_a_rehearsal() {
     assert_eq!((record.attempts, record.applications), (2, 1));
 }
 
+#[path = "exec/lab.rs"]
+mod lab;
 #[path = "exec/runs.rs"]
 mod runs;
 #[path = "exec/ssh.rs"]
