@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 mod e2e;
 mod hosts;
+mod restart;
 mod security;
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
@@ -388,7 +389,7 @@ public_keys = ["{key}"]
         }
     }
 
-    /// SIGTERM: the agent stops its services and exits.
+    /// SIGTERM: the agent exits and leaves its services running.
     fn terminate(&mut self, i: usize) {
         if let Some(mut c) = self.agents[i].child.take() {
             // SAFETY: kill(2) has no memory effects.
@@ -1303,8 +1304,11 @@ fn agent_pubsub_replication_state_through_the_probe() {
     op_ok(&c, &switch_req("ps/switch-2", "2.0.0"));
     check(&mut lab, "both on 2.0.0", 2);
     assert_eq!(ask(ps, "GET k").as_deref(), Some("VALUE v"));
-    // The publisher's agent stops (and its service with it): out of sync.
+    // The publisher's agent stops (its service runs on), then its service is killed: out of
+    // sync.
+    let publisher = lab.status(p).services[0].pid.expect("the publisher's pid");
     lab.terminate(p);
+    kill_group(publisher as i32);
     check(&mut lab, "publisher stopped", 3);
 }
 
