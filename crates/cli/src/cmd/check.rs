@@ -1,0 +1,79 @@
+//! `ferry check SITE`: the preflight report (inhibitors, warnings, remedies), optionally
+//! against the nodes' agents as they are now (`--agents`), with the odds of fitting the booked
+//! window.
+
+use crate::args::{AgentFlags, Global, ReportFormat};
+use crate::exit::bad;
+use crate::load::{load, write_out};
+use crate::{live, odds, runs};
+use anyhow::Result;
+use ferry_plan::{report, PlanOptions};
+use std::process::ExitCode;
+
+/// Preflight report: inhibitors, warnings and remedies (exit 1 when an inhibitor is found).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Site file, or `example:NAME`.
+    site: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "text")]
+    format: ReportFormat,
+    /// Make a fact name no profile declares (a typo such as `devcies`) an error, not a warning.
+    #[arg(long)]
+    strict: bool,
+    /// Also ask each node's ferry agent (its site `address`) what it runs now: an agent
+    /// that does not answer, or a version other than the site's, is an inhibitor, and the
+    /// service's health is laid over the site's `healthy` fact for the profile's checks.
+    /// Nothing is changed on the nodes.
+    #[arg(long)]
+    agents: bool,
+    #[command(flatten)]
+    agent: AgentFlags,
+    /// Rehearse the plan this many times against the twin (seeds 1 to N) for the odds of
+    /// ending inside the booked window: a warning (FERRY-FIT) when they are below the
+    /// site's `[site.objectives] min_fit` (0.9 by default). 0: not rehearsed.
+    #[arg(long, default_value_t = odds::DEFAULT_RUNS, value_parser = clap::value_parser!(u32).range(0..=100000))]
+    runs: u32,
+}
+
+pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
+    let l = load(&g.profiles, &a.site, a.strict)?;
+    let (observed, mut live) = if a.agents {
+        live::survey(
+            &l.site,
+            &runs::used_profiles(&l.site, &l.profiles),
+            a.agent.options()?,
+        )?
+    } else {
+        (l.site.clone(), Vec::new())
+    };
+    let mut findings =
+        odds::plan_with_odds(&l, &observed, &PlanOptions::default(), a.runs)?.findings;
+    findings.append(&mut live);
+    findings.extend(ferry_plan::checks::window_closed_findings(
+        &l.site,
+        check_now()?,
+    ));
+    let text = match a.format {
+        ReportFormat::Json => report::check_json(&l.site.name, &findings),
+        ReportFormat::Text => report::check_text(&l.site.name, &findings),
+    };
+    write_out(None, &text)?;
+    Ok(if report::inhibitors(&findings) > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The moment `check` judges the booked window against: now, or `FERRY_NOW` (an RFC 3339
+/// time) to report as of another moment (the test suite reports the built-in examples, whose
+/// windows have dates, as of a moment before them).
+fn check_now() -> Result<i64> {
+    match std::env::var("FERRY_NOW") {
+        Ok(t) => ferry_profiles::site::parse_datetime(&t)
+            .map(|(at, _)| at)
+            .map_err(|(m, h)| bad(format!("FERRY_NOW `{t}`: {m}; {h}"))),
+        Err(_) => Ok(ferry_exec::system_now()),
+    }
+}
