@@ -22,7 +22,7 @@ mod runs;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -68,6 +68,13 @@ enum Command {
     Profiles(cmd::profiles::Args),
     Agent(cmd::agent::Args),
     Bench(cmd::bench::Args),
+    Completions(cmd::completions::Args),
+    Man(cmd::man::Args),
+}
+
+/// The whole command line, as clap describes it (for completions and the manual page).
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -87,6 +94,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profiles(a) => cmd::profiles::run(g, a),
         Command::Agent(a) => cmd::agent::run(g, a),
         Command::Bench(a) => cmd::bench::run(g, a),
+        Command::Completions(a) => cmd::completions::run(g, a),
+        Command::Man(a) => cmd::man::run(g, a),
     }
 }
 

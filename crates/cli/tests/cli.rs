@@ -1575,3 +1575,71 @@ version = "3.3.2"
         stdout(&o)
     );
 }
+
+#[test]
+fn completions_and_the_manual_page_name_every_command() {
+    let commands = [
+        "check",
+        "plan",
+        "apply",
+        "status",
+        "resume",
+        "rollback",
+        "approve",
+        "step",
+        "rehearse",
+        "demo",
+        "examples",
+        "profiles",
+        "agent",
+        "bench",
+        "completions",
+        "man",
+    ];
+    let o = ferry(&["completions", "bash"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let bash = stdout(&o);
+    assert!(bash.contains("complete -F"), "a bash completion script");
+    for c in commands {
+        assert!(bash.contains(c), "the bash completion mentions {c}");
+    }
+    for shell in ["zsh", "fish"] {
+        let o = ferry(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stdout(&o).contains("rehearse"), "{shell}");
+    }
+    let o = ferry(&["man"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let man = stdout(&o);
+    // roff: after clap_mangen's two-line quote preamble (`.ie`/`.el`), the title, then sections.
+    let th = man
+        .lines()
+        .position(|l| l.starts_with(".TH FERRY 1"))
+        .expect(".TH");
+    assert!(
+        man.lines()
+            .take(th)
+            .all(|l| l.starts_with(".ie") || l.starts_with(".el")),
+        "{man}"
+    );
+    assert!(man.contains("\n.SH NAME"), "{man}");
+    for c in commands {
+        assert!(
+            man.contains(&format!("ferry\\-{c}")),
+            "the man page lists {c}"
+        );
+    }
+    let dir = tempdir();
+    let o = ferry(&["man", "--output", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for page in [
+        "ferry.1",
+        "ferry-plan.1",
+        "ferry-agent-status.1",
+        "ferry-profiles-show.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).expect(page);
+        assert!(text.contains("\n.TH "), "{page}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
