@@ -14,6 +14,31 @@ pub struct Global {
     /// Load extra profiles from this directory (every *.toml file). Repeatable.
     #[arg(long, global = true, value_name = "DIR")]
     pub profiles: Vec<PathBuf>,
+    /// More log lines on standard error (-v: debug, -vv: trace); RUST_LOG, when set, decides
+    /// instead.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Fewer log lines (-q: warnings and errors, -qq: errors only).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Log lines as text, or as JSON (one object a line); always on standard error.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per event.
+    Json,
 }
 
 /// What `check`, `status`, `rehearse` and `bench` write.

@@ -138,6 +138,7 @@ pub fn load(profile_dirs: &[PathBuf], site_arg: &str, strict: bool) -> Result<Lo
         strategy: None,
     };
     let hash = inputs.input_hash();
+    tracing::info!(site = %inputs.site_name, clusters = site.clusters.len(), profiles = inputs.profiles.len(), input_hash = %hash, "loaded the site");
     Ok(Loaded {
         profiles,
         site,

@@ -15,6 +15,7 @@ mod example_sites;
 mod exit;
 mod live;
 mod load;
+mod logging;
 mod odds;
 mod runs;
 
@@ -111,6 +112,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    logging::init(
+        &cli.global,
+        matches!(&cli.command, Command::Agent(a) if a.runs_the_daemon()),
+    );
     // A panic is a bug like any internal error: exit code 3, not the runtime's 101.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))) {
         Ok(Ok(code)) => code,

@@ -1643,3 +1643,41 @@ fn completions_and_the_manual_page_name_every_command() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn verbose_json_logs_go_to_stderr_and_stdout_stays_clean() {
+    let o = ferry(&[
+        "-v",
+        "--log-format",
+        "json",
+        "plan",
+        "example:linux-ha-pair",
+        "--format",
+        "json",
+        "--runs",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan = json(&o);
+    assert!(plan["steps"].is_array(), "stdout is the plan alone");
+    let lines: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "loaded the site" && l["level"] == "INFO"),
+        "{lines:?}"
+    );
+    // Without -v: no log lines.
+    let o = ferry(&["plan", "example:linux-ha-pair", "--runs", "0"]);
+    assert_eq!(stderr(&o), "");
+    // RUST_LOG decides when set.
+    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["plan", "example:linux-ha-pair", "--runs", "0"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(stderr(&o).contains("loaded the site"), "{}", stderr(&o));
+}

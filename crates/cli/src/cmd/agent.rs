@@ -188,26 +188,17 @@ fn config_error(e: ConfigError) -> anyhow::Error {
     }
 }
 
-fn init_logging() {
-    let level = match std::env::var("FERRY_LOG").as_deref() {
-        Ok("error") => tracing::Level::ERROR,
-        Ok("warn") => tracing::Level::WARN,
-        Ok("debug") => tracing::Level::DEBUG,
-        Ok("trace") => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
-        .try_init();
+impl Args {
+    /// Whether this runs the agent daemon (`--config` without a subcommand).
+    pub fn runs_the_daemon(&self) -> bool {
+        self.config.is_some() && self.action.is_none()
+    }
 }
 
 pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
     match (a.config, a.action) {
         (Some(path), None) => {
             let cfg = ferry_agent::load_config(&path).map_err(config_error)?;
-            init_logging();
             match ferry_agent::run(cfg) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(ferry_agent::AgentError::Tls(e)) => {

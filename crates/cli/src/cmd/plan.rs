@@ -123,6 +123,7 @@ pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
         runs
     };
     let (plan, plan_odds) = odds::plan_and_odds(&l, &l.site, &opts, runs)?;
+    tracing::info!(steps = plan.steps.len(), strategy = %plan.strategy, rehearsals = runs, "planned");
     if let Some(id) = explain {
         let text = ferry_plan::explain(&plan, &id).ok_or_else(|| {
             let near: Vec<&str> = plan
