@@ -222,3 +222,54 @@ pub fn check_strategy(l: &Loaded, strategy: Option<&str>) -> Result<()> {
     }
     Ok(())
 }
+
+/// What `ferry plan --format json` writes: the plan, and the texts it was made from (`inputs`:
+/// the site and every profile it uses), so that `ferry apply PLAN.json` needs nothing else.
+#[derive(serde::Serialize)]
+pub struct SavedPlan<'a> {
+    #[serde(flatten)]
+    pub plan: &'a ferry_model::Plan,
+    pub inputs: &'a ferry_exec::RunInputs,
+}
+
+/// The site and profiles a saved plan carries (`inputs`), loaded as `load` loads a site; the
+/// texts must still hash to the plan's `input_hash` (a plan file edited by hand is refused).
+pub fn load_carried(plan_path: &Path) -> Result<Loaded> {
+    #[derive(serde::Deserialize)]
+    struct Carried {
+        #[serde(default)]
+        inputs: Option<ferry_exec::RunInputs>,
+        #[serde(default)]
+        input_hash: String,
+    }
+    let text = read(plan_path)?;
+    let carried: Carried = serde_json::from_str(&text).map_err(|e| {
+        bad(format!(
+            "{}: not a ferry plan (make one with `ferry plan SITE --format json -o PLAN.json`): {e}",
+            plan_path.display()
+        ))
+    })?;
+    let inputs = carried.inputs.ok_or_else(|| {
+        bad(format!(
+            "{}: this plan carries no site (an older ferry made it): give the site with `--site SITE`, or make the plan again with `ferry plan SITE --format json -o {}`",
+            plan_path.display(),
+            plan_path.display()
+        ))
+    })?;
+    let hash = inputs.input_hash();
+    if hash != carried.input_hash {
+        return Err(bad(format!(
+            "{}: the site and profiles this plan carries do not hash to its input_hash (the file was edited): make the plan again with `ferry plan SITE --format json -o {}`",
+            plan_path.display(),
+            plan_path.display()
+        )));
+    }
+    let (profiles, site) = ferry_exec::load_inputs(&inputs)
+        .map_err(|e| bad(format!("{}: {e}", plan_path.display())))?;
+    Ok(Loaded {
+        profiles,
+        site,
+        hash,
+        inputs,
+    })
+}

@@ -1681,3 +1681,73 @@ fn verbose_json_logs_go_to_stderr_and_stdout_stays_clean() {
         .unwrap();
     assert!(stderr(&o).contains("loaded the site"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_saved_plan_carries_its_site_and_profiles_and_applies_alone() {
+    let dir = Scratch::new("carried");
+    let (site, plan) = plan_site_into(&dir);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let inputs = &saved["inputs"];
+    assert_eq!(inputs["site_name"], site.as_str());
+    assert_eq!(
+        inputs["site_text"].as_str(),
+        Some(std::fs::read_to_string(&site).unwrap().as_str())
+    );
+    assert!(inputs["profiles"]["linux-ha"]
+        .as_str()
+        .is_some_and(|t| t.contains("[profile]")));
+    // Without --site: the carried texts; the site file may even be gone.
+    std::fs::remove_file(&site).unwrap();
+    let state = dir.path("state");
+    let o = ferry(&[
+        "apply",
+        &plan,
+        "--driver",
+        "twin",
+        "--approve",
+        "--state",
+        &state,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("complete"), "{}", stdout(&o));
+    // With --site: it must hash as the plan's.
+    let other = example_site_from_now(&dir, "linux-ha-pubsub");
+    let o = ferry(&[
+        "apply",
+        &plan,
+        "--site",
+        &other,
+        "--driver",
+        "twin",
+        "--state",
+        &dir.path("s2"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("changed since this plan was made"),
+        "{}",
+        stderr(&o)
+    );
+    // A plan whose carried site was edited by hand is refused.
+    let mut edited = saved.clone();
+    edited["inputs"]["site_text"] = serde_json::Value::from(format!(
+        "{}\n# edited\n",
+        inputs["site_text"].as_str().unwrap()
+    ));
+    std::fs::write(&plan, serde_json::to_string(&edited).unwrap()).unwrap();
+    let o = ferry(&[
+        "apply",
+        &plan,
+        "--driver",
+        "twin",
+        "--state",
+        &dir.path("s3"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("do not hash to its input_hash"),
+        "{}",
+        stderr(&o)
+    );
+}

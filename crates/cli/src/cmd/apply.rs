@@ -2,7 +2,7 @@
 //! in the state directory (`runs.rs` holds what `apply`, `resume` and `rollback` share).
 
 use crate::args::{Global, RunFlags};
-use crate::load::load;
+use crate::load::{load, load_carried};
 use crate::runs;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -42,14 +42,16 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
 ferry plan site.toml --format json -o plan.json\n  \
+ferry apply plan.json   # the site and profiles the plan carries\n  \
 ferry apply plan.json --site site.toml --pause-after ucm/ucm-pub/switch-version\n  \
 ferry apply plan.json --site site.toml --parallel 2 --policy rollback-node")]
 pub struct Args {
     /// The plan, as JSON.
     plan: PathBuf,
-    /// The site file the plan was made from (or `example:NAME`): refused if it changed.
+    /// The site file the plan was made from (or `example:NAME`): refused if it changed since.
+    /// Without it, the site and profiles the plan carries are used.
     #[arg(long)]
-    site: String,
+    site: Option<String>,
     /// Start although an earlier run on some of the same nodes is unfinished (paused,
     /// stopped, failed or interrupted, and not rolled back): that run is marked as
     /// superseded by this one and no longer holds its nodes. A run another ferry process
@@ -64,6 +66,13 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
-    let l = load(&g.profiles, &a.site, a.strict)?;
-    runs::apply(&l, &a.plan, &a.site, &a.run.args()?, a.supersede)
+    let (l, site) = match &a.site {
+        Some(site) => (load(&g.profiles, site, a.strict)?, site.clone()),
+        None => {
+            let l = load_carried(&a.plan)?;
+            let site = l.inputs.site_name.clone();
+            (l, site)
+        }
+    };
+    runs::apply(&l, &a.plan, &site, &a.run.args()?, a.supersede)
 }

@@ -4,7 +4,7 @@
 
 use crate::args::Global;
 use crate::exit::bad;
-use crate::load::{check_strategy, load, write_out};
+use crate::load::{check_strategy, load, write_out, SavedPlan};
 use crate::{odds, runs};
 use anyhow::Result;
 use clap::ValueEnum;
@@ -17,7 +17,8 @@ use std::process::ExitCode;
 pub enum PlanFormat {
     /// The plan for the terminal.
     Text,
-    /// The plan as JSON (what `apply` and `rehearse` read).
+    /// The plan as JSON (what `apply` and `rehearse` read), with the site and profiles it was
+    /// made from.
     Json,
     /// A method of procedure, in Markdown.
     Mop,
@@ -89,6 +90,10 @@ pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
     } = a;
     let l = load(&g.profiles, &site, strict)?;
     check_strategy(&l, strategy.as_deref())?;
+    let inputs = ferry_exec::RunInputs {
+        strategy: strategy.clone(),
+        ..l.inputs.clone()
+    };
     let (estimates, spreads) = match &estimates_from {
         Some(state) => runs::observed_estimates(state)?,
         None => Default::default(),
@@ -149,7 +154,13 @@ pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
     }
     let text = match format {
         PlanFormat::Text => render::text::render_text(&plan),
-        PlanFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
+        PlanFormat::Json => {
+            let saved = SavedPlan {
+                plan: &plan,
+                inputs: &inputs,
+            };
+            serde_json::to_string_pretty(&saved)? + "\n"
+        }
         PlanFormat::Mop | PlanFormat::Html => {
             let risk = plan_odds.as_ref().map(odds::risk);
             if format == PlanFormat::Html {
