@@ -20,7 +20,7 @@ pub fn survey(
 ) -> Result<(Site, Vec<Finding>)> {
     let journal = ferry_exec::Journal::in_memory()?;
     let driver = ferry_exec::AgentDriver::new(&journal, site, profiles, opts)
-        .map_err(|e| crate::bad(e.to_string()))?;
+        .map_err(|e| crate::exit::bad(e.to_string()))?;
     let mut observed = site.clone();
     let mut findings = Vec::new();
     for s in driver.survey() {

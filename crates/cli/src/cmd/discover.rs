@@ -7,7 +7,7 @@
 //!
 //! Also `ferry check --ssh` (`refresh`): the site's facts read live over SSH before judging.
 
-use crate::bad;
+use crate::exit::bad;
 use anyhow::Result;
 use ferry_model::{Facts, Finding, Profile, Severity, Site};
 use ferry_profiles::write::{site_toml, ClusterDraft, NodeDraft, SiteDraft};
@@ -91,6 +91,8 @@ pub struct SiteFlags {
     pub format: SiteFormat,
 }
 
+/// Write a site file from the cluster itself: over SSH from the node that lists it (the
+/// profile's `[discover]`), or from the nodes' ferry agents (--agents).
 #[derive(clap::Args)]
 pub struct DiscoverArgs {
     /// The node to start from over SSH, `[ssh://][USER@]HOST[:PORT]`: the one whose listing
@@ -114,7 +116,7 @@ pub struct DiscoverArgs {
     #[command(flatten)]
     ssh: SshFlags,
     #[command(flatten)]
-    agent: crate::AgentFlags,
+    agent: crate::args::AgentFlags,
 }
 
 /// Progress lines, on standard error.
@@ -122,8 +124,9 @@ fn progress(line: &str) {
     eprintln!("discover: {line}");
 }
 
-pub fn run(profile_dirs: &[PathBuf], args: DiscoverArgs) -> Result<ExitCode> {
-    let set = crate::load_profiles(profile_dirs)?;
+pub fn run(g: &crate::args::Global, args: DiscoverArgs) -> Result<ExitCode> {
+    let profile_dirs: &[PathBuf] = &g.profiles;
+    let set = crate::load::load_profiles(profile_dirs)?;
     let profile = profile_of(&set, &args.site.profile)?;
     let (nodes, notes) = if args.agents.is_empty() {
         let start = args.start.as_deref().unwrap_or_default();
@@ -131,7 +134,7 @@ pub fn run(profile_dirs: &[PathBuf], args: DiscoverArgs) -> Result<ExitCode> {
         for a in &args.address {
             let (name, dest) = a.split_once('=').ok_or_else(|| {
                 bad(format!(
-                    "--address {a}: write NAME=DEST (e.g. cucm-sub1=admin@10.1.1.11)"
+                    "--address {a}: write NAME=DEST (e.g. sub1=admin@10.1.1.11)"
                 ))
             })?;
             addresses.insert(name.to_string(), dest.to_string());
@@ -417,16 +420,16 @@ pub fn write_site(
 /// Writes the site (to `--output` or standard output) and, with `--format json`, the summary.
 pub fn emit(flags: &SiteFlags, text: &str, summary: Summary) -> Result<ExitCode> {
     if let Some(p) = &flags.output {
-        crate::write_out(Some(p), text)?;
+        crate::load::write_out(Some(p), text)?;
         eprintln!("wrote {} ({} nodes)", p.display(), summary.nodes.len());
     }
     match flags.format {
         SiteFormat::Json => {
             let mut json = serde_json::to_string_pretty(&summary)?;
             json.push('\n');
-            crate::write_out(None, &json)?;
+            crate::load::write_out(None, &json)?;
         }
-        SiteFormat::Toml if flags.output.is_none() => crate::write_out(None, text)?,
+        SiteFormat::Toml if flags.output.is_none() => crate::load::write_out(None, text)?,
         SiteFormat::Toml => {}
     }
     Ok(ExitCode::SUCCESS)

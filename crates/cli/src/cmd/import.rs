@@ -5,8 +5,8 @@
 //! numbers them) and column (its letter and header), all of them in one run; the site written
 //! is loaded back before it is given out.
 
-use crate::bad;
-use crate::discover::{emit, write_site, SiteFlags};
+use crate::cmd::discover::{emit, write_site, SiteFlags};
+use crate::exit::bad;
 use anyhow::Result;
 use ferry_model::profile::FactType;
 use ferry_model::{FactValue, Facts};
@@ -14,6 +14,8 @@ use ferry_profiles::write::NodeDraft;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Write a site file from an inventory spreadsheet (CSV: name, role, version, address,
+/// then fact columns); every bad cell is named by its row and column.
 #[derive(clap::Args)]
 pub struct ImportArgs {
     /// The inventory (CSV, with a header row).
@@ -31,10 +33,11 @@ const ROLE: &str = "role";
 const VERSION: &str = "version";
 const ADDRESS: &str = "address";
 
-pub fn run(profile_dirs: &[PathBuf], args: ImportArgs) -> Result<ExitCode> {
-    let set = crate::load_profiles(profile_dirs)?;
-    let profile = crate::discover::profile_of(&set, &args.site.profile)?;
-    let text = crate::read(&args.csv)?;
+pub fn run(g: &crate::args::Global, args: ImportArgs) -> Result<ExitCode> {
+    let profile_dirs: &[PathBuf] = &g.profiles;
+    let set = crate::load::load_profiles(profile_dirs)?;
+    let profile = crate::cmd::discover::profile_of(&set, &args.site.profile)?;
+    let text = crate::load::read(&args.csv)?;
     let file = args.csv.display().to_string();
     let (nodes, rows) = read_inventory(profile, &text).map_err(|problems| {
         let more = problems.len().saturating_sub(MAX_LISTED);

@@ -2,7 +2,7 @@
 //! command line, over the same authenticated HTTPS API the agent driver uses — for a first
 //! install of a service, a look at a node, or a repair by hand.
 
-use crate::bad;
+use crate::exit::bad;
 use anyhow::Result;
 use ferry_agent::client::{BlockingClient, ClientOptions};
 use ferry_model::agent::{AgentStatus, OpKind, OpRequest, OpResult, OpState};
