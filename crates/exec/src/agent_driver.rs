@@ -68,20 +68,12 @@ struct Shared {
 /// Where the journal keeps its prefix of operation IDs.
 const ID_PREFIX_KEY: &str = "agent.op_id_prefix";
 
-/// 12 random hex digits, for operation IDs no other client chose: from `/dev/urandom`, or,
-/// without it, from the time and the process.
-pub fn random_hex() -> String {
+/// 12 random hex digits, for operation IDs no other client chose, from the operating system's
+/// random source (`getrandom`).
+pub fn random_hex() -> Result<String, String> {
     let mut bytes = [0u8; 6];
-    let random = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    if random.is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let x = t.as_nanos() as u64 ^ ((std::process::id() as u64) << 32);
-        bytes.copy_from_slice(&x.to_le_bytes()[..6]);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut bytes).map_err(|e| format!("the system's random source failed: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The journal's prefix of operation IDs, made on first use: `ferry-` and 12 random hex digits.
@@ -89,7 +81,7 @@ fn id_prefix(journal: &Journal) -> Result<String, DriverError> {
     if let Some(p) = journal.driver_state(ID_PREFIX_KEY).map_err(other)? {
         return Ok(p);
     }
-    let p = format!("ferry-{}", random_hex());
+    let p = format!("ferry-{}", random_hex().map_err(other)?);
     journal.put_driver_state(ID_PREFIX_KEY, &p).map_err(other)?;
     Ok(p)
 }
@@ -918,5 +910,23 @@ impl Driver for AgentDriver {
             self.spawn(run, step);
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Operation-ID prefixes: 12 hex digits from the system's random source, never twice the
+    /// same (two journals must not share IDs on an agent).
+    #[test]
+    fn random_prefixes() {
+        let a = random_hex().expect("random");
+        let b = random_hex().expect("random");
+        for x in [&a, &b] {
+            assert_eq!(x.len(), 12, "{x}");
+            assert!(x.bytes().all(|c| c.is_ascii_hexdigit()), "{x}");
+        }
+        assert_ne!(a, b);
     }
 }

@@ -81,8 +81,9 @@ fn client(c: &Connection) -> Result<BlockingClient> {
 }
 
 /// A fresh operation ID for a command-line request: `cli-` and 12 random hex digits.
-fn fresh_id(op: OpKind) -> String {
-    format!("cli-{}/{}", ferry_exec::random_hex(), op.as_str())
+fn fresh_id(op: OpKind) -> Result<String> {
+    let hex = ferry_exec::random_hex().map_err(bad)?;
+    Ok(format!("cli-{hex}/{}", op.as_str()))
 }
 
 fn status_text(st: &AgentStatus) -> String {
@@ -204,7 +205,10 @@ pub fn run(
         }
     };
     let req = OpRequest {
-        id: id.unwrap_or_else(|| fresh_id(kind)),
+        id: match id {
+            Some(id) => id,
+            None => fresh_id(kind)?,
+        },
         service,
         op: kind,
         version,
