@@ -6,7 +6,7 @@ use crate::args::Global;
 use crate::exit::bad;
 use crate::load::render_diag;
 use anyhow::Result;
-use ferry_agent::client::{BlockingClient, ClientOptions};
+use ferry_agent::client::{AgentClient, ClientOptions};
 use ferry_agent::ConfigError;
 use ferry_model::agent::{OpKind, OpRequest, OpState};
 use std::path::{Path, PathBuf};
@@ -503,13 +503,14 @@ fn bench(demo: &Path, switches: usize, json: bool) -> Result<String> {
     std::fs::write(&cfg_path, config)?;
     let cfg = ferry_agent::load_config(&cfg_path).map_err(config_error)?;
     let agent = ferry_agent::start(cfg)?;
-    let client = BlockingClient::new(
+    let client = AgentClient::new(
         &format!("https://127.0.0.1:{}", agent.addr().port()),
         ClientOptions {
             token: Some(token),
             ca_pem: ca.cert_pem().into_bytes(),
             identity: None,
             timeout: Duration::from_secs(60),
+            ..ClientOptions::default()
         },
     )?;
     let op = |id: String,
