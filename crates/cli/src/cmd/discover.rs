@@ -228,7 +228,8 @@ fn from_agents(
     let mut nodes = Vec::new();
     for (s, url) in driver.survey().into_iter().zip(urls) {
         let at = |m: String| bad(format!("ferry discover: the agent at {url}: {m}"));
-        let status = s.service.map_err(at)?;
+        // The survey's own message names the agent's address.
+        let status = s.service.map_err(|m| bad(format!("ferry discover: {m}")))?;
         let name = s.agent.unwrap_or_default();
         let role = status.role.clone().ok_or_else(|| {
             at(format!(
@@ -259,7 +260,18 @@ fn from_agents(
             role,
             version,
             address: Some(url.clone()),
-            facts: crate::live::agent_facts(profile, &status),
+            facts: {
+                let mut facts = crate::live::agent_facts(profile, &status);
+                // The agent driver finds the node's service by this fact: written when the
+                // profile declares it, so that `apply` reaches the service discovered here.
+                if profile.facts.iter().any(|f| f.name == "service") {
+                    facts.insert(
+                        "service".into(),
+                        ferry_model::FactValue::String(status.name.clone()),
+                    );
+                }
+                facts
+            },
         });
     }
     Ok(nodes)
