@@ -1188,20 +1188,17 @@ impl Journal {
         if !self.schema.has("events") {
             return Ok(Vec::new());
         }
-        let mut stmt =
-            self.wrap(self.conn.prepare(
-                "SELECT step, event, time, detail FROM events WHERE run = ?1 ORDER BY seq",
-            ))?;
-        let rows = self.wrap(
-            stmt.query_map(params![run], |r| {
+        let rows = self.run_rows(
+            "SELECT step, event, time, detail FROM events WHERE run = ?1 ORDER BY seq",
+            run,
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, String>(3)?,
                 ))
-            })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+            },
         )?;
         rows.into_iter()
             .map(|(step, ev, time, detail)| {
@@ -1372,24 +1369,29 @@ impl Journal {
         if !self.schema.has("answer_log") {
             return Ok(BTreeMap::new());
         }
-        let mut stmt = self.wrap(
-            self.conn
-                .prepare("SELECT step, by, early FROM answer_log WHERE run = ?1 ORDER BY seq"),
-        )?;
-        let rows = self.wrap(
-            stmt.query_map(params![run], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, bool>(2)?,
-                ))
-            })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        let rows = self.run_rows(
+            "SELECT step, by, early FROM answer_log WHERE run = ?1 ORDER BY seq",
+            run,
+            |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)),
         )?;
         Ok(rows
             .into_iter()
             .map(|(step, by, early)| (step, AnswerGiven { by, early }))
             .collect())
+    }
+
+    /// The rows `sql` (a query of one run's rows, the run as `?1`) selects, each read by `row`.
+    fn run_rows<T>(
+        &self,
+        sql: &str,
+        run: RunId,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, JournalError> {
+        let mut stmt = self.wrap(self.conn.prepare(sql))?;
+        self.wrap(
+            stmt.query_map(params![run], row)
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        )
     }
 
     /// The operator's answer for a step, if any.
@@ -1441,37 +1443,25 @@ impl Journal {
         if !self.schema.has("approvals") {
             return Ok(Vec::new());
         }
-        let mut stmt = self
-            .wrap(self.conn.prepare(
-                "SELECT step, time, by FROM approvals WHERE run = ?1 ORDER BY time, step",
-            ))?;
-        self.wrap(
-            stmt.query_map(params![run], |r| {
+        self.run_rows(
+            "SELECT step, time, by FROM approvals WHERE run = ?1 ORDER BY time, step",
+            run,
+            |r| {
                 Ok(Approval {
                     step: r.get(0)?,
                     time: r.get(1)?,
                     by: r.get(2)?,
                 })
-            })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+            },
         )
     }
 
     /// Every operator answer of a run, per step ID.
     pub fn answers(&self, run: RunId) -> Result<BTreeMap<String, Answer>, JournalError> {
-        let mut stmt = self.wrap(
-            self.conn
-                .prepare("SELECT step, answer, reason FROM answers WHERE run = ?1"),
-        )?;
-        let rows = self.wrap(
-            stmt.query_map(params![run], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        let rows = self.run_rows(
+            "SELECT step, answer, reason FROM answers WHERE run = ?1",
+            run,
+            |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)),
         )?;
         rows.into_iter()
             .map(|(step, a, reason)| Ok((step, parse_answer_row(run, a, reason)?)))
