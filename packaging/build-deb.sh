@@ -43,8 +43,10 @@ mkdir -p "$assets/completions" "$assets/man"
 
 # --no-build: the binary above is packaged as it is. cargo-deb reads the profile's directory
 # from --profile; it warns that dev is not meant for releases, which the CI check is not.
-# For the dev binary: stripped (its debug information is most of it) and compressed fast.
-extra=()
+# A release binary is packaged as the profile made it (`strip = "debuginfo"`: its symbols stay,
+# so a backtrace names functions; cargo-deb's own strip would drop them). The dev binary is
+# stripped (its debug information is most of it) and compressed fast.
+extra=(--no-strip)
 if [ "$profile" = dev ]; then extra=(--strip --fast); fi
 out=$(cargo deb -p ferry-cli --no-build --profile "$profile" --locked -q "${extra[@]}")
 echo "$out"
