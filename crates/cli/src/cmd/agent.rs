@@ -24,7 +24,8 @@ mod remote;
 /// The agent keeps each service in two slots, stages signed packages into the inactive
 /// one, switches with a health check and an automatic revert, snapshots configuration,
 /// supervises the service and runs HA pairs' heartbeats, behind an authenticated HTTPS
-/// API (docs/agent-api.md). SIGTERM or SIGINT stops it and the services it runs.
+/// API (docs/agent-api.md). SIGTERM or SIGINT stops the agent; its services run on, and the
+/// next agent adopts them.
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
