@@ -389,6 +389,9 @@ ferry examples linux-ha-pair --window-start now > site.toml   # its window booke
         #[command(subcommand)]
         action: Option<agent::AgentAction>,
     },
+    /// The team's shared view of an upgrade: web dashboard, JSON API, approvals by role,
+    /// metrics (docs/serve.md).
+    Serve(ferry_serve::ServeArgs),
     /// Benchmark the planner on a generated fleet and on every example.
     Bench {
         /// Clusters in the generated fleet.
@@ -1106,6 +1109,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Agent { config, action } => agent::run(config, action),
+        Command::Serve(args) => ferry_serve::run(args.with_examples(examples::EXAMPLES)),
         Command::Bench {
             clusters,
             nodes,
