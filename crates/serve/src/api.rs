@@ -179,6 +179,7 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/audit", get(audit_log))
         .route("/api/v1/users", post(add_user))
         .route("/api/v1/tokens", post(add_token))
+        .route("/api/v1/webhooks/deliveries", get(webhook_deliveries))
         .route("/api/v1/{*rest}", axum::routing::any(api_fallback))
         .route("/metrics", get(metrics))
         .merge(crate::pages::routes())
@@ -659,6 +660,16 @@ async fn audit_log(
     caller(&app, &headers, &method)?.require(Role::Admin)?;
     let log = blocking(move || Ok(app.store.audit_log(1000)?)).await?;
     Ok(Json(json!({ "audit": log })))
+}
+
+async fn webhook_deliveries(
+    State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    caller(&app, &headers, &method)?.require(Role::Admin)?;
+    let log = blocking(move || Ok(app.store.deliveries(1000)?)).await?;
+    Ok(Json(json!({ "deliveries": log })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pages;
 pub mod runs;
 pub mod store;
+pub mod webhooks;
 
 use anyhow::{bail, Context, Result};
 use auth::Role;
@@ -47,6 +48,16 @@ pub struct ServeArgs {
     /// default: the approver must be someone else).
     #[arg(long)]
     pub no_two_person_rule: bool,
+    /// Post run events to this URL (repeatable), signed as Standard Webhooks signs them.
+    #[arg(long = "webhook", value_name = "URL", requires = "webhook_secret_file")]
+    pub webhooks: Vec<String>,
+    /// The webhooks' signing secret: a file holding `whsec_` and at least 24 bytes in base64.
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// The dashboard's address as its users reach it (`https://ferry.example.net`): webhook
+    /// events link to the run's page there.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
     /// The built-in example sites (`example:NAME`), given by the binary that embeds them.
     #[arg(skip)]
     pub examples: &'static [(&'static str, &'static str)],
@@ -130,11 +141,26 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         None => {
+            let webhooks = match &args.webhook_secret_file {
+                Some(path) if !args.webhooks.is_empty() => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    Some(webhooks::Webhooks {
+                        urls: args.webhooks.clone(),
+                        secret: webhooks::parse_secret(&text)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                        backoff: std::time::Duration::from_secs(2),
+                        public_url: args.public_url.clone(),
+                    })
+                }
+                _ => None,
+            };
             let config = Config {
                 state: args.state.clone(),
                 secure_cookies: args.tls_cert.is_some(),
                 two_person_rule: !args.no_two_person_rule,
                 examples: args.examples,
+                webhooks,
             };
             let tls = match (&args.tls_cert, &args.tls_key) {
                 (Some(c), Some(k)) => Some(listen::tls_config(c, k)?),
@@ -148,6 +174,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                     .await
                     .with_context(|| format!("cannot listen on {}", args.listen))?;
                 let app = App::new(config, Arc::new(store), clock)?;
+                app.start_background();
                 let scheme = if tls.is_some() { "https" } else { "http" };
                 eprintln!(
                     "ferry serve: {scheme}://{} (state {})",
@@ -193,6 +220,8 @@ pub struct Config {
     /// The approver of a pause step may not be the person who started the run.
     pub two_person_rule: bool,
     pub examples: &'static [(&'static str, &'static str)],
+    /// Where run events are posted, if anywhere.
+    pub webhooks: Option<webhooks::Webhooks>,
 }
 
 /// The server's shared state, cloned into every request.
@@ -222,6 +251,19 @@ impl App {
             clock,
             metrics,
         })
+    }
+
+    /// Starts the server's background work on the current tokio runtime: the webhook
+    /// deliveries.
+    pub fn start_background(&self) {
+        if let Some(hooks) = self.config.webhooks.clone() {
+            tokio::spawn(webhooks::deliver_all(
+                hooks,
+                self.store.clone(),
+                self.metrics.clone(),
+                self.runs.subscribe(),
+            ));
+        }
     }
 }
 
@@ -258,6 +300,7 @@ pub fn spawn(
     let addr = std_listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let router = api::router(app.clone());
+    let background = app.clone();
     let thread = std::thread::spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -270,6 +313,7 @@ pub fn spawn(
             let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
                 return;
             };
+            background.start_background();
             listen::serve(listener, None, router, async {
                 let _ = stopped.await;
             })

@@ -6,6 +6,7 @@ use crate::runs::waiting_for_approval;
 use crate::store::Store;
 use ferry_exec::RunStatus;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -30,6 +31,7 @@ pub struct Metrics {
     runs: Family<RunState, Gauge>,
     approvals_pending: Gauge,
     steps: StepHistograms,
+    webhooks_failed: Counter,
 }
 
 fn step_histogram() -> Histogram {
@@ -61,12 +63,23 @@ impl Metrics {
             "Step durations (driver clock) by profile, action and outcome",
             steps.clone(),
         );
+        let webhooks_failed = Counter::default();
+        registry.register(
+            "webhook_deliveries_failed",
+            "Webhook delivery attempts that failed (no answer, or not a 2xx status)",
+            webhooks_failed.clone(),
+        );
         Metrics {
+            webhooks_failed,
             registry,
             runs,
             approvals_pending,
             steps,
         }
+    }
+
+    pub fn webhook_failed(&self) {
+        self.webhooks_failed.inc();
     }
 
     pub fn step_ended(&self, profile: &str, action: &str, outcome: &str, seconds: f64) {

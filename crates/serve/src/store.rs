@@ -83,6 +83,22 @@ impl AuditEntry {
     }
 }
 
+/// One attempt to deliver a webhook event to one URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookDelivery {
+    /// The event's `webhook-id` (the same for every attempt).
+    pub id: String,
+    pub url: String,
+    pub event: String,
+    /// From 1.
+    pub attempt: u32,
+    pub time: i64,
+    /// The HTTP status answered, if any.
+    pub status: Option<u16>,
+    /// Why the attempt failed, if it did.
+    pub error: Option<String>,
+}
+
 /// One run as the server shows it: its summary, plan, steps, approvals and answers.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
@@ -107,6 +123,9 @@ pub trait Store: Send + Sync {
     fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
     /// The latest `limit` entries, newest first.
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    fn log_delivery(&self, d: &WebhookDelivery) -> Result<(), StoreError>;
+    /// The latest `limit` webhook delivery attempts, newest first.
+    fn deliveries(&self, limit: usize) -> Result<Vec<WebhookDelivery>, StoreError>;
 
     /// The journal's state directory: where the executor carries runs out.
     fn journal_dir(&self) -> &Path;
@@ -133,7 +152,8 @@ pub struct SqliteStore {
 }
 
 /// The server's schema, version by version: `user_version` says how many are applied.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE users (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -161,7 +181,20 @@ CREATE TABLE audit (
     action TEXT NOT NULL,
     detail TEXT NOT NULL
 );
-"];
+",
+    "
+CREATE TABLE webhook_deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    event TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    status INTEGER,
+    error TEXT
+);
+",
+];
 
 impl SqliteStore {
     /// Opens (creating when absent) the journal and `serve.db` of `dir`.
@@ -348,6 +381,38 @@ impl Store for SqliteStore {
                     by: r.get(1)?,
                     action: r.get(2)?,
                     detail: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn log_delivery(&self, d: &WebhookDelivery) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO webhook_deliveries (id, url, event, attempt, time, status, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![d.id, d.url, d.event, d.attempt, d.time, d.status, d.error],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn deliveries(&self, limit: usize) -> Result<Vec<WebhookDelivery>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, url, event, attempt, time, status, error FROM webhook_deliveries
+                 ORDER BY seq DESC LIMIT ?1",
+            )?;
+            let rows = st.query_map(params![limit as i64], |r| {
+                Ok(WebhookDelivery {
+                    id: r.get(0)?,
+                    url: r.get(1)?,
+                    event: r.get(2)?,
+                    attempt: r.get(3)?,
+                    time: r.get(4)?,
+                    status: r.get(5)?,
+                    error: r.get(6)?,
                 })
             })?;
             rows.collect()

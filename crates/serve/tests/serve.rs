@@ -77,6 +77,14 @@ struct Server {
 }
 
 fn server(name: &str, two_person_rule: bool) -> Server {
+    server_with(name, two_person_rule, None)
+}
+
+fn server_with(
+    name: &str,
+    two_person_rule: bool,
+    webhooks: Option<ferry_serve::webhooks::Webhooks>,
+) -> Server {
     let dir = Scratch::new(name);
     let store = Arc::new(SqliteStore::open(&dir.0).unwrap());
     let now = Arc::new(AtomicI64::new(1_800_000_000));
@@ -102,6 +110,7 @@ fn server(name: &str, two_person_rule: bool) -> Server {
         secure_cookies: false,
         two_person_rule,
         examples: EXAMPLES,
+        webhooks,
     };
     let running = ferry_serve::spawn(config, store, clock, "127.0.0.1:0".parse().unwrap()).unwrap();
     Server {
@@ -692,4 +701,146 @@ fn metrics_count_runs_steps_and_pending_approvals() {
         "{t}"
     );
     assert!(!t.contains("run=\""), "{t}");
+}
+
+/// A request the test's webhook receiver got: its headers (lower-case names) and body.
+struct Received {
+    headers: std::collections::BTreeMap<String, String>,
+    body: String,
+}
+
+/// An HTTP receiver on loopback that answers 500 to its first `fail_first` requests and 200
+/// to the others, keeping every request.
+fn webhook_receiver(fail_first: usize) -> (String, Arc<std::sync::Mutex<Vec<Received>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = std::collections::BTreeMap::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                let l = line.trim_end();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = l.split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                }
+            }
+            let len: usize = headers
+                .get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            let n = {
+                let mut g = keep.lock().unwrap();
+                g.push(Received {
+                    headers,
+                    body: String::from_utf8(body).unwrap(),
+                });
+                g.len()
+            };
+            let status = if n <= fail_first {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, got)
+}
+
+/// Run events posted to a webhook, signed as Standard Webhooks signs them (each signature
+/// verified here with the secret, independently of the server's code), the first attempt
+/// answered 500 and retried with the same webhook-id, every attempt in the delivery log.
+#[test]
+fn run_events_reach_a_webhook_signed_and_retried() {
+    use base64::Engine as _;
+    use hmac::Mac;
+    let (url, got) = webhook_receiver(1);
+    let secret: Vec<u8> = (0u8..32).collect();
+    let hooks = ferry_serve::webhooks::Webhooks {
+        urls: vec![url.clone()],
+        secret: secret.clone(),
+        backoff: Duration::from_millis(10),
+        public_url: Some("https://ferry.example.net".into()),
+    };
+    let s = server_with("webhooks", true, Some(hooks));
+    let run = s.start("operator", json!({"site": "example:linux-ha-pair"}));
+    s.wait_for_run(run, "complete", |v| status(v) == "complete");
+    let types = |g: &Vec<Received>| -> Vec<String> {
+        g.iter()
+            .map(|r| {
+                serde_json::from_str::<Value>(&r.body).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let start = Instant::now();
+    loop {
+        let g = got.lock().unwrap();
+        let t = types(&g);
+        if t.iter().filter(|t| *t == "run.started").count() == 2
+            && t.contains(&"run.completed".to_string())
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{t:?}");
+        drop(g);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let g = got.lock().unwrap();
+    for r in g.iter() {
+        let id = &r.headers["webhook-id"];
+        let ts = &r.headers["webhook-timestamp"];
+        let sig = r.headers["webhook-signature"].strip_prefix("v1,").unwrap();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&secret).unwrap();
+        mac.update(format!("{id}.{ts}.{}", r.body).as_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        assert_eq!(sig, expected, "the signature of {}", r.body);
+    }
+    // The first request (run.started) was answered 500, and tried again with its id.
+    let first = &g[0];
+    assert_eq!(types(&g)[0], "run.started");
+    assert_eq!(g[1].headers["webhook-id"], first.headers["webhook-id"]);
+    let body: Value = serde_json::from_str(&first.body).unwrap();
+    assert_eq!(body["data"]["run"], run);
+    assert_eq!(body["data"]["by"], "operator");
+    assert_eq!(
+        body["data"]["link"],
+        format!("https://ferry.example.net/runs/{run}")
+    );
+    let log = s
+        .get("/api/v1/webhooks/deliveries", &s.as_user("admin"))
+        .json();
+    let attempts: Vec<(u64, Option<u64>)> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["id"] == first.headers["webhook-id"].as_str())
+        .map(|d| (d["attempt"].as_u64().unwrap(), d["status"].as_u64()))
+        .collect();
+    assert!(attempts.contains(&(1, Some(500))), "{log:#}");
+    assert!(attempts.contains(&(2, Some(200))), "{log:#}");
+    let metrics = reply(agent().get(&s.url("/metrics")).call()).body;
+    assert!(
+        metrics.contains("ferry_webhook_deliveries_failed_total 1"),
+        "{metrics}"
+    );
 }
