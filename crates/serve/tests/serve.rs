@@ -844,3 +844,186 @@ fn run_events_reach_a_webhook_signed_and_retried() {
         "{metrics}"
     );
 }
+
+/// The server process of the kill test (only when `FERRY_SERVE_TEST_STATE` names a state
+/// directory: otherwise it does nothing): serves that directory on a free port, prints
+/// `listening ADDR`, and runs until it is killed or its standard input closes.
+#[test]
+fn server_process_of_the_kill_test() {
+    let Ok(state) = std::env::var("FERRY_SERVE_TEST_STATE") else {
+        return;
+    };
+    let state = PathBuf::from(state);
+    let store = Arc::new(SqliteStore::open(&state).unwrap());
+    let config = ferry_serve::Config {
+        state,
+        secure_cookies: false,
+        two_person_rule: true,
+        examples: EXAMPLES,
+        webhooks: None,
+    };
+    let running = ferry_serve::spawn(
+        config,
+        store,
+        Arc::new(ferry_exec::system_now),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    println!("listening {}", running.addr);
+    use std::io::{Read, Write};
+    std::io::stdout().flush().unwrap();
+    // Until killed, or until the test that started it is gone (its end of the pipe closed).
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    std::process::exit(0);
+}
+
+/// A server process of its own (this test binary, running the test above) on `state`, and
+/// its address.
+fn server_process(state: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "server_process_of_the_kill_test",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FERRY_SERVE_TEST_STATE", state)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server process says where it listens")
+            .unwrap();
+        // After the test harness's `test NAME ... ` on the same line.
+        if let Some((_, a)) = line.split_once("listening ") {
+            break a.trim().to_string();
+        }
+    };
+    (child, addr)
+}
+
+/// How many times each step of `run` took effect in the twin, from the twin's own record
+/// replayed from the journal (the witness), with each step's outcome there.
+fn twin_applications(state: &std::path::Path, run: i64) -> Vec<(String, u32, String)> {
+    let journal = ferry_exec::Journal::open_read_only(state).unwrap();
+    let world = ferry_exec::run_world(&journal, run)
+        .unwrap()
+        .expect("the twin is saved");
+    world
+        .records
+        .iter()
+        .filter(|((r, _), _)| *r == run)
+        .map(|((_, id), rec)| (id.clone(), rec.applications, format!("{:?}", rec.outcome)))
+        .collect()
+}
+
+/// The server process killed with SIGKILL in the middle of a paced twin run, and started
+/// again on the same state directory: the run is left `running` and not active, is resumed
+/// from the journal through the API, completes, and the twin's own record shows every step
+/// applied exactly once.
+#[test]
+fn a_server_killed_mid_run_resumes_the_run_from_the_journal_with_no_step_applied_twice() {
+    let dir = Scratch::new("kill");
+    let token = {
+        let store = SqliteStore::open(&dir.0).unwrap();
+        let hash = ferry_serve::auth::hash_password("operator-password").unwrap();
+        store
+            .put_user("operator", Role::Operator, &hash, 0)
+            .unwrap();
+        ferry_serve::auth::new_token(&store, "operator", 0).unwrap()
+    };
+    let call = |addr: &str, method: &str, path: &str, body: Value| -> Reply {
+        let url = format!("http://{addr}{path}");
+        let auth = format!("Bearer {token}");
+        if method == "GET" {
+            reply(agent().get(&url).header("Authorization", &auth).call())
+        } else {
+            reply(
+                agent()
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .send_json(body),
+            )
+        }
+    };
+    let (mut first, addr) = server_process(&dir.0);
+    // 900 virtual seconds at 200 per second: about 4.5 s.
+    let r = call(
+        &addr,
+        "POST",
+        "/api/v1/runs",
+        json!({"site": "example:linux-ha-pair", "speed": 200.0}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let run = r.json()["run"].as_i64().unwrap();
+    let start = Instant::now();
+    loop {
+        let v = call(&addr, "GET", &format!("/api/v1/runs/{run}"), json!(null)).json();
+        let done = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["state"] == "done")
+            .count();
+        let running = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["state"] == "running");
+        assert_ne!(
+            status(&v),
+            "complete",
+            "the run ended before the kill: {v:#}"
+        );
+        // Killed with a step under way: its recovery asks the twin what became of it.
+        if done >= 2 && running {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{v:#}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    {
+        let journal = ferry_exec::Journal::open_read_only(&dir.0).unwrap();
+        assert_eq!(
+            journal.run(run).unwrap().status,
+            ferry_exec::RunStatus::Running
+        );
+        assert!(!journal.run_is_active(run).unwrap(), "no process holds it");
+    }
+    let (mut second, addr) = server_process(&dir.0);
+    let r = call(
+        &addr,
+        "POST",
+        &format!("/api/v1/runs/{run}/resume"),
+        json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let start = Instant::now();
+    let v = loop {
+        let v = call(&addr, "GET", &format!("/api/v1/runs/{run}"), json!(null)).json();
+        if status(&v) == "complete" && v["active"] == false {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{v:#}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let steps = v["steps"].as_array().unwrap();
+    let record = twin_applications(&dir.0, run);
+    for st in steps.iter().filter(|s| s["state"] == "done") {
+        let id = st["id"].as_str().unwrap();
+        let (_, applied, outcome) = record
+            .iter()
+            .find(|(r, _, _)| r == id)
+            .unwrap_or_else(|| panic!("{id} is not in the twin's record: {record:?}"));
+        assert_eq!(*applied, 1, "{id} applied {applied} times ({outcome})");
+    }
+}
