@@ -20,7 +20,7 @@
     var ev = JSON.parse(e.data);
     var tr = rows[ev.step];
     if (!tr) { reload(); return; }
-    tr.className = ev.state;
+    tr.className = "row-" + ev.state;
     var st = tr.querySelector("td.state span");
     st.className = "st " + ev.state;
     st.textContent = ev.state;

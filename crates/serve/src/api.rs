@@ -460,8 +460,8 @@ pub async fn approve(app: &App, user: &User, id: RunId, step: &str) -> Result<Va
         by: Some(user.name.clone()),
     });
     let resumed = if record.summary.status == ferry_exec::RunStatus::Paused && !record.active {
-        let (runs, name) = (app.runs.clone(), user.name.clone());
-        blocking(move || Ok(runs.resume(id, &name)?)).await?;
+        let runs = app.runs.clone();
+        blocking(move || Ok(runs.resume(id)?)).await?;
         app.store.audit(&AuditEntry::new(
             now,
             &user.name,
@@ -610,8 +610,8 @@ async fn resume_run(
 /// `user` carries a stopped, failed or paused run on.
 pub async fn resume(app: &App, user: &User, id: RunId) -> Result<Value, ApiError> {
     user_needs(user, Role::Operator)?;
-    let (runs, name) = (app.runs.clone(), user.name.clone());
-    blocking(move || Ok(runs.resume(id, &name)?)).await?;
+    let runs = app.runs.clone();
+    blocking(move || Ok(runs.resume(id)?)).await?;
     app.store.audit(&AuditEntry::new(
         (app.clock)(),
         &user.name,

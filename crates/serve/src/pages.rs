@@ -527,7 +527,7 @@ fn run_body(app: &App, r: &RunRecord, user: &User, csrf: &str, now: i64) -> Stri
             })
             .unwrap_or_default();
         b.push_str(&format!(
-            r#"<tr id="step-{i}" data-step="{sid}" class="{cls}"><td>{n}</td><td class="state"><span class="st {cls}">{st}</span></td><td><b>{title}</b><br><code>{sid}</code>{pause}</td><td>{node}</td><td class="started">{started}</td><td>{elapsed} / {est}</td><td>{rules}</td><td class="by">{by}</td>"#,
+            r#"<tr id="step-{i}" data-step="{sid}" class="row-{cls}"><td>{n}</td><td class="state"><span class="st {cls}">{st}</span></td><td><b>{title}</b><br><code>{sid}</code>{pause}</td><td>{node}</td><td class="started">{started}</td><td>{elapsed} / {est}</td><td>{rules}</td><td class="by">{by}</td>"#,
             n = i + 1,
             sid = esc(&p.id),
             cls = step_class(s.state),

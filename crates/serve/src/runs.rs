@@ -194,7 +194,7 @@ impl Runner {
 
     /// Carries a paused, stopped or failed run on, on a thread of its own (after an approval,
     /// or when an operator resumes it). Refused while a process carries it out.
-    pub fn resume(self: &Arc<Self>, run: RunId, by: &str) -> Result<(), RunError> {
+    pub fn resume(self: &Arc<Self>, run: RunId) -> Result<(), RunError> {
         let record = self
             .store
             .run(run)
@@ -218,7 +218,6 @@ impl Runner {
         };
         let me = self.clone();
         let dir = self.store.journal_dir().to_path_buf();
-        let by = by.to_string();
         let (tx, rx) = std::sync::mpsc::channel::<Result<RunId, RunError>>();
         std::thread::spawn(move || {
             let journal = match Journal::open(&dir) {
@@ -230,7 +229,6 @@ impl Runner {
             };
             let result = me.resume_on(&journal, run, driver, &record, &tx);
             me.ended(&journal, run, result, &tx);
-            let _ = by;
         });
         rx.recv()
             .unwrap_or_else(|_| Err(RunError::Failed("the run's thread ended".into())))
