@@ -3,7 +3,7 @@
 //! the backup itself runs healthy), and the start-up question a primary asks its peer before
 //! it starts.
 
-use crate::client::{AgentClient, BlockingClient, ClientOptions};
+use crate::client::{AgentClient, ClientOptions};
 use crate::config::{HaConfig, HaMode};
 use crate::ops::Engine;
 use ferry_model::agent::{Health, Heartbeat};
@@ -17,12 +17,13 @@ fn options(ha: &HaConfig, timeout: Duration) -> Option<ClientOptions> {
         ca_pem,
         identity: None,
         timeout,
+        ..ClientOptions::default()
     })
 }
 
 /// The peer's heartbeat, or `None` when it does not answer.
 pub fn ask_peer_blocking(ha: &HaConfig, timeout: Duration) -> Option<Heartbeat> {
-    let client = BlockingClient::new(ha.peer.as_deref()?, options(ha, timeout)?).ok()?;
+    let client = AgentClient::new(ha.peer.as_deref()?, options(ha, timeout)?).ok()?;
     client.heartbeat().ok()
 }
 
@@ -78,8 +79,14 @@ pub fn spawn_heartbeats(engine: Arc<Engine>) {
                     misses = 0;
                     continue;
                 }
-                let alive = match client.heartbeat().await {
-                    Ok(beat) => primary_alive(&beat, &name),
+                let c = client.clone();
+                let beat = tokio::task::spawn_blocking(move || c.heartbeat()).await;
+                let alive = match beat {
+                    Ok(Ok(beat)) => primary_alive(&beat, &name),
+                    Ok(Err(e)) => {
+                        tracing::debug!(service = %name, error = %e, "no heartbeat");
+                        false
+                    }
                     Err(e) => {
                         tracing::debug!(service = %name, error = %e, "no heartbeat");
                         false

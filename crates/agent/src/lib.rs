@@ -110,7 +110,8 @@ async fn serve(
     Ok(())
 }
 
-/// Runs the agent until SIGTERM or SIGINT, then stops the services it runs.
+/// Runs the agent until SIGTERM or SIGINT, then exits and leaves the services running (the next
+/// agent on the same directory adopts them): restarting the agent is no outage.
 pub fn run(cfg: Config) -> Result<(), AgentError> {
     let p = prepare(cfg)?;
     let engine = p.engine.clone();
@@ -136,7 +137,8 @@ pub fn run(cfg: Config) -> Result<(), AgentError> {
     r
 }
 
-/// An agent running in this process (benchmarks, tools): it serves until `stop`.
+/// An agent running in this process (benchmarks, tools): it serves until `stop`, which (unlike
+/// the daemon's end) also stops its services: they are its caller's.
 pub struct RunningAgent {
     addr: SocketAddr,
     engine: Arc<Engine>,
@@ -168,6 +170,7 @@ impl RunningAgent {
             None => Ok(()),
         };
         self.engine.shutdown();
+        self.engine.stop_services();
         r
     }
 }

@@ -908,11 +908,23 @@ impl Engine {
         Ok(out.message)
     }
 
-    /// Stops supervising; the services the agent runs are stopped, systemd's are left alone.
+    /// Stops supervising and leaves every service running: the next agent on the same
+    /// directory adopts the ones it runs itself (systemd's never depended on the agent).
     pub fn shutdown(&self) {
         for svc in self.services.values() {
-            let own = svc.cfg.supervisor == SupervisorKind::Agent;
-            svc.sup.close(own);
+            svc.sup.close();
+        }
+    }
+
+    /// Stops the services the agent runs itself (an in-process agent's end: its services are
+    /// its caller's, a benchmark's); systemd's are left alone.
+    pub fn stop_services(&self) {
+        for svc in self.services.values() {
+            if svc.cfg.supervisor == SupervisorKind::Agent {
+                if let Err(e) = svc.sup.stop() {
+                    tracing::warn!(service = %svc.cfg.name, error = %e, "cannot stop the service");
+                }
+            }
         }
     }
 }

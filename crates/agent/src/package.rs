@@ -21,8 +21,17 @@ pub fn parse_public_key(text: &str) -> Result<String, String> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
         .ok_or_else(|| "empty".to_string())?;
-    minisign_verify::PublicKey::from_base64(line).map_err(|e| e.to_string())?;
+    public_key(line)?;
     Ok(line.to_string())
+}
+
+/// A minisign public key from its base64 line: an Ed25519 key (`Ed`) and its key ID.
+fn public_key(line: &str) -> Result<minisign::PublicKey, String> {
+    let key = minisign::PublicKey::from_base64(line).map_err(|e| e.to_string())?;
+    if !key.to_bytes().starts_with(b"Ed") {
+        return Err("not an Ed25519 key (its algorithm is not `Ed`)".into());
+    }
+    Ok(key)
 }
 
 /// The first word of a package signature's trusted comment: the rest names what was signed.
@@ -106,17 +115,14 @@ pub const SIGN_AGAIN: &str = "sign it again with `ferry agent sign PACKAGE --key
 
 /// The keys packages must be signed with.
 pub struct Trust {
-    keys: Vec<minisign_verify::PublicKey>,
+    keys: Vec<minisign::PublicKey>,
 }
 
 impl Trust {
     /// From base64 key lines (as `parse_public_key` returns them); bad ones are skipped.
     pub fn new(lines: &[String]) -> Trust {
         Trust {
-            keys: lines
-                .iter()
-                .filter_map(|l| minisign_verify::PublicKey::from_base64(l).ok())
-                .collect(),
+            keys: lines.iter().filter_map(|l| public_key(l).ok()).collect(),
         }
     }
 
@@ -126,26 +132,26 @@ impl Trust {
         let Some(text) = signature.filter(|s| !s.trim().is_empty()) else {
             return Err(refused("the package has no signature"));
         };
-        let sig = minisign_verify::Signature::decode(text)
+        let sig = minisign::SignatureBox::from_string(text)
             .map_err(|e| refused(format!("the signature cannot be read: {e}")))?;
+        let comment = sig.trusted_comment().unwrap_or_default();
         let mut untrusted = true;
         for key in &self.keys {
-            match key.verify(data, &sig, false) {
-                Ok(()) => {
-                    return match Statement::parse(sig.trusted_comment()) {
-                        Ok(Some(s)) => Ok(s),
-                        Ok(None) => Err(refused(format!(
-                            "the signature does not name the service and version it was signed for (its trusted comment is `{}`); {SIGN_AGAIN}",
-                            sig.trusted_comment()
-                        ))),
-                        Err(e) => Err(refused(format!(
-                            "the signature's statement `{}` cannot be read: {e}; {SIGN_AGAIN}",
-                            sig.trusted_comment()
-                        ))),
-                    };
-                }
-                Err(minisign_verify::Error::UnexpectedKeyId) => {}
-                Err(_) => untrusted = false,
+            // A key that did not make the signature is skipped; one that did, decides.
+            if key.keynum() != sig.keynum() {
+                continue;
+            }
+            untrusted = false;
+            if minisign::verify(key, &sig, Cursor::new(data), true, false, false).is_ok() {
+                return match Statement::parse(&comment) {
+                    Ok(Some(s)) => Ok(s),
+                    Ok(None) => Err(refused(format!(
+                        "the signature does not name the service and version it was signed for (its trusted comment is `{comment}`); {SIGN_AGAIN}"
+                    ))),
+                    Err(e) => Err(refused(format!(
+                        "the signature's statement `{comment}` cannot be read: {e}; {SIGN_AGAIN}"
+                    ))),
+                };
             }
         }
         Err(refused(if untrusted {
@@ -347,6 +353,28 @@ fn check_links(root: &Path, dir: &Path) -> Result<(), Refused> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Public keys: a `.pub` file's text or its base64 line; only Ed25519 keys (`Ed`).
+    #[test]
+    fn public_keys() {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let mut key = b"Ed".to_vec();
+        key.extend([7u8; 8 + 32]);
+        let line = b64(&key);
+        let file = format!("untrusted comment: minisign public key\n{line}\n");
+        for (text, ok) in [
+            (line.as_str(), true),
+            (file.as_str(), true),
+            ("", false),
+            ("not base64", false),
+        ] {
+            assert_eq!(parse_public_key(text).is_ok(), ok, "{text}");
+        }
+        key[..2].copy_from_slice(b"XX");
+        let e = parse_public_key(&b64(&key)).expect_err("not Ed25519");
+        assert!(e.contains("Ed25519"), "{e}");
+    }
 
     fn tar_with(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

@@ -90,6 +90,10 @@ impl Layout {
     pub fn pid_file(&self) -> PathBuf {
         self.root.join("service.pid")
     }
+    /// The pid file being written, renamed over `pid_file` once whole.
+    pub fn pid_file_new(&self) -> PathBuf {
+        self.root.join(".service.pid.new")
+    }
     /// Environment for a systemd unit (`EnvironmentFile=`).
     pub fn env_file(&self) -> PathBuf {
         self.root.join("service.env")
@@ -259,6 +263,7 @@ impl Layout {
     pub fn clean_leftovers(&self) {
         let _ = std::fs::remove_dir_all(self.staging());
         let _ = std::fs::remove_file(self.root.join(".current.new"));
+        let _ = std::fs::remove_file(self.pid_file_new());
         let _ = std::fs::remove_dir_all(self.root.join(".config.restore"));
         if let Ok(rd) = std::fs::read_dir(self.snapshots()) {
             for e in rd.flatten() {

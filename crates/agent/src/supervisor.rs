@@ -1,10 +1,13 @@
-//! Runs a service's process: the agent's own supervisor (start in a process group of its own,
-//! output to `logs/service.log`, restart with back-off when it dies, SIGTERM then SIGKILL to
-//! stop, adoption after an agent restart through the pid file) or systemd through `systemctl`.
+//! Runs a service's process: the agent's own supervisor (start in a session of its own, output
+//! to `logs/service.log`, restart with back-off when it dies, SIGTERM then SIGKILL to stop,
+//! adoption after an agent restart through the pid file) or systemd through `systemctl`.
+//!
+//! A service outlives the agent: closing a supervisor (the agent's shutdown) stops watching and
+//! leaves the process running; only `stop` and `restart` end it.
 
 use crate::config::SupervisorKind;
 use crate::slots::Layout;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -58,6 +61,30 @@ pub fn start_time(pid: i32) -> Option<u64> {
 
 fn alive(pid: i32, start: u64) -> bool {
     start_time(pid) == Some(start)
+}
+
+/// Marks every descriptor above standard error close-on-exec (in the child, before `exec`).
+fn close_inherited_on_exec() {
+    // SAFETY: close_range(2) and fcntl(2) change descriptor flags only.
+    unsafe {
+        let flags = libc::CLOSE_RANGE_CLOEXEC as libc::c_long;
+        if libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_long,
+            libc::c_long::from(u32::MAX),
+            flags,
+        ) == 0
+        {
+            return;
+        }
+        // Kernels before 5.11: one descriptor at a time, up to a bound.
+        for fd in 3..4096 {
+            let f = libc::fcntl(fd, libc::F_GETFD);
+            if f != -1 && f & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, f | libc::FD_CLOEXEC);
+            }
+        }
+    }
 }
 
 fn signal_group(pid: i32, sig: i32) {
@@ -153,9 +180,14 @@ impl Supervisor {
             return false;
         }
         let Some((pid, start, slot)) = self.read_pid_file() else {
+            if self.inner.layout.pid_file().exists() {
+                tracing::warn!(service = %self.inner.service, "the pid file cannot be read: not adopted");
+                let _ = std::fs::remove_file(self.inner.layout.pid_file());
+            }
             return false;
         };
         if !alive(pid, start) {
+            tracing::warn!(service = %self.inner.service, pid, "the pid file's process is gone (or its pid is another process's now): not adopted");
             let _ = std::fs::remove_file(self.inner.layout.pid_file());
             return false;
         }
@@ -260,26 +292,51 @@ impl Supervisor {
         let err = log
             .try_clone()
             .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-        let child = Command::new(prog)
+        let mut command = Command::new(prog);
+        command
             .args(args)
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&launch.cwd)
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(err)
-            .process_group(0)
+            .stderr(err);
+        // A session of its own (and so a process group whose id is its pid): no signal sent to
+        // the agent, its process group or its terminal reaches the service, which outlives it.
+        // Descriptors the agent inherited without close-on-exec (a pipe of whatever started
+        // it) are not passed on: the service holds nothing of the agent's.
+        // SAFETY: between fork and exec the closure makes only async-signal-safe system calls
+        // (setsid, close_range, fcntl) and touches no memory.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                close_inherited_on_exec();
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .map_err(|e| format!("cannot start {prog}: {e}"))?;
         let pid = child.id() as i32;
         let start = start_time(pid).unwrap_or(0);
-        let _ = std::fs::write(
-            self.inner.layout.pid_file(),
-            format!("{pid} {start} {}\n", launch.slot),
-        );
+        self.write_pid_file(pid, start, &launch.slot);
         tracing::info!(service = %self.inner.service, pid, slot = %launch.slot, "started");
         st.proc = Some(Proc::Child(child));
         st.started_at = Some(Instant::now());
         Ok(())
+    }
+
+    /// Writes `PID STARTTIME SLOT` to a new file renamed over the pid file, so that an agent
+    /// killed in the middle leaves the old file or the new one, never half of one.
+    fn write_pid_file(&self, pid: i32, start: u64, slot: &str) {
+        let path = self.inner.layout.pid_file();
+        let tmp = self.inner.layout.pid_file_new();
+        let written = std::fs::write(&tmp, format!("{pid} {start} {slot}\n"))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::error!(service = %self.inner.service, pid, error = %e, "cannot write {}: a restarted agent will not adopt the service", path.display());
+        }
     }
 
     /// Stops the service: SIGTERM to its process group, SIGKILL after the stop timeout.
@@ -385,11 +442,8 @@ impl Supervisor {
         }
     }
 
-    /// Stops watching; with `stop_service`, stops the service too.
-    pub fn close(&self, stop_service: bool) {
-        if stop_service {
-            let _ = self.stop();
-        }
+    /// Stops watching; the service runs on (the next agent adopts it).
+    pub fn close(&self) {
         self.lock().closing = true;
         self.inner.wake.notify_all();
     }
@@ -464,6 +518,65 @@ mod tests {
             got,
             vec![100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000, 10000]
         );
+    }
+
+    /// Adoption through the pid file (issue 15, part 4): only the process it names, alive with
+    /// the start time it records; and closing the supervisor (the agent's shutdown) leaves an
+    /// adopted process running.
+    #[test]
+    fn adopts_only_the_live_process_the_pid_file_names_and_leaves_it_running_on_close() {
+        let dir = std::env::temp_dir().join(format!("ferry-adopt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let layout = Layout::new(&dir, "t");
+        layout.ensure().expect("layout");
+        let mut live = Command::new("sleep").arg("1000").spawn().expect("sleep");
+        let pid = live.id() as i32;
+        let start = start_time(pid).expect("its start time");
+        let mut dead = Command::new("true").spawn().expect("true");
+        let _ = dead.wait();
+        let dead = dead.id() as i32;
+        let launch = Launch {
+            argv: vec!["unused".into()],
+            env: vec![],
+            cwd: dir.clone(),
+            slot: "a".into(),
+        };
+        let check = |case: &str, pid_file: Option<String>, want: bool| {
+            let sup = Supervisor::new(
+                "t",
+                SupervisorKind::Agent,
+                "systemctl",
+                layout.clone(),
+                Duration::from_secs(5),
+            );
+            match &pid_file {
+                Some(text) => std::fs::write(layout.pid_file(), text).expect("pid file"),
+                None => {
+                    let _ = std::fs::remove_file(layout.pid_file());
+                }
+            }
+            let adopted = sup.adopt(Some(&launch));
+            let got = (adopted, sup.pid(), layout.pid_file().exists());
+            sup.close();
+            let kept = want.then_some(pid as u32);
+            assert_eq!(got, (want, kept, want), "{case}");
+            assert!(
+                start_time(pid) == Some(start),
+                "{case}: the live process was stopped"
+            );
+        };
+        check("no pid file", None, false);
+        check("a garbled pid file", Some("not a pid\n".into()), false);
+        check("a dead pid", Some(format!("{dead} {start} a\n")), false);
+        check(
+            "a pid another process has now",
+            Some(format!("{pid} {} a\n", start + 1)),
+            false,
+        );
+        check("the live process", Some(format!("{pid} {start} a\n")), true);
+        let _ = live.kill();
+        let _ = live.wait();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

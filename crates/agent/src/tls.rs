@@ -8,12 +8,13 @@
 //! thus gets `401` like a wrong token, rather than a failed handshake.
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,38 +31,61 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bad = |m: String| TlsError::File {
+fn file_error(path: &Path, e: pem::Error) -> TlsError {
+    TlsError::File {
         path: path.display().to_string(),
-        message: m,
-    };
-    let data = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    certs_from_pem(&data).map_err(bad)
+        message: match e {
+            pem::Error::Io(e) => e.to_string(),
+            e => format!("not PEM: {e}"),
+        },
+    }
 }
 
-pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &pem[..])
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("not PEM certificates: {e}"))?;
+/// The certificates of a PEM file (`CertificateDer::pem_file_iter`).
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| file_error(path, e))?;
     if certs.is_empty() {
-        return Err("no certificate in the file".into());
+        return Err(TlsError::File {
+            path: path.display().to_string(),
+            message: NO_CERTIFICATE.into(),
+        });
     }
     Ok(certs)
 }
 
-pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bad = |m: String| TlsError::File {
-        path: path.display().to_string(),
-        message: m,
-    };
-    let data = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    key_from_pem(&data).map_err(bad)
+const NO_CERTIFICATE: &str = "no certificate in the file";
+const NO_KEY: &str = "no private key in the file";
+
+/// The certificates of PEM text (`CertificateDer::pem_slice_iter`).
+pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err(NO_CERTIFICATE.into());
+    }
+    Ok(certs)
 }
 
+/// The first private key of a PEM file (`PrivateKeyDer::from_pem_file`: PKCS#8, PKCS#1 or SEC1).
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+        pem::Error::NoItemsFound => TlsError::File {
+            path: path.display().to_string(),
+            message: NO_KEY.into(),
+        },
+        e => file_error(path, e),
+    })
+}
+
+/// The first private key of PEM text.
 pub fn key_from_pem(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
-    rustls_pemfile::private_key(&mut &pem[..])
-        .map_err(|e| format!("not a PEM private key: {e}"))?
-        .ok_or_else(|| "no private key in the file".to_string())
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => NO_KEY.to_string(),
+        e => format!("not a PEM private key: {e}"),
+    })
 }
 
 pub fn root_store(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
@@ -179,4 +203,59 @@ pub fn server_config(
     let mut config = config;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((Arc::new(config), auth))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::Ca;
+
+    /// PEM through `rustls-pki-types`: a chain and a PKCS#8 key read, other text refused with
+    /// a message that says what is missing.
+    #[test]
+    fn pem_texts() {
+        let ca = Ca::new("ferry test CA").expect("ca");
+        let server = ca.server("kv-a", &["127.0.0.1".into()]).expect("server");
+        let chain = format!("{}{}", server.cert_pem, ca.cert_pem());
+        assert_eq!(certs_from_pem(chain.as_bytes()).map(|c| c.len()), Ok(2));
+        assert!(key_from_pem(server.key_pem.as_bytes()).is_ok());
+        assert_eq!(
+            certs_from_pem(server.key_pem.as_bytes()).err().as_deref(),
+            Some(NO_CERTIFICATE)
+        );
+        assert_eq!(
+            key_from_pem(server.cert_pem.as_bytes()).err().as_deref(),
+            Some(NO_KEY)
+        );
+        let broken = "-----BEGIN CERTIFICATE-----\nAAAA\n";
+        let e = certs_from_pem(broken.as_bytes()).expect_err("no end marker");
+        assert!(e.starts_with("not PEM certificates"), "{e}");
+    }
+
+    #[test]
+    fn pem_files() {
+        let dir = std::env::temp_dir().join(format!("ferry-tls-pem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ca = Ca::new("ferry test CA").expect("ca");
+        let client = ca.client("ops").expect("client");
+        let (cert, key, missing) = (dir.join("c.pem"), dir.join("k.pem"), dir.join("none.pem"));
+        std::fs::write(&cert, &client.cert_pem).expect("write");
+        std::fs::write(&key, &client.key_pem).expect("write");
+        assert_eq!(read_certs(&cert).map(|c| c.len()).ok(), Some(1));
+        assert!(read_key(&key).is_ok());
+        let e = read_key(&cert)
+            .expect_err("a certificate is no key")
+            .to_string();
+        assert!(e.ends_with(NO_KEY), "{e}");
+        let e = read_certs(&key)
+            .expect_err("a key is no certificate")
+            .to_string();
+        assert!(e.ends_with(NO_CERTIFICATE), "{e}");
+        let e = read_certs(&missing).expect_err("no file").to_string();
+        assert!(
+            e.starts_with(&format!("cannot read {}", missing.display())),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -2,7 +2,7 @@
 //! (`--by`, or the OS user), and the confirmation `apply` and `rollback` ask for before a real
 //! driver (manual, ssh, agent) acts on a site (`--yes` for scripts).
 
-use crate::bad;
+use crate::exit::bad;
 use anyhow::Result;
 use std::io::{BufRead, IsTerminal, Write};
 

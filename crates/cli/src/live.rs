@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 use ferry_model::profile::FactType;
-use ferry_model::{FactValue, Finding, Profile, Severity, Site};
+use ferry_model::{FactValue, Facts, Finding, Profile, Severity, Site};
 use std::collections::BTreeMap;
 
 /// The rule ID of ferry's own findings about the agents (not a vendor rule).
@@ -20,18 +20,13 @@ pub fn survey(
 ) -> Result<(Site, Vec<Finding>)> {
     let journal = ferry_exec::Journal::in_memory()?;
     let driver = ferry_exec::AgentDriver::new(&journal, site, profiles, opts)
-        .map_err(|e| crate::bad(e.to_string()))?;
+        .map_err(|e| crate::exit::bad(e.to_string()))?;
     let mut observed = site.clone();
     let mut findings = Vec::new();
     for s in driver.survey() {
         let Some(cluster) = observed.clusters.iter_mut().find(|c| c.name == s.cluster) else {
             continue;
         };
-        let declares_healthy = profiles.get(&cluster.profile).is_some_and(|p| {
-            p.facts
-                .iter()
-                .any(|f| f.name == "healthy" && f.kind == FactType::Bool)
-        });
         let Some(node) = cluster.nodes.iter_mut().find(|n| n.name == s.node) else {
             continue;
         };
@@ -71,14 +66,45 @@ pub fn survey(
                     )),
                     Some(_) => {}
                 }
-                if declares_healthy {
-                    node.facts.insert(
-                        "healthy".into(),
-                        FactValue::Bool(status.health == ferry_model::agent::Health::Healthy),
-                    );
+                if let Some(profile) = profiles.get(&cluster.profile) {
+                    node.facts.extend(agent_facts(profile, status));
                 }
             }
         }
     }
     Ok((observed, findings))
+}
+
+/// The facts an agent's status gives, where the profile declares them with that type:
+/// `healthy` (bool, the health check passes), `replication_state` (integer, 0 to 4) and
+/// `inactive_version` (string, the inactive slot's version). `check --agents` lays them over
+/// the site's facts; `discover --agents` writes them.
+pub fn agent_facts(profile: &Profile, status: &ferry_model::agent::ServiceStatus) -> Facts {
+    let declares = |name: &str, kind: FactType| {
+        profile
+            .facts
+            .iter()
+            .any(|f| f.name == name && f.kind == kind)
+    };
+    let mut facts = Facts::new();
+    if declares("healthy", FactType::Bool) {
+        facts.insert(
+            "healthy".into(),
+            FactValue::Bool(status.health == ferry_model::agent::Health::Healthy),
+        );
+    }
+    if let Some(r) = status.replication {
+        if declares("replication_state", FactType::Integer) {
+            facts.insert("replication_state".into(), FactValue::Int(i64::from(r)));
+        }
+    }
+    if let Some(v) = &status.inactive {
+        if declares("inactive_version", FactType::String) {
+            facts.insert(
+                "inactive_version".into(),
+                FactValue::String(v.version.clone()),
+            );
+        }
+    }
+    facts
 }

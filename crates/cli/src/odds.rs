@@ -1,8 +1,9 @@
 //! The odds a plan states and the comparison of plans: the command line composes the pure
 //! planner (plans, the rules' lower bound) with the Monte Carlo rehearsals of `ferry-exec`.
 
-use crate::apply::used_profiles;
-use crate::{bad, plan_error, Loaded};
+use crate::exit::bad;
+use crate::load::{plan_error, Loaded};
+use crate::runs::used_profiles;
 use anyhow::Result;
 use ferry_exec::compare::{self, Candidate, Comparison, Odds};
 use ferry_exec::{FailurePolicy, Rehearse, RehearseError};

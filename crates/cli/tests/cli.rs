@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 mod agent;
 mod board;
+mod discover;
 mod fuzz;
 mod gates;
 mod hardening;
@@ -1573,5 +1574,181 @@ version = "3.3.2"
         stdout(&o).contains("already; approval recorded"),
         "{}",
         stdout(&o)
+    );
+}
+
+#[test]
+fn completions_and_the_manual_page_name_every_command() {
+    let commands = [
+        "check",
+        "plan",
+        "apply",
+        "status",
+        "resume",
+        "rollback",
+        "approve",
+        "step",
+        "rehearse",
+        "demo",
+        "examples",
+        "profiles",
+        "agent",
+        "bench",
+        "completions",
+        "man",
+    ];
+    let o = ferry(&["completions", "bash"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let bash = stdout(&o);
+    assert!(bash.contains("complete -F"), "a bash completion script");
+    for c in commands {
+        assert!(bash.contains(c), "the bash completion mentions {c}");
+    }
+    for shell in ["zsh", "fish"] {
+        let o = ferry(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stdout(&o).contains("rehearse"), "{shell}");
+    }
+    let o = ferry(&["man"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let man = stdout(&o);
+    // roff: after clap_mangen's two-line quote preamble (`.ie`/`.el`), the title, then sections.
+    let th = man
+        .lines()
+        .position(|l| l.starts_with(".TH FERRY 1"))
+        .expect(".TH");
+    assert!(
+        man.lines()
+            .take(th)
+            .all(|l| l.starts_with(".ie") || l.starts_with(".el")),
+        "{man}"
+    );
+    assert!(man.contains("\n.SH NAME"), "{man}");
+    for c in commands {
+        assert!(
+            man.contains(&format!("ferry\\-{c}")),
+            "the man page lists {c}"
+        );
+    }
+    let dir = tempdir();
+    let o = ferry(&["man", "--output", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for page in [
+        "ferry.1",
+        "ferry-plan.1",
+        "ferry-agent-status.1",
+        "ferry-profiles-show.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).expect(page);
+        assert!(text.contains("\n.TH "), "{page}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn verbose_json_logs_go_to_stderr_and_stdout_stays_clean() {
+    let o = ferry(&[
+        "-v",
+        "--log-format",
+        "json",
+        "plan",
+        "example:linux-ha-pair",
+        "--format",
+        "json",
+        "--runs",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan = json(&o);
+    assert!(plan["steps"].is_array(), "stdout is the plan alone");
+    let lines: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "loaded the site" && l["level"] == "INFO"),
+        "{lines:?}"
+    );
+    // Without -v: no log lines.
+    let o = ferry(&["plan", "example:linux-ha-pair", "--runs", "0"]);
+    assert_eq!(stderr(&o), "");
+    // RUST_LOG decides when set.
+    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["plan", "example:linux-ha-pair", "--runs", "0"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(stderr(&o).contains("loaded the site"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_saved_plan_carries_its_site_and_profiles_and_applies_alone() {
+    let dir = Scratch::new("carried");
+    let (site, plan) = plan_site_into(&dir);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let inputs = &saved["inputs"];
+    assert_eq!(inputs["site_name"], site.as_str());
+    assert_eq!(
+        inputs["site_text"].as_str(),
+        Some(std::fs::read_to_string(&site).unwrap().as_str())
+    );
+    assert!(inputs["profiles"]["linux-ha"]
+        .as_str()
+        .is_some_and(|t| t.contains("[profile]")));
+    // Without --site: the carried texts; the site file may even be gone.
+    std::fs::remove_file(&site).unwrap();
+    let state = dir.path("state");
+    let o = ferry(&[
+        "apply",
+        &plan,
+        "--driver",
+        "twin",
+        "--approve",
+        "--state",
+        &state,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("complete"), "{}", stdout(&o));
+    // With --site: it must hash as the plan's.
+    let other = example_site_from_now(&dir, "linux-ha-pubsub");
+    let o = ferry(&[
+        "apply",
+        &plan,
+        "--site",
+        &other,
+        "--driver",
+        "twin",
+        "--state",
+        &dir.path("s2"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("changed since this plan was made"),
+        "{}",
+        stderr(&o)
+    );
+    // A plan whose carried site was edited by hand is refused.
+    let mut edited = saved.clone();
+    edited["inputs"]["site_text"] = serde_json::Value::from(format!(
+        "{}\n# edited\n",
+        inputs["site_text"].as_str().unwrap()
+    ));
+    std::fs::write(&plan, serde_json::to_string(&edited).unwrap()).unwrap();
+    let o = ferry(&[
+        "apply",
+        &plan,
+        "--driver",
+        "twin",
+        "--state",
+        &dir.path("s3"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("do not hash to its input_hash"),
+        "{}",
+        stderr(&o)
     );
 }

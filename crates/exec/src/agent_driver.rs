@@ -12,6 +12,7 @@
 
 use crate::driver::{system_now, Driver, DriverError, Inspection, Outcome};
 use crate::journal::{Journal, RunId};
+use ferry_agent::client::{AgentClient, ClientOptions, Connector};
 use ferry_model::agent::{AgentStatus, Health, OpKind, OpRequest, OpResult, OpState};
 use ferry_model::{Effect, PlannedStep, Profile, Site, Wait};
 use std::collections::BTreeMap;
@@ -43,6 +44,8 @@ pub struct AgentOptions {
 struct Target {
     name: String,
     url: String,
+    /// The client of the node's agent (its connections shared with every other node's).
+    client: AgentClient,
     service: String,
     /// The version the node ran when the plan was made (a revert to it on a node that already
     /// runs it has nothing to do).
@@ -52,7 +55,6 @@ struct Target {
 }
 
 struct Shared {
-    http: ureq::Agent,
     opts: AgentOptions,
     nodes: BTreeMap<(String, String), Target>,
     /// HA pairs by (cluster, node): from the profiles' `[[twin.ha_pair]]` tables.
@@ -68,20 +70,12 @@ struct Shared {
 /// Where the journal keeps its prefix of operation IDs.
 const ID_PREFIX_KEY: &str = "agent.op_id_prefix";
 
-/// 12 random hex digits, for operation IDs no other client chose: from `/dev/urandom`, or,
-/// without it, from the time and the process.
-pub fn random_hex() -> String {
+/// 12 random hex digits, for operation IDs no other client chose, from the operating system's
+/// random source (`getrandom`).
+pub fn random_hex() -> Result<String, String> {
     let mut bytes = [0u8; 6];
-    let random = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    if random.is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let x = t.as_nanos() as u64 ^ ((std::process::id() as u64) << 32);
-        bytes.copy_from_slice(&x.to_le_bytes()[..6]);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut bytes).map_err(|e| format!("the system's random source failed: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The journal's prefix of operation IDs, made on first use: `ferry-` and 12 random hex digits.
@@ -89,7 +83,7 @@ fn id_prefix(journal: &Journal) -> Result<String, DriverError> {
     if let Some(p) = journal.driver_state(ID_PREFIX_KEY).map_err(other)? {
         return Ok(p);
     }
-    let p = format!("ferry-{}", random_hex());
+    let p = format!("ferry-{}", random_hex().map_err(other)?);
     journal.put_driver_state(ID_PREFIX_KEY, &p).map_err(other)?;
     Ok(p)
 }
@@ -139,6 +133,22 @@ impl AgentDriver {
                 "the agent driver needs credentials the agents accept: a bearer token (--agent-token-file FILE) or a client certificate (--agent-cert FILE --agent-key FILE)",
             ));
         }
+        let ca_pem = opts
+            .ca_pem
+            .clone()
+            .ok_or_else(|| other("the agent driver needs the CA that signed the agents' certificates (--agent-ca FILE)"))?;
+        let connector = Connector::new(ClientOptions {
+            token: opts.token.clone(),
+            ca_pem,
+            identity: opts.client_pem.clone(),
+            // An agent answers at once (long operations answer 202 and are asked again), so a
+            // node that stops answering is noticed within the patience; only a package's
+            // upload may take long.
+            timeout: Duration::from_secs(3600),
+            connect_timeout: Some(Duration::from_secs(5)),
+            response_timeout: Some(Duration::from_secs(opts.patience_s.clamp(5, 60))),
+        })
+        .map_err(|e| other(format!("the agents' TLS settings: {e}")))?;
         let mut nodes = BTreeMap::new();
         let mut pairs = BTreeMap::new();
         let order: Vec<(String, String)> = site
@@ -188,11 +198,16 @@ impl AgentDriver {
                     .and_then(|v| v.as_str())
                     .map(str::to_string)
                     .unwrap_or_else(|| opts.service.clone());
+                let url = agent_url(address);
+                let client = connector
+                    .client(&url)
+                    .map_err(|e| DriverError::Other(format!("node {}/{}: {e}", c.name, n.name)))?;
                 nodes.insert(
                     (c.name.clone(), n.name.clone()),
                     Target {
                         name: n.name.clone(),
-                        url: agent_url(address),
+                        url,
+                        client,
                         service,
                         original: n.version.to_string(),
                         role: n.role.clone(),
@@ -201,49 +216,9 @@ impl AgentDriver {
                 );
             }
         }
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if let Some(ca) = &opts.ca_pem {
-            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(ca)
-                .filter_map(|i| match i {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
-                return Err(other("the agents' CA file holds no certificate"));
-            }
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-        }
-        if let Some((cert, key)) = &opts.client_pem {
-            let chain: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(cert)
-                .filter_map(|i| match i {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
-                    _ => None,
-                })
-                .collect();
-            let key = ureq::tls::parse_pem(key)
-                .find_map(|i| match i {
-                    Ok(ureq::tls::PemItem::PrivateKey(k)) => Some(k.to_owned()),
-                    _ => None,
-                })
-                .ok_or_else(|| other("the client key file holds no private key"))?;
-            tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, key)));
-        }
-        let http: ureq::Agent = ureq::Agent::config_builder()
-            .tls_config(tls.build())
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            // An agent answers at once (long operations answer 202 and are asked again), so a
-            // node that stops answering is noticed within the patience; only a package's
-            // upload may take long.
-            .timeout_recv_response(Some(Duration::from_secs(opts.patience_s.clamp(5, 60))))
-            .timeout_global(Some(Duration::from_secs(3600)))
-            .build()
-            .into();
         let (tx, rx) = mpsc::channel();
         Ok(AgentDriver {
             shared: Arc::new(Shared {
-                http,
                 opts,
                 nodes,
                 pairs,
@@ -307,15 +282,22 @@ impl AgentDriver {
             let asks: Vec<_> = shared
                 .nodes
                 .values()
-                .map(|t| scope.spawn(move || (t, shared.service_status(t))))
+                .map(|t| scope.spawn(move || (t, shared.agent_and_service(t))))
                 .collect();
             asks.into_iter()
                 .filter_map(|h| h.join().ok())
-                .map(|(t, service)| NodeSurvey {
-                    cluster: t.cluster.clone(),
-                    node: t.name.clone(),
-                    url: t.url.clone(),
-                    service,
+                .map(|(t, answer)| {
+                    let (agent, service) = match answer {
+                        Ok((a, s)) => (Some(a), Ok(s)),
+                        Err(e) => (None, Err(e)),
+                    };
+                    NodeSurvey {
+                        cluster: t.cluster.clone(),
+                        node: t.name.clone(),
+                        url: t.url.clone(),
+                        agent,
+                        service,
+                    }
                 })
                 .collect()
         });
@@ -337,6 +319,8 @@ pub struct NodeSurvey {
     pub cluster: String,
     pub node: String,
     pub url: String,
+    /// The agent's own name (its configuration's `name`), when it answered.
+    pub agent: Option<String>,
     /// The service's status, or why the agent could not tell (unreachable, refused, no such
     /// service).
     pub service: Result<ferry_model::agent::ServiceStatus, String>,
@@ -382,51 +366,34 @@ enum Action<'a> {
 }
 
 impl Shared {
+    /// One request to a node's agent, asked again every half second while it does not
+    /// answer, for the patience: (status, body).
     fn request(
         &self,
+        t: &Target,
         method: &str,
-        url: &str,
+        path: &str,
         body: Option<&str>,
     ) -> Result<(u16, String), String> {
         let deadline = Instant::now() + Duration::from_secs(self.opts.patience_s.max(1));
+        let body = body.unwrap_or_default().as_bytes();
         loop {
-            let auth = self.opts.token.as_ref().map(|t| format!("Bearer {t}"));
-            let result = match (method, body) {
-                ("POST", Some(b)) => {
-                    let mut r = self
-                        .http
-                        .post(url)
-                        .header("content-type", "application/json");
-                    if let Some(a) = &auth {
-                        r = r.header("authorization", a);
-                    }
-                    r.send(b)
+            match t.client.request(method, path, body) {
+                Ok(reply) => {
+                    return Ok((
+                        reply.status,
+                        String::from_utf8_lossy(&reply.body).into_owned(),
+                    ))
                 }
-                _ => {
-                    let mut r = self.http.get(url);
-                    if let Some(a) = &auth {
-                        r = r.header("authorization", a);
-                    }
-                    r.call()
-                }
-            };
-            match result {
-                Ok(mut resp) => {
-                    let status = resp.status().as_u16();
-                    let text = resp
-                        .body_mut()
-                        .read_to_string()
-                        .map_err(|e| format!("{url}: cannot read the answer: {e}"))?;
-                    return Ok((status, text));
-                }
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
+                Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(500));
                 }
                 Err(e) => {
                     return Err(format!(
-                    "{url}: the agent did not answer for {} s ({e}); asking again later is safe",
-                    self.opts.patience_s
+                    "{}{path}: the agent did not answer for {} s ({}); asking again later is safe",
+                    t.url,
+                    self.opts.patience_s,
+                    e.reason()
                 ))
                 }
             }
@@ -435,7 +402,7 @@ impl Shared {
 
     fn status(&self, t: &Target) -> Result<AgentStatus, String> {
         let url = format!("{}/v1/status", t.url);
-        let (code, text) = self.request("GET", &url, None)?;
+        let (code, text) = self.request(t, "GET", "/v1/status", None)?;
         if code != 200 {
             return Err(format!("{url}: {code} {}", error_text(&text)));
         }
@@ -453,7 +420,7 @@ impl Shared {
         let poll = || std::thread::sleep(Duration::from_secs_f64(self.opts.poll_s.max(0.05)));
         let mut unanswered = 0;
         loop {
-            match self.request("POST", &url, Some(&body)) {
+            match self.request(t, "POST", "/v1/ops", Some(&body)) {
                 Ok((200 | 202, text)) => {
                     let r: OpResult = serde_json::from_str(&text)
                         .map_err(|e| format!("{url}: not an operation's result: {e}"))?;
@@ -497,8 +464,9 @@ impl Shared {
     }
 
     fn op_result(&self, t: &Target, id: &str) -> Result<Option<OpResult>, String> {
-        let url = format!("{}{}", t.url, ferry_model::agent::op_path(id));
-        let (code, text) = self.request("GET", &url, None)?;
+        let path = ferry_model::agent::op_path(id);
+        let url = format!("{}{path}", t.url);
+        let (code, text) = self.request(t, "GET", &path, None)?;
         match code {
             200 | 202 => serde_json::from_str(&text)
                 .map(Some)
@@ -637,6 +605,21 @@ impl Shared {
     }
 
     /// The service's status on a node.
+    /// The agent's name and its service's status.
+    fn agent_and_service(
+        &self,
+        t: &Target,
+    ) -> Result<(String, ferry_model::agent::ServiceStatus), String> {
+        let status = self.status(t)?;
+        let agent = status.agent.clone();
+        let service = status
+            .services
+            .into_iter()
+            .find(|s| s.name == t.service)
+            .ok_or_else(|| format!("{}: the agent manages no service `{}`", t.url, t.service))?;
+        Ok((agent, service))
+    }
+
     fn service_status(&self, t: &Target) -> Result<ferry_model::agent::ServiceStatus, String> {
         let status = self.status(t)?;
         status
@@ -918,5 +901,23 @@ impl Driver for AgentDriver {
             self.spawn(run, step);
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Operation-ID prefixes: 12 hex digits from the system's random source, never twice the
+    /// same (two journals must not share IDs on an agent).
+    #[test]
+    fn random_prefixes() {
+        let a = random_hex().expect("random");
+        let b = random_hex().expect("random");
+        for x in [&a, &b] {
+            assert_eq!(x.len(), 12, "{x}");
+            assert!(x.bytes().all(|c| c.is_ascii_hexdigit()), "{x}");
+        }
+        assert_ne!(a, b);
     }
 }

@@ -114,6 +114,9 @@ pub fn journal_failure(e: &JournalError) -> Option<EnvironmentFailure> {
             };
             Some(failure(kind, path, source))
         }
+        JournalError::Migration { path, message } => {
+            Some(failure(FailureKind::Damaged, path, message))
+        }
         JournalError::BadPlan { .. }
         | JournalError::BadJson { .. }
         | JournalError::BadValue { .. } => Some(failure(

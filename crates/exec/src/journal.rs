@@ -6,8 +6,8 @@
 //! (`done`, `failed` or `skipped`) after it ends. A step whose last event is `started` was
 //! interrupted; the executor asks the driver what happened to it before acting again.
 //!
-//! A journal file written by an older ferry is upgraded in place when opened: missing columns
-//! are added with `ALTER TABLE`, missing tables are created. A database that is not a ferry
+//! A journal file written by an older ferry is upgraded in place when opened, by the schema's
+//! versioned migrations (rusqlite_migration, SQLite's `user_version`; see `migrations`). A database that is not a ferry
 //! journal (another program's, or not SQLite at all) is refused before anything is written to
 //! it. `Journal::open_read_only` reads a journal without writing anything (`ferry status` on a
 //! journal it may not write). `Journal::in_memory` keeps the same schema in memory, for
@@ -17,6 +17,7 @@ use crate::admission::RunConflicts;
 use crate::executor::RollbackScope;
 use ferry_model::Plan;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite_migration::{HookResult, Migrations, M};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,8 @@ pub enum JournalError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("journal {path}: cannot bring its schema up to date: {message}")]
+    Migration { path: PathBuf, message: String },
     #[error("no run {0} in the journal")]
     NoRun(RunId),
     #[error("run {0}: a rehearsal's journal keeps no plan (its caller holds it)")]
@@ -484,8 +487,8 @@ CREATE INDEX IF NOT EXISTS answer_log_run ON answer_log(run, step);
 const FIRST_RUN_COLUMNS: [&str; 6] = ["id", "site", "input_hash", "plan", "created", "status"];
 const EVENT_COLUMNS: [&str; 5] = ["seq", "run", "step", "event", "time"];
 
-/// Columns added to `runs` after its first version: (name, declaration). A journal file that
-/// lacks one gets it with `ALTER TABLE` when opened.
+/// Columns added to `runs` before schema versions began: (name, declaration). A journal of
+/// that time that lacks one gets it with `ALTER TABLE` in version 1 (`adopt_unversioned`).
 const RUN_COLUMNS: [(&str, &str); 9] = [
     ("kind", "TEXT NOT NULL DEFAULT 'apply'"),
     ("parent", "INTEGER"),
@@ -497,6 +500,36 @@ const RUN_COLUMNS: [(&str, &str); 9] = [
     ("superseded_by", "INTEGER"),
     ("started_by", "TEXT"),
 ];
+
+/// The journal's schema versions (SQLite's `user_version`), applied in order by
+/// rusqlite_migration; a new version of the schema is a new `M::up` at the end, never an edit
+/// of one already released.
+///
+/// Version 1 is the schema as it stood when versions began. It also adopts the journals
+/// written before then (`user_version` 0, each with the `runs` columns of the ferry that wrote
+/// it): their missing tables are created and their missing `runs` columns added (`adopt`).
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up_with_hook(SCHEMA, adopt_unversioned)])
+}
+
+/// Version 1's hook: the `runs` columns a journal of an older ferry lacks, added with their
+/// defaults, and the file marked as a ferry journal (`application_id`).
+fn adopt_unversioned(tx: &rusqlite::Transaction) -> HookResult {
+    let have: Vec<String> = {
+        let mut stmt = tx.prepare("PRAGMA table_info(runs)")?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        names
+    };
+    for (name, decl) in RUN_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            tx.execute_batch(&format!("ALTER TABLE runs ADD COLUMN {name} {decl}"))?;
+        }
+    }
+    tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))?;
+    Ok(())
+}
 
 /// The columns of a run's summary, in `summary_row`'s order, with the value a journal that
 /// lacks one reads.
@@ -744,49 +777,32 @@ impl Journal {
         Ok(j)
     }
 
-    /// Creates missing tables, adds the columns older journals lack, and marks the file as a
-    /// ferry journal, in one transaction: a process killed meanwhile leaves the file as it was
-    /// (empty, or the older journal), never half a journal that `identify` would refuse.
+    /// Brings the schema to the latest version with `MIGRATIONS` (rusqlite_migration: the
+    /// version is SQLite's `user_version`; see `migrations`), in one `BEGIN IMMEDIATE` transaction: a process
+    /// killed meanwhile leaves the file as it was (empty, or the older journal), never half a
+    /// journal that `identify` would refuse.
     fn migrate(&mut self) -> Result<(), JournalError> {
-        self.wrap(self.conn.execute_batch("BEGIN IMMEDIATE"))?;
-        match self.migrate_in_transaction() {
-            Ok(()) => self.wrap(self.conn.execute_batch("COMMIT")),
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }?;
+        self.conn
+            .set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+        use rusqlite_migration::{Error as E, MigrationDefinitionError as Ahead};
+        migrations()
+            .to_latest(&mut self.conn)
+            .map_err(|e| match e {
+                E::RusqliteError { err, .. } => JournalError::Sqlite {
+                    path: self.path.clone(),
+                    source: err,
+                },
+                E::MigrationDefinition(Ahead::DatabaseTooFarAhead) => JournalError::Migration {
+                    path: self.path.clone(),
+                    message: "it was written by a newer ferry (its schema version is higher than this ferry knows); open it with that ferry".into(),
+                },
+                e => JournalError::Migration {
+                    path: self.path.clone(),
+                    message: e.to_string(),
+                },
+            })?;
         let (_, schema) = identify(&self.conn, &self.path)?;
         self.schema = schema;
-        Ok(())
-    }
-
-    fn migrate_in_transaction(&mut self) -> Result<(), JournalError> {
-        self.wrap(self.conn.execute_batch(SCHEMA))?;
-        let mut stmt = self.wrap(self.conn.prepare("PRAGMA table_info(runs)"))?;
-        let have: Vec<String> = self.wrap(
-            stmt.query_map([], |r| r.get::<_, String>(1))
-                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
-        )?;
-        drop(stmt);
-        for (name, decl) in RUN_COLUMNS {
-            if !have.iter().any(|h| h == name) {
-                self.wrap(
-                    self.conn
-                        .execute_batch(&format!("ALTER TABLE runs ADD COLUMN {name} {decl}")),
-                )?;
-            }
-        }
-        let app: i32 = self.wrap(
-            self.conn
-                .query_row("PRAGMA application_id", [], |r| r.get(0)),
-        )?;
-        if app != APPLICATION_ID {
-            self.wrap(
-                self.conn
-                    .execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}")),
-            )?;
-        }
         Ok(())
     }
 
@@ -1172,20 +1188,17 @@ impl Journal {
         if !self.schema.has("events") {
             return Ok(Vec::new());
         }
-        let mut stmt =
-            self.wrap(self.conn.prepare(
-                "SELECT step, event, time, detail FROM events WHERE run = ?1 ORDER BY seq",
-            ))?;
-        let rows = self.wrap(
-            stmt.query_map(params![run], |r| {
+        let rows = self.run_rows(
+            "SELECT step, event, time, detail FROM events WHERE run = ?1 ORDER BY seq",
+            run,
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, String>(3)?,
                 ))
-            })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+            },
         )?;
         rows.into_iter()
             .map(|(step, ev, time, detail)| {
@@ -1356,24 +1369,29 @@ impl Journal {
         if !self.schema.has("answer_log") {
             return Ok(BTreeMap::new());
         }
-        let mut stmt = self.wrap(
-            self.conn
-                .prepare("SELECT step, by, early FROM answer_log WHERE run = ?1 ORDER BY seq"),
-        )?;
-        let rows = self.wrap(
-            stmt.query_map(params![run], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, bool>(2)?,
-                ))
-            })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        let rows = self.run_rows(
+            "SELECT step, by, early FROM answer_log WHERE run = ?1 ORDER BY seq",
+            run,
+            |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)),
         )?;
         Ok(rows
             .into_iter()
             .map(|(step, by, early)| (step, AnswerGiven { by, early }))
             .collect())
+    }
+
+    /// The rows `sql` (a query of one run's rows, the run as `?1`) selects, each read by `row`.
+    fn run_rows<T>(
+        &self,
+        sql: &str,
+        run: RunId,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, JournalError> {
+        let mut stmt = self.wrap(self.conn.prepare(sql))?;
+        self.wrap(
+            stmt.query_map(params![run], row)
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        )
     }
 
     /// The operator's answer for a step, if any.
@@ -1425,37 +1443,25 @@ impl Journal {
         if !self.schema.has("approvals") {
             return Ok(Vec::new());
         }
-        let mut stmt = self
-            .wrap(self.conn.prepare(
-                "SELECT step, time, by FROM approvals WHERE run = ?1 ORDER BY time, step",
-            ))?;
-        self.wrap(
-            stmt.query_map(params![run], |r| {
+        self.run_rows(
+            "SELECT step, time, by FROM approvals WHERE run = ?1 ORDER BY time, step",
+            run,
+            |r| {
                 Ok(Approval {
                     step: r.get(0)?,
                     time: r.get(1)?,
                     by: r.get(2)?,
                 })
-            })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+            },
         )
     }
 
     /// Every operator answer of a run, per step ID.
     pub fn answers(&self, run: RunId) -> Result<BTreeMap<String, Answer>, JournalError> {
-        let mut stmt = self.wrap(
-            self.conn
-                .prepare("SELECT step, answer, reason FROM answers WHERE run = ?1"),
-        )?;
-        let rows = self.wrap(
-            stmt.query_map(params![run], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()),
+        let rows = self.run_rows(
+            "SELECT step, answer, reason FROM answers WHERE run = ?1",
+            run,
+            |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)),
         )?;
         rows.into_iter()
             .map(|(step, a, reason)| Ok((step, parse_answer_row(run, a, reason)?)))

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod agent_driver;
 pub mod compare;
+pub mod discover;
 pub mod driver;
 pub mod environment;
 pub mod executor;
@@ -18,6 +19,7 @@ pub mod window;
 
 pub use admission::{run_nodes, NodeRef, RunConflict, RunConflicts};
 pub use agent_driver::{random_hex, AgentDriver, AgentOptions, NodeSurvey};
+pub use discover::{DiscoverError, Discoverer, FoundNode, NodeReading, ToRead};
 pub use driver::{system_now, Driver, DriverError, Inspection, Outcome};
 pub use executor::{
     apply, point_of_no_return, resume, validate, window_end, window_opens, Change, ExecError,

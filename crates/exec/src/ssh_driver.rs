@@ -136,7 +136,7 @@ struct NodeCtx {
 }
 
 /// A profile's probes, failure patterns, shell and dialogues, compiled.
-struct Compiled {
+pub(crate) struct Compiled {
     spec: SshSpec,
     fail_on: Vec<Regex>,
     probes: HashMap<String, CompiledProbe>,
@@ -648,7 +648,7 @@ fn destination(n: &ferry_model::Node) -> String {
     n.address.clone().unwrap_or_else(|| n.name.clone())
 }
 
-fn compile(spec: &SshSpec) -> Result<Compiled, String> {
+pub(crate) fn compile(spec: &SshSpec) -> Result<Compiled, String> {
     let re = |s: &str| Regex::new(s).map_err(|e| format!("bad regex `{s}`: {e}"));
     let fail_on = spec
         .fail_on
@@ -730,7 +730,7 @@ fn redact(text: String, names: &[String]) -> String {
 
 /// The sessions of one task, one per node, opened when first needed: an SSH master connection,
 /// and on a profile whose CLI is an interactive shell, that shell (a pty).
-struct Conns<'o> {
+pub(crate) struct Conns<'o> {
     opts: &'o SshOptions,
     open: HashMap<String, Session>,
     shells: HashMap<String, Shell>,
@@ -752,7 +752,7 @@ impl RunError {
 }
 
 impl<'o> Conns<'o> {
-    fn new(opts: &'o SshOptions) -> Self {
+    pub(crate) fn new(opts: &'o SshOptions) -> Self {
         Conns {
             opts,
             open: HashMap::new(),
@@ -770,6 +770,31 @@ impl<'o> Conns<'o> {
             .ok_or_else(|| format!("no session to {dest}"))
     }
 
+    /// Runs `cmd` on the node `name` reached at `dest` (as `run`, with no input or dialogue:
+    /// discovery reads, it answers nothing); its output, or why not.
+    pub(crate) async fn read(
+        &mut self,
+        name: &str,
+        dest: &str,
+        cmd: &str,
+        timeout: Duration,
+        compiled: &Compiled,
+    ) -> Result<String, String> {
+        let node = NodeCtx {
+            name: name.to_string(),
+            cluster: String::new(),
+            role: String::new(),
+            version: String::new(),
+            target: String::new(),
+            facts: Default::default(),
+            cluster_facts: Default::default(),
+            dest: dest.to_string(),
+        };
+        self.run(&node, cmd, &[], None, timeout, compiled)
+            .await
+            .map_err(RunError::text)
+    }
+
     /// Closes the session to `dest` (after a reboot or an error: the next use reconnects).
     async fn forget(&mut self, dest: &str) {
         if let Some(sh) = self.shells.remove(dest) {
@@ -780,7 +805,7 @@ impl<'o> Conns<'o> {
         }
     }
 
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         for (_, sh) in self.shells.drain() {
             sh.close().await;
         }
@@ -1277,7 +1302,7 @@ fn error_text(e: &dyn std::error::Error) -> String {
 }
 
 /// The last few lines of some output, on one line.
-fn tail(text: &str) -> String {
+pub(crate) fn tail(text: &str) -> String {
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)

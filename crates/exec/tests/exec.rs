@@ -526,6 +526,101 @@ fn journal_round_trip_durability_and_in_memory() {
     assert_eq!(m.path(), std::path::Path::new(":memory:"));
 }
 
+/// The schema a ferry wrote before schema versions (rusqlite_migration) began: the tables as
+/// they were created then, the `runs` columns added to them with `ALTER TABLE`, and
+/// `user_version` never set.
+const UNVERSIONED_SCHEMA: &str = "
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL,
+    input_hash TEXT NOT NULL, plan TEXT NOT NULL, created INTEGER NOT NULL, status TEXT NOT NULL);
+CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run INTEGER NOT NULL REFERENCES runs(id), step TEXT NOT NULL, event TEXT NOT NULL,
+    time INTEGER NOT NULL, detail TEXT NOT NULL DEFAULT '');
+CREATE INDEX events_run_step ON events(run, step);
+CREATE TABLE answers (run INTEGER NOT NULL REFERENCES runs(id), step TEXT NOT NULL,
+    answer TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', time INTEGER NOT NULL,
+    PRIMARY KEY (run, step));
+CREATE TABLE approvals (run INTEGER NOT NULL REFERENCES runs(id), step TEXT NOT NULL,
+    time INTEGER NOT NULL, by TEXT NOT NULL DEFAULT 'operator', PRIMARY KEY (run, step));
+CREATE TABLE driver_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE run_plans (run INTEGER PRIMARY KEY REFERENCES runs(id), plan TEXT NOT NULL);
+CREATE TABLE driver_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL,
+    entry TEXT NOT NULL);
+CREATE INDEX driver_log_key ON driver_log(key, seq);
+CREATE TABLE answer_log (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run INTEGER NOT NULL REFERENCES runs(id), step TEXT NOT NULL, answer TEXT NOT NULL,
+    time INTEGER NOT NULL, by TEXT NOT NULL DEFAULT '', early INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX answer_log_run ON answer_log(run, step);
+ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'apply';
+ALTER TABLE runs ADD COLUMN parent INTEGER;
+ALTER TABLE runs ADD COLUMN driver TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN inputs TEXT;
+ALTER TABLE runs ADD COLUMN rollback TEXT;
+ALTER TABLE runs ADD COLUMN message TEXT;
+ALTER TABLE runs ADD COLUMN ignore_window INTEGER;
+ALTER TABLE runs ADD COLUMN superseded_by INTEGER;
+ALTER TABLE runs ADD COLUMN started_by TEXT;
+PRAGMA application_id = 1718776441;
+";
+
+fn user_version(dir: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(dir.join("journal.sqlite"))
+        .expect("sqlite")
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version")
+}
+
+/// A journal written before schema versions opens, takes version 1 (rusqlite_migration's
+/// `user_version`), keeps its runs and steps, and opens again unchanged; a new journal starts
+/// at the latest version.
+#[test]
+fn a_journal_without_schema_version_is_migrated() {
+    let dir = TempDir::new("unversioned");
+    std::fs::create_dir_all(&dir.0).expect("dir");
+    let plan = example_plan("linux-ha-pair");
+    {
+        let c = rusqlite::Connection::open(dir.0.join("journal.sqlite")).expect("sqlite");
+        c.execute_batch(UNVERSIONED_SCHEMA)
+            .expect("unversioned schema");
+        c.execute(
+            "INSERT INTO runs (site, input_hash, plan, created, status, kind, driver, started_by)
+             VALUES (?1, ?2, ?3, 7, 'paused', 'apply', 'manual', 'ines')",
+            rusqlite::params![
+                plan.site,
+                plan.input_hash,
+                serde_json::to_string(&plan).expect("json")
+            ],
+        )
+        .expect("run");
+        c.execute(
+            "INSERT INTO events (run, step, event, time) VALUES (1, ?1, 'started', 8), (1, ?1, 'done', 9)",
+            rusqlite::params![plan.steps[0].id],
+        )
+        .expect("events");
+    }
+    assert_eq!(user_version(&dir.0), 0);
+    for _ in 0..2 {
+        let j = Journal::open(&dir.0).expect("migrated");
+        let run = j.run(1).expect("run");
+        assert_eq!(
+            (run.driver.as_str(), run.status, run.started_by.as_deref()),
+            ("manual", RunStatus::Paused, Some("ines"))
+        );
+        assert_eq!(j.steps(1).expect("steps")[0].state, StepState::Done);
+        drop(j);
+        assert_eq!(user_version(&dir.0), 1);
+    }
+    let fresh = TempDir::new("versioned");
+    drop(Journal::open(&fresh.0).expect("new journal"));
+    assert_eq!(user_version(&fresh.0), 1);
+    // A journal of a newer ferry (a higher version) is refused, saying so.
+    rusqlite::Connection::open(fresh.0.join("journal.sqlite"))
+        .expect("sqlite")
+        .execute_batch("PRAGMA user_version = 99")
+        .expect("ahead");
+    let e = Journal::open(&fresh.0).err().expect("refused").to_string();
+    assert!(e.contains("newer ferry"), "{e}");
+}
+
 #[test]
 fn an_old_journal_file_is_upgraded_in_place() {
     let dir = TempDir::new("upgrade");
@@ -2014,6 +2109,8 @@ fn a_step_the_profile_lets_retry_is_tried_again_in_a_rehearsal() {
     assert_eq!((record.attempts, record.applications), (2, 1));
 }
 
+#[path = "exec/lab.rs"]
+mod lab;
 #[path = "exec/runs.rs"]
 mod runs;
 #[path = "exec/ssh.rs"]

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod capacity;
 pub mod condition;
+pub mod discover;
 pub mod effect;
 pub mod fact;
 pub mod fault;

@@ -38,6 +38,12 @@ pub struct Profile {
     /// How the ssh driver reads nodes (`[ssh]`: failure patterns and probes).
     #[serde(default, skip_serializing_if = "crate::ssh::SshSpec::is_empty")]
     pub ssh: crate::ssh::SshSpec,
+    /// How `ferry discover` and `ferry check --ssh` read the cluster from its nodes' CLI.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::discover::DiscoverSpec::is_empty"
+    )]
+    pub discover: crate::discover::DiscoverSpec,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ pub mod registry;
 pub mod site;
 pub mod suggest;
 pub mod validate;
+pub mod write;
 
 pub use diagnostic::{InputError, InputErrors};
 pub use faults::load_faults;

@@ -316,6 +316,21 @@ pub const PROFILE: &[Range] = &[
         "an option's default seconds",
     ),
     above("every_seconds", "", 0.0, 86_400.0, "seconds between polls"),
+    above(
+        "scale",
+        "read",
+        0.0,
+        MAX_NUMBER,
+        "factor a number read by discovery is multiplied by",
+    ),
+    r(
+        "digits",
+        "read",
+        0.0,
+        9.0,
+        true,
+        "decimals a number read by discovery is rounded to",
+    ),
     r(
         "per_device_hour",
         "",

@@ -637,6 +637,154 @@ impl Ctx<'_> {
         }
     }
 
+    /// `[discover]`: the listing's row regex names each node; role rules test its captures
+    /// and name the profile's roles; readings set the version or a declared fact, read in a
+    /// way that fits its type.
+    fn discover_section(&mut self) {
+        use ferry_model::discover::VERSION;
+        let spec = &self.profile.discover;
+        if spec.is_empty() {
+            return;
+        }
+        let mut captures: Vec<String> = Vec::new();
+        match &spec.nodes {
+            Some(l) => {
+                let path = vec![k("discover"), k("nodes")];
+                if l.command.trim().is_empty() {
+                    self.add(
+                        join(&path, &[k("command")]),
+                        "the listing has no command",
+                        None,
+                    );
+                }
+                self.regex(&l.row, &["name"], join(&path, &[k("row")]));
+                if let Ok(r) = regex::Regex::new(&l.row) {
+                    captures = r.capture_names().flatten().map(str::to_string).collect();
+                }
+            }
+            None => self.add(
+                vec![k("discover")],
+                "[discover] has no `nodes`: the command that lists the cluster's nodes",
+                Some("nodes = { command = \"...\", row = '(?P<name>...)' }".into()),
+            ),
+        }
+        for (n, r) in spec.roles.iter().enumerate() {
+            let path = vec![k("discover"), k("role"), i(n)];
+            self.role(&r.role, join(&path, &[k("role")]));
+            for (name, re) in &r.when {
+                let at = join(&path, &[k("when"), k(name)]);
+                self.regex(re, &[], at.clone());
+                if spec.nodes.is_some() && !captures.iter().any(|c| c == name) {
+                    self.add(
+                        at,
+                        format!("the listing's `row` has no capture `{name}`"),
+                        Some(format!("captures of the row: {}", captures.join(", "))),
+                    );
+                }
+            }
+        }
+        if spec.nodes.is_some() && spec.roles.is_empty() {
+            self.add(
+                vec![k("discover")],
+                "[discover] gives no [[discover.role]]: no listed node could have a role",
+                None,
+            );
+        }
+        let mut version_read = false;
+        for (n, r) in spec.reads.iter().enumerate() {
+            let path = vec![k("discover"), k("read"), i(n)];
+            if r.command.trim().is_empty() {
+                self.add(
+                    join(&path, &[k("command")]),
+                    "the reading has no command",
+                    None,
+                );
+            }
+            let kind = if r.fact == VERSION {
+                version_read = true;
+                Some(FactType::String)
+            } else {
+                match self.profile.facts.iter().find(|f| f.name == r.fact) {
+                    Some(f) => Some(f.kind),
+                    None => {
+                        self.add(
+                            join(&path, &[k("fact")]),
+                            format!("fact `{}` is not declared", r.fact),
+                            Some(format!(
+                                "a reading sets `{VERSION}` or a fact of the profile's [[fact]] tables: {}",
+                                self.facts.iter().copied().collect::<Vec<_>>().join(", ")
+                            )),
+                        );
+                        None
+                    }
+                }
+            };
+            match (&r.regex, &r.table) {
+                (Some(re), None) => self.regex(re, &["value"], join(&path, &[k("regex")])),
+                (None, Some(t)) => {
+                    let tp = join(&path, &[k("table")]);
+                    self.regex(&t.after, &[], join(&tp, &[k("after")]));
+                    self.regex(&t.key, &["key"], join(&tp, &[k("key")]));
+                    self.regex(&t.value, &["value"], join(&tp, &[k("value")]));
+                }
+                _ => self.add(
+                    path.clone(),
+                    format!("the reading of `{}` needs exactly one of `regex` and `table`", r.fact),
+                    Some("regex = \"...(?P<value>...)...\" reads the node's own output; table = { after, key, value } reads the row of the node's name".into()),
+                ),
+            }
+            let Some(kind) = kind else { continue };
+            if r.all && (kind != FactType::List || r.table.is_some()) {
+                self.add(
+                    join(&path, &[k("all")]),
+                    format!(
+                        "`all` reads a list from every match of `regex`: `{}` is not a list fact",
+                        r.fact
+                    ),
+                    None,
+                );
+            }
+            if kind == FactType::List && !r.all {
+                let at = if r.regex.is_some() {
+                    join(&path, &[k("regex")])
+                } else {
+                    path.clone()
+                };
+                self.add(
+                    at,
+                    format!(
+                        "`{}` is a list fact: read it with `regex` and `all = true`",
+                        r.fact
+                    ),
+                    None,
+                );
+            }
+            if matches!(kind, FactType::Table) {
+                self.add(
+                    join(&path, &[k("fact")]),
+                    format!("`{}` is a table fact: a reading cannot set it", r.fact),
+                    None,
+                );
+            }
+            for (key, set) in [("scale", r.scale.is_some()), ("digits", r.digits.is_some())] {
+                if set && kind != FactType::Number {
+                    self.add(
+                        join(&path, &[k(key)]),
+                        format!("`{key}` is for number facts; `{}` is not one", r.fact),
+                        None,
+                    );
+                }
+            }
+        }
+        if !version_read {
+            self.add(
+                vec![k("discover")],
+                format!("[discover] has no [[discover.read]] of `{VERSION}`: a discovered node needs its version"),
+                None,
+            );
+        }
+    }
+
     fn ssh_section(&mut self) {
         let spec = &self.profile.ssh;
         for (n, re) in spec.fail_on.iter().enumerate() {
@@ -1498,6 +1646,7 @@ fn validate_profile(profile: &Profile) -> Vec<Problem> {
     cx.in_rollback = false;
     cx.twin(&profile.twin);
     cx.ssh_section();
+    cx.discover_section();
     let step_ids: BTreeSet<&str> = profile
         .procedure
         .steps

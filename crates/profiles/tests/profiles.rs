@@ -310,6 +310,71 @@ fn check_profile_error(base: &str, from: &str, to: &str, key: &str, message: &st
     );
 }
 
+/// The `[discover]` section (issue 15): each mistake is named at its line and key, as the
+/// ssh section's are: a role or fact the profile lacks, a regex without the capture read, a
+/// role rule testing a capture the listing has not, a reading that does not fit its fact.
+#[test]
+fn discover_errors_name_line_and_key() {
+    let base = ferry_profiles::registry::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "cisco-ucm")
+        .expect("cisco-ucm")
+        .1;
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "role = \"imp_subscriber\"\nwhen = { product",
+            "role = \"imp_subscribr\"\nwhen = { product",
+            "discover.role[3].role",
+            "unknown role `imp_subscribr`",
+        ),
+        (
+            "when = { product = '^callmanager$', db = '^DBPub$' }",
+            "when = { product = '^callmanager$', database = '^DBPub$' }",
+            "discover.role[0].when.database",
+            "no capture `database`",
+        ),
+        (
+            "(?P<name>\\S+)\\s+(?P<kind>",
+            "(?P<host>\\S+)\\s+(?P<kind>",
+            "discover.nodes.row",
+            "no named capture `name`",
+        ),
+        (
+            "fact = \"inactive_version\"",
+            "fact = \"inactive_versions\"",
+            "discover.read[1].fact",
+            "fact `inactive_versions` is not declared",
+        ),
+        (
+            "regex = 'Inactive Master Version:[ \\t]*(?P<value>\\S+)'\n\n[[discover.read]]",
+            "regex = 'Inactive Master Version:[ \\t]*(?P<v>\\S+)'\n\n[[discover.read]]",
+            "discover.read[1].regex",
+            "no named capture `value`",
+        ),
+        (
+            "(?:\\.sgn)?)[ \\t]*$'\nall = true",
+            "(?:\\.sgn)?)[ \\t]*$'",
+            "discover.read[2].regex",
+            "is a list fact",
+        ),
+        (
+            "digits = 1\n",
+            "digits = 1\nall = true\n",
+            "discover.read[4].all",
+            "not a list fact",
+        ),
+        (
+            "fact = \"replication_state\"\ncommand",
+            "fact = \"replication_state\"\nscale = 2.0\ncommand",
+            "discover.read[3].scale",
+            "for number facts",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        check_profile_error(base, from, to, key, message);
+    }
+}
+
 /// CCM-16: the rule of a `fails_on_config_change` effect is checked where it is written.
 #[test]
 fn fails_on_config_change_rule_errors_name_line_and_key() {

@@ -965,6 +965,82 @@ fn check_with_agents_reports_the_nodes_as_they_are() {
         .all(|r| r.id.starts_with("setup/")));
 }
 
+/// The nodes of a site file as (name, role, version, address), in file order.
+fn site_nodes(text: &str) -> Vec<(String, String, String, String)> {
+    let doc: toml::Table = text.parse().expect("site TOML");
+    let mut nodes = Vec::new();
+    for c in doc["cluster"].as_array().expect("clusters") {
+        for n in c["node"].as_array().expect("nodes") {
+            let field = |k: &str| n[k].as_str().unwrap_or_default().to_string();
+            nodes.push((
+                field("name"),
+                field("role"),
+                field("version"),
+                field("address"),
+            ));
+        }
+    }
+    nodes
+}
+
+#[test]
+fn discover_from_the_agents_writes_the_site_that_check_and_plan_accept() {
+    let site = Site::new("disc", &PUBSUB, 5);
+    let urls: Vec<String> = (0..PUBSUB.len()).map(|i| site.lab.url(i)).collect();
+    let o = ferry(&[
+        "discover",
+        "--agents",
+        &urls.join(","),
+        "--profile",
+        "linux-ha",
+        "--target",
+        TO,
+        "--cluster",
+        "db",
+        "--agent-service",
+        "kv",
+        "--agent-token-file",
+        &site.path("token"),
+        "--agent-ca",
+        &site.path("tls/ca.pem"),
+        "-o",
+        &site.path("discovered.toml"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "discover: {}", text(&o));
+    let discovered = std::fs::read_to_string(site.dir.join("discovered.toml")).expect("site");
+    let by_hand = std::fs::read_to_string(site.dir.join("site.toml")).expect("site");
+    // Every node as the hand-written site states it: its name, the role its service holds, the
+    // version it runs and where its agent answers.
+    assert_eq!(
+        site_nodes(&discovered),
+        site_nodes(&by_hand),
+        "{discovered}"
+    );
+    for command in ["check", "plan"] {
+        let o = ferry(&[command, &site.path("discovered.toml"), "--runs", "0"]);
+        assert_eq!(o.status.code(), Some(0), "{command}: {}", text(&o));
+    }
+    // An agent that does not answer is named, and no site is written.
+    let o = ferry(&[
+        "discover",
+        "--agents",
+        &format!("{},https://127.0.0.1:1", urls[0]),
+        "--profile",
+        "linux-ha",
+        "--agent-service",
+        "kv",
+        "--agent-token-file",
+        &site.path("token"),
+        "--agent-ca",
+        &site.path("tls/ca.pem"),
+        "-o",
+        &site.path("none.toml"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "discover: {}", text(&o));
+    assert!(text(&o).contains("https://127.0.0.1:1"), "{}", text(&o));
+    assert!(!site.dir.join("none.toml").exists());
+}
+
 #[test]
 fn e2e_apply_with_a_client_certificate_instead_of_a_token() {
     let site = Site::new("mtls", &PUBSUB, 10);

@@ -19,6 +19,9 @@ pub enum Isolation {
 pub struct Hosts {
     pub isolation: Isolation,
     tag: String,
+    /// The bridge's name: it names the subnet, so that a bridge a killed run left on that
+    /// subnet (whatever its test) is removed before the subnet is used again.
+    bridge: String,
     /// Per host: (namespace name, address).
     pub hosts: Vec<(String, String)>,
 }
@@ -70,23 +73,25 @@ impl Hosts {
                 Hosts {
                     isolation: Isolation::Loopback,
                     tag,
+                    bridge: String::new(),
                     hosts,
                 }
             }
         }
     }
 
-    fn bridge(tag: &str) -> String {
-        format!("fb{tag}")
+    fn bridge(subnet: usize) -> String {
+        format!("fbnet{subnet}")
     }
 
     fn namespaces(tag: &str, n: usize, subnet: usize) -> Result<Hosts, String> {
+        let br = Self::bridge(subnet);
         let mut h = Hosts {
             isolation: Isolation::Namespaces,
             tag: tag.to_string(),
+            bridge: br.clone(),
             hosts: Vec::new(),
         };
-        let br = Self::bridge(tag);
         // Leftovers of a test run that was killed before it could clean up.
         for i in 0..n {
             let _ = ip(&["link", "del", &format!("fo{tag}{i}")]);
@@ -147,7 +152,7 @@ impl Drop for Hosts {
                 let _ = ip(&["link", "del", &format!("fo{}{i}", self.tag)]);
                 let _ = ip(&["netns", "del", ns]);
             }
-            let _ = ip(&["link", "del", &Self::bridge(&self.tag)]);
+            let _ = ip(&["link", "del", &self.bridge]);
         }
     }
 }

@@ -7,7 +7,7 @@
 //! in the target directory (`cargo test --workspace` builds it: its crate has tests of its own).
 
 use base64::Engine as _;
-use ferry_agent::client::{BlockingClient, ClientOptions, Reply};
+use ferry_agent::client::{AgentClient, ClientOptions, Reply};
 use ferry_agent::pki::Ca;
 use ferry_model::agent::{AgentStatus, Health, OpKind, OpRequest, OpResult, OpState};
 use std::collections::BTreeSet;
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 mod e2e;
 mod hosts;
+mod restart;
 mod security;
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
@@ -388,7 +389,7 @@ public_keys = ["{key}"]
         }
     }
 
-    /// SIGTERM: the agent stops its services and exits.
+    /// SIGTERM: the agent exits and leaves its services running.
     fn terminate(&mut self, i: usize) {
         if let Some(mut c) = self.agents[i].child.take() {
             // SAFETY: kill(2) has no memory effects.
@@ -409,20 +410,21 @@ public_keys = ["{key}"]
         i: usize,
         token: Option<&str>,
         identity: Option<(Vec<u8>, Vec<u8>)>,
-    ) -> BlockingClient {
-        BlockingClient::new(
+    ) -> AgentClient {
+        AgentClient::new(
             &self.url(i),
             ClientOptions {
                 token: token.map(str::to_string),
                 ca_pem: self.ca.cert_pem().into_bytes(),
                 identity,
                 timeout: Duration::from_secs(120),
+                ..ClientOptions::default()
             },
         )
         .expect("client")
     }
 
-    fn client(&self, i: usize) -> BlockingClient {
+    fn client(&self, i: usize) -> AgentClient {
         self.client_with(i, Some(&self.token), None)
     }
 
@@ -487,12 +489,12 @@ fn stage_req(id: &str, version: &str, data: &[u8], sig: &str) -> OpRequest {
     }
 }
 
-fn post(c: &BlockingClient, r: &OpRequest) -> Reply {
+fn post(c: &AgentClient, r: &OpRequest) -> Reply {
     c.request("POST", "/v1/ops", &serde_json::to_vec(r).expect("json"))
         .expect("request")
 }
 
-fn op_ok(c: &BlockingClient, r: &OpRequest) -> OpResult {
+fn op_ok(c: &AgentClient, r: &OpRequest) -> OpResult {
     let res = c.op(r).expect("op");
     assert_eq!(res.state, OpState::Done, "{}: {}", r.id, res.message);
     res
@@ -1012,9 +1014,10 @@ stop_timeout_s = 5
                 ca_pem: lab.ca.cert_pem().into_bytes(),
                 identity: None,
                 timeout: Duration::from_secs(600),
+                ..ClientOptions::default()
             };
             let t = std::thread::spawn(move || {
-                let c = BlockingClient::new(&url, opts).expect("client");
+                let c = AgentClient::new(&url, opts).expect("client");
                 let _ = c.op(&sw);
             });
             // In the middle: journaled as running, `current` on slot b, the new process started.
@@ -1303,8 +1306,11 @@ fn agent_pubsub_replication_state_through_the_probe() {
     op_ok(&c, &switch_req("ps/switch-2", "2.0.0"));
     check(&mut lab, "both on 2.0.0", 2);
     assert_eq!(ask(ps, "GET k").as_deref(), Some("VALUE v"));
-    // The publisher's agent stops (and its service with it): out of sync.
+    // The publisher's agent stops (its service runs on), then its service is killed: out of
+    // sync.
+    let publisher = lab.status(p).services[0].pid.expect("the publisher's pid");
     lab.terminate(p);
+    kill_group(publisher as i32);
     check(&mut lab, "publisher stopped", 3);
 }
 

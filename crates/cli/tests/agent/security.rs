@@ -499,13 +499,14 @@ fn agent_answers_while_a_thousand_slow_connections_are_held() {
         held_tls.push(s);
     }
     let held_raw: Vec<TcpStream> = (0..800).map(|_| tcp_open(&lab, a)).collect();
-    let c = BlockingClient::new(
+    let c = AgentClient::new(
         &lab.url(a),
         ClientOptions {
             token: Some(lab.token.clone()),
             ca_pem: lab.ca.cert_pem().into_bytes(),
             identity: None,
             timeout: Duration::from_secs(30),
+            ..ClientOptions::default()
         },
     )
     .expect("client");

@@ -166,9 +166,17 @@ fn a_journal_written_before_per_run_twin_worlds_still_resumes() {
 
 /// Runs `ferry ARGS` as an unprivileged user when this test runs as root (root writes through
 /// any permission), so that a read-only journal is read-only for it.
-fn ferry_unprivileged(args: &[&str]) -> Output {
+/// The binary is linked (or copied) into `dir` first: the checkout it was built in may sit in a
+/// directory only root can enter (a `mktemp -d` folder is mode 0700).
+fn ferry_unprivileged(dir: &Scratch, args: &[&str]) -> Output {
     use std::os::unix::process::CommandExt;
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    let bin = dir.path("ferry-bin");
+    if !std::path::Path::new(&bin).exists() {
+        std::fs::hard_link(env!("CARGO_BIN_EXE_ferry"), &bin)
+            .or_else(|_| std::fs::copy(env!("CARGO_BIN_EXE_ferry"), &bin).map(|_| ()))
+            .expect("put the ferry binary where an unprivileged user can run it");
+    }
+    let mut c = Command::new(&bin);
     c.args(args).env("NO_COLOR", "1");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
@@ -212,8 +220,11 @@ fn status_reads_a_read_only_journal_and_changes_nothing() {
         set_mode(&format!("{state}/{name}"), 0o444);
     }
     set_mode(&state, 0o555);
-    let text = ferry_unprivileged(&["status", "--state", &state]);
-    let j = ferry_unprivileged(&["status", "1", "--state", &state, "--format", "json"]);
+    let text = ferry_unprivileged(&dir, &["status", "--state", &state]);
+    let j = ferry_unprivileged(
+        &dir,
+        &["status", "1", "--state", &state, "--format", "json"],
+    );
     set_mode(&state, 0o755);
     assert_eq!(text.status.code(), Some(0), "{}", said(&text));
     assert!(stdout(&text).contains("status paused"), "{}", stdout(&text));

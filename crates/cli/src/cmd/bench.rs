@@ -1,7 +1,9 @@
 //! `ferry bench`: plans a generated fleet and every example, and reports time, peak memory
 //! and plan quality (window against the lower bound and the one-at-a-time order).
 
-use crate::examples::EXAMPLES;
+use crate::args::{Global, ReportFormat};
+use crate::example_sites::EXAMPLES;
+use crate::load::{load_profiles, write_out};
 use anyhow::Result;
 use ferry_model::{Cluster, Site};
 use ferry_plan::PlanOptions;
@@ -261,7 +263,38 @@ fn growable_node(c: &Cluster, profiles: &ProfileSet) -> Option<ferry_model::Node
     best.map(|(_, n)| n.clone())
 }
 
-pub fn run(
+/// Benchmark the planner on a generated fleet and on every example.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Clusters in the generated fleet.
+    #[arg(long, default_value_t = 1000)]
+    clusters: usize,
+    /// Nodes per cluster (approximately; examples are replicated and padded).
+    #[arg(long, default_value_t = 10)]
+    nodes: usize,
+    /// Times to plan the fleet; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "text")]
+    format: ReportFormat,
+}
+
+pub fn run(g: &Global, a: Args) -> Result<std::process::ExitCode> {
+    let profiles = load_profiles(&g.profiles)?;
+    let text = report(
+        &profiles,
+        a.clusters,
+        a.nodes,
+        a.runs,
+        a.format == ReportFormat::Json,
+    )?;
+    write_out(None, &text)?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The benchmark's report: text, or JSON with `json`.
+fn report(
     profiles: &ProfileSet,
     clusters: usize,
     nodes: usize,
@@ -547,7 +580,7 @@ fn used(
     site: &Site,
     profiles: &ProfileSet,
 ) -> std::collections::BTreeMap<String, ferry_model::Profile> {
-    crate::apply::used_profiles(site, profiles)
+    crate::runs::used_profiles(site, profiles)
 }
 
 /// Times `apply` of `plan` against the twin, with the journal (and the twin's world) in memory,

@@ -1,36 +1,84 @@
-//! `ferry rehearse` and `ferry demo`: a plan (or a site, planned first) rehearsed against the
-//! simulated digital twin of its site, and the demo that checks, plans, rehearses and applies a
-//! built-in example against the twin.
+//! `ferry rehearse`: a plan (or a site, planned first) rehearsed against the simulated digital
+//! twin of its site, once or many times (Monte Carlo), with faults if asked.
 
-use crate::apply::{read_faults, used_profiles, PolicyArg};
-use crate::{bad, load, plan_error, read, write_out, Loaded};
+use crate::args::{parse_share, Global, ReportFormat};
+use crate::exit::bad;
+use crate::load::{check_strategy, load, plan_error, read, write_out, Loaded};
+use crate::runs::{read_faults, used_profiles, PolicyArg};
 use anyhow::Result;
-use ferry_exec::{
-    monte_carlo, rehearse, FailurePolicy, Journal, NewRun, Options, Rehearse, RunKind, RunStatus,
-    TwinDriver,
-};
+use ferry_exec::{monte_carlo, rehearse, FailurePolicy, Options, Rehearse, RunStatus};
 use ferry_model::Plan;
 use ferry_plan::PlanOptions;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub struct RehearseArgs {
-    pub target: String,
-    pub site: Option<String>,
-    pub faults: Option<PathBuf>,
-    pub runs: usize,
-    /// With `runs`: the least share of runs that must end inside the booked window.
-    pub min_fit: Option<f64>,
-    /// Unknown fact names refuse the site.
-    pub strict: bool,
-    pub seed: u64,
-    pub strategy: Option<String>,
-    /// Planning a site: stage work ahead of the window even without a booked staging period.
-    pub stage: bool,
-    pub policy: PolicyArg,
-    pub json: bool,
-    pub trace: bool,
-    pub output: Option<PathBuf>,
+/// Rehearse a plan against the digital twin of its site (a simulation), with faults if
+/// asked: service impact, broken rules, window length.
+///
+/// The twin simulates what the vendor documents say happens: versions installed and
+/// switched, databases replicating, devices failing over and re-registering, HA pairs
+/// promoting, configuration servers in read-only and upgrade modes, data collection per
+/// interval. The executor carries the plan out against it in virtual time; the auditor
+/// then checks every order, sequence, limit and check rule of the profile on what ran.
+///
+/// Faults file (TOML), one table per fault:
+///   [[fault]]
+///   kind = "crash"            # crash, install_failure, replication_stuck, link_failure,
+///                             # slow_step, config_change, unhealthy
+///   step = "ucm/ucm-sub1/switch-version"   # or "*/switch-version", or at_min = 90
+///   node = "ucm-sub1"         # optional: the step's node by default
+///   recover_min = 20          # crash, link_failure: back after this long
+///   state = 4                 # replication_stuck: 3 or 4
+///   factor = 3                # slow_step
+///   probability = 0.2         # for --runs: fires in this share of the runs
+///
+/// Exit 0 when every run completed with every node on target and no rule broken, 1
+/// otherwise (a failed step, a rehearsed rollback that failed, odds below `--min-fit`), 2
+/// on bad input.
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// A site (path or `example:NAME`), planned first; or a plan file (`*.json`, with --site).
+    target: String,
+    /// The site a plan file was made from (refused if it changed since).
+    #[arg(long)]
+    site: Option<String>,
+    /// Faults to inject (see above).
+    #[arg(long, value_name = "FILE")]
+    faults: Option<PathBuf>,
+    /// Rehearse this many times, one seed each (a Monte Carlo rehearsal): median and worst
+    /// window, impact percentiles, probability of finishing inside the booked window.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    runs: u32,
+    /// With --runs: exit 1 when the share of the runs that end inside the booked window is
+    /// below P (0 to 1, e.g. 0.9), so a pipeline can gate on the odds.
+    #[arg(long, value_name = "P", value_parser = parse_share)]
+    min_fit: Option<f64>,
+    /// Seed of the first run (durations and convergence times are drawn from it).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Planning a site: `fastest` (default), `one-at-a-time`, `balanced`, `documented`, or a profile's own strategy.
+    #[arg(long)]
+    strategy: Option<String>,
+    /// Planning a site: run ahead of the window what the profiles let run while the nodes
+    /// keep serving, even when the site books no staging period (see `ferry plan --stage`).
+    #[arg(long)]
+    stage: bool,
+    /// What a failed step leads to: rollback-node and rollback-all rehearse the rollback too.
+    #[arg(long, value_enum, default_value = "stop")]
+    policy: PolicyArg,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "text")]
+    format: ReportFormat,
+    /// Make a fact name no profile declares (a typo such as `devcies`) an error, not a warning.
+    #[arg(long)]
+    strict: bool,
+    /// Also print the timeline of every step and what the twin saw (its log).
+    #[arg(long)]
+    trace: bool,
+    /// Write the output to this file instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 fn plan_site(l: &Loaded, strategy: Option<String>, stage: bool) -> Result<Plan> {
@@ -48,7 +96,7 @@ fn plan_site(l: &Loaded, strategy: Option<String>, stage: bool) -> Result<Plan> 
 }
 
 /// The plan to rehearse and what it was made from: a plan file with `--site`, or a site.
-fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan)> {
+fn target(profile_dirs: &[PathBuf], args: &Args) -> Result<(Loaded, Plan)> {
     let is_plan = args.target.ends_with(".json");
     if !is_plan {
         if args.site.is_some() {
@@ -58,7 +106,7 @@ fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan
             )));
         }
         let l = load(profile_dirs, &args.target, args.strict)?;
-        crate::check_strategy(&l, args.strategy.as_deref())?;
+        check_strategy(&l, args.strategy.as_deref())?;
         let plan = plan_site(&l, args.strategy.clone(), args.stage)?;
         return Ok((l, plan));
     }
@@ -95,8 +143,11 @@ fn target(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<(Loaded, Plan
     Ok((l, plan))
 }
 
-pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
-    let (l, plan) = target(profile_dirs, args)?;
+pub fn run(g: &Global, args: Args) -> Result<ExitCode> {
+    let args = &args;
+    let runs = args.runs as usize;
+    let json = args.format == ReportFormat::Json;
+    let (l, plan) = target(&g.profiles, args)?;
     ferry_exec::validate(&plan, &Options::default())
         .map_err(|e| bad(format!("{}: {e}", args.target)))?;
     let faults = read_faults(args.faults.as_deref())?;
@@ -124,10 +175,10 @@ pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
         ferry_exec::RehearseError::Twin(e) => bad(format!("{}: cannot rehearse: {e}", args.target)),
         e => anyhow::Error::new(e),
     };
-    if args.runs > 1 {
+    if runs > 1 {
         let (runs, summary) =
-            monte_carlo(&r, args.seed..args.seed + args.runs as u64).map_err(bad_twin)?;
-        let text = if args.json {
+            monte_carlo(&r, args.seed..args.seed + runs as u64).map_err(bad_twin)?;
+        let text = if json {
             serde_json::to_string_pretty(&serde_json::json!({
                 "schema_version": ferry_model::plan::SCHEMA_VERSION,
                 "site": plan.site,
@@ -171,7 +222,7 @@ pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
         });
     }
     let rh = rehearse(&r, args.seed).map_err(bad_twin)?;
-    let text = if args.json {
+    let text = if json {
         serde_json::to_string_pretty(&serde_json::json!({
             "schema_version": ferry_model::plan::SCHEMA_VERSION,
             "site": plan.site,
@@ -204,95 +255,4 @@ pub fn run(profile_dirs: &[PathBuf], args: &RehearseArgs) -> Result<ExitCode> {
             ExitCode::from(1)
         },
     )
-}
-
-/// `ferry demo`: check, plan, rehearse and apply a built-in example against the twin.
-pub fn demo(profile_dirs: &[PathBuf], name: &str) -> Result<ExitCode> {
-    let site = format!("example:{name}");
-    let l = load(profile_dirs, &site, false)?;
-    let plan = crate::odds::plan_with_odds(
-        &l,
-        &l.site,
-        &PlanOptions::default(),
-        crate::odds::DEFAULT_RUNS,
-    )?;
-    let mut text = String::new();
-    text.push_str(&format!("== 1. check {site}\n\n"));
-    text.push_str(&ferry_plan::report::check_text(
-        &l.site.name,
-        &plan.findings,
-    ));
-    text.push_str(&format!("\n== 2. plan {site}\n\n"));
-    text.push_str(&ferry_plan::render::text::render_text(&plan));
-    let profiles = used_profiles(&l.site, &l.profiles);
-    let faults = ferry_model::Faults::default();
-    let r = Rehearse {
-        site: &l.site,
-        profiles: &profiles,
-        inputs: &l.inputs,
-        plan: &plan,
-        faults: &faults,
-        policy: FailurePolicy::Stop,
-    };
-    let rh = rehearse(&r, 1)?;
-    text.push_str(&format!("\n== 3. rehearse {site}\n\n"));
-    text.push_str(&ferry_exec::rehearse::rehearsal_text(&rh, &plan, false));
-    // 4. every strategy (staged and not where the site books it), rehearsed and compared.
-    let compared =
-        crate::odds::compare_plans(&l, &PlanOptions::default(), crate::odds::DEFAULT_RUNS)?;
-    text.push_str(&format!("\n== 4. compare the plans of {site}\n\n"));
-    text.push_str(&ferry_exec::compare::compare_text(&compared));
-    // 5. apply through the twin driver, journaled in a state directory of its own.
-    let state = std::env::temp_dir().join(format!("ferry-demo-{}", std::process::id()));
-    let applied = (|| -> Result<String> {
-        let journal = Journal::open(&state)?;
-        let mut driver = TwinDriver::persistent(&journal, None, &l.hash, &profiles, || {
-            ferry_twin::World::build(&l.site, &profiles, &plan, &faults, 1)
-        })?;
-        let new = NewRun {
-            kind: RunKind::Apply,
-            parent: None,
-            driver: "twin".into(),
-            inputs: Some(l.inputs.clone()),
-            ignore_window: false,
-            supersede: false,
-            by: None,
-        };
-        let opts = Options {
-            approve_all: true,
-            window_end: ferry_exec::window_end(&plan),
-            ..Options::default()
-        };
-        let report = ferry_exec::apply(&journal, &plan, &new, &mut driver, &opts, &mut ())?;
-        let mut world = driver.into_world();
-        world.finish();
-        let audit = ferry_twin::audit(&world, &plan);
-        let broken = audit
-            .iter()
-            .filter(|v| v.severity == ferry_model::Severity::Inhibitor)
-            .count();
-        let events = journal.events(report.run)?.len();
-        Ok(format!(
-            "apply run {} through the twin driver: {} — {} of {} steps done, {} journal events, auditor: {} broken rule(s)\n",
-            report.run,
-            report.status.as_str(),
-            report.done,
-            report.steps,
-            events,
-            broken
-        ) + if report.status == RunStatus::Complete {
-            ""
-        } else {
-            "the run did not complete: see the rehearsal above for why\n"
-        })
-    })();
-    let _ = std::fs::remove_dir_all(&state);
-    text.push_str(&format!("\n== 5. apply {site} (the twin driver)\n\n"));
-    text.push_str(&applied?);
-    text.push_str(&format!(
-        "\nNext: `ferry plan {site} --format mop` for the method of procedure, `ferry rehearse {site} --runs 200` for each figure's percentiles, \
-`ferry rehearse {site} --faults FILE` to see a fault's impact, `ferry apply PLAN.json --site {site} --driver twin` to run it journaled.\n"
-    ));
-    write_out(None, &text)?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,10 @@
-//! `ferry apply`, `resume`, `rollback`, `status`, `approve` and `step`: carrying out a plan
-//! through a driver, with the journal in a state directory, and progress on the terminal.
+//! Runs: what `ferry apply`, `resume`, `rollback`, `status`, `approve` and `step` share —
+//! carrying out a plan through a driver, with the journal in a state directory, and progress
+//! on the terminal. The commands' arguments are in `cmd/`.
 
-use crate::{bad, confirm, read, write_out, Loaded};
+use crate::confirm;
+use crate::exit::bad;
+use crate::load::{read, render_diag, write_out, Loaded};
 use anyhow::Result;
 use clap::ValueEnum;
 use ferry_exec::{
@@ -166,7 +169,7 @@ pub fn read_faults(path: Option<&Path>) -> Result<ferry_model::Faults> {
         Some(p) => {
             let text = read(p)?;
             ferry_profiles::load_faults(&p.display().to_string(), &text)
-                .map_err(|e| bad(crate::render_diag(e)))
+                .map_err(|e| bad(render_diag(e)))
         }
     }
 }

@@ -2,9 +2,9 @@
 //! command line, over the same authenticated HTTPS API the agent driver uses — for a first
 //! install of a service, a look at a node, or a repair by hand.
 
-use crate::bad;
+use crate::exit::bad;
 use anyhow::Result;
-use ferry_agent::client::{BlockingClient, ClientOptions};
+use ferry_agent::client::{AgentClient, ClientOptions};
 use ferry_model::agent::{AgentStatus, OpKind, OpRequest, OpResult, OpState};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,7 +49,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))
 }
 
-fn client(c: &Connection) -> Result<BlockingClient> {
+fn client(c: &Connection) -> Result<AgentClient> {
     let token = match &c.token_file {
         Some(p) => Some(String::from_utf8_lossy(&read(p)?).trim().to_string()),
         None => None,
@@ -68,21 +68,23 @@ fn client(c: &Connection) -> Result<BlockingClient> {
     } else {
         format!("https://{}", c.url)
     };
-    BlockingClient::new(
+    AgentClient::new(
         &url,
         ClientOptions {
             token,
             ca_pem: read(&c.ca)?,
             identity,
             timeout: Duration::from_secs(c.timeout.max(1)),
+            ..ClientOptions::default()
         },
     )
     .map_err(|e| bad(format!("{}: {e}", c.url)))
 }
 
 /// A fresh operation ID for a command-line request: `cli-` and 12 random hex digits.
-fn fresh_id(op: OpKind) -> String {
-    format!("cli-{}/{}", ferry_exec::random_hex(), op.as_str())
+fn fresh_id(op: OpKind) -> Result<String> {
+    let hex = ferry_exec::random_hex().map_err(bad)?;
+    Ok(format!("cli-{hex}/{}", op.as_str()))
 }
 
 fn status_text(st: &AgentStatus) -> String {
@@ -204,7 +206,10 @@ pub fn run(
         }
     };
     let req = OpRequest {
-        id: id.unwrap_or_else(|| fresh_id(kind)),
+        id: match id {
+            Some(id) => id,
+            None => fresh_id(kind)?,
+        },
         service,
         op: kind,
         version,

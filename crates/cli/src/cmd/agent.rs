@@ -2,9 +2,11 @@
 //! package signing keys and signatures, lab certificates, asks a running agent (status, stage,
 //! switch, revert, set-role), and benchmarks a switch and a fleet's rolling upgrade.
 
-use crate::{bad, render_diag};
+use crate::args::Global;
+use crate::exit::bad;
+use crate::load::render_diag;
 use anyhow::Result;
-use ferry_agent::client::{BlockingClient, ClientOptions};
+use ferry_agent::client::{AgentClient, ClientOptions};
 use ferry_agent::ConfigError;
 use ferry_model::agent::{OpKind, OpRequest, OpState};
 use std::path::{Path, PathBuf};
@@ -13,6 +15,25 @@ use std::time::{Duration, Instant};
 
 mod fleet;
 mod remote;
+
+/// Run the node agent (`--config agent.toml`: a daemon logging to standard error), or
+/// check its configuration, make signing keys, sign packages, make lab certificates, ask a
+/// running agent (status, stage, switch, revert, set-role), or benchmark a switch and a
+/// fleet's rolling upgrade.
+///
+/// The agent keeps each service in two slots, stages signed packages into the inactive
+/// one, switches with a health check and an automatic revert, snapshots configuration,
+/// supervises the service and runs HA pairs' heartbeats, behind an authenticated HTTPS
+/// API (docs/agent-api.md). SIGTERM or SIGINT stops it and the services it runs.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    /// The agent's configuration file: runs the agent.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    action: Option<AgentAction>,
+}
 
 #[derive(clap::Subcommand)]
 pub enum AgentAction {
@@ -167,26 +188,17 @@ fn config_error(e: ConfigError) -> anyhow::Error {
     }
 }
 
-fn init_logging() {
-    let level = match std::env::var("FERRY_LOG").as_deref() {
-        Ok("error") => tracing::Level::ERROR,
-        Ok("warn") => tracing::Level::WARN,
-        Ok("debug") => tracing::Level::DEBUG,
-        Ok("trace") => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
-        .try_init();
+impl Args {
+    /// Whether this runs the agent daemon (`--config` without a subcommand).
+    pub fn runs_the_daemon(&self) -> bool {
+        self.config.is_some() && self.action.is_none()
+    }
 }
 
-pub fn run(config: Option<PathBuf>, action: Option<AgentAction>) -> Result<ExitCode> {
-    match (config, action) {
+pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
+    match (a.config, a.action) {
         (Some(path), None) => {
             let cfg = ferry_agent::load_config(&path).map_err(config_error)?;
-            init_logging();
             match ferry_agent::run(cfg) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(ferry_agent::AgentError::Tls(e)) => {
@@ -491,13 +503,14 @@ fn bench(demo: &Path, switches: usize, json: bool) -> Result<String> {
     std::fs::write(&cfg_path, config)?;
     let cfg = ferry_agent::load_config(&cfg_path).map_err(config_error)?;
     let agent = ferry_agent::start(cfg)?;
-    let client = BlockingClient::new(
+    let client = AgentClient::new(
         &format!("https://127.0.0.1:{}", agent.addr().port()),
         ClientOptions {
             token: Some(token),
             ca_pem: ca.cert_pem().into_bytes(),
             identity: None,
             timeout: Duration::from_secs(60),
+            ..ClientOptions::default()
         },
     )?;
     let op = |id: String,

@@ -6,7 +6,7 @@
 
 use super::{bench_agent_config, config_error, make_package, BenchAgent, BenchLab};
 use anyhow::{Context, Result};
-use ferry_agent::client::{BlockingClient, ClientOptions};
+use ferry_agent::client::{AgentClient, ClientOptions};
 use ferry_model::agent::{OpKind, OpRequest, OpState};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -91,13 +91,14 @@ pub fn fleet(demo: &Path, n: usize, cluster_size: usize, json: bool) -> Result<S
         });
     }
     let client = |node: &Node| {
-        BlockingClient::new(
+        AgentClient::new(
             &format!("https://127.0.0.1:{}", node.agent.addr().port()),
             ClientOptions {
                 token: Some(token.clone()),
                 ca_pem: ca.cert_pem().into_bytes(),
                 identity: None,
                 timeout: Duration::from_secs(120),
+                ..ClientOptions::default()
             },
         )
     };
