@@ -130,15 +130,7 @@ pub fn used_profiles(
     site: &ferry_model::Site,
     set: &ferry_profiles::ProfileSet,
 ) -> BTreeMap<String, ferry_model::Profile> {
-    let mut used = BTreeMap::new();
-    for c in &site.clusters {
-        if !used.contains_key(&c.profile) {
-            if let Some(p) = set.get(&c.profile) {
-                used.insert(c.profile.clone(), p.profile.clone());
-            }
-        }
-    }
-    used
+    ferry_exec::used_profiles(site, set)
 }
 
 /// The twin for a journaled run: its site and profiles from the run's stored inputs, its world
@@ -269,12 +261,15 @@ fn with_driver<T>(
             None => Err(ExecError::BadPlan(
                 "the twin driver needs the site the plan was made from".into(),
             )),
-            Some(t) => match ferry_exec::TwinDriver::persistent(
+            Some(t) => match ferry_exec::TwinDriver::for_site(
                 journal,
                 t.root,
                 &t.input_hash,
+                &t.site,
                 &t.profiles,
-                || ferry_twin::World::build(&t.site, &t.profiles, &t.plan, &t.faults, t.seed),
+                &t.plan,
+                &t.faults,
+                t.seed,
             ) {
                 Ok(driver) => {
                     let mut driver = driver.with_speed(t.speed);

@@ -36,7 +36,8 @@ pub use rehearse::{
     each_seed, monte_carlo, monte_carlo_on, rehearse, Rehearsal, Rehearse, RehearseError,
 };
 pub use rollback::{
-    load_inputs, restrict, rollback_plan, run_progress, run_progress_of, RollbackError,
+    load_inputs, restrict, rollback_plan, run_progress, run_progress_of, upgrade_plan,
+    used_profiles, RollbackError,
 };
 pub use ssh_driver::{ssh_log_key, SshDriver, SshOptions, SSH_STATE};
 pub use twin_driver::{run_world, saved_world, world_key, world_root, TwinDriver, TWIN_STATE};

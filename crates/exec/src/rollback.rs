@@ -49,6 +49,50 @@ pub fn load_inputs(inputs: &RunInputs) -> Result<(ProfileSet, ferry_model::Site)
     Ok((set, site))
 }
 
+/// The profiles a site uses, by name (each copied once, however many clusters use it).
+pub fn used_profiles(
+    site: &ferry_model::Site,
+    set: &ProfileSet,
+) -> BTreeMap<String, ferry_model::Profile> {
+    let mut used = BTreeMap::new();
+    for c in &site.clusters {
+        if !used.contains_key(&c.profile) {
+            if let Some(p) = set.get(&c.profile) {
+                used.insert(c.profile.clone(), p.profile.clone());
+            }
+        }
+    }
+    used
+}
+
+/// The upgrade plan of stored `inputs` (the site and profile texts a run is started from), with
+/// the site and the profiles it uses: what a run is started with when no plan file is given
+/// (`ferry serve`).
+pub fn upgrade_plan(
+    inputs: &RunInputs,
+) -> Result<
+    (
+        Plan,
+        ferry_model::Site,
+        BTreeMap<String, ferry_model::Profile>,
+    ),
+    RollbackError,
+> {
+    let (set, site) = load_inputs(inputs)?;
+    let opts = ferry_plan::PlanOptions {
+        strategy: inputs.strategy.clone(),
+        ..Default::default()
+    };
+    let plan = ferry_plan::plan(
+        &site,
+        |n| set.get(n).map(|p| &p.profile),
+        inputs.input_hash(),
+        &opts,
+    )?;
+    let profiles = used_profiles(&site, &set);
+    Ok((plan, site, profiles))
+}
+
 /// How far run `run` got, from its journal: every step of its plan, with its cluster, its
 /// node's role and its state.
 pub fn run_progress(journal: &Journal, run: RunId) -> Result<RunProgress, JournalError> {

@@ -145,6 +145,25 @@ replaced it): the twin cannot carry run {r} on; start a new run",
         })
     }
 
+    /// The twin of a site's runs kept in `journal` (`persistent`), its world built, when none
+    /// is kept, from the site, the profiles it uses, the upgrade `plan`, `faults` and `seed`:
+    /// what `ferry apply --driver twin` and `ferry serve` both carry a run out with.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_site(
+        journal: &'j Journal,
+        root: Option<RunId>,
+        input_hash: &str,
+        site: &ferry_model::Site,
+        profiles: &BTreeMap<String, Profile>,
+        plan: &ferry_model::Plan,
+        faults: &ferry_model::Faults,
+        seed: u64,
+    ) -> Result<TwinDriver<'j>, DriverError> {
+        TwinDriver::persistent(journal, root, input_hash, profiles, || {
+            World::build(site, profiles, plan, faults, seed)
+        })
+    }
+
     /// Makes `run` the root of a new world and saves the world as it is, the snapshot its log
     /// starts from; the driver then carries on with the world read back from that snapshot,
     /// as a replay would (nothing the snapshot leaves out can make them differ).
