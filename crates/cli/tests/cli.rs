@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 mod agent;
 mod board;
+mod conventions;
 mod discover;
 mod fuzz;
 mod gates;
