@@ -1,6 +1,11 @@
 //! The option groups several commands share: the global options, the output format of the
 //! commands that write text or JSON, the state directory, how a run is carried out (the
-//! drivers' options) and how the agents are reached.
+//! drivers' options), how the agents are reached and how nodes are reached over SSH.
+//!
+//! One name for one thing: `--state` (env `FERRY_STATE`), `--agent-ca`, `--agent-token-file`,
+//! `--agent-cert`, `--agent-key`, `--ssh-*`, `--format text|json`. The names some commands used
+//! before are hidden aliases (`--ca`, `--token-file`, `--cert`, `--key`, `--json`). The
+//! configuration files give these options their defaults (`config.rs`).
 
 use crate::load::{read, read_bytes};
 use crate::{confirm, runs};
@@ -11,6 +16,13 @@ use std::path::PathBuf;
 /// The options every command takes.
 #[derive(clap::Args)]
 pub struct Global {
+    /// Read the defaults from this configuration file only (instead of
+    /// ~/.config/ferry/config.toml over /etc/ferry/config.toml); given before the command.
+    #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The defaults the configuration files gave (filled in by `main` after parsing).
+    #[arg(skip)]
+    pub settings: crate::config::Settings,
     /// Load extra profiles from this directory (every *.toml file). Repeatable.
     #[arg(long, global = true, value_name = "DIR")]
     pub profiles: Vec<PathBuf>,
@@ -41,7 +53,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// What `check`, `status`, `rehearse` and `bench` write.
+/// What the commands that print a report write (`--format`, in `FormatFlag`).
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum ReportFormat {
     /// For the terminal.
@@ -50,11 +62,40 @@ pub enum ReportFormat {
     Json,
 }
 
+/// `--format text|json` of the commands that print a report: text for people, JSON for
+/// scripts (`--json`, which some commands had, is a hidden alias of `--format json`).
+#[derive(clap::Args)]
+pub struct FormatFlag {
+    /// Output format: text for the terminal, or JSON for scripts (its fields are listed in
+    /// the command's help and in docs/config.md; fields may be added, never renamed).
+    #[arg(long, short, value_enum, value_name = "FORMAT", default_value = "text")]
+    format: ReportFormat,
+    /// The same as --format json (kept for scripts written before --format).
+    #[arg(long, hide = true)]
+    json: bool,
+}
+
+impl Default for FormatFlag {
+    fn default() -> Self {
+        FormatFlag {
+            format: ReportFormat::Text,
+            json: false,
+        }
+    }
+}
+
+impl FormatFlag {
+    /// Whether JSON was asked for.
+    pub fn json(&self) -> bool {
+        self.json || self.format == ReportFormat::Json
+    }
+}
+
 /// The journal's state directory, for the commands that read a run (`status`, `approve`, `step`).
 #[derive(clap::Args)]
 pub struct StateDir {
     /// State directory holding the journal (where `apply` was run with the same `--state`).
-    #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
+    #[arg(long, value_name = "DIR", env = "FERRY_STATE", default_value = ferry_exec::DEFAULT_STATE_DIR)]
     pub state: PathBuf,
 }
 
@@ -77,7 +118,7 @@ pub fn parse_share(text: &str) -> Result<f64, String> {
 pub struct RunFlags {
     /// State directory holding the journal (created if missing; `status`, `step`, `approve`,
     /// `resume` and `rollback` read the same one).
-    #[arg(long, value_name = "DIR", default_value = ferry_exec::DEFAULT_STATE_DIR)]
+    #[arg(long, value_name = "DIR", env = "FERRY_STATE", default_value = ferry_exec::DEFAULT_STATE_DIR)]
     state: PathBuf,
     /// How steps are carried out (resume and rollback: the run's own driver by default).
     #[arg(long, value_enum)]
@@ -128,42 +169,67 @@ pub struct RunFlags {
     faults: Option<PathBuf>,
     #[command(flatten)]
     agent: AgentFlags,
-    /// Ssh driver: the login user for nodes whose site `address` names none.
-    #[arg(long, value_name = "USER")]
-    ssh_user: Option<String>,
-    /// Ssh driver: the private key to log in with (only that key is offered).
-    #[arg(long, value_name = "FILE")]
-    ssh_identity: Option<PathBuf>,
-    /// Ssh driver: the known-hosts file host keys are checked against (default: OpenSSH's).
-    #[arg(long, value_name = "FILE")]
-    ssh_known_hosts: Option<PathBuf>,
-    /// Ssh driver: accept (and record) the key of a host never seen. Host keys are checked
-    /// strictly otherwise; a changed key is refused either way.
-    #[arg(long)]
-    ssh_accept_new: bool,
-    /// Ssh driver: seconds to wait for a connection.
-    #[arg(long, value_name = "S", default_value_t = 10)]
-    ssh_connect_timeout: u64,
-    /// Ssh driver: seconds one command may take when the profile's step gives no timeout.
-    #[arg(long, value_name = "S", default_value_t = 600)]
-    ssh_command_timeout: u64,
+    #[command(flatten)]
+    ssh: SshFlags,
+    #[command(flatten)]
+    format: FormatFlag,
+}
+
+/// How to authenticate to the ferry agents and trust them: every command that asks agents
+/// (the agent driver, `check --agents`, `discover --agents`, `ferry agent status` ...).
+#[derive(clap::Args, Clone)]
+pub struct AgentAuth {
+    /// Agents: a file holding the bearer token the agents accept.
+    #[arg(long, value_name = "FILE", alias = "token-file")]
+    pub agent_token_file: Option<PathBuf>,
+    /// Agents: the CA (PEM) that signed the agents' certificates.
+    #[arg(long, value_name = "FILE", alias = "ca")]
+    pub agent_ca: Option<PathBuf>,
+    /// Agents: a client certificate (PEM) for agents that take certificates (with --agent-key).
+    #[arg(long, value_name = "FILE", alias = "cert")]
+    pub agent_cert: Option<PathBuf>,
+    /// Agents: the client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", alias = "key")]
+    pub agent_key: Option<PathBuf>,
+}
+
+/// The agents' credentials and trust, read from the files `AgentAuth` names.
+pub struct AgentCredentials {
+    pub token: Option<String>,
+    pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate and its key (PEM).
+    pub client_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl AgentAuth {
+    /// The token, the CA and the client certificate and key, read.
+    pub fn read(&self) -> Result<AgentCredentials> {
+        let token = self
+            .agent_token_file
+            .as_deref()
+            .map(|p| read(p).map(|t| t.trim().to_string()))
+            .transpose()?;
+        let ca_pem = self.agent_ca.as_deref().map(read_bytes).transpose()?;
+        let client_pem = match (&self.agent_cert, &self.agent_key) {
+            (Some(c), Some(k)) => Some((read_bytes(c)?, read_bytes(k)?)),
+            (None, None) => None,
+            _ => return Err(crate::exit::bad(
+                "a client certificate needs its key: give --agent-cert and --agent-key together",
+            )),
+        };
+        Ok(AgentCredentials {
+            token,
+            ca_pem,
+            client_pem,
+        })
+    }
 }
 
 /// How to reach the ferry agents (the `agent` driver, and `check --agents`).
 #[derive(clap::Args)]
 pub struct AgentFlags {
-    /// Agent driver: a file holding the bearer token the agents accept.
-    #[arg(long, value_name = "FILE")]
-    agent_token_file: Option<PathBuf>,
-    /// Agent driver: the CA (PEM) that signed the agents' certificates.
-    #[arg(long, value_name = "FILE")]
-    agent_ca: Option<PathBuf>,
-    /// Agent driver: a client certificate (PEM) for agents that take certificates (with --agent-key).
-    #[arg(long, value_name = "FILE", requires = "agent_key")]
-    agent_cert: Option<PathBuf>,
-    /// Agent driver: the client certificate's private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "agent_cert")]
-    agent_key: Option<PathBuf>,
+    #[command(flatten)]
+    auth: AgentAuth,
     /// Agent driver: the directory of signed packages (SERVICE-VERSION.tar and SERVICE-VERSION.tar.minisig).
     #[arg(long, value_name = "DIR")]
     packages: Option<PathBuf>,
@@ -175,19 +241,65 @@ pub struct AgentFlags {
     agent_patience: u64,
 }
 
+/// How to reach nodes over SSH: the ssh driver (`apply`, `resume`, `rollback`), `discover`
+/// and `check --ssh`.
+#[derive(clap::Args)]
+pub struct SshFlags {
+    /// Ssh: the login user for nodes whose site `address` names none.
+    #[arg(long, value_name = "USER")]
+    ssh_user: Option<String>,
+    /// Ssh: the private key to log in with (only that key is offered).
+    #[arg(long, value_name = "FILE")]
+    ssh_identity: Option<PathBuf>,
+    /// Ssh: the known-hosts file host keys are checked against (default: OpenSSH's).
+    #[arg(long, value_name = "FILE")]
+    ssh_known_hosts: Option<PathBuf>,
+    /// Ssh: accept (and record) the key of a host never seen. Host keys are checked strictly
+    /// otherwise; a changed key is refused either way.
+    #[arg(long)]
+    ssh_accept_new: bool,
+    /// Ssh: seconds to wait for a connection.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    ssh_connect_timeout: u64,
+    /// Ssh: seconds one command may take (the ssh driver: when the profile's step gives no
+    /// timeout, default 600; discover and check --ssh: default 120).
+    #[arg(long, value_name = "S")]
+    ssh_command_timeout: Option<u64>,
+}
+
+impl SshFlags {
+    /// The connection options; `command_timeout_s` when `--ssh-command-timeout` is not given.
+    pub fn options(&self, command_timeout_s: u64) -> ferry_exec::SshOptions {
+        ferry_exec::SshOptions {
+            user: self.ssh_user.clone(),
+            identity: self.ssh_identity.clone(),
+            known_hosts: self.ssh_known_hosts.clone(),
+            accept_new: self.ssh_accept_new,
+            connect_timeout: std::time::Duration::from_secs(self.ssh_connect_timeout),
+            command_timeout: std::time::Duration::from_secs(
+                self.ssh_command_timeout.unwrap_or(command_timeout_s),
+            ),
+            ..Default::default()
+        }
+    }
+}
+
+/// What `resume` and `rollback` take: the run, and how to carry it out.
+#[derive(clap::Args)]
+pub struct RunTarget {
+    /// The run's number (as `ferry status` lists them); the newest when omitted.
+    pub run: Option<i64>,
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
 impl AgentFlags {
     pub fn options(self) -> Result<ferry_exec::AgentOptions> {
+        let c = self.auth.read()?;
         Ok(ferry_exec::AgentOptions {
-            token: self
-                .agent_token_file
-                .as_deref()
-                .map(|p| read(p).map(|t| t.trim().to_string()))
-                .transpose()?,
-            ca_pem: self.agent_ca.as_deref().map(read_bytes).transpose()?,
-            client_pem: match (&self.agent_cert, &self.agent_key) {
-                (Some(c), Some(k)) => Some((read_bytes(c)?, read_bytes(k)?)),
-                _ => None,
-            },
+            token: c.token,
+            ca_pem: c.ca_pem,
+            client_pem: c.client_pem,
             packages: self.packages,
             service: self.agent_service,
             patience_s: self.agent_patience,
@@ -212,16 +324,9 @@ impl RunFlags {
             seed: self.seed,
             speed: self.speed,
             faults: self.faults,
+            json: self.format.json(),
             agent: self.agent.options()?,
-            ssh: ferry_exec::SshOptions {
-                user: self.ssh_user,
-                identity: self.ssh_identity,
-                known_hosts: self.ssh_known_hosts,
-                accept_new: self.ssh_accept_new,
-                connect_timeout: std::time::Duration::from_secs(self.ssh_connect_timeout),
-                command_timeout: std::time::Duration::from_secs(self.ssh_command_timeout),
-                ..Default::default()
-            },
+            ssh: self.ssh.options(600),
         })
     }
 }

@@ -10,6 +10,7 @@
 
 mod args;
 mod cmd;
+mod config;
 mod confirm;
 mod example_sites;
 mod exit;
@@ -23,7 +24,7 @@ mod runs;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -72,6 +73,7 @@ enum Command {
     Agent(cmd::agent::Args),
     Serve(cmd::serve::Args),
     Bench(cmd::bench::Args),
+    Config(cmd::config::Args),
     Completions(cmd::completions::Args),
     Man(cmd::man::Args),
 }
@@ -101,9 +103,65 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(a) => cmd::agent::run(g, a),
         Command::Serve(a) => cmd::serve::run(g, a),
         Command::Bench(a) => cmd::bench::run(g, a),
+        Command::Config(a) => cmd::config::run(g, a),
         Command::Completions(a) => cmd::completions::run(g, a),
         Command::Man(a) => cmd::man::run(g, a),
     }
+}
+
+/// Why the command line could not be taken.
+enum Parsed {
+    Clap(clap::Error),
+    /// A configuration file that cannot be read or used (exit 2, at its file, line and key).
+    Config(anyhow::Error),
+}
+
+/// Parses the command line with the configuration files' defaults: a first, lenient pass
+/// finds which files to read (`--config`, `FERRY_CONFIG`, or the user's and the system's),
+/// their values become the arguments' defaults (`config::with_defaults`), and the second pass
+/// is the real one — so a flag beats its environment variable, which beats the files, which
+/// beat ferry's own defaults.
+fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, Parsed> {
+    let first = Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(&argv);
+    let (explicit, chosen) = match &first {
+        Ok(m) => match (
+            m.get_one::<std::path::PathBuf>("config"),
+            m.value_source("config"),
+        ) {
+            (Some(p), Some(clap::parser::ValueSource::EnvVariable)) => {
+                (Some(p.clone()), config::Chosen::Env)
+            }
+            (Some(p), _) => (Some(p.clone()), config::Chosen::Flag),
+            (None, _) => (None, config::Chosen::Default),
+        },
+        // `--help`, `--version`: FERRY_CONFIG still chooses the file.
+        Err(_) => match std::env::var_os("FERRY_CONFIG").filter(|v| !v.is_empty()) {
+            Some(p) => (Some(p.into()), config::Chosen::Env),
+            None => (None, config::Chosen::Default),
+        },
+    };
+    let settings = config::load(explicit, chosen).map_err(Parsed::Config)?;
+    let matches = config::with_defaults(Cli::command(), &settings)
+        .try_get_matches_from(&argv)
+        .map_err(Parsed::Clap)?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(Parsed::Clap)?;
+    // Where `--state` came from, for `ferry config show`: the innermost command's matches.
+    let mut leaf = &matches;
+    while let Some((_, sub)) = leaf.subcommand() {
+        leaf = sub;
+    }
+    let state_source = leaf
+        .ids()
+        .any(|id| id == "state")
+        .then(|| leaf.value_source("state"))
+        .flatten();
+    cli.global.settings = config::Settings {
+        state_source,
+        ..settings
+    };
+    Ok(cli)
 }
 
 fn main() -> ExitCode {
@@ -111,11 +169,16 @@ fn main() -> ExitCode {
     let _ = miette::set_hook(Box::new(|_| {
         Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
     }));
-    let cli = match Cli::try_parse() {
+    let cli = match parse(std::env::args_os().collect()) {
         Ok(c) => c,
-        Err(e) => {
+        Err(Parsed::Clap(e)) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+        Err(Parsed::Config(e)) => {
+            let (code, message) = exit::classify(&e);
+            eprintln!("{message}");
+            return ExitCode::from(code);
         }
     };
     logging::init(

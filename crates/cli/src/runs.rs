@@ -100,6 +100,31 @@ pub struct RunArgs {
     pub agent: ferry_exec::AgentOptions,
     /// Ssh driver: how it connects.
     pub ssh: ferry_exec::SshOptions,
+    /// `--format json`: the run's outcome as JSON on standard output at the end, and
+    /// everything else (progress, the runbook's cards) on standard error.
+    pub json: bool,
+}
+
+impl RunArgs {
+    /// Writes what the run says along the way: to standard output, or to standard error when
+    /// standard output is kept for the JSON outcome.
+    fn say(&self, text: &str) -> Result<()> {
+        if self.json {
+            eprint!("{text}");
+            Ok(())
+        } else {
+            write_out(None, text)
+        }
+    }
+
+    /// Where the drivers write the operator's cards and command output.
+    fn driver_output(&self) -> Box<dyn std::io::Write + Send> {
+        if self.json {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        }
+    }
 }
 
 /// What the drivers that act on the site's nodes are built from (the twin, the agents, ssh).
@@ -218,7 +243,7 @@ fn options(plan: &Plan, args: &RunArgs, ignore_window: bool, kind: DriverKind) -
 /// allows: a progress bar when standard error is a terminal, else one line per change.
 fn with_driver<T>(
     kind: DriverKind,
-    by: &str,
+    args: &RunArgs,
     journal: &Journal,
     plan: &Plan,
     twin: Option<&TwinSetup>,
@@ -238,11 +263,11 @@ fn with_driver<T>(
             bar: b.clone(),
             running: BTreeSet::new(),
         }),
-        None => Box::new(LineProgress),
+        None => Box::new(LineProgress { json: args.json }),
     };
     let result = match kind {
         DriverKind::Manual => {
-            let driver = manual(journal, plan).answered_by(by);
+            let driver = manual(journal, plan, args).answered_by(&args.by);
             match &bar {
                 Some(b) => f(
                     &mut Suspending {
@@ -309,7 +334,7 @@ fn with_driver<T>(
                 t.site.clone(),
                 t.profiles.clone(),
                 t.ssh.clone(),
-                Box::new(std::io::stdout()),
+                args.driver_output(),
             ) {
                 // Not suspended: its waits are long and print nothing but operator cards.
                 Ok(mut driver) => f(&mut driver, observer.as_mut()),
@@ -326,7 +351,7 @@ fn with_driver<T>(
     result
 }
 
-fn manual<'a>(journal: &'a Journal, plan: &Plan) -> ManualDriver<'a> {
+fn manual<'a>(journal: &'a Journal, plan: &Plan, args: &RunArgs) -> ManualDriver<'a> {
     let input = if std::io::stdin().is_terminal() {
         Input::Lines(Box::new(std::io::stdin().lock()))
     } else {
@@ -339,7 +364,7 @@ fn manual<'a>(journal: &'a Journal, plan: &Plan) -> ManualDriver<'a> {
         journal,
         plan,
         input,
-        Box::new(std::io::stdout()),
+        args.driver_output(),
         Box::new(ferry_exec::system_now),
     )
 }
@@ -394,12 +419,25 @@ fn outcome_word(o: &Outcome) -> String {
     }
 }
 
-/// Plain progress lines: `[12/55] started ucm/ucm-pub/switch-version`.
-struct LineProgress;
+/// Plain progress lines: `[12/55] started ucm/ucm-pub/switch-version`; on standard error
+/// when standard output is kept for the JSON outcome (`json`).
+struct LineProgress {
+    json: bool,
+}
+
+impl LineProgress {
+    fn line(&self, text: &str) {
+        if self.json {
+            eprint!("{text}");
+        } else {
+            let _ = write_out(None, text);
+        }
+    }
+}
 
 impl Observer for LineProgress {
     fn waiting(&mut self, message: &str) {
-        let _ = write_out(None, &format!("{message}\n"));
+        self.line(&format!("{message}\n"));
     }
 
     fn warn(&mut self, message: &str) {
@@ -424,7 +462,7 @@ impl Observer for LineProgress {
                 took(took_s)
             ),
         };
-        let _ = write_out(None, &line);
+        self.line(&line);
     }
 }
 
@@ -515,35 +553,138 @@ fn report_text(r: &Report, kind: RunKind, state: &Path, driver: &str) -> String 
     text
 }
 
-/// Prints what a run did, starts the rollback its failure policy asks for (not for a rollback
-/// run), and gives the exit code: 0 when the run completed, 1 otherwise.
+/// What `apply`, `resume` and `rollback --format json` print at the end: the run's outcome.
+/// Plain data with stable field names (fields may be added, never renamed).
+#[derive(serde::Serialize)]
+pub struct RunOutcome {
+    pub schema_version: u32,
+    /// The run's number (`ferry status RUN`).
+    pub run: RunId,
+    /// `apply` or `rollback`.
+    pub kind: &'static str,
+    /// `complete`, `paused`, `stopped`, `failed` ... (as `ferry status` says).
+    pub state: &'static str,
+    pub driver: String,
+    /// The plan's steps, and how many are done, skipped, failed and still pending.
+    pub steps: usize,
+    pub done: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub pending: usize,
+    /// Each failed step and why.
+    pub failures: Vec<StepFailure>,
+    /// Failed steps started again (once per retry).
+    pub retried: Vec<String>,
+    /// The pause step that waits for `ferry approve`.
+    pub awaiting_approval: Option<String>,
+    /// Why the run stopped or paused.
+    pub message: Option<String>,
+    /// The rollback the failure policy started, when it did.
+    pub rollback: Option<Box<RunOutcome>>,
+}
+
+/// A failed step and why it failed.
+#[derive(serde::Serialize)]
+pub struct StepFailure {
+    pub step: String,
+    pub reason: String,
+}
+
+impl RunOutcome {
+    fn new(r: &Report, kind: RunKind, driver: String) -> RunOutcome {
+        RunOutcome {
+            schema_version: ferry_model::plan::SCHEMA_VERSION,
+            run: r.run,
+            kind: kind.as_str(),
+            state: r.status.as_str(),
+            driver,
+            steps: r.steps,
+            done: r.done,
+            skipped: r.skipped,
+            failed: r.failed.len(),
+            pending: r.pending,
+            failures: r
+                .failed
+                .iter()
+                .map(|(step, reason)| StepFailure {
+                    step: step.clone(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+            retried: r.retried.clone(),
+            awaiting_approval: r.awaiting_approval.clone(),
+            message: r.message.clone(),
+            rollback: None,
+        }
+    }
+}
+
+/// How a run ended: the exit code, and its outcome (none when it never started).
+pub struct Finished {
+    code: ExitCode,
+    outcome: Option<RunOutcome>,
+}
+
+impl Finished {
+    fn code(code: u8) -> Finished {
+        Finished {
+            code: ExitCode::from(code),
+            outcome: None,
+        }
+    }
+}
+
+/// The exit code, after the outcome is printed as JSON (`--format json`).
+fn emit(args: &RunArgs, f: Result<Finished>) -> Result<ExitCode> {
+    let f = f?;
+    if args.json {
+        if let Some(o) = &f.outcome {
+            write_out(None, &(serde_json::to_string_pretty(o)? + "\n"))?;
+        }
+    }
+    Ok(f.code)
+}
+
+/// Prints what a run did (text) or keeps it for the JSON outcome, starts the rollback its
+/// failure policy asks for (not for a rollback run), and gives the exit code: 0 when the run
+/// completed, 1 otherwise.
 fn finish(
     journal: &Journal,
     result: Result<Report, ExecError>,
     kind: RunKind,
     args: &RunArgs,
-) -> Result<ExitCode> {
+) -> Result<Finished> {
     let report = match result {
         Ok(r) => r,
-        Err(e) => return exec_error(e),
+        Err(e) => {
+            return exec_error(e).map(|code| Finished {
+                code,
+                outcome: None,
+            })
+        }
     };
     let driver = journal
         .run(report.run)
         .map(|s| s.driver)
         .unwrap_or_default();
-    write_out(None, &report_text(&report, kind, &args.state, &driver))?;
-    if report.rollback.is_some() && kind == RunKind::Apply {
-        write_out(
-            None,
-            "the failure policy asks for a rollback: starting it\n",
-        )?;
-        // Confirmed with the run it backs out: not asked again.
-        rollback_run(journal, report.run, args, false)?;
+    if !args.json {
+        write_out(None, &report_text(&report, kind, &args.state, &driver))?;
     }
-    Ok(if report.status == RunStatus::Complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    let mut outcome = RunOutcome::new(&report, kind, driver);
+    if report.rollback.is_some() && kind == RunKind::Apply {
+        args.say("the failure policy asks for a rollback: starting it\n")?;
+        // Confirmed with the run it backs out: not asked again.
+        outcome.rollback = rollback_run(journal, report.run, args, false)?
+            .outcome
+            .map(Box::new);
+    }
+    Ok(Finished {
+        code: if report.status == RunStatus::Complete {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+        outcome: Some(outcome),
     })
 }
 
@@ -645,10 +786,10 @@ make a new plan with `ferry plan {site} --format json -o {}`",
         return Ok(ExitCode::from(1));
     }
     let journal = open(&args.state)?;
-    let result = with_driver(kind, &args.by, &journal, &plan, twin.as_ref(), |d, o| {
+    let result = with_driver(kind, args, &journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::apply(&journal, &plan, &new, d, &opts, o)
     });
-    finish(&journal, result, RunKind::Apply, args)
+    emit(args, finish(&journal, result, RunKind::Apply, args))
 }
 
 /// A faults file whose entries do not fit the site and plan (a step or node it does not
@@ -760,22 +901,22 @@ pub fn resume(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
         k if k.needs_site() => Some(twin_for_run(&journal, run, args)?),
         _ => None,
     };
-    let result = with_driver(kind, &args.by, &journal, &plan, twin.as_ref(), |d, o| {
+    let result = with_driver(kind, args, &journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::resume(&journal, run, d, &opts, o)
     });
-    finish(&journal, result, summary.kind, args)
+    emit(args, finish(&journal, result, summary.kind, args))
 }
 
 pub fn rollback(run: Option<RunId>, args: &RunArgs) -> Result<ExitCode> {
     let journal = existing(&args.state)?;
     let run = pick_run(&journal, run, &args.state)?;
-    rollback_run(&journal, run, args, true)
+    emit(args, rollback_run(&journal, run, args, true))
 }
 
 /// Plans the rollback of `run` from its stored inputs and what the driver observes, and
 /// carries it out as a new run of kind `rollback`; `ask`: a real driver's rollback is
 /// confirmed first (not when the failure policy of a confirmed run starts it).
-fn rollback_run(journal: &Journal, run: RunId, args: &RunArgs, ask: bool) -> Result<ExitCode> {
+fn rollback_run(journal: &Journal, run: RunId, args: &RunArgs, ask: bool) -> Result<Finished> {
     let summary = journal.run(run)?;
     if summary.kind == RunKind::Rollback {
         return Err(bad(format!(
@@ -832,7 +973,7 @@ cannot be planned again; carry out the plan's rollback section by hand"
         k if k.needs_site() => Some(twin_for_run(journal, run, args)?),
         _ => None,
     };
-    let observed = with_driver(kind, &args.by, journal, &upgrade, twin.as_ref(), |d, _| {
+    let observed = with_driver(kind, args, journal, &upgrade, twin.as_ref(), |d, _| {
         d.observe().map_err(|source| ExecError::Driver {
             steps: Vec::new(),
             source,
@@ -849,13 +990,10 @@ cannot be planned again; carry out the plan's rollback section by hand"
             args.state.display()
         ))
     })?;
-    write_out(
-        None,
-        &format!(
-            "rolling back run {run} ({scope}): {} step(s)\n",
-            plan.steps.len()
-        ),
-    )?;
+    args.say(&format!(
+        "rolling back run {run} ({scope}): {} step(s)\n",
+        plan.steps.len()
+    ))?;
     if ask {
         let asked = confirm::RunSummary {
             what: format!("rollback of run {run} (site {}, {scope})", summary.site),
@@ -867,10 +1005,10 @@ cannot be planned again; carry out the plan's rollback section by hand"
             window: booked_window_text(&upgrade, "a rollback runs to its end, window or not"),
         };
         if kind != DriverKind::Twin && !confirm::confirm(&asked, args.yes, "rollback")? {
-            return Ok(ExitCode::from(1));
+            return Ok(Finished::code(1));
         }
     }
-    let result = with_driver(kind, &args.by, journal, &plan, twin.as_ref(), |d, o| {
+    let result = with_driver(kind, args, journal, &plan, twin.as_ref(), |d, o| {
         ferry_exec::apply(journal, &plan, &new, d, &opts, o)
     });
     finish(journal, result, RunKind::Rollback, args)
@@ -1119,6 +1257,7 @@ pub fn answer(
     step: &str,
     answer: Answer,
     given: &ferry_exec::AnswerGiven,
+    json: bool,
 ) -> Result<ExitCode> {
     let journal = existing(state)?;
     let run = pick_run(&journal, run, state)?;
@@ -1154,22 +1293,79 @@ as a duration)",
         Answer::Failed(r) => format!("failed: {r}"),
         Answer::Skip => "skip".to_string(),
     };
-    write_out(
-        None,
-        &format!(
-            "run {run}, step {step}: {word}{}, by {}\n",
-            if early { " (early)" } else { "" },
-            given.by
-        ),
-    )?;
+    let (said, reason) = match &answer {
+        Answer::Done => ("done", None),
+        Answer::Failed(r) => ("failed", Some(r.clone())),
+        Answer::Skip => ("skip", None),
+    };
+    let text = format!(
+        "run {run}, step {step}: {word}{}, by {}\n",
+        if early { " (early)" } else { "" },
+        given.by
+    );
+    let value = StepAnswered {
+        run,
+        step: step.to_string(),
+        answer: said,
+        reason,
+        by: given.by.clone(),
+        early,
+    };
+    say_or_json(json, &text, &value)
+}
+
+/// What `ferry step --format json` prints: the answer journaled.
+#[derive(serde::Serialize)]
+struct StepAnswered {
+    run: RunId,
+    step: String,
+    /// `done`, `failed` or `skip`.
+    answer: &'static str,
+    reason: Option<String>,
+    by: String,
+    early: bool,
+}
+
+/// What `ferry approve --format json` prints: the approval journaled, and what it means.
+#[derive(serde::Serialize)]
+struct Approved {
+    run: RunId,
+    step: String,
+    by: String,
+    message: String,
+}
+
+/// Writes `text`, or `value` as JSON; exit 0.
+fn say_or_json(json: bool, text: &str, value: &impl serde::Serialize) -> Result<ExitCode> {
+    if json {
+        write_out(None, &(serde_json::to_string_pretty(value)? + "\n"))?;
+    } else {
+        write_out(None, text)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn approve(state: &Path, run: Option<RunId>, step: &str, by: &str) -> Result<ExitCode> {
+fn approved(json: bool, run: RunId, step: &str, by: &str, text: String) -> Result<ExitCode> {
+    let value = Approved {
+        run,
+        step: step.to_string(),
+        by: by.to_string(),
+        message: text.trim_end().to_string(),
+    };
+    say_or_json(json, &text, &value)
+}
+
+pub fn approve(
+    state: &Path,
+    run: Option<RunId>,
+    step: &str,
+    by: &str,
+    json: bool,
+) -> Result<ExitCode> {
     let journal = existing(state)?;
     let run = pick_run(&journal, run, state)?;
     if step == ferry_exec::OPEN_WINDOW {
-        return open_window(&journal, run, state, by);
+        return open_window(&journal, run, state, by, json);
     }
     if step == ferry_exec::POINT_OF_NO_RETURN {
         let plan = journal.plan(run)?;
@@ -1179,15 +1375,12 @@ pub fn approve(state: &Path, run: Option<RunId>, step: &str, by: &str) -> Result
             )));
         };
         journal.approve(run, step, "operator", ferry_exec::system_now())?;
-        write_out(
-            None,
-            &format!(
-                "run {run}: going on past the point of no return ({}); continue with `ferry resume --state {} {run}`\n",
-                ferry_plan::render::site_time(plan.window.as_ref(), at),
-                state.display()
-            ),
-        )?;
-        return Ok(ExitCode::SUCCESS);
+        let text = format!(
+            "run {run}: going on past the point of no return ({}); continue with `ferry resume --state {} {run}`\n",
+            ferry_plan::render::site_time(plan.window.as_ref(), at),
+            state.display()
+        );
+        return approved(json, run, step, "operator", text);
     }
     let s = open_step(&journal, run, step)?;
     if s.kind != StepKind::Pause {
@@ -1197,19 +1390,22 @@ pub fn approve(state: &Path, run: Option<RunId>, step: &str, by: &str) -> Result
         )));
     }
     journal.approve(run, step, by, ferry_exec::system_now())?;
-    write_out(
-        None,
-        &format!(
-            "run {run}: {step} approved; continue with `ferry resume --state {} {run}`\n",
-            state.display()
-        ),
-    )?;
-    Ok(ExitCode::SUCCESS)
+    let text = format!(
+        "run {run}: {step} approved; continue with `ferry resume --state {} {run}`\n",
+        state.display()
+    );
+    approved(json, run, step, by, text)
 }
 
 /// `ferry approve open-window`: the operator opens the booked window early for a run that
 /// waits for it (its staging is done); a waiting `apply` or `resume` goes on within a second.
-fn open_window(journal: &Journal, run: RunId, state: &Path, by: &str) -> Result<ExitCode> {
+fn open_window(
+    journal: &Journal,
+    run: RunId,
+    state: &Path,
+    by: &str,
+    json: bool,
+) -> Result<ExitCode> {
     let plan = journal.plan(run)?;
     let Some(opens) = ferry_exec::window_opens(&plan) else {
         return Err(bad(format!(
@@ -1227,8 +1423,7 @@ fn open_window(journal: &Journal, run: RunId, state: &Path, by: &str) -> Result<
             state.display()
         )
     };
-    write_out(None, &text)?;
-    Ok(ExitCode::SUCCESS)
+    approved(json, run, ferry_exec::OPEN_WINDOW, by, text)
 }
 
 /// Observed seconds per (profile, action) in the journal of `state`.

@@ -2,7 +2,7 @@
 //! package signing keys and signatures, lab certificates, asks a running agent (status, stage,
 //! switch, revert, set-role), and benchmarks a switch and a fleet's rolling upgrade.
 
-use crate::args::Global;
+use crate::args::{FormatFlag, Global};
 use crate::exit::bad;
 use crate::load::render_diag;
 use anyhow::Result;
@@ -39,9 +39,13 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 pub enum AgentAction {
     /// Check a configuration file (exit 2 with the file, line and key of each problem).
+    ///
+    /// JSON: `config`, `agent`, `services`, `tokens`, `trusted_keys`, `client_certificates`.
     Check {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        #[command(flatten)]
+        format: FormatFlag,
     },
     /// Write a minisign key pair for signing packages: DIR/ferry-agent.pub and
     /// DIR/ferry-agent.key (unencrypted, mode 600, for automation); prints the public key for
@@ -53,6 +57,9 @@ pub enum AgentAction {
         /// Write over existing key files.
         #[arg(long)]
         force: bool,
+        /// JSON: `public_key`, `secret_key` (the files) and `public_line`.
+        #[command(flatten)]
+        format: FormatFlag,
     },
     /// Sign a package with a secret key from `keygen` for one service and version (the
     /// signature states them; an agent stages the package as nothing else): writes
@@ -68,6 +75,9 @@ pub enum AgentAction {
         /// The version it holds (default: from the file's name).
         #[arg(long)]
         version: Option<String>,
+        /// JSON: `package`, `signature` (the file written) and `statement`.
+        #[command(flatten)]
+        format: FormatFlag,
     },
     /// Write a lab CA and certificates (ca.pem, NAME.pem, NAME-key.pem per agent, client.pem,
     /// client-key.pem), for trying the agent; use your own CA in production.
@@ -84,15 +94,20 @@ pub enum AgentAction {
         /// Write over existing files (a symbolic link in their place is refused even so).
         #[arg(long)]
         force: bool,
+        /// JSON: `files`, the files written.
+        #[command(flatten)]
+        format: FormatFlag,
     },
     /// Ask a running agent for its status: each service's active and inactive versions,
     /// health, role and replication state.
+    ///
+    /// JSON: the agent's answer (`agent`, `services`: each with `name`, `active`, `inactive`,
+    /// `health`, `role`, `replication`), as docs/agent-api.md describes `GET /v1/status`.
     Status {
         #[command(flatten)]
         conn: remote::Connection,
-        /// Print the agent's JSON answer.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatFlag,
     },
     /// Stage a signed package (PACKAGE, with PACKAGE.minisig beside it) into a service's
     /// inactive slot: the agent refuses it, and changes nothing, unless the signature verifies.
@@ -147,13 +162,14 @@ pub enum AgentAction {
         /// With --fleet: agents per cluster (a publisher and its subscribers).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=100))]
         cluster_size: u32,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatFlag,
     },
 }
 
-/// An operation's options: the agent, the service, the ID.
+/// An operation's options: the agent, the service, the ID. With `--format json`, the
+/// operation's result as the agent gives it (`id`, `service`, `op`, `state`, `message`, ...:
+/// docs/agent-api.md, `POST /v1/ops`).
 #[derive(clap::Args)]
 pub struct RemoteOp {
     #[command(flatten)]
@@ -165,13 +181,18 @@ pub struct RemoteOp {
     /// nothing again). Default: a fresh one.
     #[arg(long)]
     id: Option<String>,
-    /// Print the operation's JSON result.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatFlag,
 }
 
 fn remote_op(op: RemoteOp, what: remote::Remote) -> Result<ExitCode> {
-    remote::run(&op.conn, op.service.as_deref(), op.id, what, op.json)
+    remote::run(
+        &op.conn,
+        op.service.as_deref(),
+        op.id,
+        what,
+        op.format.json(),
+    )
 }
 
 fn existing(force: bool) -> ferry_agent::files::Existing {
@@ -208,7 +229,7 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
                 Err(e) => Err(anyhow::anyhow!(e)),
             }
         }
-        (None, Some(AgentAction::Check { config })) => {
+        (None, Some(AgentAction::Check { config, format })) => {
             let cfg = ferry_agent::load_config(&config).map_err(config_error)?;
             ferry_agent::tls::server_config(
                 &cfg.tls.cert,
@@ -216,22 +237,34 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
                 cfg.tls.client_ca.as_deref(),
             )
             .map_err(|e| bad(format!("{}: {e}", config.display())))?;
-            println!(
-                "{}: ok (agent {}, {} service(s), {} token(s), {} trusted key(s){})",
-                config.display(),
-                cfg.name,
-                cfg.services.len(),
-                cfg.tokens.len(),
-                cfg.public_keys.len(),
-                if cfg.tls.client_ca.is_some() {
-                    ", client certificates"
-                } else {
-                    ""
-                }
-            );
+            let checked = CheckedConfig {
+                config: config.display().to_string(),
+                agent: cfg.name.clone(),
+                services: cfg.services.len(),
+                tokens: cfg.tokens.len(),
+                trusted_keys: cfg.public_keys.len(),
+                client_certificates: cfg.tls.client_ca.is_some(),
+            };
+            if format.json() {
+                println!("{}", serde_json::to_string_pretty(&checked)?);
+            } else {
+                println!(
+                    "{}: ok (agent {}, {} service(s), {} token(s), {} trusted key(s){})",
+                    checked.config,
+                    checked.agent,
+                    checked.services,
+                    checked.tokens,
+                    checked.trusted_keys,
+                    if checked.client_certificates {
+                        ", client certificates"
+                    } else {
+                        ""
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        (None, Some(AgentAction::Keygen { out, force })) => {
+        (None, Some(AgentAction::Keygen { out, force, format })) => {
             let k =
                 ferry_agent::keys::keygen(&out, existing(force)).map_err(|e| bad(e.to_string()))?;
             eprintln!(
@@ -239,7 +272,15 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
                 k.public_key.display(),
                 k.secret_key.display()
             );
-            println!("{}", k.public_line);
+            if format.json() {
+                print_json(&serde_json::json!({
+                    "public_key": k.public_key.display().to_string(),
+                    "secret_key": k.secret_key.display().to_string(),
+                    "public_line": k.public_line,
+                }))?;
+            } else {
+                println!("{}", k.public_line);
+            }
             Ok(ExitCode::SUCCESS)
         }
         (
@@ -249,6 +290,7 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
                 key,
                 service,
                 version,
+                format,
             }),
         ) => {
             let statement =
@@ -257,7 +299,15 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
             let out = ferry_agent::keys::sign_file(&package, &key, &statement)
                 .map_err(|e| bad(e.to_string()))?;
             eprintln!("signed {} for {statement}", package.display());
-            println!("{}", out.display());
+            if format.json() {
+                print_json(&serde_json::json!({
+                    "package": package.display().to_string(),
+                    "signature": out.display().to_string(),
+                    "statement": statement.to_string(),
+                }))?;
+            } else {
+                println!("{}", out.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         (
@@ -267,6 +317,7 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
                 names,
                 hosts,
                 force,
+                format,
             }),
         ) => {
             for n in &names {
@@ -281,8 +332,13 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
             };
             let files = ferry_agent::pki::lab(&out, &names, &hosts, existing(force))
                 .map_err(|e| bad(e.to_string()))?;
-            for f in files {
-                println!("{}", f.display());
+            if format.json() {
+                let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                print_json(&serde_json::json!({ "files": files }))?;
+            } else {
+                for f in files {
+                    println!("{}", f.display());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -293,9 +349,10 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
                 switches,
                 fleet: size,
                 cluster_size,
-                json,
+                format,
             }),
         ) => {
+            let json = format.json();
             let demo = demo_binary(demo)?;
             let text = match size {
                 Some(n) => fleet::fleet(&demo, n as usize, cluster_size as usize, json)?,
@@ -304,8 +361,8 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
-        (None, Some(AgentAction::Status { conn, json })) => {
-            remote::run(&conn, None, None, remote::Remote::Status, json)
+        (None, Some(AgentAction::Status { conn, format })) => {
+            remote::run(&conn, None, None, remote::Remote::Status, format.json())
         }
         (
             None,
@@ -329,6 +386,23 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
         )),
         (Some(_), Some(_)) => Err(bad("--config runs the agent: give it without a subcommand")),
     }
+}
+
+/// Prints a JSON document on standard output.
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// What `ferry agent check --format json` prints: the configuration file and what it sets up.
+#[derive(serde::Serialize)]
+struct CheckedConfig {
+    config: String,
+    agent: String,
+    services: usize,
+    tokens: usize,
+    trusted_keys: usize,
+    client_certificates: bool,
 }
 
 /// The benchmarks' trust: a temporary directory with a lab CA and one server certificate for

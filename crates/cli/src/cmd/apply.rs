@@ -36,6 +36,13 @@ use std::process::ExitCode;
 /// With a real driver (manual, ssh, agent) it first shows what it is about to do and asks
 /// for a confirmation on the terminal; `--yes` for scripts (without a terminal, refused).
 ///
+/// With `--format json`, progress and the runbook's cards go to standard error and the run's
+/// outcome is printed at the end on standard output: `run`, `kind` (apply or rollback),
+/// `state` (complete, paused, stopped, failed ...), `driver`, `steps`, `done`, `skipped`,
+/// `failed`, `pending`, `failures` (each `step` and `reason`), `retried`,
+/// `awaiting_approval`, `message`, and `rollback` (the outcome of the rollback the failure
+/// policy started, or null). Fields may be added, never renamed.
+///
 /// Exit 0 when every step is done, 1 when a step failed, the run paused or stopped, or the
 /// operator did not confirm it, 2 when the plan no longer matches the site, an argument is
 /// wrong, another run is in the way, or no terminal can confirm it without `--yes`.

@@ -1,12 +1,14 @@
 //! `ferry approve STEP`: approves a pause step of a run, or opens its booked window early.
 
-use crate::args::{Global, StateDir};
+use crate::args::{FormatFlag, Global, StateDir};
 use crate::{confirm, runs};
 use anyhow::Result;
 use std::process::ExitCode;
 
 /// Approve a pause step of a run, so that `ferry resume` may start it; or open the booked
 /// window early for a run that waits for it after its staging (`ferry approve open-window`).
+///
+/// JSON: `run`, `step`, `by` and `message` (what the approval means, as the text says it).
 #[derive(clap::Args)]
 pub struct Args {
     /// The pause step's ID (`cluster/node/action` or `cluster/action`), or `open-window`.
@@ -20,6 +22,8 @@ pub struct Args {
     by: Option<String>,
     #[command(flatten)]
     state: StateDir,
+    #[command(flatten)]
+    format: FormatFlag,
 }
 
 pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
@@ -28,5 +32,6 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
         a.run,
         &a.step,
         &confirm::operator(a.by.as_deref())?,
+        a.format.json(),
     )
 }

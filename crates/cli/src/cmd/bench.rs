@@ -1,7 +1,7 @@
 //! `ferry bench`: plans a generated fleet and every example, and reports time, peak memory
 //! and plan quality (window against the lower bound and the one-at-a-time order).
 
-use crate::args::{Global, ReportFormat};
+use crate::args::{FormatFlag, Global};
 use crate::example_sites::EXAMPLES;
 use crate::load::{load_profiles, write_out};
 use anyhow::Result;
@@ -275,20 +275,13 @@ pub struct Args {
     /// Times to plan the fleet; the median is reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Output format.
-    #[arg(long, short, value_enum, default_value = "text")]
-    format: ReportFormat,
+    #[command(flatten)]
+    format: FormatFlag,
 }
 
 pub fn run(g: &Global, a: Args) -> Result<std::process::ExitCode> {
     let profiles = load_profiles(&g.profiles)?;
-    let text = report(
-        &profiles,
-        a.clusters,
-        a.nodes,
-        a.runs,
-        a.format == ReportFormat::Json,
-    )?;
+    let text = report(&profiles, a.clusters, a.nodes, a.runs, a.format.json())?;
     write_out(None, &text)?;
     Ok(std::process::ExitCode::SUCCESS)
 }

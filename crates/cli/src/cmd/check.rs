@@ -2,7 +2,7 @@
 //! against the nodes' agents (`--agents`) or their CLI over SSH (`--ssh`) as they are now, with the odds of fitting the booked
 //! window.
 
-use crate::args::{AgentFlags, Global, ReportFormat};
+use crate::args::{AgentFlags, FormatFlag, Global};
 use crate::exit::bad;
 use crate::load::{load, write_out};
 use crate::{live, odds, runs};
@@ -15,9 +15,8 @@ use std::process::ExitCode;
 pub struct Args {
     /// Site file, or `example:NAME`.
     site: String,
-    /// Output format.
-    #[arg(long, short, value_enum, default_value = "text")]
-    format: ReportFormat,
+    #[command(flatten)]
+    format: FormatFlag,
     /// Make a fact name no profile declares (a typo such as `devcies`) an error, not a warning.
     #[arg(long)]
     strict: bool,
@@ -36,7 +35,7 @@ pub struct Args {
     #[arg(long)]
     ssh: bool,
     #[command(flatten)]
-    ssh_flags: crate::cmd::discover::SshFlags,
+    ssh_flags: crate::args::SshFlags,
     /// Rehearse the plan this many times against the twin (seeds 1 to N) for the odds of
     /// ending inside the booked window: a warning (FERRY-FIT) when they are below the
     /// site's `[site.objectives] min_fit` (0.9 by default). 0: not rehearsed.
@@ -65,9 +64,10 @@ pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
         &l.site,
         check_now()?,
     ));
-    let text = match a.format {
-        ReportFormat::Json => report::check_json(&l.site.name, &findings),
-        ReportFormat::Text => report::check_text(&l.site.name, &findings),
+    let text = if a.format.json() {
+        report::check_json(&l.site.name, &findings)
+    } else {
+        report::check_text(&l.site.name, &findings)
     };
     write_out(None, &text)?;
     Ok(if report::inhibitors(&findings) > 0 {

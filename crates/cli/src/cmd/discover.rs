@@ -7,6 +7,7 @@
 //!
 //! Also `ferry check --ssh` (`refresh`): the site's facts read live over SSH before judging.
 
+use crate::args::SshFlags;
 use crate::exit::bad;
 use anyhow::Result;
 use ferry_model::{Facts, Finding, Profile, Severity, Site};
@@ -26,44 +27,6 @@ pub enum SiteFormat {
     Toml,
     /// A summary for scripts: the nodes found, the notes, and the site file's text.
     Json,
-}
-
-/// How to reach nodes over SSH (`discover`, `check --ssh`).
-#[derive(clap::Args)]
-pub struct SshFlags {
-    /// Ssh: the login user for nodes whose address names none.
-    #[arg(long, value_name = "USER")]
-    ssh_user: Option<String>,
-    /// Ssh: the private key to log in with (only that key is offered).
-    #[arg(long, value_name = "FILE")]
-    ssh_identity: Option<PathBuf>,
-    /// Ssh: the known-hosts file host keys are checked against (default: OpenSSH's).
-    #[arg(long, value_name = "FILE")]
-    ssh_known_hosts: Option<PathBuf>,
-    /// Ssh: accept (and record) the key of a host never seen. Host keys are checked strictly
-    /// otherwise; a changed key is refused either way.
-    #[arg(long)]
-    ssh_accept_new: bool,
-    /// Ssh: seconds to wait for a connection.
-    #[arg(long, value_name = "S", default_value_t = 10)]
-    ssh_connect_timeout: u64,
-    /// Ssh: seconds one command may take.
-    #[arg(long, value_name = "S", default_value_t = 120)]
-    ssh_command_timeout: u64,
-}
-
-impl SshFlags {
-    pub fn options(&self) -> ferry_exec::SshOptions {
-        ferry_exec::SshOptions {
-            user: self.ssh_user.clone(),
-            identity: self.ssh_identity.clone(),
-            known_hosts: self.ssh_known_hosts.clone(),
-            accept_new: self.ssh_accept_new,
-            connect_timeout: std::time::Duration::from_secs(self.ssh_connect_timeout),
-            command_timeout: std::time::Duration::from_secs(self.ssh_command_timeout),
-            ..Default::default()
-        }
-    }
 }
 
 /// What names the site and its targets (`discover` and `import`).
@@ -139,7 +102,7 @@ pub fn run(g: &crate::args::Global, args: DiscoverArgs) -> Result<ExitCode> {
             })?;
             addresses.insert(name.to_string(), dest.to_string());
         }
-        let d = ferry_exec::Discoverer::new(args.ssh.options())?;
+        let d = ferry_exec::Discoverer::new(args.ssh.options(120))?;
         let (found, notes) = d
             .discover(profile, start, &addresses, &progress)
             .map_err(|e| bad(format!("ferry discover: {e}")))?;
@@ -455,7 +418,7 @@ pub fn refresh(
     profiles: &BTreeMap<String, Profile>,
     flags: &SshFlags,
 ) -> Result<(Site, Vec<Finding>)> {
-    let d = ferry_exec::Discoverer::new(flags.options())?;
+    let d = ferry_exec::Discoverer::new(flags.options(120))?;
     let mut observed = site.clone();
     let mut findings = Vec::new();
     for c in observed.clusters.iter_mut() {

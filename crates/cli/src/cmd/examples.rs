@@ -1,7 +1,7 @@
 //! `ferry examples [NAME]`: lists the built-in example sites, or prints one to copy and edit,
 //! its window booked from a given moment if asked.
 
-use crate::args::Global;
+use crate::args::{FormatFlag, Global};
 use crate::example_sites;
 use crate::exit::bad;
 use crate::load::{site_text, write_out};
@@ -9,6 +9,9 @@ use anyhow::Result;
 use std::process::ExitCode;
 
 /// List the built-in example sites, or print one (to copy and edit).
+///
+/// JSON: the list as `examples` (each `name` and `title`); one example as `name`, `title` and
+/// `text` (the site file).
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
 ferry examples\n  \
@@ -22,27 +25,64 @@ pub struct Args {
     /// is kept.
     #[arg(long, value_name = "WHEN", requires = "name")]
     window_start: Option<String>,
+    #[command(flatten)]
+    format: FormatFlag,
+}
+
+/// A built-in example, as `--format json` lists it.
+#[derive(serde::Serialize)]
+struct Example<'a> {
+    name: &'a str,
+    title: &'a str,
+    /// The site file (when one example is printed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+}
+
+/// The example's title: its first `# ` comment line.
+fn title(body: &str) -> &str {
+    body.lines()
+        .find_map(|l| l.strip_prefix("# "))
+        .unwrap_or("")
 }
 
 pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
+    let json = a.format.json();
     let text = match a.name {
         Some(name) => {
             let (_, text) = site_text(&format!("example:{name}"))?;
-            match a.window_start {
+            let text = match a.window_start {
                 Some(start) => {
                     example_sites::with_window_start(&name, &text, &start).map_err(bad)?
                 }
                 None => text,
+            };
+            if json {
+                let example = Example {
+                    name: &name,
+                    title: title(&text),
+                    text: Some(text.clone()),
+                };
+                serde_json::to_string_pretty(&example)? + "\n"
+            } else {
+                text
             }
+        }
+        None if json => {
+            let examples: Vec<Example> = example_sites::EXAMPLES
+                .iter()
+                .map(|(name, body)| Example {
+                    name,
+                    title: title(body),
+                    text: None,
+                })
+                .collect();
+            serde_json::to_string_pretty(&serde_json::json!({ "examples": examples }))? + "\n"
         }
         None => {
             let mut text = String::new();
             for (name, body) in example_sites::EXAMPLES {
-                let title = body
-                    .lines()
-                    .find_map(|l| l.strip_prefix("# "))
-                    .unwrap_or("");
-                text.push_str(&format!("{name:28} {title}\n"));
+                text.push_str(&format!("{name:28} {}\n", title(body)));
             }
             text
         }

@@ -7,6 +7,7 @@ pub mod approve;
 pub mod bench;
 pub mod check;
 pub mod completions;
+pub mod config;
 pub mod demo;
 pub mod discover;
 pub mod examples;

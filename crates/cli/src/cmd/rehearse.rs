@@ -1,9 +1,9 @@
 //! `ferry rehearse`: a plan (or a site, planned first) rehearsed against the simulated digital
 //! twin of its site, once or many times (Monte Carlo), with faults if asked.
 
-use crate::args::{parse_share, Global, ReportFormat};
+use crate::args::{parse_share, FormatFlag, Global};
 use crate::exit::bad;
-use crate::load::{check_strategy, load, plan_error, read, write_out, Loaded};
+use crate::load::{check_strategy, load, load_carried, plan_error, read, write_out, Loaded};
 use crate::runs::{read_faults, used_profiles, PolicyArg};
 use anyhow::Result;
 use ferry_exec::{monte_carlo, rehearse, FailurePolicy, Options, Rehearse, RunStatus};
@@ -38,9 +38,11 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// A site (path or `example:NAME`), planned first; or a plan file (`*.json`, with --site).
+    /// A site (path or `example:NAME`), planned first; or a plan file (`*.json`), rehearsed
+    /// against the site and profiles it carries (or --site).
     target: String,
-    /// The site a plan file was made from (refused if it changed since).
+    /// The site a plan file was made from (refused if it changed since); without it, the site
+    /// and profiles the plan carries.
     #[arg(long)]
     site: Option<String>,
     /// Faults to inject (see above).
@@ -67,9 +69,8 @@ pub struct Args {
     /// What a failed step leads to: rollback-node and rollback-all rehearse the rollback too.
     #[arg(long, value_enum, default_value = "stop")]
     policy: PolicyArg,
-    /// Output format.
-    #[arg(long, short, value_enum, default_value = "text")]
-    format: ReportFormat,
+    #[command(flatten)]
+    format: FormatFlag,
     /// Make a fact name no profile declares (a typo such as `devcies`) an error, not a warning.
     #[arg(long)]
     strict: bool,
@@ -110,12 +111,6 @@ fn target(profile_dirs: &[PathBuf], args: &Args) -> Result<(Loaded, Plan)> {
         let plan = plan_site(&l, args.strategy.clone(), args.stage)?;
         return Ok((l, plan));
     }
-    let site = args.site.as_deref().ok_or_else(|| {
-        bad(format!(
-            "{}: a plan is rehearsed against a twin of its site: give the site with `--site SITE`",
-            args.target
-        ))
-    })?;
     if args.strategy.is_some() {
         return Err(bad(
             "`--strategy` goes with a site; a plan file already has its strategy",
@@ -133,7 +128,15 @@ fn target(profile_dirs: &[PathBuf], args: &Args) -> Result<(Loaded, Plan)> {
             args.target
         ))
     })?;
-    let l = load(profile_dirs, site, args.strict)?;
+    // Without --site, the site and profiles the plan carries (as `ferry apply PLAN.json`).
+    let (l, site) = match args.site.as_deref() {
+        Some(site) => (load(profile_dirs, site, args.strict)?, site.to_string()),
+        None => {
+            let l = load_carried(Path::new(&args.target))?;
+            let site = l.inputs.site_name.clone();
+            (l, site)
+        }
+    };
     if l.hash != plan.input_hash {
         return Err(bad(format!(
             "{}: the site or a profile changed since this plan was made; make a new plan with `ferry plan {site} --format json -o {}`",
@@ -146,14 +149,16 @@ fn target(profile_dirs: &[PathBuf], args: &Args) -> Result<(Loaded, Plan)> {
 pub fn run(g: &Global, args: Args) -> Result<ExitCode> {
     let args = &args;
     let runs = args.runs as usize;
-    let json = args.format == ReportFormat::Json;
+    let json = args.format.json();
     let (l, plan) = target(&g.profiles, args)?;
     ferry_exec::validate(&plan, &Options::default())
         .map_err(|e| bad(format!("{}: {e}", args.target)))?;
     let faults = read_faults(args.faults.as_deref())?;
     let profiles = used_profiles(&l.site, &l.profiles);
     let mut inputs = l.inputs.clone();
-    inputs.strategy = args.strategy.clone();
+    if args.strategy.is_some() {
+        inputs.strategy = args.strategy.clone();
+    }
     let r = Rehearse {
         site: &l.site,
         profiles: &profiles,

@@ -1,6 +1,6 @@
 //! `ferry rollback [RUN]`: rolls a journaled run back, as a new run of kind `rollback`.
 
-use crate::args::{Global, RunFlags};
+use crate::args::{Global, RunTarget};
 use crate::runs;
 use anyhow::Result;
 use std::process::ExitCode;
@@ -12,14 +12,15 @@ use std::process::ExitCode;
 /// When the run's failure policy asked for the rollback of one node, only that node's
 /// rollback steps (and its cluster's cluster-wide ones) run. A run that another ferry
 /// process is carrying out cannot be rolled back (exit 2); an interrupted one can.
+///
+/// With `--format json`, the rollback run's outcome is printed at the end as `ferry apply`
+/// prints it (see `ferry apply --help`); progress goes to standard error.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The run to roll back (its number, as `ferry status` lists them); the newest when omitted.
-    run: Option<i64>,
     #[command(flatten)]
-    run_flags: RunFlags,
+    target: RunTarget,
 }
 
 pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
-    runs::rollback(a.run, &a.run_flags.args()?)
+    runs::rollback(a.target.run, &a.target.flags.args()?)
 }

@@ -1,6 +1,6 @@
 //! `ferry status [RUN]`: a run from the journal, its steps and approvals, in text or JSON.
 
-use crate::args::{Global, ReportFormat, StateDir};
+use crate::args::{FormatFlag, Global, StateDir};
 use crate::runs;
 use anyhow::Result;
 use std::process::ExitCode;
@@ -13,11 +13,10 @@ pub struct Args {
     run: Option<i64>,
     #[command(flatten)]
     state: StateDir,
-    /// Output format.
-    #[arg(long, short, value_enum, default_value = "text")]
-    format: ReportFormat,
+    #[command(flatten)]
+    format: FormatFlag,
 }
 
 pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
-    runs::status(&a.state.state, a.run, a.format == ReportFormat::Json)
+    runs::status(&a.state.state, a.run, a.format.json())
 }

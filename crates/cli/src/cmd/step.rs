@@ -1,7 +1,7 @@
 //! `ferry step done|failed|skip STEP`: the manual driver's answer for a step, given from
 //! another shell.
 
-use crate::args::{Global, StateDir};
+use crate::args::{FormatFlag, Global, StateDir};
 use crate::{confirm, runs};
 use anyhow::Result;
 use clap::ValueEnum;
@@ -20,6 +20,8 @@ pub enum StepAnswer {
 /// A step that has not started yet is refused (exit 2) unless `--early` is given: the
 /// runbook then takes the answer the moment the step starts. Early answers are journaled
 /// as such, shown by `ferry status`, and never learned as durations (`--estimates-from`).
+///
+/// JSON: `run`, `step`, `answer` (done, failed or skip), `reason`, `by` and `early`.
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(value_enum)]
@@ -41,6 +43,8 @@ pub struct Args {
     /// from USER or LOGNAME, or the name of the user id).
     #[arg(long, value_name = "NAME")]
     by: Option<String>,
+    #[command(flatten)]
+    format: FormatFlag,
 }
 
 pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
@@ -55,5 +59,12 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
         by: confirm::operator(a.by.as_deref())?,
         early: a.early,
     };
-    runs::answer(&a.state.state, a.run, &a.step, answer, &given)
+    runs::answer(
+        &a.state.state,
+        a.run,
+        &a.step,
+        answer,
+        &given,
+        a.format.json(),
+    )
 }

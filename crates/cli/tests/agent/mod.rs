@@ -1455,7 +1455,14 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
         lab.dir.join("token").display().to_string(),
         lab.dir.join("tls/ca.pem").display().to_string(),
     );
-    let conn = ["--url", &url, "--token-file", &token, "--ca", &ca];
+    let conn = [
+        "--url",
+        &url,
+        "--agent-token-file",
+        &token,
+        "--agent-ca",
+        &ca,
+    ];
     let run = |args: &[&str]| {
         let mut all = vec!["agent"];
         all.extend_from_slice(args);
@@ -1484,6 +1491,7 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
         out(&o),
         "agent kv-a\n  kv: active 2.0.0 (slot b), inactive 1.0.0 (slot a), healthy, replication 2\n"
     );
+    // `--json`, the flag before `--format json`, still works.
     let o = run(&["revert", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let r: OpResult = serde_json::from_slice(&o.stdout).expect("json");
@@ -1496,7 +1504,8 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
         "2.0.0",
         "--id",
         "by-hand/switch-1",
-        "--json",
+        "--format",
+        "json",
     ]);
     let again = run(&[
         "switch",
@@ -1504,7 +1513,8 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
         "2.0.0",
         "--id",
         "by-hand/switch-1",
-        "--json",
+        "--format",
+        "json",
     ]);
     assert_eq!(first.stdout, again.stdout);
     assert_eq!(ask(port, "PING").as_deref(), Some("PONG 2.0.0 primary"));
@@ -1524,7 +1534,8 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
         "{o:?}"
     );
     assert_eq!(tree(&lab.service_dir(a).join("slots")), before);
-    // No agent there: it did not happen (exit 1).
+    // No agent there: it did not happen (exit 1). (`--token-file` and `--ca`: the names
+    // before `--agent-token-file` and `--agent-ca`, still accepted.)
     let nobody = format!("127.0.0.1:{}", free_port());
     let o = ferry(&[
         "agent",
@@ -1565,7 +1576,7 @@ fn ferry_agent_status_stage_switch_and_revert_from_the_command_line() {
     let o = ferry(&["agent", "status", "--url", &url, "--ca", &ca]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("--token-file"),
+        String::from_utf8_lossy(&o.stderr).contains("--agent-token-file"),
         "{o:?}"
     );
 }

@@ -2,6 +2,7 @@
 //! command line, over the same authenticated HTTPS API the agent driver uses — for a first
 //! install of a service, a look at a node, or a repair by hand.
 
+use crate::args::AgentAuth;
 use crate::exit::bad;
 use anyhow::Result;
 use ferry_agent::client::{AgentClient, ClientOptions};
@@ -10,24 +11,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// How to reach an agent.
+/// How to reach an agent: its URL, and the same `--agent-*` options as every command that
+/// asks agents (`--token-file`, `--ca`, `--cert` and `--key` are hidden aliases).
 #[derive(clap::Args, Clone)]
 pub struct Connection {
     /// The agent (`https://HOST:PORT`, or `HOST:PORT`).
     #[arg(long, value_name = "URL")]
     pub url: String,
-    /// A file holding a bearer token the agent accepts.
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// The CA (PEM) that signed the agent's certificate.
-    #[arg(long, value_name = "FILE")]
-    pub ca: PathBuf,
-    /// A client certificate (PEM), with --key, for an agent that takes certificates.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    pub cert: Option<PathBuf>,
-    /// The client certificate's private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: AgentAuth,
     /// How long to wait for an answer, in seconds (a switch waits for its health check).
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
@@ -50,19 +42,16 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn client(c: &Connection) -> Result<AgentClient> {
-    let token = match &c.token_file {
-        Some(p) => Some(String::from_utf8_lossy(&read(p)?).trim().to_string()),
-        None => None,
-    };
-    let identity = match (&c.cert, &c.key) {
-        (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
-        _ => None,
-    };
+    let creds = c.auth.read()?;
+    let (token, ca, identity) = (creds.token, creds.ca_pem, creds.client_pem);
     if token.is_none() && identity.is_none() {
         return Err(bad(
-            "an agent answers only authenticated requests: give --token-file FILE or --cert FILE --key FILE",
+            "an agent answers only authenticated requests: give --agent-token-file FILE or --agent-cert FILE --agent-key FILE (or `[agent] token_file` in the configuration file)",
         ));
     }
+    let ca = ca.ok_or_else(|| {
+        bad("give the CA that signed the agent's certificate: --agent-ca FILE (or `[agent] ca` in the configuration file)")
+    })?;
     let url = if c.url.contains("://") {
         c.url.clone()
     } else {
@@ -72,7 +61,7 @@ fn client(c: &Connection) -> Result<AgentClient> {
         &url,
         ClientOptions {
             token,
-            ca_pem: read(&c.ca)?,
+            ca_pem: ca,
             identity,
             timeout: Duration::from_secs(c.timeout.max(1)),
             ..ClientOptions::default()
