@@ -73,6 +73,7 @@ enum Command {
     Bench(cmd::bench::Args),
     Completions(cmd::completions::Args),
     Man(cmd::man::Args),
+    Schema(cmd::schema::Args),
 }
 
 /// The whole command line, as clap describes it (for completions and the manual page).
@@ -101,6 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => cmd::bench::run(g, a),
         Command::Completions(a) => cmd::completions::run(g, a),
         Command::Man(a) => cmd::man::run(g, a),
+        Command::Schema(a) => cmd::schema::run(g, a),
     }
 }
 

@@ -17,5 +17,6 @@ pub mod profiles;
 pub mod rehearse;
 pub mod resume;
 pub mod rollback;
+pub mod schema;
 pub mod status;
 pub mod step;
