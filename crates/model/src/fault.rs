@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What goes wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// The node crashes (stops serving) when the step starts; the step fails.
@@ -40,7 +40,7 @@ impl FaultKind {
 /// One fault. It fires when step `step` starts (a step ID, or `*/ACTION` for the first step
 /// with that action), or at `at_min` minutes into the run, on node `node` (the step's node when
 /// omitted), with `probability` (default 1) in each run of a Monte Carlo rehearsal.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     pub kind: FaultKind,

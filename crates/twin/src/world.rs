@@ -479,7 +479,7 @@ fn what_the_twin_reads(step: &PlannedStep) -> PlannedStep {
 }
 
 /// A step the twin is carrying out.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Running {
     pub step: PlannedStep,
     pub cluster: usize,
@@ -494,7 +494,7 @@ pub struct Running {
 }
 
 /// The world's own events.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     StepEnd {
         run: RunId,
