@@ -225,7 +225,7 @@ pub fn check_strategy(l: &Loaded, strategy: Option<&str>) -> Result<()> {
 
 /// What `ferry plan --format json` writes: the plan, and the texts it was made from (`inputs`:
 /// the site and every profile it uses), so that `ferry apply PLAN.json` needs nothing else.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct SavedPlan<'a> {
     #[serde(flatten)]
     pub plan: &'a ferry_model::Plan,

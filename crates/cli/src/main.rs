@@ -76,6 +76,7 @@ enum Command {
     Config(cmd::config::Args),
     Completions(cmd::completions::Args),
     Man(cmd::man::Args),
+    Schema(cmd::schema::Args),
 }
 
 /// The whole command line, as clap describes it (for completions and the manual page).
@@ -106,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(a) => cmd::config::run(g, a),
         Command::Completions(a) => cmd::completions::run(g, a),
         Command::Man(a) => cmd::man::run(g, a),
+        Command::Schema(a) => cmd::schema::run(g, a),
     }
 }
 

@@ -1054,8 +1054,8 @@ fn time(t: Option<i64>) -> String {
 }
 
 /// The run's booked window as `status` shows it.
-#[derive(serde::Serialize)]
-struct BookedWindow {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct BookedWindow {
     /// In the site's zone: `2026-12-05 18:00 -05:00`.
     start: String,
     end: String,
@@ -1068,6 +1068,24 @@ struct BookedWindow {
     checked: bool,
     /// Whether `--ignore-window` was given for the run.
     ignored: bool,
+}
+
+/// The JSON of `ferry status --format json`: the run, its booked window, its steps and
+/// approvals, and every run of the state directory. Fields may be added, never renamed; the
+/// output has every object's keys in name order.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct StatusReport<'a> {
+    /// Whether a ferry process is carrying the run out now (a `running` run that is not
+    /// active was interrupted).
+    pub active: bool,
+    pub approvals: &'a [ferry_exec::Approval],
+    pub run: &'a ferry_exec::RunSummary,
+    /// Every run of the state directory.
+    pub runs: &'a [ferry_exec::RunSummary],
+    pub schema_version: u32,
+    pub steps: &'a [ferry_exec::StepStatus],
+    /// The plan's booked window (`null`: the site books none).
+    pub window: Option<&'a BookedWindow>,
 }
 
 fn booked_window(plan: &Plan, summary: &ferry_exec::RunSummary, now: i64) -> Option<BookedWindow> {
@@ -1101,15 +1119,15 @@ pub fn status(state: &Path, run: Option<RunId>, json: bool) -> Result<ExitCode> 
     let active = journal.run_is_active(run)?;
     let window = booked_window(&journal.plan(run)?, &summary, ferry_exec::system_now());
     let text = if json {
-        serde_json::to_string_pretty(&serde_json::json!({
-            "schema_version": ferry_model::plan::SCHEMA_VERSION,
-            "run": summary,
-            "active": active,
-            "window": window,
-            "steps": steps,
-            "approvals": approvals,
-            "runs": runs,
-        }))? + "\n"
+        ferry_exec::sorted_json(&StatusReport {
+            schema_version: ferry_model::plan::SCHEMA_VERSION,
+            run: &summary,
+            active,
+            window: window.as_ref(),
+            steps: &steps,
+            approvals: &approvals,
+            runs: &runs,
+        })?
     } else {
         let mut t = String::new();
         if runs.len() > 1 {

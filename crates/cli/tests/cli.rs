@@ -13,6 +13,7 @@ mod hardening;
 mod odds;
 mod runs;
 mod safety;
+mod schema;
 use std::process::{Command, Output};
 
 /// Runs ferry as a user would; `check` judges the booked window as of a moment before every

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 pub const FIT_RULE: &str = "FERRY-FIT";
 
 /// What a plan costs the service, each figure the median over the rehearsals.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Costs {
     pub calls_failed: f64,
     /// Every kind of device together (phones, IM&P users, ...).
@@ -391,7 +391,7 @@ pub fn recommend(objectives: &Objectives, plans: &[Figures]) -> Option<usize> {
 }
 
 /// One plan of a comparison.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ComparedPlan {
     pub strategy: String,
     /// Some of its work runs ahead of the window (staging).
@@ -417,7 +417,7 @@ pub struct ComparedPlan {
 }
 
 /// Plans of one site compared.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Comparison {
     pub schema_version: u32,
     pub site: String,

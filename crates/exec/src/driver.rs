@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 pub use ferry_model::Outcome;
 
 /// What became of a step that the journal shows started but not ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(tag = "inspection", content = "outcome", rename_all = "kebab-case")]
 pub enum Inspection {
     /// The step never took effect: starting it again is safe.

@@ -56,7 +56,7 @@ impl FailurePolicy {
 }
 
 /// Which rollback steps a failure asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(tag = "scope", rename_all = "kebab-case")]
 pub enum RollbackScope {
     /// The rollback steps of one node, and the cluster-wide rollback steps of its cluster.
@@ -140,7 +140,7 @@ pub fn window_opens(plan: &Plan) -> Option<i64> {
 }
 
 /// What a call to `apply` or `resume` did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Report {
     pub run: RunId,
     pub status: RunStatus,

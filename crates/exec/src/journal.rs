@@ -123,7 +123,7 @@ impl Event {
 }
 
 /// A step's state, derived from its last event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StepState {
     Pending,
@@ -161,7 +161,7 @@ impl From<Event> for StepState {
 }
 
 /// A run's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Being executed, or interrupted (a crash leaves this status).
@@ -208,7 +208,9 @@ pub enum Answer {
 }
 
 /// What a run carries out: the upgrade plan, or a rollback of an earlier run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RunKind {
     #[default]
@@ -254,7 +256,7 @@ pub struct NewRun {
 }
 
 /// The texts a plan was made from: the site file and every profile the site uses.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunInputs {
     /// The site's name for messages (its path, or `example:NAME`).
     pub site_name: String,
@@ -276,7 +278,7 @@ impl RunInputs {
 }
 
 /// One run as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct RunSummary {
     pub id: RunId,
     pub site: String,
@@ -303,7 +305,7 @@ pub struct RunSummary {
 }
 
 /// A person's approval of a pause step (`ferry approve STEP`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Approval {
     pub step: String,
     pub time: i64,
@@ -324,7 +326,7 @@ pub struct AdmissionLock {
 }
 
 /// One step of a run, in plan order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct StepStatus {
     pub id: String,
     pub state: StepState,

@@ -33,7 +33,8 @@ pub use journal::{
 };
 pub use manual::{parse_answer, Input, ManualDriver};
 pub use rehearse::{
-    each_seed, monte_carlo, monte_carlo_on, rehearse, Rehearsal, Rehearse, RehearseError,
+    each_seed, monte_carlo, monte_carlo_on, rehearse, sorted_json, MonteCarloReport, Rehearsal,
+    RehearsalReport, Rehearse, RehearseError, RehearseReport,
 };
 pub use rollback::{
     load_inputs, restrict, rollback_plan, run_progress, run_progress_of, upgrade_plan,

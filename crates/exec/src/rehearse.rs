@@ -40,7 +40,7 @@ pub struct Rehearse<'a> {
 }
 
 /// One rehearsal.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Rehearsal {
     pub seed: u64,
     pub report: Report,
@@ -52,6 +52,56 @@ pub struct Rehearsal {
     pub booked: Option<(i64, i64)>,
     #[serde(skip)]
     pub world: World,
+}
+
+/// The JSON of `ferry rehearse --format json`: one rehearsal ([`RehearsalReport`]) or, with
+/// `--runs N` above 1, a Monte Carlo rehearsal ([`MonteCarloReport`]). Fields may be added,
+/// never renamed. Written through [`RehearseReport::to_json`].
+#[derive(Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum RehearseReport<'a> {
+    Once(RehearsalReport<'a>),
+    Runs(MonteCarloReport<'a>),
+}
+
+/// One rehearsal of a plan, as `ferry rehearse --format json` writes it. The fields are in
+/// name order, as the output has them.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct RehearsalReport<'a> {
+    pub input_hash: &'a str,
+    /// Whether the work ended inside the booked window (`null`: the site books none).
+    pub inside_window: Option<bool>,
+    /// What the twin saw (`--trace`; `null` without it).
+    pub log: Option<&'a [ferry_twin::LogEvent]>,
+    pub rehearsal: &'a Rehearsal,
+    pub schema_version: u32,
+    pub site: &'a str,
+    /// Every step's real start and end (`--trace`; `null` without it).
+    pub trace: Option<&'a [ferry_twin::TraceEntry]>,
+}
+
+/// A Monte Carlo rehearsal (`--runs N`), as `ferry rehearse --format json` writes it: each
+/// run's figures in seed order and their summary.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct MonteCarloReport<'a> {
+    pub input_hash: &'a str,
+    pub runs: &'a [RunFigures],
+    pub schema_version: u32,
+    pub site: &'a str,
+    pub summary: &'a Summary,
+}
+
+impl RehearseReport<'_> {
+    /// Pretty JSON with every object's keys in name order (the layout `ferry rehearse` has
+    /// always written), and a final newline.
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        sorted_json(self)
+    }
+}
+
+/// `value` as pretty JSON with the keys of every object, nested ones too, in name order.
+pub fn sorted_json(value: &impl Serialize) -> serde_json::Result<String> {
+    Ok(serde_json::to_string_pretty(&serde_json::to_value(value)?)? + "\n")
 }
 
 impl Rehearsal {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// One effect of a step. Unless said otherwise an effect acts on the step's node, when the step
 /// ends; a node whose step has `impact = "down"` does not serve while the step runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Effect {
     /// The node's target version goes into its inactive slot; the active version keeps running.
@@ -120,7 +120,7 @@ pub enum Effect {
 }
 
 /// What a gate waits for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Wait {
     /// Every node of these roles reports replication state 2 (good).

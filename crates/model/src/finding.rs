@@ -3,7 +3,19 @@
 use serde::{Deserialize, Serialize};
 
 /// How much a finding matters. `Inhibitor` blocks the upgrade.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    schemars::JsonSchema,
+    Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Inhibitor,
@@ -22,7 +34,7 @@ impl Severity {
 }
 
 /// One preflight finding. `key` is stable: the same site gives the same keys on every run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Finding {
     pub key: String,
     pub rule: String,

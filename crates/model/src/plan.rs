@@ -16,7 +16,9 @@ pub const MAX_STEP_S: u64 = 1_000_000_000;
 pub const MAX_PLAN_S: u64 = 1_000_000 * MAX_STEP_S;
 
 /// What kind of work a step is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StepKind {
     /// Something an engineer or driver does.
@@ -34,7 +36,18 @@ pub enum StepKind {
 
 /// When a step runs relative to the maintenance window.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
@@ -64,7 +77,9 @@ impl Phase {
 }
 
 /// Where a step's planned duration comes from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Estimate {
     /// The profile's estimate (minutes, per-fact additions).
@@ -81,7 +96,9 @@ impl Estimate {
 }
 
 /// What the node's service does while a step runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Impact {
     /// No effect on service.
@@ -104,7 +121,7 @@ impl Impact {
 }
 
 /// Why one step waits for another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Edge {
     pub from: String,
     pub to: String,
@@ -113,7 +130,7 @@ pub struct Edge {
 }
 
 /// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct PlannedStep {
     /// Stable ID: `cluster/node/action` (or `cluster/action` for cluster-wide steps).
     pub id: String,
@@ -179,7 +196,7 @@ impl PlannedStep {
 }
 
 /// Per cluster: where it goes and how.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct ClusterPlan {
     pub name: String,
     pub profile: String,
@@ -208,7 +225,7 @@ pub struct ClusterPlan {
 }
 
 /// A value of the change, named by its fact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct RecordedValue {
     pub name: String,
     pub description: String,
@@ -216,7 +233,7 @@ pub struct RecordedValue {
 }
 
 /// A node as the method of procedure records it before the change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct NodeRecord {
     pub name: String,
     pub role: String,
@@ -230,7 +247,7 @@ pub struct NodeRecord {
 }
 
 /// A group of steps the rules limit (one at a time, a few at a time, or by capacity).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct LimitGroup {
     pub rule: String,
     pub note: String,
@@ -246,7 +263,7 @@ pub struct LimitGroup {
 }
 
 /// The load one step of a capacity group puts on a partition while it runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Load {
     pub step: String,
     pub partition: String,
@@ -255,7 +272,7 @@ pub struct Load {
 
 /// What one partition of a capacity limit carries along the schedule (a secondary and the
 /// devices of its primaries): its peak, and the spans in which it carries other nodes' loads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Occupancy {
     pub cluster: String,
     pub rule: String,
@@ -278,7 +295,7 @@ pub struct Occupancy {
 }
 
 /// A span in which a partition carries other nodes' loads without a break.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct OccupancySpan {
     pub start_s: u64,
     pub end_s: u64,
@@ -291,7 +308,7 @@ pub struct OccupancySpan {
 /// The batches a `[[procedure.batch]]` rule put a cluster's nodes in (the `balanced`
 /// strategy): while one batch is out, every group of `devices` keeps a serving server within
 /// capacity, except where `findings` say it cannot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Batching {
     pub cluster: String,
     pub rule: String,
@@ -310,7 +327,7 @@ pub struct Batching {
 }
 
 /// A reported span of the plan (e.g. the time in which no server collects data).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Measure {
     pub cluster: String,
     pub name: String,
@@ -327,7 +344,7 @@ pub struct Measure {
 }
 
 /// Why a step the profile lets run ahead of the window is (or is not) in the staging phase.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct StageDecision {
     pub step: String,
     /// The rule that lets it run ahead (its profile step's `stage`).
@@ -343,7 +360,7 @@ pub struct StageDecision {
 
 /// What running work ahead of the window costs, as the profile says (`[[staging_cost]]`), with
 /// the length of the span it names when it names one (a measure).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct StagingCost {
     pub cluster: String,
     pub rule: String,
@@ -356,7 +373,7 @@ pub struct StagingCost {
 }
 
 /// A whole plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Plan {
     pub schema_version: u32,
     pub site: String,
@@ -443,7 +460,7 @@ pub struct Plan {
 
 /// Backing out after one stage of the window. A stage is the work of one role of one cluster
 /// (every window step on its nodes): it ends when the last of them ends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Backout {
     /// What the stage is, as a person reads it (`after ucm-hq publisher`).
     pub stage: String,

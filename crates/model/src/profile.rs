@@ -574,7 +574,7 @@ pub struct MeasureRule {
 ///
 /// Written in TOML as an inline table with one key, e.g. `{ upgrade_type = ["refresh"] }` or
 /// `{ all = [ { fact = { name = "devices", gt = 5000 } }, { roles = ["primary"] } ] }`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Condition {
     All(Vec<Condition>),
@@ -612,7 +612,7 @@ pub enum Condition {
 
 /// A test on the run being rolled back: its steps on the nodes of `roles` (every step of the
 /// cluster when empty).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunTest {
     #[serde(default)]
@@ -621,7 +621,7 @@ pub struct RunTest {
 }
 
 /// What `RunTest` asks of the steps it selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunSteps {
     /// There is at least one, and every one ended done (or skipped).
@@ -631,7 +631,7 @@ pub enum RunSteps {
 }
 
 /// A condition evaluated on the nodes of some roles.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeTest {
     #[serde(default)]
@@ -640,7 +640,7 @@ pub struct NodeTest {
 }
 
 /// Tests on one fact. Every test given must hold. A missing fact fails every test but `missing`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FactTest {
     pub name: String,
@@ -694,7 +694,9 @@ pub struct FactTest {
 }
 
 /// Which version of a node a test reads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum VersionSide {
     /// The version the node runs now.
@@ -704,7 +706,7 @@ pub enum VersionSide {
     Target,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VersionTest {
     /// Roles whose nodes are tested; empty means the node in context, else every node.

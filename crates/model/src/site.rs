@@ -26,7 +26,7 @@ pub struct Site {
 }
 
 /// What a change board asks of a change besides its procedure (`[site.change]`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Change {
     /// The change's ID in the site's change management (`CHG0012345`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,7 +49,7 @@ pub struct Change {
 }
 
 /// A person in the change record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Contact {
     pub role: String,
     pub name: String,
@@ -60,7 +60,7 @@ pub struct Contact {
 }
 
 /// One line of the communication plan: who is told, when, and how.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Notice {
     pub who: String,
     /// When, as people say it (`48 h before the window`).
@@ -70,7 +70,7 @@ pub struct Notice {
 }
 
 /// A go/no-go checkpoint: when the decision is taken and what must hold to go on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Checkpoint {
     /// When, in seconds from the window's opening (negative: before it).
     pub at_s: i64,
@@ -80,7 +80,7 @@ pub struct Checkpoint {
 
 /// The site's objectives (`[site.objectives]`). Every one is optional; a site that states none
 /// gets `DEFAULT_MIN_FIT` and no cap, then the shortest window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Objectives {
     /// The least probability of ending inside the booked window (0 to 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,7 +121,7 @@ impl Objectives {
 }
 
 /// The maintenance window the site has booked (or its staging period).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Window {
     /// RFC 3339 start, with offset, as written in the site file.
     pub start: String,
@@ -138,7 +138,7 @@ pub struct Window {
     pub zone: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Cluster {
     pub name: String,
     pub profile: String,
@@ -149,7 +149,7 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Node {
     pub name: String,
     pub role: String,

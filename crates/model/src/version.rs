@@ -186,6 +186,25 @@ impl Serialize for VendorVersion {
     }
 }
 
+/// In JSON and TOML a version is its text as the vendor writes it (`14.0.1.13900-155`).
+impl schemars::JsonSchema for VendorVersion {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "VendorVersion".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "description": "A vendor version as the vendor writes it (`14.0.1.13900-155`, `8.1.301.08`)."
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for VendorVersion {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::fmt::Write;
 
 /// The JSON layout of `ferry check --format json`. Fields may be added, never renamed.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct CheckReport<'a> {
     pub schema_version: u32,
     pub site: &'a str,

@@ -2,30 +2,43 @@
 
 use crate::diagnostic::{located, InputErrors, PathSeg, Problem, SourceFile};
 use crate::facts::facts_from_toml;
+use crate::ranges;
 use crate::registry::ProfileSet;
 use ferry_model::profile::VersionRules;
 use ferry_model::site::Window;
 use ferry_model::{Cluster, Node, Objectives, Site, VendorVersion};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Deserialize)]
+/// A site file as its author writes it (TOML): `[site]`, then one `[[cluster]]` per cluster
+/// with its `[[cluster.node]]`s. [`site_schema`] describes it as a JSON Schema for editors.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "SiteFile")]
 struct RawSite {
     site: RawSiteMeta,
+    /// The clusters to upgrade.
     #[serde(default)]
     cluster: Vec<RawCluster>,
 }
 
-#[derive(Deserialize)]
+/// `[site]`: the site's name, its booked window and staging period, its objectives and its
+/// change record.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Site")]
 struct RawSiteMeta {
+    /// The site's name, as plans and reports show it.
     name: String,
+    /// Free text for the site's authors; ferry does not read it.
     #[serde(default)]
     description: Option<String>,
+    /// The maintenance window the site has booked.
     #[serde(default)]
     window: Option<RawWindow>,
-    /// The staging period before the window.
+    /// The staging period before the window: work the profiles let run while the nodes keep
+    /// serving is planned in it.
     #[serde(default)]
     stage: Option<RawWindow>,
     /// What the site asks of a plan.
@@ -36,89 +49,201 @@ struct RawSiteMeta {
     change: Option<RawChange>,
 }
 
-#[derive(Deserialize)]
+/// `[site.objectives]`: the odds of fitting the booked window, and the most of each service
+/// cost the site accepts (medians of the rehearsals). `ferry check` warns below `min_fit`;
+/// `ferry plan --compare` recommends a plan by them.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Objectives")]
 struct RawObjectives {
+    /// The least probability of ending inside the booked window (0 to 1; 0.9 when not given).
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     min_fit: Option<f64>,
+    /// The most calls failed.
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = ranges::MAX_NUMBER))]
     max_failed_calls: Option<f64>,
+    /// The most device-minutes unregistered, every kind of device together.
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = ranges::MAX_NUMBER))]
     max_device_minutes_unregistered: Option<f64>,
+    /// The most minutes on mixed versions.
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = ranges::MAX_NUMBER))]
     max_mixed_version_minutes: Option<f64>,
+    /// The longest configuration freeze, in hours (at most a year).
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 8760.0))]
     max_freeze_hours: Option<f64>,
+    /// The longest time in which a configuration change would be lost on a switch, in hours
+    /// (at most a year).
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 8760.0))]
     max_config_at_risk_hours: Option<f64>,
+    /// The most minutes an HA pair runs without redundancy, every pair together.
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = ranges::MAX_NUMBER))]
     max_minutes_without_redundancy: Option<f64>,
 }
 
-#[derive(Deserialize)]
+/// `[site.change]`: what a change board asks of a change besides its procedure.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Change")]
 struct RawChange {
+    /// The change's ID in the site's change management (`CHG0012345`).
     #[serde(default)]
     id: Option<String>,
+    /// The vendor support case opened for the change.
     #[serde(default)]
     vendor_case: Option<String>,
+    /// Who does the change and can be reached during it.
     #[serde(default)]
     contact: Vec<ferry_model::site::Contact>,
+    /// Whom to call when the change goes wrong, in order.
     #[serde(default)]
     escalation: Vec<ferry_model::site::Contact>,
+    /// Who is told what, when.
     #[serde(default)]
     communication: Vec<ferry_model::site::Notice>,
+    /// Go/no-go decisions along the window.
     #[serde(default)]
     checkpoint: Vec<RawCheckpoint>,
 }
 
-#[derive(Deserialize)]
+/// A go/no-go checkpoint.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Checkpoint")]
 struct RawCheckpoint {
+    /// When, from the window's opening: `T+4:00` after it opens, `T-0:30` before.
+    #[schemars(regex(pattern = r"^\s*T[+-][0-9]+:[0-9]{2}\s*$"))]
     at: String,
+    /// What must hold to go on.
     criteria: String,
 }
 
-#[derive(Deserialize)]
+/// A booked period (`[site.window]`, `[site.stage]`).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Period")]
 struct RawWindow {
+    /// The start: a TOML date-time, or a string. With its UTC offset
+    /// (`2026-12-05T20:00:00-05:00`), with a zone annotation
+    /// (`2026-12-05T20:00:00-05:00[America/New_York]`), or local with `zone`.
+    #[schemars(with = "String")]
     start: toml::Value,
+    /// The period's length in hours (above 0, at most 336).
+    #[schemars(range(max = 336.0), extend("exclusiveMinimum" = 0.0))]
     hours: f64,
     /// The IANA time zone of the site (`America/New_York`).
     #[serde(default)]
     zone: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// `[[cluster]]`: one cluster, the profile that knows its product, and where it should get to.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Cluster")]
 struct RawCluster {
+    /// The cluster's name, unique in the site.
     name: String,
+    /// The profile of the cluster's product (`cisco-ucm`, `linux-ha`, ... or a profile of the
+    /// user's own): `ferry profiles` lists them.
     profile: String,
+    /// The version every node should reach, unless `targets` or a node's `target` says
+    /// otherwise.
     target: String,
+    /// A target per role (`targets.imp = "..."`).
     #[serde(default)]
     targets: BTreeMap<String, String>,
+    /// The planning strategy (`fastest` by default, `one-at-a-time`, `balanced`, `documented`,
+    /// or one of the profile's own).
     #[serde(default)]
     strategy: Option<String>,
+    /// Free text for the site's authors; ferry does not read it.
     #[serde(default)]
     description: Option<String>,
+    /// Facts of the cluster (the profile declares their names: `ferry profiles show NAME`).
     #[serde(default)]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     facts: toml::Table,
+    /// The cluster's nodes.
     #[serde(default)]
     node: Vec<RawNode>,
 }
 
-#[derive(Deserialize)]
+/// `[[cluster.node]]`: one node, its role, the version it runs now.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Node")]
 struct RawNode {
+    /// The node's name, unique in its cluster.
     name: String,
+    /// Its role, one the profile declares.
     role: String,
+    /// The version it runs now.
     version: String,
+    /// The version this node must reach, when not its cluster's.
     #[serde(default)]
     target: Option<String>,
+    /// How drivers reach it (a host name or address; for the agent driver `https://HOST:PORT`).
     #[serde(default)]
     address: Option<String>,
+    /// Facts of the node (the profile declares their names: `ferry profiles show NAME`).
     #[serde(default)]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     facts: toml::Table,
+}
+
+/// The JSON Schema (draft 7) of a site file as its author writes it, for editors (taplo reads
+/// it for TOML) and for tools that write sites. It checks the file's structure, types and
+/// number ranges; what only the profiles know (roles, versions, fact names) `load_site` checks.
+pub fn site_schema() -> serde_json::Value {
+    let mut schema = schemars::generate::SchemaSettings::draft07()
+        .for_deserialize()
+        .into_generator()
+        .into_root_schema_for::<RawSite>();
+    schema.insert("title".into(), "ferry site file".into());
+    let mut schema = schema.to_value();
+    toml_shape(&mut schema);
+    schema
+}
+
+/// The schema in TOML's terms. Every table of a site file but `facts` and `targets` refuses
+/// keys it does not know (the structural walk reports them): each object schema with named
+/// properties says so too, so that an editor marks a misspelt key. TOML has no null: a key
+/// that may be left out is left out, so no `null` type or default is offered.
+fn toml_shape(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) => {
+            if o.contains_key("properties") && !o.contains_key("additionalProperties") {
+                o.insert("additionalProperties".into(), false.into());
+            }
+            if o.get("default") == Some(&Value::Null) {
+                o.remove("default");
+            }
+            if let Some(Value::Array(types)) = o.get_mut("type") {
+                types.retain(|t| t != "null");
+                if let [one] = types.as_slice() {
+                    let one = one.clone();
+                    o.insert("type".into(), one);
+                }
+            }
+            if let Some(Value::Array(mut any)) = o.remove("anyOf") {
+                any.retain(|s| s.get("type").is_none_or(|t| t != "null"));
+                // One schema left: all of it must hold (the editor then says what is wrong in
+                // it, not that the value matched none of one).
+                let key = if any.len() == 1 { "allOf" } else { "anyOf" };
+                o.insert(key.into(), Value::Array(any));
+            }
+            o.values_mut().for_each(toml_shape);
+        }
+        Value::Array(a) => a.iter_mut().for_each(toml_shape),
+        _ => {}
+    }
 }
 
 pub use ferry_model::profile::{BASE_STRATEGIES, SHARED_STRATEGIES};

@@ -209,7 +209,7 @@ pub(crate) fn account(w: &mut World, ci: usize, from: i64, to: i64) {
 }
 
 /// An HA pair's figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct PairImpact {
     pub pair: String,
     pub minutes_without_redundancy: f64,
@@ -217,7 +217,7 @@ pub struct PairImpact {
 }
 
 /// One data source's collection figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct SourceImpact {
     pub source: String,
     /// Intervals in which, at some moment, no server collected the source's data.
@@ -227,7 +227,7 @@ pub struct SourceImpact {
 }
 
 /// What running work ahead of the window cost a cluster (a run that staged some).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct StagingImpact {
     /// Steps carried out ahead of the window.
     pub staged_steps: u64,
@@ -239,7 +239,7 @@ pub struct StagingImpact {
 }
 
 /// One cluster's service impact over a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct ClusterImpact {
     pub cluster: String,
     /// From the first window step's start to the last step's end.
@@ -272,7 +272,7 @@ pub struct ClusterImpact {
 }
 
 /// A whole run's service impact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Impact {
     /// From the first window step's start to the last step's end, over every cluster.
     pub window_s: i64,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One rehearsal's figures, flat.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct RunFigures {
     pub seed: u64,
     /// Every step done or skipped.
@@ -81,7 +81,7 @@ pub fn figures(i: &Impact) -> BTreeMap<String, f64> {
 }
 
 /// Percentiles of one figure over the runs (nearest rank).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Distribution {
     pub min: f64,
     pub median: f64,
@@ -118,7 +118,7 @@ impl Distribution {
 }
 
 /// The summary of a Monte Carlo rehearsal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Summary {
     pub runs: usize,
     pub completed: usize,

@@ -38,7 +38,7 @@ pub enum TwinError {
 }
 
 /// What became of a step, as the twin recorded it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub enum StepStatus {
     Running,
     Ended(Outcome),
@@ -58,7 +58,7 @@ pub struct Record {
 }
 
 /// One step as it ran.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct TraceEntry {
     pub run: RunId,
     pub step: String,
@@ -94,7 +94,7 @@ fn inhibitor() -> Severity {
 }
 
 /// A line of the world's log: product log events (by code), promotions, replication states.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct LogEvent {
     pub time: i64,
     pub cluster: String,

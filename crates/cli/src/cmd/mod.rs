@@ -18,6 +18,7 @@ pub mod profiles;
 pub mod rehearse;
 pub mod resume;
 pub mod rollback;
+pub mod schema;
 pub mod serve;
 pub mod status;
 pub mod step;

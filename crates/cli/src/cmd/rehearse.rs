@@ -184,13 +184,14 @@ pub fn run(g: &Global, args: Args) -> Result<ExitCode> {
         let (runs, summary) =
             monte_carlo(&r, args.seed..args.seed + runs as u64).map_err(bad_twin)?;
         let text = if json {
-            serde_json::to_string_pretty(&serde_json::json!({
-                "schema_version": ferry_model::plan::SCHEMA_VERSION,
-                "site": plan.site,
-                "input_hash": plan.input_hash,
-                "summary": summary,
-                "runs": runs,
-            }))? + "\n"
+            ferry_exec::RehearseReport::Runs(ferry_exec::MonteCarloReport {
+                schema_version: ferry_model::plan::SCHEMA_VERSION,
+                site: &plan.site,
+                input_hash: &plan.input_hash,
+                summary: &summary,
+                runs: &runs,
+            })
+            .to_json()?
         } else {
             ferry_exec::rehearse::summary_text(&summary, &plan, args.seed)
         };
@@ -228,15 +229,16 @@ pub fn run(g: &Global, args: Args) -> Result<ExitCode> {
     }
     let rh = rehearse(&r, args.seed).map_err(bad_twin)?;
     let text = if json {
-        serde_json::to_string_pretty(&serde_json::json!({
-            "schema_version": ferry_model::plan::SCHEMA_VERSION,
-            "site": plan.site,
-            "input_hash": plan.input_hash,
-            "rehearsal": rh,
-            "inside_window": rh.inside_window(),
-            "trace": if args.trace { Some(&rh.world.trace) } else { None },
-            "log": if args.trace { Some(&rh.world.log) } else { None },
-        }))? + "\n"
+        ferry_exec::RehearseReport::Once(ferry_exec::RehearsalReport {
+            schema_version: ferry_model::plan::SCHEMA_VERSION,
+            site: &plan.site,
+            input_hash: &plan.input_hash,
+            rehearsal: &rh,
+            inside_window: rh.inside_window(),
+            trace: args.trace.then_some(rh.world.trace.as_slice()),
+            log: args.trace.then_some(rh.world.log.as_slice()),
+        })
+        .to_json()?
     } else {
         ferry_exec::rehearse::rehearsal_text(&rh, &plan, args.trace)
     };

@@ -242,3 +242,47 @@ fn numbers_of_a_faults_file_have_ranges() {
         assert!(e.to_string().starts_with("faults.toml:"), "{e}");
     }
 }
+
+/// The site schema (`site_schema`, what editors check a site file against) states the range
+/// of every number of a site file that the reader checks: the same bounds as `ranges::SITE`,
+/// and the default range on the objectives the table does not name.
+#[test]
+fn the_site_schema_states_the_ranges_of_the_site_file() {
+    let schema = ferry_profiles::site::site_schema();
+    // The definition of each table that holds a ranged key.
+    let definition = |parent: &str| match parent {
+        "window" => "Period",
+        "objectives" => "Objectives",
+        other => panic!("no schema definition for the table `{other}`"),
+    };
+    let check = |parent: &str, key: &str, min: f64, above_min: bool, max: f64| {
+        let p = &schema["definitions"][definition(parent)]["properties"][key];
+        let lower = if above_min {
+            "exclusiveMinimum"
+        } else {
+            "minimum"
+        };
+        assert_eq!(
+            (p[lower].as_f64(), p["maximum"].as_f64()),
+            (Some(min), Some(max)),
+            "{parent}.{key}: {p}"
+        );
+    };
+    for r in ferry_profiles::ranges::SITE {
+        check(r.parent, r.key, r.min, r.above_min, r.max);
+    }
+    let objectives = schema["definitions"]["Objectives"]["properties"]
+        .as_object()
+        .expect("objectives");
+    for key in objectives.keys() {
+        if !ferry_profiles::ranges::SITE.iter().any(|r| r.key == key) {
+            check(
+                "objectives",
+                key,
+                0.0,
+                false,
+                ferry_profiles::ranges::MAX_NUMBER,
+            );
+        }
+    }
+}
