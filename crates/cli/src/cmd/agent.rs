@@ -305,13 +305,22 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
         ) => {
             let demo = demo_binary(demo)?;
             let text = match size {
-                Some(n) => fleet::fleet(
+                Some(n) => match fleet::fleet(
                     &demo,
                     n as usize,
                     cluster_size as usize,
                     hand_over.as_deref(),
                     json,
-                )?,
+                ) {
+                    Ok(text) => text,
+                    Err(e) => match e.downcast_ref::<fleet::HandOverFailed>() {
+                        Some(h) => {
+                            eprintln!("ferry: {h}");
+                            return Ok(ExitCode::from(1));
+                        }
+                        None => return Err(e),
+                    },
+                },
                 None => bench(&demo, switches as usize, json)?,
             };
             print!("{text}");

@@ -21,6 +21,16 @@ const VERSIONS: [&str; 3] = ["1.0.0", "1.1.0", "1.2.0"];
 /// The versions a `--hand-over` program upgrades the fleet to, one after the other.
 const HANDED_OVER: [&str; 2] = ["1.3.0", "1.4.0"];
 
+/// The `--hand-over` program failed, or left a node on another version (exit 1).
+#[derive(Debug)]
+pub struct HandOverFailed(String);
+impl std::fmt::Display for HandOverFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for HandOverFailed {}
+
 struct Node {
     name: String,
     cluster: usize,
@@ -253,11 +263,12 @@ pub fn fleet(
             let st = client(node)?.status()?;
             let active = st.services[0].active.as_ref().map(|v| v.version.as_str());
             if active != Some(last) {
-                anyhow::bail!(
+                return Err(HandOverFailed(format!(
                     "{}: on {active:?} after {} (it was to end on {last})",
                     node.name,
                     program.display()
-                );
+                ))
+                .into());
             }
         }
     }
@@ -390,7 +401,9 @@ fn hand_over_fleet(
         .status()
         .with_context(|| format!("cannot run {}", program.display()))?;
     if !status.success() {
-        anyhow::bail!("{} {}: {status}", program.display(), dir.display());
+        return Err(
+            HandOverFailed(format!("{} {}: {status}", program.display(), dir.display())).into(),
+        );
     }
     Ok(())
 }
