@@ -162,6 +162,13 @@ pub enum AgentAction {
         /// With --fleet: agents per cluster (a publisher and its subscribers).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=100))]
         cluster_size: u32,
+        /// With --fleet: after ferry's upgrades, hand the live fleet to PROGRAM (run with the
+        /// fleet's directory as its argument, before the agents stop) to upgrade it another
+        /// way: the directory holds an Ansible inventory of the agents (`inventory.yml`), the
+        /// token, the lab CA, the signed packages of two more versions and ferry's figures
+        /// (`ferry.json`); every node must run the last of them when PROGRAM ends.
+        #[arg(long, value_name = "PROGRAM", requires = "fleet")]
+        hand_over: Option<PathBuf>,
         #[command(flatten)]
         format: FormatFlag,
     },
@@ -350,12 +357,28 @@ pub fn run(_: &Global, a: Args) -> Result<ExitCode> {
                 fleet: size,
                 cluster_size,
                 format,
+                hand_over,
             }),
         ) => {
             let json = format.json();
             let demo = demo_binary(demo)?;
             let text = match size {
-                Some(n) => fleet::fleet(&demo, n as usize, cluster_size as usize, json)?,
+                Some(n) => match fleet::fleet(
+                    &demo,
+                    n as usize,
+                    cluster_size as usize,
+                    hand_over.as_deref(),
+                    json,
+                ) {
+                    Ok(text) => text,
+                    Err(e) => match e.downcast_ref::<fleet::HandOverFailed>() {
+                        Some(h) => {
+                            eprintln!("ferry: {h}");
+                            return Ok(ExitCode::from(1));
+                        }
+                        None => return Err(e),
+                    },
+                },
                 None => bench(&demo, switches as usize, json)?,
             };
             print!("{text}");

@@ -777,6 +777,102 @@ fn fleet_benchmark_upgrades_every_agent_both_ways_and_reports_json() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
+/// `ferry agent bench --fleet N --hand-over PROGRAM` (issue 15, part 7: the comparison with
+/// ansible-core on the same hosts): PROGRAM gets the live fleet's directory — an inventory of
+/// the agents, the token, the CA, the signed packages of two more versions — and the bench
+/// fails unless every node runs the last of them when PROGRAM ends.
+fn check_hand_over(name: &str, upgrade: bool, expected_exit: i32, expected: &[&str]) {
+    let dir = std::env::temp_dir().join(format!("ferry-hand-over-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    // What a user's orchestrator does with the directory, with ferry's own commands (agent
+    // URLs from the inventory, publishers listed before subscribers).
+    let program = dir.join("hand-over.sh");
+    let steps = if upgrade {
+        format!(
+            r#"for url in $(grep -o 'https://127.0.0.1:[0-9]*' "$d/inventory.yml"); do
+  for v in 1.3.0 1.4.0; do
+    ask="--url $url --token-file $d/token --ca $d/tls/ca.pem"
+    {ferry} agent stage "$d/packages/kv-$v.tar" --version $v $ask >/dev/null
+    {ferry} agent switch --version $v $ask >/dev/null
+  done
+done
+"#,
+            ferry = FERRY
+        )
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        &program,
+        format!(
+            "#!/usr/bin/env bash\nset -euo pipefail\nd=$1\ncp \"$d/inventory.yml\" {}\n{steps}",
+            dir.join("inventory.yml").display()
+        ),
+    )
+    .expect("program");
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let o = ferry(&[
+        "agent",
+        "bench",
+        "--fleet",
+        "4",
+        "--cluster-size",
+        "2",
+        "--demo",
+        demo_bin().to_str().unwrap_or_default(),
+        "--hand-over",
+        program.to_str().unwrap_or_default(),
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(expected_exit), "{name}: {out}");
+    for e in expected {
+        assert!(out.contains(e), "{name}: no `{e}` in:\n{out}");
+    }
+    // The inventory: the hosts by role and by cluster, each with its agent's URL.
+    let inv: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("inventory.yml")).expect("inventory copied"),
+    )
+    .expect("inventory is JSON (and so YAML)");
+    let groups = &inv["all"]["children"];
+    let hosts = |g: &str| -> Vec<String> {
+        groups[g]["hosts"]
+            .as_object()
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(hosts("publishers"), ["n000", "n002"], "{name}: {inv}");
+    assert_eq!(hosts("subscribers"), ["n001", "n003"], "{name}: {inv}");
+    assert_eq!(hosts("c00"), ["n000", "n001"], "{name}: {inv}");
+    assert_eq!(hosts("c01"), ["n002", "n003"], "{name}: {inv}");
+    let url = groups["subscribers"]["hosts"]["n003"]["agent_url"].as_str();
+    assert!(
+        url.is_some_and(|u| u.starts_with("https://127.0.0.1:")),
+        "{name}: {inv}"
+    );
+    assert_eq!(
+        inv["all"]["vars"]["versions"],
+        serde_json::json!(["1.2.0", "1.3.0", "1.4.0"])
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fleet_benchmark_hands_the_live_fleet_over_and_checks_it_was_upgraded() {
+    check_hand_over("upgraded", true, 0, &["as the plan allows:"]);
+    // A program that leaves the fleet as it is fails the bench, naming a node.
+    check_hand_over(
+        "left-alone",
+        false,
+        1,
+        &["n000: on Some(\"1.2.0\")", "(it was to end on 1.4.0)"],
+    );
+}
+
 /// The README's walkthrough, run as a user would (bash, `set -euo pipefail`), with the test's
 /// own binaries, a directory of its own and free ports, so that it stays true.
 #[test]

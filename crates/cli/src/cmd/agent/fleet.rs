@@ -2,7 +2,10 @@
 //! the loopback. N agents run in this process, each managing a demo service of its own, in
 //! clusters of a publisher and subscribers; `ferry apply` with the agent driver upgrades them
 //! twice, once as the plan allows (steps in parallel) and once one step at a time, side by side
-//! in one run, and the figures are reported as the ratio of the two.
+//! in one run, and the figures are reported as the ratio of the two. With `--hand-over
+//! PROGRAM` the live fleet is then handed to another orchestrator (an Ansible inventory of the
+//! same agents, the token, the CA and two more signed packages), so that both are timed on
+//! the same hosts in one run (`scripts/compare-ansible/`).
 
 use super::{bench_agent_config, config_error, make_package, BenchAgent, BenchLab};
 use anyhow::{Context, Result};
@@ -14,6 +17,19 @@ use std::time::{Duration, Instant};
 
 /// The versions the fleet goes through: set up on the first, then two upgrades.
 const VERSIONS: [&str; 3] = ["1.0.0", "1.1.0", "1.2.0"];
+
+/// The versions a `--hand-over` program upgrades the fleet to, one after the other.
+const HANDED_OVER: [&str; 2] = ["1.3.0", "1.4.0"];
+
+/// The `--hand-over` program failed, or left a node on another version (exit 1).
+#[derive(Debug)]
+pub struct HandOverFailed(String);
+impl std::fmt::Display for HandOverFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for HandOverFailed {}
 
 struct Node {
     name: String,
@@ -29,7 +45,13 @@ struct Upgrade {
     seconds: f64,
 }
 
-pub fn fleet(demo: &Path, n: usize, cluster_size: usize, json: bool) -> Result<String> {
+pub fn fleet(
+    demo: &Path,
+    n: usize,
+    cluster_size: usize,
+    hand_over: Option<&Path>,
+    json: bool,
+) -> Result<String> {
     let BenchLab {
         dir,
         ca,
@@ -219,26 +241,43 @@ pub fn fleet(demo: &Path, n: usize, cluster_size: usize, json: bool) -> Result<S
             }
         }
     }
+    let (par, one) = (&upgrades[0], &upgrades[1]);
+    let ratio = one.seconds / par.seconds.max(1e-9);
+    let clusters = n.div_ceil(cluster_size);
+    let figures = serde_json::json!({
+        "schema_version": 1,
+        "agents": n,
+        "clusters": clusters,
+        "upgrades": upgrades.iter().map(|u| serde_json::json!({
+            "mode": u.label,
+            "steps": u.steps,
+            "seconds": u.seconds,
+            "ms_per_step": u.seconds * 1000.0 / u.steps.max(1) as f64,
+        })).collect::<Vec<_>>(),
+        "one_at_a_time_over_parallel": ratio,
+    });
+    if let Some(program) = hand_over {
+        hand_over_fleet(program, &dir.0, demo, &secret, &nodes, &figures)?;
+        let last = HANDED_OVER[HANDED_OVER.len() - 1];
+        for node in &nodes {
+            let st = client(node)?.status()?;
+            let active = st.services[0].active.as_ref().map(|v| v.version.as_str());
+            if active != Some(last) {
+                return Err(HandOverFailed(format!(
+                    "{}: on {active:?} after {} (it was to end on {last})",
+                    node.name,
+                    program.display()
+                ))
+                .into());
+            }
+        }
+    }
     for node in nodes {
         node.agent.stop()?;
     }
 
-    let (par, one) = (&upgrades[0], &upgrades[1]);
-    let ratio = one.seconds / par.seconds.max(1e-9);
-    let clusters = n.div_ceil(cluster_size);
     if json {
-        return Ok(serde_json::to_string_pretty(&serde_json::json!({
-            "schema_version": 1,
-            "agents": n,
-            "clusters": clusters,
-            "upgrades": upgrades.iter().map(|u| serde_json::json!({
-                "mode": u.label,
-                "steps": u.steps,
-                "seconds": u.seconds,
-                "ms_per_step": u.seconds * 1000.0 / u.steps.max(1) as f64,
-            })).collect::<Vec<_>>(),
-            "one_at_a_time_over_parallel": ratio,
-        }))? + "\n");
+        return Ok(serde_json::to_string_pretty(&figures)? + "\n");
     }
     let mut out = format!(
         "rolling upgrade over {n} agents on the loopback ({clusters} clusters of a publisher and \
@@ -280,6 +319,93 @@ fn site_text(nodes: &[Node], from: &str, to: &str) -> String {
         ));
     }
     s
+}
+
+/// Hands the live fleet to `program`: writes the signed packages of the handed-over versions,
+/// an Ansible inventory of the agents (`inventory.yml`: groups `publishers`, `subscribers`
+/// and one per cluster; host variables `agent_url` and `cluster`) and ferry's figures
+/// (`ferry.json`) into `dir`, then runs `program dir` and waits for it.
+fn hand_over_fleet(
+    program: &Path,
+    dir: &Path,
+    demo: &Path,
+    secret: &str,
+    nodes: &[Node],
+    figures: &serde_json::Value,
+) -> Result<()> {
+    for v in HANDED_OVER {
+        let (_, sig) = make_package(demo, dir, v, secret)?;
+        std::fs::copy(
+            dir.join(format!("demo-{v}.tar")),
+            dir.join(format!("packages/kv-{v}.tar")),
+        )?;
+        std::fs::write(dir.join(format!("packages/kv-{v}.tar.minisig")), &sig)?;
+    }
+    let mut groups = serde_json::Map::new();
+    let (mut publishers, mut subscribers) = (serde_json::Map::new(), serde_json::Map::new());
+    for node in nodes {
+        let cluster = format!("c{:02}", node.cluster);
+        let vars = serde_json::json!({
+            "agent_url": format!("https://127.0.0.1:{}", node.agent.addr().port()),
+            "cluster": cluster,
+        });
+        if node.publisher {
+            &mut publishers
+        } else {
+            &mut subscribers
+        }
+        .insert(node.name.clone(), vars);
+        groups
+            .entry(cluster)
+            .or_insert_with(|| serde_json::json!({ "hosts": {} }))["hosts"]
+            .as_object_mut()
+            .map(|h| h.insert(node.name.clone(), serde_json::json!({})));
+    }
+    groups.insert(
+        "publishers".into(),
+        serde_json::json!({ "hosts": publishers }),
+    );
+    groups.insert(
+        "subscribers".into(),
+        serde_json::json!({ "hosts": subscribers }),
+    );
+    let p = |f: &str| dir.join(f).display().to_string();
+    // JSON is YAML: Ansible's YAML inventory reads it.
+    let inventory = serde_json::json!({ "all": {
+        "vars": {
+            "ansible_connection": "local",
+            "agent_service": "kv",
+            "agent_token_file": p("token"),
+            "agent_ca": p("tls/ca.pem"),
+            "packages": p("packages"),
+            "versions": [VERSIONS[VERSIONS.len() - 1], HANDED_OVER[0], HANDED_OVER[1]],
+        },
+        "children": groups,
+    }});
+    std::fs::write(
+        dir.join("inventory.yml"),
+        serde_json::to_string_pretty(&inventory)?,
+    )?;
+    std::fs::write(
+        dir.join("ferry.json"),
+        serde_json::to_string_pretty(figures)?,
+    )?;
+    eprintln!(
+        "fleet bench: handing the fleet over to {} {}",
+        program.display(),
+        dir.display()
+    );
+    let status = Command::new(program)
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    if !status.success() {
+        return Err(
+            HandOverFailed(format!("{} {}: {status}", program.display(), dir.display())).into(),
+        );
+    }
+    Ok(())
 }
 
 /// Runs `ferry ARGS`; its output when it fails.
