@@ -650,8 +650,8 @@ pub fn rules_lower_bound<'p>(
                 stage,
                 ..opts.clone()
             };
-            let p = plan(site, profiles, String::new(), &o)?;
-            best = Some(best.map_or(p.lower_bound_s, |b| b.min(p.lower_bound_s)));
+            let bound = window_lower_bound(site, &profiles, &o)?;
+            best = Some(best.map_or(bound, |b| b.min(bound)));
         }
     }
     Ok(best.unwrap_or(0))
@@ -1076,12 +1076,14 @@ fn backout_length(kept: &[&PlannedStep], limits: &[ferry_model::plan::LimitGroup
     placed.values().map(|p| p.1).max().unwrap_or(0)
 }
 
-fn plan_site<'p>(
+/// Each cluster's work (its graphs, plan record and findings) planned with `opts`, with its
+/// profile; a cluster whose mixed versions leave nothing sensible to order gets the finding
+/// and no steps.
+fn cluster_works<'p>(
     site: &Site,
     profiles: &dyn Fn(&str) -> Option<&'p Profile>,
-    input_hash: String,
     opts: &PlanOptions,
-) -> Result<Plan, PlanError> {
+) -> Result<Vec<(ClusterWork, &'p Profile)>, PlanError> {
     let mut works = Vec::new();
     let site_facts = checks::SiteFacts::new(site);
     for cluster in &site.clusters {
@@ -1118,6 +1120,36 @@ fn plan_site<'p>(
         }
         works.push((work, profile));
     }
+    Ok(works)
+}
+
+/// The lower bound of the window phase of the plan `plan` would make of `site` with `opts`
+/// (its `lower_bound_s`), without scheduling or finishing the plan.
+fn window_lower_bound<'p>(
+    site: &Site,
+    profiles: &dyn Fn(&str) -> Option<&'p Profile>,
+    opts: &PlanOptions,
+) -> Result<u64, PlanError> {
+    let works = cluster_works(site, profiles, opts)?;
+    let mut graph = Graph::default();
+    if works.len() > 1 {
+        graph.reserve(works.iter().map(|(w, _)| &w.graph));
+    }
+    for (w, _) in works {
+        graph.append(w.graph);
+    }
+    stage::decide(&mut graph);
+    let prep = schedule::prepare(&graph)?;
+    Ok(schedule::lower_bound_prepared(&graph, &prep, Phase::Window))
+}
+
+fn plan_site<'p>(
+    site: &Site,
+    profiles: &dyn Fn(&str) -> Option<&'p Profile>,
+    input_hash: String,
+    opts: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let mut works = cluster_works(site, profiles, opts)?;
     let mut graph = Graph::default();
     let mut rollback = Graph::default();
     if works.len() > 1 {

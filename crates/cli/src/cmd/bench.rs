@@ -277,13 +277,95 @@ pub struct Args {
     runs: usize,
     #[command(flatten)]
     format: FormatFlag,
+    /// Write the benchmark's sites as site files into this folder instead of measuring: the
+    /// fleet (`fleet-all.toml`), the fleet without the inhibitor examples (`fleet-clean.toml`)
+    /// and one cluster of 500, 1,000, 2,000 and 5,000 nodes (`one-N.toml`), so that other
+    /// builds of ferry can be measured on the same input (`scripts/bench-against.sh`).
+    #[arg(long, value_name = "DIR")]
+    write_sites: Option<std::path::PathBuf>,
 }
 
 pub fn run(g: &Global, a: Args) -> Result<std::process::ExitCode> {
     let profiles = load_profiles(&g.profiles)?;
+    if let Some(dir) = &a.write_sites {
+        write_sites(dir, &profiles, a.clusters, a.nodes)?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let text = report(&profiles, a.clusters, a.nodes, a.runs, a.format.json())?;
     write_out(None, &text)?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Writes the fleets and the one-cluster sites the benchmark measures as site files in `dir`.
+fn write_sites(
+    dir: &std::path::Path,
+    profiles: &ProfileSet,
+    clusters: usize,
+    nodes: usize,
+) -> Result<()> {
+    let mut all = Vec::new();
+    let mut clean = Vec::new();
+    for (name, text) in EXAMPLES {
+        let Ok(site) = load_site(name, text, profiles) else {
+            continue;
+        };
+        if !name.contains("inhibitor") {
+            clean.push(site.clone());
+        }
+        all.push(site);
+    }
+    std::fs::create_dir_all(dir)?;
+    for (file, sites) in [("fleet-all.toml", &all), ("fleet-clean.toml", &clean)] {
+        let fleet = build_fleet(sites, profiles, clusters, nodes);
+        std::fs::write(dir.join(file), fleet_toml(&fleet))?;
+    }
+    for n in [500, 1000, 2000, 5000] {
+        let (text, _) = one_cluster_site(n, profiles)?;
+        std::fs::write(dir.join(format!("one-{n}.toml")), text)?;
+    }
+    Ok(())
+}
+
+/// A generated fleet as a site file: every node with its own target, so that the file reads
+/// the same whatever the reader's defaults for a role's target.
+fn fleet_toml(site: &Site) -> String {
+    use ferry_profiles::write::value;
+    use std::fmt::Write;
+    let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut s = format!("[site]\nname = {}\n", string(&site.name));
+    let table = |facts: &ferry_model::Facts| value(&ferry_model::FactValue::Table(facts.clone()));
+    for c in &site.clusters {
+        let _ = writeln!(
+            s,
+            "\n[[cluster]]\nname = {}\nprofile = {}\ntarget = {}",
+            string(&c.name),
+            string(&c.profile),
+            string(&c.target.to_string())
+        );
+        if let Some(st) = &c.strategy {
+            let _ = writeln!(s, "strategy = {}", string(st));
+        }
+        if !c.facts.is_empty() {
+            let _ = writeln!(s, "facts = {}", table(&c.facts));
+        }
+        for n in &c.nodes {
+            let _ = writeln!(
+                s,
+                "\n[[cluster.node]]\nname = {}\nrole = {}\nversion = {}\ntarget = {}",
+                string(&n.name),
+                string(&n.role),
+                string(&n.version.to_string()),
+                string(&n.target.to_string())
+            );
+            if let Some(a) = &n.address {
+                let _ = writeln!(s, "address = {}", string(a));
+            }
+            if !n.facts.is_empty() {
+                let _ = writeln!(s, "facts = {}", table(&n.facts));
+            }
+        }
+    }
+    s
 }
 
 /// The benchmark's report: text, or JSON with `json`.

@@ -792,7 +792,7 @@ fn check_hand_over(name: &str, upgrade: bool, expected_exit: i32, expected: &[&s
         format!(
             r#"for url in $(grep -o 'https://127.0.0.1:[0-9]*' "$d/inventory.yml"); do
   for v in 1.3.0 1.4.0; do
-    ask="--url $url --token-file $d/token --ca $d/tls/ca.pem"
+    ask="--url $url --agent-token-file $d/token --agent-ca $d/tls/ca.pem"
     {ferry} agent stage "$d/packages/kv-$v.tar" --version $v $ask >/dev/null
     {ferry} agent switch --version $v $ask >/dev/null
   done
