@@ -1083,25 +1083,36 @@ fn site_nodes(text: &str) -> Vec<(String, String, String, String)> {
 fn discover_from_the_agents_writes_the_site_that_check_and_plan_accept() {
     let site = Site::new("disc", &PUBSUB, 5);
     let urls: Vec<String> = (0..PUBSUB.len()).map(|i| site.lab.url(i)).collect();
-    let o = ferry(&[
-        "discover",
-        "--agents",
+    // `ferry discover --agents AGENTS` writing `output`, with `extra` arguments.
+    let discover = |agents: &str, output: &str, extra: &[&str]| {
+        let (token, ca, out) = (
+            site.path("token"),
+            site.path("tls/ca.pem"),
+            site.path(output),
+        );
+        let mut args = vec![
+            "discover",
+            "--agents",
+            agents,
+            "--profile",
+            "linux-ha",
+            "--agent-service",
+            "kv",
+            "--agent-token-file",
+            &token,
+            "--agent-ca",
+            &ca,
+            "-o",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        ferry(&args)
+    };
+    let o = discover(
         &urls.join(","),
-        "--profile",
-        "linux-ha",
-        "--target",
-        TO,
-        "--cluster",
-        "db",
-        "--agent-service",
-        "kv",
-        "--agent-token-file",
-        &site.path("token"),
-        "--agent-ca",
-        &site.path("tls/ca.pem"),
-        "-o",
-        &site.path("discovered.toml"),
-    ]);
+        "discovered.toml",
+        &["--target", TO, "--cluster", "db"],
+    );
     assert_eq!(o.status.code(), Some(0), "discover: {}", text(&o));
     let discovered = std::fs::read_to_string(site.dir.join("discovered.toml")).expect("site");
     let by_hand = std::fs::read_to_string(site.dir.join("site.toml")).expect("site");
@@ -1117,21 +1128,11 @@ fn discover_from_the_agents_writes_the_site_that_check_and_plan_accept() {
         assert_eq!(o.status.code(), Some(0), "{command}: {}", text(&o));
     }
     // An agent that does not answer is named, and no site is written.
-    let o = ferry(&[
-        "discover",
-        "--agents",
+    let o = discover(
         &format!("{},https://127.0.0.1:1", urls[0]),
-        "--profile",
-        "linux-ha",
-        "--agent-service",
-        "kv",
-        "--agent-token-file",
-        &site.path("token"),
-        "--agent-ca",
-        &site.path("tls/ca.pem"),
-        "-o",
-        &site.path("none.toml"),
-    ]);
+        "none.toml",
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2), "discover: {}", text(&o));
     assert!(text(&o).contains("https://127.0.0.1:1"), "{}", text(&o));
     assert!(!site.dir.join("none.toml").exists());
