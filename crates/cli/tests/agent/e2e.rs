@@ -741,8 +741,14 @@ fn e2e_the_orchestrator_killed_mid_run_resumes_and_applies_nothing_twice() {
     site.assert_done_on_each(&[OpKind::Switch, OpKind::Stage, OpKind::Snapshot], 1);
 }
 
+/// One fleet benchmark at a time: each takes its ports below the ephemeral range by trying to
+/// bind them, so two at once can pick the same port (one then fails with "address in use",
+/// or a service replicates from the other fleet's).
+static FLEET_BENCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn fleet_benchmark_upgrades_every_agent_both_ways_and_reports_json() {
+    let _one_fleet = FLEET_BENCH.lock().unwrap_or_else(|e| e.into_inner());
     // The benchmark's own checks (every node on the new version after each upgrade) make it
     // fail otherwise; this asserts what it reports, not how fast.
     let o = ferry(&[
@@ -863,6 +869,7 @@ done
 
 #[test]
 fn fleet_benchmark_hands_the_live_fleet_over_and_checks_it_was_upgraded() {
+    let _one_fleet = FLEET_BENCH.lock().unwrap_or_else(|e| e.into_inner());
     check_hand_over("upgraded", true, 0, &["as the plan allows:"]);
     // A program that leaves the fleet as it is fails the bench, naming a node.
     check_hand_over(
