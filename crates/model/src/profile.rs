@@ -46,6 +46,13 @@ pub struct Profile {
     pub discover: crate::discover::DiscoverSpec,
 }
 
+impl Profile {
+    /// The names of the profile's roles, in the profile's order (for messages that list them).
+    pub fn role_names(&self) -> Vec<&str> {
+        self.roles.iter().map(|r| r.name.as_str()).collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileMeta {

@@ -1149,12 +1149,7 @@ fn role_help(profile: &ferry_model::Profile) -> String {
     format!(
         "roles of `{}`: {}",
         profile.profile.name,
-        profile
-            .roles
-            .iter()
-            .map(|r| r.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        profile.role_names().join(", ")
     )
 }
 

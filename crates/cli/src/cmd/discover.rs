@@ -204,12 +204,7 @@ fn from_agents(
             return Err(at(format!(
                 "its service holds the role `{role}`, which profile `{}` does not have (roles: {})",
                 profile.profile.name,
-                profile
-                    .roles
-                    .iter()
-                    .map(|r| r.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                profile.role_names().join(", ")
             )));
         }
         let version = status

@@ -147,7 +147,7 @@ pub fn read_inventory(
         role_col.unwrap_or_default(),
         version_col.unwrap_or_default(),
     );
-    let roles: Vec<&str> = profile.roles.iter().map(|r| r.name.as_str()).collect();
+    let roles = profile.role_names();
     let mut nodes = Vec::new();
     let mut rows = Vec::new();
     let mut seen = std::collections::HashMap::new();
